@@ -1,0 +1,41 @@
+# The newcomer's two commands are `make demo` and `make test`; both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+HOME_DIR ?= ./justice-home
+PERSONS ?= 5000
+
+.PHONY: setup demo test test-fast lint bench clean lock
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv from the lock file
+
+demo: setup  ## simulate a small world and run every pipeline step on DuckDB
+	$(BIN)/justice demo --persons $(PERSONS) --home $(HOME_DIR)
+
+test: setup  ## the whole suite, slow and PostgreSQL tests included
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test-fast: setup  ## skip tests marked slow
+	$(BIN)/python -m pytest -n 2 -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup  ## print the benchmark figures (1,000,000 people; takes minutes)
+	$(BIN)/python benchmarks/simulate.py --persons 1000000
+
+lock: setup  ## re-resolve the lock file after changing pyproject.toml
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) $(HOME_DIR) .pytest_cache

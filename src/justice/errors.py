@@ -1,0 +1,39 @@
+"""Errors a user of the platform can catch.
+
+The tree::
+
+    JusticeError                  base of everything the platform raises on purpose
+    ├── ConfigError               a setting, option or reference-data file is wrong
+    ├── SimulationError           the simulator was asked for something it cannot make
+    └── SourceError               a legacy source cannot be read as its spec says
+        ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
+        └── SchemaDriftError      a source's columns differ from its spec
+
+Every message says what was wrong, where (file, line, column or option) and what to do.
+"""
+
+from __future__ import annotations
+
+
+class JusticeError(Exception):
+    """Base class of every error the platform raises on purpose."""
+
+
+class ConfigError(JusticeError):
+    """A setting, command-line option or reference-data file is invalid."""
+
+
+class SimulationError(JusticeError):
+    """The simulator cannot produce what was asked (e.g. impossible options)."""
+
+
+class SourceError(JusticeError):
+    """A legacy source cannot be read as its spec says."""
+
+
+class CopybookError(SourceError):
+    """A COBOL copybook cannot be parsed, or a record does not fit its layout."""
+
+
+class SchemaDriftError(SourceError):
+    """A source's columns differ from what its spec declares."""

@@ -1,0 +1,1 @@
+"""Synthetic justice-system simulator: people, events and the messy records they leave."""

@@ -1,0 +1,132 @@
+"""Criminal careers: each person's sequence of offending episodes through the window.
+
+The loop runs in rounds, not days: in each round every person with a pending offence has that
+episode dealt with (`courts.respond`), and the time to their next offence is drawn from a
+reoffending model whose one-year probability depends on age, sex, record, disposal and, for
+programme participants, the true intervention effect. A million people take a few dozen rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from justice.sim import courts
+from justice.sim.courts import NONE
+
+Columns = dict[str, np.ndarray]
+
+
+def _logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -40, 40)))
+
+
+def reoffend_probability(w: dict, age: np.ndarray, female: np.ndarray, risk: np.ndarray,
+                         prior: np.ndarray, disposal: np.ndarray, custody_months: np.ndarray) -> np.ndarray:
+    """One-year probability of a new offence that reaches the justice system, before any programme."""
+    m = w["offending"]["reoffend_logit"]
+    kind = np.where(disposal == "custody", np.where(custody_months < 12, "custody_short", "custody_long"),
+                    np.where(disposal == None, "none", disposal))
+    d = np.zeros(len(age))
+    for name, beta in m["disposal"].items():
+        d[kind == name] = beta
+    x = (m["intercept"] + m["log_risk"] * np.log(risk) + m["log1p_prior"] * np.log1p(prior)
+         + m["female"] * female + m["juvenile"] * (age < 18)
+         + m["age_over_40_per_year"] * np.maximum(age - 40, 0) + d)
+    return _logistic(x)
+
+
+def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.ndarray, w: dict,
+                     window_end: int) -> tuple[Columns, Columns]:
+    """Run every candidate's career; returns (episodes, offences), one row per episode / offence.
+
+    Also returns, inside episodes, the intervention referral decided at each index event.
+    """
+    female = people["sex"] == "F"
+    next_day = entry_day.copy()
+    prior = people["prior"].astype(np.int64).copy()
+    active = np.flatnonzero(next_day <= window_end)
+    batches: list[Columns] = []
+    offence_batches: list[Columns] = []
+    offw = w["offending"]
+    ia = w["interventions"]
+    programmes = ia["programmes"]
+    prog_share = np.array([p["share"] for p in programmes], dtype=float)
+    a_first = np.log(offw["first_quarter_share"]) / np.log(91.0 / 365.0)
+    episode_base = 0
+    while len(active):
+        k = len(active)
+        ep: Columns = {
+            "episode": np.arange(episode_base, episode_base + k, dtype=np.int64),
+            "person": active,
+            "offence_day": next_day[active],
+            "prior": prior[active],
+        }
+        episode_base += k
+        ep["age"] = (ep["offence_day"] - people["dob"][active]) / 365.25
+        ep["female"] = female[active]
+        ep_idx, codes = courts.choose_offences(rng, people["risk"][active], w)
+        ep["principal_code"] = codes[np.r_[0, np.flatnonzero(np.diff(ep_idx)) + 1]]
+        courts.respond(rng, ep, w, window_end)
+
+        # Offences: extras of a spree fall within a few weeks of the principal one.
+        spread = np.where(np.r_[True, np.diff(ep_idx) != 0], 0, rng.integers(0, 45, len(ep_idx)))
+        offence_day = np.maximum(ep["offence_day"][ep_idx] - spread, people["dob"][active][ep_idx] + 3650)
+        dropped = (rng.random(len(ep_idx)) < 0.12) & (spread > 0)  # left on file or withdrawn
+        proven = (ep["conviction_day"][ep_idx] != NONE) | (ep["caution"][ep_idx] & (ep["charge_day"][ep_idx] != NONE))
+        proven &= ~dropped
+        offence_batches.append({
+            "episode": ep["episode"][ep_idx], "person": active[ep_idx], "code": codes,
+            "offence_day": offence_day, "proven": proven, "dropped": dropped,
+        })
+
+        # Reoffending: the clock starts at the index day (release, sentence or caution); an
+        # unproven case restarts it at completion.
+        completion = np.maximum(ep["crown_completion_day"], ep["mags_completion_day"])
+        start = np.where(ep["index_day"] != NONE, ep["index_day"], np.where(
+            completion != NONE, completion, ep["charge_day"]))
+        start = np.maximum(start, ep["release_day"])  # nobody offends outside from inside prison
+        age_at_start = (start - people["dob"][active]) / 365.25
+        n_proven = np.bincount(ep_idx, weights=proven, minlength=k).astype(np.int64)
+        prior[active] += n_proven
+        p1 = reoffend_probability(w, age_at_start, female[active], people["risk"][active],
+                                  prior[active], ep["disposal"], np.nan_to_num(ep["custody_months"]))
+
+        # Referral to a programme after release from custody or on a supervised order.
+        eligible = (ep["index_day"] != NONE) & ((ep["disposal"] == "custody") | ep["supervised"])
+        pl = ia["participation_logit"]
+        pz = (pl["intercept"] + pl["log_risk"] * np.log(people["risk"][active]) + pl["log1p_prior"]
+              * np.log1p(prior[active]) + pl["female"] * female[active] + pl["age_per_decade"]
+              * (age_at_start - 30) / 10)
+        joins = eligible & (rng.random(k) < _logistic(pz))
+        prog = rng.choice(len(programmes), size=k, p=prog_share / prog_share.sum())
+        ep["programme"] = np.where(joins, prog, -1)
+        ep["programme_start_day"] = np.where(
+            joins, ep["index_day"] + rng.integers(0, ia["start_delay_max_days"] + 1, k), NONE)
+        ep["programme_start_day"] = np.where(ep["programme_start_day"] > window_end, NONE,
+                                             ep["programme_start_day"])
+        joins &= ep["programme_start_day"] != NONE
+        ep["programme"][~joins] = -1
+        p_with = np.clip(p1 + np.where(joins, w["_intervention_effect"], 0.0), 0.0, 1.0)
+        # Common random numbers: the same draw decides the outcome with and without the
+        # programme, so truth knows each participant's counterfactual.
+        u = rng.random(k)
+        ep["p_reoffend_without"] = p1
+        ep["p_reoffend_with"] = p_with
+        ep["reoffends_within_year"] = u < p_with
+        ep["would_reoffend_without_programme"] = u < p1
+        ep["follow_up_start_day"] = start
+        within = u < p_with
+        t_in = np.ceil(365.0 * rng.random(k) ** (1.0 / a_first)).astype(np.int64)
+        later = ~within & (rng.random(k) < offw["later_reoffend_probability"] * np.minimum(
+            1.0, np.sqrt(people["risk"][active])))
+        t_later = 365 + np.ceil(rng.exponential(offw["later_gap_mean_days"], k)).astype(np.int64)
+        gap = np.select([within, later], [t_in, t_later], -1)
+        nxt = np.where(gap > 0, start + gap, NONE)
+        nxt = np.where((start == NONE) | (age_at_start > 85), NONE, nxt)
+        next_day[active] = nxt
+        batches.append(ep)
+        active = active[(nxt != NONE) & (nxt <= window_end)]
+
+    episodes = {c: np.concatenate([b[c] for b in batches]) for c in batches[0]}
+    offences = {c: np.concatenate([b[c] for b in offence_batches]) for c in offence_batches[0]}
+    return episodes, offences

@@ -1,0 +1,311 @@
+"""What happens to a batch of offending episodes: caution or charge, court journey, sentence.
+
+An episode is one or more offences a person commits together and that are dealt with together
+(one out-of-court disposal, or one magistrates' case and possibly one Crown Court case). Every
+step is vectorised over the batch; times are day numbers (days since 1970-01-01).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from justice.sim import reference as ref
+
+Columns = dict[str, np.ndarray]
+NONE = np.iinfo(np.int64).min  # "no such day" in day-number columns
+
+DISPOSALS = ("caution", "discharge", "fine", "community_order", "suspended_sentence", "custody")
+
+
+def lognormal_days(rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
+    """Whole days from a lognormal with the given median(s); at least one day."""
+    return np.maximum(1, np.round(np.asarray(median) * np.exp(rng.normal(0.0, sigma, n)))).astype(np.int64)
+
+
+def choose_offences(rng: np.random.Generator, risk: np.ndarray, w: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Offences of each episode: (episode index per offence, offence-table row per offence).
+
+    The first offence of an episode is its most serious; riskier people commit more offences
+    at once and more of the serious and acquisitive kinds.
+    """
+    off = ref.offences()
+    n = len(risk)
+    s = (risk**2 / (risk**2 + 0.36))[:, None]
+    weights = (1 - s) * off.weight_low_risk[None, :] + s * off.weight_high_risk[None, :]
+    cum = np.cumsum(weights, axis=1)
+    first = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
+    extra = rng.poisson(w["offending"]["extra_offences_per_case"] * np.minimum(risk, 4.0))
+    # Fine-only summary matters (speeding, TV licence) come one at a time.
+    extra[off.max_penalty_months[first] == 0] = 0
+    ep_of_extra = np.repeat(np.arange(n), extra)
+    same_group = rng.random(len(ep_of_extra)) < 0.6
+    redraw = (cum[ep_of_extra] < rng.random(len(ep_of_extra))[:, None] * cum[ep_of_extra, -1:]).sum(axis=1)
+    # An extra offence of the same group is the principal itself or a lesser one of its group.
+    group_code = np.searchsorted(np.unique(off.group), off.group)
+    same = np.array([np.flatnonzero(group_code == g) for g in range(group_code.max() + 1)], dtype=object)
+    pick_same = np.array([rng.choice(same[group_code[first[e]]]) for e in ep_of_extra[same_group]],
+                         dtype=np.int64) if same_group.any() else np.zeros(0, np.int64)
+    extra_code = redraw.copy()
+    extra_code[same_group] = pick_same
+    # Keep the principal the most severe: swap if an extra turned out more severe.
+    extra_code = np.where(off.severity[extra_code] > off.severity[first[ep_of_extra]], first[ep_of_extra], extra_code)
+    episode = np.concatenate([np.arange(n), ep_of_extra])
+    code = np.concatenate([first, extra_code])
+    order = np.argsort(episode, kind="stable")
+    return episode[order], code[order]
+
+
+def respond(rng: np.random.Generator, ep: Columns, w: dict, window_end: int) -> None:
+    """Caution or charge each episode, then run the court journey and the sentence (in place)."""
+    off = ref.offences()
+    n = len(ep["person"])
+    code = ep["principal_code"]
+    mode = off.mode_of_trial[code]
+    severity = off.severity[code]
+    juvenile = ep["age"] < 18
+    first_time = ep["prior"] == 0
+    resp = w["response"]
+
+    cp = resp["caution_probability"]
+    p_caution = np.select([juvenile & first_time, juvenile, first_time], [cp["juvenile_first"],
+                          cp["juvenile"], cp["adult_first"]], cp["adult"])
+    p_caution = np.where((mode == "indictable_only") | (severity > 5) | ~off.recordable[code], 0.0, p_caution)
+    caution = rng.random(n) < p_caution
+
+    med = np.select([mode == "summary", mode == "either_way"],
+                    [resp["offence_to_charge_median_days"]["summary"],
+                     resp["offence_to_charge_median_days"]["either_way"]],
+                    resp["offence_to_charge_median_days"]["indictable_only"])
+    charge_day = ep["offence_day"] + lognormal_days(rng, med, resp["offence_to_charge_sigma"], n)
+    # Cautions are given sooner than charges come to court.
+    charge_day = np.where(caution, ep["offence_day"] + (charge_day - ep["offence_day"]) // 3, charge_day)
+    ep["caution"] = caution
+    ep["charge_day"] = charge_day
+    first_listing = charge_day + lognormal_days(rng, resp["charge_to_first_listing_median_days"],
+                                                 resp["charge_to_first_listing_sigma"], n)
+    ep["first_listing_day"] = np.where(caution, NONE, first_listing)
+    _courts(rng, ep, mode, severity, w)
+    _sentence(rng, ep, w)
+    # Nothing happens after the window: an event beyond it has not happened yet.
+    for col in [c for c in ep if c.endswith("_day")]:
+        ep[col] = np.where(ep[col] > window_end, NONE, ep[col])
+
+
+def _courts(rng: np.random.Generator, ep: Columns, mode: np.ndarray, severity: np.ndarray, w: dict) -> None:
+    n = len(mode)
+    mags, crown = w["response"]["magistrates"], w["response"]["crown"]
+    charged = ~ep["caution"]
+    fl = ep["first_listing_day"]
+    u = lambda: rng.random(n)
+
+    sent = charged & ((mode == "indictable_only") | (
+        (mode == "either_way") & (u() < 0.02 + mags["either_way_sent_for_trial"] * np.maximum(severity - 4, 0))))
+    in_mags = charged & ~sent
+
+    # Magistrates' court: plea at first hearing, else trial (perhaps ineffective), or withdrawal.
+    guilty_plea = in_mags & (u() < mags["guilty_plea"])
+    contested = in_mags & ~guilty_plea
+    withdrawn = contested & (u() < mags["withdrawn_before_trial"])
+    tried = contested & ~withdrawn
+    trial1 = fl + lognormal_days(rng, mags["trial_wait_median_days"], 0.5, n)
+    ineffective = tried & (u() < mags["ineffective_trial"])
+    trial2 = trial1 + lognormal_days(rng, 60, 0.5, n)
+    trial_day = np.where(ineffective, trial2, trial1)
+    convicted_at_trial = tried & (u() < mags["conviction_at_trial"])
+    ep["mags_trial1_day"] = np.where(tried, trial1, NONE)
+    ep["mags_trial2_day"] = np.where(ineffective, trial2, NONE)
+    withdrawn_day = fl + (rng.random(n) * (trial1 - fl)).astype(np.int64)
+    ep["mags_verdict_day"] = np.select([guilty_plea, convicted_at_trial | tried, withdrawn],
+                                       [fl, trial_day, withdrawn_day], NONE)
+    ep["mags_outcome"] = np.select(
+        [sent, guilty_plea, convicted_at_trial, tried, withdrawn],
+        ["sent_to_crown", "convicted_guilty_plea", "convicted_at_trial", "acquitted", "withdrawn"],
+        None).astype(object)
+    ep["mags_outcome"][~charged] = None
+
+    # Crown Court trial cases: PTPH, plea, trial after a wait that grew with the backlog.
+    remand = sent & (u() < np.clip(crown["remand_in_custody"] + 0.05 * (severity - 6) - 0.4 * ep["female"], 0.02, 0.95))
+    remand |= in_mags & (mode == "either_way") & (u() < crown["magistrates_remand_in_custody"])
+    ep["remanded"] = remand
+    receipt = np.where(sent, fl, NONE)
+    ptph = fl + lognormal_days(rng, crown["ptph_days"], 0.3, n)
+    plea_ptph = sent & (u() < crown["guilty_plea_first_hearing"])
+    to_trial = sent & ~plea_ptph
+    median_wait = ref.piecewise_linear(fl, crown["trial_wait_median_days"])
+    # Custody time limits put remanded defendants' trials first.
+    median_wait = np.where(remand, median_wait * 0.6, median_wait)
+    wait = lognormal_days(rng, median_wait, crown["trial_wait_sigma"], n)
+    ctrial1 = np.maximum(ptph + 14, fl + wait)
+    cracked = to_trial & (u() < crown["cracked_trial"])
+    crack_day = ptph + (rng.random(n) * (ctrial1 - ptph)).astype(np.int64)
+    cracked_plea = cracked & (u() >= crown["cracked_prosecution_share"])
+    effective_trial = to_trial & ~cracked
+    cineff = effective_trial & (u() < crown["ineffective_trial"])
+    ctrial2 = ctrial1 + lognormal_days(rng, median_wait * 0.4, 0.4, n)
+    ctrial_day = np.where(cineff, ctrial2, ctrial1)
+    cconv_trial = effective_trial & (u() < crown["conviction_at_trial"])
+    ep["crown_receipt_day"] = receipt
+    ep["crown_ptph_day"] = np.where(sent, ptph, NONE)
+    ep["crown_trial1_day"] = np.where(effective_trial | cracked, ctrial1, NONE)
+    ep["crown_trial2_day"] = np.where(cineff, ctrial2, NONE)
+    ep["crown_cracked_day"] = np.where(cracked, crack_day, NONE)
+    ep["crown_verdict_day"] = np.select([plea_ptph, cracked, effective_trial], [ptph, crack_day, ctrial_day], NONE)
+    ep["crown_outcome"] = np.select(
+        [plea_ptph, cracked_plea, cracked, cconv_trial, effective_trial],
+        ["convicted_guilty_plea", "convicted_guilty_plea", "prosecution_offered_no_evidence",
+         "convicted_at_trial", "acquitted"], None).astype(object)
+    ep["crown_outcome"][~sent] = None
+    ep["crown_case_type"] = np.where(sent, np.where(mode == "indictable_only", "trial_indictable_only",
+                                                    "trial_either_way"), None).astype(object)
+    ep["convicted"] = guilty_plea | convicted_at_trial | plea_ptph | cracked_plea | cconv_trial
+    ep["conviction_day"] = np.select(
+        [guilty_plea | convicted_at_trial, plea_ptph | cracked_plea | cconv_trial],
+        [ep["mags_verdict_day"], ep["crown_verdict_day"]], NONE)
+    ep["convicted_in_crown"] = sent & ep["convicted"]
+
+
+def _sentence(rng: np.random.Generator, ep: Columns, w: dict) -> None:
+    """Disposal, custodial length, committals for sentence, appeals, release and index day."""
+    off = ref.offences()
+    sw = w["sentencing"]
+    n = len(ep["person"])
+    code = ep["principal_code"]
+    severity = off.severity[code].astype(float)
+    max_pen = off.max_penalty_months[code].astype(float)
+    conv = ep["convicted"]
+    crown = ep["convicted_in_crown"]
+    juvenile = ep["age"] < 18
+
+    def draw(base: dict) -> np.ndarray:
+        names = list(base)
+        logits = np.log(np.array([base[k] for k in names]))[None, :].repeat(n, 0)
+        ci = names.index("custody")
+        uplift = (sw["custody_prior_uplift"] * np.log1p(ep["prior"]) + sw["custody_severity_uplift"]
+                  * (severity - 4) - 1.8 * juvenile + sw["custody_female"] * ep["female"] - 0.5)
+        logits[:, ci] += uplift
+        if "suspended_sentence" in names:
+            logits[:, names.index("suspended_sentence")] += 0.5 * uplift
+        if "community_order" in names:
+            logits[:, names.index("community_order")] += 0.25 * uplift
+        p = np.exp(logits)
+        cum = np.cumsum(p, axis=1)
+        return np.array(names, dtype=object)[(cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)]
+
+    mags_choice, crown_choice = draw(sw["magistrates"]), draw(sw["crown"])
+    fine_only = np.array(list(sw["summary_fine_only"]), dtype=object)[
+        (rng.random(n) >= sw["summary_fine_only"]["fine"]).astype(int)]
+    disposal = np.where(crown, crown_choice, mags_choice)
+    disposal = np.where(max_pen == 0, fine_only, disposal)
+    disposal = np.where(conv, disposal, None).astype(object)
+    disposal[ep["caution"]] = "caution"
+
+    # Custodial length: the offence's typical Crown term, longer for a long record.
+    crown_med = off.crown_custody_median_months[code] * np.exp(0.12 * np.log1p(ep["prior"]))
+    crown_len = crown_med * np.exp(rng.normal(0, sw["length_sigma"], n))
+    mags_len = sw["magistrates_custody_median_months"] * np.exp(rng.normal(0, 0.6, n))
+    months = np.where(crown, crown_len, np.maximum(mags_len, crown_len * 0.5))
+    months = np.clip(np.minimum(months, np.where(max_pen >= 9999, 600, max_pen)), 0.25, 600)
+    needs_length = (disposal == "custody") | (disposal == "suspended_sentence")
+    months = np.where(disposal == "suspended_sentence", np.minimum(months, 24), months)
+
+    # A magistrates' court that wants more custody than its powers allow commits to the Crown
+    # Court for sentence; summary-only offences are capped at six months instead.
+    powers_days, powers_months = ref.magistrates_max_custody()
+    sent_day_mags = ep["conviction_day"] + np.where(
+        rng.random(n) < w["response"]["magistrates"]["sentence_adjourned_for_reports"],
+        lognormal_days(rng, w["response"]["magistrates"]["report_adjournment_days"], 0.3, n), 0)
+    power = ref.effective_value(np.where(conv, ep["conviction_day"], 0), powers_days, powers_months)
+    mode = off.mode_of_trial[code]
+    committed = conv & ~crown & needs_length & (mode == "either_way") & (months > power)
+    committed |= conv & ~crown & (disposal == "custody") & (mode == "either_way") & (
+        rng.random(n) < w["response"]["magistrates"]["committal_for_sentence"])
+    months = np.where(conv & ~crown & ~committed & needs_length, np.minimum(months, np.where(
+        mode == "summary", 6, power)), months)
+    months = np.round(months, 1)
+    cfs_receipt = ep["conviction_day"] + rng.integers(7, 22, n)
+    cfs_sentence = cfs_receipt + lognormal_days(rng, 35, 0.4, n)
+    crown_sent_day = ep["conviction_day"] + np.where(rng.random(n) < 0.75, lognormal_days(
+        rng, w["response"]["crown"]["sentence_adjournment_days"], 0.3, n), 0)
+    sentence_day = np.select([committed, crown, conv], [cfs_sentence, crown_sent_day, sent_day_mags], NONE)
+    sentence_day = np.where(ep["caution"], ep["charge_day"], sentence_day)
+    ep["committed_for_sentence"] = committed
+    ep["cfs_receipt_day"] = np.where(committed, cfs_receipt, NONE)
+    ep["disposal"] = disposal
+    ep["sentence_day"] = sentence_day
+    ep["custody_months"] = np.where(needs_length & conv, months, np.nan)
+    co = sw["community_order_months"]
+    ss = sw["suspended_months"]
+    order_months = np.where(disposal == "community_order", np.clip(np.round(
+        co["median"] * np.exp(rng.normal(0, 0.45, n))), co["min"], co["max"]), np.nan)
+    order_months = np.where(disposal == "suspended_sentence", np.clip(np.round(
+        ss["median"] * np.exp(rng.normal(0, 0.4, n))), ss["min"], ss["max"]), order_months)
+    ep["order_months"] = order_months
+    ep["supervised"] = (disposal == "community_order") | (
+        (disposal == "suspended_sentence") & (rng.random(n) < sw["suspended_with_supervision"]))
+
+    # Appeals from magistrates' convictions to the Crown Court.
+    mags_done = conv & ~crown & ~committed
+    appeal = mags_done & (rng.random(n) < w["response"]["magistrates"]["appeal"] * (1 + (disposal == "custody") * 3))
+    a_receipt = sentence_day + rng.integers(10, 22, n)
+    a_done = a_receipt + lognormal_days(rng, w["response"]["crown"]["appeal_hearing_median_days"], 0.4, n)
+    ep["appeal_receipt_day"] = np.where(appeal, a_receipt, NONE)
+    ep["appeal_completion_day"] = np.where(appeal, a_done, NONE)
+    a_u = rng.random(n)
+    ep["appeal_outcome"] = np.where(appeal, np.select(
+        [a_u < w["response"]["crown"]["appeal_allowed"], a_u < 0.85], ["allowed", "dismissed"], "abandoned"),
+        None).astype(object)
+
+    # Mags completion: sending, sentence (or committal), acquittal or withdrawal.
+    ep["mags_completion_day"] = np.select(
+        [ep["mags_outcome"] == "sent_to_crown", committed, conv & ~crown, ep["mags_verdict_day"] != NONE],
+        [ep["first_listing_day"], ep["conviction_day"], sentence_day, ep["mags_verdict_day"]], NONE)
+    ep["crown_completion_day"] = np.select(
+        [crown, ep["crown_verdict_day"] != NONE], [sentence_day, ep["crown_verdict_day"]], NONE)
+    _release(rng, ep, w)
+
+
+def _release(rng: np.random.Generator, ep: Columns, w: dict) -> None:
+    """Remand, reception and release under the effective-dated release rules; the index day."""
+    off = ref.offences()
+    n = len(ep["person"])
+    custody = ep["disposal"] == "custody"
+    months = np.nan_to_num(ep["custody_months"])
+    sentence_day = ep["sentence_day"]
+    remanded = ep["remanded"]
+    completion = np.maximum(ep["crown_completion_day"], ep["mags_completion_day"])
+    remand_start = ep["charge_day"] + rng.integers(0, 3, n)
+    remand_end = np.where(custody, sentence_day, completion)
+    ep["remand_start_day"] = np.where(remanded, remand_start, NONE)
+    remand_days = np.where(remanded, np.maximum(remand_end - remand_start, 0), 0)
+
+    length_days = np.round(months * 30.4375).astype(np.int64)
+    group = off.group[ep["principal_code"]]
+    rules = ref.release_rules()
+    fraction = np.full(n, rules[0].fraction)
+    rule_name = np.full(n, rules[0].name, dtype=object)
+    effective = np.zeros(n, dtype=np.int64)
+    for rule in rules[1:]:
+        eligible = ~np.isin(group, rule.exclude_offence_groups)
+        if rule.exclude_violent_with_sentence_months_at_least is not None:
+            eligible &= ~(np.isin(group, rule.violent_offence_groups)
+                          & (months >= rule.exclude_violent_with_sentence_months_at_least))
+        # A rule applies to releases on or after its date: it governs a sentence whose earlier
+        # release point under the old rule falls on or after that date.
+        old_release = sentence_day + np.round(fraction * length_days) - remand_days
+        applies = eligible & (old_release >= rule.effective_from)
+        fraction = np.where(applies, rule.fraction, fraction)
+        rule_name = np.where(applies, rule.name, rule_name)
+        effective = np.where(applies, rule.effective_from, effective)
+    release = sentence_day + np.round(fraction * length_days).astype(np.int64) - remand_days
+    release = np.maximum(release, effective)  # release point already passed: out on the day
+    release = np.maximum(release, sentence_day)
+    ep["release_day"] = np.where(custody, release, np.where(remanded, remand_end, NONE))
+    ep["release_rule"] = np.where(custody, rule_name, None).astype(object)
+    ep["licence_end_day"] = np.where(custody, sentence_day + length_days, NONE)
+    # Offender Rehabilitation Act 2014: at least 12 months' supervision after release from
+    # sentences under two years imposed from 1 February 2015.
+    pss = custody & (months < 24) & (sentence_day >= ref.day_number("2015-02-01"))
+    ep["supervision_end_day"] = np.where(custody, np.where(pss, np.maximum(sentence_day + length_days,
+                                         release + 365), sentence_day + length_days), NONE)
+    proven = ep["convicted"] | ep["caution"]
+    ep["index_day"] = np.select([custody, proven], [release, sentence_day], NONE)

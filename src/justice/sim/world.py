@@ -1,0 +1,235 @@
+"""Simulate the whole world and write its truth: the clean answer key the pipeline never reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from faker import Faker
+
+from justice import identifiers
+from justice.sim import careers
+from justice.sim import people as people_mod
+from justice.sim import reference as ref
+from justice.sim.courts import NONE
+from justice.sim.params import SimulationParams
+
+Columns = dict[str, np.ndarray]
+Progress = Callable[[str], None]
+
+# Independent random streams, one per part of the world, so that changing one part does not
+# reshuffle every other part's draws.
+STREAMS = ("people", "careers", "identifiers", "custody", "cells", "life", "probation", "places", "topup")
+
+
+@dataclass
+class World:
+    """The simulated world: named truth tables (columns of numpy arrays) and its params."""
+
+    params: SimulationParams
+    tables: dict[str, Columns]
+    calibration: list[dict] | None = None
+
+
+def _streams(seed: int, salt: int = 0) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence([seed, salt]).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, children)}
+
+
+def _town_names(seed: int, n: int) -> np.ndarray:
+    fake = Faker("en_GB")
+    fake.seed_instance(seed)
+    seen: list[str] = []
+    while len(seen) < n:
+        town = fake.city()
+        if town not in seen:
+            seen.append(town)
+    return np.array(seen, dtype=object)
+
+
+def _simulate_candidates(params: SimulationParams, w: dict, n: int, salt: int,
+                         pools, postcodes) -> tuple[Columns, Columns, Columns]:
+    rng = _streams(params.seed, salt)
+    start = ref.day_number(params.start) - 365 * params.burn_in_years
+    end = ref.day_number(params.end)
+    entry = rng["people"].integers(start, end + 1, n)
+    people = people_mod.make_people(rng["people"], n, entry, w, pools, postcodes)
+    entry = people_mod.add_twins_and_namesakes(rng["people"], people, entry,
+                                               w["population"]["twin_share"], 0.003, pools)
+    episodes, offences = careers.simulate_careers(rng["careers"], people, entry, w, end)
+    return people, episodes, offences
+
+
+def _last_activity(ep: Columns) -> np.ndarray:
+    days = np.stack([ep[c] for c in ep if c.endswith("_day")])
+    return days.max(axis=0)
+
+
+def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> World:
+    """Simulate people's journeys through the justice system and return the truth tables."""
+    w = ref.world(params.world_file)
+    w["_intervention_effect"] = params.intervention_effect
+    start, end = ref.day_number(params.start), ref.day_number(params.end)
+    pools = people_mod.name_pools()
+    postcodes = people_mod.postcode_pool(params.seed, max(2_000, min(params.persons // 4, 100_000)))
+
+    # People come into contact over the burn-in and the window; those whose records are all
+    # closed before the window opens are not part of the world. Top up until there are enough.
+    progress("careers")
+    parts: list[tuple[Columns, Columns, Columns]] = []
+    kept = 0
+    salt = 0
+    factor = 1.45
+    while kept < params.persons:
+        need = int((params.persons - kept) * factor) + 50
+        pe, ep, of = _simulate_candidates(params, w, need, salt, pools, postcodes)
+        ep_keep = _last_activity(ep) >= start
+        active_people = np.unique(ep["person"][ep_keep])
+        parts.append((pe, ep, of))
+        kept += len(active_people)
+        salt += 1
+        factor = 1.6
+    people, episodes, offences = _combine(parts, start, params.persons)
+    progress("custody")
+    rng = _streams(params.seed)
+    tables = _build_tables(rng, params, w, people, episodes, offences, start, end)
+    return World(params=params, tables=tables)
+
+
+def _combine(parts, start: int, n_persons: int) -> tuple[Columns, Columns, Columns]:
+    """Concatenate candidate batches, keep the first n_persons with activity in the window,
+    and renumber people 0..n-1 and episodes 0..m-1 in a stable order."""
+    people_cols = parts[0][0].keys()
+    offset = 0
+    ep_offset = 0
+    all_people, all_eps, all_offs = [], [], []
+    for pe, ep, of in parts:
+        ep = dict(ep)
+        of = dict(of)
+        n = len(pe["sex"])
+        pe = dict(pe)
+        for col in ("twin_of", "namesake_of"):
+            pe[col] = np.where(pe[col] >= 0, pe[col] + offset, -1)
+        ep["person"] = ep["person"] + offset
+        of["person"] = of["person"] + offset
+        ep["episode"] = ep["episode"] + ep_offset
+        of["episode"] = of["episode"] + ep_offset
+        ep_offset += len(ep["episode"])
+        offset += n
+        all_people.append(pe)
+        all_eps.append(ep)
+        all_offs.append(of)
+    people = {c: np.concatenate([p[c] for p in all_people]) for c in people_cols}
+    eps = {c: np.concatenate([e[c] for e in all_eps]) for c in all_eps[0]}
+    offs = {c: np.concatenate([o[c] for o in all_offs]) for c in all_offs[0]}
+    active = np.zeros(len(people["sex"]), bool)
+    active[eps["person"][_last_activity(eps) >= start]] = True
+    chosen = np.flatnonzero(active)[:n_persons]
+    new_id = np.full(len(active), -1, dtype=np.int64)
+    new_id[chosen] = np.arange(len(chosen))
+    people = {c: v[chosen] for c, v in people.items()}
+    for col in ("twin_of", "namesake_of"):
+        people[col] = np.where(people[col] >= 0, new_id[np.maximum(people[col], 0)], -1)
+    ep_keep = new_id[eps["person"]] >= 0
+    eps = {c: v[ep_keep] for c, v in eps.items()}
+    eps["person"] = new_id[eps["person"]]
+    of_keep = new_id[offs["person"]] >= 0
+    offs = {c: v[of_keep] for c, v in offs.items()}
+    offs["person"] = new_id[offs["person"]]
+    # Episodes renumbered densely, in (person, offence day) order.
+    order = np.lexsort((eps["episode"], eps["offence_day"], eps["person"]))
+    eps = {c: v[order] for c, v in eps.items()}
+    old = eps["episode"]
+    sorter = np.argsort(old)
+    offs["episode"] = sorter[np.searchsorted(old, offs["episode"], sorter=sorter)]
+    eps["episode"] = np.arange(len(order))
+    order = np.lexsort((offs["offence_day"], offs["episode"]))
+    offs = {c: v[order] for c, v in offs.items()}
+    return people, eps, offs
+
+
+def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Columns]:
+    """Turn episodes into the truth tables (identifiers, courts, custody, probation, ...)."""
+    off_ref = ref.offences()
+    n = len(people["sex"])
+    # Records from the burn-in that closed before the window are history: they count as
+    # previous offences but no system holds them any more.
+    in_window_ep = _last_activity(eps) >= start
+    tables: dict[str, Columns] = {}
+
+    # Identifiers: a PNC ID at the first recordable arrest, a CRO number on conviction,
+    # a prison number at first reception, a CRN at first supervision.
+    rec = off_ref.recordable[offs["code"]]
+    charge = eps["charge_day"][offs["episode"]]
+    has_rec = rec & (charge != NONE)
+    first_arrest = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first_arrest, offs["person"][has_rec], charge[has_rec])
+    has_pnc = first_arrest < np.iinfo(np.int64).max
+    years = (np.datetime64("1970-01-01") + first_arrest[has_pnc].astype("timedelta64[D]")).astype("datetime64[Y]").astype(int) + 1970
+    pnc = np.full(n, None, dtype=object)
+    pnc[has_pnc] = identifiers.make_pnc_ids(rng["identifiers"], years)
+    convicted_rec = np.zeros(n, bool)
+    conv = eps["conviction_day"][offs["episode"]] != NONE
+    convicted_rec[offs["person"][rec & conv]] = True
+    cro = np.full(n, None, dtype=object)
+    cro_years = years[convicted_rec[has_pnc]]
+    cro[has_pnc & convicted_rec] = identifiers.make_cro_numbers(rng["identifiers"], cro_years)
+    people["pnc_id"] = pnc
+    people["cro_number"] = cro
+
+    # Courts and regions.
+    regions = np.array(w["population"]["regions"], dtype=object)
+    n_mags = max(len(regions), params.persons // 40_000)
+    n_crown = max(len(regions), params.persons // 90_000)
+    towns = _town_names(params.seed, n_mags + n_crown + 200)
+    mags_region = regions[np.arange(n_mags) % len(regions)]
+    crown_region = regions[np.arange(n_crown) % len(regions)]
+    courts = {
+        "court_code": np.array([f"B{i + 1:02d}{j:03d}" for j, i in zip(range(n_mags), np.arange(n_mags) % len(regions))]
+                               + [f"{400 + j:03d}" for j in range(n_crown)], dtype=object),
+        "court_name": np.array([f"{t} Magistrates' Court" for t in towns[:n_mags]]
+                               + [f"{t} Crown Court" for t in towns[n_mags:n_mags + n_crown]], dtype=object),
+        "court_type": np.array(["magistrates"] * n_mags + ["crown"] * n_crown, dtype=object),
+        "region": np.concatenate([mags_region, crown_region]),
+    }
+    tables["courts"] = courts
+    person_region = people["region"]
+    mags_court_of = np.empty(n, dtype=np.int64)
+    crown_court_of = np.empty(n, dtype=np.int64)
+    for r_i, r in enumerate(regions):
+        m = person_region == r
+        mc = np.flatnonzero(mags_region == r)
+        cc = np.flatnonzero(crown_region == r) + n_mags
+        mags_court_of[m] = mc[rng["places"].integers(0, len(mc), int(m.sum()))]
+        crown_court_of[m] = cc[rng["places"].integers(0, len(cc), int(m.sum()))]
+
+    e = {c: v[in_window_ep] for c, v in eps.items()}
+    new_pos = np.full(len(in_window_ep), -1, dtype=np.int64)
+    new_pos[in_window_ep] = np.arange(int(in_window_ep.sum()))
+    e["episode"] = np.arange(int(in_window_ep.sum()))
+    keep_off = new_pos[offs["episode"]] >= 0
+    o = {c: v[keep_off] for c, v in offs.items()}
+    o["episode"] = new_pos[o["episode"]]
+    tables["_episodes"] = e
+    tables["_offences"] = o
+    tables["_people"] = people
+    tables["_courts_of"] = {"mags": mags_court_of, "crown": crown_court_of}
+    from justice.sim import truth_tables
+
+    truth_tables.build(rng, params, w, tables, start, end)
+    return tables
+
+
+def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda _: None) -> World:
+    """Simulate, measure calibration, and write `out/truth/`."""
+    from justice.sim import calibration, truth
+
+    world = simulate(params, progress)
+    progress("calibration")
+    start, end = ref.day_number(params.start), ref.day_number(params.end)
+    world.calibration = calibration.calibrate(world.tables, start, end)
+    progress("writing truth")
+    truth.write_truth(world.tables, params.to_json_dict(), world.calibration, Path(out))
+    return world

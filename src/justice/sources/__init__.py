@@ -1,0 +1,1 @@
+"""Readers and layouts for the legacy justice-system sources."""

@@ -1,0 +1,31 @@
+"""Shared fixtures: small simulated worlds, built once per test session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # so tests can import helper modules beside them
+
+
+@pytest.fixture(scope="session")
+def small_world():
+    """A 3,000-person world in memory (about a second to build)."""
+    from justice.sim.params import SimulationParams
+    from justice.sim.world import simulate
+
+    return simulate(SimulationParams(persons=3_000, seed=11, start=dt.date(2014, 1, 1), end=dt.date(2025, 12, 31)))
+
+
+@pytest.fixture(scope="session")
+def small_truth(tmp_path_factory):
+    """A 3,000-person world written to disk by `simulate_to`: (folder, world)."""
+    from justice.sim.params import SimulationParams
+    from justice.sim.world import simulate_to
+
+    out = tmp_path_factory.mktemp("world")
+    world = simulate_to(SimulationParams(persons=3_000, seed=11), out)
+    return out, world

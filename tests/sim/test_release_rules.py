@@ -1,0 +1,73 @@
+"""Release from custody follows the effective-dated rules in reference/release_rules.yaml."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from justice.sim import reference as ref
+from justice.sim.courts import NONE
+from justice.sim.params import SimulationParams
+from justice.sim.world import simulate
+
+SDS40 = ref.day_number("2024-09-10")
+
+
+@pytest.fixture(scope="module")
+def late_world():
+    # A window around the SDS40 change, with enough custody to see both rules.
+    return simulate(SimulationParams(persons=20_000, seed=3, start=dt.date(2020, 1, 1), end=dt.date(2025, 12, 31)))
+
+
+def _sentenced_without_remand(world):
+    s = world.tables["custody_spells"]
+    m = (s["reason"] == "sentenced") & (s["release_date"] != NONE)
+    length = np.round(s["sentence_months"][m] * 30.4375).astype(np.int64)
+    return s, m, length
+
+
+def test_rules_file_is_effective_dated():
+    rules = ref.release_rules()
+    assert [r.name for r in rules] == ["standard_determinate_half", "sds40"]
+    assert rules[1].effective_from == SDS40 and rules[1].fraction == 0.4
+    assert "02 Sexual offences" in rules[1].exclude_offence_groups
+
+
+def test_release_at_half_before_and_forty_percent_after(late_world):
+    s, m, length = _sentenced_without_remand(late_world)
+    sentence, release, rule = s["sentence_date"][m], s["release_date"][m], s["release_rule"][m]
+    half = sentence + np.round(0.5 * length).astype(np.int64)
+    forty = np.maximum(sentence + np.round(0.4 * length).astype(np.int64), SDS40)
+    std = rule == "standard_determinate_half"
+    assert std.sum() > 50 and (rule == "sds40").sum() > 20
+    assert np.array_equal(release[std], np.maximum(half[std], sentence[std]))
+    assert np.array_equal(release[~std], forty[~std])
+    # Nobody is released under SDS40 before it came into force.
+    assert np.all(release[~std] >= SDS40)
+    # Before the change, every release used the halfway point.
+    assert np.all(rule[release < SDS40] == "standard_determinate_half")
+
+
+def test_excluded_offences_stay_at_half(late_world):
+    s, m, _ = _sentenced_without_remand(late_world)
+    cases = late_world.tables["court_cases"]
+    group = dict(zip(cases["case_id"], cases["offence_group"]))
+    sexual = np.array([group.get(c) == "02 Sexual offences" for c in s["case_id"][m]])
+    assert np.all(s["release_rule"][m][sexual] == "standard_determinate_half")
+
+
+def test_changing_the_rules_file_changes_releases(monkeypatch):
+    """A policy change is a data edit: a 1/3 release point from 2018 shows up in the world."""
+    base = ref.release_rules()
+    third = ref.ReleaseRule(name="one_third_from_2018", effective_from=ref.day_number("2018-01-01"),
+                            fraction=1 / 3, exclude_offence_groups=(), violent_offence_groups=(),
+                            exclude_violent_with_sentence_months_at_least=None)
+    monkeypatch.setattr(ref, "release_rules", lambda: (base[0], third))
+    w = simulate(SimulationParams(persons=5_000, seed=3, start=dt.date(2016, 1, 1), end=dt.date(2025, 12, 31)))
+    s, m, length = _sentenced_without_remand(w)
+    later = s["sentence_date"][m] >= ref.day_number("2018-06-01")
+    assert np.all(s["release_rule"][m][later] == "one_third_from_2018")
+    expected = s["sentence_date"][m] + np.round(length / 3).astype(np.int64)
+    assert np.array_equal(s["release_date"][m][later], expected[later])

@@ -1,0 +1,153 @@
+"""The simulated world: truth schema, internal consistency, identifiers and hard negatives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from justice import identifiers
+from justice.sim.courts import NONE
+
+EXPECTED_TABLES = {
+    "persons", "court_cases", "hearings", "offences", "disposals", "custody_spells", "prison_locations",
+    "alerts", "assessments", "non_associations", "incidents", "incident_parties", "adjudications",
+    "supervision", "interventions", "courts", "establishments",
+}
+
+
+def test_truth_files_and_schema(small_truth):
+    out, _world = small_truth
+    truth = out / "truth"
+    assert {p.stem for p in truth.glob("*.parquet")} == EXPECTED_TABLES
+    persons = pq.read_table(truth / "persons.parquet")
+    assert persons.num_rows == 3_000
+    assert str(persons.schema.field("dob").type) == "date32[day]"
+    for name in ("person_id", "forename", "surname", "sex", "dob", "ethnicity", "pnc_id", "cro_number",
+                 "prison_number", "crn", "twin_of", "namesake_of"):
+        assert name in persons.column_names
+    cases = pq.read_table(truth / "court_cases.parquet")
+    for name in ("case_id", "court_type", "case_type", "receipt_date", "completion_date", "offence_group"):
+        assert name in cases.column_names
+    assert set(cases.column("court_type").to_pylist()) == {"magistrates", "crown"}
+    assert (truth / "params.json").exists() and (truth / "calibration.json").exists()
+
+
+def test_every_record_belongs_to_a_person(small_world):
+    t = small_world.tables
+    ids = set(t["persons"]["person_id"])
+    for name, cols in t.items():
+        if "person_id" in cols:
+            assert set(cols["person_id"]) <= ids, name
+    assert len(ids) == 3_000
+
+
+def test_dates_follow_each_other(small_world):
+    t = small_world.tables
+    o = t["offences"]
+    charged = o["charge_date"] != NONE
+    assert np.all(o["offence_date"][charged] <= o["charge_date"][charged])
+    proven = o["proven"]
+    assert np.all(o["proven_date"][proven] >= o["offence_date"][proven])
+    c = t["court_cases"]
+    done = c["completion_date"] != NONE
+    assert np.all(c["completion_date"][done] >= c["receipt_date"][done])
+    assert np.all(c["receipt_date"] >= c["charge_date"])
+    s = t["custody_spells"]
+    released = s["release_date"] != NONE
+    assert np.all(s["release_date"][released] >= s["reception_date"][released])
+
+
+def test_offence_groups_are_the_official_twelve(small_world):
+    groups = set(small_world.tables["offences"]["offence_group"])
+    assert len(groups) == 12
+    assert {g[:2] for g in groups} == {f"{i:02d}" for i in range(1, 13)}
+
+
+def test_identifiers_are_valid_and_unique(small_world):
+    p = small_world.tables["persons"]
+    for col, valid in (("pnc_id", identifiers.is_valid_pnc), ("cro_number", identifiers.is_valid_cro),
+                       ("prison_number", identifiers.is_valid_prison_number), ("crn", identifiers.is_valid_crn)):
+        present = [v for v in p[col] if v is not None]
+        assert present, col
+        assert all(valid(v) for v in present), col
+        assert len(set(present)) == len(present), col
+    # Only people who went to prison have prison numbers; only supervised people have CRNs.
+    in_prison = set(small_world.tables["custody_spells"]["person_id"])
+    assert {pid for pid, v in zip(p["person_id"], p["prison_number"]) if v} == in_prison
+    supervised = set(small_world.tables["supervision"]["person_id"])
+    assert {pid for pid, v in zip(p["person_id"], p["crn"]) if v} == supervised
+
+
+def test_twins_and_namesakes_are_different_people_who_look_alike(small_world):
+    p = small_world.tables["persons"]
+    pos = {pid: i for i, pid in enumerate(p["person_id"])}
+    twins = [(i, pos[t]) for i, t in enumerate(p["twin_of"]) if t is not None]
+    namesakes = [(i, pos[t]) for i, t in enumerate(p["namesake_of"]) if t is not None]
+    assert twins and namesakes
+    for a, b in twins:
+        assert p["dob"][a] == p["dob"][b] and p["surname"][a] == p["surname"][b]
+        assert p["forename"][a] != p["forename"][b]
+    for a, b in namesakes:
+        assert (p["forename"][a], p["surname"][a], p["dob"][a]) == (p["forename"][b], p["surname"][b], p["dob"][b])
+
+
+def test_cells_hold_at_most_two_and_high_risk_prisoners_alone(small_world):
+    loc = small_world.tables["prison_locations"]
+    end = np.where(loc["end_date"] == NONE, np.iinfo(np.int64).max, loc["end_date"])
+    by_cell: dict[str, list[int]] = {}
+    for i, code in enumerate(loc["location_code"]):
+        by_cell.setdefault(code, []).append(i)
+    shared = 0
+    for rows in by_cell.values():
+        events = sorted([(loc["start_date"][i], 1, i) for i in rows] + [(end[i], -1, i) for i in rows])
+        inside: set[int] = set()
+        for _, kind, i in events:
+            if kind == -1:
+                inside.discard(i)
+                continue
+            inside.add(i)
+            assert len(inside) <= 2
+            if len(inside) == 2:
+                shared += 1
+                assert not any(loc["csra_single_cell"][j] for j in inside)
+    assert shared > 0  # cell-sharing happens
+
+
+def test_incident_parties_were_in_the_same_prison(small_world):
+    t = small_world.tables
+    inc = {i: (d, e) for i, d, e in zip(t["incidents"]["incident_id"], t["incidents"]["incident_date"],
+                                          t["incidents"]["establishment_code"])}
+    loc = t["prison_locations"]
+    stays: dict[str, list[tuple[int, int, str]]] = {}
+    for p, s, e, est in zip(loc["person_id"], loc["start_date"], loc["end_date"], loc["establishment_code"]):
+        stays.setdefault(p, []).append((s, np.iinfo(np.int64).max if e == NONE else e, est))
+    for iid, person in zip(t["incident_parties"]["incident_id"], t["incident_parties"]["person_id"]):
+        day, est = inc[iid]
+        assert any(s <= day < e and where == est for s, e, where in stays[person])
+
+
+def test_programme_effect_is_the_true_effect(small_world):
+    iv = small_world.tables["interventions"]
+    assert len(iv["person_id"]) > 20
+    diff = iv["p_reoffend_with"] - iv["p_reoffend_without"]
+    unclipped = (iv["p_reoffend_without"] > 0.05) & (iv["p_reoffend_without"] < 0.95)
+    assert np.allclose(diff[unclipped], -0.05)
+    # Participation is selected on risk: participants are riskier than the average person.
+    p = small_world.tables["persons"]
+    risk = dict(zip(p["person_id"], p["risk_score"]))
+    assert np.mean([risk[x] for x in iv["person_id"]]) > np.mean(p["risk_score"])
+
+
+@pytest.mark.parametrize("effect", [-0.2, 0.0])
+def test_intervention_effect_option_changes_outcomes(effect):
+    import datetime as dt
+
+    from justice.sim.params import SimulationParams
+    from justice.sim.world import simulate
+
+    w = simulate(SimulationParams(persons=2_000, seed=5, start=dt.date(2016, 1, 1), end=dt.date(2025, 12, 31),
+                                  intervention_effect=effect))
+    iv = w.tables["interventions"]
+    unclipped = (iv["p_reoffend_without"] > 0.25) & (iv["p_reoffend_without"] < 0.95)
+    assert np.allclose((iv["p_reoffend_with"] - iv["p_reoffend_without"])[unclipped], effect)

@@ -1,0 +1,82 @@
+"""The `justice` command: help everywhere, documented options, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from justice.cli import app
+from justice.settings import SETTINGS, Settings
+from justice.sim.params import SimulationParams, documented_fields
+
+runner = CliRunner()
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--home" in result.output
+
+
+def test_every_option_is_documented():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        assert command.help, name
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"{name} --{param.name} has no help"
+
+
+def test_every_setting_and_parameter_is_documented():
+    assert all(s.help and s.env.startswith("JUSTICE_") for s in SETTINGS)
+    import dataclasses
+
+    docs = documented_fields()
+    assert {f.name for f in dataclasses.fields(SimulationParams)} == set(docs)
+    assert all(docs.values())
+
+
+def test_home_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("JUSTICE_HOME", str(tmp_path))
+    assert Settings.from_env().home == tmp_path
+    assert Settings.from_env(home=tmp_path / "x").home == tmp_path / "x"
+
+
+def test_simulate_writes_truth_and_reports_json(tmp_path):
+    result = runner.invoke(app, ["simulate", "--persons", "500", "--seed", "4", "--home", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["tables"]["persons"] == 500
+    assert (tmp_path / "truth" / "persons.parquet").exists()
+    params = json.loads((tmp_path / "truth" / "params.json").read_text())
+    assert params["intervention_effect"] == -0.05 and params["persons"] == 500
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--start", "2020-13-01"], "not a date"),
+    (["--mess", "extreme"], "choose one of low, default, high"),
+    (["--persons", "5"], "at least 100"),
+    (["--start", "2025-01-01", "--end", "2024-01-01"], "must be after"),
+    (["--intervention-effect", "1.5"], "between -1 and 1"),
+])
+def test_bad_options_give_clear_errors(tmp_path, args, message):
+    result = runner.invoke(app, ["simulate", "--home", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_world_file_overrides_and_rejects_unknown_keys(tmp_path):
+    good = tmp_path / "w.yaml"
+    good.write_text("custody:\n  csra_high_share: 0.2\n")
+    result = runner.invoke(app, ["simulate", "--persons", "300", "--home", str(tmp_path), "--json", "--world-file", str(good)])
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("custody:\n  no_such_rate: 1\n")
+    result = runner.invoke(app, ["simulate", "--persons", "300", "--home", str(tmp_path), "--world-file", str(bad)])
+    assert result.exit_code == 2 and "no_such_rate" in result.output
