@@ -55,10 +55,12 @@ def simulate(
     prisons: Annotated[int | None, typer.Option(help="Number of establishments (default: by population).")] = None,
     world_file: Annotated[Path | None, typer.Option(help="YAML overriding behavioural rates of the world.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: --home).")] = None,
+    prison_db: Annotated[str | None, typer.Option(
+        help="SQLAlchemy URL to write the prison (NOMIS) database to instead of a SQLite file.")] = None,
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of tables.")] = False,
 ) -> None:
-    """Simulate people's journeys through the justice system and write truth/ (the answer key)."""
+    """Simulate the justice system: write legacy/ (five systems' messy extracts) and truth/ (the answer key)."""
     from justice.sim.params import SimulationParams
     from justice.sim.world import simulate_to
 
@@ -71,7 +73,8 @@ def simulate(
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, transient=True, disable=as_json) as progress:
             task = progress.add_task("simulating", total=None)
-            world = simulate_to(params, target, progress=lambda stage: progress.update(task, description=stage))
+            world = simulate_to(params, target, progress=lambda stage: progress.update(task, description=stage),
+                                prison_db=prison_db)
         seconds = time.perf_counter() - t0
     except JusticeError as exc:
         _fail(exc)
@@ -89,7 +92,7 @@ def simulate(
         table.add_row(row["figure"], str(row["simulated"]), str(row["target"]), str(row["tolerance"]),
                       "[green]yes[/]" if row["within_tolerance"] else "[yellow]no[/]")
     console.print(table)
-    console.print(f"Wrote {target / 'truth'} in {seconds:.1f}s")
+    console.print(f"Wrote {target / 'truth'} and {target / 'legacy'} in {seconds:.1f}s")
 
 
 @app.command()
@@ -100,7 +103,8 @@ def demo(
     """Run every pipeline step that exists on a small simulated world, and say where outputs are."""
     settings = _settings(home)
     simulate(persons=persons, seed=1, start="2014-01-01", end="2025-12-31", intervention_effect=-0.05,
-             mess="default", prisons=None, world_file=None, out=settings.home, home=home, as_json=False)
+             mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
+             as_json=False)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
     for sub in ("truth", "legacy"):
         path = settings.home / sub

@@ -12,7 +12,7 @@ from justice.sim.courts import NONE
 EXPECTED_TABLES = {
     "persons", "court_cases", "hearings", "offences", "disposals", "custody_spells", "prison_locations",
     "alerts", "assessments", "non_associations", "incidents", "incident_parties", "adjudications",
-    "supervision", "interventions", "courts", "establishments",
+    "supervision", "interventions", "courts", "establishments", "records",
 }
 
 

@@ -222,9 +222,15 @@ def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Co
     return tables
 
 
-def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda _: None) -> World:
-    """Simulate, measure calibration, and write `out/truth/`."""
+def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda _: None, *,
+                legacy: bool = True, prison_db: str | None = None) -> World:
+    """Simulate, measure calibration, write `out/truth/` and (by default) `out/legacy/`.
+
+    `prison_db` is a SQLAlchemy URL for the prison system's database instead of the default
+    SQLite file under `out/legacy/prison/`.
+    """
     from justice.sim import calibration, truth
+    from justice.sim.legacy.emit import emit_legacy
 
     world = simulate(params, progress)
     progress("calibration")
@@ -232,4 +238,6 @@ def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda
     world.calibration = calibration.calibrate(world.tables, start, end)
     progress("writing truth")
     truth.write_truth(world.tables, params.to_json_dict(), world.calibration, Path(out))
+    if legacy:
+        emit_legacy(world.tables, params, Path(out), prison_db=prison_db, progress=progress)
     return world
