@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can import helper modules beside them
 
-from postgres_server import postgres_url  # noqa: E402,F401  (a throwaway PostgreSQL server)
+from postgres_server import postgres_url  # noqa: F401  (a throwaway PostgreSQL server)
 
 
 @pytest.fixture(scope="session")
