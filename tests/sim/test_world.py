@@ -151,3 +151,41 @@ def test_intervention_effect_option_changes_outcomes(effect):
     iv = w.tables["interventions"]
     unclipped = (iv["p_reoffend_without"] > 0.25) & (iv["p_reoffend_without"] < 0.95)
     assert np.allclose((iv["p_reoffend_with"] - iv["p_reoffend_without"])[unclipped], effect)
+
+
+def test_nobody_is_in_two_custody_spells_at_once(small_world):
+    s = small_world.tables["custody_spells"]
+    rel = np.where(s["release_date"] == NONE, np.iinfo(np.int64).max, s["release_date"])
+    order = np.lexsort((s["reception_date"], s["person_id"]))
+    person, reception, release = s["person_id"][order], s["reception_date"][order], rel[order]
+    same = person[1:] == person[:-1]
+    assert not np.any(same & (reception[1:] < release[:-1]))
+
+
+def test_nobody_offends_while_in_custody(small_world):
+    t = small_world.tables
+    s = t["custody_spells"]
+    rel = np.where(s["release_date"] == NONE, np.iinfo(np.int64).max, s["release_date"])
+    spells: dict[str, list[tuple[int, int]]] = {}
+    for p, a, b in zip(s["person_id"], s["reception_date"], rel):
+        spells.setdefault(p, []).append((a, b))
+    o = t["offences"]
+    for p, day in zip(o["person_id"], o["offence_date"]):
+        assert not any(a < day < b for a, b in spells.get(p, ())), (p, day)
+
+
+def test_a_cell_move_goes_to_another_cell(small_world):
+    loc = small_world.tables["prison_locations"]
+    move = loc["movement"][1:] == "cell_move"
+    same_spell = loc["spell_id"][1:] == loc["spell_id"][:-1]
+    assert move.sum() > 100
+    assert not np.any(move & same_spell & (loc["location_code"][1:] == loc["location_code"][:-1]))
+
+
+def test_nothing_is_dated_after_the_window(small_world):
+    end = 20453  # 2025-12-31
+    for name, cols in small_world.tables.items():
+        for col, values in cols.items():
+            # A planned end (of an order or licence) may lie beyond the window; events may not.
+            if col.endswith("_date") and not col.startswith("planned_") and values.dtype.kind == "i":
+                assert not np.any((values != NONE) & (values > end)), f"{name}.{col}"

@@ -9,6 +9,8 @@ once it is large enough for the rates to settle.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 
 import numpy as np
@@ -18,10 +20,27 @@ from justice.sim import reference as ref
 from justice.sim.courts import NONE
 
 Tables = dict[str, dict[str, np.ndarray]]
-MEASURES: dict[str, Callable[[Tables, int, int], float]] = {}
 
 
-def measure(fn: Callable[[Tables, int, int], float]) -> Callable[[Tables, int, int], float]:
+@dataclass(frozen=True)
+class World:
+    """Truth tables and the window (day numbers) that every measure reads."""
+
+    t: Tables
+    start: int
+    end: int
+
+    @cached_property
+    def cohort(self) -> dict[str, np.ndarray]:
+        """The proven reoffending cohort, built once for all reoffending measures."""
+        return proven_reoffending_cohort(self.t, self.start, self.end)
+
+
+Measure = Callable[[World], float]
+MEASURES: dict[str, Measure] = {}
+
+
+def measure(fn: Measure) -> Measure:
     """Register a calibration measure under its function name."""
     MEASURES[fn.__name__] = fn
     return fn
@@ -60,19 +79,22 @@ def proven_reoffending_cohort(t: Tables, start: int, end: int) -> dict[str, np.n
     person, idx, quarter, disposal, months = person[first], idx[first], quarter[first], disposal[first], months[first]
 
     # Reoffences: recordable proven offences per person, sorted by offence date.
+    # Reoffences: recordable proven offences, keyed by (person number, offence day) so that a
+    # cohort member's follow-up year is one contiguous range of the sorted keys.
+    persons = t["persons"]
     r = off["proven"] & off["recordable"]
-    rp, rd, rpd = off["person_id"][r], off["offence_date"][r], off["proven_date"][r]
-    o2 = np.lexsort((rd, rp))
-    rp, rd, rpd = rp[o2], rd[o2], rpd[o2]
-    key = np.char.add(rp.astype(str), np.char.zfill(rd.astype(str), 8)) if len(rp) else np.array([], dtype=str)
-    lo = np.searchsorted(key, np.char.add(person.astype(str), np.char.zfill((idx + 1).astype(str), 8)))
-    hi = np.searchsorted(key, np.char.add(person.astype(str), np.char.zfill((idx + 366).astype(str), 8)))
-    counts = np.zeros(len(person), dtype=np.int64)
+    day_span = 1 << 20  # more days than any window
+    rkey = np.searchsorted(persons["person_id"], off["person_id"][r]) * day_span + off["offence_date"][r]
+    order = np.argsort(rkey, kind="stable")
+    rkey, rproven = rkey[order], off["proven_date"][r][order]
+    pkey = np.searchsorted(persons["person_id"], person) * day_span
+    lo = np.searchsorted(rkey, pkey + idx + 1)
+    hi = np.searchsorted(rkey, pkey + idx + 366)
     # Count only those proven within the 18 months after the index date.
     deadline = idx + 365 + 183
-    for i in np.flatnonzero(hi > lo):
-        counts[i] = int(np.count_nonzero(rpd[lo[i]:hi[i]] <= deadline[i]))
-    persons = t["persons"]
+    member = np.repeat(np.arange(len(person)), hi - lo)
+    row = lo[member] + (np.arange(len(member)) - np.repeat(np.cumsum(hi - lo) - (hi - lo), hi - lo))
+    counts = np.bincount(member, weights=rproven[row] <= deadline[member], minlength=len(person)).astype(np.int64)
     pos = np.searchsorted(persons["person_id"], person)
     age = (idx - persons["dob"][pos]) / 365.25
     return {"person_id": person, "index_date": idx, "quarter": quarter, "disposal": disposal,
@@ -83,38 +105,27 @@ def _rate(c: dict[str, np.ndarray], mask: np.ndarray) -> float:
     return float(np.mean(c["reoffences"][mask] > 0)) if mask.any() else float("nan")
 
 
-_COHORT_CACHE: dict[int, dict[str, np.ndarray]] = {}
-
-
-def _cohort(t: Tables, start: int, end: int) -> dict[str, np.ndarray]:
-    key = id(t)
-    if key not in _COHORT_CACHE:
-        _COHORT_CACHE.clear()
-        _COHORT_CACHE[key] = proven_reoffending_cohort(t, start, end)
-    return _COHORT_CACHE[key]
-
-
 @measure
-def proven_reoffending_overall(t: Tables, start: int, end: int) -> float:
-    c = _cohort(t, start, end)
+def proven_reoffending_overall(w: World) -> float:
+    c = w.cohort
     return _rate(c, np.ones(len(c["age"]), bool))
 
 
 @measure
-def proven_reoffending_adult(t: Tables, start: int, end: int) -> float:
-    c = _cohort(t, start, end)
+def proven_reoffending_adult(w: World) -> float:
+    c = w.cohort
     return _rate(c, c["age"] >= 18)
 
 
 @measure
-def proven_reoffending_juvenile(t: Tables, start: int, end: int) -> float:
-    c = _cohort(t, start, end)
+def proven_reoffending_juvenile(w: World) -> float:
+    c = w.cohort
     return _rate(c, c["age"] < 18)
 
 
 @measure
-def proven_reoffending_custody_under_12m(t: Tables, start: int, end: int) -> float:
-    c = _cohort(t, start, end)
+def proven_reoffending_custody_under_12m(w: World) -> float:
+    c = w.cohort
     return _rate(c, (c["age"] >= 18) & (c["disposal"] == "custody") & (np.nan_to_num(c["custody_months"]) < 12))
 
 
@@ -134,22 +145,24 @@ def _incidents_per_1000(t: Tables, end: int, kind: str) -> float:
 
 
 @measure
-def self_harm_per_1000_prisoners(t: Tables, start: int, end: int) -> float:
-    return _incidents_per_1000(t, end, "SELF_HARM")
+def self_harm_per_1000_prisoners(w: World) -> float:
+    return _incidents_per_1000(w.t, w.end, "SELF_HARM")
 
 
 @measure
-def assaults_per_1000_prisoners(t: Tables, start: int, end: int) -> float:
-    return _incidents_per_1000(t, end, "ASSAULT_ON_PRISONER") + _incidents_per_1000(t, end, "ASSAULT_ON_STAFF")
+def assaults_per_1000_prisoners(w: World) -> float:
+    return (_incidents_per_1000(w.t, w.end, "ASSAULT_ON_PRISONER")
+            + _incidents_per_1000(w.t, w.end, "ASSAULT_ON_STAFF"))
 
 
 @measure
-def assaults_on_staff_per_1000_prisoners(t: Tables, start: int, end: int) -> float:
-    return _incidents_per_1000(t, end, "ASSAULT_ON_STAFF")
+def assaults_on_staff_per_1000_prisoners(w: World) -> float:
+    return _incidents_per_1000(w.t, w.end, "ASSAULT_ON_STAFF")
 
 
 @measure
-def women_share_of_prison_population(t: Tables, start: int, end: int) -> float:
+def women_share_of_prison_population(w: World) -> float:
+    t, end = w.t, w.end
     s = t["custody_spells"]
     p = t["persons"]
     sex = p["sex"][np.searchsorted(p["person_id"], s["person_id"])]
@@ -157,8 +170,9 @@ def women_share_of_prison_population(t: Tables, start: int, end: int) -> float:
 
 
 @measure
-def remand_share_of_prison_population(t: Tables, start: int, end: int) -> float:
+def remand_share_of_prison_population(w: World) -> float:
     """Remand days: from reception to sentence (or release) of spells that began on remand."""
+    t, end = w.t, w.end
     s = t["custody_spells"]
     rem = s["reason"] == "remand"
     rel = np.where(s["release_date"] == NONE, end + 1, s["release_date"])
@@ -168,8 +182,8 @@ def remand_share_of_prison_population(t: Tables, start: int, end: int) -> float:
 
 
 @measure
-def crown_median_charge_to_completion_days(t: Tables, start: int, end: int) -> float:
-    c = t["court_cases"]
+def crown_median_charge_to_completion_days(w: World) -> float:
+    c, end = w.t["court_cases"], w.end
     m = (c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"]) & (
         c["completion_date"] != NONE) & (c["completion_date"] > end - 365)
     return float(np.median(c["completion_date"][m] - c["charge_date"][m])) if m.any() else float("nan")
@@ -183,10 +197,10 @@ def open_cases_on(t: Tables, day: int, court_type: str) -> int:
 
 
 @measure
-def crown_open_caseload_ratio_2025q2_to_2019q4(t: Tables, start: int, end: int) -> float:
-    a, b = ref.day_number("2019-12-31"), min(ref.day_number("2025-06-30"), end)
-    before = open_cases_on(t, a, "crown")
-    return open_cases_on(t, b, "crown") / before if before else float("nan")
+def crown_open_caseload_ratio_2025q2_to_2019q4(w: World) -> float:
+    a, b = ref.day_number("2019-12-31"), min(ref.day_number("2025-06-30"), w.end)
+    before = open_cases_on(w.t, a, "crown")
+    return open_cases_on(w.t, b, "crown") / before if before else float("nan")
 
 
 def targets() -> list[dict]:
@@ -197,12 +211,12 @@ def targets() -> list[dict]:
 
 def calibrate(t: Tables, start: int, end: int) -> list[dict]:
     """Every headline figure: simulated value, target, tolerance, whether it is within, source."""
+    world = World(t, start, end)
     out = []
     for target in targets():
-        value = MEASURES[target["measure"]](t, start, end)
+        value = MEASURES[target["measure"]](world)
         ok = bool(np.isfinite(value) and abs(value - target["target"]) <= target["tolerance"])
         out.append({"figure": target["measure"], "simulated": round(float(value), 4) if np.isfinite(value) else None,
                     "target": target["target"], "tolerance": target["tolerance"], "within_tolerance": ok,
                     "source": target["source"]})
-    _COHORT_CACHE.clear()
     return out

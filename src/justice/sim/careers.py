@@ -43,6 +43,9 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
     """
     female = people["sex"] == "F"
     next_day = entry_day.copy()
+    # The earliest day of the next episode's offences: the start of the follow-up (release,
+    # sentence or caution) that preceded it, so no offence falls inside custody.
+    earliest = people["dob"] + 3650
     prior = people["prior"].astype(np.int64).copy()
     active = np.flatnonzero(next_day <= window_end)
     batches: list[Columns] = []
@@ -70,7 +73,7 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
 
         # Offences: extras of a spree fall within a few weeks of the principal one.
         spread = np.where(np.r_[True, np.diff(ep_idx) != 0], 0, rng.integers(0, 45, len(ep_idx)))
-        offence_day = np.maximum(ep["offence_day"][ep_idx] - spread, people["dob"][active][ep_idx] + 3650)
+        offence_day = np.maximum(ep["offence_day"][ep_idx] - spread, earliest[active][ep_idx])
         dropped = (rng.random(len(ep_idx)) < 0.12) & (spread > 0)  # left on file or withdrawn
         proven = (ep["conviction_day"][ep_idx] != NONE) | (ep["caution"][ep_idx] & (ep["charge_day"][ep_idx] != NONE))
         proven &= ~dropped
@@ -85,6 +88,9 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
         start = np.where(ep["index_day"] != NONE, ep["index_day"], np.where(
             completion != NONE, completion, ep["charge_day"]))
         start = np.maximum(start, ep["release_day"])  # nobody offends outside from inside prison
+        # Still in custody when the window closes (release beyond it): no further offences.
+        inside = ((ep["disposal"] == "custody") | ep["remanded"]) & (ep["release_day"] == NONE)
+        start = np.where(inside, NONE, start)
         age_at_start = (start - people["dob"][active]) / 365.25
         n_proven = np.bincount(ep_idx, weights=proven, minlength=k).astype(np.int64)
         prior[active] += n_proven
@@ -124,6 +130,7 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
         nxt = np.where(gap > 0, start + gap, NONE)
         nxt = np.where((start == NONE) | (age_at_start > 85), NONE, nxt)
         next_day[active] = nxt
+        earliest[active] = np.where(start != NONE, start + 1, earliest[active])
         batches.append(ep)
         active = active[(nxt != NONE) & (nxt <= window_end)]
 

@@ -42,9 +42,11 @@ def choose_offences(rng: np.random.Generator, risk: np.ndarray, w: dict) -> tupl
     redraw = (cum[ep_of_extra] < rng.random(len(ep_of_extra))[:, None] * cum[ep_of_extra, -1:]).sum(axis=1)
     # An extra offence of the same group is the principal itself or a lesser one of its group.
     group_code = np.searchsorted(np.unique(off.group), off.group)
-    same = np.array([np.flatnonzero(group_code == g) for g in range(group_code.max() + 1)], dtype=object)
-    pick_same = np.array([rng.choice(same[group_code[first[e]]]) for e in ep_of_extra[same_group]],
-                         dtype=np.int64) if same_group.any() else np.zeros(0, np.int64)
+    members = np.argsort(group_code, kind="stable")  # offence rows grouped by offence group
+    size = np.bincount(group_code)
+    offset = np.r_[0, np.cumsum(size)[:-1]]
+    g = group_code[first[ep_of_extra[same_group]]]
+    pick_same = members[offset[g] + np.floor(rng.random(len(g)) * size[g]).astype(np.int64)]
     extra_code = redraw.copy()
     extra_code[same_group] = pick_same
     # Keep the principal the most severe: swap if an extra turned out more severe.

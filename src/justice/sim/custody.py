@@ -116,23 +116,29 @@ def allocate_cells(rng: np.random.Generator, stays: Columns, csra_high: np.ndarr
             while releases and releases[0][0] <= t:
                 _, c, who = heapq.heappop(releases)
                 occupants[c].remove(who)
-                if occupants[c]:
-                    half.add(c) if not csra_high[occupants[c][0]] else None
-                else:
+                if not occupants[c]:
                     half.discard(c)
                     heapq.heappush(empty, c)
-            if not csra_high[s] and half and u[s] < double_share:
-                c = half.pop()
-            else:
+                elif not csra_high[occupants[c][0]]:
+                    half.add(c)
+            # A cell move goes to a different cell: the one just left is not a candidate.
+            avoid = -1 if stays["is_reception"][s] or stays["is_transfer"][s] else cell[s - 1]
+            c = -1
+            if not csra_high[s] and u[s] < double_share:
+                c = next((h for h in half if h != avoid), -1)
+                if c >= 0:
+                    half.discard(c)
+            if c < 0:
+                skipped = heapq.heappop(empty) if empty and empty[0] == avoid else -1
                 if empty:
                     c = heapq.heappop(empty)
                 else:
                     c, n_cells = n_cells, n_cells + 1
                     occupants[c] = []
+                if skipped >= 0:
+                    heapq.heappush(empty, skipped)
                 if not csra_high[s]:
                     half.add(c)
-            if len(occupants[c]) == 1:
-                half.discard(c)
             occupants[c].append(s)
             cell[s] = c
             heapq.heappush(releases, (int(stays["end_day"][s]), c, int(s)))
@@ -301,9 +307,10 @@ def life_in_custody(rng: np.random.Generator, stays: Columns, persons: Columns, 
         al_start += list(stays["start_day"][hit])
         al_end += [NONE] * len(hit)
     al_end_arr = np.array(al_end, dtype=np.int64)
+    al_start_arr = np.array(al_start, dtype=np.int64)
     alerts = {"person": np.array(al_person, dtype=np.int64), "code": np.array(al_code, dtype=object),
-              "start_day": np.array(al_start, dtype=np.int64),
-              "end_day": np.where(al_end_arr > window_end, NONE, al_end_arr)}
+              "start_day": al_start_arr, "end_day": np.where(al_end_arr > window_end, NONE, al_end_arr)}
+    alerts = {k: v[al_start_arr <= window_end] for k, v in alerts.items()}  # nothing after the window
 
     # CSRA at every reception; reviewed to high after an assault on another prisoner.
     csra_rec = {"stay": rec, "day": stays["start_day"][rec], "level": np.where(
@@ -312,7 +319,7 @@ def life_in_custody(rng: np.random.Generator, stays: Columns, persons: Columns, 
     rev = np.flatnonzero(has_v)
     csra = {
         "person": np.concatenate([p[rec], p[inc_stay[rev]]]),
-        "day": np.concatenate([csra_rec["day"], inc_day[rev] + 2]),
+        "day": np.concatenate([csra_rec["day"], np.minimum(inc_day[rev] + 2, stays["end_day"][inc_stay[rev]] - 1)]),
         "level": np.concatenate([csra_rec["level"], np.full(len(rev), "HIGH", object)]),
         "reason": np.concatenate([csra_rec["reason"], np.full(len(rev), "REVIEW_AFTER_INCIDENT", object)]),
         "establishment": np.concatenate([stays["establishment"][rec], stays["establishment"][inc_stay[rev]]]),
@@ -326,8 +333,10 @@ def life_in_custody(rng: np.random.Generator, stays: Columns, persons: Columns, 
                         "Uses threatening, abusive or insulting words or behaviour", "Fights with any person",
                         "Is found with a controlled drug", "Damages prison property"], dtype=object)
     a_stay = np.concatenate([ad_stay, ap_stay, as_stay])
+    # An assault is charged within a couple of days, while the prisoner is still there.
     a_day = np.concatenate([ad_day, ap_day, as_day]) + np.concatenate([
         np.zeros(len(ad_stay), np.int64), rng.integers(0, 3, len(ap_stay) + len(as_stay))])
+    a_day = np.minimum(a_day, stays["end_day"][a_stay] - 1)
     a_charge = np.concatenate([charges[rng.choice(len(charges), len(ad_stay), p=[0.25, 0.3, 0.2, 0.1, 0.1, 0.05])],
                                np.full(len(ap_stay), "Commits any assault", object),
                                np.full(len(as_stay), "Commits any assault on an officer", object)])

@@ -206,7 +206,6 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     r_end = np.minimum(r_end, e["supervision_end_day"][recalled])
     # A recall cannot overlap another custody spell or an offence committed outside.
     r_person = ep_person[recalled]
-    spans_start = np.concatenate([reception, r_start])
     ok = np.ones(len(recalled), bool)
     sp_person = ep_person[s_idx]
     order = np.lexsort((reception, sp_person))
@@ -228,7 +227,6 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     ok &= r_start <= end
     recalled, r_start, r_end = recalled[ok], r_start[ok], r_end[ok]
     r_end = np.where(r_end > end, NONE, r_end)
-    del spans_start
     sp = {
         "episode": np.concatenate([s_idx, recalled]),
         "person": np.concatenate([ep_person[s_idx], ep_person[recalled]]),
