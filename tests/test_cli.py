@@ -80,3 +80,45 @@ def test_world_file_overrides_and_rejects_unknown_keys(tmp_path):
     bad.write_text("custody:\n  no_such_rate: 1\n")
     result = runner.invoke(app, ["simulate", "--persons", "300", "--home", str(tmp_path), "--world-file", str(bad)])
     assert result.exit_code == 2 and "no_such_rate" in result.output
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    result = runner.invoke(app, ["simulate", "--persons", "200", "--out", str(target)])
+    assert result.exit_code == 2 and "is a file" in result.output
+    assert target.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("url, message", [
+    ("not a url", "not a usable SQLAlchemy URL"),
+    ("nosuchdialect://x/y", "not a usable SQLAlchemy URL"),
+    ("postgresql+psycopg://nobody:secret@127.0.0.1:1/nope", "cannot connect"),
+])
+def test_bad_prison_db_fails_before_simulating(tmp_path, url, message):
+    result = runner.invoke(app, ["simulate", "--persons", "200", "--home", str(tmp_path), "--prison-db", url])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "secret" not in result.output  # passwords are never echoed
+    assert not (tmp_path / "truth").exists()
+
+
+def test_a_failed_run_leaves_the_previous_world_intact(tmp_path, monkeypatch):
+    ok = runner.invoke(app, ["simulate", "--persons", "300", "--home", str(tmp_path), "--json"])
+    assert ok.exit_code == 0, ok.output
+    before = {p.name: p.read_bytes() for p in (tmp_path / "truth").iterdir()}
+    legacy_files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*"))
+
+    import justice.sim.legacy.emit as emit_mod
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(emit_mod, "emit_legacy", broken)
+    with pytest.raises(RuntimeError):
+        from justice.sim.params import SimulationParams
+        from justice.sim.world import simulate_to
+
+        simulate_to(SimulationParams(persons=300, seed=9), tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "truth").iterdir()} == before
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*")) == legacy_files

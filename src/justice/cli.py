@@ -32,7 +32,7 @@ def _settings(home: Path | None) -> Settings:
 
 
 def _fail(exc: JusticeError) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 from faker import Faker
 
 from justice import identifiers
+from justice.errors import SimulationError
 from justice.sim import careers
 from justice.sim import people as people_mod
 from justice.sim import reference as ref
@@ -227,17 +229,40 @@ def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda
     """Simulate, measure calibration, write `out/truth/` and (by default) `out/legacy/`.
 
     `prison_db` is a SQLAlchemy URL for the prison system's database instead of the default
-    SQLite file under `out/legacy/prison/`.
+    SQLite file under `out/legacy/prison/`. Everything is written into a staging folder first
+    and swapped in at the end, so a failed or killed run leaves the previous outputs intact.
     """
     from justice.sim import calibration, truth
+    from justice.sim.legacy import prison
     from justice.sim.legacy.emit import emit_legacy
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SimulationError(f"--out {out}: is a file; give a folder (it is created if missing)")
+    if prison_db:
+        prison.check_database(prison_db)
+    staging = out / ".simulate-partial"
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise SimulationError(f"--out {out}: cannot write there ({exc.strerror})") from None
 
     world = simulate(params, progress)
     progress("calibration")
     start, end = ref.day_number(params.start), ref.day_number(params.end)
     world.calibration = calibration.calibrate(world.tables, start, end)
     progress("writing truth")
-    truth.write_truth(world.tables, params.to_json_dict(), world.calibration, Path(out))
+    truth.write_truth(world.tables, params.to_json_dict(), world.calibration, staging)
     if legacy:
-        emit_legacy(world.tables, params, Path(out), prison_db=prison_db, progress=progress)
+        emit_legacy(world.tables, params, staging, prison_db=prison_db, progress=progress)
+    # Legacy extracts of an earlier world would contradict this truth: replace or remove both.
+    for part in ("truth", "legacy"):
+        target = out / part
+        if target.exists():
+            shutil.rmtree(target)
+        if (staging / part).exists():
+            (staging / part).rename(target)
+    shutil.rmtree(staging)
     return world

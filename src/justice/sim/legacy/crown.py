@@ -59,19 +59,19 @@ import numpy as np
 import pyarrow as pa
 
 from justice.sim import reference as ref
+from justice.sim.arrays import composite, group_starts
 from justice.sim.courts import NONE
 from justice.sim.legacy.identity import messy_identity, person_rows
 from justice.sim.legacy.magistrates import (
     add_labels,
     answer_key,
     bad_dates,
-    composite,
+    cases_in_receipt_order,
     custody_terms,
     day_chunks,
     day_number,
     dob_days,
     format_days,
-    group_starts,
     lookup,
     month_folder,
     pick_rows,
@@ -145,10 +145,8 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     out = Path(out)
     start, end = day_number(params.start), day_number(params.end)
     cc = tables["court_cases"]
-    sel = np.flatnonzero(cc["court_type"] == "crown")
-    order = sel[np.lexsort((sel, cc["receipt_date"][sel]))]
-    case = {k: v[order] for k, v in cc.items()}
-    n = len(order)
+    case = cases_in_receipt_order(tables, "crown")
+    n = len(case["case_id"])
     receipt, completion = case["receipt_date"], case["completion_date"]
 
     # The system's own keys: case number per court, class and year; a defendant id per case.

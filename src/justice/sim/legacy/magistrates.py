@@ -57,6 +57,7 @@ import pyarrow as pa
 
 from justice.sim import mess
 from justice.sim import reference as ref
+from justice.sim.arrays import composite, group_starts, sorted_unique
 from justice.sim.courts import NONE
 from justice.sim.legacy.identity import messy_identity, person_rows
 
@@ -127,22 +128,10 @@ def scrambled_numbers(rng: np.random.Generator, n: int, low: int, high: int) -> 
     return (i * _ID_MULT + offset) % span + low
 
 
-def composite(rec: np.ndarray, day: np.ndarray) -> np.ndarray:
-    """A sortable int64 key of (record, day) for searchsorted look-ups."""
-    return np.asarray(rec, np.int64) * (1 << 32) + (np.asarray(day, np.int64) + (1 << 31))
 
 
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """Sorted distinct values of an int array (np.unique is hash-based and slow on large ones)."""
-    v = np.sort(values)
-    return v[np.r_[True, v[1:] != v[:-1]]] if len(v) else v
 
 
-def group_starts(sorted_groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, count) per group 0..n_groups-1 of an array sorted by group."""
-    counts = np.bincount(sorted_groups, minlength=n_groups).astype(np.int64)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    return starts, counts
 
 
 def record_events(
@@ -373,17 +362,23 @@ def _outcome_columns(rng, offs, case_outcome, months):
     return plea, verdict, disp, fine, length, unit
 
 
+def cases_in_receipt_order(tables: dict, court_type: str) -> dict[str, np.ndarray]:
+    """One court type's truth cases, in order of receipt (then of the truth table)."""
+    cc = tables["court_cases"]
+    sel = np.flatnonzero(cc["court_type"] == court_type)
+    order = sel[np.lexsort((sel, cc["receipt_date"][sel]))]
+    return {k: v[order] for k, v in cc.items()}
+
+
 def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params) -> pa.Table:
     """Write the daily Libra CSV files under ``out``; return the answer key (one row per
     defendant id)."""
     out = Path(out)
     start, end = day_number(params.start), day_number(params.end)
-    cc = tables["court_cases"]
-    sel = np.flatnonzero(cc["court_type"] == "magistrates")
     # Records (defendant-in-case) in order of receipt, then of the truth table.
-    order = sel[np.lexsort((sel, cc["receipt_date"][sel]))]
-    case = {k: v[order] for k, v in cc.items()}
-    n = len(order)
+    cc = tables["court_cases"]
+    case = cases_in_receipt_order(tables, "magistrates")
+    n = len(case["case_id"])
     receipt, completion = case["receipt_date"], case["completion_date"]
 
     # The system's own keys.

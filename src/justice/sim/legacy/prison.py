@@ -95,6 +95,7 @@ from justice import identifiers
 from justice.errors import SimulationError
 from justice.sim import mess
 from justice.sim import reference as ref
+from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
 from justice.sim.custody import alert_codes
 from justice.sim.legacy.identity import messy_identity, person_rows
@@ -167,15 +168,6 @@ def _nullable(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
-def _seq_within(group: np.ndarray) -> np.ndarray:
-    """1-based running number within runs of equal values of an already sorted `group`."""
-    n = len(group)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    start = np.r_[True, group[1:] != group[:-1]]
-    first = np.flatnonzero(start)
-    run = np.cumsum(start) - 1
-    return np.arange(n) - first[run] + 1
 
 
 def _times(days: np.ndarray, modified_days: np.ndarray, key: np.ndarray, salt: int, *,
@@ -359,7 +351,7 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
                                              id_owner * 4 + (id_type == "CRO"), salt=3,
                                              after=created[id_rows])
     identifiers_table = {
-        "OFFENDER_ID": id_owner, "OFFENDER_ID_SEQ": _seq_within(id_owner),
+        "OFFENDER_ID": id_owner, "OFFENDER_ID_SEQ": rank_within_runs(id_owner) + 1,
         "IDENTIFIER_TYPE": id_type, "IDENTIFIER": id_value,
         "CREATE_DATETIME": id_create, "MODIFY_DATETIME": id_modify,
     }
@@ -538,7 +530,7 @@ def _bookings_and_stays(tables: dict[str, Columns], sp: _Spells, spells: Columns
     moved_prison = _transfers(s, stay_spell)
     reason = np.where(s["movement"] == "reception", "ADM",
                       np.where(moved_prison, "TRN", "MOVE")).astype(object)
-    seq = _seq_within(stay_spell)
+    seq = rank_within_runs(stay_spell) + 1
     stay_book = book_id[stay_spell]
     created, modified = _times(s["start_date"], s["end_date"], stay_book * 1024 + seq, salt=13,
                                until=end_day, after=spells["book_created"][stay_spell])
@@ -586,7 +578,7 @@ def _movements(tables: dict[str, Columns], sp: _Spells, spells: Columns, s: Colu
     book = spells["book_id"][spell]
     order = np.lexsort((np.arange(len(day)), rank, day, book))
     book, day, spell = book[order], day[order], spell[order]
-    seq = _seq_within(book)
+    seq = rank_within_runs(book) + 1
     latest = np.r_[book[1:] != book[:-1], True] if len(book) else np.zeros(0, bool)
     created, _ = _times(day, np.full(len(day), NONE), book * 1024 + seq, salt=17,
                         after=spells["book_created"][spell])
@@ -643,7 +635,7 @@ def _life_in_custody(rng: np.random.Generator, tables: dict[str, Columns], sp: _
 
     rows, pos = events(al["person_id"], al["start_date"])
     book, start, end, code = book_id[pos], al["start_date"][rows], al["end_date"][rows], al["alert_code"][rows]
-    seq = _seq_within(book)
+    seq = rank_within_runs(book) + 1
     create, modify = _created_modified(start, end, book * 1024 + seq, salt=19, until=end_day,
                                        after=book_created[pos])
     out["OFFENDER_ALERTS"] = {
@@ -656,7 +648,7 @@ def _life_in_custody(rng: np.random.Generator, tables: dict[str, Columns], sp: _
 
     rows, pos = events(asr["person_id"], asr["assessment_date"])
     book, day = book_id[pos], asr["assessment_date"][rows]
-    seq = _seq_within(book)
+    seq = rank_within_runs(book) + 1
     create, modify = _created_modified(day, np.full(len(day), NONE), book * 1024 + seq, salt=23,
                                        after=book_created[pos])
     out["OFFENDER_ASSESSMENTS"] = {
@@ -675,7 +667,7 @@ def _life_in_custody(rng: np.random.Generator, tables: dict[str, Columns], sp: _
     pos1, pos2 = pos1[rows], pos2[rows]
     off, ns_off, eff, exp = offender[pos1], offender[pos2], na["effective_date"][rows], na["expiry_date"][rows]
     pair = off * (int(offender.max(initial=0)) + 1) + ns_off
-    seq = _seq_within(pair)
+    seq = rank_within_runs(pair) + 1
     create, modify = _created_modified(eff, exp, pair * 64 + seq, salt=29, until=end_day,
                                        after=np.maximum(book_created[pos1], book_created[pos2]))
     out["OFFENDER_NON_ASSOCIATIONS"] = {
@@ -705,7 +697,7 @@ def _life_in_custody(rng: np.random.Generator, tables: dict[str, Columns], sp: _
     rows, pos = events(ip["person_id"], inc["incident_date"][which], order_by=case_id[which])
     which = which[rows]
     case = case_id[which]
-    seq = _seq_within(case)
+    seq = rank_within_runs(case) + 1
     create, modify = _created_modified(inc["incident_date"][which], np.full(len(case), NONE), case * 64 + seq,
                                        salt=41, after=np.maximum(case_created[which], book_created[pos]))
     out["INCIDENT_CASE_PARTIES"] = {
@@ -794,9 +786,40 @@ def _tune_for_bulk_load(conn: sa.Connection) -> None:
         conn.exec_driver_sql("PRAGMA cache_size=-200000")
 
 
+def _engine(url: str) -> sa.Engine:
+    """An engine for `url`, or a SimulationError that says what is wrong with the URL."""
+    try:
+        return sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+        raise SimulationError(
+            f"--prison-db {url!r} is not a usable SQLAlchemy URL ({exc}); "
+            "expected e.g. sqlite:///nomis.sqlite or postgresql+psycopg://user@host/db") from None
+
+
+def _shown(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def check_database(url: str) -> None:
+    """Fail fast, before any simulating, if the prison database cannot be reached."""
+    engine = _engine(url)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.SQLAlchemyError as exc:
+        raise SimulationError(f"--prison-db {_shown(url)}: cannot connect ({exc.__class__.__name__}: "
+                              f"{str(exc.orig if getattr(exc, 'orig', None) else exc).strip()})") from None
+    finally:
+        engine.dispose()
+
+
 def write_database(url: str, rows: dict[str, Table]) -> None:
-    """Create the NOMIS tables at `url` (dropping old ones) and bulk-insert `rows` in one go."""
-    engine = sa.create_engine(url)
+    """Create the NOMIS tables at `url` (dropping old ones) and bulk-insert `rows` in one go.
+
+    Everything happens in one transaction, so on a database with transactional DDL (PostgreSQL)
+    a failure leaves the previous tables as they were.
+    """
+    engine = _engine(url)
     try:
         with engine.connect() as conn:
             _tune_for_bulk_load(conn)
@@ -818,6 +841,9 @@ def write_database(url: str, rows: dict[str, Table]) -> None:
                         if style == "named":
                             chunk = [{f"p{j}": x for j, x in enumerate(r)} for r in chunk]
                         conn.exec_driver_sql(sql, chunk)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SimulationError(f"--prison-db {_shown(url)}: writing the NOMIS tables failed "
+                              f"({exc.__class__.__name__}); nothing was committed") from exc
     finally:
         engine.dispose()
 

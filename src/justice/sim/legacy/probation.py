@@ -82,6 +82,7 @@ import pyarrow as pa
 from justice import identifiers
 from justice.errors import SimulationError
 from justice.sim import mess
+from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
 from justice.sim.legacy.identity import messy_identity, person_rows
 from justice.sources.copybook import Copybook, encode_records, parse_copybook
@@ -224,14 +225,6 @@ def _integer_layout(book: Copybook) -> Copybook:
     return Copybook(book.record_name, fields, book.record_length, book.source)
 
 
-def _group_rank(keys: np.ndarray) -> np.ndarray:
-    """0, 1, 2, ... within runs of equal ``keys`` (keys must already be grouped)."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    start = np.r_[True, keys[1:] != keys[:-1]]
-    first = np.flatnonzero(start)
-    return np.arange(n) - np.repeat(first, np.diff(np.r_[first, n]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,7 +276,7 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     start = sup["start_date"][inst_event]
     by_crn = np.lexsort((inst_event, start, inst_crn))
     event_number = np.empty(n_inst, dtype=np.int64)
-    event_number[by_crn] = _group_rank(inst_crn[by_crn]) + 1
+    event_number[by_crn] = rank_within_runs(inst_crn[by_crn]) + 1
 
     # ---- identity, once per CRN -------------------------------------------------------------
     rows = person_rows(tables, persons["person_id"][crn_person])
