@@ -122,3 +122,11 @@ def test_a_failed_run_leaves_the_previous_world_intact(tmp_path, monkeypatch):
         simulate_to(SimulationParams(persons=300, seed=9), tmp_path)
     assert {p.name: p.read_bytes() for p in (tmp_path / "truth").iterdir()} == before
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*")) == legacy_files
+
+
+def test_demo_writes_legacy_and_truth_and_says_where(tmp_path):
+    result = runner.invoke(app, ["demo", "--persons", "300", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for sub in ("legacy", "truth"):
+        assert (tmp_path / sub).is_dir()
+    assert "legacy/" in result.output and "truth/" in result.output

@@ -106,10 +106,14 @@ def demo(
              mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
              as_json=False)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
-    for sub in ("truth", "legacy"):
-        path = settings.home / sub
+    for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir)):
         if path.exists():
-            console.print(f"  {sub + '/':10s} {path.resolve()}")
+            console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
+
+
+def _describe(path: Path) -> str:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return f"({len(files):,} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"
 
 
 def main() -> None:  # pragma: no cover - console entry point
