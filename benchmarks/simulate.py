@@ -31,14 +31,17 @@ def main() -> None:
 
     out = args.out or Path(tempfile.mkdtemp(prefix="justice-bench-"))
     t0 = time.perf_counter()
-    last = [t0]
+    stage = ["setup (name and postcode pools)", t0]
 
-    def progress(stage: str) -> None:
+    def progress(next_stage: str) -> None:
+        """Print the stage that just finished, with its own time and the peak memory so far."""
         now = time.perf_counter()
-        print(f"  {now - t0:7.1f}s  (+{now - last[0]:6.1f}s)  {stage:<16} peak {peak_rss_gb():5.2f} GB", flush=True)
-        last[0] = now
+        print(f"  {stage[0]:<34} {now - stage[1]:7.1f}s   (at {now - t0:6.1f}s, peak {peak_rss_gb():5.2f} GB)",
+              flush=True)
+        stage[:] = [next_stage, now]
 
     world = simulate_to(SimulationParams(persons=args.persons, seed=args.seed), out, progress=progress)
+    progress("done")
     total = time.perf_counter() - t0
     rows = sum(len(next(iter(t.values()))) for t in world.tables.values())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
