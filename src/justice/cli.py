@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from justice.errors import JusticeError
@@ -109,6 +116,105 @@ def demo(
     for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir)):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
+
+
+@app.command()
+def ingest(
+    system: Annotated[str | None, typer.Option(help="Only this system (default: every system with a spec).")] = None,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the load reports as JSON.")] = False,
+) -> None:
+    """Extract every legacy system under HOME/legacy and land it, lossless, in HOME/lake/raw."""
+    from justice.ingest.run import ingest as run_ingest
+
+    settings = _settings(home)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(f"ingest {name}", total=total)
+                bar.update(tasks[name], completed=done, total=total)
+
+            reports = run_ingest(settings, system, progress=progress)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps([r.to_json() for r in reports], indent=2))
+    else:
+        table = Table(title="Ingest")
+        for col in ("system", "files loaded", "skipped", "failed", "rows read", "landed", "set aside"):
+            table.add_column(col, justify="left" if col == "system" else "right")
+        for r in reports:
+            j = r.to_json()
+            table.add_row(r.system, f"{j['files_loaded']:,}", f"{j['files_skipped']:,}",
+                          f"[red]{j['files_failed']}[/]" if j["files_failed"] else "0",
+                          f"{r.rows_read:,}", f"{r.rows_landed:,}", f"{r.rows_rejected:,}")
+        console.print(table)
+        for r in reports:
+            for f in r.errors:
+                err.print(f"[red]{r.system}[/] {f.file}: {f.error}", soft_wrap=True)
+    if any(r.errors for r in reports):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def status(home: HomeOption = None,
+           as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """Per system: the last load, its rows and rows set aside, and how fresh it is."""
+    from justice.ingest.warehouse import load_history
+
+    history = load_history(_settings(home))
+    latest: dict[str, dict] = {}
+    for row in history:
+        latest.setdefault(row["system"], row)
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for system, row in sorted(latest.items()):
+        finished = dt.datetime.fromisoformat(row["finished_at"])
+        rows.append({**row, "age_hours": round((now - finished).total_seconds() / 3600, 1),
+                     "loads": sum(1 for h in history if h["system"] == system)})
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print("No loads yet: run `justice ingest`.")
+        return
+    table = Table(title="Last load per system")
+    for col in ("system", "load", "finished", "age (h)", "loads", "rows read", "landed", "set aside", "failed files"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["system"], r["load_id"], r["finished_at"], str(r["age_hours"]), str(r["loads"]),
+                      f"{r['rows_read']:,}", f"{r['rows_landed']:,}", f"{r['rows_rejected']:,}", str(r["files_failed"]))
+    console.print(table)
+
+
+@app.command()
+def quarantine(
+    system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 50,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List rows set aside when reading, with the rule they broke and why."""
+    from justice.ingest.warehouse import rejects
+
+    rows = rejects(_settings(home), system, limit)
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        console.print("Nothing set aside.")
+        return
+    table = Table(title="Set aside at read time")
+    for col in ("system", "file", "where", "rule", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["_system"], r["_file"], r["_locator"], r["rule"], r["reason"])
+    console.print(table)
 
 
 def _describe(path: Path) -> str:

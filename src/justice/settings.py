@@ -46,6 +46,7 @@ class Settings:
     """Query engine name."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser())
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 

@@ -1,0 +1,36 @@
+"""`justice ingest`: land every legacy system (or one), then refresh the warehouse's views."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from justice.errors import ConfigError, JusticeError
+from justice.ingest import warehouse
+from justice.ingest.landing import FileResult, LoadReport, Progress, land_system
+from justice.settings import Settings
+from justice.sources.spec import SourceSpec, load_specs
+
+
+def specs_for(settings: Settings, system: str | None = None) -> list[SourceSpec]:
+    """The built-in specs plus any in HOME/specs (which override by system name)."""
+    extra = settings.home / "specs"
+    specs = load_specs(*([extra] if extra.is_dir() else []))
+    if system is None:
+        return list(specs.values())
+    if system not in specs:
+        raise ConfigError(f"--system {system!r}: no spec; known systems: {', '.join(sorted(specs))}")
+    return [specs[system]]
+
+
+def ingest(settings: Settings, system: str | None = None, *, progress: Progress = lambda *_: None) -> list[LoadReport]:
+    """Land each system in turn; one system's failure is reported and the others still load."""
+    reports = []
+    for spec in specs_for(settings, system):
+        try:
+            reports.append(land_system(spec, settings, progress=progress))
+        except JusticeError as exc:
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            reports.append(LoadReport(system=spec.system, load_id="", started_at=now, finished_at=now,
+                                      files=[FileResult(file=spec.files or spec.url or "", error=str(exc))]))
+    warehouse.refresh_views(settings)
+    return reports

@@ -1,0 +1,94 @@
+"""The warehouse's view of the lake: `raw.<table>` views over landed Parquet, and `audit` views.
+
+The views read only files of completed dlt loads (listed in `_dlt_loads`), so data from a run that
+was killed part-way is never visible. DuckDB is the embedded default; the same Parquet files are
+Spark's input at scale.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+
+from justice.settings import Settings
+
+_TABLE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open HOME/warehouse.duckdb."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=read_only)
+
+
+def raw_tables(settings: Settings) -> list[str]:
+    """Raw tables present in the lake (dlt's own bookkeeping tables excluded)."""
+    raw = settings.home / "lake" / "raw"
+    if not raw.is_dir():
+        return []
+    return sorted(p.name for p in raw.iterdir() if p.is_dir() and _TABLE.match(p.name) and any(p.glob("*.parquet")))
+
+
+def refresh_views(settings: Settings) -> list[str]:
+    """(Re)create `raw.<table>` for every landed table and `audit.loads`; returns the raw tables."""
+    raw = (settings.home / "lake" / "raw").resolve()
+    tables = raw_tables(settings)
+    con = connect(settings)
+    try:
+        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+        loads_glob = str(raw / "_dlt_loads" / "*.jsonl")
+        has_loads = any((raw / "_dlt_loads").glob("*.jsonl")) if (raw / "_dlt_loads").is_dir() else False
+        completed = (f"(SELECT load_id FROM read_json('{loads_glob}', format='newline_delimited', "
+                     "columns={load_id: 'VARCHAR', status: 'BIGINT'}) WHERE status = 0)") if has_loads else "(SELECT NULL)"
+        for name in tables:
+            files = str(raw / name / "*.parquet")
+            con.execute(f"""
+                CREATE OR REPLACE VIEW raw.{name} AS
+                SELECT * EXCLUDE (filename) FROM read_parquet('{files}', union_by_name = true, filename = true)
+                WHERE regexp_extract(filename, '/([0-9]+\\.[0-9]+)\\.[^/]*$', 1) IN {completed}
+            """)
+        loads = [t for t in tables if t.endswith("__loads")]
+        if loads:
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM raw.{t}" for t in loads)
+            con.execute(f"CREATE OR REPLACE VIEW audit.loads AS {union}")
+    finally:
+        con.close()
+    return tables
+
+
+def load_history(settings: Settings) -> list[dict]:
+    """Every completed load of every system, newest first (empty before the first ingest)."""
+    if not (settings.home / "warehouse.duckdb").exists():
+        return []
+    con = connect(settings, read_only=True)
+    try:
+        exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'audit' "
+                             "AND view_name = 'loads'").fetchone()[0]
+        if not exists:
+            return []
+        cur = con.execute("SELECT * FROM audit.loads ORDER BY started_at DESC, load_id DESC")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def rejects(settings: Settings, system: str | None = None, limit: int = 50) -> list[dict]:
+    """Rows set aside at read time, with rule and reason (newest loads first)."""
+    names = [t for t in raw_tables(settings) if t.endswith("__rejects")
+             and (system is None or t == f"{system}__rejects")]
+    if not names:
+        return []
+    con = connect(settings, read_only=True)
+    try:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM raw.{t}" for t in names)
+        cur = con.execute(f"SELECT _system, _file, _locator, rule, reason, raw, _load_id FROM ({union}) "
+                          f"ORDER BY _load_id DESC, _file, _locator LIMIT {int(limit)}")
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
