@@ -17,7 +17,7 @@ from justice.ingest import landing, warehouse
 from justice.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-import fake_reader  # noqa: E402
+import fake_reader
 
 
 @pytest.fixture
