@@ -5,9 +5,10 @@ The tree::
     JusticeError                  base of everything the platform raises on purpose
     ├── ConfigError               a setting, option or reference-data file is wrong
     ├── SimulationError           the simulator was asked for something it cannot make
-    └── SourceError               a legacy source cannot be read as its spec says
-        ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
-        └── SchemaDriftError      a source's columns differ from its spec
+    ├── SourceError               a legacy source cannot be read as its spec says
+    │   ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
+    │   └── SchemaDriftError      a source's columns differ from its spec
+    └── TransformError            a dbt model or test failed (the message names which)
 
 Every message says what was wrong, where (file, line, column or option) and what to do.
 """
@@ -37,3 +38,7 @@ class CopybookError(SourceError):
 
 class SchemaDriftError(SourceError):
     """A source's columns differ from what its spec declares."""
+
+
+class TransformError(JusticeError):
+    """A dbt model or data test failed; the message names the nodes and dbt's log has the rest."""

@@ -1,4 +1,5 @@
-"""`justice ingest`: land every legacy system (or one), then refresh the warehouse's views."""
+"""`justice ingest`: land every legacy system (or one), refresh the warehouse's raw views, then
+build staging, quarantine and the reconciliation with dbt (its tests included)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from justice.ingest import warehouse
 from justice.ingest.landing import FileResult, LoadReport, Progress, land_system
 from justice.settings import Settings
 from justice.sources.spec import SourceSpec, load_specs
+from justice.transform import staging
 
 
 def specs_for(settings: Settings, system: str | None = None) -> list[SourceSpec]:
@@ -32,5 +34,7 @@ def ingest(settings: Settings, system: str | None = None, *, progress: Progress 
             now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             reports.append(LoadReport(system=spec.system, load_id="", started_at=now, finished_at=now,
                                       files=[FileResult(file=spec.files or spec.url or "", error=str(exc))]))
-    warehouse.refresh_views(settings)
+    tables = warehouse.refresh_views(settings)
+    # Staging covers every system that has landed, not only this run's, so it is always whole.
+    staging.stage(settings, specs_for(settings), tables)
     return reports
