@@ -112,8 +112,10 @@ def demo(
     simulate(persons=persons, seed=1, start="2014-01-01", end="2025-12-31", intervention_effect=-0.05,
              mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
              as_json=False)
+    ingest(system=None, home=home, as_json=False)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
-    for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir)):
+    for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir),
+                        ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb")):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
 
@@ -218,7 +220,7 @@ def quarantine(
 
 
 def _describe(path: Path) -> str:
-    files = [p for p in path.rglob("*") if p.is_file()]
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     return f"({len(files):,} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"
 
 

@@ -14,7 +14,7 @@ from justice.sources.spec import parse_spec
 from justice.transform import staging
 
 sys.path.insert(0, str(Path(__file__).parent))
-import fake_reader  # noqa: E402
+import fake_reader
 
 SPEC = parse_spec({"system": "lines", "format": "csv", "files": "*.txt", "tables": [
     {"name": "items", "record_key": ["key"], "fields": [

@@ -41,6 +41,7 @@ READER_MODULES = {
     "fixed_width": "justice.sources.readers.fixed_width",
     "xlsx": "justice.sources.readers.xlsx",
 }
+FLUSH_ROWS = 100_000  # completed files' rows handed to dlt together
 SPOOL_ROWS = 250_000  # above this a file's rows wait on disk, not in memory, until it has been read
 Progress = Callable[[str, int, int], None]
 
@@ -168,11 +169,11 @@ def _unify(schema: pa.Schema, table: pa.Table) -> pa.Table:
 
 def _read_file(spec: SourceSpec, read, location: str, relative: str, lineage: Lineage, result: FileResult,
                spool: _Spool, cursor: str | None) -> str | None:
-    """Read one file (or database) completely into the spool; returns the new cursor if any."""
-    new_cursor = None
+    """Read one file (or database) completely into the spool; returns the new cursor (JSON) if any."""
+    # Database readers take and give a cursor per table: JSON {table: highest value landed}.
+    table_cursors: dict[str, str] = json.loads(cursor) if cursor else {}
     schemas: dict[str, pa.Schema] = {}
-    for batch in read(spec, location, lineage, cursor=cursor, **({"relative_name": relative}
-                                                                  if spec.format != "database" else {})):
+    for batch in read(spec, location, lineage, cursor=cursor, relative_name=relative):
         batch: Batch
         rows = batch.rows
         if batch.table in schemas and rows.schema != schemas[batch.table]:
@@ -183,8 +184,9 @@ def _read_file(spec: SourceSpec, read, location: str, relative: str, lineage: Li
         result.rows_landed += rows.num_rows
         result.rows_rejected += batch.rejects.num_rows
         result.new_columns = sorted(set(result.new_columns) | set(batch.new_columns))
-        new_cursor = batch.cursor or new_cursor
-    return new_cursor
+        if batch.cursor is not None:
+            table_cursors[batch.table] = batch.cursor
+    return json.dumps(table_cursors, sort_keys=True) if table_cursors else None
 
 
 def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = lambda *_: None) -> LoadReport:
@@ -207,6 +209,16 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
             raise SourceError(f"{spec.system}: no folder {folder}; run `justice simulate` or put the "
                               "system's extract there")
         locations = [(str(p), str(p.relative_to(folder))) for p in source_files(spec, folder)]
+
+    # Small files are handed on together: dlt's cost is per item, not per row.
+    pending: dict[str, list[pa.Table]] = {}
+    pending_rows = [0]
+
+    def flush() -> Iterator:
+        for name, parts in pending.items():
+            yield dlt.mark.with_table_name(pa.concat_tables(parts, promote_options="default"), name)
+        pending.clear()
+        pending_rows[0] = 0
 
     def rows() -> Iterator:
         state = dlt.current.resource_state()
@@ -233,11 +245,15 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
                     spool.drain()  # discard: nothing of a failed file lands
                     continue
                 for name, table in spool.drain():
-                    yield dlt.mark.with_table_name(table, name)
+                    pending.setdefault(name, []).append(table)
+                    pending_rows[0] += table.num_rows
+                if pending_rows[0] >= FLUSH_ROWS:
+                    yield from flush()
                 if digest:
                     ledger[relative] = {"sha256": digest, "load_id": load_id, "rows": result.rows_read}
                 if cursor:
                     cursors[relative] = cursor
+            yield from flush()
             progress(spec.system, len(locations), len(locations))
         report.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         yield dlt.mark.with_table_name(_report_table(report), f"{spec.system}__loads")

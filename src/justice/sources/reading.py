@@ -50,10 +50,12 @@ class Batch:
 
 
 class Reader(Protocol):
-    """A format reader: `read(spec, path_or_url, lineage, cursor=None)` yields Batches."""
+    """A format reader: `read(spec, path_or_url, lineage, cursor=..., relative_name=...)` yields
+    Batches. `relative_name` is the file's name relative to the system folder (lineage `_file`);
+    the caller commits a file's rows only if the generator finishes without raising."""
 
     def __call__(self, spec: SourceSpec, location: str, lineage: Lineage, *,
-                 cursor: str | None = None) -> Iterator[Batch]: ...
+                 cursor: str | None = None, relative_name: str | None = None) -> Iterator[Batch]: ...
 
 
 def lineage_arrays(spec: SourceSpec, table: str, file: str, locators: list[str] | pa.Array,

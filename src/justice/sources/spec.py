@@ -52,10 +52,13 @@ class FieldSpec:
     """Our snake_case name for it in the raw and staging tables."""
     type: str = "string"
     """Staging type: one of TYPES. Raw always keeps the source text."""
-    format: str | None = None
-    """A parse format for dates and numbers, e.g. %d/%m/%Y."""
+    format: str | tuple[str, ...] | None = None
+    """A parse format for dates, e.g. %d/%m/%Y, or a list of them tried in order (sources where
+    people type dates in several styles)."""
     required: bool = False
     """A source without this field is rejected whole (SchemaDriftError)."""
+    null_values: tuple[str, ...] = ()
+    """Source values that mean "not recorded" (e.g. 00000000 for a date), nulled in staging."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,17 @@ def parse_spec(data: object, path: str = "<spec>") -> SourceSpec:
             ftype = f.get("type", "string")
             if ftype not in TYPES:
                 raise _error(path, f"{fw}.type", f"{ftype!r} is not one of {', '.join(TYPES)}")
+            nulls = f.get("null_values") or []
+            if not isinstance(nulls, list):
+                raise _error(path, f"{fw}.null_values", "expected a list of strings")
+            fmt_value = f.get("format")
+            if isinstance(fmt_value, list):
+                if not fmt_value or not all(isinstance(x, str) for x in fmt_value):
+                    raise _error(path, f"{fw}.format", "a list of formats must hold strings")
+                fmt_value = tuple(fmt_value)
             fields.append(FieldSpec(source=str(f["source"]), name=fname, type=ftype,
-                                    format=f.get("format"), required=bool(f.get("required", False))))
+                                    format=fmt_value, required=bool(f.get("required", False)),
+                                    null_values=tuple(str(x) for x in nulls)))
         if not fields:
             raise _error(path, f"{where}.fields", "a table needs at least one field")
         key = tuple(t.get("record_key") or ())

@@ -38,9 +38,22 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _formats(f: FieldSpec) -> str:
+    """The SQL for a field's parse format(s): DuckDB's strptime takes a list and tries each."""
+    if isinstance(f.format, tuple):
+        return "[" + ", ".join(_lit(x) for x in f.format) + "]"
+    return _lit(f.format or "")
+
+
+def _formats_text(f: FieldSpec) -> str:
+    return " or ".join(f.format) if isinstance(f.format, tuple) else str(f.format)
+
+
 def _typed(f: FieldSpec) -> tuple[str, str | None, str | None]:
     """(typed SQL expression, failure condition, failure reason SQL) for one field."""
     v = f"nullif(trim({f.name}), '')"
+    if f.null_values:
+        v = f"case when {v} in ({', '.join(_lit(x) for x in f.null_values)}) then null else {v} end"
     present = f"{v} is not null"
     if f.type == "string":
         return v, None, None
@@ -55,11 +68,11 @@ def _typed(f: FieldSpec) -> tuple[str, str | None, str | None]:
                 f"when 'N' then false when 'NO' then false when 'FALSE' then false when '0' then false end")
         what = "yes or no"
     elif f.type == "date":
-        expr = (f"try_strptime({v}, {_lit(f.format)})::date" if f.format else f"try_cast({v} as date)")
-        what = f"a date in {f.format} form" if f.format else "a date"
+        expr = f"try_strptime({v}, {_formats(f)})::date" if f.format else f"try_cast({v} as date)"
+        what = f"a date in {_formats_text(f)} form" if f.format else "a date"
     else:  # datetime
-        expr = (f"try_strptime({v}, {_lit(f.format)})" if f.format else f"try_cast({v} as timestamp)")
-        what = f"a date and time in {f.format} form" if f.format else "a date and time"
+        expr = f"try_strptime({v}, {_formats(f)})" if f.format else f"try_cast({v} as timestamp)"
+        what = f"a date and time in {_formats_text(f)} form" if f.format else "a date and time"
     reason = f"{_lit(f.source + ' ' + chr(39))} || {v} || {_lit(chr(39) + ' is not ' + what)}"
     return expr, f"{present} and {expr} is null", reason
 

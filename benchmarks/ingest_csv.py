@@ -1,0 +1,108 @@
+"""Benchmark: land a big magistrates CSV with our reader vs DuckDB's read_csv, both to Parquet.
+
+Run: .venv/bin/python benchmarks/ingest_csv.py --rows 1000000
+Builds one file of `--rows` data rows by concatenating the simulated magistrates' daily files
+(header once, repeated as needed), then times (1) justice.sources.readers.csv.read -> every
+batch written to one Parquet file with pyarrow's ParquetWriter and (2) DuckDB's
+`COPY (SELECT * FROM read_csv(..., all_varchar=true)) TO '...parquet'` on the same file.
+The target is a ratio (ours / DuckDB) of at most about 2, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def build_file(world: Path, rows: int, out: Path) -> int:
+    """Concatenate the world's magistrates files into `out` until it holds `rows` data rows."""
+    files = sorted(glob.glob(str(world / "legacy" / "magistrates" / "**" / "libra_*.csv"),
+                         recursive=True))
+    if not files:
+        raise SystemExit(f"no magistrates files under {world}/legacy/magistrates")
+    written = 0
+    with open(out, "wb") as dst:
+        dst.write(Path(files[0]).read_bytes().split(b"\n", 1)[0] + b"\n")
+        while written < rows:
+            for f in files:
+                lines = Path(f).read_bytes().split(b"\n", 1)[1].splitlines(keepends=True)
+                lines = lines[:rows - written]
+                dst.write(b"".join(lines))
+                written += len(lines)
+                if written >= rows:
+                    break
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--persons", type=int, default=100_000,
+                        help="persons in the simulated world whose files are concatenated")
+    parser.add_argument("--world", type=Path, default=None,
+                        help="an existing simulate_to folder to take the files from")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp dir)")
+    args = parser.parse_args()
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from justice.sources.readers import csv as csv_reader
+    from justice.sources.reading import Lineage
+    from justice.sources.spec import builtin_spec_dir, load_spec
+
+    out = args.out or Path(tempfile.mkdtemp(prefix="justice-ingest-"))
+    out.mkdir(parents=True, exist_ok=True)
+    world = args.world
+    if world is None:
+        from justice.sim.params import SimulationParams
+        from justice.sim.world import simulate_to
+
+        world = out / "world"
+        t = time.perf_counter()
+        simulate_to(SimulationParams(persons=args.persons, seed=1), world)
+        print(f"simulated {args.persons:,} persons in {time.perf_counter() - t:.1f}s")
+    big = out / "libra_big.csv"
+    rows = build_file(world, args.rows, big)
+    print(f"file: {big} ({big.stat().st_size / 1e6:,.0f} MB, {rows:,} data rows)")
+
+    spec = load_spec(builtin_spec_dir() / "magistrates.yaml")
+    lineage = Lineage(load_id="bench", extracted_at="2026-01-01T00:00:00")
+    t = time.perf_counter()
+    n_rows = n_rejects = 0
+    writer = None
+    for batch in csv_reader.read(spec, str(big), lineage, relative_name=big.name):
+        if writer is None:
+            writer = pq.ParquetWriter(out / "ours.parquet", batch.rows.schema)
+        writer.write_table(batch.rows)
+        n_rows += batch.rows.num_rows
+        n_rejects += batch.rejects.num_rows
+    if writer is not None:
+        writer.close()
+    ours = time.perf_counter() - t
+    print(f"ours:   {ours:6.2f}s  {n_rows:,} rows + {n_rejects:,} rejects  "
+          f"({(n_rows + n_rejects) / ours:,.0f} rows/s, peak {peak_rss_gb():.2f} GB)")
+
+    t = time.perf_counter()
+    # DuckDB reads the file as UTF-8 (it has no cp1252, and its latin-1 refuses the file); the
+    # few non-ASCII bytes do not change its timing.
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    con.execute(f"COPY (SELECT * FROM read_csv('{big}', all_varchar=true)) "
+                f"TO '{out / 'duckdb.parquet'}' (FORMAT parquet)")
+    theirs = time.perf_counter() - t
+    print(f"duckdb: {theirs:6.2f}s")
+    print(f"rows {rows:,}  ours {ours:.2f}s  duckdb {theirs:.2f}s  ratio {ours / theirs:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Format readers: one module per source format, each a `read(spec, location, lineage)` generator."""
