@@ -91,3 +91,27 @@ def test_rerun_adds_nothing_and_a_new_file_adds_only_its_rows(home):
     assert sum(r.rows_read for s, r in third.items() if s != "magistrates") == 0
     after = _query(settings, "select count(*) from raw.magistrates__defendant_offences")[0][0]
     assert after + third["magistrates"].rows_rejected == before + new_rows
+
+
+def test_a_changed_prison_row_is_updated(home):
+    import sqlite3
+
+    settings, _, _, _ = home
+    db = settings.legacy_dir / "prison" / "nomis.sqlite"
+    with sqlite3.connect(db) as con:
+        offender_id, = con.execute("select min(offender_id) from offenders").fetchone()
+        con.execute("update offenders set last_name = 'CORRECTED', modify_datetime = '2026-01-05 09:00:00' "
+                    "where offender_id = ?", (offender_id,))
+    report = {r.system: r for r in ingest(settings)}
+    assert report["prison"].rows_read == 1
+    latest = _query(settings, f"select last_name from staging.prison__offenders__latest where offender_id = '{offender_id}'")
+    assert latest == [("CORRECTED",)]
+    versions = _query(settings, f"select count(*) from staging.prison__offenders where offender_id = '{offender_id}'")
+    assert versions == [(2,)]  # raw and staging keep both versions; __latest has the current one
+
+
+def test_quarantine_lists_rows_with_reasons(home):
+    settings, _, _, _ = home
+    rows = warehouse.rejects(settings, limit=1000)
+    assert rows and all(r["rule"] and r["reason"] and r["_file"] and r["_locator"] for r in rows)
+    assert {r["rule"] for r in rows} >= {"invalid_date"}

@@ -76,19 +76,30 @@ def load_history(settings: Settings) -> list[dict]:
 
 
 def rejects(settings: Settings, system: str | None = None, limit: int = 50) -> list[dict]:
-    """Rows set aside at read time, with rule and reason (newest loads first)."""
-    names = [t for t in raw_tables(settings) if t.endswith("__rejects")
-             and (system is None or t == f"{system}__rejects")]
-    if not names:
+    """Rows set aside, at read time or by a staging rule, with rule and reason (newest first).
+
+    Reads every view in the `quarantine` schema once staging has been built, else the raw
+    read-time rejects.
+    """
+    if not (settings.home / "warehouse.duckdb").exists():
         return []
     con = connect(settings, read_only=True)
     try:
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM raw.{t}" for t in names)
-        cur = con.execute(f"SELECT _system, _file, _locator, rule, reason, raw, _load_id FROM ({union}) "
-                          f"ORDER BY _load_id DESC, _file, _locator LIMIT {int(limit)}")
+        views = [r[0] for r in con.execute(
+            "select view_name from duckdb_views() where schema_name = 'quarantine' order by 1").fetchall()]
+        if views:
+            sources = [f"quarantine.{v}" for v in views]
+        else:
+            sources = [f"raw.{t}" for t in raw_tables(settings) if t.endswith("__rejects")]
+        if system is not None:
+            sources = [s for s in sources if s.split(".", 1)[1].startswith(f"{system}__")]
+        if not sources:
+            return []
+        union = " UNION ALL ".join(
+            f"SELECT _system, _file, _locator, rule, reason, _load_id, '{s}' AS quarantine_table FROM {s}"
+            for s in sources)
+        cur = con.execute(f"SELECT * FROM ({union}) ORDER BY _load_id DESC, _file, _locator LIMIT {int(limit)}")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
     finally:
         con.close()
-
-

@@ -7,7 +7,9 @@ project in this package):
 
 - `staging.<system>__<table>__checked`: every raw row, fields trimmed and typed, with the list of
   rules it breaks (`_failures`: rule, field, reason);
-- `staging.<system>__<table>`: the rows that break none;
+- `staging.<system>__<table>`: the rows that break none (every version a source sent);
+- `staging.<system>__<table>__latest`: the current version of each record (by record key; a
+  later modify time, load or file supersedes an earlier one);
 - `quarantine.<system>__<table>`: the rows that break at least one, with the first rule, every
   reason in plain English, and the row's lineage and raw values;
 - `quarantine.<system>__rejects`: rows set aside at read time (ragged, undecodable, ...);
@@ -77,9 +79,20 @@ def _typed(f: FieldSpec) -> tuple[str, str | None, str | None]:
     return expr, f"{present} and {expr} is null", reason
 
 
+def _parent_columns(table: TableSpec) -> list[str]:
+    """Parent key columns a nested source copies onto each row that are not declared fields."""
+    names = {f.name for f in table.fields}
+    return [k for k in table.parent_key if k not in names]
+
+
+def _columns(table: TableSpec) -> str:
+    return ", ".join([*_parent_columns(table), *(f.name for f in table.fields)])
+
+
 def checked_sql(spec: SourceSpec, table: TableSpec) -> str:
     """The `__checked` model: typed fields and the rules each raw row breaks."""
-    cols, checks = [], []
+    cols = [f"    nullif(trim({k}), '') as {k}" for k in _parent_columns(table)]
+    checks = []
     for f in table.fields:
         expr, bad, reason = _typed(f)
         cols.append(f"    {expr} as {f.name}")
@@ -99,14 +112,24 @@ def checked_sql(spec: SourceSpec, table: TableSpec) -> str:
 
 
 def staged_sql(spec: SourceSpec, table: TableSpec) -> str:
-    cols = ", ".join(f.name for f in table.fields)
+    cols = _columns(table)
     return (f"-- generated: rows of raw.{spec.system}__{table.name} that break no rule\n"
             f"select {cols}, {LINEAGE}\nfrom {{{{ ref('{spec.system}__{table.name}__checked') }}}}\n"
             f"where len(_failures) = 0\n")
 
 
+def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
+    """The current version of each record: a later load, file or modify time supersedes."""
+    cols = _columns(table)
+    key = ", ".join(table.record_key)
+    order = (f"{table.cursor_field} desc nulls last, " if table.cursor_field else "") + "_load_id desc, _file desc"
+    return (f"-- generated: the latest version of each {key} in staging.{spec.system}__{table.name}\n"
+            f"select {cols}, {LINEAGE}\nfrom {{{{ ref('{spec.system}__{table.name}') }}}}\n"
+            f"qualify row_number() over (partition by {key} order by {order}) = 1\n")
+
+
 def quarantined_sql(spec: SourceSpec, table: TableSpec) -> str:
-    raws = ", ".join(f"raw_{f.name}" for f in table.fields)
+    raws = ", ".join([*_parent_columns(table), *(f"raw_{f.name}" for f in table.fields)])
     return (f"-- generated: rows of raw.{spec.system}__{table.name} set aside by staging rules\n"
             f"select {LINEAGE},\n    _failures[1].rule as rule,\n"
             f"    array_to_string(list_transform(_failures, lambda x: x.reason), '; ') as reason,\n"
@@ -160,6 +183,8 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{name}__checked.sql").write_text(checked_sql(spec, table))
             (folder / f"{name}.sql").write_text(staged_sql(spec, table))
+            if table.record_key:
+                (folder / f"{name}__latest.sql").write_text(latest_sql(spec, table))
             qfolder = models / "quarantine"
             qfolder.mkdir(parents=True, exist_ok=True)
             (qfolder / f"q_{name}.sql").write_text(
