@@ -130,3 +130,15 @@ def test_a_run_killed_mid_load_ends_as_a_clean_run_would(home, tmp_path):
     proc = _run_script(home, env)
     assert proc.wait(timeout=120) == 0
     assert _rows(home) == [(str(i), f"v{i}", f"f{i}.txt") for i in range(6)]
+
+
+def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    monkeypatch.setattr(landing, "SPOOL_ROWS", 2)
+    spool = landing._Spool(str(tmp_path))
+    spool.add("t", pa.table({"a": ["1", "2", "3"]}))
+    spool.add("t", pa.table({"a": ["4"], "x_new": ["n"]}))
+    out = pa.concat_tables([t for _, t in spool.drain()], promote_options="default")
+    assert out.to_pylist() == [{"a": "1", "x_new": None}, {"a": "2", "x_new": None}, {"a": "3", "x_new": None},
+                               {"a": "4", "x_new": "n"}]

@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from justice.errors import JusticeError, SourceError
 from justice.settings import Settings
@@ -121,42 +120,61 @@ def source_files(spec: SourceSpec, folder: Path) -> list[Path]:
 
 
 class _Spool:
-    """A file's batches, kept in memory while small and on disk once large, until it is done."""
+    """A file's batches, kept in memory while small and on disk once large, until it is done.
+
+    The disk copy is Arrow IPC, not Parquet: it is read back once, right away, so the cheapest
+    format to write and read wins. A table whose columns grow part-way (a new source column)
+    starts a new segment with the wider schema, so nothing is dropped.
+    """
 
     def __init__(self, tmpdir: str) -> None:
         self.tmpdir = tmpdir
         self.tables: dict[str, list[pa.Table]] = {}
-        self.writers: dict[str, tuple[pq.ParquetWriter, str]] = {}
+        self.segments: dict[str, list[tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]]] = {}
         self.rows = 0
+        self.n_files = 0
+
+    def _segment(self, name: str, schema: pa.Schema) -> tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]:
+        path = os.path.join(self.tmpdir, f"{self.n_files}.arrows")
+        self.n_files += 1
+        seg = (pa.ipc.new_stream(path, schema), path, schema)
+        self.segments.setdefault(name, []).append(seg)
+        return seg
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        writer, _, schema = self.segments[name][-1]
+        if not set(table.column_names) <= set(schema.names):
+            writer, _, schema = self._segment(name, pa.unify_schemas([schema, table.schema]))
+        writer.write_table(_unify(schema, table).select(schema.names).cast(schema))
 
     def add(self, name: str, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
         self.rows += table.num_rows
-        if name in self.writers:
-            self.writers[name][0].write_table(table)
+        if name in self.segments:
+            self._write(name, table)
             return
         self.tables.setdefault(name, []).append(table)
         if self.rows > SPOOL_ROWS:
             for key, parts in list(self.tables.items()):
-                path = os.path.join(self.tmpdir, f"{key}.{len(self.writers)}.parquet")
-                writer = pq.ParquetWriter(path, parts[0].schema)
+                self._segment(key, pa.unify_schemas([p.schema for p in parts]))
                 for part in parts:
-                    writer.write_table(part.cast(parts[0].schema))
-                self.writers[key] = (writer, path)
+                    self._write(key, part)
             self.tables.clear()
 
     def drain(self) -> Iterator[tuple[str, pa.Table]]:
         for name, parts in self.tables.items():
             for part in parts:
                 yield name, part
-        for name, (writer, path) in self.writers.items():
-            writer.close()
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=100_000):
-                yield name, pa.Table.from_batches([batch])
-            os.remove(path)
+        for name, segments in self.segments.items():
+            for writer, path, _ in segments:
+                writer.close()
+                with pa.memory_map(path) as source:
+                    for batch in pa.ipc.open_stream(source):
+                        yield name, pa.Table.from_batches([batch])
+                os.remove(path)
         self.tables.clear()
-        self.writers.clear()
+        self.segments.clear()
 
 
 def _unify(schema: pa.Schema, table: pa.Table) -> pa.Table:
@@ -244,11 +262,12 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
                     result.rows_landed = result.rows_rejected = 0
                     spool.drain()  # discard: nothing of a failed file lands
                     continue
+                # The file was read whole without error: its rows may now go on, in batches.
                 for name, table in spool.drain():
                     pending.setdefault(name, []).append(table)
                     pending_rows[0] += table.num_rows
-                if pending_rows[0] >= FLUSH_ROWS:
-                    yield from flush()
+                    if pending_rows[0] >= FLUSH_ROWS:
+                        yield from flush()
                 if digest:
                     ledger[relative] = {"sha256": digest, "load_id": load_id, "rows": result.rows_read}
                 if cursor:

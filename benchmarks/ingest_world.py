@@ -1,0 +1,70 @@
+"""Benchmark: `justice ingest` of a whole simulated world (all five systems, then dbt staging).
+
+Run: .venv/bin/python benchmarks/ingest_world.py --world DIR     (a `justice simulate --out DIR`)
+ or: .venv/bin/python benchmarks/ingest_world.py --persons 1000000 (simulates first, in a temp dir)
+Prints, per system, the landing time, rows read and set aside, and the peak memory so far; then
+the staging build. Landing streams (each file is read in batches and spooled to disk when large),
+so peak memory should not grow with the world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, in GB (children excluded)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", type=Path, default=None)
+    parser.add_argument("--persons", type=int, default=100_000)
+    args = parser.parse_args()
+
+    from justice.ingest import warehouse
+    from justice.ingest.landing import land_system
+    from justice.ingest.run import specs_for
+    from justice.settings import Settings
+    from justice.transform import staging
+
+    world = args.world
+    if world is None:
+        from justice.sim.params import SimulationParams
+        from justice.sim.world import simulate_to
+
+        world = Path(tempfile.mkdtemp(prefix="justice-ingest-world-"))
+        t = time.perf_counter()
+        simulate_to(SimulationParams(persons=args.persons, seed=1), world)
+        print(f"simulated {args.persons:,} persons in {time.perf_counter() - t:.1f}s")
+    for stale in ("lake", ".dlt", "transform"):  # measure a first load, not a no-op re-run
+        shutil.rmtree(world / stale, ignore_errors=True)
+    (world / "warehouse.duckdb").unlink(missing_ok=True)
+
+    settings = Settings(home=world)
+    total = time.perf_counter()
+    rows = 0
+    for spec in specs_for(settings):
+        t = time.perf_counter()
+        report = land_system(spec, settings)
+        dt = time.perf_counter() - t
+        rows += report.rows_read
+        print(f"  {spec.system:<14} {dt:7.1f}s  {report.rows_read:>11,} rows read  "
+              f"{report.rows_rejected:>7,} set aside  {len(report.errors)} failed files  "
+              f"{report.rows_read / max(dt, 1e-9):>9,.0f} rows/s  peak {peak_rss_gb():.2f} GB", flush=True)
+    t = time.perf_counter()
+    tables = warehouse.refresh_views(settings)
+    staging.stage(settings, specs_for(settings), tables)
+    print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
+    print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "
+          f"peak_rss_gb={peak_rss_gb():.2f}")
+
+
+if __name__ == "__main__":
+    main()
