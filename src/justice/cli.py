@@ -157,6 +157,10 @@ def ingest(
                           f"{r.rows_read:,}", f"{r.rows_landed:,}", f"{r.rows_rejected:,}")
         console.print(table)
         for r in reports:
+            new = sorted({c for f in r.files for c in f.new_columns})
+            if new:
+                console.print(f"[yellow]{r.system}[/]: columns not in its spec were kept in raw: "
+                              f"{', '.join(new)} (add them to the spec to stage them)", soft_wrap=True)
             for f in r.errors:
                 err.print(f"[red]{r.system}[/] {f.file}: {f.error}", soft_wrap=True)
     if any(r.errors for r in reports):

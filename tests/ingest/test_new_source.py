@@ -51,3 +51,22 @@ def test_a_new_csv_source_needs_only_a_spec(tmp_path):
     assert staged == [("A1", "2025-01-03", 120.5)]
     assert quarantined == [("A2", "invalid_date")]
     assert rec == [(3, 1, 2)]
+
+
+def test_schema_drift_new_column_kept_and_reported_missing_required_column_refused(tmp_path):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "fines_office.yaml").write_text(SPEC)
+    folder = tmp_path / "legacy" / "fines_office"
+    folder.mkdir(parents=True)
+    (folder / "fines_2025-01.csv").write_text("Account;Surname;Imposed;Amount;Notes\nA1;Smith;2025-01-03;1;paid late\n")
+    (folder / "fines_2025-02.csv").write_text("Surname;Imposed;Amount\nJones;2025-02-03;2\n")
+    result = CliRunner().invoke(app, ["ingest", "--system", "fines_office", "--home", str(tmp_path)])
+    assert result.exit_code == 1  # one file failed
+    out = " ".join(result.output.split())
+    assert "x_notes" in out and "kept in raw" in out
+    assert "fines_2025-02.csv" in out and "Account" in out and "update the spec or the source" in out
+    con = warehouse.connect(Settings(home=tmp_path), read_only=True)
+    try:
+        assert con.execute("select account, x_notes from raw.fines_office__accounts").fetchall() == [("A1", "paid late")]
+    finally:
+        con.close()
