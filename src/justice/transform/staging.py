@@ -169,6 +169,8 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     present = set(raw_tables)
     sources, systems = [], {}
     models = target / "models"
+    for sub in ("staging", "quarantine", "audit"):  # git keeps no empty folders: make them here
+        (models / sub).mkdir(parents=True, exist_ok=True)
     for spec in specs:
         if f"{spec.system}__loads" not in present:
             continue
