@@ -99,6 +99,9 @@ def simulate(
         table.add_row(row["figure"], str(row["simulated"]), str(row["target"]), str(row["tolerance"]),
                       "[green]yes[/]" if row["within_tolerance"] else "[yellow]no[/]")
     console.print(table)
+    if persons < 100_000:
+        console.print("[dim]Prison and court figures rest on few people below about 100,000 and wander; "
+                      "see docs/calibration.md.[/]")
     console.print(f"Wrote {target / 'truth'} and {target / 'legacy'} in {seconds:.1f}s")
 
 
