@@ -8,6 +8,7 @@ the file, the column and what to do, so the caller can skip that file and load t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -72,3 +73,21 @@ def lineage_arrays(spec: SourceSpec, table: str, file: str, locators: list[str] 
     }
     assert tuple(values) == LINEAGE_COLUMNS
     return values
+
+
+def snake_name(name: str) -> str:
+    """A source's column or element name in snake_case (CamelCase split; other characters to _)."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
+    return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower()
+
+
+def extra_column(source_name: str, taken: set[str], fallback: str) -> str:
+    """The raw name of a source column the spec does not declare: x_<snake>, made unique in
+    `taken` (which it joins); `fallback` names a column whose header is blank."""
+    base = "x_" + (snake_name(source_name) or fallback)
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name

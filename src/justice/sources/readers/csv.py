@@ -60,7 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from justice.errors import ConfigError, SchemaDriftError, SourceError
-from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, lineage_arrays
+from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, extra_column, lineage_arrays
 from justice.sources.spec import SourceSpec, TableSpec
 
 MAX_FIELD_CHARS = 1_000_000
@@ -287,11 +287,6 @@ def _header(block: bytes, opts: _Options, location: str) -> tuple[list[str], int
     return record, len(raw), sum(len(b) for b in raw)
 
 
-def _snake(name: str) -> str:
-    s = re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
-    return s
-
-
 def _match_columns(table: TableSpec, header: list[str], location: str) -> _Columns:
     """Declared fields to header positions: exact name first, then whitespace-stripped."""
     used: set[int] = set()
@@ -319,11 +314,7 @@ def _match_columns(table: TableSpec, header: list[str], location: str) -> _Colum
     for i, h in enumerate(header):
         if i in used:
             continue
-        base = "x_" + (_snake(h) or f"column_{i + 1}")
-        col, k = base, 2
-        while col in taken:
-            col, k = f"{base}_{k}", k + 1
-        taken.add(col)
+        col = extra_column(h, taken, f"column_{i + 1}")
         names.append(col)
         sources.append(i)
         new.append(col)

@@ -64,7 +64,7 @@ import sqlalchemy as sa
 from sqlalchemy.types import NullType
 
 from justice.errors import SchemaDriftError, SourceError
-from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, lineage_arrays
+from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, extra_column, lineage_arrays
 from justice.sources.spec import SourceSpec, TableSpec
 
 CHUNK_ROWS = 100_000
@@ -240,10 +240,6 @@ def _tolerate_undecodable(conn: sa.Connection, exc: sa.exc.OperationalError) -> 
     return True
 
 
-def _snake(name: str) -> str:
-    return _NOT_WORD.sub("_", name).strip("_").lower() or "column"
-
-
 def _plans(spec: SourceSpec, conn: sa.Connection, shown: str) -> list[_Plan]:
     """Match every table spec to the database; raise one SchemaDriftError listing all drift."""
     schema = spec.options.get("schema")
@@ -278,10 +274,7 @@ def _plans(spec: SourceSpec, conn: sa.Connection, shown: str) -> list[_Plan]:
         for db_name in real:
             if db_name in used:
                 continue
-            name = "x_" + _snake(db_name)
-            while name in taken:
-                name += "_"
-            taken.add(name)
+            name = extra_column(db_name, taken, "column")
             new.append(name)
             columns.append(_Column(db_name, name))
         by_name = {c.name: c.db_name for c in columns}

@@ -28,7 +28,6 @@ What it does with a workbook:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from justice.errors import ConfigError, SchemaDriftError, SourceError
-from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, lineage_arrays
+from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, extra_column, lineage_arrays
 from justice.sources.spec import SourceSpec, TableSpec
 
 HEADER_SCAN_ROWS = 50
@@ -148,10 +147,6 @@ def cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
-
-
 def _match(table: TableSpec, header: list[str | None]) -> dict[str, int]:
     """Our field name -> 0-based column: exact source name first, then whitespace-stripped."""
     used: set[int] = set()
@@ -187,11 +182,7 @@ def _columns(table: TableSpec, header_row: int, header: list[str | None], sheet:
     for i, h in enumerate(header):
         if h is None or i in used:
             continue
-        base = "x_" + (_snake(h) or f"column_{get_column_letter(i + 1).lower()}")
-        col, k = base, 2
-        while col in taken:
-            col, k = f"{base}_{k}", k + 1
-        taken.add(col)
+        col = extra_column(h, taken, f"column_{get_column_letter(i + 1).lower()}")
         names.append(col)
         sources.append(i)
         new.append(col)

@@ -107,7 +107,14 @@ import pyarrow as pa
 from lxml import etree
 
 from justice.errors import ConfigError, SchemaDriftError, SourceError
-from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage, lineage_arrays
+from justice.sources.reading import (
+    REJECT_SCHEMA,
+    Batch,
+    Lineage,
+    extra_column,
+    lineage_arrays,
+    snake_name,
+)
 from justice.sources.spec import SourceSpec, TableSpec
 
 CHUNK_ROWS = 100_000
@@ -323,12 +330,6 @@ def _compiled(spec: SourceSpec) -> tuple[list[_Table], etree.XMLSchema | None]:
 
 
 # --- the reader ----------------------------------------------------------------------------
-
-
-def _snake(name: str) -> str:
-    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
-    return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_").lower() or "value"
 
 
 def _malformed(location: str, exc: etree.XMLSyntaxError) -> SourceError:
@@ -694,12 +695,8 @@ class _FileReader:
         names = self.x_names.setdefault(tab.spec.name, {})
         name = names.get(path)
         if name is None:
-            base = "x_" + "_".join(_snake(_local(s.lstrip("@/"))) for s in path)
-            taken = set(names.values()) | set(tab.columns)
-            name, n = base, 1
-            while name in taken:
-                n += 1
-                name = f"{base}_{n}"
+            joined = "_".join(snake_name(_local(s.lstrip("@/"))) for s in path)
+            name = extra_column(joined, set(names.values()) | set(tab.columns), "value")
             names[path] = name
         return name
 
