@@ -1,0 +1,139 @@
+"""Linkage quality against the simulator's answer key (truth/records.parquet).
+
+Pairwise measures count record pairs: a pair is *predicted* if both records got the same
+`person_id`, *true* if both belong to the same true person. Precision = true predicted pairs /
+predicted pairs; recall = true predicted pairs / true pairs; F1 their harmonic mean. They are
+computed from the contingency table of (predicted cluster, true person) without listing pairs,
+so they are exact at any size. Per system pair (crown-magistrates, prison-prison, ...) the same
+counts are split by the two records' systems.
+
+Cluster measures: B-cubed precision and recall (per record: the share of its predicted cluster
+that is truly its person, and the share of its person that is in its predicted cluster,
+averaged over records), and the share of true people whose records form exactly one predicted
+cluster with nothing else in it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+
+def _f1(p: float, r: float) -> float:
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def load_truth(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "linkage.person_links") -> None:
+    """`_eval`: each linked record with its predicted and true person (and mess labels)."""
+    path = Path(truth_dir) / "records.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"no answer key at {path}")
+    con.execute(f"""
+        create or replace temp table _eval as
+        select l.system, l.record_id, l.person_id as pred, t.person_id as truth, t.mess
+        from {links} l join read_parquet('{path}') t using (system, record_id)
+    """)
+
+
+def pairwise(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[str, float]:
+    """Pairwise precision, recall, F1 over `_eval` rows matching `where`."""
+    tp, pred, true = con.execute(f"""
+        with e as (select * from _eval where {where}),
+        cell as (select pred, truth, count(*)::hugeint as n from e group by all),
+        p as (select count(*)::hugeint as n from e group by pred),
+        t as (select count(*)::hugeint as n from e group by truth)
+        select (select sum(n * (n - 1) / 2) from cell), (select sum(n * (n - 1) / 2) from p),
+               (select sum(n * (n - 1) / 2) from t)
+    """).fetchall()[0]
+    tp, pred, true = int(tp or 0), int(pred or 0), int(true or 0)
+    precision = tp / pred if pred else 1.0
+    recall = tp / true if true else 1.0
+    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall),
+            "true_pairs": true, "predicted_pairs": pred, "correct_pairs": tp}
+
+
+def by_system_pair(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Pairwise precision, recall and F1 for each pair of systems (a <= b)."""
+    rows = con.execute("""
+        with cell as (select pred, truth, system, count(*)::hugeint as n from _eval group by all),
+        -- pairs within one (pred, truth) cell split by the two records' systems
+        cp as (select a.system as s1, b.system as s2,
+                      sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
+               from cell a join cell b on a.pred = b.pred and a.truth = b.truth and a.system <= b.system
+               group by all),
+        pc as (select pred, system, count(*)::hugeint as n from _eval group by all),
+        pp as (select a.system as s1, b.system as s2,
+                      sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
+               from pc a join pc b on a.pred = b.pred and a.system <= b.system group by all),
+        tc as (select truth, system, count(*)::hugeint as n from _eval group by all),
+        tp as (select a.system as s1, b.system as s2,
+                      sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
+               from tc a join tc b on a.truth = b.truth and a.system <= b.system group by all)
+        select s1, s2, coalesce(cp.k, 0), coalesce(pp.k, 0), coalesce(tp.k, 0)
+        from tp full join pp using (s1, s2) left join cp using (s1, s2)
+        order by s1, s2
+    """).fetchall()
+    out = []
+    for s1, s2, correct, pred, true in rows:
+        correct, pred, true = int(correct), int(pred), int(true)
+        p = correct / pred if pred else 1.0
+        r = correct / true if true else 1.0
+        out.append({"systems": f"{s1}-{s2}", "precision": p, "recall": r, "f1": _f1(p, r),
+                    "true_pairs": true, "predicted_pairs": pred})
+    return out
+
+
+def cluster_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """B-cubed precision, recall and F1, and the share of people whose cluster is exactly right."""
+    bp, br, exact = con.execute("""
+        with cell as (select pred, truth, count(*)::double as n from _eval group by all),
+        ps as (select pred, count(*)::double as n from _eval group by pred),
+        ts as (select truth, count(*)::double as n from _eval group by truth),
+        b as (select sum(c.n * c.n / p.n) as bp, sum(c.n * c.n / t.n) as br
+              from cell c join ps p using (pred) join ts t using (truth)),
+        ex as (select count(*) filter (where c.n = p.n and c.n = t.n)::double / (select count(*) from ts) as exact
+               from cell c join ps p using (pred) join ts t using (truth))
+        select b.bp / (select count(*) from _eval), b.br / (select count(*) from _eval), ex.exact from b, ex
+    """).fetchall()[0]
+    return {"bcubed_precision": bp, "bcubed_recall": br, "bcubed_f1": _f1(bp, br), "people_exactly_right": exact}
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "linkage.person_links") -> dict:
+    """Every measure: overall, per system pair, cluster, and the records truth holds that the
+    index does not (and the reverse)."""
+    load_truth(con, truth_dir, links)
+    path = Path(truth_dir) / "records.parquet"
+    missing = con.execute(f"select count(*) from read_parquet('{path}') t anti join {links} l "
+                          "using (system, record_id)").fetchall()[0][0]
+    extra = con.execute(f"select count(*) from {links} l anti join read_parquet('{path}') t "
+                        "using (system, record_id)").fetchall()[0][0]
+    return {"pairwise": pairwise(con), "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
+            "records": con.execute("select count(*) from _eval").fetchall()[0][0],
+            "truth_records_without_person_id": int(missing), "linked_records_not_in_truth": int(extra)}
+
+
+def threshold_curve(con: duckdb.DuckDBPyConnection, truth_dir: Path, thresholds: list[float]) -> list[dict]:
+    """Pairwise precision/recall/F1 of the scored pairs themselves at each match-weight threshold
+    (before clustering), counting true pairs the blocking rules never produced as misses."""
+    path = Path(truth_dir) / "records.parquet"
+    con.execute(f"""
+        create or replace temp table _truth_ids as
+        select system || ':' || record_id as unique_id, person_id from read_parquet('{path}')
+    """)
+    true_pairs = con.execute("select sum(n * (n - 1) / 2)::bigint from (select count(*)::hugeint as n "
+                             "from _truth_ids group by person_id)").fetchall()[0][0]
+    con.execute("""
+        create or replace temp table _scored as
+        select p.match_weight, a.person_id = b.person_id as is_match
+        from linkage.pairs p join _truth_ids a on a.unique_id = p.unique_id_l
+        join _truth_ids b on b.unique_id = p.unique_id_r
+    """)
+    out = []
+    for t in thresholds:
+        tp, pred = con.execute(f"select count(*) filter (where is_match), count(*) from _scored "
+                               f"where match_weight >= {float(t)}").fetchall()[0]
+        p = tp / pred if pred else 1.0
+        r = tp / true_pairs if true_pairs else 1.0
+        out.append({"threshold": t, "precision": p, "recall": r, "f1": _f1(p, r), "pairs": pred})
+    return out

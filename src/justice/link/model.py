@@ -1,0 +1,195 @@
+"""The Splink model: settings from ``model.yaml``, training, and versioned model files.
+
+A trained model is a Splink settings JSON (comparisons with their m and u probabilities, the
+prior, blocking rules) plus our own metadata under the key ``justice``: version number, when and
+on how many records it was trained, the digest of the ``model.yaml`` it came from, and the
+thresholds. Models are kept as ``HOME/linkage/models/model-vNNNN.json``; ``current.json`` names
+the one in use. Training never overwrites an earlier version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from justice.errors import ConfigError, TransformError
+
+TF_COLUMNS = ("forename", "surname")
+
+
+def load_model_spec(path: Path | None = None) -> dict:
+    """The model spec (``link/model.yaml`` unless `path`), checked for the keys the code reads."""
+    if path is None:
+        text = resources.files("justice.link").joinpath("model.yaml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    spec = yaml.safe_load(text) or {}
+    for key in ("comparisons", "blocking_rules", "training", "thresholds"):
+        if key not in spec:
+            raise ConfigError(f"link model spec: missing `{key}`")
+    t = spec["thresholds"]
+    if not t["review_low"] <= t["match_weight"] <= t["review_high"]:
+        raise ConfigError("link model spec: thresholds must satisfy review_low <= match_weight <= review_high")
+    for comp in spec["comparisons"]:
+        labels = [lv.get("label") for lv in comp["levels"]]
+        if not comp["levels"] or comp["levels"][-1]["sql"] != "ELSE":
+            raise ConfigError(f"link model spec: comparison {comp['name']!r} must end with an ELSE level")
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"link model spec: comparison {comp['name']!r} repeats a level label")
+    return spec
+
+
+def spec_digest(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def splink_settings(spec: dict) -> dict:
+    """The Splink settings dictionary for `spec` (untrained)."""
+    comparisons = []
+    for comp in spec["comparisons"]:
+        levels = []
+        for lv in comp["levels"]:
+            level = {"sql_condition": lv["sql"], "label_for_charts": lv["label"]}
+            if lv.get("is_null"):
+                level["is_null_level"] = True
+            if lv.get("tf"):
+                level["tf_adjustment_column"] = lv["tf"]
+                level["tf_adjustment_weight"] = float(lv.get("tf_weight", 1.0))
+            levels.append(level)
+        comparisons.append({"output_column_name": comp["name"], "comparison_levels": levels,
+                            "comparison_description": comp["name"]})
+    return {
+        "link_type": spec.get("link_type", "dedupe_only"),
+        "unique_id_column_name": "unique_id",
+        "comparisons": comparisons,
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": r, "sql_dialect": "duckdb"} for r in spec["blocking_rules"]],
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": True,
+        "max_iterations": int(spec["training"].get("max_iterations", 25)),
+        "em_convergence": float(spec["training"].get("em_convergence", 0.0001)),
+    }
+
+
+def quiet_splink() -> None:
+    """Splink logs every SQL step at INFO; the CLI shows its own progress instead."""
+    logging.getLogger("splink").setLevel(logging.WARNING)
+
+
+def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict):
+    """A Splink linker over `table` in `con` (registered on the DuckDB API first, Splink 5 style)."""
+    from splink import DuckDBAPI, Linker
+
+    quiet_splink()
+    cursor = con.cursor()
+    # Splink looks tables up by bare name, so a schema-qualified table gets a temporary view.
+    view = "link_input_" + "".join(c if c.isalnum() else "_" for c in table)
+    cursor.execute(f"create or replace temp view {view} as select * from {table}").fetchall()
+    db_api = DuckDBAPI(connection=cursor)
+    records = db_api.register(view)
+    linker = Linker(records, settings, log_level=None)
+    return linker, db_api
+
+
+def compute_tf_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`linkage.tf_<col>`: each value's share of non-null values, from the records in `table`."""
+    for col in TF_COLUMNS:
+        con.execute(f"""
+            create or replace table linkage.tf_{col} as
+            select {col}, count(*)::double / sum(count(*)) over () as tf_{col}
+            from {table} where {col} is not null group by {col}
+        """)
+
+
+def register_tf_tables(linker, db_api, schema: str = "wh.linkage") -> None:
+    """Register `schema`.tf_<col> as the linker's term-frequency lookups."""
+    for col in TF_COLUMNS:
+        db_api.duckdb_con.execute(f"create or replace temp view tf_{col}_input as "
+                                  f"select * from {schema}.tf_{col}").fetchall()
+        tf = db_api.register(f"tf_{col}_input", table_name=f"__tf_{col}_{id(linker)}")
+        linker.table_management.register_term_frequency_lookup(tf, col)
+
+
+def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.records",
+          progress: Callable[[str], None] = lambda _: None) -> dict:
+    """Train a model on the records in `table`: prior from deterministic rules, u by random
+    sampling, m by expectation maximisation. Returns the trained settings (with metadata)."""
+    n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    if n < 2:
+        raise TransformError(f"linkage: {n} records in {table}; training needs at least two")
+    linker, db_api = make_linker(con, table, splink_settings(spec))
+    register_tf_tables(linker, db_api, table.rsplit(".", 1)[0] if "." in table else "main")
+    tr = spec["training"]
+    progress("estimating the prior from deterministic rules")
+    linker.training.estimate_probability_two_random_records_match(
+        tr["deterministic_rules"], recall=float(tr["deterministic_recall"]))
+    progress("estimating u by random sampling")
+    linker.training.estimate_u_using_random_sampling(max_pairs=float(tr["u_max_pairs"]),
+                                                     seed=int(tr["u_seed"]))
+    for rule in tr["em_blocking_rules"]:
+        progress(f"estimating m by EM, blocked on {rule}")
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    model = linker.misc.save_model_to_json()
+    model["justice"] = {
+        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "trained_on_records": int(n),
+        "spec_digest": spec_digest(spec),
+        "version_note": spec.get("version_note", ""),
+        "thresholds": dict(spec["thresholds"]),
+    }
+    return model
+
+
+def models_dir(home: Path) -> Path:
+    return Path(home) / "linkage" / "models"
+
+
+def save_model(home: Path, model: dict) -> Path:
+    """Write `model` as the next version and make it current; returns its path."""
+    folder = models_dir(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    versions = sorted(int(p.stem.split("-v")[1]) for p in folder.glob("model-v*.json"))
+    version = (versions[-1] + 1) if versions else 1
+    model["justice"]["version"] = version
+    path = folder / f"model-v{version:04d}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(model, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+    current = folder / "current.json"
+    tmp = folder / "current.json.tmp"
+    tmp.write_text(json.dumps({"model": path.name}), encoding="utf-8")
+    os.replace(tmp, current)
+    return path
+
+
+def load_model(home: Path, version: int | None = None) -> tuple[dict, Path] | None:
+    """The current model (or `version`) and its path; None when none has been trained."""
+    folder = models_dir(home)
+    if version is not None:
+        path = folder / f"model-v{version:04d}.json"
+        if not path.exists():
+            raise ConfigError(f"no linkage model version {version} in {folder}")
+    else:
+        current = folder / "current.json"
+        if not current.exists():
+            return None
+        path = folder / json.loads(current.read_text(encoding="utf-8"))["model"]
+    try:
+        model = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"linkage model {path} is unreadable: {exc}") from exc
+    return model, path
+
+
+def splink_part(model: dict) -> dict:
+    """The model without our metadata, as Splink reads it."""
+    return {k: v for k, v in model.items() if k != "justice"}

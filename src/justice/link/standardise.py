@@ -1,0 +1,230 @@
+"""Standardise every system's person-bearing records into one table, `linkage.records`.
+
+The systems' own queries (``sources.yaml``) give raw identity columns; this module turns them
+into comparable ones:
+
+* names: mis-decoded text repaired (``Oâ€™Brien`` -> ``O'Brien``), accents stripped, lower
+  case, apostrophes dropped (``o'brien`` -> ``obrien``), hyphens and other punctuation made
+  spaces; the first forename split from the middle names; a double-barrelled surname kept whole
+  (``smithjones``) and, when hyphenated, as its parts (``[smith, jones]``); each forename mapped through the
+  nickname lookup to the formal names it may stand for (``bill`` -> ``[bill, william]``).
+* dates of birth as dates, with the year for blocking; sex as M / F or null;
+* postcodes upper case with one space before the inward code, plus district and sector;
+* PNC IDs and CRO numbers normalised (case, spaces, unpadded serials) and checked against their
+  check character. An id with a wrong check character is kept and flagged (``pnc_valid`` false):
+  never dropped, because a mistyped id still carries evidence. ``pnc_core`` is the id without
+  its check character, so an id whose only error is the check letter still blocks and compares;
+* prison numbers and CRNs upper case, flagged when malformed.
+
+Standardisation of names runs in Python over the distinct values only (a few hundred thousand at
+most), then joins back in DuckDB; everything else is SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from functools import lru_cache
+from importlib import resources
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from justice.errors import ConfigError, TransformError
+from justice.identifiers import CHECK_ALPHABET
+
+SOURCE_COLUMNS = ("record_id", "forenames", "surname", "dob", "sex", "postcode", "pnc", "cro",
+                  "prison_number", "crn", "same_as")
+
+# The columns the model reads; their hash is a record's fingerprint (a change re-links it).
+MODEL_COLUMNS = ("forename", "middle_names", "surname", "surname_parts", "forename_names", "dob",
+                 "sex", "postcode", "pnc", "pnc_core", "pnc_valid", "cro", "cro_core", "cro_valid",
+                 "prison_number", "crn", "same_as")
+
+_MOJIBAKE = re.compile("[\u00c2-\u00c3\u00e2][\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178"
+                       "\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022"
+                       "\u2026\u2030\u2039\u203a\u20ac\u2122]+")
+
+
+def load_sources(extra: dict | None = None) -> dict[str, dict]:
+    """The built-in ``sources.yaml`` entries (plus ``extra``), checked for shape."""
+    text = resources.files("justice.link").joinpath("sources.yaml").read_text(encoding="utf-8")
+    sources = yaml.safe_load(text) or {}
+    sources.update(extra or {})
+    for system, entry in sources.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("records"), str):
+            raise ConfigError(f"link source {system!r}: needs a `records` query (see link/sources.yaml)")
+    return sources
+
+
+def _repair(text: str) -> str:
+    """Undo the commonest encoding error: UTF-8 bytes read as Windows-1252 (``Ã©`` -> ``é``)."""
+    def fix(m: re.Match) -> str:
+        try:
+            return m.group(0).encode("cp1252").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return m.group(0)
+    return _MOJIBAKE.sub(fix, text).replace("\ufffd", "")
+
+
+def clean_name(value: object) -> str | None:
+    """Lower-case ASCII words of a name: accents stripped, apostrophes dropped, other punctuation
+    a space (``"  O'Brien-SMITH "`` -> ``"obrien smith"``). None for a blank or non-text value."""
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKD", _repair(value))
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = re.sub(r"['\u2019`]", "", text)
+    text = re.sub(r"[^a-z]+", " ", text).strip()
+    return text or None
+
+
+@lru_cache(maxsize=1)
+def nickname_groups() -> dict[str, tuple[str, ...]]:
+    """Lower-case forename -> the formal names it may stand for, itself included.
+
+    From the ``nicknames`` package's lookup (Old Dominion University's curated list of English
+    given-name diminutives): ``bill`` -> (``bill``, ``william``); a formal name maps to itself.
+    """
+    from nicknames import NickNamer
+
+    groups: dict[str, set[str]] = {}
+    for formal, nicks in NickNamer.default_lookup().items():
+        if not formal.isalpha():
+            continue
+        groups.setdefault(formal, {formal})
+        for nick in nicks:
+            if len(nick) > 1 and nick.isalpha():
+                groups.setdefault(nick, {nick}).add(formal)
+    return {k: tuple(sorted(v)) for k, v in groups.items()}
+
+
+def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
+    groups = nickname_groups()
+    f_rows: dict[str, tuple] = {}
+    for raw in forenames:
+        # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
+        words = (clean_name(raw.replace("-", "")) or "").split()
+        first = words[0] if words else None
+        f_rows[raw] = (first, " ".join(words[1:]) or None,
+                       list(groups.get(first, (first,))) if first else None)
+    s_rows: dict[str, tuple] = {}
+    for raw in surnames:
+        words = (clean_name(raw) or "").split()
+        # Parts only where the name is written as parts (a hyphen): a stray space inside a
+        # surname is keying noise, not a double-barrelled name.
+        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in raw.split("-")) if p]
+        s_rows[raw] = ("".join(words) or None, parts if len(parts) > 1 else None)
+    ftab = pa.table({
+        "raw": pa.array(list(f_rows), pa.string()),
+        "forename": pa.array([v[0] for v in f_rows.values()], pa.string()),
+        "middle_names": pa.array([v[1] for v in f_rows.values()], pa.string()),
+        "forename_names": pa.array([v[2] for v in f_rows.values()], pa.list_(pa.string())),
+    })
+    stab = pa.table({
+        "raw": pa.array(list(s_rows), pa.string()),
+        "surname": pa.array([v[0] for v in s_rows.values()], pa.string()),
+        "surname_parts": pa.array([v[1] for v in s_rows.values()], pa.list_(pa.string())),
+    })
+    return ftab, stab
+
+
+def _check_letter_sql(number: str) -> str:
+    """SQL: the check letter of a BIGINT expression (CHECK_ALPHABET[n mod 23])."""
+    return f"substr('{CHECK_ALPHABET}', (({number}) % 23)::int + 1, 1)"
+
+
+def raw_records_sql(sources: dict[str, dict]) -> str:
+    """One query over every system's records, with a `system` column."""
+    parts = []
+    for system, entry in sources.items():
+        cols = ", ".join(f"{c}::varchar as {c}" if c not in ("dob",) else "dob::date as dob"
+                         for c in SOURCE_COLUMNS)
+        parts.append(f"select '{system}' as system, {cols} from (\n{entry['records']}\n) as s_{system}")
+    return "\nunion all\n".join(parts)
+
+
+def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None = None,
+                table: str = "linkage.records") -> int:
+    """(Re)build `table` from the systems' records in `con`'s warehouse; returns its row count.
+
+    The table is built under a temporary name and swapped in, so a failure leaves the previous
+    one whole.
+    """
+    sources = sources if sources is not None else load_sources()
+    con.execute("create schema if not exists linkage")
+    try:
+        con.execute(f"create or replace temp table _link_raw as {raw_records_sql(sources)}")
+    except duckdb.Error as exc:
+        raise TransformError(f"linkage: reading person records failed ({exc}). Has `justice ingest` "
+                             "run for every system in link/sources.yaml?") from exc
+    dupes = con.execute("select system, record_id, count(*) from _link_raw group by all having count(*) > 1 "
+                        "limit 3").fetchall()
+    if dupes:
+        raise TransformError(f"linkage: record ids are not unique within a system, e.g. {dupes}; "
+                             "a source's `records` query must return one row per record")
+    fore = [r[0] for r in con.execute("select distinct forenames from _link_raw where forenames is not null").fetchall()]
+    sur = [r[0] for r in con.execute("select distinct surname from _link_raw where surname is not null").fetchall()]
+    ftab, stab = _name_table(fore, sur)
+    con.register("_link_fore", ftab)
+    con.register("_link_sur", stab)
+    pnc = "regexp_extract(upper(trim(r.pnc)), '^([0-9]{4})/?([0-9]{1,7})([A-Z])$', ['y', 's', 'c'])"
+    cro = "regexp_extract(upper(trim(r.cro)), '^([0-9]{1,6})/?([0-9]{2})([A-Z])$', ['s', 'y', 'c'])"
+    pc = "nullif(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), '')"
+    fingerprint = "md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in MODEL_COLUMNS) + "))"
+    try:
+        con.execute(f"""
+            create or replace temp table _link_std as
+            with ids as (
+              select r.*, {pnc} as p, {cro} as c, {pc} as pc
+              from _link_raw r
+            ), parsed as (
+              select ids.*,
+                case when p.y <> '' then p.y || '/' || lpad(p.s, 7, '0') end as pnc_core,
+                case when c.y <> '' then lpad(c.s, 6, '0') || '/' || c.y end as cro_core
+              from ids
+            )
+            select
+              system || ':' || record_id as unique_id, system, record_id,
+              f.forename, f.middle_names, f.forename_names,
+              s.surname, s.surname_parts,
+              least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) as name_key,
+              dob, year(dob) as birth_year,
+              case upper(trim(sex)) when 'M' then 'M' when 'F' then 'F' end as sex,
+              case when length(pc) >= 5 then left(pc, length(pc) - 3) || ' ' || right(pc, 3) end as postcode,
+              case when length(pc) >= 5 then left(pc, length(pc) - 3) end as postcode_district,
+              case when length(pc) >= 5 then left(pc, length(pc) - 3) || ' ' || substr(right(pc, 3), 1, 1) end
+                as postcode_sector,
+              case when pnc_core is not null then pnc_core || p.c
+                   else nullif(upper(trim(r_pnc)), '') end as pnc,
+              pnc_core,
+              case when pnc_core is null then (case when nullif(trim(r_pnc), '') is null then null else false end)
+                   else p.c = {_check_letter_sql("(try_cast(p.y as bigint) % 100) * 10000000 + try_cast(p.s as bigint)")} end as pnc_valid,
+              case when cro_core is not null then cro_core || c.c
+                   else nullif(upper(trim(r_cro)), '') end as cro,
+              cro_core,
+              case when cro_core is null then (case when nullif(trim(r_cro), '') is null then null else false end)
+                   else c.c = {_check_letter_sql("try_cast(c.y as bigint) * 1000000 + try_cast(c.s as bigint)")} end as cro_valid,
+              nullif(upper(trim(prison_number)), '') as prison_number,
+              case when nullif(trim(prison_number), '') is not null
+                   then regexp_full_match(upper(trim(prison_number)), '[A-Z][0-9]{{4}}[A-Z]{{2}}') end as prison_number_valid,
+              nullif(upper(trim(crn)), '') as crn,
+              case when same_as is not null then system || ':' || same_as end as same_as
+            from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
+            left join _link_fore f on f.raw = r.forenames
+            left join _link_sur s on s.raw = r.surname
+        """)
+        con.execute(f"create or replace table {table} as "
+                    f"select *, {fingerprint} as fingerprint from _link_std order by unique_id")
+    finally:
+        con.unregister("_link_fore")
+        con.unregister("_link_sur")
+        con.execute("drop table if exists _link_raw; drop table if exists _link_std")
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+def sources_digest(sources: dict[str, dict]) -> str:
+    """A short digest of the source queries (recorded with each linkage run)."""
+    return hashlib.sha256(yaml.safe_dump(sources, sort_keys=True).encode()).hexdigest()[:12]
