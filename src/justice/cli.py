@@ -116,9 +116,12 @@ def demo(
              mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
              as_json=False)
     ingest(system=None, home=home, as_json=False)
+    _run_link(home)
+    link_report(home=home)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
     for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir),
-                        ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb")):
+                        ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb"),
+                        ("reports/", settings.home / "reports")):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
 
@@ -224,6 +227,182 @@ def quarantine(
     for r in rows:
         table.add_row(r["_system"], r["_file"], r["_locator"], r["rule"], r["reason"])
     console.print(table)
+
+
+link_app = typer.Typer(help="Link each person's records across systems: the master person index.",
+                       invoke_without_command=True, no_args_is_help=False)
+app.add_typer(link_app, name="link")
+
+
+@link_app.callback(invoke_without_command=True)
+def link_run(
+    ctx: typer.Context,
+    retrain: Annotated[bool, typer.Option(help="Train a new model version first (else the current one is used).")] = False,
+    full: Annotated[bool, typer.Option(help="Score every candidate pair, not only new or changed records.")] = False,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Standardise every person-bearing record, score candidate pairs with the Splink model,
+    cluster them into people and write linkage.person_links (incremental after the first run)."""
+    if ctx.invoked_subcommand is None:
+        _run_link(home, retrain=retrain, full=full, as_json=as_json)
+
+
+def _run_link(home: Path | None, *, retrain: bool = False, full: bool = False, as_json: bool = False) -> None:
+    from justice.link.run import link as run_link
+
+    settings = _settings(home)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True, disable=as_json) as bar:
+            task = bar.add_task("link", total=None)
+            result = run_link(settings, retrain=retrain, full=full,
+                              progress=lambda msg: bar.update(task, description=f"link: {msg}"))
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    summary = {"run_id": result.run_id, "mode": result.mode, "model_version": result.model_version,
+               "model": str(result.model_path), "records": result.records,
+               "new_or_changed_records": result.changed_records, "pairs_scored": result.pairs_scored,
+               "links": result.links, "persons": result.persons, "clerical_review_pairs": result.review_pairs,
+               "seconds": {k: round(v, 2) for k, v in result.seconds.items()}}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title=f"Link ({result.mode}, model v{result.model_version})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (("records", result.records), ("new or changed records", result.changed_records),
+                         ("pairs scored", result.pairs_scored), ("links in clusters", result.links),
+                         ("people (person_id)", result.persons),
+                         ("pairs for clerical review", result.review_pairs)):
+        table.add_row(label, f"{value:,}")
+    table.add_row("seconds", f"{result.seconds.get('total', 0):.1f}")
+    console.print(table)
+
+
+def _explain_table(result) -> None:
+    console.print(f"prior weight {result.prior_weight:+.2f}; link threshold {result.threshold:+.2f}; "
+                  f"would join: [bold]{result.person_id or 'nobody (a new person)'}[/]")
+    if not result.candidates:
+        console.print("no candidates: the blocking rules pair this record with nothing in the index")
+    for c in result.candidates:
+        table = Table(title=f"{c.unique_id} -> {c.person_id}: match weight {c.match_weight:+.2f} "
+                            f"(probability {c.match_probability:.4f})")
+        for col in ("comparison", "level", "weight", "index record", "this record"):
+            table.add_column(col, justify="right" if col == "weight" else "left")
+        for st in c.steps:
+            table.add_row(st.comparison, st.level, f"{st.weight:+.2f}", st.left, st.right)
+        console.print(table)
+
+
+@link_app.command("explain")
+def link_explain(
+    record_id: Annotated[str | None, typer.Argument(help="An indexed record, system:record_id (e.g. crown:10371735).")] = None,
+    forenames: Annotated[str | None, typer.Option(help="Forenames of a new record.")] = None,
+    surname: Annotated[str | None, typer.Option(help="Surname.")] = None,
+    dob: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD.")] = None,
+    sex: Annotated[str | None, typer.Option(help="M or F.")] = None,
+    postcode: Annotated[str | None, typer.Option(help="Postcode.")] = None,
+    pnc: Annotated[str | None, typer.Option(help="PNC ID.")] = None,
+    cro: Annotated[str | None, typer.Option(help="CRO number.")] = None,
+    prison_number: Annotated[str | None, typer.Option(help="Prison number.")] = None,
+    crn: Annotated[str | None, typer.Option(help="Probation CRN.")] = None,
+    top: Annotated[int, typer.Option(help="Show this many best candidates.")] = 3,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Score one record against the person index and show which comparisons gave how much weight."""
+    from dataclasses import asdict
+
+    from justice.link.explain import explain
+
+    fields = {"forenames": forenames, "surname": surname, "dob": dob, "sex": sex, "postcode": postcode,
+              "pnc": pnc, "cro": cro, "prison_number": prison_number, "crn": crn}
+    given = {k: v for k, v in fields.items() if v is not None}
+    if (record_id is None) == (not given):
+        raise typer.BadParameter("give either a record id or the fields of a new record (--surname ...)")
+    try:
+        result = explain(_settings(home), record_id if record_id is not None else given, top=top)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps({"record": result.record, "prior_weight": result.prior_weight,
+                          "threshold": result.threshold, "person_id": result.person_id,
+                          "candidates": [asdict(c) for c in result.candidates]}, indent=2, default=str))
+    else:
+        _explain_table(result)
+
+
+@link_app.command("review")
+def link_review(
+    limit: Annotated[int, typer.Option(help="At most this many pairs (closest to the threshold first).")] = 20,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List pairs in the uncertainty band awaiting a clerical decision."""
+    from justice.link.run import open_warehouse, require_links
+
+    try:
+        con = open_warehouse(_settings(home), read_only=True)
+        try:
+            require_links(con)
+            cur = con.execute("select * from linkage.clerical_review limit ?", [limit])
+            cols = [d[0] for d in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+            total = con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
+        finally:
+            con.close()
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps({"pending": total, "pairs": rows}, indent=2, default=str))
+        return
+    table = Table(title=f"Clerical review: {total:,} pairs pending (showing {len(rows)})")
+    for col in ("record", "other record", "weight", "names", "dob", "ids"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["unique_id_l"], r["unique_id_r"], f"{r['match_weight']:+.1f}",
+                      f"{r['forename_l']} {r['surname_l']} / {r['forename_r']} {r['surname_r']}",
+                      f"{r['dob_l']} / {r['dob_r']}", f"{r['pnc_l'] or '-'} / {r['pnc_r'] or '-'}")
+    console.print(table)
+    console.print("decide with: justice link decide RECORD OTHER --match|--not-match --reviewer NAME")
+
+
+@link_app.command("decide")
+def link_decide(
+    record: Annotated[str, typer.Argument(help="One record, system:record_id.")],
+    other: Annotated[str, typer.Argument(help="The other record, system:record_id.")],
+    match: Annotated[bool, typer.Option("--match/--not-match", help="Are they the same person?")],
+    reviewer: Annotated[str, typer.Option(help="Who decided (kept with the decision).")],
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """Store a reviewer's decision on a pair; every later `justice link` honours it."""
+    from justice.link.run import record_decision
+
+    try:
+        record_decision(_settings(home), record, other, "match" if match else "non_match", reviewer, note)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"recorded: {record} and {other} {'are' if match else 'are not'} the same person; "
+                  "run `justice link` to apply it")
+
+
+@link_app.command("report")
+def link_report(home: HomeOption = None) -> None:
+    """Write the linkage quality report (and charts) to HOME/reports/."""
+    from justice.link.report import write_report
+
+    try:
+        path = write_report(_settings(home))
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"linkage quality report: {path}")
 
 
 def _describe(path: Path) -> str:

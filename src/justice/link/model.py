@@ -81,8 +81,9 @@ def splink_settings(spec: dict) -> dict:
 
 
 def quiet_splink() -> None:
-    """Splink logs every SQL step at INFO; the CLI shows its own progress instead."""
-    logging.getLogger("splink").setLevel(logging.WARNING)
+    """Splink logs every SQL step at INFO and untrained levels as warnings; the CLI shows its own
+    progress, and the report lists untrained levels."""
+    logging.getLogger("splink").setLevel(logging.ERROR)
 
 
 def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict):
@@ -145,6 +146,7 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "spec_digest": spec_digest(spec),
         "version_note": spec.get("version_note", ""),
         "thresholds": dict(spec["thresholds"]),
+        "never_link": list(spec.get("never_link", [])),
     }
     return model
 

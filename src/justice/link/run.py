@@ -141,19 +141,24 @@ def _gamma_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def link(settings: Settings, *, retrain: bool = False, full: bool = False,
-         progress: Callable[[str], None] = lambda _: None) -> LinkResult:
-    """Link every person-bearing record in the warehouse to a person."""
+         progress: Callable[[str], None] = lambda _: None, sources: dict | None = None,
+         spec: dict | None = None) -> LinkResult:
+    """Link every person-bearing record in the warehouse to a person.
+
+    `sources` (default link/sources.yaml) says where the records are; `spec` (default
+    link/model.yaml) is the model. Both exist as arguments for other datasets (the FEBRL
+    benchmark); the pipeline uses the defaults."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     run_id = dt.datetime.now(dt.timezone.utc).strftime("link-%Y%m%dT%H%M%S%f")
-    spec = mdl.load_model_spec()
+    spec = spec if spec is not None else mdl.load_model_spec()
     thresholds = spec["thresholds"]
     con = open_warehouse(settings)
     try:
         progress("standardising records")
         t = time.perf_counter()
         con.execute("create schema if not exists linkage")
-        n = standardise(con)
+        n = standardise(con, sources)
         timings["standardise"] = time.perf_counter() - t
         ensure_decisions_table(con)
 
@@ -176,10 +181,10 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
                        and _exists(con, "linkage", "tf_forename"))
         if not incremental:
             mdl.compute_tf_tables(con, "linkage.records")
-        con.execute("""create or replace temp table _changed as
+        con.execute("""create or replace table memory.main.link_changed_ids as
                        select unique_id from linkage.records""" + ("" if not incremental else """
                        where (unique_id, fingerprint) not in (select unique_id, fingerprint from linkage.index_records)"""))
-        changed = con.execute("select count(*) from _changed").fetchall()[0][0]
+        changed = con.execute("select count(*) from memory.main.link_changed_ids").fetchall()[0][0]
         if incremental:
             removed = con.execute("select count(*) from linkage.index_records where unique_id not in "
                                   "(select unique_id from linkage.records)").fetchall()[0][0]
@@ -204,8 +209,8 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
                 con.execute(f"""
                     create or replace table linkage.pairs as
                     select {cols} from linkage.pairs
-                    where unique_id_l not in (select unique_id from _changed)
-                      and unique_id_r not in (select unique_id from _changed)
+                    where unique_id_l not in (select unique_id from memory.main.link_changed_ids)
+                      and unique_id_r not in (select unique_id from memory.main.link_changed_ids)
                       and unique_id_l in (select unique_id from linkage.records)
                       and unique_id_r in (select unique_id from linkage.records)
                     union all
@@ -251,9 +256,9 @@ def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, kee
         out.drop_table_from_database_and_remove_from_cache()
         return "memory.main.link_predictions"
     cur.execute("create or replace temp view link_changed as select * from wh.linkage.records "
-                "where unique_id in (select unique_id from _changed)").fetchall()
+                "where unique_id in (select unique_id from memory.main.link_changed_ids)").fetchall()
     cur.execute("create or replace temp view link_unchanged as select * from wh.linkage.records "
-                "where unique_id not in (select unique_id from _changed)").fetchall()
+                "where unique_id not in (select unique_id from memory.main.link_changed_ids)").fetchall()
     changed = db_api.register("link_changed", table_name="link_changed_in")
     unchanged = db_api.register("link_unchanged", table_name="link_unchanged_in")
     between = linker.inference.predict_between(unchanged, changed, threshold_match_weight=keep,
@@ -267,33 +272,38 @@ def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, kee
     return "memory.main.link_predictions"
 
 
-def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
-                       never_link: list[dict]) -> tuple[int, int]:
+def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, never_link: list[dict]) -> dict:
+    """Cluster linkage.records by linkage.pairs at `threshold` (plus system aliases and clerical
+    decisions, under the never-link constraints), without writing anything. Returns the nodes'
+    unique ids (sorted), their cluster labels and the edges used."""
     nodes = con.sql("select unique_id from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
     con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
-    edges = con.sql(f"""
-        with decided as (select * from linkage.clerical_decisions),
-        model as (
-            select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
-            where match_weight >= {threshold}
-              and not exists (select 1 from decided d where d.decision = 'non_match'
-                              and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)),
-        alias as (
-            select least(unique_id, same_as) as unique_id_l, greatest(unique_id, same_as) as unique_id_r,
-                   'Infinity'::double as weight, 'system alias' as basis
-            from linkage.records where same_as is not null),
-        clerical as (
-            select unique_id_l, unique_id_r, 'Infinity'::double, 'clerical' from decided where decision = 'match')
-        select a.node as l, b.node as r, e.weight, e.basis
-        from (select * from model union all select * from alias union all select * from clerical) e
-        join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
-    """).fetchnumpy()
-    cannot = con.sql("""
-        select a.node, b.node from linkage.clerical_decisions d
-        join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r
-        where d.decision = 'non_match'""").fetchnumpy()
+    try:
+        edges = con.sql(f"""
+            with decided as (select * from linkage.clerical_decisions),
+            model as (
+                select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
+                where match_weight >= {float(threshold)}
+                  and not exists (select 1 from decided d where d.decision = 'non_match'
+                                  and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)),
+            alias as (
+                select least(unique_id, same_as) as unique_id_l, greatest(unique_id, same_as) as unique_id_r,
+                       'Infinity'::double as weight, 'system alias' as basis
+                from linkage.records where same_as is not null),
+            clerical as (
+                select unique_id_l, unique_id_r, 'Infinity'::double, 'clerical' from decided where decision = 'match')
+            select a.node as l, b.node as r, e.weight, e.basis
+            from (select * from model union all select * from alias union all select * from clerical) e
+            join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
+        """).fetchnumpy()
+        cannot = con.sql("""
+            select a.node, b.node from linkage.clerical_decisions d
+            join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r
+            where d.decision = 'non_match'""").fetchnumpy()
+    finally:
+        con.unregister("_nodes")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
     cann = list(cannot.values())
@@ -302,9 +312,19 @@ def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
         col, valid = rule["column"], rule.get("valid")
         cond = f"case when {valid} then {col} end" if valid else col
         vals = con.sql(f"select {cond} as v from linkage.records order by unique_id").fetchnumpy()["v"]
-        keys.append(np.array([None if (v is None or v is np.ma.masked) else v for v in vals.tolist()], dtype=object))
+        keys.append(np.array(vals.tolist(), dtype=object))
     labels = clustering.cluster(n, left, right, weight, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
+            "basis": np.asarray(edges["basis"], dtype=object)}
 
+
+def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
+                       never_link: list[dict]) -> tuple[int, int]:
+    c = cluster_labels(con, threshold, never_link)
+    uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
+    n = len(uid)
+    edges = {"basis": c["basis"]}
+    con.register("_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()), "node": pa.array(np.arange(n))}))
     previous = np.full(n, None, dtype=object)
     next_serial = 1
     if _exists(con, "linkage", "person_links"):

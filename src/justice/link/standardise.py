@@ -136,13 +136,28 @@ def _check_letter_sql(number: str) -> str:
     return f"substr('{CHECK_ALPHABET}', (({number}) % 23)::int + 1, 1)"
 
 
+def extra_columns(sources: dict[str, dict]) -> list[str]:
+    """Extra columns (beyond SOURCE_COLUMNS) any source declares, in first-seen order."""
+    out: list[str] = []
+    for system, entry in sources.items():
+        for col in entry.get("extra_columns", []) or []:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", str(col)) or col in SOURCE_COLUMNS:
+                raise ConfigError(f"link source {system!r}: extra column {col!r} must be a new snake_case name")
+            if col not in out:
+                out.append(col)
+    return out
+
+
 def raw_records_sql(sources: dict[str, dict]) -> str:
-    """One query over every system's records, with a `system` column."""
+    """One query over every system's records, with a `system` column. A source without one of
+    the other sources' extra columns gets it as null."""
+    extras = extra_columns(sources)
     parts = []
     for system, entry in sources.items():
-        cols = ", ".join(f"{c}::varchar as {c}" if c not in ("dob",) else "dob::date as dob"
-                         for c in SOURCE_COLUMNS)
-        parts.append(f"select '{system}' as system, {cols} from (\n{entry['records']}\n) as s_{system}")
+        cols = [f"{c}::varchar as {c}" if c != "dob" else "dob::date as dob" for c in SOURCE_COLUMNS]
+        own = entry.get("extra_columns", []) or []
+        cols += [f"{c}::varchar as {c}" if c in own else f"null::varchar as {c}" for c in extras]
+        parts.append(f"select '{system}' as system, {', '.join(cols)} from (\n{entry['records']}\n) as s_{system}")
     return "\nunion all\n".join(parts)
 
 
@@ -154,7 +169,8 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
     one whole.
     """
     sources = sources if sources is not None else load_sources()
-    con.execute("create schema if not exists linkage")
+    if table.count(".") == 1:
+        con.execute(f"create schema if not exists {table.split('.')[0]}")
     try:
         con.execute(f"create or replace temp table _link_raw as {raw_records_sql(sources)}")
     except duckdb.Error as exc:
@@ -173,7 +189,9 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
     pnc = "regexp_extract(upper(trim(r.pnc)), '^([0-9]{4})/?([0-9]{1,7})([A-Z])$', ['y', 's', 'c'])"
     cro = "regexp_extract(upper(trim(r.cro)), '^([0-9]{1,6})/?([0-9]{2})([A-Z])$', ['s', 'y', 'c'])"
     pc = "nullif(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), '')"
-    fingerprint = "md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in MODEL_COLUMNS) + "))"
+    extras = extra_columns(sources)
+    fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
+                   + "))")
     try:
         con.execute(f"""
             create or replace temp table _link_std as
@@ -188,6 +206,7 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
             )
             select
               system || ':' || record_id as unique_id, system, record_id,
+              {"".join(f"nullif(trim(regexp_replace(lower(strip_accents({c})), '[^a-z0-9]+', ' ', 'g')), '') as {c}, " for c in extras)}
               f.forename, f.middle_names, f.forename_names,
               s.surname, s.surname_parts,
               least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) as name_key,

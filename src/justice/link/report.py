@@ -1,0 +1,210 @@
+"""The linkage quality report: HOME/reports/linkage_quality.md, charts and a JSON of the figures.
+
+Always: the latest run, the model (version, prior, every comparison level's m, u and weight), the
+match-weight distribution of scored pairs, and the clerical review queue. When the simulator's
+answer key is in HOME/truth (a demo or test world), also: pairwise precision, recall and F1 and
+cluster measures, overall and per system pair; precision and recall against the match threshold
+(re-clustering at each); and how well records with each kind of mess were linked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from justice.link import evaluate as ev
+from justice.link import model as mdl
+from justice.link.run import cluster_labels, open_warehouse, require_links
+from justice.settings import Settings
+
+SWEEP = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0)
+
+
+def pairwise_from_labels(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Pairwise precision, recall and F1 of cluster labels `pred` against true labels `truth`."""
+    def pairs(*arrays: np.ndarray) -> int:
+        _, counts = np.unique(np.stack(arrays, axis=1), axis=0, return_counts=True)
+        counts = counts.astype(np.int64)
+        return int((counts * (counts - 1) // 2).sum())
+    tp, pp, tt = pairs(pred, truth), pairs(pred), pairs(truth)
+    p = tp / pp if pp else 1.0
+    r = tp / tt if tt else 1.0
+    return {"precision": p, "recall": r, "f1": 0.0 if p + r == 0 else 2 * p * r / (p + r)}
+
+
+def threshold_sweep(con, truth_dir: Path, never_link: list[dict], thresholds=SWEEP) -> list[dict]:
+    """Cluster at each threshold and score the clusters against truth."""
+    truth = con.execute(f"""
+        select r.unique_id, t.person_id from linkage.records r
+        join read_parquet('{Path(truth_dir) / "records.parquet"}') t using (system, record_id)
+        order by r.unique_id""").fetchall()
+    truth_map = dict(truth)
+    out = []
+    for t in thresholds:
+        c = cluster_labels(con, t, never_link)
+        keep = np.array([u in truth_map for u in c["unique_id"].tolist()])
+        true = np.array([truth_map.get(u) for u in c["unique_id"][keep].tolist()], dtype=object)
+        _, true_codes = np.unique(true.astype(str), return_inverse=True)
+        out.append({"threshold": t, **pairwise_from_labels(c["labels"][keep], true_codes)})
+    return out
+
+
+def mess_recall(con) -> list[dict]:
+    """Per kind of mess: records with it, and the share in the cluster holding most of their
+    person's records (so linked with the rest of the person)."""
+    rows = con.execute("""
+        with c as (select truth, pred, count(*) n from _eval group by all),
+        maj as (select truth, arg_max(pred, n) as mpred from c group by truth),
+        e as (select e.*, e.pred = maj.mpred as with_majority from _eval e join maj using (truth)),
+        k as (select unnest(case when mess = '' then ['(clean)'] else string_split(mess, ',') end) as kind,
+                     with_majority from e)
+        select kind, count(*), avg(with_majority::int) from k group by kind order by 2 desc
+    """).fetchall()
+    return [{"mess": k, "records": int(n), "linked_with_their_person": float(share)} for k, n, share in rows]
+
+
+def _charts(folder: Path, weights: np.ndarray, is_match: np.ndarray | None, sweep: list[dict],
+            threshold: float) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.linspace(max(-20, float(weights.min(initial=0))), float(weights.max(initial=1)) + 1, 60)
+    if is_match is not None:
+        ax.hist(weights[is_match], bins=bins, alpha=0.7, label="true matches")
+        ax.hist(weights[~is_match], bins=bins, alpha=0.7, label="non-matches")
+        ax.legend()
+    else:
+        ax.hist(weights, bins=bins)
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("match weight")
+    ax.set_ylabel("scored pairs (log scale)")
+    ax.set_title("Match weights of scored candidate pairs (dashed: link threshold)")
+    fig.tight_layout()
+    fig.savefig(folder / "linkage_match_weights.png", dpi=110)
+    plt.close(fig)
+    names.append("linkage_match_weights.png")
+    if sweep:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        xs = [s["threshold"] for s in sweep]
+        for key in ("precision", "recall", "f1"):
+            ax.plot(xs, [s[key] for s in sweep], marker="o", label=key)
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.set_xlabel("match weight threshold")
+        ax.set_ylabel("pairwise, after clustering")
+        ax.set_title("Precision and recall against the link threshold (dashed: chosen)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / "linkage_threshold.png", dpi=110)
+        plt.close(fig)
+        names.append("linkage_threshold.png")
+    return names
+
+
+def write_report(settings: Settings) -> Path:
+    """Write the report and return the Markdown file's path."""
+    folder = settings.home / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    loaded = mdl.load_model(settings.home)
+    con = open_warehouse(settings, read_only=True)
+    try:
+        require_links(con)
+        model, model_path = loaded
+        spec_thresholds = model["justice"]["thresholds"]
+        threshold = float(spec_thresholds["match_weight"])
+        cur = con.execute("select * from linkage.runs order by finished_at desc limit 1")
+        run = dict(zip([d[0] for d in cur.description], cur.fetchall()[0]))
+        review = con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
+        decisions = con.execute("select decision, count(*) from linkage.clerical_decisions group by 1").fetchall()
+        truth_dir = settings.truth_dir
+        has_truth = (truth_dir / "records.parquet").exists()
+        figures: dict = {"run": {k: str(v) for k, v in run.items()}, "model_version": model["justice"]["version"],
+                         "thresholds": spec_thresholds, "clerical_review_pending": review}
+        if has_truth:
+            scored = con.execute(f"""
+                select p.match_weight, a.person_id = b.person_id
+                from linkage.pairs p
+                join linkage.records ra on ra.unique_id = p.unique_id_l
+                join linkage.records rb on rb.unique_id = p.unique_id_r
+                join read_parquet('{truth_dir / "records.parquet"}') a on a.system = ra.system and a.record_id = ra.record_id
+                join read_parquet('{truth_dir / "records.parquet"}') b on b.system = rb.system and b.record_id = rb.record_id
+            """).fetchnumpy()
+            weights = np.asarray(scored["match_weight"], dtype=float)
+            is_match = np.asarray(scored[list(scored)[1]], dtype=bool)
+            quality = ev.evaluate(con, truth_dir)
+            figures["quality"] = quality
+            figures["mess"] = mess_recall(con)
+            sweep = threshold_sweep(con, truth_dir, _never_link(model))
+            figures["threshold_sweep"] = sweep
+        else:
+            weights = np.asarray(con.execute("select match_weight from linkage.pairs").fetchnumpy()["match_weight"],
+                                 dtype=float)
+            is_match, sweep = None, []
+        charts = _charts(folder, weights, is_match, sweep, threshold)
+    finally:
+        con.close()
+    (folder / "linkage_quality.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+    lines = ["# Linkage quality", "",
+             f"Run `{run['run_id']}` ({run['mode']}), model v{model['justice']['version']} "
+             f"(`{model_path.name}`, trained {model['justice']['trained_at']} on "
+             f"{model['justice']['trained_on_records']:,} records).", "",
+             f"- records: {run['records']:,}; new or changed this run: {run['changed_records']:,}",
+             f"- candidate pairs scored: {run['pairs_scored']:,}; links holding clusters: {run['links']:,}",
+             f"- people (distinct person_id): {run['persons']:,}",
+             f"- link threshold: match weight {threshold:+.1f}; clerical review band "
+             f"{float(spec_thresholds['review_low']):+.1f} to {float(spec_thresholds['review_high']):+.1f}: "
+             f"{review:,} pairs pending, decisions so far: "
+             + (", ".join(f"{d} {n}" for d, n in decisions) or "none"),
+             f"- seconds: {float(run['seconds']):.1f}", ""]
+    if has_truth:
+        q = figures["quality"]
+        pw, cl = q["pairwise"], q["clusters"]
+        lines += ["## Against the answer key (truth/records.parquet)", "",
+                  "| measure | value |", "|---|---|",
+                  f"| pairwise precision | {pw['precision']:.4f} |", f"| pairwise recall | {pw['recall']:.4f} |",
+                  f"| pairwise F1 | {pw['f1']:.4f} |", f"| B-cubed F1 | {cl['bcubed_f1']:.4f} |",
+                  f"| people whose records form exactly one cluster | {cl['people_exactly_right']:.4f} |",
+                  f"| true pairs / predicted pairs | {pw['true_pairs']:,} / {pw['predicted_pairs']:,} |",
+                  f"| answer-key records with no person_id | {q['truth_records_without_person_id']:,} |", "",
+                  "### By system pair", "", "| systems | true pairs | precision | recall | F1 |", "|---|---|---|---|---|"]
+        lines += [f"| {r['systems']} | {r['true_pairs']:,} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} |"
+                  for r in q["by_system_pair"]]
+        lines += ["", "### Against the threshold (re-clustered at each)", "",
+                  "| threshold | precision | recall | F1 |", "|---|---|---|---|"]
+        lines += [f"| {s['threshold']:+.1f} | {s['precision']:.4f} | {s['recall']:.4f} | {s['f1']:.4f} |" for s in sweep]
+        lines += ["", "### By kind of mess", "",
+                  "Share of records with each kind of error that ended up with the rest of their person's records.", "",
+                  "| mess | records | linked with their person |", "|---|---|---|"]
+        lines += [f"| {m['mess']} | {m['records']:,} | {m['linked_with_their_person']:.4f} |" for m in figures["mess"]]
+    lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
+    lines += ["", "## Model parameters", "",
+              f"Prior: probability two random records match "
+              f"{model['probability_two_random_records_match']:.3g} "
+              f"(weight {math.log2(model['probability_two_random_records_match']):+.2f}).", "",
+              "| comparison | level | m | u | weight |", "|---|---|---|---|---|"]
+    for comp in model["comparisons"]:
+        for lv in comp["comparison_levels"]:
+            if lv.get("is_null_level"):
+                lines.append(f"| {comp['output_column_name']} | {lv['label_for_charts']} | | | 0 (null) |")
+                continue
+            m, u = lv.get("m_probability"), lv.get("u_probability")
+            w = math.log2(m / u) if m and u else float("nan")
+            lines.append(f"| {comp['output_column_name']} | {lv['label_for_charts']} | {m:.3g} | {u:.3g} | {w:+.2f} |")
+    neutral = model["justice"].get("neutral_levels") or []
+    if neutral:
+        lines += ["", "Levels training never observed (set to weight 0, or for an ELSE level m = 1e-4): "
+                  + "; ".join(neutral) + "."]
+    path = folder / "linkage_quality.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _never_link(model: dict) -> list[dict]:
+    return model["justice"].get("never_link", mdl.load_model_spec().get("never_link", []))
