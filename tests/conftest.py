@@ -31,3 +31,35 @@ def small_truth(tmp_path_factory):
     out = tmp_path_factory.mktemp("world")
     world = simulate_to(SimulationParams(persons=3_000, seed=11), out)
     return out, world
+
+
+@pytest.fixture(scope="session")
+def linked_home(tmp_path_factory):
+    """A 3,000-person world simulated, ingested and linked (`justice link`): its Settings.
+
+    Read-only for tests; a test that changes state copies it with `copy_home`."""
+    from justice.ingest.run import ingest
+    from justice.link.run import link
+    from justice.settings import Settings
+    from justice.sim.params import SimulationParams
+    from justice.sim.world import simulate_to
+
+    out = tmp_path_factory.mktemp("linked")
+    simulate_to(SimulationParams(persons=3_000, seed=11), out)
+    settings = Settings(home=out)
+    ingest(settings)
+    link(settings)
+    return settings
+
+
+def copy_home(settings, dest: Path):
+    """A copy of a home's truth, warehouse and linkage models (enough to re-link), as Settings."""
+    import shutil
+
+    from justice.settings import Settings
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(settings.home / "warehouse.duckdb", dest / "warehouse.duckdb")
+    shutil.copytree(settings.home / "linkage", dest / "linkage")
+    shutil.copytree(settings.home / "truth", dest / "truth")
+    return Settings(home=dest)

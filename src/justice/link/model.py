@@ -23,7 +23,17 @@ import yaml
 
 from justice.errors import ConfigError, TransformError
 
-TF_COLUMNS = ("forename", "surname")
+
+
+def tf_columns(spec_or_model: dict) -> list[str]:
+    """Columns with a term-frequency adjustment, from a spec (`tf:`) or a trained model."""
+    cols: list[str] = []
+    for comp in spec_or_model["comparisons"]:
+        for lv in comp.get("levels", comp.get("comparison_levels", [])):
+            col = lv.get("tf") or lv.get("tf_adjustment_column")
+            if col and col not in cols:
+                cols.append(col)
+    return cols
 
 
 def load_model_spec(path: Path | None = None) -> dict:
@@ -101,9 +111,9 @@ def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict):
     return linker, db_api
 
 
-def compute_tf_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
+def compute_tf_tables(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
     """`linkage.tf_<col>`: each value's share of non-null values, from the records in `table`."""
-    for col in TF_COLUMNS:
+    for col in columns:
         con.execute(f"""
             create or replace table linkage.tf_{col} as
             select {col}, count(*)::double / sum(count(*)) over () as tf_{col}
@@ -111,9 +121,9 @@ def compute_tf_tables(con: duckdb.DuckDBPyConnection, table: str) -> None:
         """)
 
 
-def register_tf_tables(linker, db_api, schema: str = "wh.linkage") -> None:
+def register_tf_tables(linker, db_api, columns: list[str], schema: str = "wh.linkage") -> None:
     """Register `schema`.tf_<col> as the linker's term-frequency lookups."""
-    for col in TF_COLUMNS:
+    for col in columns:
         db_api.duckdb_con.execute(f"create or replace temp view tf_{col}_input as "
                                   f"select * from {schema}.tf_{col}").fetchall()
         tf = db_api.register(f"tf_{col}_input", table_name=f"__tf_{col}_{id(linker)}")
@@ -128,7 +138,7 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
     if n < 2:
         raise TransformError(f"linkage: {n} records in {table}; training needs at least two")
     linker, db_api = make_linker(con, table, splink_settings(spec))
-    register_tf_tables(linker, db_api, table.rsplit(".", 1)[0] if "." in table else "main")
+    register_tf_tables(linker, db_api, tf_columns(spec), table.rsplit(".", 1)[0] if "." in table else "main")
     tr = spec["training"]
     progress("estimating the prior from deterministic rules")
     linker.training.estimate_probability_two_random_records_match(
@@ -146,7 +156,8 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "spec_digest": spec_digest(spec),
         "version_note": spec.get("version_note", ""),
         "thresholds": dict(spec["thresholds"]),
-        "never_link": list(spec.get("never_link", [])),
+        "constraints": {"never_link": list(spec.get("never_link", []) or []),
+                        "hard_negatives": list(spec.get("hard_negatives", []) or [])},
     }
     return model
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from justice.link import evaluate as ev
 from justice.link import model as mdl
-from justice.link.run import cluster_labels, open_warehouse, require_links
+from justice.link.run import cluster_labels, constraints, open_warehouse, require_links
 from justice.settings import Settings
 
 SWEEP = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0)
@@ -35,7 +35,7 @@ def pairwise_from_labels(pred: np.ndarray, truth: np.ndarray) -> dict[str, float
     return {"precision": p, "recall": r, "f1": 0.0 if p + r == 0 else 2 * p * r / (p + r)}
 
 
-def threshold_sweep(con, truth_dir: Path, never_link: list[dict], thresholds=SWEEP) -> list[dict]:
+def threshold_sweep(con, truth_dir: Path, rules: dict, thresholds=SWEEP) -> list[dict]:
     """Cluster at each threshold and score the clusters against truth."""
     truth = con.execute(f"""
         select r.unique_id, t.person_id from linkage.records r
@@ -44,7 +44,7 @@ def threshold_sweep(con, truth_dir: Path, never_link: list[dict], thresholds=SWE
     truth_map = dict(truth)
     out = []
     for t in thresholds:
-        c = cluster_labels(con, t, never_link)
+        c = cluster_labels(con, t, rules)
         keep = np.array([u in truth_map for u in c["unique_id"].tolist()])
         true = np.array([truth_map.get(u) for u in c["unique_id"][keep].tolist()], dtype=object)
         _, true_codes = np.unique(true.astype(str), return_inverse=True)
@@ -141,7 +141,7 @@ def write_report(settings: Settings) -> Path:
             quality = ev.evaluate(con, truth_dir)
             figures["quality"] = quality
             figures["mess"] = mess_recall(con)
-            sweep = threshold_sweep(con, truth_dir, _never_link(model))
+            sweep = threshold_sweep(con, truth_dir, _constraints(model))
             figures["threshold_sweep"] = sweep
         else:
             weights = np.asarray(con.execute("select match_weight from linkage.pairs").fetchnumpy()["match_weight"],
@@ -206,5 +206,5 @@ def write_report(settings: Settings) -> Path:
     return path
 
 
-def _never_link(model: dict) -> list[dict]:
-    return model["justice"].get("never_link", mdl.load_model_spec().get("never_link", []))
+def _constraints(model: dict) -> dict:
+    return model["justice"].get("constraints") or constraints(mdl.load_model_spec())

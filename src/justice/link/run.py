@@ -4,8 +4,8 @@ Tables written in the warehouse's `linkage` schema, all in one transaction (a fa
 previous run's tables whole):
 
 * `records`: every person-bearing record, standardised (see standardise.py);
-* `pairs`: scored candidate pairs at or above the model's `keep_weight`, with the comparison
-  levels (gamma_*) that gave the score;
+* `pairs`: scored candidate pairs at or above the model's `keep_weight`, with each comparison's
+  weight in the score (mw_<comparison>, term-frequency adjustment included);
 * `person_links`: one row per record: `system`, `record_id` (the keys of truth/records.parquet),
   `person_id`, and the cluster's evidence;
 * `clerical_review`: pairs in the uncertainty band with no decision yet, side by side;
@@ -136,8 +136,12 @@ def _untrained_to_neutral(model: dict) -> list[str]:
     return neutral
 
 
-def _gamma_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0].startswith("gamma_")]
+def _weight_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Per comparison, its weight in the pair's score (term-frequency adjustment included)."""
+    cols = {r[0] for r in con.execute(f"describe {table}").fetchall()}
+    names = sorted(c[3:] for c in cols if c.startswith("mw_") and not c.startswith("mw_tf_adj_"))
+    return [f"mw_{n} + coalesce(mw_tf_adj_{n}, 0) as mw_{n}" if f"mw_tf_adj_{n}" in cols else f"mw_{n}"
+            for n in names]
 
 
 def link(settings: Settings, *, retrain: bool = False, full: bool = False,
@@ -168,7 +172,7 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
             loaded = None
         t = time.perf_counter()
         if loaded is None:
-            mdl.compute_tf_tables(con, "linkage.records")
+            mdl.compute_tf_tables(con, "linkage.records", mdl.tf_columns(spec))
             model = mdl.train(con, spec, "wh.linkage.records", progress=progress)
             model["justice"]["neutral_levels"] = _untrained_to_neutral(model)
             model_path = mdl.save_model(settings.home, model)
@@ -177,10 +181,11 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
             model, model_path = loaded
         timings["train"] = time.perf_counter() - t
 
+        tf_cols = mdl.tf_columns(model)
         incremental = (not full and _exists(con, "linkage", "index_records") and _exists(con, "linkage", "pairs")
-                       and _exists(con, "linkage", "tf_forename"))
+                       and all(_exists(con, "linkage", f"tf_{c}") for c in tf_cols))
         if not incremental:
-            mdl.compute_tf_tables(con, "linkage.records")
+            mdl.compute_tf_tables(con, "linkage.records", tf_cols)
         con.execute("""create or replace table memory.main.link_changed_ids as
                        select unique_id from linkage.records""" + ("" if not incremental else """
                        where (unique_id, fingerprint) not in (select unique_id, fingerprint from linkage.index_records)"""))
@@ -203,12 +208,14 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
         progress("clustering")
         con.execute("begin transaction")
         try:
-            gammas = _gamma_columns(con, predictions)
-            cols = "unique_id_l, unique_id_r, match_weight, match_probability, " + ", ".join(gammas)
+            weights = _weight_columns(con, predictions)
+            cols = "unique_id_l, unique_id_r, match_weight, match_probability, " + ", ".join(weights)
+            kept = "unique_id_l, unique_id_r, match_weight, match_probability, " + ", ".join(
+                w.rsplit(" as ", 1)[-1] for w in weights)
             if incremental:
                 con.execute(f"""
                     create or replace table linkage.pairs as
-                    select {cols} from linkage.pairs
+                    select {kept} from linkage.pairs
                     where unique_id_l not in (select unique_id from memory.main.link_changed_ids)
                       and unique_id_r not in (select unique_id from memory.main.link_changed_ids)
                       and unique_id_l in (select unique_id from linkage.records)
@@ -218,9 +225,8 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
                 """)
             else:
                 con.execute(f"create or replace table linkage.pairs as select {cols} from {predictions}")
-            links, persons = _cluster_and_write(con, float(thresholds["match_weight"]), run_id,
-                                                spec.get("never_link", []))
-            review = _write_review(con, thresholds)
+            links, persons = _cluster_and_write(con, float(thresholds["match_weight"]), run_id, constraints(spec))
+            review = _write_review(con, thresholds, constraints(spec))
             con.execute("create or replace table linkage.index_records as "
                         "select unique_id, fingerprint from linkage.records")
             timings["cluster"] = time.perf_counter() - t
@@ -248,7 +254,7 @@ def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, kee
     """Score candidate pairs; returns the name of a memory table holding them."""
     settings = mdl.splink_part(model)
     linker, db_api = mdl.make_linker(con, "wh.linkage.records", settings)
-    mdl.register_tf_tables(linker, db_api)
+    mdl.register_tf_tables(linker, db_api, mdl.tf_columns(model))
     cur = db_api.duckdb_con
     if not incremental:
         out = linker.inference.predict(threshold_match_weight=keep, warning_mode="never")
@@ -272,10 +278,30 @@ def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, kee
     return "memory.main.link_predictions"
 
 
-def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, never_link: list[dict]) -> dict:
+def constraints(spec: dict) -> dict:
+    """The model spec's clustering constraints: `never_link` identifiers and `hard_negatives`."""
+    return {"never_link": list(spec.get("never_link", []) or []),
+            "hard_negatives": list(spec.get("hard_negatives", []) or [])}
+
+
+def _hard_negative_sql(rules: list[dict]) -> str:
+    """Scored pairs that a hard-negative rule says are different people, with the rule's name."""
+    if not rules:
+        return "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::varchar as rule where false"
+    parts = [f"""select p.unique_id_l, p.unique_id_r, '{r["name"].replace("'", "''")}' as rule
+                from linkage.pairs p join linkage.records l on l.unique_id = p.unique_id_l
+                join linkage.records r on r.unique_id = p.unique_id_r where {r["sql"]}""" for r in rules]
+    return " union all ".join(parts)
+
+
+def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict) -> dict:
     """Cluster linkage.records by linkage.pairs at `threshold` (plus system aliases and clerical
-    decisions, under the never-link constraints), without writing anything. Returns the nodes'
-    unique ids (sorted), their cluster labels and the edges used."""
+    decisions), under the constraints of `rules` (see `constraints`), without writing anything.
+    Returns the nodes' unique ids (sorted), their cluster labels and the edges used.
+
+    A pair a hard-negative rule matches is not an edge and may not share a cluster, unless a
+    reviewer decided it is a match."""
+    never_link = rules.get("never_link", [])
     nodes = con.sql("select unique_id from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
@@ -283,11 +309,14 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, never_link:
     try:
         edges = con.sql(f"""
             with decided as (select * from linkage.clerical_decisions),
+            hard as ({_hard_negative_sql(rules.get("hard_negatives", []))}),
             model as (
                 select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
                 where match_weight >= {float(threshold)}
                   and not exists (select 1 from decided d where d.decision = 'non_match'
-                                  and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)),
+                                  and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)
+                  and not exists (select 1 from hard h
+                                  where h.unique_id_l = p.unique_id_l and h.unique_id_r = p.unique_id_r)),
             alias as (
                 select least(unique_id, same_as) as unique_id_l, greatest(unique_id, same_as) as unique_id_r,
                        'Infinity'::double as weight, 'system alias' as basis
@@ -298,10 +327,15 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, never_link:
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
         """).fetchnumpy()
-        cannot = con.sql("""
-            select a.node, b.node from linkage.clerical_decisions d
-            join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r
-            where d.decision = 'non_match'""").fetchnumpy()
+        cannot = con.sql(f"""
+            with pairs as (
+                select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
+                union
+                select unique_id_l, unique_id_r from ({_hard_negative_sql(rules.get("hard_negatives", []))}) h
+                where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
+                                  and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
+            select a.node, b.node from pairs d
+            join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
@@ -319,8 +353,8 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, never_link:
 
 
 def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
-                       never_link: list[dict]) -> tuple[int, int]:
-    c = cluster_labels(con, threshold, never_link)
+                       rules: dict) -> tuple[int, int]:
+    c = cluster_labels(con, threshold, rules)
     uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
     n = len(uid)
     edges = {"basis": c["basis"]}
@@ -383,13 +417,16 @@ def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
     return int(kept.sum()), int(len(np.unique(labels)))
 
 
-def _write_review(con: duckdb.DuckDBPyConnection, thresholds: dict) -> int:
+def _write_review(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict) -> int:
     lo, hi = float(thresholds["review_low"]), float(thresholds["review_high"])
     con.execute(f"""
         create or replace table linkage.clerical_review as
+        with hard as ({_hard_negative_sql(rules.get("hard_negatives", []))})
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
-               case when p.match_weight >= {float(thresholds['match_weight'])} then 'linked' else 'not linked' end
-                 as current_outcome,
+               coalesce(hard.rule, 'match weight in the review band') as reason,
+               case when hard.rule is not null then 'kept apart'
+                    when p.match_weight >= {float(thresholds['match_weight'])} then 'linked'
+                    else 'not linked' end as current_outcome,
                l.forename as forename_l, r.forename as forename_r, l.middle_names as middle_names_l,
                r.middle_names as middle_names_r, l.surname as surname_l, r.surname as surname_r,
                l.dob as dob_l, r.dob as dob_r, l.sex as sex_l, r.sex as sex_r,
@@ -399,10 +436,12 @@ def _write_review(con: duckdb.DuckDBPyConnection, thresholds: dict) -> int:
         from linkage.pairs p
         join linkage.records l on l.unique_id = p.unique_id_l
         join linkage.records r on r.unique_id = p.unique_id_r
-        where p.match_weight >= {lo} and p.match_weight < {hi}
+        left join hard on hard.unique_id_l = p.unique_id_l and hard.unique_id_r = p.unique_id_r
+        where ((p.match_weight >= {lo} and p.match_weight < {hi})
+               or (hard.rule is not null and p.match_weight >= {float(thresholds['match_weight'])}))
           and not exists (select 1 from linkage.clerical_decisions d
                           where d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)
-        order by abs(p.match_weight - {float(thresholds['match_weight'])})
+        order by hard.rule is null, abs(p.match_weight - {float(thresholds['match_weight'])})
     """)
     return con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
 

@@ -7,7 +7,8 @@ into comparable ones:
   case, apostrophes dropped (``o'brien`` -> ``obrien``), hyphens and other punctuation made
   spaces; the first forename split from the middle names; a double-barrelled surname kept whole
   (``smithjones``) and, when hyphenated, as its parts (``[smith, jones]``); each forename mapped through the
-  nickname lookup to the formal names it may stand for (``bill`` -> ``[bill, william]``).
+  nickname lookup to the formal names it may stand for (``bill`` -> ``[bill, william]``) and to
+  every name it may be known by (``forename_aliases``: those formal names and all their nicknames).
 * dates of birth as dates, with the year for blocking; sex as M / F or null;
 * postcodes upper case with one space before the inward code, plus district and sector;
 * PNC IDs and CRO numbers normalised (case, spaces, unpadded serials) and checked against their
@@ -39,7 +40,7 @@ SOURCE_COLUMNS = ("record_id", "forenames", "surname", "dob", "sex", "postcode",
                   "prison_number", "crn", "same_as")
 
 # The columns the model reads; their hash is a record's fingerprint (a change re-links it).
-MODEL_COLUMNS = ("forename", "middle_names", "surname", "surname_parts", "forename_names", "dob",
+MODEL_COLUMNS = ("forename", "middle_names", "surname", "surname_parts", "forename_names", "forename_aliases", "dob",
                  "sex", "postcode", "pnc", "pnc_core", "pnc_valid", "cro", "cro_core", "cro_valid",
                  "prison_number", "crn", "same_as")
 
@@ -101,15 +102,35 @@ def nickname_groups() -> dict[str, tuple[str, ...]]:
     return {k: tuple(sorted(v)) for k, v in groups.items()}
 
 
+@lru_cache(maxsize=1)
+def alias_groups() -> dict[str, tuple[str, ...]]:
+    """Lower-case forename -> every name it may be known by: the formal names it stands for and
+    all their nicknames (``tony`` -> anthony, ant, tony, ...). Used to see that a mistyped
+    nickname (``tomy``) is close to one of another forename's aliases."""
+    from nicknames import NickNamer
+
+    nicks_of = {formal: {n for n in nicks if len(n) > 1 and n.isalpha()}
+                for formal, nicks in NickNamer.default_lookup().items() if formal.isalpha()}
+    out: dict[str, tuple[str, ...]] = {}
+    for name, formals in nickname_groups().items():
+        names = set(formals) | {name}
+        for formal in formals:
+            names |= nicks_of.get(formal, set())
+        out[name] = tuple(sorted(names))
+    return out
+
+
 def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     groups = nickname_groups()
+    aliases = alias_groups()
     f_rows: dict[str, tuple] = {}
     for raw in forenames:
         # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
         words = (clean_name(raw.replace("-", "")) or "").split()
         first = words[0] if words else None
         f_rows[raw] = (first, " ".join(words[1:]) or None,
-                       list(groups.get(first, (first,))) if first else None)
+                       list(groups.get(first, (first,))) if first else None,
+                       list(aliases.get(first, (first,))) if first else None)
     s_rows: dict[str, tuple] = {}
     for raw in surnames:
         words = (clean_name(raw) or "").split()
@@ -122,6 +143,7 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
         "forename": pa.array([v[0] for v in f_rows.values()], pa.string()),
         "middle_names": pa.array([v[1] for v in f_rows.values()], pa.string()),
         "forename_names": pa.array([v[2] for v in f_rows.values()], pa.list_(pa.string())),
+        "forename_aliases": pa.array([v[3] for v in f_rows.values()], pa.list_(pa.string())),
     })
     stab = pa.table({
         "raw": pa.array(list(s_rows), pa.string()),
@@ -207,9 +229,10 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
             select
               system || ':' || record_id as unique_id, system, record_id,
               {"".join(f"nullif(trim(regexp_replace(lower(strip_accents({c})), '[^a-z0-9]+', ' ', 'g')), '') as {c}, " for c in extras)}
-              f.forename, f.middle_names, f.forename_names,
+              f.forename, f.middle_names, f.forename_names, f.forename_aliases,
               s.surname, s.surname_parts,
-              least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) as name_key,
+              case when f.forename is not null and s.surname is not null
+                   then least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) end as name_key,
               dob, year(dob) as birth_year,
               case upper(trim(sex)) when 'M' then 'M' when 'F' then 'F' end as sex,
               case when length(pc) >= 5 then left(pc, length(pc) - 3) || ' ' || right(pc, 3) end as postcode,

@@ -1,0 +1,84 @@
+"""Clustering under constraints, and person ids that stay stable across runs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from justice.link.cluster import PERSON_PREFIX, cluster, components, stable_ids
+
+INF = float("inf")
+NONE = np.array([], dtype=np.int64)
+
+
+def _groups(labels: np.ndarray) -> set[frozenset[int]]:
+    out: dict[int, set[int]] = {}
+    for node, lab in enumerate(labels.tolist()):
+        out.setdefault(lab, set()).add(node)
+    return {frozenset(v) for v in out.values()}
+
+
+def _edges(*triples):
+    left = np.array([t[0] for t in triples], dtype=np.int64)
+    right = np.array([t[1] for t in triples], dtype=np.int64)
+    weight = np.array([t[2] for t in triples], dtype=float)
+    return left, right, weight
+
+
+def test_components_join_transitively():
+    labels = components(5, np.array([0, 1]), np.array([1, 2]))
+    assert _groups(labels) == {frozenset({0, 1, 2}), frozenset({3}), frozenset({4})}
+
+
+def test_a_cannot_link_pair_is_split_at_the_weakest_edge():
+    left, right, weight = _edges((0, 1, 20.0), (1, 2, 7.0), (2, 3, 25.0))
+    labels = cluster(4, left, right, weight, np.array([0]), np.array([3]))
+    assert _groups(labels) == {frozenset({0, 1}), frozenset({2, 3})}
+
+
+def test_two_valid_identifiers_never_share_a_cluster():
+    # Twins 0 and 2 (PNCs X and Y); 1 has no PNC and is pulled both ways; 0-1 is stronger.
+    left, right, weight = _edges((0, 1, 30.0), (1, 2, 12.0), (2, 3, 40.0))
+    pnc = np.array(["X", None, "Y", None], dtype=object)
+    labels = cluster(4, left, right, weight, NONE, NONE, [pnc])
+    assert _groups(labels) == {frozenset({0, 1}), frozenset({2, 3})}
+    # Without the constraint everything is one cluster.
+    assert len(_groups(cluster(4, left, right, weight, NONE, NONE))) == 1
+
+
+def test_forced_edges_go_first():
+    # A system alias (inf) between 1 and 2 wins over a stronger-looking model edge 0-1 that
+    # would join conflicting identifiers.
+    left, right, weight = _edges((0, 1, 50.0), (1, 2, INF))
+    pnc = np.array(["X", None, "Y"], dtype=object)
+    labels = cluster(3, left, right, weight, NONE, NONE, [pnc])
+    assert _groups(labels) == {frozenset({0}), frozenset({1, 2})}
+
+
+def test_unconstrained_components_keep_their_labels():
+    left, right, weight = _edges((0, 1, 9.0), (2, 3, 9.0), (3, 4, 9.0))
+    pnc = np.array(["X", "X", None, "Z", "Z"], dtype=object)
+    labels = cluster(5, left, right, weight, NONE, NONE, [pnc])
+    np.testing.assert_array_equal(labels, components(5, left, right))
+
+
+def test_unchanged_people_keep_their_ids():
+    labels = np.array([0, 0, 1, 2])
+    ids, changes, nxt = stable_ids(labels, np.array([None] * 4, dtype=object), 1)
+    assert ids.tolist() == [f"{PERSON_PREFIX}000000001"] * 2 + [f"{PERSON_PREFIX}000000002", f"{PERSON_PREFIX}000000003"]
+    assert changes == [] and nxt == 4
+    # Same clusters under different labels, and a new record joining the second person.
+    again, changes, nxt2 = stable_ids(np.array([5, 5, 3, 4, 3]), np.append(ids, None), nxt)
+    assert again.tolist()[:4] == ids.tolist() and again[4] == ids[2]
+    assert changes == [] and nxt2 == nxt
+
+
+def test_merges_and_splits_are_recorded():
+    prev = np.array(["MPI000000001", "MPI000000001", "MPI000000002", "MPI000000003", "MPI000000003",
+                     "MPI000000003"], dtype=object)
+    # 1 and 2 merge (1 has more records there); 3 splits 2:1.
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    ids, changes, nxt = stable_ids(labels, prev, 4)
+    assert ids.tolist() == ["MPI000000001"] * 3 + ["MPI000000003"] * 2 + ["MPI000000004"]
+    assert ("MPI000000002", "MPI000000001", "merged") in changes
+    assert ("MPI000000003", "MPI000000004", "split") in changes
+    assert nxt == 5
