@@ -26,8 +26,9 @@ import pyarrow as pa
 
 from justice.errors import ConfigError
 from justice.link import model as mdl
+from justice.link.blocking import key_expressions, key_sql, rule_texts
 from justice.link.run import open_warehouse, require_links
-from justice.link.standardise import SOURCE_COLUMNS, standardise
+from justice.link.standardise import SOURCE_COLUMNS, standardise_raw
 from justice.settings import Settings
 
 RAW_FIELDS = tuple(c for c in SOURCE_COLUMNS if c not in ("record_id", "same_as"))
@@ -94,24 +95,33 @@ def _sides(sql: str) -> str:
 
 
 def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, list[str]]:
-    """One query scoring every index record the model's blocking rules pair with the probe.
+    """The queries that find a probe's candidates and score them.
 
     It reproduces Splink's arithmetic exactly (tests check it against Splink's own scores): per
     comparison a level (gamma: -1 for the null level, then counting down to 0 for ELSE), its
     weight log2(m/u), and for a level with a term-frequency column the adjustment
     log2(u of the exact level) - log2(term frequency of the value); the match weight is the
-    prior's log2 odds plus the sum. Returns the query that finds candidates (the probe's values
-    bound as $r_<column>), the scoring query (candidates' ids substituted for ``{ids}``), and
-    the comparison names."""
+    prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
+    probe's values bound as $r_<column>), the scoring query (over the candidates' records in
+    memory.main.link_candidates), and the comparison names."""
     prior = model["probability_two_random_records_match"]
     prior_w = math.log2(prior / (1 - prior))
-    rules = [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
-    # The probe's values are bound as parameters ($r_<column>), so finding candidates is one
-    # filtered scan of the index rather than a join.
-    # One simple filtered scan per rule (DuckDB pushes each conjunction of equalities into the
-    # scan), unioned: far faster than one scan testing every rule per row.
-    cand = " union ".join(
-        f"select unique_id from {index} l where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', r)}" for r in rules)
+    # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
+    # that has no key is scanned for, with the probe's values bound as $r_<column>.
+    lookups, scans = [], []
+    for i, rule in enumerate(rule_texts(model)):
+        exprs = key_expressions(rule)
+        if exprs is None:
+            scans.append(f"select record_no from {index} l "
+                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+        else:
+            key, present = key_sql(i, exprs, "r")
+            lookups.append(f"select case when {present} then {key} end as key from {probe} r")
+    keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
+    candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
+                      f"(select key from ({keys_sql}) where key is not null)")
+    if scans:
+        candidates_sql = " union ".join([candidates_sql, *scans])
     selects, weights, names, tf_joins = [], [], [], {}
     for comp in model["comparisons"]:
         name = comp["output_column_name"]
@@ -155,9 +165,8 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
         mw_cols.append(f"case gamma_{name} {' '.join(tfw)} else 0 end as mw_tf_adj_{name}" if tfw
                        else f"0.0 as mw_tf_adj_{name}")
     total = " + ".join(f"mw_{n} + mw_tf_adj_{n}" for n in names)
-    candidates_sql = f"select unique_id from ({cand}) where unique_id <> $r_unique_id"
     sql = f"""
-        with cand as (select * from {index} l where l.unique_id in ({{ids}})),
+        with cand as (select * from memory.main.link_candidates l where l.unique_id <> $r_unique_id),
         g as (
             select l.unique_id as unique_id_l, r.unique_id as unique_id_r, {', '.join(selects + tf_cols)}
             from cand l cross join {probe} r{tf_from}),
@@ -185,9 +194,14 @@ class Scorer:
         self.candidates_sql, self.sql, self.names = compile_scoring_sql(
             self.model, "wh.linkage.records", "memory.main.link_probe")
         self.params = sorted(set(re.findall(r"\$(r_[a-z0-9_]+)", self.candidates_sql)))
+        if not self.con.execute("select count(*) from information_schema.tables where table_catalog = 'wh' "
+                                "and table_schema = 'linkage' and table_name = 'block_keys'").fetchall()[0][0]:
+            raise ConfigError("the person index has no blocking keys: run `justice link` again")
         self.levels = {c["output_column_name"]: c["comparison_levels"] for c in self.model["comparisons"]}
         self.con.execute("create or replace table memory.main.link_probe as "
                          "select * from wh.linkage.records limit 0").fetchall()
+        # Queries here touch a handful of rows: one thread avoids scheduling overhead.
+        self.con.execute("set threads = 1").fetchall()
 
     def close(self) -> None:
         self.con.close()
@@ -199,14 +213,15 @@ class Scorer:
         self.close()
 
     def _load_probe(self, record: dict) -> None:
-        raw = pa.table({"record_id": pa.array(["probe"]),
-                        **{k: pa.array([record[k]], pa.string()) for k in RAW_FIELDS},
+        raw = pa.table({"system": pa.array(["new"]), "record_id": pa.array(["probe"]),
+                        **{k: pa.array([record[k]], pa.string()) for k in RAW_FIELDS if k != "dob"},
+                        "dob": pa.array([dt.date.fromisoformat(record["dob"]) if record["dob"] else None], pa.date32()),
                         "same_as": pa.array([None], pa.string())})
         self.con.register("link_probe_raw", raw)
         try:
-            query = ("select record_id, forenames, surname, dob::date as dob, sex, postcode, pnc, cro, "
-                     "prison_number, crn, same_as from link_probe_raw")
-            standardise(self.con, {"new": {"records": query}}, table="memory.main.link_probe")
+            standardise_raw(self.con, "link_probe_raw", "memory.main.link_probe",
+                            [record["forenames"]] if record["forenames"] else [],
+                            [record["surname"]] if record["surname"] else [])
         finally:
             self.con.unregister("link_probe_raw")
 
@@ -228,26 +243,27 @@ class Scorer:
         cur = self.con.execute("select * from memory.main.link_probe")
         probe = dict(zip([d[0] for d in cur.description], cur.fetchall()[0]))
         params = {name: probe[name[2:]] for name in self.params}
-        ids = [r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()]
+        ids = sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
         rows = []
         if ids:
-            # Literal ids: the index is sorted by unique_id, so the scan skips all but a few row groups.
-            literal = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
-            cur = self.con.execute(self.sql.replace("{ids}", literal) + f" limit {int(top)}")
+            literal = ", ".join(str(int(i)) for i in ids)
+            # A query of its own, so DuckDB looks the candidates up in the record_no index.
+            self.con.execute("create or replace table memory.main.link_candidates as "
+                             f"select * from wh.linkage.records where record_no in ({literal})").fetchall()
+            cur = self.con.execute(self.sql + f" limit {int(top)}", {"r_unique_id": probe["unique_id"]})
             names = [d[0] for d in cur.description]
             rows = [dict(zip(names, row)) for row in cur.fetchall()]
         others = {}
         if rows:
-            cur = self.con.execute("select * from wh.linkage.records where unique_id in (select unnest(?))",
-                                   [[r["unique_id_l"] for r in rows]])
+            cur = self.con.execute("select * from memory.main.link_candidates")
             cols = [d[0] for d in cur.description]
             others = {rec["unique_id"]: rec for rec in (dict(zip(cols, row)) for row in cur.fetchall())}
         candidates = [self._candidate(r, others[r["unique_id_l"]], probe) for r in rows]
         ids = [c.unique_id for c in candidates]
         if ids:
-            persons = dict(self.con.execute(
-                "select unique_id, person_id from wh.linkage.person_links where unique_id in (select unnest(?))",
-                [ids]).fetchall())
+            literal = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+            persons = dict(self.con.execute(  # literal ids: looked up in the unique_id index
+                f"select unique_id, person_id from wh.linkage.person_links where unique_id in ({literal})").fetchall())
             for c in candidates:
                 c.person_id = persons.get(c.unique_id)
         return ScoreResult(shown, self.prior_weight, self.threshold, candidates)

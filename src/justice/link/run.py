@@ -11,7 +11,8 @@ previous run's tables whole):
 * `clerical_review`: pairs in the uncertainty band with no decision yet, side by side;
 * `clerical_decisions`: reviewers' decisions (never rebuilt; honoured on every run);
 * `person_id_changes`: ids merged into or split from others, per run;
-* `runs`: one row per run (mode, model version, counts, seconds).
+* `runs`: one row per run (mode, model version, counts, seconds);
+* `block_keys`: each record's key per blocking rule, for scoring one record fast (blocking.py).
 
 The first run, a `--full` run, and a run after the model spec changed score every candidate pair.
 Otherwise a run is incremental: only records that are new or whose linkage fields changed are
@@ -34,6 +35,7 @@ import pyarrow as pa
 from justice.errors import ConfigError, TransformError
 from justice.link import cluster as clustering
 from justice.link import model as mdl
+from justice.link.blocking import build_block_keys
 from justice.link.standardise import standardise
 from justice.settings import Settings
 
@@ -200,7 +202,13 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
 
         progress(f"scoring candidate pairs ({mode}, {changed:,} new or changed records)")
         t = time.perf_counter()
-        predictions = _predict(con, model, incremental, keep=float(thresholds["keep_weight"]))
+        if incremental and changed == 0:
+            # Nothing new to score: an empty table shaped like the pairs.
+            con.execute("create or replace table memory.main.link_predictions as "
+                        "select * from linkage.pairs limit 0")
+            predictions = "memory.main.link_predictions"
+        else:
+            predictions = _predict(con, model, incremental, keep=float(thresholds["keep_weight"]))
         timings["predict"] = time.perf_counter() - t
         pairs_scored = con.execute(f"select count(*) from {predictions}").fetchall()[0][0]
 
@@ -229,6 +237,10 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
             review = _write_review(con, thresholds, constraints(spec))
             con.execute("create or replace table linkage.index_records as "
                         "select unique_id, fingerprint from linkage.records")
+            build_block_keys(con, model)
+            # Point lookups for one-record scoring (justice link explain).
+            con.execute("create index link_records_record_no on linkage.records (record_no)")
+            con.execute("create index link_person_links_unique_id on linkage.person_links (unique_id)")
             timings["cluster"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - started
             con.execute("""create table if not exists linkage.runs (

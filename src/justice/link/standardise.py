@@ -49,6 +49,10 @@ _MOJIBAKE = re.compile("[\u00c2-\u00c3\u00e2][\u0080-\u00ff\u0152\u0153\u0160\u0
                        "\u2026\u2030\u2039\u203a\u20ac\u2122]+")
 
 
+_APOSTROPHES = re.compile("['\u2019`]")
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+
+
 def load_sources(extra: dict | None = None) -> dict[str, dict]:
     """The built-in ``sources.yaml`` entries (plus ``extra``), checked for shape."""
     text = resources.files("justice.link").joinpath("sources.yaml").read_text(encoding="utf-8")
@@ -75,10 +79,12 @@ def clean_name(value: object) -> str | None:
     a space (``"  O'Brien-SMITH "`` -> ``"obrien smith"``). None for a blank or non-text value."""
     if not isinstance(value, str):
         return None
-    text = unicodedata.normalize("NFKD", _repair(value))
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    text = re.sub(r"['\u2019`]", "", text)
-    text = re.sub(r"[^a-z]+", " ", text).strip()
+    if value.isascii():
+        text = value.lower()
+    else:
+        text = unicodedata.normalize("NFKD", _repair(value))
+        text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = _NOT_LETTERS.sub(" ", _APOSTROPHES.sub("", text)).strip()
     return text or None
 
 
@@ -136,7 +142,8 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
         words = (clean_name(raw) or "").split()
         # Parts only where the name is written as parts (a hyphen): a stray space inside a
         # surname is keying noise, not a double-barrelled name.
-        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in raw.split("-")) if p]
+        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in raw.split("-")) if p] \
+            if "-" in raw else []
         s_rows[raw] = ("".join(words) or None, parts if len(parts) > 1 else None)
     ftab = pa.table({
         "raw": pa.array(list(f_rows), pa.string()),
@@ -201,17 +208,27 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
     dupes = con.execute("select system, record_id, count(*) from _link_raw group by all having count(*) > 1 "
                         "limit 3").fetchall()
     if dupes:
+        con.execute("drop table if exists _link_raw")
         raise TransformError(f"linkage: record ids are not unique within a system, e.g. {dupes}; "
                              "a source's `records` query must return one row per record")
     fore = [r[0] for r in con.execute("select distinct forenames from _link_raw where forenames is not null").fetchall()]
     sur = [r[0] for r in con.execute("select distinct surname from _link_raw where surname is not null").fetchall()]
-    ftab, stab = _name_table(fore, sur)
+    try:
+        return standardise_raw(con, "_link_raw", table, fore, sur, extra_columns(sources))
+    finally:
+        con.execute("drop table if exists _link_raw")
+
+
+def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forenames: list, surnames: list,
+                    extras: list[str] = ()) -> int:
+    """Standardise the rows of `raw` (a table or view with `system` and SOURCE_COLUMNS) into
+    `table`, given the distinct raw forenames and surnames in it; returns the row count."""
+    ftab, stab = _name_table(forenames, surnames)
     con.register("_link_fore", ftab)
     con.register("_link_sur", stab)
     pnc = "regexp_extract(upper(trim(r.pnc)), '^([0-9]{4})/?([0-9]{1,7})([A-Z])$', ['y', 's', 'c'])"
     cro = "regexp_extract(upper(trim(r.cro)), '^([0-9]{1,6})/?([0-9]{2})([A-Z])$', ['s', 'y', 'c'])"
     pc = "nullif(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), '')"
-    extras = extra_columns(sources)
     fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
                    + "))")
     try:
@@ -219,7 +236,7 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
             create or replace temp table _link_std as
             with ids as (
               select r.*, {pnc} as p, {cro} as c, {pc} as pc
-              from _link_raw r
+              from {raw} r
             ), parsed as (
               select ids.*,
                 case when p.y <> '' then p.y || '/' || lpad(p.s, 7, '0') end as pnc_core,
@@ -259,11 +276,12 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
             left join _link_sur s on s.raw = r.surname
         """)
         con.execute(f"create or replace table {table} as "
-                    f"select *, {fingerprint} as fingerprint from _link_std order by unique_id")
+                    f"select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no "
+                    f"from _link_std order by unique_id")
     finally:
         con.unregister("_link_fore")
         con.unregister("_link_sur")
-        con.execute("drop table if exists _link_raw; drop table if exists _link_std")
+        con.execute("drop table if exists _link_std")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 

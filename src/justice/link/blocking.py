@@ -1,0 +1,83 @@
+"""A lookup table of blocking keys, so one record finds its candidates in milliseconds.
+
+Every blocking rule of the model is a conjunction of equalities between the same expression on
+the two records (``l.dob = r.dob and left(l.surname, 2) = left(r.surname, 2)``). For each rule
+and record, the 64-bit hash of the rule number and the record's values of those expressions is
+its *key* for that rule (no key when a value is null, as null never equals anything). Two records
+satisfy the rule exactly when their keys are equal (bar a 1-in-2^64 hash collision, which only
+adds a candidate: every candidate is then scored in full). `linkage.block_keys` holds
+(key, record_no) sorted by key, so a probe's dozen keys are found by zonemap-pruned scans.
+A rule that is not of this form is left out of the table and scanned for directly.
+"""
+
+from __future__ import annotations
+
+import re
+
+_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+
+
+def _split_top(expr: str, sep: str) -> list[str]:
+    """Split on `sep` outside parentheses and quotes."""
+    parts, depth, quote, cur, i = [], 0, False, [], 0
+    while i < len(expr):
+        ch = expr[i]
+        if ch == "'":
+            quote = not quote
+        elif not quote and ch == "(":
+            depth += 1
+        elif not quote and ch == ")":
+            depth -= 1
+        if not quote and depth == 0 and expr.startswith(sep, i):
+            parts.append("".join(cur))
+            cur = []
+            i += len(sep)
+            continue
+        cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def key_expressions(rule: str) -> list[str] | None:
+    """The left-hand expressions (over `l.`) of a rule made of `expr(l) = expr(r)` equalities,
+    or None when the rule is not of that form."""
+    exprs = []
+    for part in _AND.split(rule.strip()):
+        sides = _split_top(part, "=")
+        if len(sides) != 2:
+            return None
+        left, right = (s.strip() for s in sides)
+        if re.search(r"\br\.", left) or re.search(r"\bl\.", right):
+            return None
+        if re.sub(r"\bl\.", "r.", left) != right:
+            return None
+        exprs.append(left)
+    return exprs or None
+
+
+def rule_texts(model: dict) -> list[str]:
+    return [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
+
+
+def key_sql(number: int, exprs: list[str], alias: str) -> tuple[str, str]:
+    """(hash expression, all-present condition) for rule `number` over table alias `alias`."""
+    over = [re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
+    return (f"hash({number}, {', '.join(over)})",
+            " and ".join(f"({e}) is not null" for e in over))
+
+
+def build_block_keys(con, model: dict, records: str = "linkage.records", table: str = "linkage.block_keys") -> int:
+    """(Re)build `table` from `records` for the model's blocking rules; returns its row count."""
+    parts = []
+    for i, rule in enumerate(rule_texts(model)):
+        exprs = key_expressions(rule)
+        if exprs is None:
+            continue
+        key, present = key_sql(i, exprs, "l")
+        parts.append(f"select {key} as key, l.record_no from {records} l where {present}")
+    if not parts:
+        con.execute(f"create or replace table {table} (key ubigint, record_no bigint)")
+        return 0
+    con.execute(f"create or replace table {table} as select * from ({' union all '.join(parts)}) order by key")
+    return con.execute(f"select count(*) from {table}").fetchall()[0][0]
