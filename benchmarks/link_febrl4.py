@@ -11,8 +11,7 @@ included), and scores the result against the answer key with justice.link.evalua
 precision, recall and F1, B-cubed F1, and the wall-clock seconds of the link step and in all.
 
 Our pipeline dedupes one combined table, so pairs within A and within B are candidates too (all
-non-matches): harder than the usual link-only framing of FEBRL4, in which published Splink
-results are around F1 0.95-0.99. `--sample N` keeps the persons of A's first N records (and
+non-matches): harder than the usual link-only framing of FEBRL4. `--sample N` keeps the persons of A's first N records (and
 their B records); `--curve` adds precision/recall/F1 of the scored pairs at several thresholds.
 """
 

@@ -99,9 +99,9 @@ def main() -> None:
     # One record at a time: real records with their names re-keyed, scored as new records.
     con = open_warehouse(settings, read_only=True)
     try:
-        rows = con.execute("""
+        rows = con.execute(f"""
             select r.forename, r.middle_names, r.surname, r.dob, r.sex, r.postcode, r.pnc, r.cro
-            from linkage.records r using sample reservoir(%d rows) repeatable (42)""" % (args.probes + 1)).fetchall()
+            from linkage.records r using sample reservoir({args.probes + 1} rows) repeatable (42)""").fetchall()
     finally:
         con.close()
     rng = random.Random(42)

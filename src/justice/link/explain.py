@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Self
 
 import pyarrow as pa
 
@@ -206,7 +207,7 @@ class Scorer:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> Scorer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,6 @@ import yaml
 from justice.errors import ConfigError, TransformError
 
 
-
 def tf_columns(spec_or_model: dict) -> list[str]:
     """Columns with a term-frequency adjustment, from a spec (`tf:`) or a trained model."""
     cols: list[str] = []
@@ -151,7 +150,7 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     model = linker.misc.save_model_to_json()
     model["justice"] = {
-        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "trained_on_records": int(n),
         "spec_digest": spec_digest(spec),
         "version_note": spec.get("version_note", ""),

@@ -152,9 +152,9 @@ def write_report(settings: Settings) -> Path:
         con.close()
     (folder / "linkage_quality.json").write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
     lines = ["# Linkage quality", "",
-             f"Run `{run['run_id']}` ({run['mode']}), model v{model['justice']['version']} "
-             f"(`{model_path.name}`, trained {model['justice']['trained_at']} on "
-             f"{model['justice']['trained_on_records']:,} records).", "",
+             (f"Run `{run['run_id']}` ({run['mode']}), model v{model['justice']['version']} "
+              f"(`{model_path.name}`, trained {model['justice']['trained_at']} on "
+              f"{model['justice']['trained_on_records']:,} records)."), "",
              f"- records: {run['records']:,}; new or changed this run: {run['changed_records']:,}",
              f"- candidate pairs scored: {run['pairs_scored']:,}; links holding clusters: {run['links']:,}",
              f"- people (distinct person_id): {run['persons']:,}",
@@ -185,9 +185,9 @@ def write_report(settings: Settings) -> Path:
         lines += [f"| {m['mess']} | {m['records']:,} | {m['linked_with_their_person']:.4f} |" for m in figures["mess"]]
     lines += ["", "## Charts", ""] + [f"![{c}]({c})" for c in charts]
     lines += ["", "## Model parameters", "",
-              f"Prior: probability two random records match "
-              f"{model['probability_two_random_records_match']:.3g} "
-              f"(weight {math.log2(model['probability_two_random_records_match']):+.2f}).", "",
+              (f"Prior: probability two random records match "
+               f"{model['probability_two_random_records_match']:.3g} "
+               f"(weight {math.log2(model['probability_two_random_records_match']):+.2f})."), "",
               "| comparison | level | m | u | weight |", "|---|---|---|---|---|"]
     for comp in model["comparisons"]:
         for lv in comp["comparison_levels"]:

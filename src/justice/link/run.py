@@ -106,7 +106,7 @@ def record_decision(settings: Settings, a: str, b: str, decision: str, reviewer:
                               "(ids are system:record_id, e.g. crown:10371735)")
         lo, hi = sorted((a, b))
         con.execute("insert or replace into linkage.clerical_decisions values (?, ?, ?, ?, ?, ?)",
-                    [lo, hi, decision, reviewer.strip(), dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), note])
+                    [lo, hi, decision, reviewer.strip(), dt.datetime.now(dt.UTC).replace(tzinfo=None), note])
     finally:
         con.close()
 
@@ -156,7 +156,7 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
     benchmark); the pipeline uses the defaults."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("link-%Y%m%dT%H%M%S%f")
+    run_id = dt.datetime.now(dt.UTC).strftime("link-%Y%m%dT%H%M%S%f")
     spec = spec if spec is not None else mdl.load_model_spec()
     thresholds = spec["thresholds"]
     con = open_warehouse(settings)
@@ -248,7 +248,7 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
                 records bigint, changed_records bigint, removed_records bigint, pairs_scored bigint,
                 links bigint, persons bigint, review_pairs bigint, seconds double)""")
             con.execute("insert into linkage.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), mode,
+                        [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), mode,
                          model["justice"]["version"], n, changed, removed, pairs_scored, links, persons,
                          review, timings["total"]])
             con.execute("commit")
@@ -426,7 +426,7 @@ def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
                         [[run_id, o, nw, r] for o, nw, r in changes])
     for t in ("_nodes", "_labels", "_evidence"):
         con.unregister(t)
-    return int(kept.sum()), int(len(np.unique(labels)))
+    return int(kept.sum()), len(np.unique(labels))
 
 
 def _write_review(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict) -> int:
