@@ -405,6 +405,51 @@ def link_report(home: HomeOption = None) -> None:
     console.print(f"linkage quality report: {path}")
 
 
+@app.command()
+def build(home: HomeOption = None) -> None:
+    """Build the analysts' datasets with dbt: reference seeds, the canonical `core` model keyed on
+    person_id, and the marts, with every dbt test (after `justice ingest` and `justice link`)."""
+    from justice.transform.build import build as run_build
+
+    settings = _settings(home)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as bar:
+            bar.add_task("dbt build: seeds, core, marts", total=None)
+            project = run_build(settings)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"built seeds, core and marts (dbt project {project}); dbt docs: `justice docs`")
+
+
+@app.command()
+def docs(home: HomeOption = None,
+         serve: Annotated[bool, typer.Option(help="Serve the docs on localhost after writing them.")] = False,
+         port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080) -> None:
+    """Write the dbt docs (every model and column, with lineage) to HOME/reports/dbt-docs."""
+    from justice.transform.build import docs as run_docs
+
+    settings = _settings(home)
+    try:
+        out = run_docs(settings)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"dbt docs: {out / 'index.html'}")
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+            console.print(f"serving on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+
+
 def _describe(path: Path) -> str:
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     return f"({len(files):,} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB)"

@@ -169,7 +169,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     present = set(raw_tables)
     sources, systems = [], {}
     models = target / "models"
-    for sub in ("staging", "quarantine", "audit"):  # git keeps no empty folders: make them here
+    for sub in ("staging", "quarantine", "audit", "core", "marts"):  # git keeps no empty folders
         (models / sub).mkdir(parents=True, exist_ok=True)
     for spec in specs:
         if f"{spec.system}__loads" not in present:
@@ -219,6 +219,10 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     return target
 
 
+# What `justice ingest` builds; core and marts need linkage first and are `justice build`'s.
+STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:models/audit")
+
+
 def run_dbt(project: Path, *args: str) -> None:
     """Run dbt on the working project in a child process; raise with the failing nodes if any.
 
@@ -245,5 +249,5 @@ def run_dbt(project: Path, *args: str) -> None:
 def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str]) -> Path:
     """Generate the staging project for what has landed and run `dbt build` (models and tests)."""
     project = write_project(settings, specs, raw_tables)
-    run_dbt(project, "build")
+    run_dbt(project, "build", "--select", *STAGING_SELECTION)
     return project

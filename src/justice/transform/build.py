@@ -1,0 +1,49 @@
+"""`justice build`: the analysts' datasets. dbt seeds (versioned reference data), the canonical
+`core` model keyed on person_id, and the `marts`, with every dbt test, on the warehouse that
+`justice ingest` and `justice link` filled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from justice.errors import TransformError
+from justice.ingest import warehouse
+from justice.ingest.run import specs_for
+from justice.settings import Settings
+from justice.transform import staging
+
+BUILD_SELECTION = ("path:seeds", "path:models/core", "path:models/marts")
+
+
+def build(settings: Settings) -> Path:
+    """Write the dbt working project and run `dbt build` on seeds, core and marts."""
+    path = settings.home / "warehouse.duckdb"
+    if not path.exists():
+        raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        linked = con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
+                             "and table_name = 'person_links'").fetchall()[0][0]
+    finally:
+        con.close()
+    if not linked:
+        raise TransformError("no person index in the warehouse: run `justice link` first")
+    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings))
+    staging.run_dbt(project, "build", "--select", *BUILD_SELECTION)
+    return project
+
+
+def docs(settings: Settings) -> Path:
+    """Generate the dbt docs site (every model, column and test, with lineage) into
+    HOME/reports/dbt-docs/ and return the folder; open its index.html, or `justice docs --serve`."""
+    project = settings.home / "transform"
+    if not (project / "dbt_project.yml").exists():
+        raise TransformError(f"no dbt project at {project}: run `justice build` first")
+    staging.run_dbt(project, "docs", "generate")
+    out = settings.home / "reports" / "dbt-docs"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("index.html", "manifest.json", "catalog.json"):
+        (out / name).write_bytes((project / "target" / name).read_bytes())
+    return out
