@@ -123,14 +123,15 @@ def test_a_rerun_changes_nothing_and_ids_are_stable(linked_home, tmp_path):
     settings = copy_home(linked_home, tmp_path / "home")
     before = _q(settings, "select unique_id, person_id from linkage.person_links order by 1")
     again = link(settings)
-    assert again.mode == "incremental" and again.changed_records == 0 and again.pairs_scored == 0
+    assert again.mode == "unchanged" and again.changed_records == 0 and again.pairs_scored == 0
+    assert again.persons == len({p for _, p in before})
     assert _q(settings, "select unique_id, person_id from linkage.person_links order by 1") == before
     full = link(settings, full=True)
     assert full.mode == "full"
     assert _q(settings, "select unique_id, person_id from linkage.person_links order by 1") == before
     assert _q(settings, "select count(*) from linkage.person_id_changes")[0][0] == 0
     runs = _q(settings, "select mode from linkage.runs order by finished_at")
-    assert [r[0] for r in runs][-2:] == ["incremental", "full"]
+    assert [r[0] for r in runs][-2:] == ["unchanged", "full"]
 
 
 def test_new_records_are_matched_against_the_index_without_retraining(linked_home, tmp_path):

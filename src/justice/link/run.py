@@ -200,6 +200,20 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
             removed = 0
             mode = "full"
 
+        decisions = con.execute("select count(*), max(decided_at) from linkage.clerical_decisions").fetchall()[0]
+        last = _last_run(con)
+        if (incremental and changed == 0 and removed == 0 and last is not None
+                and last["model_version"] == model["justice"]["version"]
+                and (last.get("decisions"), last.get("decisions_at")) == (decisions[0], decisions[1])):
+            # Nothing the index depends on has changed: keep it, record the run, and stop.
+            progress("nothing changed since the last run")
+            con.execute("create index if not exists link_records_record_no on linkage.records (record_no)")
+            timings["total"] = time.perf_counter() - started
+            _record_run(con, run_id, "unchanged", model, n, 0, 0, 0, last["links"], last["persons"],
+                        last["review_pairs"], timings["total"], decisions)
+            return LinkResult(run_id, "unchanged", model["justice"]["version"], model_path, n, 0, 0,
+                              last["links"], last["persons"], last["review_pairs"], timings)
+
         progress(f"scoring candidate pairs ({mode}, {changed:,} new or changed records)")
         t = time.perf_counter()
         if incremental and changed == 0:
@@ -243,14 +257,8 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
             con.execute("create index link_person_links_unique_id on linkage.person_links (unique_id)")
             timings["cluster"] = time.perf_counter() - t
             timings["total"] = time.perf_counter() - started
-            con.execute("""create table if not exists linkage.runs (
-                run_id varchar, finished_at timestamp, mode varchar, model_version integer,
-                records bigint, changed_records bigint, removed_records bigint, pairs_scored bigint,
-                links bigint, persons bigint, review_pairs bigint, seconds double)""")
-            con.execute("insert into linkage.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), mode,
-                         model["justice"]["version"], n, changed, removed, pairs_scored, links, persons,
-                         review, timings["total"]])
+            _record_run(con, run_id, mode, model, n, changed, removed, pairs_scored, links, persons, review,
+                        timings["total"], decisions)
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -260,6 +268,30 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
         con.close()
     return LinkResult(run_id, mode, model["justice"]["version"], model_path, n, changed, pairs_scored,
                       links, persons, review, timings)
+
+
+RUN_COLUMNS = ("run_id varchar, finished_at timestamp, mode varchar, model_version integer, records bigint, "
+               "changed_records bigint, removed_records bigint, pairs_scored bigint, links bigint, persons bigint, "
+               "review_pairs bigint, seconds double, decisions bigint, decisions_at timestamp")
+
+
+def _record_run(con, run_id, mode, model, n, changed, removed, pairs_scored, links, persons, review, seconds,
+                decisions) -> None:
+    con.execute(f"create table if not exists linkage.runs ({RUN_COLUMNS})")
+    for column in RUN_COLUMNS.split(", "):  # a home linked by an earlier version lacks newer columns
+        con.execute(f"alter table linkage.runs add column if not exists {column}")
+    con.execute("insert into linkage.runs values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, dt.datetime.now(dt.UTC).replace(tzinfo=None), mode, model["justice"]["version"],
+                 n, changed, removed, pairs_scored, links, persons, review, seconds, decisions[0], decisions[1]])
+
+
+def _last_run(con) -> dict | None:
+    """The latest run that wrote the index (not an 'unchanged' one), or None."""
+    if not _exists(con, "linkage", "runs") or not _exists(con, "linkage", "person_links"):
+        return None
+    cur = con.execute("select * from linkage.runs order by finished_at desc limit 1")
+    rows = cur.fetchall()
+    return dict(zip([d[0] for d in cur.description], rows[0])) if rows else None
 
 
 def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, keep: float) -> str:
