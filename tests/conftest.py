@@ -53,7 +53,8 @@ def linked_home(tmp_path_factory):
 
 
 def copy_home(settings, dest: Path):
-    """A copy of a home's truth, warehouse and linkage models (enough to re-link), as Settings."""
+    """A copy of a home's truth, lake, warehouse and linkage models (enough to re-link and to
+    build), as Settings."""
     import shutil
 
     from justice.settings import Settings
@@ -62,4 +63,5 @@ def copy_home(settings, dest: Path):
     shutil.copy2(settings.home / "warehouse.duckdb", dest / "warehouse.duckdb")
     shutil.copytree(settings.home / "linkage", dest / "linkage")
     shutil.copytree(settings.home / "truth", dest / "truth")
+    shutil.copytree(settings.home / "lake", dest / "lake")
     return Settings(home=dest)

@@ -118,6 +118,8 @@ def demo(
     ingest(system=None, home=home, as_json=False)
     _run_link(home)
     link_report(home=home)
+    build(home=home)
+    docs(home=home, serve=False, port=8080)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
     for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir),
                         ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb"),

@@ -1,0 +1,173 @@
+"""The courts side of the canonical `core` model (`justice build`), checked against the answer key.
+
+A legacy defendant record is tied to its truth case through truth/records.parquet (record ->
+true person) and the case's court, court type and receipt date, which identify a truth case
+uniquely in these worlds."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import copy_home
+
+from justice.transform.build import build
+
+REPO = Path(__file__).resolve().parents[2]
+SIM_OFFENCES = REPO / "src/justice/sim/reference/offences.csv"
+SEED_OFFENCES = REPO / "src/justice/transform/seeds/offence_codes.csv"
+
+
+@pytest.fixture(scope="module")
+def built(linked_home, tmp_path_factory):
+    """The shared linked world copied (build writes to the warehouse) and built: Settings."""
+    settings = copy_home(linked_home, tmp_path_factory.mktemp("core-courts"))
+    build(settings)
+    return settings
+
+
+def _q(settings, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=True)
+    try:
+        con.execute(f"set file_search_path = '{settings.truth_dir}'")
+        con.execute(MATCHED)
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+# Each defendant case with its truth case (null if none matches).
+MATCHED = """
+create temp view matched as
+select dc.*, c.court_code, t.case_id, t.case_type as truth_case_type,
+       t.completion_date as truth_completion, t.charge_date as truth_charge,
+       t.principal_offence_code as truth_principal
+from core.defendant_case dc
+join core.court_case c using (court_case_id)
+join read_parquet('records.parquet') r on r.system = dc.court_type and r.record_id = dc.defendant_id
+left join read_parquet('court_cases.parquet') t
+  on t.person_id = r.person_id and t.court_type = dc.court_type and t.court_code = c.court_code
+ and t.receipt_date = c.receipt_date
+"""
+
+
+def test_offence_seed_agrees_with_the_simulators_reference():
+    """The seed is the simulator's offence list plus effective dates: they must not drift."""
+    sim = {r["offence_code"]: r for r in csv.DictReader(SIM_OFFENCES.open())}
+    seed = list(csv.DictReader(SEED_OFFENCES.open()))
+    current = {r["offence_code"]: r for r in seed if not r["effective_to"]}
+    assert current.keys() == sim.keys()
+    assert len(current) == len([r for r in seed if not r["effective_to"]]), "one current row per code"
+    for code, s in sim.items():
+        c = current[code]
+        assert (c["offence_description"], c["offence_group"], c["mode_of_trial"], c["max_penalty_months"],
+                c["severity"], c["recordable"]) == (s["description"], s["offence_group"], s["mode_of_trial"],
+                                                    s["max_penalty_months"], s["severity"], s["recordable"]), code
+
+
+def test_every_defendant_case_is_a_truth_case_and_cases_per_type_and_year_agree(built):
+    unmatched = _q(built, "select count(*) from matched where case_id is null")[0][0]
+    assert unmatched == 0
+    rows = _q(built, """
+        with ours as (select court_type, year(receipt_date) y, count(*) n from core.court_case group by all),
+        truth as (select court_type, year(receipt_date) y, count(*) n from read_parquet('court_cases.parquet')
+                  group by all)
+        select court_type, y, coalesce(ours.n, 0), truth.n from truth left join ours using (court_type, y)
+        where y >= 2014 order by all""")
+    # Truth holds cases closed before the window (2014-) that no legacy system keeps, hence
+    # years from 2014 only. Within it a magistrates' case is missing when it was completed at its
+    # first hearing (so Libra sent its rows once) and that one row was quarantined for an
+    # impossible date: measured 1 case in 2015, 2017 and 2025 (of ~330-470), none elsewhere.
+    assert len(rows) == 2 * 12
+    for court_type, year, ours, truth in rows:
+        assert abs(ours - truth) <= max(1, 0.01 * truth), (court_type, year, ours, truth)
+
+
+def test_case_types_and_dates_agree_with_truth(built):
+    for court_type, agree, n in _q(built, """
+            select court_type, count(*) filter (where case_type = truth_case_type), count(*)
+            from matched group by 1"""):
+        # Truth types a magistrates' case by the offence the simulator drew first (its most
+        # severe by its own score); core by the MoJ principal offence (disposal, then maximum
+        # penalty), so a case of a summary and an either-way offence can differ. Measured 97.8%
+        # magistrates' (4,700 / 4,804), 100% Crown Court (497; another world had one trial typed
+        # indictable-only by a secondary indictable-only offence, as the statistics would).
+        assert agree / n >= (0.96 if court_type == "magistrates" else 0.98), (court_type, agree, n)
+    completion, charge, n = _q(built, """
+        select count(*) filter (where completion_date is not distinct from truth_completion),
+               count(*) filter (where charge_date is not distinct from truth_charge), count(*) from matched""")[0]
+    # Measured 5,300 / 5,301 completion dates: a quarantined completion row leaves a case open.
+    assert completion / n >= 0.995 and charge / n >= 0.995, (completion, charge, n)
+
+
+def test_principal_offence_follows_the_moj_rule_and_agrees_with_truth(built):
+    rows = _q(built, """
+        with best as (  -- the codes that win on disposal and maximum penalty, per defendant case
+            select defendant_case_id, list(distinct offence_code) as codes from (
+                select *, rank() over (partition by defendant_case_id
+                                       order by disposal_severity desc, max_penalty_months desc) as r
+                from core.offence) where r = 1 group by 1)
+        select m.court_type, len(b.codes) = 1 and b.codes[1] = m.truth_principal as unique_best,
+               count(*) filter (where m.principal_offence_code = m.truth_principal), count(*)
+        from matched m join best b using (defendant_case_id) group by all order by all""")
+    by = {(ct, unique): (agree, n) for ct, unique, agree, n in rows}
+    for ct in ("magistrates", "crown"):
+        # Where truth's principal is the one offence with the most severe disposal and highest
+        # maximum penalty, the rule must pick it.
+        agree, n = by[(ct, True)]
+        assert agree == n, (ct, agree, n)
+        # Overall, truth's principal is the simulator's most severe offence by its own severity
+        # score, which ties or disagrees with maximum penalty (harassment, 120 months, outranks
+        # grievous bodily harm, 60); and the disposal can sit on a secondary offence. Measured
+        # 92.5% magistrates' (4,442 / 4,804), 80.3% Crown Court (399 / 497).
+        total = sum(by.get((ct, u), (0, 0))[0] for u in (True, False))
+        count = sum(by.get((ct, u), (0, 0))[1] for u in (True, False))
+        assert total / count >= (0.88 if ct == "magistrates" else 0.70), (ct, total, count)
+
+
+def test_principal_disposal_is_the_truth_sentence_and_custody_lengths_agree(built):
+    agree, n = _q(built, """
+        select count(*) filter (where replace(d.disposal_type, 'custody', 'immediate_custody')
+                                      = m.principal_disposal_type), count(*)
+        from matched m join read_parquet('disposals.parquet') d on d.case_id = m.case_id""")[0]
+    # Gaps (measured 15 of 4,029): the simulator can leave a case's sentence only on an offence it
+    # then marks unproven, so the proven ones carry "no separate penalty" (core: other).
+    assert agree / n >= 0.99, (agree, n)
+    # Both systems write lengths as months x 30.4375 days or years/months/days: measured 443 / 443.
+    close, n = _q(built, """
+        select count(*) filter (where abs(m.principal_custody_days - d.custody_months * 30.4375) <= 1), count(*)
+        from matched m join read_parquet('disposals.parquet') d on d.case_id = m.case_id
+        where d.disposal_type = 'custody' and m.principal_disposal_type = 'immediate_custody'""")[0]
+    assert close / n >= 0.99, (close, n)
+
+
+def test_disposal_distribution_matches_truth_offences(built):
+    ours = dict(_q(built, "select disposal_type, count(*) from core.disposal group by 1"))
+    truth = dict(_q(built, """
+        select case disposal when 'custody' then 'immediate_custody' when 'no_separate_penalty' then 'other'
+                    else disposal end, count(*)
+        from read_parquet('offences.parquet') o
+        where disposal not in ('caution') and exists (select 1 from matched m where m.case_id in (o.case_id, o.crown_case_id))
+        group by 1"""))
+    assert ours.keys() == truth.keys()
+    # Measured within 0.5% (fines 4,435 / 4,442, custody 940 / 944): truth also counts sentences
+    # whose sentencing court's record predates the window while the other court's record is in
+    # it, and a quarantined result row hides its offence's sentence.
+    for kind, n in truth.items():
+        assert abs(ours[kind] - n) <= max(3, 0.03 * n), (kind, ours[kind], n)
+
+
+def test_persons_in_court_match_truth_and_names_stay_in_person(built):
+    ours, truth = _q(built, """
+        select (select count(*) from core.person where list_has_any(systems, ['magistrates', 'crown'])),
+               (select count(distinct person_id) from read_parquet('records.parquet')
+                where system in ('magistrates', 'crown'))""")[0]
+    # Linkage splits and merges move the count both ways; measured 2,851 against 2,845.
+    assert abs(ours - truth) <= 0.01 * truth, (ours, truth)
+    columns = _q(built, """select table_name, column_name from information_schema.columns
+                           where table_schema = 'core' and table_name in
+                           ('court_case', 'defendant_case', 'offence', 'hearing', 'disposal')""")
+    assert {t for t, _ in columns} == {"court_case", "defendant_case", "offence", "hearing", "disposal"}
+    assert not [c for _, c in columns if c in ("forename", "surname", "middle_names", "date_of_birth", "dob")]
