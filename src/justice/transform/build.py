@@ -30,7 +30,7 @@ def build(settings: Settings) -> Path:
         con.close()
     if not linked:
         raise TransformError("no person index in the warehouse: run `justice link` first")
-    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings))
+    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
     staging.run_dbt(project, "build", "--select", *BUILD_SELECTION)
     return project
 
@@ -38,9 +38,18 @@ def build(settings: Settings) -> Path:
 def docs(settings: Settings) -> Path:
     """Generate the dbt docs site (every model, column and test, with lineage) into
     HOME/reports/dbt-docs/ and return the folder; open its index.html, or `justice docs --serve`."""
-    project = settings.home / "transform"
-    if not (project / "dbt_project.yml").exists():
-        raise TransformError(f"no dbt project at {project}: run `justice build` first")
+    path = settings.home / "warehouse.duckdb"
+    con = duckdb.connect(str(path), read_only=True) if path.exists() else None
+    try:
+        built = con is not None and con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'core'").fetchall()[0][0]
+    finally:
+        if con is not None:
+            con.close()
+    if not built:
+        raise TransformError(f"no core model in {path}: run `justice build` first")
+    # `justice ingest` rewrites the working project without the analysts' models: write it whole.
+    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
     staging.run_dbt(project, "docs", "generate")
     out = settings.home / "reports" / "dbt-docs"
     out.mkdir(parents=True, exist_ok=True)

@@ -159,13 +159,22 @@ def reconciliation_sql(systems: dict[str, tuple[list[str], bool]]) -> str:
             "from read left join staged using (load_id) left join quarantined using (load_id)\n")
 
 
-def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[str]) -> Path:
-    """Write HOME/transform: the package's dbt project plus models generated for landed tables."""
+ANALYTICS = ("core", "marts", "seeds")
+
+
+def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
+                  analytics: bool = False) -> Path:
+    """Write HOME/transform: the package's dbt project plus models generated for landed tables.
+
+    The analysts' models (core, marts) and seeds are included only with `analytics` (for
+    `justice build`): they need every system staged and linked, and dbt compiles every model in
+    a project, so staging a subset of systems must not see them."""
     target = settings.home / "transform"
     package = Path(str(resources.files("justice.transform")))
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(package, target, ignore=shutil.ignore_patterns("*.py", "__pycache__", "target", "logs"))
+    skip = ("*.py", "__pycache__", "target", "logs", *(() if analytics else ANALYTICS))
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns(*skip))
     present = set(raw_tables)
     sources, systems = [], {}
     models = target / "models"
