@@ -1,5 +1,7 @@
 """Write every legacy system's extract and the answer key `truth/records.parquet`.
 
+The person-bearing systems (`SYSTEMS`) hold the records linkage works on; the reference sources
+(`REFERENCE_SOURCES`, such as the court register) hold no people and add no answer-key rows.
 Each system draws from its own random stream, so adding mess to one system does not change
 another's extract. The answer key has one row per person-bearing record: `system`,
 `record_id` (the record's key as the platform will see it), `person_id`, and `mess` (the kinds of
@@ -21,15 +23,19 @@ from justice.sim import mess as mess_mod
 from justice.sim.params import SimulationParams
 
 SYSTEMS = ("magistrates", "crown", "prison", "probation", "interventions")
+REFERENCE_SOURCES = ("court_register",)
 
 
 def emit_legacy(tables: dict, params: SimulationParams, out: Path, *, prison_db: str | None = None,
                 progress: Callable[[str], None] = lambda _: None) -> pa.Table:
-    """Emit all five systems under `out/legacy/<system>/` and return the answer key."""
+    """Emit every system under `out/legacy/<system>/` and return the answer key."""
     rates = mess_mod.load_mess_levels()[params.mess]
-    seeds = np.random.SeedSequence([params.seed, 7_041]).spawn(len(SYSTEMS))
+    # Spawned children depend only on their index, so a source added at the end leaves the
+    # earlier systems' streams, and their extracts, unchanged.
+    everything = SYSTEMS + REFERENCE_SOURCES
+    seeds = np.random.SeedSequence([params.seed, 7_041]).spawn(len(everything))
     keys = []
-    for system, seed in zip(SYSTEMS, seeds):
+    for system, seed in zip(everything, seeds):
         progress(f"legacy {system}")
         folder = Path(out) / "legacy" / system
         # A re-run replaces the folder whole: no stale file from an earlier run survives.
