@@ -65,3 +65,15 @@ def copy_home(settings, dest: Path):
     shutil.copytree(settings.home / "truth", dest / "truth")
     shutil.copytree(settings.home / "lake", dest / "lake")
     return Settings(home=dest)
+
+
+@pytest.fixture(scope="session")
+def built_home(linked_home, tmp_path_factory):
+    """`linked_home` copied and built (`justice build`: seeds, core and marts): its Settings.
+
+    Read-only for tests, like `linked_home`."""
+    from justice.transform.build import build
+
+    settings = copy_home(linked_home, tmp_path_factory.mktemp("built"))
+    build(settings)
+    return settings

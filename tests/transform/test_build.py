@@ -7,7 +7,6 @@ import json
 
 import duckdb
 import pytest
-from conftest import copy_home
 from typer.testing import CliRunner
 
 from justice.cli import app
@@ -31,10 +30,8 @@ def test_build_says_what_to_run_first(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def built(linked_home, tmp_path_factory):
-    settings = copy_home(linked_home, tmp_path_factory.mktemp("built"))
-    project = build(settings)
-    return settings, project
+def built(built_home):
+    return built_home, built_home.home / "transform"
 
 
 def test_core_tables_are_built(built):

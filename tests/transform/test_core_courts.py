@@ -11,9 +11,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import copy_home
-
-from justice.transform.build import build
 
 REPO = Path(__file__).resolve().parents[2]
 SIM_OFFENCES = REPO / "src/justice/sim/reference/offences.csv"
@@ -21,11 +18,9 @@ SEED_OFFENCES = REPO / "src/justice/transform/seeds/offence_codes.csv"
 
 
 @pytest.fixture(scope="module")
-def built(linked_home, tmp_path_factory):
-    """The shared linked world copied (build writes to the warehouse) and built: Settings."""
-    settings = copy_home(linked_home, tmp_path_factory.mktemp("core-courts"))
-    build(settings)
-    return settings
+def built(built_home):
+    """The shared linked and built world (read-only): Settings."""
+    return built_home
 
 
 def _q(settings, sql: str) -> list[tuple]:

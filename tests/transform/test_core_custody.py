@@ -12,7 +12,6 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
-from conftest import copy_home
 
 MODELS = Path(__file__).parents[2] / "src" / "justice" / "transform" / "models" / "core" / "custody"
 TRUTH_TABLES = ("records", "custody_spells", "prison_locations", "alerts", "assessments", "non_associations",
@@ -20,13 +19,10 @@ TRUTH_TABLES = ("records", "custody_spells", "prison_locations", "alerts", "asse
 
 
 @pytest.fixture(scope="module")
-def warehouse(linked_home, tmp_path_factory):
-    """The session's linked 3,000-person world, copied and built; a read-only connection with truth
-    as `t_<table>` views. The copy keeps `linked_home` untouched for the other test files."""
-    from justice.transform.build import build
-
-    settings = copy_home(linked_home, tmp_path_factory.mktemp("core-custody"))
-    build(settings)
+def warehouse(built_home):
+    """The session's linked and built 3,000-person world; a read-only connection with truth as
+    `t_<table>` views."""
+    settings = built_home
     out = settings.home
     con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
     for name in TRUTH_TABLES:

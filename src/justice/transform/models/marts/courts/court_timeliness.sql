@@ -1,0 +1,62 @@
+-- Timeliness of criminal cases (Criminal Court Statistics, tables T1 to T3): per defendant in a
+-- case completed in the quarter, the days between
+--   offence      the earliest offence date of the defendant's offences in the case,
+--   charge       the earliest charge (or laying of information) date,
+--   first listing the first listing at a magistrates' court, and
+--   completion   the completion of the case,
+-- as four stages (offence_to_charge, charge_to_first_listing, first_listing_to_completion,
+-- offence_to_completion), each with its mean and median. A Crown Court case began in a
+-- magistrates' court: its first listing is the first listing of the same person's magistrates'
+-- case with the same charge date received on or before it (the sending), or its own receipt
+-- date when that case is not found. A stage with a missing or negative interval (a data error)
+-- leaves that defendant out of that stage and is counted in `excluded_defendants`.
+
+with defendants as (
+    select
+        dc.defendant_case_id,
+        dc.court_type,
+        dc.case_type,
+        dc.offence_date,
+        dc.charge_date,
+        coalesce(
+            case when dc.court_type = 'crown' then (
+                select min(m.first_listing_date)
+                from {{ ref('defendant_case') }} as m
+                where m.court_type = 'magistrates' and m.person_id = dc.person_id
+                  and m.charge_date = dc.charge_date and m.receipt_date <= dc.receipt_date
+            ) end,
+            case when dc.court_type = 'crown' then dc.receipt_date else dc.first_listing_date end
+        ) as first_listing_date,
+        dc.completion_date
+    from {{ ref('defendant_case') }} as dc
+    where dc.completion_date is not null
+),
+
+stages as (
+    select defendant_case_id, court_type, case_type, completion_date, stage, days
+    from defendants
+    cross join lateral (values
+        ('offence_to_charge', charge_date - offence_date),
+        ('charge_to_first_listing', first_listing_date - charge_date),
+        ('first_listing_to_completion', completion_date - first_listing_date),
+        ('offence_to_completion', completion_date - offence_date)
+    ) as s(stage, days)
+)
+
+select
+    q.quarter,
+    q.quarter_start,
+    q.quarter_end,
+    s.court_type,
+    s.case_type,
+    s.stage,
+    count(*) as completed_defendants,
+    count(*) filter (where s.days >= 0) as defendants,
+    count(*) filter (where s.days is null or s.days < 0) as excluded_defendants,
+    round(avg(s.days) filter (where s.days >= 0), 1) as mean_days,
+    median(s.days) filter (where s.days >= 0) as median_days
+from stages as s
+join {{ ref('court_calendar') }} as q
+  on s.completion_date between q.quarter_start and q.quarter_end
+group by all
+order by q.quarter_start, s.court_type, s.case_type, s.stage
