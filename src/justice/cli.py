@@ -67,7 +67,7 @@ def simulate(
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead of tables.")] = False,
 ) -> None:
-    """Simulate the justice system: write legacy/ (five systems' messy extracts) and truth/ (the answer key)."""
+    """Simulate the justice system: write legacy/ (every source system's messy extract) and truth/ (the answer key)."""
     from justice.sim.params import SimulationParams
     from justice.sim.world import simulate_to
 
@@ -410,19 +410,29 @@ def link_report(home: HomeOption = None) -> None:
 @app.command()
 def build(home: HomeOption = None) -> None:
     """Build the analysts' datasets with dbt: reference seeds, the canonical `core` model keyed on
-    person_id, and the marts, with every dbt test (after `justice ingest` and `justice link`)."""
+    person_id, and the marts, with every dbt test (after `justice ingest` and `justice link`);
+    then publish the disclosure-controlled data tool files (Parquet, CSV) and charts in
+    HOME/reports/."""
     from justice.transform.build import build as run_build
 
     settings = _settings(home)
     try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                      transient=True) as bar:
-            bar.add_task("dbt build: seeds, core, marts", total=None)
-            project = run_build(settings)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("dbt build: seeds, core, marts", total=None)
+
+            def progress(step: str, done: int, total: int) -> None:
+                kind, _, what = step.partition(" ")
+                label = "dbt build" if kind == "dbt" else f"publish {kind}"
+                bar.update(task, description=f"{label}: {what}", completed=done, total=total)
+
+            project = run_build(settings, progress=progress)
     except JusticeError as exc:
         _fail(exc)
         return
-    console.print(f"built seeds, core and marts (dbt project {project}); dbt docs: `justice docs`")
+    reports = settings.home / "reports"
+    console.print(f"built seeds, core and marts (dbt project {project}); data tool files in {reports / 'data'}, "
+                  f"charts in {reports / 'charts'}; dbt docs: `justice docs`")
 
 
 @app.command()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -12,13 +13,18 @@ from justice.errors import TransformError
 from justice.ingest import warehouse
 from justice.ingest.run import specs_for
 from justice.settings import Settings
-from justice.transform import staging
+from justice.transform import publish, staging
 
 BUILD_SELECTION = ("path:seeds", "path:models/core", "path:models/marts")
 
 
-def build(settings: Settings) -> Path:
-    """Write the dbt working project and run `dbt build` on seeds, core and marts."""
+def build(settings: Settings, progress: Callable[[str, int, int], None] | None = None,
+          *, outputs: bool = True) -> Path:
+    """Write the dbt working project, run `dbt build` on seeds, core and marts (every model and
+    dbt test), then publish the disclosure-controlled data tool files and charts in
+    HOME/reports/ (justice.transform.publish) unless `outputs` is false.
+
+    `progress(step, done, total)` is called as each dbt node and each output finishes."""
     path = settings.home / "warehouse.duckdb"
     if not path.exists():
         raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
@@ -31,7 +37,10 @@ def build(settings: Settings) -> Path:
     if not linked:
         raise TransformError("no person index in the warehouse: run `justice link` first")
     project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
-    staging.run_dbt(project, "build", "--select", *BUILD_SELECTION)
+    staging.run_dbt(project, "build", "--select", *BUILD_SELECTION,
+                    progress=(lambda node, done, total: progress(f"dbt {node}", done, total)) if progress else None)
+    if outputs:
+        publish.publish(settings, progress=progress)
     return project
 
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -228,20 +230,35 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     return target
 
 
+# dbt's console line for a node: "12:00:01  3 of 69 OK created sql table model core.person ...".
+_DBT_STEP = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|WARN|ERROR|FAIL|SKIP)\w*\s+(?:.*\s)?(\S+)\s+\.{3}")
+
 # What `justice ingest` builds; core and marts need linkage first and are `justice build`'s.
 STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:models/audit")
 
 
-def run_dbt(project: Path, *args: str) -> None:
+def run_dbt(project: Path, *args: str, progress: Callable[[str, int, int], None] | None = None) -> None:
     """Run dbt on the working project in a child process; raise with the failing nodes if any.
 
     A child process keeps dbt's global state and dbt-duckdb's open database handle out of ours.
+    `progress(node, done, total)` is called as each model, seed and test finishes.
     """
     dbt = Path(sys.executable).parent / "dbt"
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    proc = subprocess.run([str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project),
-                           "--no-version-check", "--log-path", str(project / "logs")],
-                          env=env, capture_output=True, text=True, check=False)
+    cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project),
+           "--no-version-check", "--log-path", str(project / "logs")]
+    lines: list[str] = []
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout is not None
+        done = 0
+        for line in proc.stdout:
+            lines.append(line)
+            step = _DBT_STEP.search(line)
+            if step and step.group(3) != "START":
+                done += 1
+                if progress is not None:
+                    progress(step.group(4), done, int(step.group(2)))
+    output = "".join(lines)
     if proc.returncode == 0:
         return
     failures = []
@@ -251,7 +268,7 @@ def run_dbt(project: Path, *args: str) -> None:
             if r.get("status") not in ("success", "pass", "skipped"):
                 name = r.get("unique_id", "?").split(".", 2)[-1]
                 failures.append(f"{name}: {r.get('status')} {(r.get('message') or '').strip()}".strip())
-    detail = "; ".join(failures) or (proc.stdout + proc.stderr).strip()[-2000:]
+    detail = "; ".join(failures) or output.strip()[-2000:]
     raise TransformError(f"dbt {' '.join(args)} failed: {detail} (log: {project / 'logs' / 'dbt.log'})")
 
 

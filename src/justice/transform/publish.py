@@ -1,0 +1,189 @@
+"""The analysts' outputs of `justice build`: disclosure-controlled "data tool" files (Parquet and
+CSV) of every mart named in exports.yaml, and charts of the headline series, in HOME/reports/.
+
+Every file is protected before it is written (justice.disclosure): aggregate tables have small
+counts suppressed with complementary suppression; person-level files carry keyed pseudonyms
+instead of person ids and no identifying column. Outputs are written to a new folder and swapped
+in whole, so a failed publish leaves the previous outputs as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import yaml
+
+from justice import disclosure
+from justice.errors import ConfigError, TransformError
+from justice.settings import Settings
+
+PSEUDONYM_KEY_ENV = "JUSTICE_PSEUDONYM_KEY"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One data tool file: a mart and how it is protected (see exports.yaml)."""
+
+    name: str
+    title: str
+    dims: list[str] = field(default_factory=list)
+    counts: list[str] = field(default_factory=list)
+    derived: dict[str, list[str]] = field(default_factory=dict)
+    person_level: bool = False
+    pseudonymise: list[str] = field(default_factory=list)
+
+
+def exports(path: Path | None = None) -> dict[str, Export]:
+    """The export specifications, validated (a bad entry names its key)."""
+    source = path or Path(str(resources.files("justice.transform").joinpath("exports.yaml")))
+    try:
+        doc = yaml.safe_load(source.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    entries = doc.get("exports")
+    if not isinstance(entries, dict) or not entries:
+        raise ConfigError(f"{source}: needs an `exports:` mapping of mart name to specification")
+    out: dict[str, Export] = {}
+    allowed = {"title", "dims", "counts", "derived", "person_level", "pseudonymise"}
+    for name, spec in entries.items():
+        where = f"{source}: exports.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: must be a mapping")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+        if not spec.get("title"):
+            raise ConfigError(f"{where}.title: required")
+        person_level = bool(spec.get("person_level", False))
+        if person_level and (spec.get("counts") or spec.get("dims")):
+            raise ConfigError(f"{where}: a person-level file has no dims or counts to suppress")
+        if not person_level and not spec.get("counts"):
+            raise ConfigError(f"{where}.counts: an aggregate file needs the count columns to protect")
+        derived = spec.get("derived") or {}
+        for col, sources in derived.items():
+            stray = set(sources) - set(spec.get("counts") or [])
+            if stray:
+                raise ConfigError(f"{where}.derived.{col}: {', '.join(sorted(stray))} is not one of its counts")
+        out[name] = Export(name=name, title=str(spec["title"]), dims=list(spec.get("dims") or []),
+                           counts=list(spec.get("counts") or []), derived={k: list(v) for k, v in derived.items()},
+                           person_level=person_level, pseudonymise=list(spec.get("pseudonymise") or []))
+    return out
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """The secret key for pseudonyms: JUSTICE_PSEUDONYM_KEY, else HOME/secrets/pseudonym.key,
+    created (random, readable by its owner only) on first use. The same key gives the same
+    pseudonym for a person in every output, so analysts can join files; keep it out of exports."""
+    env = os.environ.get(PSEUDONYM_KEY_ENV)
+    if env:
+        return env.encode()
+    path = settings.home / "secrets" / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def read_mart(settings: Settings, name: str) -> pa.Table:
+    """A mart as built, straight from the warehouse (read-only)."""
+    path = settings.home / "warehouse.duckdb"
+    if not path.exists():
+        raise TransformError(f"no warehouse at {path}: run `justice build` first")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        found = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
+                            "and table_name = ?", [name]).fetchall()[0][0]
+        if not found:
+            raise TransformError(f"no mart marts.{name} in {path}: run `justice build`")
+        return con.sql(f'select * from marts."{name}"').to_arrow_table()
+    finally:
+        con.close()
+
+
+def protect_export(table: pa.Table, spec: Export, *, key: bytes | None = None,
+                   threshold: int | None = None) -> pa.Table:
+    """Apply the export's disclosure control to a mart's rows."""
+    if spec.person_level:
+        if key is None:
+            raise ConfigError(f"{spec.name}: a person-level export needs the pseudonym key")
+        for col in spec.pseudonymise:
+            if col not in table.column_names:
+                raise ConfigError(f"exports.{spec.name}.pseudonymise: the mart has no column {col!r}")
+            values = disclosure.pseudonymise(table.column(col).to_pylist(), key)
+            new = col.removesuffix("_id") + "_pseudonym"
+            table = table.set_column(table.column_names.index(col), new, pa.array(values, pa.string()))
+        disclosure.assert_no_identifiers(table)
+        return table
+    disclosure.assert_no_identifiers(table)
+    for col in spec.counts:
+        if col in table.column_names and not pa.types.is_integer(table.column(col).type):
+            try:
+                table = table.set_column(table.column_names.index(col), col, pc.cast(table.column(col), pa.int64()))
+            except pa.ArrowInvalid as exc:
+                raise ConfigError(f"exports.{spec.name}: count column {col!r} is not whole numbers: {exc}") from None
+    try:
+        return disclosure.protect(table, dims=spec.dims, counts=spec.counts, derived=spec.derived, threshold=threshold)
+    except ConfigError as exc:
+        raise ConfigError(f"exports.{spec.name}: {exc}") from None
+
+
+def publish(settings: Settings, progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Write every export and chart to HOME/reports/data and HOME/reports/charts; return the
+    reports folder. A manifest (data/manifest.json) lists each file with its rows, suppressed
+    cells and the threshold used."""
+    from justice.transform import charts
+
+    specs = exports()
+    reports = settings.home / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    work = Path(reports / f".publish-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "data").mkdir(parents=True)
+    (work / "charts").mkdir()
+    threshold = disclosure.threshold_from_env()
+    key = pseudonym_key(settings)
+    manifest: dict[str, object] = {"published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                                   "threshold": threshold, "files": {}}
+    total = len(specs) + len(charts.CHARTS)
+    done = 0
+    try:
+        for name, spec in specs.items():
+            table = protect_export(read_mart(settings, name), spec, key=key, threshold=threshold)
+            pq.write_table(table, work / "data" / f"{name}.parquet")
+            pacsv.write_csv(table, work / "data" / f"{name}.csv")
+            suppressed = {c: int(pc.sum(table.column(f"{c}_suppressed")).as_py() or 0) for c in spec.counts}
+            manifest["files"][name] = {"title": spec.title, "rows": table.num_rows,  # type: ignore[index]
+                                       "person_level": spec.person_level, "suppressed_cells": suppressed,
+                                       "columns": table.column_names}
+            done += 1
+            if progress:
+                progress(f"data {name}", done, total)
+        for chart in charts.CHARTS:
+            chart(settings, work / "charts", threshold)
+            done += 1
+            if progress:
+                progress(f"chart {chart.__name__}", done, total)
+        (work / "data" / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        for sub in ("data", "charts"):
+            current, retired = reports / sub, work / f"{sub}.old"
+            if current.exists():
+                current.rename(retired)
+            (work / sub).rename(current)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return reports

@@ -1,0 +1,179 @@
+"""The analysts' outputs of `justice build`: data tool files with disclosure control, charts, and
+the `justice.datasets` API, on the shared built world."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from conftest import copy_home
+
+from justice import datasets, disclosure
+from justice.errors import ConfigError, TransformError
+from justice.settings import Settings
+from justice.transform import publish
+from justice.transform.staging import _DBT_STEP
+
+SPECS = publish.exports()
+
+
+def _mart(settings, name):
+    con = duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.sql(f"select * from marts.{name}").to_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+
+def test_every_export_is_published_with_a_manifest(built_home):
+    data = built_home.home / "reports" / "data"
+    manifest = json.loads((data / "manifest.json").read_text())
+    assert manifest["threshold"] == disclosure.DEFAULT_THRESHOLD
+    assert set(manifest["files"]) == set(SPECS)
+    for name, spec in SPECS.items():
+        table = pq.read_table(data / f"{name}.parquet")
+        assert (data / f"{name}.csv").stat().st_size > 0
+        assert table.num_rows == manifest["files"][name]["rows"] == len(_mart(built_home, name)), name
+        disclosure.assert_no_identifiers(table)  # raises on a name, date of birth, id...
+        for count in spec.counts:
+            values = [v for v in table.column(count).to_pylist() if v is not None]
+            assert not [v for v in values if 0 < v < manifest["threshold"]], (name, count)
+
+
+@pytest.mark.parametrize("name", [n for n, s in SPECS.items() if not s.person_level])
+def test_published_cells_are_the_marts_cells_or_suppressed_in_pairs(built_home, name):
+    """A published count is the mart's count or suppressed; no line of cells (all dimensions but
+    one fixed) has exactly one suppressed cell, so no total gives one away; derived rates are
+    hidden with their counts."""
+    spec = SPECS[name]
+    published = pq.read_table(built_home.home / "reports" / "data" / f"{name}.parquet").to_pandas()
+    mart = _mart(built_home, name)
+    merged = published.merge(mart, on=spec.dims, suffixes=("", "_mart"))
+    assert len(merged) == len(mart)
+    for count in spec.counts:
+        shown = merged[~merged[f"{count}_suppressed"]]
+        assert (shown[count] == shown[f"{count}_mart"]).all(), count
+        hidden = merged[merged[f"{count}_suppressed"]]
+        assert hidden[count].isna().all()
+        for d in spec.dims:
+            others = [x for x in spec.dims if x != d]
+            if not others:
+                continue
+            per_line = merged.groupby(others)[f"{count}_suppressed"].agg(["sum", "size"])
+            assert not ((per_line["sum"] == 1) & (per_line["size"] > 1)).any(), (name, count, d)
+    for col, sources in spec.derived.items():
+        hide = merged[[f"{s}_suppressed" for s in sources]].any(axis=1)
+        assert merged.loc[hide, col].isna().all(), col
+
+
+def test_person_level_file_carries_keyed_pseudonyms_only(built_home):
+    spec = next(s for s in SPECS.values() if s.person_level)
+    table = pq.read_table(built_home.home / "reports" / "data" / f"{spec.name}.parquet")
+    assert "person_id" not in table.column_names and "person_pseudonym" in table.column_names
+    key = (built_home.home / "secrets" / "pseudonym.key").read_text().strip().encode()
+    mart = _mart(built_home, spec.name)
+    expected = [hmac.new(key, p.encode(), hashlib.sha256).hexdigest()[:16] for p in mart["person_id"]]
+    assert table.column("person_pseudonym").to_pylist() == expected
+    assert len(set(expected)) == mart["person_id"].nunique()
+
+
+def test_charts_of_the_headline_series(built_home):
+    charts = built_home.home / "reports" / "charts"
+    for name in ("court_open_caseload", "court_receipts_disposals", "court_timeliness", "proven_reoffending",
+                 "safety_in_custody"):
+        png = (charts / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
+        assert (charts / f"{name}.csv").stat().st_size > 0
+
+
+def test_datasets_api_returns_the_marts(built_home):
+    home = built_home.home
+    assert set(datasets.available()["dataset"]) == set(SPECS)
+    t = datasets.court_timeliness(home=home)
+    assert {"quarter", "court_type", "case_type", "stage", "median_days"} <= set(t.columns)
+    assert len(t) == len(_mart(built_home, "court_timeliness"))
+    published = pq.read_table(home / "reports" / "data" / "court_open_caseload.parquet").to_pandas()
+    protected = datasets.court_open_caseload(home=home, protected=True)
+    assert protected["open_cases"].isna().sum() == published["open_cases"].isna().sum() > 0
+    cohort = datasets.proven_reoffending_cohort(home=home)
+    assert "person_id" not in cohort.columns and cohort["person_pseudonym"].str.fullmatch("[0-9a-f]{16}").all()
+    for fn in (datasets.court_receipts_disposals, datasets.court_outcomes, datasets.proven_reoffending,
+               datasets.safety_in_custody, datasets.safety_in_custody_national):
+        assert len(fn(home=home)) > 0, fn.__name__
+
+
+def test_datasets_api_says_when_nothing_is_built(tmp_path):
+    with pytest.raises(TransformError, match="justice build"):
+        datasets.court_timeliness(home=tmp_path)
+
+
+def test_a_failed_publish_keeps_the_previous_outputs(built_home, tmp_path, monkeypatch):
+    settings = copy_home(built_home, tmp_path / "home")
+    shutil.copytree(built_home.home / "secrets", settings.home / "secrets")
+    steps = []
+    publish.publish(settings, progress=lambda step, done, total: steps.append((step, done, total)))
+    assert steps[-1][1] == steps[-1][2] == len(SPECS) + 5 and [s[1] for s in steps] == sorted(s[1] for s in steps)
+    before = {p.name: p.read_bytes() for p in (settings.home / "reports" / "data").iterdir()}
+    broken = dict(SPECS)
+    broken["court_outcomes"] = publish.Export(name="court_outcomes", title="x", dims=["quarter"],
+                                              counts=["no_such_column"])
+    monkeypatch.setattr(publish, "exports", lambda path=None: broken)
+    with pytest.raises(ConfigError, match="court_outcomes.*no_such_column"):
+        publish.publish(settings)
+    after = {p.name: p.read_bytes() for p in (settings.home / "reports" / "data").iterdir()}
+    assert after == before
+    assert not list((settings.home / "reports").glob(".publish-*"))
+
+
+def test_threshold_comes_from_the_environment(built_home, tmp_path, monkeypatch):
+    settings = copy_home(built_home, tmp_path / "home")
+    monkeypatch.setenv("JUSTICE_DISCLOSURE_THRESHOLD", "1")
+    publish.publish(settings)
+    table = pq.read_table(settings.home / "reports" / "data" / "court_open_caseload.parquet")
+    assert not any(table.column("open_cases_suppressed").to_pylist())
+    monkeypatch.setenv("JUSTICE_DISCLOSURE_THRESHOLD", "ten")
+    with pytest.raises(ConfigError, match="JUSTICE_DISCLOSURE_THRESHOLD"):
+        publish.publish(settings)
+
+
+def test_export_spec_errors_name_the_entry(tmp_path):
+    bad = tmp_path / "exports.yaml"
+    bad.write_text("exports:\n  x:\n    title: t\n    counts: [a]\n    derived: {rate: [b]}\n")
+    with pytest.raises(ConfigError, match=r"exports\.x\.derived\.rate: b is not one of its counts"):
+        publish.exports(bad)
+    bad.write_text("exports:\n  x:\n    title: t\n")
+    with pytest.raises(ConfigError, match=r"exports\.x\.counts"):
+        publish.exports(bad)
+    bad.write_text("exports:\n  x:\n    title: t\n    counts: [a]\n    colour: red\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        publish.exports(bad)
+
+
+def test_pseudonym_key_is_created_private_and_reused(tmp_path, monkeypatch):
+    monkeypatch.delenv(publish.PSEUDONYM_KEY_ENV, raising=False)
+    settings = Settings(home=tmp_path)
+    key = publish.pseudonym_key(settings)
+    path = tmp_path / "secrets" / "pseudonym.key"
+    assert len(key) == 64 and path.stat().st_mode & 0o077 == 0
+    assert publish.pseudonym_key(settings) == key
+    monkeypatch.setenv(publish.PSEUDONYM_KEY_ENV, "from-the-vault")
+    assert publish.pseudonym_key(settings) == b"from-the-vault"
+
+
+def test_dbt_progress_lines_are_parsed():
+    lines = {
+        "03:43:03  3 of 69 START sql table model marts.court_timeliness ....... [RUN]": ("3", "69", "START"),
+        "03:43:03  3 of 69 OK created sql table model marts.court_timeliness ....... [OK in 0.2s]":
+            ("3", "69", "OK"),
+        "03:43:03  66 of 69 PASS not_null_court_timeliness_quarter ........ [PASS in 0.05s]": ("66", "69", "PASS"),
+        "03:43:03  7 of 69 ERROR creating sql table model core.person ..... [ERROR in 0.1s]": ("7", "69", "ERROR"),
+    }
+    for line, want in lines.items():
+        m = _DBT_STEP.search(line)
+        assert m is not None and m.groups()[:3] == want, line
+    assert _DBT_STEP.search("Running with dbt=1.11") is None
