@@ -1,4 +1,4 @@
-"""Benchmark: `justice ingest` of a whole simulated world (all five systems, then dbt staging).
+"""Benchmark: `justice ingest` of a whole simulated world (all six sources, then dbt staging).
 
 Run: .venv/bin/python benchmarks/ingest_world.py --world DIR     (a `justice simulate --out DIR`)
  or: .venv/bin/python benchmarks/ingest_world.py --persons 1000000 (simulates first, in a temp dir)
