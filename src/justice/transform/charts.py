@@ -57,12 +57,18 @@ def _save(fig, df: pd.DataFrame, out: Path, name: str, note: str) -> Path:
 
 
 def _lines(ax, df: pd.DataFrame, x: str, y: str, by: str) -> None:
+    drawn = 0
     for key, part in df.groupby(by, sort=True):
         if part[y].isna().all():
             continue  # every point suppressed: no line, no legend entry
         ax.plot(pd.to_datetime(part[x]), part[y], marker=".", linewidth=1.5, label=str(key))
+        drawn += 1
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "every point suppressed (counts too small to publish)", ha="center",
+                transform=ax.transAxes, color="#505a5f")
 
 
 SUPPRESSION_NOTE = "Counts under {t} are suppressed (gaps), with complementary suppression. Source: justice build."

@@ -3,7 +3,10 @@
 
     Index events: a non-custodial sentence at court (discharge, fine, community order, suspended
     sentence, other), dated by the sentence; or an immediate custodial sentence, dated by the
-    release that ends the custody spell it was served in. A person's cases sentenced on one day
+    release that ends the custody spell it was served in. A release from a spell the prison
+    received as sentenced that no court sentence in the extracts explains (sentenced before the
+    court extracts begin, or its court record lost) is a release from custody too, as the prison
+    data records it: its offence group and sentence length are unknown. A person's cases sentenced on one day
     are one occasion, with its most severe sentence, and it must have sentenced a recordable
     offence (seed offence_codes). Cautions are index events in the published statistics
     but are in none of the legacy extracts (police data is not a source), so the cohort lacks the
@@ -12,7 +15,8 @@
     A proven reoffence is a recordable offence that is not a breach (seed is_breach), committed in
     the 365 days after the index date and convicted within 365 + 183 days of it (12 months'
     follow-up and a 6 months' waiting period, in days as the simulator's reference measure counts
-    them). A quarter is published only when all of it has had that long: its last day + 548 days
+    them). A quarter is published only when the court extracts cover it (marts.court_calendar)
+    and all of it has had that long: its last day + 548 days
     is on or before the data's end, the latest outcome, sentence, reception or release in core (dbt
     var `reoffending_data_end` overrides it). -#}
 
@@ -103,15 +107,44 @@ served_spell as (
     qualify row_number() over (partition by c.defendant_case_id order by s.start_date, s.custody_spell_id) = 1
 ),
 
+-- Releases from sentenced receptions that no immediate custodial sentence in the court extracts
+-- falls in (any sentence, recordable or not, claims its spell): the prison data alone shows a
+-- release from custody. Recalls are not index events (the release ends the recall, not a sentence).
+prison_only_release as (
+    select
+        cast(null as varchar) as defendant_case_id,
+        s.person_id,
+        'immediate_custody' as disposal_type,
+        (select max(severity_rank) from {{ ref('disposal_codes') }} where disposal_type = 'immediate_custody')
+            as disposal_severity,
+        s.start_date as disposal_date,
+        cast(null as bigint) as custody_days,
+        cast(null as varchar) as offence_group,
+        s.custody_spell_id,
+        'release from custody' as index_event,
+        s.end_date as index_date
+    from {{ ref('custody_spell') }} as s
+    where s.reception_reason = 'sentenced'
+      and s.end_date is not null
+      and not exists (
+          select 1 from {{ ref('disposal') }} as d
+          where d.person_id = s.person_id and d.disposal_type = 'immediate_custody'
+            and s.start_date <= d.disposal_date + {{ reception_grace_days }}
+            and coalesce(s.end_date, date '9999-12-31') >= d.disposal_date)
+),
+
 index_event as (
     select
         c.*,
+        s.custody_spell_id,
         case when c.disposal_type = 'immediate_custody' then 'release from custody'
              else 'non-custodial sentence' end as index_event,
         -- A spell still open (or a sentence with no spell found) gives no release yet.
         case when c.disposal_type = 'immediate_custody' then s.end_date else c.disposal_date end as index_date
     from sentencing_occasion as c
     left join served_spell as s using (defendant_case_id)
+    union all by name
+    select * from prison_only_release
 ),
 
 -- First index event of each person in each quarter; on one day, the most severe sentence.
@@ -127,11 +160,14 @@ cohort as (
         order by index_date, disposal_severity desc, defendant_case_id) = 1
 ),
 
+-- Quarters before the court extracts' coverage (marts.court_calendar) would hold releases only,
+-- with none of that quarter's non-custodial sentences: they are left out.
 published as (
     select c.*
     from cohort as c, data_end as e
     where (c.cohort_quarter_start + interval 3 month - interval 1 day)::date
           + {{ follow_up_days + waiting_days }} <= e.data_end
+      and c.cohort_quarter_start >= (select min(quarter_start) from {{ ref('court_calendar') }})
 ),
 
 reoffence as (
@@ -170,6 +206,7 @@ select
     m.index_date,
     m.index_event,
     m.defendant_case_id as index_defendant_case_id,
+    m.custody_spell_id as index_custody_spell_id,
     m.disposal_type,
     m.offence_group,
     m.age_at_index,
