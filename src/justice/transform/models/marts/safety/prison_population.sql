@@ -5,7 +5,8 @@
 -- releases; core.custody_spell knows only the reception and the last establishment, so it would put
 -- a transferred prisoner's days in the wrong prison. An open period counts up to the data's end
 -- date: the latest incident or movement on record (the extract's as-at date), or the dbt var
--- `data_end`. The calendar runs from the quarter of the first date on record; a quarter the data
+-- `data_end`. The calendar runs from the extracts' coverage start (the first quarter of
+-- marts.court_calendar, or the first date on record if later); a quarter the data
 -- covers only in part (the first, and the last if the data ends mid-quarter) averages over the
 -- days it covers and is flagged.
 
@@ -21,7 +22,13 @@ incidents as (
 
 bounds as (
     select
-        least((select min(from_date) from periods), (select min(incident_date) from incidents)) as data_start,
+        -- The extracts' coverage start, shared with the court statistics (marts.court_calendar;
+        -- dbt var `data_start`): before it the prison data holds only the people still held or
+        -- returning later, so populations and rates would be partial.
+        greatest(
+            least((select min(from_date) from periods), (select min(incident_date) from incidents)),
+            (select min(quarter_start) from {{ ref('court_calendar') }})
+        ) as data_start,
         {% if var('data_end', none) is not none -%}
         cast('{{ var("data_end") }}' as date)
         {%- else -%}
