@@ -58,6 +58,25 @@ def test_threshold_and_derived_columns():
     assert nothing.column("offenders").to_pylist() == [8, 200]
 
 
+def test_a_part_cannot_be_had_from_its_total():
+    """assault_incidents = on_prisoners + on_staff on every row: hiding on_staff = 3 alone would
+    publish it as 22 - 19; the row's line makes a second cell go, and lines along the quarter then
+    spread it so that no line of either kind has a single hidden cell."""
+    t = pa.table({"q": ["2016", "2017", "2018"], "assaults": [22, 40, 35], "on_prisoners": [19, 25, 20],
+                  "on_staff": [3, 15, 15]})
+    sums = {"assaults": ["on_prisoners", "on_staff"]}
+    out = protect(t, dims=["q"], counts=["assaults", "on_prisoners", "on_staff"], sums=sums, threshold=10).to_pylist()
+    row = out[0]
+    assert row["on_staff"] is None
+    assert [row["assaults"], row["on_prisoners"]].count(None) >= 1
+    for r in out:   # each row's line
+        assert [r["assaults"], r["on_prisoners"], r["on_staff"]].count(None) != 1
+    for col in ("assaults", "on_prisoners", "on_staff"):   # each column's line over the quarters
+        assert [r[col] for r in out].count(None) != 1
+    with pytest.raises(ConfigError, match="not among the counts"):
+        protect(t, dims=["q"], counts=["assaults"], sums=sums)
+
+
 def test_bad_tables_are_refused(monkeypatch):
     t = pa.table({"q": ["a", "a"], "n": [1, 2]})
     with pytest.raises(ConfigError, match="identify one row"):

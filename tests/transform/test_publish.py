@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import json
 import shutil
+from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import copy_home
@@ -69,12 +71,20 @@ def test_published_cells_are_the_marts_cells_or_suppressed_in_pairs(built_home, 
     for col, sources in spec.derived.items():
         hide = merged[[f"{s}_suppressed" for s in sources]].any(axis=1)
         assert merged.loc[hide, col].isna().all(), col
+    # A column that is the sum of others on every row: no row hides exactly one of them.
+    for total, parts in spec.sums.items():
+        hidden = merged[[f"{c}_suppressed" for c in (total, *parts)]].sum(axis=1)
+        assert not (hidden == 1).any(), (name, total)
+        exact = merged[[f"{c}_mart" for c in parts]].sum(axis=1) == merged[f"{total}_mart"]
+        assert exact.mean() > 0.5, (name, total)  # the relation the spec declares does hold
 
 
 def test_person_level_file_carries_keyed_pseudonyms_only(built_home):
     spec = next(s for s in SPECS.values() if s.person_level)
     table = pq.read_table(built_home.home / "reports" / "data" / f"{spec.name}.parquet")
-    assert "person_id" not in table.column_names and "person_pseudonym" in table.column_names
+    # Only the listed columns: no source keys (index case, custody spell) that lead back to records.
+    assert set(table.column_names) == set(spec.columns) | {"person_pseudonym"}
+    assert not {"index_defendant_case_id", "index_custody_spell_id"} & set(table.column_names)
     key = (built_home.home / "secrets" / "pseudonym.key").read_text().strip().encode()
     mart = _mart(built_home, spec.name)
     expected = [hmac.new(key, p.encode(), hashlib.sha256).hexdigest()[:16] for p in mart["person_id"]]
@@ -89,6 +99,21 @@ def test_charts_of_the_headline_series(built_home):
         png = (charts / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000, name
         assert (charts / f"{name}.csv").stat().st_size > 0
+    # A chart at a data tool file's grain plots the file as published, suppressed points as gaps.
+    plotted = pd.read_csv(charts / "proven_reoffending.csv")
+    published = pq.read_table(built_home.home / "reports" / "data" / "proven_reoffending.parquet").to_pandas()
+    overall = published[published["breakdown"] == "all"].set_index("cohort_quarter")["rate"].astype(float) * 100
+    mine = plotted[plotted["group_name"] == "all offenders"].set_index("cohort_quarter")["rate_percent"]
+    assert len(mine) == len(overall) > 0
+    assert ((mine - overall.loc[mine.index]).abs().fillna(0) < 1e-9).all()
+    assert mine.isna().sum() == overall.isna().sum()
+    # A chart of totals protects its totals: a published point is the mart's total.
+    totals = pd.read_csv(charts / "court_open_caseload.csv").dropna(subset=["open_cases"])
+    mart = _mart(built_home, "court_open_caseload").groupby(["quarter_end", "court_type"])["open_cases"].sum()
+    assert len(totals) > 0
+    for row in totals.itertuples():
+        assert mart.loc[(pd.Timestamp(row.quarter_end).date(), row.court_type)] == row.open_cases
+        assert row.open_cases >= disclosure.DEFAULT_THRESHOLD or row.open_cases == 0
 
 
 def test_datasets_api_returns_the_marts(built_home):
@@ -118,16 +143,44 @@ def test_a_failed_publish_keeps_the_previous_outputs(built_home, tmp_path, monke
     steps = []
     publish.publish(settings, progress=lambda step, done, total: steps.append((step, done, total)))
     assert steps[-1][1] == steps[-1][2] == len(SPECS) + 5 and [s[1] for s in steps] == sorted(s[1] for s in steps)
-    before = {p.name: p.read_bytes() for p in (settings.home / "reports" / "data").iterdir()}
+    before = _outputs(settings)
     broken = dict(SPECS)
     broken["court_outcomes"] = publish.Export(name="court_outcomes", title="x", dims=["quarter"],
                                               counts=["no_such_column"])
-    monkeypatch.setattr(publish, "exports", lambda path=None: broken)
-    with pytest.raises(ConfigError, match="court_outcomes.*no_such_column"):
-        publish.publish(settings)
-    after = {p.name: p.read_bytes() for p in (settings.home / "reports" / "data").iterdir()}
-    assert after == before
+    with monkeypatch.context() as m:
+        m.setattr(publish, "exports", lambda path=None: broken)
+        with pytest.raises(ConfigError, match="court_outcomes.*no_such_column"):
+            publish.publish(settings)
+    assert _outputs(settings) == before
+    # A chart that fails after every data file was written.
+    from justice.transform import charts
+
+    def broken_chart(*_):
+        raise RuntimeError("chart broke")
+    with monkeypatch.context() as m:
+        m.setattr(charts, "CHARTS", [*charts.CHARTS, broken_chart])
+        with pytest.raises(RuntimeError, match="chart broke"):
+            publish.publish(settings)
+    assert _outputs(settings) == before
+    # The swap itself failing half-way: the charts cannot be put in place after the data was.
+    real_replace = publish.os.replace
+
+    def failing_replace(src, dst):
+        if Path(src).name == "charts" and Path(dst) == settings.home / "reports" / "charts":
+            raise OSError("disk full")
+        return real_replace(src, dst)
+    with monkeypatch.context() as m:
+        m.setattr(publish.os, "replace", failing_replace)
+        with pytest.raises(TransformError, match="previous outputs are kept"):
+            publish.publish(settings)
+    assert _outputs(settings) == before
     assert not list((settings.home / "reports").glob(".publish-*"))
+
+
+def _outputs(settings) -> dict[str, bytes]:
+    reports = settings.home / "reports"
+    return {str(p.relative_to(reports)): p.read_bytes() for sub in ("data", "charts")
+            for p in sorted((reports / sub).iterdir())}
 
 
 def test_threshold_comes_from_the_environment(built_home, tmp_path, monkeypatch):

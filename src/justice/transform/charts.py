@@ -1,8 +1,10 @@
 """Charts of the headline series, drawn from disclosure-controlled data.
 
-Each chart aggregates a mart to the level it plots, protects that aggregate like any export
-(justice.disclosure: a suppressed point is a gap in the line, never a guess), writes the plotted
-figures beside the picture as CSV, and saves a PNG. `publish` runs every function in CHARTS.
+A chart at the grain of a data tool file plots that file as published (the protected table
+`publish` passes in); a chart of totals over a file's cells (court type totals over case types)
+protects those totals like any export. Either way a suppressed point is a gap in the line,
+never a guess. The plotted figures are written beside each PNG as CSV. `publish` runs every
+function in CHARTS.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyarrow as pa
 from justice import disclosure
 from justice.settings import Settings
 
-Chart = Callable[[Settings, Path, int], Path]
+Chart = Callable[[Settings, Path, int, dict[str, pa.Table]], Path]
 CHARTS: list[Chart] = []
 
 
@@ -75,7 +77,7 @@ SUPPRESSION_NOTE = "Counts under {t} are suppressed (gaps), with complementary s
 
 
 @chart
-def court_open_caseload(settings: Settings, out: Path, threshold: int) -> Path:
+def court_open_caseload(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
     """Open criminal cases at each quarter end, by court type."""
     df = _query(settings, "select quarter_end, court_type, sum(open_cases) as open_cases "
                           "from marts.court_open_caseload group by all order by 1, 2")
@@ -88,7 +90,7 @@ def court_open_caseload(settings: Settings, out: Path, threshold: int) -> Path:
 
 
 @chart
-def court_receipts_disposals(settings: Settings, out: Path, threshold: int) -> Path:
+def court_receipts_disposals(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
     """Cases received and completed per quarter, by court type."""
     df = _query(settings, "select quarter_start, court_type, sum(receipts) as receipts, sum(disposals) as disposals "
                           "from marts.court_receipts_disposals group by all order by 1, 2")
@@ -105,7 +107,7 @@ def court_receipts_disposals(settings: Settings, out: Path, threshold: int) -> P
 
 
 @chart
-def court_timeliness(settings: Settings, out: Path, threshold: int) -> Path:
+def court_timeliness(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
     """Median days from offence to completion, per quarter, by case type."""
     df = _query(settings, "select quarter_start, court_type || ' ' || case_type as case_type, defendants, median_days "
                           "from marts.court_timeliness where stage = 'offence_to_completion' order by 1, 2")
@@ -118,39 +120,33 @@ def court_timeliness(settings: Settings, out: Path, threshold: int) -> Path:
 
 
 @chart
-def proven_reoffending(settings: Settings, out: Path, threshold: int) -> Path:
-    """Proven reoffending rate by cohort quarter: all offenders, adults, juveniles."""
-    df = _query(settings, """
-        select cast(substr(cohort_quarter, 1, 4) || '-' || lpad(cast((cast(substr(cohort_quarter, 6, 1) as int) - 1) * 3 + 1
-                    as varchar), 2, '0') || '-01' as date) as cohort_start,
-               case when breakdown = 'all' then 'all offenders' else breakdown_value end as group_name,
-               offenders, reoffenders, rate
-        from marts.proven_reoffending
-        where breakdown = 'all' or breakdown = 'adult_juvenile' order by 1, 2""")
-    df = _protected(df, ["cohort_start", "group_name"], ["offenders", "reoffenders"],
-                    {"rate": ["offenders", "reoffenders"]}, threshold)
-    df["rate_percent"] = df["rate"] * 100
+def proven_reoffending(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
+    """Proven reoffending rate by cohort quarter: all offenders, adults, juveniles (as published)."""
+    df = published["proven_reoffending"].to_pandas()
+    df = df[(df["breakdown"] == "all") | ((df["breakdown"] == "adult_juvenile")
+                                          & df["breakdown_value"].isin(["adult", "juvenile"]))].copy()
+    df["group_name"] = df["breakdown_value"].where(df["breakdown"] != "all", "all offenders")
+    df["rate_percent"] = df["rate"].astype(float) * 100
+    df = df[["cohort_quarter", "cohort_quarter_start", "group_name", "offenders", "reoffenders", "rate_percent"]]
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    _lines(ax, df, "cohort_start", "rate_percent", "group_name")
+    _lines(ax, df, "cohort_quarter_start", "rate_percent", "group_name")
     ax.set_title("Proven reoffending rate by cohort quarter")
     ax.set_ylabel("% reoffending within 12 months")
     return _save(fig, df, out, "proven_reoffending", SUPPRESSION_NOTE.format(t=threshold))
 
 
 @chart
-def safety_in_custody(settings: Settings, out: Path, threshold: int) -> Path:
-    """Self-harm and assault incidents per 1,000 prisoners, 12 months to each quarter end."""
-    df = _query(settings, "select quarter_end, self_harm_incidents, assault_incidents, assaults_on_staff, "
-                          "self_harm_per_1000, assaults_per_1000, assaults_on_staff_per_1000 "
-                          "from marts.safety_in_custody_national order by 1")
-    df = _protected(df, ["quarter_end"], ["self_harm_incidents", "assault_incidents", "assaults_on_staff"],
-                    {"self_harm_per_1000": ["self_harm_incidents"], "assaults_per_1000": ["assault_incidents"],
-                     "assaults_on_staff_per_1000": ["assaults_on_staff"]}, threshold)
+def safety_in_custody(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
+    """Self-harm and assault incidents per 1,000 prisoners, 12 months to each quarter end (as
+    published)."""
+    df = published["safety_in_custody_national"].to_pandas()[
+        ["quarter_end", "self_harm_incidents", "assault_incidents", "assaults_on_staff", "self_harm_per_1000",
+         "assaults_per_1000", "assaults_on_staff_per_1000"]]
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = pd.to_datetime(df["quarter_end"])
     for col, label in (("self_harm_per_1000", "self-harm"), ("assaults_per_1000", "assaults"),
                        ("assaults_on_staff_per_1000", "assaults on staff")):
-        ax.plot(x, df[col], marker=".", label=label)
+        ax.plot(x, df[col].astype(float), marker=".", label=label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Safety in custody: incidents per 1,000 prisoners, 12 months to quarter end")

@@ -42,8 +42,10 @@ class Export:
     dims: list[str] = field(default_factory=list)
     counts: list[str] = field(default_factory=list)
     derived: dict[str, list[str]] = field(default_factory=dict)
+    sums: dict[str, list[str]] = field(default_factory=dict)
     person_level: bool = False
     pseudonymise: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
 
 
 def exports(path: Path | None = None) -> dict[str, Export]:
@@ -57,7 +59,7 @@ def exports(path: Path | None = None) -> dict[str, Export]:
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{source}: needs an `exports:` mapping of mart name to specification")
     out: dict[str, Export] = {}
-    allowed = {"title", "dims", "counts", "derived", "person_level", "pseudonymise"}
+    allowed = {"title", "dims", "counts", "derived", "sums", "person_level", "pseudonymise", "columns"}
     for name, spec in entries.items():
         where = f"{source}: exports.{name}"
         if not isinstance(spec, dict):
@@ -72,6 +74,12 @@ def exports(path: Path | None = None) -> dict[str, Export]:
             raise ConfigError(f"{where}: a person-level file has no dims or counts to suppress")
         if not person_level and not spec.get("counts"):
             raise ConfigError(f"{where}.counts: an aggregate file needs the count columns to protect")
+        if person_level and not spec.get("columns"):
+            raise ConfigError(f"{where}.columns: a person-level file publishes only the columns listed")
+        for total, parts in (spec.get("sums") or {}).items():
+            stray = {total, *parts} - set(spec.get("counts") or [])
+            if stray:
+                raise ConfigError(f"{where}.sums.{total}: {', '.join(sorted(stray))} is not one of its counts")
         derived = spec.get("derived") or {}
         for col, sources in derived.items():
             stray = set(sources) - set(spec.get("counts") or [])
@@ -79,7 +87,9 @@ def exports(path: Path | None = None) -> dict[str, Export]:
                 raise ConfigError(f"{where}.derived.{col}: {', '.join(sorted(stray))} is not one of its counts")
         out[name] = Export(name=name, title=str(spec["title"]), dims=list(spec.get("dims") or []),
                            counts=list(spec.get("counts") or []), derived={k: list(v) for k, v in derived.items()},
-                           person_level=person_level, pseudonymise=list(spec.get("pseudonymise") or []))
+                           sums={k: list(v) for k, v in (spec.get("sums") or {}).items()},
+                           person_level=person_level, pseudonymise=list(spec.get("pseudonymise") or []),
+                           columns=list(spec.get("columns") or []))
     return out
 
 
@@ -121,6 +131,12 @@ def protect_export(table: pa.Table, spec: Export, *, key: bytes | None = None,
     if spec.person_level:
         if key is None:
             raise ConfigError(f"{spec.name}: a person-level export needs the pseudonym key")
+        absent = [c for c in (*spec.columns, *spec.pseudonymise) if c not in table.column_names]
+        if absent:
+            raise ConfigError(f"exports.{spec.name}: the mart has no column(s) {', '.join(absent)}")
+        # Only the listed columns leave: a new mart column (a source key, say) is not published
+        # until someone decides it may be.
+        table = table.select([c for c in table.column_names if c in spec.columns or c in spec.pseudonymise])
         for col in spec.pseudonymise:
             if col not in table.column_names:
                 raise ConfigError(f"exports.{spec.name}.pseudonymise: the mart has no column {col!r}")
@@ -137,7 +153,8 @@ def protect_export(table: pa.Table, spec: Export, *, key: bytes | None = None,
             except pa.ArrowInvalid as exc:
                 raise ConfigError(f"exports.{spec.name}: count column {col!r} is not whole numbers: {exc}") from None
     try:
-        return disclosure.protect(table, dims=spec.dims, counts=spec.counts, derived=spec.derived, threshold=threshold)
+        return disclosure.protect(table, dims=spec.dims, counts=spec.counts, derived=spec.derived, sums=spec.sums,
+                                  threshold=threshold)
     except ConfigError as exc:
         raise ConfigError(f"exports.{spec.name}: {exc}") from None
 
@@ -161,9 +178,11 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
                                    "threshold": threshold, "files": {}}
     total = len(specs) + len(charts.CHARTS)
     done = 0
+    published: dict[str, pa.Table] = {}
     try:
         for name, spec in specs.items():
             table = protect_export(read_mart(settings, name), spec, key=key, threshold=threshold)
+            published[name] = table
             pq.write_table(table, work / "data" / f"{name}.parquet")
             pacsv.write_csv(table, work / "data" / f"{name}.csv")
             suppressed = {c: int(pc.sum(table.column(f"{c}_suppressed")).as_py() or 0) for c in spec.counts}
@@ -174,16 +193,32 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
             if progress:
                 progress(f"data {name}", done, total)
         for chart in charts.CHARTS:
-            chart(settings, work / "charts", threshold)
+            chart(settings, work / "charts", threshold, published)
             done += 1
             if progress:
                 progress(f"chart {chart.__name__}", done, total)
         (work / "data" / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        for sub in ("data", "charts"):
-            current, retired = reports / sub, work / f"{sub}.old"
-            if current.exists():
-                current.rename(retired)
-            (work / sub).rename(current)
+        _swap(reports, work, ("data", "charts"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return reports
+
+
+def _swap(reports: Path, work: Path, subs: tuple[str, ...]) -> None:
+    """Put work/<sub> in place of reports/<sub> for every sub, or, if any move fails, put every
+    previous folder back as it was."""
+    placed: list[str] = []
+    try:
+        for sub in subs:
+            if (reports / sub).exists():
+                os.replace(reports / sub, work / f"{sub}.old")
+        for sub in subs:
+            os.replace(work / sub, reports / sub)
+            placed.append(sub)
+    except OSError as exc:
+        for sub in placed:
+            shutil.rmtree(reports / sub, ignore_errors=True)
+        for sub in subs:
+            if (work / f"{sub}.old").exists():
+                os.replace(work / f"{sub}.old", reports / sub)
+        raise TransformError(f"could not put the new outputs in {reports}: {exc}; the previous outputs are kept") from exc

@@ -223,11 +223,12 @@ select
          else '50+' end as age_band,
     m.sex,
     case when m.disposal_type = 'immediate_custody' then m.custody_days end as custody_days,
-    -- The published bands, in days of the sentence passed (6 months = 182.6 days, 4 years = 1461).
+    -- The published bands of the sentence passed. core writes a length in months as
+    -- round(months * 30.4375) days, so 6 months is 183 days, 12 months 365 and 4 years 1461.
     case when m.disposal_type <> 'immediate_custody' or m.custody_days is null then null
-         when m.custody_days < 6 * 30.4375 then 'under 6 months'
-         when m.custody_days <= 12 * 30.4375 then '6 to 12 months'
-         when m.custody_days < 48 * 30.4375 then 'more than 12 months to under 4 years'
+         when m.custody_days <= round(6 * 30.4375) then '6 months or less'
+         when m.custody_days < round(12 * 30.4375) then 'more than 6 months to less than 12 months'
+         when m.custody_days < round(48 * 30.4375) then '12 months to less than 4 years'
          else '4 years or more' end as sentence_length_band,
     coalesce(r.reoffences, 0) as reoffences,
     coalesce(r.reoffences, 0) > 0 as reoffended,
