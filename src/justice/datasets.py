@@ -22,16 +22,13 @@ from justice.settings import Settings
 from justice.transform import publish
 
 
-def _settings(home: str | Path | None) -> Settings:
-    return Settings.from_env(home=home) if home is not None else Settings.from_env()
-
-
 def _mart(name: str, home: str | Path | None, protected: bool) -> pd.DataFrame:
-    settings = _settings(home)
+    settings = Settings.from_env(home=home)
     table = publish.read_mart(settings, name)
     spec = publish.exports().get(name)
     if spec is not None and (protected or spec.person_level):
-        table = publish.protect_export(table, spec, key=publish.pseudonym_key(settings))
+        key = publish.pseudonym_key(settings) if spec.person_level else None
+        table = publish.protect_export(table, spec, key=key)
     return table.to_pandas()
 
 

@@ -22,6 +22,24 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
     return duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=read_only)
 
 
+def has_table(settings: Settings, schema: str, name: str | None = None) -> bool:
+    """Whether HOME/warehouse.duckdb exists and holds `schema`.`name` (any table of `schema`
+    when name is None). Read-only: never creates the warehouse."""
+    path = settings.home / "warehouse.duckdb"
+    if not path.exists():
+        return False
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        sql = "select count(*) from information_schema.tables where table_schema = ?"
+        args = [schema]
+        if name is not None:
+            sql += " and table_name = ?"
+            args.append(name)
+        return con.execute(sql, args).fetchall()[0][0] > 0
+    finally:
+        con.close()
+
+
 def raw_tables(settings: Settings) -> list[str]:
     """Raw tables present in the lake (dlt's own bookkeeping tables excluded)."""
     raw = settings.home / "lake" / "raw"

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
-
 from justice.errors import TransformError
 from justice.ingest import warehouse
 from justice.ingest.run import specs_for
@@ -28,13 +26,7 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
     path = settings.home / "warehouse.duckdb"
     if not path.exists():
         raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        linked = con.execute("select count(*) from information_schema.tables where table_schema = 'linkage' "
-                             "and table_name = 'person_links'").fetchall()[0][0]
-    finally:
-        con.close()
-    if not linked:
+    if not warehouse.has_table(settings, "linkage", "person_links"):
         raise TransformError("no person index in the warehouse: run `justice link` first")
     project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
     staging.run_dbt(project, "build", "--select", *BUILD_SELECTION,
@@ -47,16 +39,8 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
 def docs(settings: Settings) -> Path:
     """Generate the dbt docs site (every model, column and test, with lineage) into
     HOME/reports/dbt-docs/ and return the folder; open its index.html, or `justice docs --serve`."""
-    path = settings.home / "warehouse.duckdb"
-    con = duckdb.connect(str(path), read_only=True) if path.exists() else None
-    try:
-        built = con is not None and con.execute(
-            "select count(*) from information_schema.tables where table_schema = 'core'").fetchall()[0][0]
-    finally:
-        if con is not None:
-            con.close()
-    if not built:
-        raise TransformError(f"no core model in {path}: run `justice build` first")
+    if not warehouse.has_table(settings, "core"):
+        raise TransformError(f"no core model in {settings.home / 'warehouse.duckdb'}: run `justice build` first")
     # `justice ingest` rewrites the working project without the analysts' models: write it whole.
     project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
     staging.run_dbt(project, "docs", "generate")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,8 +19,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow as pa
 
-from justice import disclosure
+from justice.ingest import warehouse
 from justice.settings import Settings
+from justice.transform import publish
 
 Chart = Callable[[Settings, Path, int, dict[str, pa.Table]], Path]
 CHARTS: list[Chart] = []
@@ -33,7 +33,7 @@ def chart(fn: Chart) -> Chart:
 
 
 def _query(settings: Settings, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(settings.home / "warehouse.duckdb"), read_only=True)
+    con = warehouse.connect(settings, read_only=True)
     try:
         return con.execute(sql).df()
     finally:
@@ -42,10 +42,9 @@ def _query(settings: Settings, sql: str) -> pd.DataFrame:
 
 def _protected(df: pd.DataFrame, dims: list[str], counts: list[str], derived: dict[str, list[str]],
                threshold: int) -> pd.DataFrame:
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    for c in counts:
-        table = table.set_column(table.column_names.index(c), c, table.column(c).cast(pa.int64()))
-    return disclosure.protect(table, dims=dims, counts=counts, derived=derived, threshold=threshold).to_pandas()
+    """Chart totals protected as an export of them would be (publish.protect_export)."""
+    spec = publish.Export(name="chart", title="chart totals", dims=dims, counts=counts, derived=derived)
+    return publish.protect_export(pa.Table.from_pandas(df, preserve_index=False), spec, threshold=threshold).to_pandas()
 
 
 def _save(fig, df: pd.DataFrame, out: Path, name: str, note: str) -> Path:
@@ -108,10 +107,12 @@ def court_receipts_disposals(settings: Settings, out: Path, threshold: int, publ
 
 @chart
 def court_timeliness(settings: Settings, out: Path, threshold: int, published: dict[str, pa.Table]) -> Path:
-    """Median days from offence to completion, per quarter, by case type."""
-    df = _query(settings, "select quarter_start, court_type || ' ' || case_type as case_type, defendants, median_days "
-                          "from marts.court_timeliness where stage = 'offence_to_completion' order by 1, 2")
-    df = _protected(df, ["quarter_start", "case_type"], ["defendants"], {"median_days": ["defendants"]}, threshold)
+    """Median days from offence to completion, per quarter, by case type (as published)."""
+    df = published["court_timeliness"].to_pandas()
+    df = df[df["stage"] == "offence_to_completion"].copy()
+    df["case_type"] = df["court_type"] + " " + df["case_type"]
+    df["median_days"] = df["median_days"].astype(float)
+    df = df[["quarter", "quarter_start", "case_type", "defendants", "median_days"]]
     fig, ax = plt.subplots(figsize=(10, 5))
     _lines(ax, df, "quarter_start", "median_days", "case_type")
     ax.set_title("Median days from offence to completion, by case type (quarter of completion)")

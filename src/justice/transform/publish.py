@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -28,6 +27,7 @@ import yaml
 
 from justice import disclosure
 from justice.errors import ConfigError, TransformError
+from justice.ingest import warehouse
 from justice.settings import Settings
 
 PSEUDONYM_KEY_ENV = "JUSTICE_PSEUDONYM_KEY"
@@ -112,14 +112,10 @@ def pseudonym_key(settings: Settings) -> bytes:
 def read_mart(settings: Settings, name: str) -> pa.Table:
     """A mart as built, straight from the warehouse (read-only)."""
     path = settings.home / "warehouse.duckdb"
-    if not path.exists():
-        raise TransformError(f"no warehouse at {path}: run `justice build` first")
-    con = duckdb.connect(str(path), read_only=True)
+    if not warehouse.has_table(settings, "marts", name):
+        raise TransformError(f"no mart marts.{name} in {path}: run `justice build` first")
+    con = warehouse.connect(settings, read_only=True)
     try:
-        found = con.execute("select count(*) from information_schema.tables where table_schema = 'marts' "
-                            "and table_name = ?", [name]).fetchall()[0][0]
-        if not found:
-            raise TransformError(f"no mart marts.{name} in {path}: run `justice build`")
         return con.sql(f'select * from marts."{name}"').to_arrow_table()
     finally:
         con.close()

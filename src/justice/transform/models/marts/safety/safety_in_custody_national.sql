@@ -24,22 +24,19 @@ years as (
     having count(*) filter (where q.is_complete_quarter) = 4
 ),
 
-population as (
-    select y.quarter, cast(sum(p.prisoner_days) as bigint) as prisoner_days
-    from years as y
-    join {{ ref('prison_population') }} as p on p.quarter_start between y.period_start and y.quarter_end
-    group by all
-),
-
-incidents as (
+-- Incidents and prisoner-days are the establishment rows of the 12 months summed (every incident
+-- counts in safety_in_custody, at an establishment with no one held too); only the people
+-- self-harming must be counted afresh, as one person can self-harm in several establishments.
+establishment_sums as (
     select
         y.quarter,
-        count(*) filter (where i.incident_type = 'SELF_HARM') as self_harm_incidents,
-        count(*) filter (where i.incident_type in ('ASSAULT_ON_PRISONER', 'ASSAULT_ON_STAFF')) as assault_incidents,
-        count(*) filter (where i.incident_type = 'ASSAULT_ON_PRISONER') as assaults_on_prisoners,
-        count(*) filter (where i.incident_type = 'ASSAULT_ON_STAFF') as assaults_on_staff
+        sum(s.self_harm_incidents) as self_harm_incidents,
+        sum(s.assault_incidents) as assault_incidents,
+        sum(s.assaults_on_prisoners) as assaults_on_prisoners,
+        sum(s.assaults_on_staff) as assaults_on_staff,
+        sum(s.prisoner_days) as prisoner_days
     from years as y
-    join {{ ref('incident') }} as i on i.incident_date between y.period_start and y.quarter_end
+    join {{ ref('safety_in_custody') }} as s on s.quarter_start between y.period_start and y.quarter_end
     group by all
 ),
 
@@ -58,16 +55,15 @@ figures as (
         y.period_start,
         y.quarter_end,
         y.days,
-        coalesce(n.self_harm_incidents, 0) as self_harm_incidents,
+        cast(coalesce(n.self_harm_incidents, 0) as bigint) as self_harm_incidents,
         coalesce(s.self_harm_individuals, 0) as self_harm_individuals,
-        coalesce(n.assault_incidents, 0) as assault_incidents,
-        coalesce(n.assaults_on_prisoners, 0) as assaults_on_prisoners,
-        coalesce(n.assaults_on_staff, 0) as assaults_on_staff,
-        coalesce(p.prisoner_days, 0) as prisoner_days,
-        coalesce(p.prisoner_days, 0) / y.days as exact_population
+        cast(coalesce(n.assault_incidents, 0) as bigint) as assault_incidents,
+        cast(coalesce(n.assaults_on_prisoners, 0) as bigint) as assaults_on_prisoners,
+        cast(coalesce(n.assaults_on_staff, 0) as bigint) as assaults_on_staff,
+        cast(coalesce(n.prisoner_days, 0) as bigint) as prisoner_days,
+        coalesce(n.prisoner_days, 0) / y.days as exact_population
     from years as y
-    left join population as p using (quarter)
-    left join incidents as n using (quarter)
+    left join establishment_sums as n using (quarter)
     left join individuals as s using (quarter)
 )
 
