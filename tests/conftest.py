@@ -52,6 +52,17 @@ def linked_home(tmp_path_factory):
     return settings
 
 
+def warehouse_rows(settings, sql: str) -> list[tuple]:
+    """Rows of a query on HOME/warehouse.duckdb, opened read-only."""
+    from justice.ingest import warehouse
+
+    con = warehouse.connect(settings, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 def copy_home(settings, dest: Path):
     """A copy of a home's truth, lake, warehouse and linkage models (enough to re-link and to
     build), as Settings."""

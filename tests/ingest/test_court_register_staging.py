@@ -7,10 +7,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import warehouse_rows as _query
 from typer.testing import CliRunner
 
 from justice.cli import app
-from justice.ingest import warehouse
 from justice.settings import Settings
 from justice.sim.params import SimulationParams
 from justice.sim.world import simulate_to
@@ -24,13 +24,6 @@ def home(tmp_path_factory):
     assert result.exit_code == 0, result.output
     return Settings(home=out), json.loads(result.output)
 
-
-def _query(settings: Settings, sql: str) -> list[tuple]:
-    con = warehouse.connect(settings, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_register_lands_without_rejects(home):

@@ -7,6 +7,7 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import warehouse_rows as _query
 
 from justice.ingest import warehouse
 from justice.ingest.run import ingest
@@ -41,13 +42,6 @@ def home(tmp_path_factory):
     reports = ingest(settings)
     return settings, reports, files[-1], held / files[-1].name
 
-
-def _query(settings: Settings, sql: str) -> list[tuple]:
-    con = warehouse.connect(settings, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_every_system_loads_without_failures(home):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import warehouse_rows as _query
 
 from justice.errors import TransformError
 from justice.ingest import landing, warehouse
@@ -28,13 +29,6 @@ def home(tmp_path, monkeypatch):
     (tmp_path / "legacy" / "lines").mkdir(parents=True)
     return Settings(home=tmp_path)
 
-
-def _query(home: Settings, sql: str) -> list[tuple]:
-    con = warehouse.connect(home, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _build(home: Settings) -> None:
