@@ -134,8 +134,6 @@ def protect_export(table: pa.Table, spec: Export, *, key: bytes | None = None,
         # until someone decides it may be.
         table = table.select([c for c in table.column_names if c in spec.columns or c in spec.pseudonymise])
         for col in spec.pseudonymise:
-            if col not in table.column_names:
-                raise ConfigError(f"exports.{spec.name}.pseudonymise: the mart has no column {col!r}")
             values = disclosure.pseudonymise(table.column(col).to_pylist(), key)
             new = col.removesuffix("_id") + "_pseudonym"
             table = table.set_column(table.column_names.index(col), new, pa.array(values, pa.string()))
@@ -164,14 +162,13 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
     specs = exports()
     reports = settings.home / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    work = Path(reports / f".publish-{os.getpid()}")
+    work = reports / f".publish-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "data").mkdir(parents=True)
     (work / "charts").mkdir()
     threshold = disclosure.threshold_from_env()
     key = pseudonym_key(settings)
-    manifest: dict[str, object] = {"published_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                                   "threshold": threshold, "files": {}}
+    files: dict[str, dict] = {}
     total = len(specs) + len(charts.CHARTS)
     done = 0
     published: dict[str, pa.Table] = {}
@@ -182,9 +179,8 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
             pq.write_table(table, work / "data" / f"{name}.parquet")
             pacsv.write_csv(table, work / "data" / f"{name}.csv")
             suppressed = {c: int(pc.sum(table.column(f"{c}_suppressed")).as_py() or 0) for c in spec.counts}
-            manifest["files"][name] = {"title": spec.title, "rows": table.num_rows,  # type: ignore[index]
-                                       "person_level": spec.person_level, "suppressed_cells": suppressed,
-                                       "columns": table.column_names}
+            files[name] = {"title": spec.title, "rows": table.num_rows, "person_level": spec.person_level,
+                           "suppressed_cells": suppressed, "columns": table.column_names}
             done += 1
             if progress:
                 progress(f"data {name}", done, total)
@@ -193,6 +189,8 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
             done += 1
             if progress:
                 progress(f"chart {chart.__name__}", done, total)
+        manifest = {"published_at": datetime.now(UTC).isoformat(timespec="seconds"), "threshold": threshold,
+                    "files": files}
         (work / "data" / "manifest.json").write_text(json.dumps(manifest, indent=2))
         _swap(reports, work, ("data", "charts"))
     finally:

@@ -19,7 +19,7 @@ with open_cases as (
 ),
 
 case_types as (
-    select distinct court_type, case_type from {{ ref('court_case') }}
+    select court_type, case_type from {{ ref('case_types') }}
 )
 
 select

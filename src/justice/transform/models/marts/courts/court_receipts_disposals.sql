@@ -2,26 +2,19 @@
 -- and M1): a case is a receipt in the quarter it was received (magistrates': its first listing;
 -- Crown Court: sent, committed or appealed) and a disposal in the quarter it was completed. A
 -- case sent or committed to the Crown Court counts once in each court, as in the statistics.
--- Every court and case type it can hear has a row in every quarter, zeros included, so a series
+-- Every court and each case type of its court type (seed case_types) has a row in every quarter, zeros included, so a series
 -- never silently skips a quarter.
 
 with cases as (
-    select c.*, r.region
-    from {{ ref('court_case') }} as c
-    left join {{ ref('court') }} as r using (court_type, court_code)
+    select * from {{ ref('court_case') }}
 ),
 
 case_types as (
-    select * from (values
-        ('magistrates', 'indictable_only'), ('magistrates', 'either_way'),
-        ('magistrates', 'summary_motoring'), ('magistrates', 'summary_non_motoring'),
-        ('crown', 'trial_indictable_only'), ('crown', 'trial_either_way'),
-        ('crown', 'committed_for_sentence'), ('crown', 'appeal')
-    ) as t(court_type, case_type)
+    select court_type, case_type from {{ ref('case_types') }}
 ),
 
 courts as (
-    select distinct court_type, court_code, region, court_name from {{ ref('court') }}
+    select court_type, court_code, region, court_name from {{ ref('court') }}
 ),
 
 grid as (
