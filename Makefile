@@ -8,8 +8,10 @@ PERSONS ?= 5000
 
 .PHONY: setup demo test test-fast lint bench clean lock
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml package-lock.json
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	@command -v npm >/dev/null || { echo "need npm (Node 20) on PATH for the web app's GOV.UK Frontend assets"; exit 1; }
+	npm ci --no-audit --no-fund --silent
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
