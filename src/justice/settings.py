@@ -30,6 +30,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Folder that holds all state: legacy/ and truth/ (demo), lake/, warehouse.duckdb, reports/."),
     Setting("engine", "duckdb", "JUSTICE_ENGINE",
             "Query engine: duckdb (embedded, the default) or spark (scale-out)."),
+    Setting("prison_db", "", "JUSTICE_PRISON_DB",
+            "SQLAlchemy URL of the prison (NOMIS) database the safety service syncs from and "
+            "`justice feed` writes to; empty means the SQLite file HOME/legacy/prison/nomis.sqlite."),
+    Setting("serving_db", "", "JUSTICE_SERVING_DB",
+            "SQLAlchemy URL of the safety service's serving store (users, audit log, synced prison "
+            "data); empty means the SQLite file HOME/serving/safety.sqlite (one process). Use "
+            "PostgreSQL to run several web workers."),
+    Setting("sync_interval", "60", "JUSTICE_SYNC_INTERVAL",
+            "Seconds between incremental syncs of the prison database into the serving store."),
 )
 
 ENGINES = ("duckdb", "spark")
@@ -45,8 +54,25 @@ class Settings:
     engine: str = "duckdb"
     """Query engine name."""
 
+    prison_db: str = ""
+    """SQLAlchemy URL of the prison database; empty: the SQLite file under HOME/legacy/prison."""
+
+    serving_db: str = ""
+    """SQLAlchemy URL of the serving store; empty: the SQLite file HOME/serving/safety.sqlite."""
+
+    sync_interval: float = 60.0
+    """Seconds between incremental syncs of the prison database into the serving store."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
+        try:
+            object.__setattr__(self, "sync_interval", float(self.sync_interval))
+        except ValueError:
+            raise ConfigError(f"sync interval {self.sync_interval!r} is not a number of seconds "
+                              "(JUSTICE_SYNC_INTERVAL)") from None
+        if not self.sync_interval > 0:
+            raise ConfigError(f"sync interval {self.sync_interval} must be more than 0 seconds "
+                              "(JUSTICE_SYNC_INTERVAL)")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 
@@ -64,6 +90,16 @@ class Settings:
     def legacy_dir(self) -> Path:
         """Where the legacy systems' extracts are read from (the demo writes them here)."""
         return self.home / "legacy"
+
+    @property
+    def prison_db_url(self) -> str:
+        """The prison database's SQLAlchemy URL (the demo's SQLite file unless set)."""
+        return self.prison_db or f"sqlite:///{(self.legacy_dir / 'prison' / 'nomis.sqlite').resolve()}"
+
+    @property
+    def serving_db_url(self) -> str:
+        """The serving store's SQLAlchemy URL (HOME/serving/safety.sqlite unless set)."""
+        return self.serving_db or f"sqlite:///{(self.home / 'serving' / 'safety.sqlite').resolve()}"
 
     @property
     def truth_dir(self) -> Path:
