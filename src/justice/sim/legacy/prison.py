@@ -48,7 +48,8 @@ Tables (parents first; keys and what a row is)
                                 ADM/TRN/MOVE.
     OFFENDER_ALERTS             (OFFENDER_BOOK_ID, ALERT_SEQ). ROOT_OFFENDER_ID, ALERT_DATE,
                                 ALERT_TYPE, ALERT_CODE (reference/alert_codes.csv), ALERT_STATUS
-                                ACTIVE/INACTIVE, EXPIRY_DATE.
+                                ACTIVE/INACTIVE, EXPIRY_DATE, CREATE_USER_ID (the NOMIS user
+                                who raised it, e.g. ``JSMITH_GEN``).
     OFFENDER_ASSESSMENTS        (OFFENDER_BOOK_ID, ASSESSMENT_SEQ). CSRA: ASSESSMENT_TYPE,
                                 ASSESSMENT_DATE, ASSESSMENT_REASON, REVIEW_SUP_LEVEL_TYPE
                                 STANDARD/HIGH, AGY_LOC_ID.
@@ -83,6 +84,7 @@ Mess (answer key: one row per OFFENDERS row, record_id = str(OFFENDER_ID))
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 from pathlib import Path
@@ -99,6 +101,7 @@ from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
 from justice.sim.custody import alert_codes
 from justice.sim.legacy.identity import messy_identity, person_rows
+from justice.sim.people import name_pools
 
 SYSTEM = "prison"
 DB_FILE = "nomis.sqlite"
@@ -106,6 +109,8 @@ CHUNK = 50_000
 CELL_CAPACITY = 2
 LANDINGS = 4
 CELLS_PER_LANDING = 30
+STAFF = 600  # users who raise alerts, across the estate
+STAFF_SEED = 20_241_111
 
 # Name mess that a late correction of the names undoes.
 NAME_KINDS = frozenset({"name_typo", "nickname", "name_swap", "surname_change", "whitespace",
@@ -138,6 +143,31 @@ class _Positions:
         if (pos < 0).any():
             raise SimulationError(f"prison emitter: {what} refers to an unknown id")
         return pos
+
+
+@functools.cache
+def _staff_roster() -> np.ndarray:
+    """NOMIS user names of the staff who raise alerts (``JSMITH_GEN``: initial, surname, _GEN).
+
+    Drawn once from the world's name pools with a fixed seed, so every world, and the live
+    feed, share one roster and a row's user depends on nothing but its key.
+    """
+    pools = name_pools()
+    rng = np.random.default_rng(STAFF_SEED)
+    sex = np.where(rng.random(STAFF) < 0.5, "M", "F")
+    names = []
+    for s in sex.tolist():
+        fore = pools[("White", s)].sample(rng, 1)[0]
+        sur = re.sub(r"[^A-Z]", "", pools[("White", "")].sample(rng, 1)[0].upper())
+        names.append(f"{fore[0].upper()}{sur[:26]}_GEN")
+    return np.array(names, dtype=object)
+
+
+def alert_raised_by(key: np.ndarray) -> np.ndarray:
+    """CREATE_USER_ID of alert rows: a member of staff chosen deterministically from the key."""
+    roster = _staff_roster()
+    h = np.asarray(key, dtype=np.int64).astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+    return roster[((h >> np.uint64(29)) % np.uint64(len(roster))).astype(np.int64)]
 
 
 def _dates(days: np.ndarray) -> np.ndarray:
@@ -643,7 +673,8 @@ def _life_in_custody(rng: np.random.Generator, tables: dict[str, Columns], sp: _
         "ALERT_DATE": _dates(start),
         "ALERT_TYPE": np.array([codes.get(v, v[:1]) for v in code.tolist()], dtype=object),
         "ALERT_CODE": code, "ALERT_STATUS": np.where((end == NONE) | (end > end_day), "ACTIVE", "INACTIVE").astype(object),
-        "EXPIRY_DATE": _dates(end), "CREATE_DATETIME": create, "MODIFY_DATETIME": modify,
+        "EXPIRY_DATE": _dates(end), "CREATE_USER_ID": alert_raised_by(book * 1024 + seq),
+        "CREATE_DATETIME": create, "MODIFY_DATETIME": modify,
     }
 
     rows, pos = events(asr["person_id"], asr["assessment_date"])
