@@ -126,6 +126,7 @@ def demo(
                         ("reports/", settings.home / "reports")):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
+    _demo_accounts(settings)
 
 
 @app.command()
@@ -461,6 +462,243 @@ def docs(home: HomeOption = None,
             except KeyboardInterrupt:
                 pass
 
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", help="SQLAlchemy URL of the serving store (default $JUSTICE_SERVING_DB or "
+                    "HOME/serving/safety.sqlite).")]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback unless you mean it).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes; more than 1 needs a PostgreSQL store.")] = 1,
+    sync: Annotated[bool, typer.Option("--sync/--no-sync", help=(
+        "Sync the prison database in the background (--no-sync when `justice sync` runs as its "
+        "own process)."))] = True,
+    home: HomeOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Run the prison safety service (sign in, safety pages, audit) with uvicorn."""
+    import os
+
+    import uvicorn
+
+    from justice.web.app import app_from_env, assets_folder, create_app
+
+    settings = Settings.from_env(home=home, serving_db=store)
+    try:
+        if workers < 1:
+            raise JusticeError(f"--workers {workers}: give 1 or more")
+        if workers > 1 and not settings.serving_db_url.startswith("postgresql"):
+            raise JusticeError(f"--workers {workers} needs a PostgreSQL serving store (--store or "
+                               "JUSTICE_SERVING_DB=postgresql+psycopg://...): SQLite serves one process")
+        assets_folder(settings)
+        application = create_app(settings, sync=sync) if workers == 1 else None
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"Prison safety on http://{host}:{port}/ (Ctrl-C to stop); "
+                  f"{'syncing every ' + format(settings.sync_interval, 'g') + 's' if sync else 'not syncing'}")
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    if sync:
+        console.print("[yellow]Each worker syncs; the sync takes a lock so one runs at a time. "
+                      "Running `justice sync` as its own process and --no-sync here is simpler.[/]")
+    # Workers import the app themselves: hand them the settings through the environment.
+    os.environ.update({"JUSTICE_HOME": str(settings.home), "JUSTICE_SERVING_DB": settings.serving_db_url,
+                       "JUSTICE_SERVE_SYNC": "1" if sync else "0"})
+    uvicorn.run(f"{app_from_env.__module__}:{app_from_env.__name__}", factory=True, host=host,
+                port=port, workers=workers, log_level="info")
+
+
+users_app = typer.Typer(help="Accounts of the prison safety service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _store(home: Path | None, store: str | None):
+    from justice.web.store import open_store
+
+    settings = Settings.from_env(home=home, serving_db=store)
+    return settings, open_store(settings)
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="User name (no spaces), e.g. jsmith.")],
+    role: Annotated[str, typer.Option(help="officer, safety-lead, analyst, provider or admin.")],
+    prison: Annotated[list[str] | None, typer.Option(
+        "--prison", help="Prison code the user works in (repeat for several); officers and safety leads.")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="Read the password from standard input (else prompt twice).")] = False,
+    home: HomeOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Create an account (password at least 12 characters, hashed with argon2id)."""
+    import sys
+
+    from justice.web import auth
+
+    try:
+        settings, engine = _store(home, store)
+        if role not in auth.ROLES:
+            raise JusticeError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
+        known = auth.known_prisons(settings, engine) if prison else None
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        elif sys.stdin.isatty():
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            raise JusticeError("no terminal to ask for the password: use --password-stdin")
+        user = auth.add_user(engine, name, role, prison or [], password, known_prisons=known)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    where = f" for {', '.join(user.prisons)}" if user.prisons else ""
+    console.print(f"added {user.name} ({user.role}){where}")
+
+
+@users_app.command("list")
+def users_list(home: HomeOption = None, store: StoreOption = None,
+               as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+    """List accounts: role, prisons, active or disabled, locked."""
+    from justice.web import auth
+
+    try:
+        _, engine = _store(home, store)
+        accounts = auth.list_users(engine)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(accounts, indent=2, default=str))
+        return
+    table = Table(title=f"Users ({len(accounts)})")
+    for col in ("name", "role", "prisons", "state", "created (UTC)"):
+        table.add_column(col)
+    for a in accounts:
+        state = ("disabled" if not a["active"] else
+                 f"locked until {a['locked_until']:%H:%M} UTC" if a["locked_until"] else "active")
+        table.add_row(a["name"], a["role"], ", ".join(a["prisons"]) or "-", state,
+                      f"{a['created_at']:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="User name.")],
+                  home: HomeOption = None, store: StoreOption = None) -> None:
+    """Disable an account and end its sessions."""
+    from justice.web import auth
+
+    try:
+        auth.disable_user(_store(home, store)[1], name)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"disabled {name}; their sessions are ended")
+
+
+@users_app.command("unlock")
+def users_unlock(name: Annotated[str, typer.Argument(help="User name.")],
+                 home: HomeOption = None, store: StoreOption = None) -> None:
+    """Lift a lockout after too many failed sign-ins."""
+    from justice.web import auth
+
+    try:
+        auth.unlock_user(_store(home, store)[1], name)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print(f"unlocked {name}")
+
+
+def _demo_accounts(settings: Settings) -> None:
+    from justice.web import auth
+    from justice.web.store import open_store
+
+    try:
+        accounts = auth.ensure_demo_accounts(settings, open_store(settings))
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    console.print("\n[bold]Prison safety service[/]: start it with")
+    console.print(f"  justice serve --home {settings.home.resolve()}")
+    console.print("then open http://127.0.0.1:8000/ and sign in as one of these "
+                  f"(password [bold]{auth.DEMO_PASSWORD}[/], for this simulated world only):")
+    for user in accounts:
+        console.print(f"  {user.name:24s} {user.role:8s} {', '.join(user.prisons)}")
+
+
+
+@app.command()
+def sync(
+    home: HomeOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one sync and exit (exit code 1 if it failed).")] = False,
+    interval: Annotated[float | None, typer.Option(
+        help="Seconds between syncs (default $JUSTICE_SYNC_INTERVAL or 60).")] = None,
+    prison_db: Annotated[str | None, typer.Option(
+        "--prison-db", help="SQLAlchemy URL of the prison database (default $JUSTICE_PRISON_DB or "
+                            "HOME/legacy/prison/nomis.sqlite).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="SQLAlchemy URL of the serving store (default $JUSTICE_SERVING_DB or "
+                        "HOME/serving/safety.sqlite).")] = None,
+    look_back: Annotated[float, typer.Option(
+        help="Seconds of the prison clock re-read behind each table's cursor, for rows committed "
+             "late.")] = 120.0,
+) -> None:
+    """Copy the prison database into the safety service's serving store, incrementally, and
+    resolve new prison records to the person index: once, or every --interval seconds until
+    Ctrl-C. Run it as its own process when several web workers share a PostgreSQL store
+    (`justice serve --no-sync`); two syncers on one PostgreSQL store never write at once."""
+    import sqlalchemy as sa
+
+    from justice.web.store import open_store
+    from justice.web.sync import open_prison, sync_once
+
+    if look_back < 0:
+        raise typer.BadParameter("must be 0 or more seconds", param_hint="--look-back")
+    try:
+        settings = Settings.from_env(home=home, prison_db=prison_db, serving_db=store,
+                                     sync_interval=interval)
+        engine = open_store(settings)
+        source = open_prison(settings)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
+    err.print(f"syncing {shown} into {engine.url.render_as_string(hide_password=True)}"
+              + ("" if once else f" every {settings.sync_interval:g} s (Ctrl-C to stop)"))
+    try:
+        while True:
+            began = time.monotonic()
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=err,
+                          transient=True) as bar:
+                task = bar.add_task("sync", total=None)
+
+                def progress(table: str, rows: int, bar=bar, task=task) -> None:
+                    bar.update(task, description=f"sync: {table} {rows:,} rows")
+
+                result = sync_once(settings, engine, source=source,
+                                   look_back=dt.timedelta(seconds=look_back), progress=progress)
+            stamp = dt.datetime.now().strftime("%H:%M:%S")
+            if result.skipped:
+                console.print(f"{stamp} skipped: {result.note}")
+            elif result.error:
+                err.print(f"{stamp} [bold red]sync failed:[/] {result.error} (nothing was changed)")
+            else:
+                console.print(f"{stamp} read {result.rows_read:,} rows, upserted {result.upserted:,}, "
+                              f"deleted {result.deleted:,}, resolved {result.resolved:,} "
+                              f"({result.scored:,} scored) in {result.seconds:.2f} s; data as at "
+                              f"{result.as_at}" + (f"; {result.note}" if result.note else ""))
+            if once:
+                raise typer.Exit(code=1 if result.error else 0)
+            time.sleep(max(0.0, settings.sync_interval - (time.monotonic() - began)))
+    except KeyboardInterrupt:
+        err.print("stopped")
+    finally:
+        source.dispose()
+        engine.dispose()
 
 def _describe(path: Path) -> str:
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]

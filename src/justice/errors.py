@@ -8,7 +8,8 @@ The tree::
     ├── SourceError               a legacy source cannot be read as its spec says
     │   ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
     │   └── SchemaDriftError      a source's columns differ from its spec
-    └── TransformError            a dbt model or test failed (the message names which)
+    ├── TransformError            a dbt model or test failed (the message names which)
+    └── AccountError              a safety-service account cannot be made or changed as asked
 
 Every message says what was wrong, where (file, line, column or option) and what to do.
 """
@@ -42,3 +43,8 @@ class SchemaDriftError(SourceError):
 
 class TransformError(JusticeError):
     """A dbt model or data test failed; the message names the nodes and dbt's log has the rest."""
+
+
+class AccountError(JusticeError):
+    """A safety-service user account cannot be created or changed as asked (unknown role or
+    prison, a password too short, a name taken or not found)."""

@@ -39,6 +39,12 @@ SETTINGS: tuple[Setting, ...] = (
             "PostgreSQL to run several web workers."),
     Setting("sync_interval", "60", "JUSTICE_SYNC_INTERVAL",
             "Seconds between incremental syncs of the prison database into the serving store."),
+    Setting("web_assets", "", "JUSTICE_WEB_ASSETS",
+            "Folder holding the npm packages the safety service serves (govuk-frontend, "
+            "@ministryofjustice/frontend); empty means node_modules in the source tree (`make setup`)."),
+    Setting("secure_cookies", "false", "JUSTICE_SECURE_COOKIES",
+            "true: mark the safety service's cookies Secure even when a proxy in front of it speaks "
+            "HTTPS and it sees plain HTTP (cookies are Secure anyway on a request made over HTTPS)."),
 )
 
 ENGINES = ("duckdb", "spark")
@@ -63,6 +69,12 @@ class Settings:
     sync_interval: float = 60.0
     """Seconds between incremental syncs of the prison database into the serving store."""
 
+    web_assets: str = ""
+    """Folder with the npm packages the safety service serves; empty: node_modules in the source tree."""
+
+    secure_cookies: bool = False
+    """Mark the safety service's cookies Secure on every response, not only on HTTPS requests."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         try:
@@ -73,6 +85,12 @@ class Settings:
         if not self.sync_interval > 0:
             raise ConfigError(f"sync interval {self.sync_interval} must be more than 0 seconds "
                               "(JUSTICE_SYNC_INTERVAL)")
+        if isinstance(self.secure_cookies, str):
+            flag = self.secure_cookies.strip().lower()
+            if flag not in ("true", "false", "1", "0", "yes", "no", ""):
+                raise ConfigError(f"secure cookies {self.secure_cookies!r}: say true or false "
+                                  "(JUSTICE_SECURE_COOKIES)")
+            object.__setattr__(self, "secure_cookies", flag in ("true", "1", "yes"))
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 

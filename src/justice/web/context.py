@@ -1,0 +1,168 @@
+"""Per-request plumbing shared by every page module: the store connection and rendering.
+
+Example (a route in a page module)::
+
+    @router.get("/prisons/{prison_id}/roll")
+    def roll(request: Request, user: User = Depends(current_user),
+             conn: sa.Connection = Depends(store_connection)):
+        return render(request, "safety/roll.html", {"rows": ...})
+
+`render` adds `user`, `csrf_token` and `data_as_at` to the template's context.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends
+from fastapi.routing import APIRoute
+from jinja2 import (
+    ChainableUndefined,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    PrefixLoader,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+SERVICE_NAME = "Prison safety"
+
+
+def _environment() -> Environment:
+    # govuk-frontend-jinja's macros import each other as "govuk_frontend_jinja/components/...",
+    # so its templates folder is mounted under that prefix.
+    env = Environment(
+        loader=ChoiceLoader([
+            FileSystemLoader(TEMPLATES_DIR),
+            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja", "templates")}),
+        ]),
+        autoescape=True,
+        undefined=ChainableUndefined,  # the macros read params.x.y where x may be absent
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.globals["service_name"] = SERVICE_NAME
+    env.filters["data_as_at_text"] = data_as_at_text
+    env.filters["when"] = when
+    return env
+
+
+def when(value: dt.datetime | dt.date | None) -> str:
+    """A date or time as GOV.UK writes it: 27 March 2026 or 27 March 2026 at 2:05pm."""
+    if value is None:
+        return ""
+    if not isinstance(value, dt.datetime):
+        return f"{value.day} {value:%B %Y}"
+    hour = value.hour % 12 or 12
+    return f"{value.day} {value:%B %Y} at {hour}:{value:%M}{'am' if value.hour < 12 else 'pm'}"
+
+
+def data_as_at_text(value: tuple | None, now: dt.datetime | None = None) -> str:
+    """The "Data as at ..., synced ... ago" line from `justice.web.mirror.data_as_at`'s
+    (as_at, synced_at)."""
+    as_at, synced_at = value if value else (None, None)
+    if as_at is None:
+        return "No prison data has been synced yet."
+    text = f"Data as at {when(as_at)}"
+    if synced_at is not None:
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        seconds = max(0, int((now - synced_at).total_seconds()))
+        if seconds < 120:
+            ago = f"{seconds} second{'s' if seconds != 1 else ''}"
+        elif seconds < 2 * 3600:
+            ago = f"{seconds // 60} minutes"
+        else:
+            ago = f"{seconds // 3600} hours"
+        text += f", synced {ago} ago"
+    return text + "."
+
+
+templates = _environment()
+
+
+def service_routes(app) -> list[APIRoute]:
+    """Every route of the app's pages, through included routers (FastAPI includes them lazily,
+    so ``app.routes`` alone does not list them)."""
+    def walk(routes):
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            elif hasattr(route, "original_router"):
+                yield from walk(route.original_router.routes)
+            elif isinstance(getattr(route, "routes", None), list) and not isinstance(route, Mount):
+                yield from walk(route.routes)
+    return list(walk(app.routes))
+
+
+def page_paths(app) -> frozenset[str]:
+    """The path templates of the app's pages (computed once, after every router is included)."""
+    paths = getattr(app.state, "page_paths", None)
+    if paths is None:
+        paths = app.state.page_paths = frozenset(r.path for r in service_routes(app))
+    return paths
+
+
+def store_engine(request: Request) -> sa.Engine:
+    """The serving store's engine of the app handling `request`."""
+    return request.app.state.engine
+
+
+def store_connection(request: Request) -> Iterator[sa.Connection]:
+    """Dependency: a store connection in a transaction, committed when the route returns and
+    rolled back when it raises."""
+    with store_engine(request).begin() as conn:
+        yield conn
+
+
+StoreConnection = Annotated[sa.Connection, Depends(store_connection)]
+"""A route parameter typed so gets the request's store connection (see `store_connection`)."""
+
+
+def data_as_at(request: Request) -> Any:
+    """What `justice.web.mirror.data_as_at` says about the synced data, or None before the sync
+    module exists or when it cannot tell."""
+    try:
+        mirror = importlib.import_module("justice.web.mirror")
+    except ModuleNotFoundError:
+        return None
+    reader = getattr(mirror, "data_as_at", None)
+    if reader is None:
+        return None
+    try:
+        with store_engine(request).connect() as conn:
+            return reader(conn)
+    except sa.exc.SQLAlchemyError:
+        # A page must still render when the sync has not run yet; the line then says so.
+        log.exception("data as at: cannot read the sync state")
+        return None
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
+           status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The page `template` rendered with `context` plus `user`, `csrf_token`, `data_as_at`,
+    `request` and `nav` (the service navigation for the signed-in user)."""
+    from justice.web import csrf
+    from justice.web.auth import navigation
+
+    user = request.scope.get("state", {}).get("user")
+    token, cookie = csrf.token_for(request)
+    values = {"request": request, "user": user, "csrf_token": token,
+              "data_as_at": data_as_at(request) if user is not None else None,
+              "nav": navigation(request, user)}
+    values.update(context or {})
+    html = templates.get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    if cookie is not None:
+        csrf.set_presession_cookie(request, response, cookie)
+    return response
