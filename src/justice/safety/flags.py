@@ -1,0 +1,100 @@
+"""The safety flags a person carries (rules.yaml `flags`), each with the evidence behind it.
+
+A flag found only in linked records (an earlier prison number, a court record) says so: the
+officer sees it, and sees that it came through the person index and how sure that link is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from justice.safety.facts import PersonSafety, Source
+from justice.safety.rules import FlagRule, Rules
+
+INCIDENT_WORDS = {"SELF_HARM": "self-harm", "ASSAULT_ON_STAFF": "assault on staff",
+                  "ASSAULT_ON_PRISONER": "assault on a prisoner"}
+ROLE_WORDS = {"SELF_HARMER": "", "PERPETRATOR": "perpetrator", "VICTIM": "victim"}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One fact behind a flag or a conflict, with where it was recorded."""
+
+    text: str
+    when: dt.date | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A flag the person carries, and why."""
+
+    rule: FlagRule
+    evidence: tuple[Evidence, ...]
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    @property
+    def linked_only(self) -> bool:
+        """True when every piece of evidence comes from a linked record."""
+        return all(e.source.linked for e in self.evidence)
+
+    def summary(self) -> str:
+        """The evidence in one line (newest first, at most three facts)."""
+        facts = sorted(self.evidence, key=lambda e: e.when or dt.date.min, reverse=True)
+        words = [f"{e.text}{f' on {e.when:%-d %B %Y}' if e.when else ''}" for e in facts[:3]]
+        more = len(facts) - 3
+        return "; ".join(words) + (f" and {more} more" if more > 0 else "")
+
+
+def incident_words(kind: str, role: str) -> str:
+    """'assault on a prisoner (perpetrator)' for an incident type and role."""
+    what = INCIDENT_WORDS.get(kind, kind.replace("_", " ").lower())
+    role_words = ROLE_WORDS.get(role, role.replace("_", " ").lower())
+    return f"{what} ({role_words})" if role_words else what
+
+
+def flag_evidence(person: PersonSafety, rule: FlagRule, today: dt.date) -> tuple[Evidence, ...]:
+    """The facts that raise `rule`'s flag on `person` (empty: no flag)."""
+    found: list[Evidence] = []
+    for alert in person.alerts:
+        if alert.code not in rule.alerts:
+            continue
+        if rule.alert_scope == "current" and not alert.on_current_booking:
+            continue
+        if rule.alert_status == "active" and not alert.is_active(today):
+            continue
+        found.append(Evidence(f"{alert.description} alert ({alert.code})", alert.alert_date, alert.source))
+    wanted = {(i.type, i.role) for i in rule.incidents}
+    for incident in person.incidents:
+        if (incident.type, incident.role) in wanted and incident.incident_date <= today:
+            found.append(Evidence(incident_words(incident.type, incident.role).capitalize(),
+                                  incident.incident_date, incident.source))
+    if rule.violent_convictions:
+        for event in person.linked_events:
+            if event.kind == "court_conviction" and event.is_violence:
+                found.append(Evidence(f"Conviction: {event.description}", event.event_date, event.source))
+    if rule.csra is not None:
+        csra = person.current_csra
+        if csra is not None and csra.level == rule.csra:
+            found.append(Evidence(f"CSRA {csra.level.lower()}", csra.assessment_date, csra.source))
+    return tuple(found)
+
+
+def person_flags(person: PersonSafety, rules: Rules, today: dt.date) -> dict[str, Flag]:
+    """The flags `person` carries, by flag name, in rules.yaml order."""
+    out = {}
+    for name, rule in rules.flags.items():
+        evidence = flag_evidence(person, rule, today)
+        if evidence:
+            out[name] = Flag(rule, evidence)
+    return out
+
+
+def incidents_within(person: PersonSafety, today: dt.date, days: int) -> int:
+    """How many incidents the person took part in within `days` days up to `today`."""
+    start = today - dt.timedelta(days=days)
+    return len({i.incident_id for i in person.incidents if start < i.incident_date <= today})

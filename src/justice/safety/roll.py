@@ -1,0 +1,115 @@
+"""The wing and landing roll: everyone held in an establishment, where, and their safety flags.
+
+One set-based read of the whole population (`facts.load_people`), then flags per person in
+Python: the cost grows with the number of prisoners, not with queries per prisoner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from justice.safety.facts import NonAssociation, PersonSafety, load_people, people_held
+from justice.safety.flags import Flag, incidents_within, person_flags
+from justice.safety.locations import Cell, PrisonLayout, load_layout
+from justice.safety.rules import Rules
+
+NON_ASSOCIATION_FLAG = "non_association_on_wing"
+SORTS = ("cell", "name", "prison_number", "flags", "incidents_short", "incidents_long")
+
+
+@dataclass
+class RollRow:
+    """One prisoner on the roll."""
+
+    person: PersonSafety
+    cell: Cell | None
+    flags: dict[str, Flag]
+    non_associations_on_wing: list[NonAssociation]
+    incidents: dict[int, int]      # look-back days -> incidents in that window
+
+    @property
+    def flag_count(self) -> int:
+        return len(self.flags) + (1 if self.non_associations_on_wing else 0)
+
+    def has(self, flag: str) -> bool:
+        """Whether the row carries `flag` (a rules.yaml flag or non_association_on_wing)."""
+        if flag == NON_ASSOCIATION_FLAG:
+            return bool(self.non_associations_on_wing)
+        return flag in self.flags
+
+
+@dataclass
+class Roll:
+    """The roll of an establishment, filtered and sorted."""
+
+    layout: PrisonLayout
+    rows: list[RollRow]
+    held: int                                  # everyone held (before the filter)
+    flag_counts: dict[str, int] = field(default_factory=dict)   # over the filtered wing/landing
+
+
+def roll_rows(people: dict[str, PersonSafety], layout: PrisonLayout, rules: Rules,
+              today: dt.date) -> list[RollRow]:
+    """A roll row for each person held in the layout's establishment."""
+    rows = []
+    for person in people.values():
+        booking = person.booking
+        if booking is None or booking.prison_id != layout.prison_id:
+            continue
+        cell = layout.cells.get(booking.cell_id) if booking.cell_id is not None else None
+        on_wing = []
+        for na in person.non_associations:
+            other = na.other_booking
+            if other is None or other.prison_id != layout.prison_id or cell is None:
+                continue
+            other_cell = layout.cells.get(other.cell_id) if other.cell_id is not None else None
+            if other_cell is not None and other_cell.wing_id == cell.wing_id:
+                on_wing.append(na)
+        rows.append(RollRow(person, cell, person_flags(person, rules, today), on_wing,
+                            {days: incidents_within(person, today, days)
+                             for days in rules.incident_windows}))
+    return rows
+
+
+def _sort_key(sort: str, windows: tuple[int, ...]):
+    def cell_key(row: RollRow):
+        return (row.cell is None, row.cell.label if row.cell else "")
+
+    def name_key(row: RollRow):
+        b = row.person.booking
+        return (b.last_name.upper(), b.first_name.upper(), b.prison_number)
+
+    if sort == "name":
+        return name_key
+    if sort == "prison_number":
+        return lambda r: r.person.booking.prison_number
+    if sort == "flags":
+        return lambda r: (r.flag_count, *cell_key(r))
+    if sort == "incidents_short":
+        return lambda r: (r.incidents[windows[0]], *cell_key(r))
+    if sort == "incidents_long":
+        return lambda r: (r.incidents[windows[-1]], *cell_key(r))
+    return lambda r: (*cell_key(r), *name_key(r))
+
+
+def build_roll(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
+               wing: str | None = None, landing: str | None = None, flag: str | None = None,
+               sort: str = "cell", descending: bool = False) -> Roll:
+    """The roll of `prison_id`, optionally of one wing or landing and of people with one flag."""
+    layout = load_layout(conn, prison_id)
+    cell_ids = None
+    if wing or landing:
+        cell_ids = [c.cell_id for c in layout.cells.values()
+                    if (not wing or c.wing == wing) and (not landing or c.landing == landing)]
+    held = people_held(conn, prison_id)
+    wanted = held if cell_ids is None else people_held(conn, prison_id, cell_ids)
+    rows = roll_rows(load_people(conn, wanted, today), layout, rules, today)
+    counts = {name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]}
+    if flag:
+        rows = [r for r in rows if r.has(flag)]
+    rows.sort(key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
+              reverse=descending)
+    return Roll(layout, rows, len(held), counts)

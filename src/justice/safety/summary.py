@@ -1,0 +1,113 @@
+"""One prisoner's safety summary: who they are, where, their flags and alerts, CSRA history,
+keep-apart rules, incidents and adjudications, cellmates, and what linked records hold.
+
+"History from linked records" is the part today's prison screens cannot show: what was recorded
+under the person's earlier prison numbers (found through the person index) and what the courts
+and probation hold, each with its source and how sure the link is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from justice.safety.facts import (
+    Alert,
+    Incident,
+    LinkedEvent,
+    NonAssociation,
+    PersonSafety,
+    Record,
+    current_bookings,
+    load_people,
+)
+from justice.safety.flags import Flag, person_flags
+from justice.safety.locations import Cell, PrisonLayout, load_layout, prison_name
+from justice.safety.rules import Rules
+
+
+@dataclass(frozen=True)
+class NonAssociationView:
+    """A non-association and where the other person is now, relative to this prisoner."""
+
+    na: NonAssociation
+    other_prison: str | None          # establishment name, None when not in custody
+    other_cell: Cell | None
+    same_prison: bool
+    same_wing: bool
+    same_landing: bool
+
+
+@dataclass(frozen=True)
+class EarlierRecord:
+    """An earlier prison number of the person and what was recorded under it."""
+
+    record: Record
+    alerts: list[Alert]
+    incidents: list[Incident]
+
+
+@dataclass
+class Summary:
+    """What the prisoner summary page shows."""
+
+    person: PersonSafety
+    layout: PrisonLayout
+    cell: Cell | None
+    flags: dict[str, Flag]
+    cellmates: list[PersonSafety]
+    non_associations: list[NonAssociationView]
+    earlier_records: list[EarlierRecord] = field(default_factory=list)
+    court_convictions: list[LinkedEvent] = field(default_factory=list)
+    probation: list[LinkedEvent] = field(default_factory=list)
+    other_linked: list[LinkedEvent] = field(default_factory=list)
+
+    @property
+    def current_alerts(self) -> list[Alert]:
+        """Alerts of the current custody spell."""
+        return [a for a in self.person.alerts if a.on_current_booking]
+
+
+def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.date) -> Summary | None:
+    """The summary of `person_id` (None when they are not in custody)."""
+    person = load_people(conn, [person_id], today, with_adjudications=True).get(person_id)
+    if person is None or person.booking is None:
+        return None
+    booking = person.booking
+    layout = load_layout(conn, booking.prison_id)
+    cell = layout.cells.get(booking.cell_id) if booking.cell_id is not None else None
+    cellmates: list[PersonSafety] = []
+    if booking.cell_id is not None:
+        cb = current_bookings().subquery("cb")
+        mates = [r.person_id for r in conn.execute(
+            sa.select(cb.c.person_id).where(cb.c.living_unit_id == booking.cell_id,
+                                           cb.c.agy_loc_id == booking.prison_id,
+                                           cb.c.offender_book_id != booking.offender_book_id))]
+        found = load_people(conn, mates, today, with_linked=False)
+        cellmates = [found[m] for m in mates if m in found]
+    nas = []
+    names: dict[str, str | None] = {}
+    for na in person.non_associations:
+        other = na.other_booking
+        other_cell = None
+        if other is not None and other.prison_id == booking.prison_id and other.cell_id is not None:
+            other_cell = layout.cells.get(other.cell_id)
+        if other is not None and other.prison_id not in names:
+            names[other.prison_id] = prison_name(conn, other.prison_id)
+        nas.append(NonAssociationView(
+            na=na, other_prison=(names.get(other.prison_id) or other.prison_id) if other else None,
+            other_cell=other_cell, same_prison=bool(other and other.prison_id == booking.prison_id),
+            same_wing=bool(other_cell and cell and other_cell.wing_id == cell.wing_id),
+            same_landing=bool(other_cell and cell and other_cell.landing_id == cell.landing_id)))
+    earlier = [EarlierRecord(r, [a for a in person.alerts if a.source.record == r.prison_number],
+                             [i for i in person.incidents if i.source.record == r.prison_number])
+               for r in person.earlier_prison_numbers]
+    linked = person.linked_events
+    return Summary(
+        person=person, layout=layout, cell=cell, flags=person_flags(person, rules, today),
+        cellmates=cellmates, non_associations=nas, earlier_records=earlier,
+        court_convictions=[e for e in linked if e.kind == "court_conviction"],
+        probation=[e for e in linked if e.kind.startswith("probation")],
+        other_linked=[e for e in linked if e.kind != "court_conviction" and not e.kind.startswith("probation")])
