@@ -30,7 +30,7 @@ from justice.safety.locations import Cell
 from justice.safety.rules import Rules
 
 MAX_MOVES = 200
-_LINE = re.compile(r"^\s*(\S+)[\s,;]+(\S+)\s*$")
+_LINE = re.compile(r"^\s*([^\s,;]+)[\s,;]+([^\s,;]+)[\s,;]*$")
 
 
 @dataclass(frozen=True)
