@@ -1,0 +1,265 @@
+"""The audit log (append-only at the database, listed, filtered and exported by admins only),
+the users page, and the `justice users` command."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from service_client import IN_A, PASSWORD, PRISON_A, audit_rows, csrf_token, sign_in
+from typer.testing import CliRunner
+
+from justice.cli import app as cli
+from justice.settings import Settings
+from justice.web import audit, auth
+from justice.web.admin import csv_safe
+from justice.web.audit import audit_log
+
+ADMIN_PAGES = ("/admin/audit", "/admin/audit.csv", "/admin/users")
+
+
+def _add_rows(engine, rows: list[dict]) -> None:
+    base = {"at": dt.datetime(2026, 3, 27, 10, 0), "action": "test", "outcome": "allowed"}
+    with engine.begin() as conn:
+        conn.execute(audit_log.insert(), [{**base, **r} for r in rows])
+
+
+# ---------------------------------------------------------------- append-only
+
+def _kept_rows(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(audit_log)
+                            .where(audit_log.c.action == "kept")).scalar()
+
+
+def _assert_append_only(engine) -> None:
+    with engine.begin() as conn:
+        audit.record(conn, None, None, "kept", outcome="allowed", user_name="someone")
+    kept = _kept_rows(engine)
+    for statement in ("UPDATE audit_log SET outcome = 'denied' WHERE action = 'kept'",
+                      "DELETE FROM audit_log WHERE action = 'kept'", "DELETE FROM audit_log"):
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    assert _kept_rows(engine) == kept >= 1
+    with engine.connect() as conn:
+        assert set(conn.execute(sa.select(audit_log.c.outcome)
+                                .where(audit_log.c.action == "kept")).scalars()) == {"allowed"}
+
+
+def test_audit_log_is_append_only_on_sqlite(engine):
+    _assert_append_only(engine)
+    audit.ensure_append_only(engine)  # idempotent: a second start changes nothing
+    _assert_append_only(engine)
+
+
+def _new_database(server_url: str) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    server.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.mark.postgres
+def test_audit_log_is_append_only_on_postgresql(postgres_url):
+    engine = sa.create_engine(_new_database(postgres_url))
+    audit_log.create(engine)          # the triggers come with the table
+    _assert_append_only(engine)
+    audit.ensure_append_only(engine)  # and again at every start, idempotently
+    _assert_append_only(engine)
+    with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE audit_log")
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_workers_on_postgresql_share_sessions(postgres_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from justice.web.app import create_app
+
+    settings = Settings(home=tmp_path, serving_db=_new_database(postgres_url))
+    first, second = create_app(settings, sync=False), create_app(settings, sync=False)
+    assert first.state.signing_key == second.state.signing_key
+    auth.add_user(first.state.engine, "admin", "admin", [], PASSWORD)
+    one = TestClient(first, base_url="http://127.0.0.1")
+    # The sign-in form comes from one worker and is posted to the other, as behind a balancer.
+    token = csrf_token(one)
+    two = TestClient(second, base_url="http://127.0.0.1", cookies=dict(one.cookies))
+    response = two.post("/sign-in", data={"name": "admin", "password": PASSWORD,
+                                          "csrf_token": token}, follow_redirects=False)
+    assert response.status_code == 303
+    one.cookies.set(auth.SESSION_COOKIE, two.cookies[auth.SESSION_COOKIE])
+    assert one.get("/admin/users").status_code == 200
+    _assert_append_only(first.state.engine)
+    for application in (first, second):
+        application.state.engine.dispose()
+
+
+def test_no_route_edits_the_audit_log(app):
+    from justice.web.context import service_routes
+
+    for route in service_routes(app):
+        if route.path.startswith("/admin"):
+            assert route.methods <= {"GET", "HEAD"}, route.path
+
+
+def test_unknown_outcome_is_refused(engine):
+    with pytest.raises(ValueError, match="choose one of"), engine.begin() as conn:
+        audit.record(conn, None, None, "x", outcome="viewed")
+
+
+# ---------------------------------------------------------------- admin pages
+
+@pytest.mark.parametrize("name", ["officer.a", "lead.a", "analyst"])
+def test_admin_pages_refuse_other_roles_and_record_it(client_for, engine, name):
+    client = client_for(name)
+    for path in ADMIN_PAGES:
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert "You cannot see this page" in response.text
+    denied = audit_rows(engine, user_name=name, outcome="denied")
+    assert [r["action"] for r in denied] == [f"page {p}" for p in ADMIN_PAGES]
+
+
+def test_audit_page_lists_filters_and_pages(client_for, engine):
+    _add_rows(engine, [{"user_name": "officer.a", "role": "officer", "action": "prisoner summary",
+                        "prison_number": IN_A, "outcome": "denied",
+                        "at": dt.datetime(2026, 3, 1, 8, 0) + dt.timedelta(minutes=i)}
+                       for i in range(60)])
+    _add_rows(engine, [{"user_name": "officer.b", "action": "roll", "prison_id": PRISON_A,
+                        "at": dt.datetime(2026, 2, 1, 8, 0)}])
+    admin = client_for("admin")
+    page = admin.get("/admin/audit", params={"user": "officer.a", "outcome": "denied"})
+    assert page.status_code == 200
+    assert "60 rows, page 1 of 2" in page.text
+    assert page.text.count("prisoner summary") == 50
+    assert 'class="govuk-pagination' in page.text
+    second = admin.get("/admin/audit", params={"user": "officer.a", "outcome": "denied", "page": 2})
+    assert "page 2 of 2" in second.text and second.text.count("prisoner summary") == 10
+    by_date = admin.get("/admin/audit", params={"date_from": "2026-02-01", "date_to": "2026-02-01"})
+    assert "1 row." in by_date.text and "officer.b" in by_date.text
+    by_person = admin.get("/admin/audit", params={"prison_number": IN_A.lower()})
+    assert "60 rows" in by_person.text
+    by_action = admin.get("/admin/audit", params={"action": "roll"})
+    assert "1 row." in by_action.text
+
+
+def test_audit_page_explains_bad_filters(client_for):
+    page = client_for("admin").get("/admin/audit", params={"date_from": "27/03/2026",
+                                                           "outcome": "maybe"})
+    assert page.status_code == 200
+    assert "There is a problem" in page.text
+    assert "From date must be a real date, like 2026-03-27" in page.text
+    assert 'href="#date_from"' in page.text and "Choose an outcome from the list" in page.text
+
+
+def test_audit_views_and_exports_are_audited_too(client_for, engine):
+    admin = client_for("admin")
+    admin.get("/admin/audit", params={"user": "x"})
+    admin.get("/admin/audit.csv")
+    actions = [r["action"] for r in audit_rows(engine, user_name="admin")]
+    assert actions[-2:] == ["audit log viewed", "audit log exported"]
+
+
+def test_csv_export_is_filtered_and_escapes_formulas(client_for, engine):
+    evil = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "plain"]
+    _add_rows(engine, [{"user_name": value, "action": "csv test", "detail": value}
+                       for value in evil])
+    response = client_for("admin").get("/admin/audit.csv", params={"action": "csv test"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert len(rows) == len(evil)
+    for row in rows:
+        for column in ("user_name", "detail"):
+            assert not row[column].startswith(("=", "+", "-", "@", "\t")), row[column]
+    assert sorted(r["detail"] for r in rows) == sorted(csv_safe(v) for v in evil)
+    assert {r["detail"] for r in rows} >= {"plain", "'=HYPERLINK(\"http://x\")", "'@SUM(A1)"}
+
+
+def test_users_page_lists_accounts(client_for, anonymous, engine):
+    for _ in range(auth.LOCKOUT_FAILURES):
+        sign_in(anonymous, "lead.a", "wrong wrong wrong")
+    auth.disable_user(engine, "analyst")
+    page = client_for("admin").get("/admin/users")
+    assert page.status_code == 200
+    for name in ("officer.a", "officer.b", "lead.a", "analyst", "admin"):
+        assert re.search(rf">\s*{re.escape(name)}\s*<", page.text), name
+    table = page.text[page.text.index("<table"):page.text.index("</table>")]
+    tags = re.findall(r'<strong class="govuk-tag[^"]*">\s*(\w+)\s*</strong>', table)
+    assert sorted(tags) == ["Active", "Active", "Active", "Disabled", "Locked"]
+
+
+# ---------------------------------------------------------------- justice users
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_home(tmp_path, app, web_settings):
+    """The CLI's --home for the seeded store (nomis_agency_locations has PRA, PRB)."""
+    return ["--home", str(web_settings.home)]
+
+
+def test_users_add_list_disable_unlock(cli_home, engine, anonymous):
+    result = runner.invoke(cli, ["users", "add", "jsmith", "--role", "officer", "--prison", "pra",
+                                 "--prison", "PRB", "--password-stdin", *cli_home],
+                           input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    assert "added jsmith (officer) for PRA, PRB" in result.output
+    assert sign_in(anonymous, "jsmith", "a long enough password").status_code == 303
+    listed = runner.invoke(cli, ["users", "list", "--json", *cli_home])
+    accounts = {a["name"]: a for a in __import__("json").loads(listed.output)}
+    assert accounts["jsmith"]["prisons"] == ["PRA", "PRB"] and accounts["jsmith"]["active"]
+    assert runner.invoke(cli, ["users", "disable", "jsmith", *cli_home]).exit_code == 0
+    assert sign_in(anonymous, "jsmith", "a long enough password").status_code == 401
+    for _ in range(auth.LOCKOUT_FAILURES):
+        sign_in(anonymous, "officer.b", "wrong wrong wrong")
+    assert sign_in(anonymous, "officer.b", PASSWORD).status_code == 401
+    assert runner.invoke(cli, ["users", "unlock", "officer.b", *cli_home]).exit_code == 0
+    assert sign_in(anonymous, "officer.b", PASSWORD).status_code == 303
+
+
+@pytest.mark.parametrize("args, password, message", [
+    (["x1", "--role", "governor"], "a long enough password", "choose one of officer, safety-lead"),
+    (["x2", "--role", "officer", "--prison", "ZZZ"], "a long enough password",
+     "unknown prison ZZZ: the prison database has PRA, PRB"),
+    (["x3", "--role", "officer"], "a long enough password", "needs at least one prison"),
+    (["x4", "--role", "analyst", "--prison", "PRA"], "a long enough password", "give no --prison"),
+    (["x5", "--role", "admin"], "too short", "use at least 12"),
+    (["officer.a", "--role", "officer", "--prison", "PRA"], "a long enough password",
+     "exists already"),
+])
+def test_users_add_clear_errors(cli_home, args, password, message):
+    result = runner.invoke(cli, ["users", "add", *args, "--password-stdin", *cli_home],
+                           input=password + "\n")
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split()), result.output
+    assert password not in result.output
+
+
+def test_users_unknown_name(cli_home):
+    result = runner.invoke(cli, ["users", "disable", "nobody", *cli_home])
+    assert result.exit_code == 2 and "no user named 'nobody'" in result.output
+
+
+def test_users_add_checks_the_prison_database_before_the_first_sync(tmp_path):
+    home = tmp_path / "fresh"
+    result = runner.invoke(cli, ["users", "add", "x", "--role", "officer", "--prison", "PRA",
+                                 "--password-stdin", "--home", str(home)], input="long enough pass\n")
+    assert result.exit_code == 2
+    assert "no prison database" in " ".join(result.output.split())
+
+
+def test_serve_refuses_workers_on_sqlite(tmp_path):
+    result = runner.invoke(cli, ["serve", "--workers", "2", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "needs a PostgreSQL serving store" in " ".join(result.output.split())
