@@ -263,3 +263,48 @@ def test_serve_refuses_workers_on_sqlite(tmp_path):
     result = runner.invoke(cli, ["serve", "--workers", "2", "--home", str(tmp_path)])
     assert result.exit_code == 2
     assert "needs a PostgreSQL serving store" in " ".join(result.output.split())
+
+
+def _prison_database(home) -> None:
+    """A prison database with three establishments holding 3, 2 and 1 people."""
+    from justice.sim.legacy.prison import ddl_statements
+
+    path = home / "legacy" / "prison" / "nomis.sqlite"
+    path.parent.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{path}")
+    stamp = "2026-03-27 09:00:00"
+    with engine.begin() as conn:
+        for statement in ddl_statements():
+            conn.exec_driver_sql(statement)
+        for code in ("AAI", "BBI", "CCI"):
+            conn.exec_driver_sql(f"INSERT INTO AGENCY_LOCATIONS VALUES ('{code}', 'HMP {code}', "
+                                 f"'INST', 'Y', '{stamp}', '{stamp}')")
+        for n, code in enumerate(["BBI", "BBI", "BBI", "CCI", "CCI", "AAI"], start=1):
+            conn.exec_driver_sql(
+                "INSERT INTO OFFENDERS (OFFENDER_ID, OFFENDER_ID_DISPLAY, CREATE_DATETIME, "
+                f"MODIFY_DATETIME) VALUES ({n}, 'A{n:04d}AA', '{stamp}', '{stamp}')")
+            conn.exec_driver_sql(
+                "INSERT INTO OFFENDER_BOOKINGS (OFFENDER_BOOK_ID, OFFENDER_ID, BOOKING_NO, "
+                "BOOKING_BEGIN_DATE, BOOKING_STATUS, ACTIVE_FLAG, AGY_LOC_ID, IN_OUT_STATUS, "
+                f"CREATE_DATETIME, MODIFY_DATETIME) VALUES ({n}, {n}, 'B{n}', '2026-01-01', 'O', "
+                f"'Y', '{code}', 'IN', '{stamp}', '{stamp}')")
+    engine.dispose()
+
+
+def test_demo_accounts_for_the_two_busiest_prisons_idempotently(tmp_path):
+    from justice.cli import _demo_accounts
+
+    home = tmp_path / "demo"
+    _prison_database(home)
+    settings = Settings(home=home)
+    _demo_accounts(settings)
+    _demo_accounts(settings)  # a second demo run keeps the accounts as they are
+    from justice.web.store import open_store
+
+    engine = open_store(settings)
+    accounts = {a["name"]: a for a in auth.list_users(engine)}
+    assert accounts.keys() == {"officer.bbi", "officer.cci", "admin"}
+    assert accounts["officer.bbi"]["prisons"] == ["BBI"] and accounts["admin"]["role"] == "admin"
+    with engine.connect() as conn:
+        signed_in = auth.LocalAccounts().authenticate(conn, "officer.cci", auth.DEMO_PASSWORD)
+    assert signed_in.user is not None and signed_in.user.prisons == ("CCI",)

@@ -181,3 +181,16 @@ def test_home_sends_each_role_where_it_works(client_for):
     assert client_for("admin").get("/", follow_redirects=False).headers["location"] == "/admin/audit"
     response = client_for("analyst").get("/")
     assert response.status_code == 200 and "Nothing here for your role yet" in response.text
+
+
+def test_sign_in_forgets_stale_sessions_and_failures(client_for, engine):
+    client_for("admin")
+    sign_in(TestClient(client_for("admin").app), "officer.a", "wrong wrong wrong")
+    old = auth.utcnow() - auth.IDLE_TIMEOUT - auth.LOCKOUT_WINDOW
+    with engine.begin() as conn:
+        conn.execute(auth.sessions.update().values(last_seen=old))
+        conn.execute(auth.login_failures.update().values(at=old))
+    client_for("officer.b")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(auth.sessions)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(auth.login_failures)).scalar() == 0

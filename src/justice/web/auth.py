@@ -209,6 +209,15 @@ def end_session(conn: sa.Connection, token: str | None) -> None:
         conn.execute(sessions.delete().where(sessions.c.token_hash == _token_hash(token)))
 
 
+def forget_stale(conn: sa.Connection) -> None:
+    """Delete sessions past either timeout and failed sign-ins past the lockout window (done at
+    each sign-in, so the tables stay small without a job of their own)."""
+    now = utcnow()
+    conn.execute(sessions.delete().where(sa.or_(sessions.c.expires_at <= now,
+                                                sessions.c.last_seen <= now - IDLE_TIMEOUT)))
+    conn.execute(login_failures.delete().where(login_failures.c.at <= now - LOCKOUT_WINDOW))
+
+
 def find_session(engine: sa.Engine, token: str | None) -> Session | None:
     """The live session for a cookie token, or None (an expired one is deleted)."""
     if not token or len(token) > 200:
@@ -375,6 +384,8 @@ def home_for(user: User) -> str | None:
 router = APIRouter()
 provider: IdentityProvider = LocalAccounts()
 
+REFUSAL_DETAIL = {"bad_credentials": "wrong user name or password",
+                  "locked": "locked after too many failed sign-ins"}
 SIGN_IN_ERRORS = {
     "name": "Enter your user name",
     "password": "Enter your password",
@@ -409,9 +420,10 @@ def sign_in(request: Request, name: str = Form(""), password: str = Form(""),
         result = provider.authenticate(conn, name, password, ip=audit.client_ip(request))
         if result.user is None:
             audit.record(conn, request, None, "sign in", outcome="sign_in_failed",
-                         user_name=name[:100], detail=result.refusal)
+                         user_name=name[:100], detail=REFUSAL_DETAIL.get(result.refusal))
         else:
             end_session(conn, request.cookies.get(SESSION_COOKIE))
+            forget_stale(conn)
             token, _ = create_session(conn, result.user)
             audit.record(conn, request, result.user, "sign in", outcome="sign_in")
     if result.user is None:
