@@ -106,6 +106,69 @@ def simulate(
 
 
 @app.command()
+def feed(
+    home: HomeOption = None,
+    prison_db: Annotated[str | None, typer.Option(
+        "--prison-db", help="SQLAlchemy URL of the prison database (default $JUSTICE_PRISON_DB or "
+                            "HOME/legacy/prison/nomis.sqlite).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; with the database and the ticks it fixes "
+                                           "what is written.")] = 1,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall-clock second (1: real time).")] = 1.0,
+    rate: Annotated[float, typer.Option(help="Multiplies every event rate (makes a quiet prison busy).")] = 1.0,
+    tick: Annotated[float, typer.Option(help="Wall seconds between writes.")] = 1.0,
+    steps: Annotated[int | None, typer.Option(help="Run this many ticks at once, without sleeping, then stop.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many wall seconds.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Carry the simulated prison on past the world's end date, writing receptions, transfers,
+    releases, cell moves, alerts, CSRA reviews, non-associations, incidents and adjudications into
+    the prison (NOMIS) database as they happen in simulated time; Ctrl-C stops after the current
+    tick. The answer key grows in HOME/truth/feed/."""
+    import sqlalchemy as sa
+
+    from justice.sim.feed import FeedOptions, run_feed
+
+    try:
+        settings = Settings.from_env(home=home, prison_db=prison_db)
+        options = FeedOptions(seed=seed, speed=speed, rate=rate, tick=tick, steps=steps, duration=duration)
+        shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
+        if not as_json:
+            err.print(f"feeding {shown} at {speed:g}x real time, rates x{rate:g}, a write every "
+                      f"{tick:g} s" + (f", {steps} ticks" if steps is not None else " (Ctrl-C to stop)"),
+                      soft_wrap=True)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
+            task = bar.add_task("feed", total=steps)
+            written = 0
+
+            def progress(result, live) -> None:
+                nonlocal written
+                written += sum(result.counts.values())
+                bar.update(task, advance=1, description=(
+                    f"feed: prison clock {live.state.clock_text}, {written:,} events, "
+                    f"roll {len(live.state.bookings):,}"))
+
+            summary = run_feed(settings.prison_db_url, settings.truth_dir, options, progress=progress)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps({"from": summary.started_at, "to": summary.ended_at, "ticks": summary.ticks,
+                          "events": dict(sorted(summary.counts.items())), "roll": summary.roll,
+                          "seconds": round(summary.seconds, 2)}, indent=2))
+        return
+    table = Table(title=f"Prison events {summary.started_at} to {summary.ended_at} ({summary.ticks:,} ticks)")
+    table.add_column("event")
+    table.add_column("written", justify="right")
+    for kind, n in sorted(summary.counts.items()):
+        table.add_row(kind, f"{n:,}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(summary.counts.values()):,}[/]")
+    console.print(table)
+    console.print(f"roll now {summary.roll:,}; {summary.ticks / max(summary.seconds, 1e-9):,.0f} ticks a second; "
+                  f"answer key in {settings.truth_dir / 'feed'}")
+
+
+@app.command()
 def demo(
     persons: Annotated[int, typer.Option(help="People in the demo world.")] = 5_000,
     home: HomeOption = None,

@@ -109,6 +109,7 @@ CHUNK = 50_000
 CELL_CAPACITY = 2
 LANDINGS = 4
 CELLS_PER_LANDING = 30
+FEED_CLOCK = "FEED_CLOCK"  # the live feed's table (justice.sim.feed): where its clock stands
 STAFF = 600  # users who raise alerts, across the estate
 STAFF_SEED = 20_241_111
 
@@ -542,9 +543,7 @@ def _bookings_and_stays(tables: dict[str, Columns], sp: _Spells, spells: Columns
     created, modified = _times(rec, modified, book_id, salt=11, until=end_day,
                                after=spells["offender_created"])
     spells["book_id"], spells["book_created"] = book_id, created
-    letters = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ"), dtype=object)
-    booking_no = [f"{n % 90_000 + 10_000}{letters[(n // 90_000) % len(letters)]}"
-                  for n in book_id.tolist()]
+    booking_no = [booking_number(n) for n in book_id.tolist()]
     bookings = _sorted({
         "OFFENDER_BOOK_ID": book_id, "OFFENDER_ID": spells["offender_id"], "BOOKING_NO": booking_no,
         "BOOKING_BEGIN_DATE": _dates(rec), "BOOKING_END_DATE": _dates(rel),
@@ -620,6 +619,12 @@ def _movements(tables: dict[str, Columns], sp: _Spells, spells: Columns, s: Colu
         "TO_AGY_LOC_ID": to_agy[order], "ACTIVE_FLAG": np.where(latest, "Y", "N").astype(object),
         "CREATE_DATETIME": stamp, "MODIFY_DATETIME": stamp,
     }
+
+
+def booking_number(book_id: int) -> str:
+    """BOOKING_NO of a booking: five digits and a letter, from its OFFENDER_BOOK_ID."""
+    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return f"{book_id % 90_000 + 10_000}{letters[(book_id // 90_000) % len(letters)]}"
 
 
 def _sorted(table: Table, *keys: str) -> Table:
@@ -856,7 +861,9 @@ def write_database(url: str, rows: dict[str, Table]) -> None:
             _tune_for_bulk_load(conn)
             conn.commit()  # end the autobegun transaction of the settings above
             with conn.begin():
-                for name in reversed(table_names()):
+                # The live feed's clock belongs to the tables it carried on: a new build starts
+                # the feed again from the new world's end.
+                for name in (*reversed(table_names()), FEED_CLOCK):
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
                 for statement in ddl_statements():
                     conn.exec_driver_sql(statement)
