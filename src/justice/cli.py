@@ -676,6 +676,35 @@ def users_unlock(name: Annotated[str, typer.Argument(help="User name.")],
     console.print(f"unlocked {name}")
 
 
+audit_app = typer.Typer(help="The safety service's audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(home: HomeOption = None, store: StoreOption = None) -> None:
+    """Recompute the audit log's hash chain: exit 1 if a row was changed, removed or added
+    outside the service."""
+    from justice.web import audit
+
+    try:
+        _, engine = _store(home, store)
+        with engine.connect() as conn:
+            report = audit.verify_chain(conn)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if report.intact:
+        console.print(f"audit log intact: {report.rows:,} rows, hash chain and head agree")
+        return
+    if report.first_broken_id is not None:
+        err.print(f"[bold red]audit log changed:[/] the hash chain breaks at row "
+                  f"{report.first_broken_id} (that row was edited, or the one before it removed)")
+    else:
+        err.print(f"[bold red]audit log changed:[/] {report.rows:,} rows chain correctly but the "
+                  "head disagrees (rows were removed from the end, or added outside the service)")
+    raise typer.Exit(code=1)
+
+
 def _demo_accounts(settings: Settings) -> None:
     from justice.web import auth
     from justice.web.store import open_store

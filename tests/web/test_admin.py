@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import re
+import threading
 import uuid
 
 import pytest
@@ -69,6 +70,7 @@ def _new_database(server_url: str) -> str:
 @pytest.mark.postgres
 def test_audit_log_is_append_only_on_postgresql(postgres_url):
     engine = sa.create_engine(_new_database(postgres_url))
+    audit.audit_head.create(engine)
     audit_log.create(engine)          # the triggers come with the table
     _assert_append_only(engine)
     audit.ensure_append_only(engine)  # and again at every start, idempotently
@@ -100,6 +102,53 @@ def test_two_workers_on_postgresql_share_sessions(postgres_url, tmp_path):
     _assert_append_only(first.state.engine)
     for application in (first, second):
         application.state.engine.dispose()
+
+
+def _record_many(engine, threads: int = 6, each: int = 30) -> None:
+    def work(i: int) -> None:
+        for j in range(each):
+            audit.record_now(engine, None, None, f"chain {i}", outcome="allowed",
+                             user_name=f"writer{i}", detail=str(j))
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+def test_hash_chain_holds_under_concurrent_writers_and_shows_tampering(engine):
+    _record_many(engine)
+    with engine.connect() as conn:
+        report = audit.verify_chain(conn)
+    assert report.intact and report.rows == 180
+    # Someone with the database file drops the triggers, then changes history.
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        conn.exec_driver_sql("DELETE FROM audit_log WHERE id > 170")
+    with engine.connect() as conn:
+        report = audit.verify_chain(conn)
+    assert report.first_broken_id is None and not report.head_agrees and not report.intact
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM audit_log WHERE id = 120")
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn).first_broken_id == 121
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_log SET user_name = 'someone else' WHERE id = 50")
+    with engine.connect() as conn:
+        assert audit.verify_chain(conn).first_broken_id == 50
+
+
+@pytest.mark.postgres
+def test_hash_chain_holds_under_concurrent_writers_on_postgresql(postgres_url):
+    engine = sa.create_engine(_new_database(postgres_url), pool_size=8)
+    audit.audit_head.create(engine)
+    audit_log.create(engine)
+    _record_many(engine)
+    with engine.connect() as conn:
+        report = audit.verify_chain(conn)
+    assert report.intact and report.rows == 180
+    engine.dispose()
 
 
 def test_no_route_edits_the_audit_log(app):
@@ -308,3 +357,16 @@ def test_demo_accounts_for_the_two_busiest_prisons_idempotently(tmp_path):
     with engine.connect() as conn:
         signed_in = auth.LocalAccounts().authenticate(conn, "officer.cci", auth.DEMO_PASSWORD)
     assert signed_in.user is not None and signed_in.user.prisons == ("CCI",)
+
+
+def test_audit_verify_command(cli_home, engine, client_for):
+    client_for("admin").get("/admin/audit")
+    result = runner.invoke(cli, ["audit", "verify", *cli_home])
+    assert result.exit_code == 0, result.output
+    assert "audit log intact" in result.output
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.exec_driver_sql("UPDATE audit_log SET outcome = 'allowed' WHERE id = 1")
+    result = runner.invoke(cli, ["audit", "verify", *cli_home])
+    assert result.exit_code == 1
+    assert "breaks at row 1" in " ".join(result.output.split())

@@ -6,6 +6,13 @@ careless script cannot rewrite history through the store's own connection either
 are created with the table and again, idempotently, whenever the app starts (``ensure_append_only``),
 so a store made before they existed gains them.
 
+Tampering outside the service (someone who drops the triggers, or edits the database file) is
+made visible by a hash chain: each row's ``row_hash`` is the SHA-256 of the previous row's hash
+and the row's own fields, and ``audit_head`` keeps the number of rows and the last hash.
+`verify_chain` recomputes it: an edited or deleted row breaks the chain at that row, a cut-off
+tail disagrees with the head. Writers take the head row's lock first, so rows are chained one at
+a time on SQLite and PostgreSQL alike, in any number of processes.
+
 Outcomes: ``allowed`` (a view of a person or page), ``denied`` (out of scope, wrong role, bad
 CSRF token), ``decision`` (a cell-move decision), ``sign_in``, ``sign_in_failed``, ``sign_out``.
 """
@@ -13,6 +20,9 @@ CSRF token), ``decision`` (a cell-move decision), ``sign_in``, ``sign_in_failed`
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -42,7 +52,17 @@ audit_log = sa.Table(
     sa.Column("ip", sa.String(64)),
     sa.Column("path", sa.String(500)),
     sa.Column("detail", sa.Text),
+    sa.Column("row_hash", sa.String(64)),
 )
+audit_head = sa.Table(
+    "audit_head", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
+)
+GENESIS = "0" * 64
+CHAINED_FIELDS = ("at", "user_name", "role", "action", "prison_id", "prison_number", "person_id",
+                  "outcome", "request_id", "ip", "path", "detail")
 
 _SQLITE_TRIGGERS = (
     ("CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
@@ -71,15 +91,27 @@ def _create_triggers(conn: sa.Connection) -> None:
 
 
 sa.event.listen(audit_log, "after_create", lambda _t, conn, **_kw: _create_triggers(conn))
+sa.event.listen(audit_head, "after_create", lambda _t, conn, **_kw: conn.execute(
+    audit_head.insert().values(id=1, rows=0, last_hash=GENESIS)))
 
 
 def ensure_append_only(engine: sa.Engine) -> None:
-    """Create the triggers that refuse UPDATE and DELETE on audit_log, if they are missing."""
+    """Create the triggers that refuse UPDATE and DELETE on audit_log, and the chain's head row,
+    if they are missing."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # One start at a time: CREATE OR REPLACE FUNCTION races between workers starting together.
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('justice.audit_log.triggers'))")
         _create_triggers(conn)
+        if conn.execute(sa.select(audit_head.c.id).where(audit_head.c.id == 1)).first() is None:
+            conn.execute(audit_head.insert().values(id=1, rows=0, last_hash=GENESIS))
+
+
+def chain_hash(previous: str, row: dict) -> str:
+    """The hash of an audit row chained to the previous row's hash."""
+    fields = [row[name].isoformat() if name == "at" else row[name] for name in CHAINED_FIELDS]
+    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
 
 
 def client_ip(request: Request | None) -> str | None:
@@ -110,13 +142,56 @@ def record(conn: sa.Connection, request: Request | None, user: User | None, acti
         path = request.url.path
         if request.url.query:
             path = f"{path}?{request.url.query}"
-    conn.execute(audit_log.insert().values(
-        at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        user_name=user.name if user is not None else user_name,
-        role=user.role if user is not None else None,
-        action=action, prison_id=prison_id, prison_number=prison_number, person_id=person_id,
-        outcome=outcome, request_id=request_id(request), ip=client_ip(request),
-        path=path[:500] if path else None, detail=detail))
+    row = {"at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+           "user_name": user.name if user is not None else user_name,
+           "role": user.role if user is not None else None,
+           "action": action, "prison_id": prison_id, "prison_number": prison_number,
+           "person_id": person_id, "outcome": outcome, "request_id": request_id(request),
+           "ip": client_ip(request), "path": path[:500] if path else None, "detail": detail}
+    # Taking the head's row lock first serialises writers (on SQLite it also starts the write
+    # transaction), so the previous hash read next is the latest committed one.
+    locked = conn.execute(audit_head.update().where(audit_head.c.id == 1)
+                          .values(rows=audit_head.c.rows + 1))
+    if locked.rowcount != 1:
+        raise RuntimeError("audit_head has no row: the store was not opened by the web app "
+                           "(justice.web.audit.ensure_append_only)")
+    previous = conn.execute(sa.select(audit_head.c.last_hash).where(audit_head.c.id == 1)).scalar_one()
+    row["row_hash"] = chain_hash(previous, row)
+    conn.execute(audit_log.insert().values(**row))
+    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(last_hash=row["row_hash"]))
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What `verify_chain` found: rows checked, the first row that breaks the chain, and
+    whether the head (row count, last hash) agrees."""
+
+    rows: int
+    first_broken_id: int | None
+    head_agrees: bool
+
+    @property
+    def intact(self) -> bool:
+        """True when no row was changed, removed or added outside the service."""
+        return self.first_broken_id is None and self.head_agrees
+
+
+def verify_chain(conn: sa.Connection, *, batch: int = 10_000) -> ChainReport:
+    """Recompute the audit log's hash chain, oldest row first."""
+    previous, rows, broken = GENESIS, 0, None
+    query = sa.select(audit_log.c.id, audit_log.c.row_hash,
+                      *[audit_log.c[name] for name in CHAINED_FIELDS]).order_by(audit_log.c.id)
+    for row in conn.execution_options(yield_per=batch).execute(query).mappings():
+        rows += 1
+        if broken is None:
+            expected = chain_hash(previous, row)
+            if row["row_hash"] != expected:
+                broken = row["id"]
+            previous = row["row_hash"] or expected
+    head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+    head_agrees = head is not None and head.rows == rows and (broken is not None or
+                                                              head.last_hash == previous)
+    return ChainReport(rows, broken, head_agrees)
 
 
 def record_now(engine: sa.Engine, request: Request | None, user: User | None, action: str,
