@@ -118,11 +118,22 @@ def store_engine(request: Request) -> sa.Engine:
     return request.app.state.engine
 
 
+_REQUEST_CONNECTION = "store_connection"
+
+
 def store_connection(request: Request) -> Iterator[sa.Connection]:
     """Dependency: a store connection in a transaction, committed when the route returns and
     rolled back when it raises."""
     with store_engine(request).begin() as conn:
-        yield conn
+        # render() reads "data as at" on this same connection: a second one per request lets
+        # concurrent requests exhaust the pool while each holds its first, and wait on each
+        # other until the pool's 30 s timeout (at 20 clients no request was answered in time).
+        state = request.scope.setdefault("state", {})
+        state[_REQUEST_CONNECTION] = conn
+        try:
+            yield conn
+        finally:
+            state.pop(_REQUEST_CONNECTION, None)
 
 
 StoreConnection = Annotated[sa.Connection, Depends(store_connection)]
@@ -140,6 +151,9 @@ def data_as_at(request: Request) -> Any:
     if reader is None:
         return None
     try:
+        conn = request.scope.get("state", {}).get(_REQUEST_CONNECTION)
+        if conn is not None:
+            return reader(conn)
         with store_engine(request).connect() as conn:
             return reader(conn)
     except sa.exc.SQLAlchemyError:
