@@ -67,10 +67,13 @@ class PrisonWorld:
         return self.today - dt.timedelta(days=days_ago)
 
     def prison(self, prison_id: str, name: str | None = None, *, wings: str = "AB", landings: int = 2,
-               cells: int = 3, capacity: int = 2) -> None:
-        """An establishment with wings > landings > cells (CELL capacity `capacity`)."""
-        self._insert("nomis_agency_locations", agy_loc_id=prison_id, description=name or f"HMP {prison_id}",
-                     agency_location_type="INST", active_flag="Y")
+               cells: int = 3, capacity: int = 2, exists: bool = False) -> None:
+        """An establishment with wings > landings > cells (CELL capacity `capacity`); `exists`:
+        the establishment row is there already (the web tests' seed), add only its cells."""
+        if not exists:
+            self._insert("nomis_agency_locations", agy_loc_id=prison_id,
+                         description=name or f"HMP {prison_id}", agency_location_type="INST",
+                         active_flag="Y")
         for wing in wings:
             wing_id = next(self._ids)
             self._location(wing_id, prison_id, wing, "WING", f"{prison_id}-{wing}", None,

@@ -95,7 +95,7 @@ def test_history_of_violence_including_a_court_conviction(store, rules, world):
     world.prisoner("A0002AA", "MDI", "A-1-002")
     [conflict] = _check(store, rules, world, "A0001AA", "A-1-002").conflicts
     assert conflict.rule.id == "violence-shared-cell" and conflict.severity == "warning"
-    assert conflict.linked_only and "Crown Court record T2019" in conflict.message
+    assert conflict.linked_only and "Crown Court T2019, linked 92%" in conflict.message
 
 
 def test_an_assault_between_cellmates_without_a_non_association(store, rules, world):

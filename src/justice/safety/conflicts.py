@@ -90,9 +90,11 @@ def _alert_evidence(person: PersonSafety, codes: tuple[str, ...], today: dt.date
 def _words(evidence: list[Evidence] | tuple[Evidence, ...]) -> str:
     parts = []
     for e in evidence[:3]:
-        linked = f", recorded under {e.source.describe()}" if e.source.linked else ""
-        parts.append(f"{e.text}{f' from {e.when:%-d %B %Y}' if e.when else ''}{linked}")
-    return "; ".join(parts)
+        linked = f", {e.source.short()}" if e.source.linked else ""
+        when = f"{e.when.day} {e.when:%B %Y}" if e.when else ""
+        parts.append(f"{e.text} ({when}{linked})" if when or linked else e.text)
+    more = len(evidence) - 3
+    return "; ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
 def _same_scope(restriction: str, a: Cell, b: Cell) -> bool:

@@ -40,6 +40,14 @@ class Source:
         """The source system in words."""
         return SYSTEM_NAMES.get(self.system, self.system)
 
+    def short(self) -> str:
+        """A few words for a list: 'Crown Court T2019, linked 92%'."""
+        if not self.linked:
+            return "this prison number"
+        where = f"earlier prison number {self.record}" if self.system == "prison" else f"{self.system_name} {self.record}"
+        how = "scored link" if self.method == "scored" else "linked"
+        return f"{where}, {how} {self.confidence:.0%}"
+
     def describe(self) -> str:
         """Plain words for an officer: where this was recorded and how the link was made."""
         if not self.linked:

@@ -45,7 +45,8 @@ class Flag:
     def summary(self) -> str:
         """The evidence in one line (newest first, at most three facts)."""
         facts = sorted(self.evidence, key=lambda e: e.when or dt.date.min, reverse=True)
-        words = [f"{e.text}{f' on {e.when:%-d %B %Y}' if e.when else ''}" for e in facts[:3]]
+        words = [f"{e.text}{f' on {e.when.day} {e.when:%B %Y}' if e.when else ''}"
+                 f"{f' ({e.source.short()})' if e.source.linked else ''}" for e in facts[:3]]
         more = len(facts) - 3
         return "; ".join(words) + (f" and {more} more" if more > 0 else "")
 

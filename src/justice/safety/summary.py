@@ -20,6 +20,7 @@ from justice.safety.facts import (
     NonAssociation,
     PersonSafety,
     Record,
+    Source,
     current_bookings,
     load_people,
 )
@@ -38,6 +39,13 @@ class NonAssociationView:
     same_prison: bool
     same_wing: bool
     same_landing: bool
+    same_cell: bool = False
+
+    @property
+    def breached(self) -> bool:
+        """True when the two are within the restriction now (a cell, landing or wing shared)."""
+        return {"CELL": self.same_cell, "LANDING": self.same_landing,
+                "WING": self.same_wing}.get(self.na.restriction, False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class EarlierRecord:
     """An earlier prison number of the person and what was recorded under it."""
 
     record: Record
+    source: Source
     alerts: list[Alert]
     incidents: list[Incident]
 
@@ -100,8 +109,18 @@ def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.d
             na=na, other_prison=(names.get(other.prison_id) or other.prison_id) if other else None,
             other_cell=other_cell, same_prison=bool(other and other.prison_id == booking.prison_id),
             same_wing=bool(other_cell and cell and other_cell.wing_id == cell.wing_id),
-            same_landing=bool(other_cell and cell and other_cell.landing_id == cell.landing_id)))
-    earlier = [EarlierRecord(r, [a for a in person.alerts if a.source.record == r.prison_number],
+            same_landing=bool(other_cell and cell and other_cell.landing_id == cell.landing_id),
+            same_cell=bool(other_cell and cell and other_cell.cell_id == cell.cell_id)))
+    own = next((r for r in person.records if r.prison_number == booking.prison_number), None)
+    own_method, own_confidence = (own.method, own.confidence) if own else ("index", 1.0)
+
+    def link(r: Record) -> Source:
+        # An earlier record reaches this prisoner through the person: as sure as the weaker link.
+        return Source("prison", r.prison_number, linked=True,
+                      method="scored" if "scored" in (r.method, own_method) else r.method,
+                      confidence=min(r.confidence, own_confidence))
+
+    earlier = [EarlierRecord(r, link(r), [a for a in person.alerts if a.source.record == r.prison_number],
                              [i for i in person.incidents if i.source.record == r.prison_number])
                for r in person.earlier_prison_numbers]
     linked = person.linked_events

@@ -1,0 +1,263 @@
+"""The safety pages for officers and safety leads: overview, roll, prisoner summary, cell-move
+checks (one move or a plan), and the evidence that the warnings help.
+
+HTTP only: what the pages show comes from ``justice.safety``. Every route is scoped (the prison
+in the path must be one of the user's; a prisoner must be held in one of them) and audited: the
+scoping dependencies write the view rows, and checks and decisions write their own.
+
+The service never moves anyone: the prison system holds where people are. A check records what
+was found and the officer's decision, nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from justice.safety import batch as plans
+from justice.safety import cell_moves
+from justice.safety.clock import service_today
+from justice.safety.evidence import rule_evidence
+from justice.safety.overview import build_overview
+from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, build_roll
+from justice.safety.rules import load_rules
+from justice.safety.summary import build_summary
+from justice.web import audit
+from justice.web.access import ScopedPrisoner, scoped_prison, scoped_prisoner
+from justice.web.auth import CurrentUser, Forbidden
+from justice.web.context import StoreConnection, render
+from justice.web.mirror import data_as_at
+
+router = APIRouter()
+
+OverviewPrison = Annotated[str, Depends(scoped_prison("establishment overview", audit_allowed=True))]
+RollPrison = Annotated[str, Depends(scoped_prison("view roll", audit_allowed=True))]
+MovesPrison = Annotated[str, Depends(scoped_prison("cell moves", audit_allowed=True))]
+EvidencePrison = Annotated[str, Depends(scoped_prison("warnings evidence", audit_allowed=True))]
+SummaryPrisoner = Annotated[ScopedPrisoner, Depends(scoped_prisoner("view_summary"))]
+
+SORT_LABELS = {"cell": "Cell", "name": "Name", "prison_number": "Prison number", "flags": "Safety flags",
+               "incidents_short": "Incidents (short window)", "incidents_long": "Incidents (long window)"}
+
+
+def _flag_labels() -> dict[str, str]:
+    rules = load_rules()
+    return {**{name: f.label for name, f in rules.flags.items()},
+            NON_ASSOCIATION_FLAG: "Non-association on the wing"}
+
+
+@router.get("/prisons/{prison_id}")
+def overview(request: Request, prison_id: OverviewPrison, conn: StoreConnection) -> Response:
+    """The establishment overview: roll count, in and out today, flags, recent incidents."""
+    rules = load_rules()
+    today = service_today(conn)
+    return render(request, "safety/overview.html", {
+        "ov": build_overview(conn, rules, prison_id, today), "today": today,
+        "flag_labels": _flag_labels(), "prison_id": prison_id})
+
+
+@router.get("/prisons/{prison_id}/roll")
+def roll(request: Request, prison_id: RollPrison, conn: StoreConnection, wing: str = "",
+         landing: str = "", flag: str = "", sort: str = "cell", order: str = "asc") -> Response:
+    """The wing and landing roll with safety flags, filterable and sortable without JavaScript."""
+    rules = load_rules()
+    today = service_today(conn)
+    labels = _flag_labels()
+    errors = {}
+    if flag and flag not in labels:
+        errors["flag"] = "Choose a flag from the list"
+    if sort not in SORTS:
+        sort = "cell"
+    wing, landing = wing.strip().upper()[:12], landing.strip().upper()[:20]
+    result = build_roll(conn, rules, prison_id, today, wing=wing or None, landing=landing or None,
+                        flag=flag if flag in labels else None, sort=sort, descending=order == "desc")
+    if wing and wing not in result.layout.wing_options():
+        errors["wing"] = f"There is no wing {wing} in {result.layout.name}"
+    if landing and landing not in result.layout.landing_options():
+        errors["landing"] = f"There is no landing {landing} in {result.layout.name}"
+    filters = {"wing": wing, "landing": landing, "flag": flag if flag in labels else ""}
+
+    def sort_href(column: str) -> str:
+        next_order = "desc" if (sort == column and order != "desc") else "asc"
+        query = {k: v for k, v in filters.items() if v} | {"sort": column, "order": next_order}
+        return f"/prisons/{prison_id}/roll?{urlencode(query)}"
+
+    return render(request, "safety/roll.html", {
+        "roll": result, "rules": rules, "today": today, "filters": filters, "labels": labels,
+        "sort": sort, "order": "desc" if order == "desc" else "asc", "sort_href": sort_href,
+        "errors": errors, "prison_id": prison_id}, status_code=400 if errors else 200)
+
+
+@router.get("/prisoners/{prison_number}")
+def prisoner_summary(request: Request, person: SummaryPrisoner, user: CurrentUser,
+                     conn: StoreConnection) -> Response:
+    """One prisoner's safety summary, including history from linked records."""
+    rules = load_rules()
+    today = service_today(conn)
+    person_id = person.person_id or f"prison:{person.offender_id}"
+    summary = build_summary(conn, rules, person_id, today)
+    if summary is None:
+        raise Forbidden("person")   # released between the scope check and now: same as out of scope
+    return render(request, "safety/prisoner.html", {
+        "s": summary, "today": today, "user_prisons": set(user.prisons),
+        "flag_labels": _flag_labels()})
+
+
+# ---------------------------------------------------------------- cell moves
+
+def _form_errors(errors: dict[str, str]) -> list[dict]:
+    return [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
+
+
+@router.get("/prisons/{prison_id}/cell-moves")
+def cell_move_form(request: Request, prison_id: MovesPrison, conn: StoreConnection,
+                   prison_number: str = "", cell: str = "") -> Response:
+    """The cell-move check form: who, and to which cell."""
+    from justice.safety.locations import prison_name
+
+    return render(request, "safety/cell_move.html", {
+        "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
+        "values": {"prison_number": prison_number[:20], "cell": cell[:40]}, "errors": {}})
+
+
+@router.post("/prisons/{prison_id}/cell-moves")
+def cell_move_check(request: Request, prison_id: MovesPrison, user: CurrentUser, conn: StoreConnection,
+                    prison_number: Annotated[str, Form()] = "",
+                    cell: Annotated[str, Form()] = "") -> Response:
+    """Check one planned move, record the check, and show its result."""
+    from justice.safety.locations import prison_name
+
+    rules = load_rules()
+    today = service_today(conn)
+    try:
+        check = cell_moves.check_move(conn, rules, prison_id, prison_number[:20], cell[:40], today)
+    except cell_moves.MoveInputError as exc:
+        return render(request, "safety/cell_move.html", {
+            "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
+            "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
+            "errors": {exc.field: exc.message}}, status_code=400)
+    [check_id] = cell_moves.save_checks(conn, [check], prison_id=prison_id, user_name=user.name,
+                                        rules_version=rules.version, data_as_at=data_as_at(conn)[0])
+    booking = check.mover.booking
+    audit.record(conn, request, user, "cell-move check", person_id=check.mover.person_id,
+                 prison_number=booking.prison_number, prison_id=prison_id, outcome="allowed",
+                 detail=f"check {check_id}: to {check.to_cell.label}, {len(check.stops)} stop(s), "
+                        f"{len(check.warnings)} warning(s)")
+    return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{check_id}", status_code=303)
+
+
+@router.get("/prisons/{prison_id}/cell-moves/batch")
+def batch_form(request: Request, prison_id: MovesPrison, conn: StoreConnection) -> Response:
+    """The form for a plan of several moves."""
+    from justice.safety.locations import prison_name
+
+    return render(request, "safety/batch.html", {
+        "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
+        "plan": "", "line_errors": [], "max_moves": plans.MAX_MOVES})
+
+
+@router.post("/prisons/{prison_id}/cell-moves/batch")
+def batch_check(request: Request, prison_id: MovesPrison, user: CurrentUser, conn: StoreConnection,
+                plan: Annotated[str, Form()] = "") -> Response:
+    """Check a plan of moves as a whole, record it, and show its result."""
+    from justice.safety.locations import prison_name
+
+    rules = load_rules()
+    today = service_today(conn)
+    plan = plan[:20_000]
+    moves, errors = plans.parse_plan(plan)
+    result = None
+    if not errors:
+        result, errors = plans.check_plan(conn, rules, prison_id, moves, today)
+    if errors:
+        return render(request, "safety/batch.html", {
+            "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
+            "plan": plan, "line_errors": errors, "max_moves": plans.MAX_MOVES}, status_code=400)
+    ids = cell_moves.save_checks(conn, result.checks, prison_id=prison_id, user_name=user.name,
+                                 rules_version=rules.version, data_as_at=data_as_at(conn)[0], batch=True)
+    for check_id, check in zip(ids, result.checks, strict=True):
+        audit.record(conn, request, user, "cell-move plan check", person_id=check.mover.person_id,
+                     prison_number=check.mover.booking.prison_number, prison_id=prison_id,
+                     outcome="allowed",
+                     detail=f"check {check_id} (line {check.line_no}): to {check.to_cell.label}, "
+                            f"{len(check.stops)} stop(s), {len(check.warnings)} warning(s)")
+    order = ",".join(str(n) for n in result.order)
+    spare = ",".join(str(n) for n in result.needs_spare_cell)
+    query = urlencode({k: v for k, v in (("order", order), ("spare", spare)) if v})
+    return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{ids[0]}" + (f"?{query}" if query else ""),
+                            status_code=303)
+
+
+def _saved_check(conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
+    saved = cell_moves.load_check(conn, check_id)
+    if saved is None or saved.prison_id != prison_id:
+        # Another prison's check is refused like one that does not exist.
+        raise Forbidden("check")
+    return saved
+
+
+def _line_numbers(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip().isdigit()][:plans.MAX_MOVES]
+
+
+def _check_page(request, prison_id, saved, user, *, errors=None, values=None, status_code=200):
+    rules = load_rules()
+    titles = {r.id: r.title for r in rules.move_rules}
+    by_check: dict[int, list] = {}
+    for c in saved.conflicts:
+        by_check.setdefault(c.check_id, []).append(c)
+    return render(request, "safety/check.html", {
+        "prison_id": prison_id, "saved": saved, "titles": titles, "by_check": by_check,
+        "may_override": user.role in cell_moves.OVERRIDE_ROLES, "errors": errors or {},
+        "values": values or {}, "order": _line_numbers(request.query_params.get("order", "")),
+        "spare": _line_numbers(request.query_params.get("spare", "")),
+        "decided": request.query_params.get("decided") == "1"}, status_code=status_code)
+
+
+@router.get("/prisons/{prison_id}/cell-moves/checks/{check_id}")
+def check_result(request: Request, prison_id: MovesPrison, check_id: int, user: CurrentUser,
+                 conn: StoreConnection) -> Response:
+    """A recorded check: what was found, and the decision form (or the decision made)."""
+    saved = _saved_check(conn, prison_id, check_id)
+    for row in saved.rows:
+        audit.record(conn, request, user, "view cell-move check", person_id=row.person_id,
+                     prison_number=row.prison_number, prison_id=prison_id, outcome="allowed",
+                     detail=f"check {row.check_id}")
+    return _check_page(request, prison_id, saved, user)
+
+
+@router.post("/prisons/{prison_id}/cell-moves/checks/{check_id}/decision")
+def check_decision(request: Request, prison_id: MovesPrison, check_id: int, user: CurrentUser,
+                   conn: StoreConnection, decision: Annotated[str, Form()] = "",
+                   reason: Annotated[str, Form()] = "") -> Response:
+    """Record proceed or cancel, with its reason, on a check (every move of a plan)."""
+    saved = _saved_check(conn, prison_id, check_id)
+    try:
+        cell_moves.record_decision(conn, saved, decision, reason, user_name=user.name, role=user.role)
+    except cell_moves.DecisionError as exc:
+        if exc.field == "decision" and "safety lead" in exc.message:
+            # A refused override is a denied attempt: recorded even though the page just says why.
+            audit.record(conn, request, user, "cell-move decision", prison_id=prison_id,
+                         prison_number=saved.rows[0].prison_number, person_id=saved.rows[0].person_id,
+                         outcome="denied", detail=f"check {check_id}: proceed over a stop by {user.role}")
+        return _check_page(request, prison_id, saved, user, errors={exc.field: exc.message},
+                           values={"decision": decision, "reason": reason[:2000]}, status_code=400)
+    for row in saved.rows:
+        audit.record(conn, request, user, "cell-move decision", person_id=row.person_id,
+                     prison_number=row.prison_number, prison_id=prison_id, outcome="decision",
+                     detail=f"check {row.check_id}: {decision}"
+                            + (f" over {row.stops} stop(s) and {row.warnings} warning(s)"
+                               if row.stops or row.warnings else ""))
+    return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{check_id}?decided=1", status_code=303)
+
+
+@router.get("/prisons/{prison_id}/cell-moves/evidence")
+def evidence(request: Request, prison_id: EvidencePrison, conn: StoreConnection) -> Response:
+    """Which warnings led to cancelled moves, counted by rule."""
+    rules = load_rules()
+    by_rule, baseline = rule_evidence(conn, rules, [prison_id])
+    return render(request, "safety/evidence.html", {
+        "prison_id": prison_id, "by_rule": by_rule, "baseline": baseline, "rules": rules})
