@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import shutil
+import signal
 import sqlite3
+import threading
+import time
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -372,3 +376,19 @@ def test_cli_feed_prints_a_summary_and_fails_clearly(home):
     assert '"ticks": 24' in result.output and '"to": "2026-01-02 00:00:00"' in result.output
     bad = runner.invoke(app, ["feed", "--home", str(folder), "--speed", "-1", "--steps", "1"])
     assert bad.exit_code == 2 and "--speed -1" in bad.output
+
+
+def test_real_time_runs_stop_after_their_duration_or_at_ctrl_c(home):
+    folder, url = home
+    began = time.monotonic()
+    summary = run_feed(url, folder / "truth", FeedOptions(speed=60, tick=0.3, duration=1.0))
+    assert 2 <= summary.ticks <= 4 and time.monotonic() - began < 5
+    assert summary.ended_at == fs.stamp(fs.seconds_of(summary.started_at) + summary.ticks * 18)
+    # Ctrl-C ends the run after the tick in hand: the clock stored is the last tick's end.
+    threading.Timer(0.7, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    stopped = run_feed(url, folder / "truth", FeedOptions(speed=60, tick=0.3))
+    assert stopped.ticks >= 1 and stopped.started_at == summary.ended_at
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert _all(conn, "SELECT SIMULATED_NOW FROM FEED_CLOCK") == [(stopped.ended_at,)]
+    engine.dispose()

@@ -55,7 +55,7 @@ from justice.sim import feed_state as fs
 from justice.sim import mess as mess_mod
 from justice.sim import reference as ref
 from justice.sim.custody import alert_codes
-from justice.sim.feed_events import Tick
+from justice.sim.feed_events import Pools, Tick
 from justice.sim.legacy import prison
 from justice.sim.people import name_pools, postcode_pool
 
@@ -178,8 +178,8 @@ class LivePrison:
         self.world_rates = {**self.world_rates, "population": {
             **self.world_rates["population"], "juvenile_entry_share": 0.0}}
         self.mess_rates = mess_mod.load_mess_levels()[self.state.mess]
-        self.pools = name_pools()
-        self.surnames = self.pools[("White", "")].names
+        self.name_pools = name_pools()
+        self.surnames = self.name_pools[("White", "")].names
         self.postcodes = postcode_pool(options.seed, 2_000)
         codes = alert_codes()
         self.alert_types = {row["alert_code"]: row["alert_type"] for row in codes}
@@ -189,6 +189,13 @@ class LivePrison:
         self.reception_alerts += [(c, float(s)) for c, s in
                                   self.rates["reception"]["offence_alerts"].items()]
         self.run_start = self.state.clock
+        self._pools: Pools | None = None
+
+    def pools(self) -> Pools:
+        """Who and what events can happen to; kept while quiet ticks change nothing."""
+        if self._pools is None:
+            self._pools = Pools(self.state, self.state.roll())
+        return self._pools
 
     def names_of(self, offender: int) -> tuple:
         """An OFFENDERS row's (first, middle, last) names as the database holds them."""
@@ -202,6 +209,8 @@ class LivePrison:
         end = start + max(int(seconds), 0)
         tick = Tick(self, start, end)
         tick.run()
+        if tick.ops:
+            self._pools = None  # the prison changed: who events can happen to must be looked at again
         self.state.clock = end
         self.state.ticks += 1
         parts = self._write_truth(tick) if tick.events else []

@@ -35,7 +35,7 @@ DAY = 86_400
 # --------------------------------------------------------------------------------------------
 
 
-class _Pools:
+class Pools:
     """The exposures of a tick (who or what each event can happen to), built when first needed."""
 
     def __init__(self, state: fs.PrisonState, roll: list[int]) -> None:
@@ -139,8 +139,8 @@ class Tick:
         days = (self.end - self.start) / DAY
         if days <= 0:
             return
-        roll = st.roll()
-        pools = _Pools(st, roll)
+        pools = self.live.pools()
+        roll = pools.roll
         drawn: list[tuple[int, int, int, str, object]] = []
         for order, (kind, ev) in enumerate(self.rates["events"].items()):
             # Receptions come at the world's rate for its roll, so the roll returns to it
@@ -361,7 +361,7 @@ class Tick:
         """Someone the world has never seen, with a person id from their first OFFENDERS row."""
         st, live = self.state, self.live
         today = fs.seconds_of(self.today) // DAY
-        people = make_people(self.rng, 1, np.array([today]), live.world_rates, live.pools,
+        people = make_people(self.rng, 1, np.array([today]), live.world_rates, live.name_pools,
                              live.postcodes)
         dob = int(people["dob"][0])
         if today - dob < 18 * 365.25:  # juveniles are not held in these establishments
