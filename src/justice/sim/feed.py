@@ -280,7 +280,8 @@ def _batches(ops: list[tuple[str, dict]]):
         i = j
 
 
-def _engine(url: str) -> sa.Engine:
+def open_prison_database(url: str) -> sa.Engine:
+    """An engine on the prison database set up as the feed uses it (SQLite: WAL, busy timeout)."""
     engine = prison._engine(url)
     if engine.dialect.name == "sqlite":
         # The safety service's sync reads while the feed writes: in WAL mode neither blocks the
@@ -298,6 +299,8 @@ def _engine(url: str) -> sa.Engine:
     return engine
 
 
+_engine = open_prison_database  # the name benchmarks/serve_load.py imports
+
 Progress = Callable[[TickResult, "LivePrison"], None]
 
 
@@ -309,7 +312,7 @@ def run_feed(db_url: str, truth: Path, options: FeedOptions, *, rates: dict | No
     if not (truth / "records.parquet").exists():
         raise SimulationError(f"{truth}: no records.parquet; the feed needs the simulated world's "
                               "truth/ folder (run `justice simulate` into this --home first)")
-    engine = _engine(db_url)
+    engine = open_prison_database(db_url)
     shown = prison._shown(db_url)
     stop = threading.Event()
     previous = None
