@@ -177,7 +177,19 @@ def test_batch_check_names_bad_lines_and_finds_conflicts_between_moves(world, cl
     html = officer.get(response.headers["location"]).text
     assert "Line 1: Adams, Alan (A0001AA) from A-1-001 to B-2-001" in html and "Line 2:" in html
     assert "Non-association (must not share a landing)" in html and "From the plan" in html
+    assert "Caused by the move on line 2" in html and "Caused by the move on line 1" in html
+    assert "Order of the moves" not in html
     assert len(audit_rows(engine, action="cell-move plan check")) == 2
+
+
+def test_a_plan_says_which_move_to_make_first(world, client_for):
+    world.prisoner("A0004AA", PRISON_A, "A-1-002")          # A-1-002 is full now
+    officer = client_for("officer.a")
+    page = f"/prisons/{PRISON_A}/cell-moves/batch"
+    response = _post(officer, page, {"plan": "A0003AA A-1-002\nA0002AA B-2-003"}, page)
+    html = officer.get(response.headers["location"]).text
+    assert "Make the moves in this order so no cell is ever over capacity: lines 2, 1." in html
+    assert "The cell is full" not in html
 
 
 def test_evidence_counts_cancelled_warnings(world, client_for):

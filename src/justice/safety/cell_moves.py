@@ -68,6 +68,8 @@ move_check_conflicts = sa.Table(
               comment="Found only through linked records (earlier prison numbers, courts)."),
     sa.Column("only_in_plan", sa.Boolean, nullable=False,
               comment="Batch: raised by the plan's other moves; a check of this move alone misses it."),
+    sa.Column("related_lines", sa.String(200),
+              comment="Batch: the plan's lines whose moves take part, comma-separated."),
     sa.Column("message", sa.Text, nullable=False),
 )
 
@@ -196,7 +198,8 @@ def save_checks(conn: sa.Connection, checks: list[MoveCheck], *, prison_id: str,
             conn.execute(move_check_conflicts.insert(), [
                 {"check_id": check_id, "seq": i, "rule_id": c.rule.id, "severity": c.severity,
                  "other_prison_number": c.other_prison_number, "linked_only": c.linked_only,
-                 "only_in_plan": c.key in check.only_in_plan, "message": c.message}
+                 "only_in_plan": c.key in check.only_in_plan, "message": c.message,
+                 "related_lines": ",".join(map(str, c.related_lines)) or None}
                 for i, c in enumerate(check.conflicts, start=1)])
         ids.append(int(check_id))
     return ids
