@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 
 CHROMIUM = Path("/usr/bin/chromium")
 SERVER_START_TIMEOUT = 30.0  # seconds
@@ -92,7 +93,11 @@ def served_world(built_home, linked_home, tmp_path_factory) -> ServedWorld:
     prison_db = open_prison(settings)
     world = ServedWorld(settings, app, engine, prison_db, *([None] * 3))
     world.sync()
-    made = {u.name: u for u in auth.ensure_demo_accounts(settings, engine)}
+    with pytest.MonkeyPatch.context() as patch:
+        # argon2id at its lowest cost (as tests/web/conftest.py does): the tests sign in a
+        # score of times, and the hash's cost says nothing about the pages.
+        patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        made = {u.name: u for u in auth.ensure_demo_accounts(settings, engine)}
     officers = sorted((u for u in made.values() if u.role == "officer"), key=lambda u: u.name)
     busiest = auth.busiest_prisons(settings)
     officers.sort(key=lambda u: busiest.index(u.prisons[0]))
