@@ -370,3 +370,28 @@ def test_audit_verify_command(cli_home, engine, client_for):
     result = runner.invoke(cli, ["audit", "verify", *cli_home])
     assert result.exit_code == 1
     assert "breaks at row 1" in " ".join(result.output.split())
+
+
+def test_a_store_from_before_the_chain_gains_it(tmp_path):
+    """An audit_log made without row_hash keeps its rows; the chain starts after them."""
+    from justice.web.app import create_app
+
+    settings = Settings(home=tmp_path)
+    path = tmp_path / "serving" / "safety.sqlite"
+    path.parent.mkdir(parents=True)
+    old = sa.create_engine(f"sqlite:///{path}")
+    with old.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at DATETIME NOT NULL, "
+                             "user_name VARCHAR(100), role VARCHAR(20), action VARCHAR(100) NOT "
+                             "NULL, prison_id VARCHAR(12), prison_number VARCHAR(20), person_id "
+                             "VARCHAR(64), outcome VARCHAR(20) NOT NULL, request_id VARCHAR(100), "
+                             "ip VARCHAR(64), path VARCHAR(500), detail TEXT)")
+        conn.exec_driver_sql("INSERT INTO audit_log (at, action, outcome) VALUES "
+                             "('2026-01-01 00:00:00', 'old', 'allowed')")
+    old.dispose()
+    engine = create_app(settings, sync=False).state.engine
+    audit.record_now(engine, None, None, "new", outcome="allowed", user_name="x")
+    with engine.connect() as conn:
+        report = audit.verify_chain(conn)
+    assert report.intact and report.rows == 1 and report.unchained_rows == 1
+    _assert_append_only(engine)

@@ -19,7 +19,7 @@ from fastapi import Request
 
 from justice.web import audit
 from justice.web.auth import CurrentUser, Forbidden, User
-from justice.web.context import store_engine
+from justice.web.context import committed
 from justice.web.store import metadata
 
 _BOOKING_IN_SCOPE = sa.text("""
@@ -74,8 +74,7 @@ def scoped_prisoner(action: str):
     ``denied`` row."""
 
     def dependency(request: Request, prison_number: str, user: CurrentUser) -> ScopedPrisoner:
-        engine = store_engine(request)
-        with engine.begin() as conn:
+        with committed(request) as conn:
             row = _booking_in_scope(conn, user, prison_number)
             if row is None:
                 audit.record(conn, request, user, action, prison_number=prison_number[:20],
@@ -107,9 +106,9 @@ def scoped_prison(action: str, *, audit_allowed: bool = False):
     def dependency(request: Request, prison_id: str, user: CurrentUser) -> str:
         allowed = prison_in_scope(user, prison_id)
         if not allowed or audit_allowed:
-            audit.record_now(store_engine(request), request, user, action,
-                             prison_id=prison_id[:12], outcome="allowed" if allowed else "denied",
-                             detail=None if allowed else "not one of the user's prisons")
+            audit.record_committed(request, user, action, prison_id=prison_id[:12],
+                                   outcome="allowed" if allowed else "denied",
+                                   detail=None if allowed else "not one of the user's prisons")
         if not allowed:
             raise Forbidden("prison")
         return prison_id

@@ -59,6 +59,8 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rows", sa.BigInteger, nullable=False),
     sa.Column("last_hash", sa.String(64), nullable=False),
+    # Rows before this id were written before the store had the chain (an older version).
+    sa.Column("chained_from", sa.BigInteger, nullable=False, default=0),
 )
 GENESIS = "0" * 64
 CHAINED_FIELDS = ("at", "user_name", "role", "action", "prison_id", "prison_number", "person_id",
@@ -92,7 +94,21 @@ def _create_triggers(conn: sa.Connection) -> None:
 
 sa.event.listen(audit_log, "after_create", lambda _t, conn, **_kw: _create_triggers(conn))
 sa.event.listen(audit_head, "after_create", lambda _t, conn, **_kw: conn.execute(
-    audit_head.insert().values(id=1, rows=0, last_hash=GENESIS)))
+    audit_head.insert().values(id=1, rows=0, last_hash=GENESIS, chained_from=0)))
+
+
+def _add_chain_to_older_store(conn: sa.Connection) -> None:
+    # A store made before the chain has audit rows without row_hash: they stay as they are, and
+    # the chain starts after them.
+    inspector = sa.inspect(conn)
+    if "chained_from" not in {c["name"] for c in inspector.get_columns("audit_head")}:
+        conn.exec_driver_sql("ALTER TABLE audit_head ADD COLUMN chained_from BIGINT NOT NULL DEFAULT 0")
+    if "row_hash" in {c["name"] for c in inspector.get_columns("audit_log")}:
+        return
+    conn.exec_driver_sql("ALTER TABLE audit_log ADD COLUMN row_hash VARCHAR(64)")
+    last = conn.execute(sa.select(sa.func.max(audit_log.c.id))).scalar() or 0
+    conn.execute(audit_head.update().where(audit_head.c.id == 1)
+                 .values(rows=0, last_hash=GENESIS, chained_from=last + 1))
 
 
 def ensure_append_only(engine: sa.Engine) -> None:
@@ -104,7 +120,9 @@ def ensure_append_only(engine: sa.Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('justice.audit_log.triggers'))")
         _create_triggers(conn)
         if conn.execute(sa.select(audit_head.c.id).where(audit_head.c.id == 1)).first() is None:
-            conn.execute(audit_head.insert().values(id=1, rows=0, last_hash=GENESIS))
+            conn.execute(audit_head.insert().values(id=1, rows=0, last_hash=GENESIS,
+                                                    chained_from=0))
+        _add_chain_to_older_store(conn)
 
 
 def chain_hash(previous: str, row: dict) -> str:
@@ -163,40 +181,53 @@ def record(conn: sa.Connection, request: Request | None, user: User | None, acti
 
 @dataclass(frozen=True)
 class ChainReport:
-    """What `verify_chain` found: rows checked, the first row that breaks the chain, and
-    whether the head (row count, last hash) agrees."""
+    """What `verify_chain` found: rows checked, the first row that breaks the chain, whether the
+    head (row count, last hash) agrees, and rows older than the chain (not checked)."""
 
     rows: int
     first_broken_id: int | None
     head_agrees: bool
+    unchained_rows: int = 0
 
     @property
     def intact(self) -> bool:
-        """True when no row was changed, removed or added outside the service."""
+        """True when no chained row was changed, removed or added outside the service."""
         return self.first_broken_id is None and self.head_agrees
 
 
 def verify_chain(conn: sa.Connection, *, batch: int = 10_000) -> ChainReport:
     """Recompute the audit log's hash chain, oldest row first."""
+    head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+    chained_from = head.chained_from if head is not None else 0
+    unchained = conn.execute(sa.select(sa.func.count()).select_from(audit_log)
+                             .where(audit_log.c.id < chained_from)).scalar()
     previous, rows, broken = GENESIS, 0, None
-    query = sa.select(audit_log.c.id, audit_log.c.row_hash,
-                      *[audit_log.c[name] for name in CHAINED_FIELDS]).order_by(audit_log.c.id)
+    query = (sa.select(audit_log.c.id, audit_log.c.row_hash,
+                       *[audit_log.c[name] for name in CHAINED_FIELDS])
+             .where(audit_log.c.id >= chained_from).order_by(audit_log.c.id))
     for row in conn.execution_options(yield_per=batch).execute(query).mappings():
         rows += 1
         if broken is None:
             expected = chain_hash(previous, row)
             if row["row_hash"] != expected:
                 broken = row["id"]
-            previous = row["row_hash"] or expected
-    head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).first()
+            previous = expected
     head_agrees = head is not None and head.rows == rows and (broken is not None or
                                                               head.last_hash == previous)
-    return ChainReport(rows, broken, head_agrees)
+    return ChainReport(rows, broken, head_agrees, unchained)
 
 
 def record_now(engine: sa.Engine, request: Request | None, user: User | None, action: str,
                **fields) -> None:
-    """Append one audit row in its own transaction, committed at once (for refusals, whose
-    request then fails and would roll back a shared transaction)."""
+    """Append one audit row in its own transaction, committed at once (outside a request)."""
     with engine.begin() as conn:
+        record(conn, request, user, action, **fields)
+
+
+def record_committed(request: Request, user: User | None, action: str, **fields) -> None:
+    """Append one audit row during a request and commit it at once, so it stays when the
+    request then fails (a refusal): on the request's connection if it has one."""
+    from justice.web.context import committed
+
+    with committed(request) as conn:
         record(conn, request, user, action, **fields)

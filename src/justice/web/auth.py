@@ -36,7 +36,7 @@ from starlette.responses import RedirectResponse, Response
 
 from justice.errors import AccountError
 from justice.web import audit
-from justice.web.context import page_paths, render, store_engine
+from justice.web.context import committed, page_paths, render, store_engine
 from justice.web.store import metadata
 
 log = logging.getLogger(__name__)
@@ -218,26 +218,25 @@ def forget_stale(conn: sa.Connection) -> None:
     conn.execute(login_failures.delete().where(login_failures.c.at <= now - LOCKOUT_WINDOW))
 
 
-def find_session(engine: sa.Engine, token: str | None) -> Session | None:
-    """The live session for a cookie token, or None (an expired one is deleted)."""
+def find_session(conn: sa.Connection, token: str | None) -> Session | None:
+    """The live session for a cookie token, or None (an expired one is deleted on `conn`)."""
     if not token or len(token) > 200:
         return None
     token_hash = _token_hash(token)
     now = utcnow()
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == token_hash)).first()
-        if row is None:
-            return None
-        if row.expires_at <= now or row.last_seen + IDLE_TIMEOUT <= now:
-            conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
-            return None
-        user = load_user(conn, row.user_id)
-        if user is None:  # disabled since sign-in
-            conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
-            return None
-        if now - row.last_seen >= LAST_SEEN_GRANULARITY:
-            conn.execute(sessions.update().where(sessions.c.token_hash == token_hash)
-                         .values(last_seen=now))
+    row = conn.execute(sa.select(sessions).where(sessions.c.token_hash == token_hash)).first()
+    if row is None:
+        return None
+    if row.expires_at <= now or row.last_seen + IDLE_TIMEOUT <= now:
+        conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+        return None
+    user = load_user(conn, row.user_id)
+    if user is None:  # disabled since sign-in
+        conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+        return None
+    if now - row.last_seen >= LAST_SEEN_GRANULARITY:
+        conn.execute(sessions.update().where(sessions.c.token_hash == token_hash)
+                     .values(last_seen=now))
     return Session(token_hash, user, row.csrf_token)
 
 
@@ -245,9 +244,14 @@ def request_session(request: Request) -> Session | None:
     """The session of this request's cookie, looked up once per request."""
     state = request.scope.setdefault("state", {})
     if "session" not in state:
-        state["session"] = find_session(store_engine(request), request.cookies.get(SESSION_COOKIE))
-        if state["session"] is not None:
-            state["user"] = state["session"].user
+        token = request.cookies.get(SESSION_COOKIE)
+        session = None
+        if token:
+            with committed(request) as conn:
+                session = find_session(conn, token)
+        state["session"] = session
+        if session is not None:
+            state["user"] = session.user
     return state["session"]
 
 
@@ -304,9 +308,8 @@ def require_roles(*roles: str):
 
     def dependency(request: Request, user: CurrentUser) -> User:
         if user.role not in roles:
-            audit.record_now(store_engine(request), request, user, f"page {request.url.path}",
-                             outcome="denied", detail=f"role {user.role} is not one of "
-                                                      f"{', '.join(roles)}")
+            audit.record_committed(request, user, f"page {request.url.path}", outcome="denied",
+                                   detail=f"role {user.role} is not one of {', '.join(roles)}")
             raise Forbidden("role")
         return user
 

@@ -12,6 +12,7 @@ Example (a route in a page module)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import logging
@@ -122,18 +123,42 @@ _REQUEST_CONNECTION = "store_connection"
 
 
 def store_connection(request: Request) -> Iterator[sa.Connection]:
-    """Dependency: a store connection in a transaction, committed when the route returns and
-    rolled back when it raises."""
-    with store_engine(request).begin() as conn:
-        # render() reads "data as at" on this same connection: a second one per request lets
-        # concurrent requests exhaust the pool while each holds its first, and wait on each
-        # other until the pool's 30 s timeout (at 20 clients no request was answered in time).
-        state = request.scope.setdefault("state", {})
+    """Dependency: the request's store connection, committed when the route returns and rolled
+    back when it raises.
+
+    A request holds at most one pooled connection at a time: everything else that needs the
+    store during the request (the session lookup, scoping and its audit rows, "data as at")
+    uses this one through `committed`. Two per request would deadlock under load: with every
+    pooled connection held by a request waiting for its second, none is ever returned."""
+    state = request.scope.setdefault("state", {})
+    with store_engine(request).connect() as conn:
         state[_REQUEST_CONNECTION] = conn
         try:
             yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
         finally:
             state.pop(_REQUEST_CONNECTION, None)
+
+
+@contextlib.contextmanager
+def committed(request: Request) -> Iterator[sa.Connection]:
+    """A connection whose work is committed when the block ends, even if the request then fails
+    (audit rows of refusals): the request's own connection if it has one (committing what the
+    request has done so far), else one from the pool for the block alone."""
+    conn = request.scope.get("state", {}).get(_REQUEST_CONNECTION)
+    if conn is None:
+        with store_engine(request).begin() as own:
+            yield own
+        return
+    try:
+        yield conn
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 StoreConnection = Annotated[sa.Connection, Depends(store_connection)]

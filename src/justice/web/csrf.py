@@ -166,9 +166,8 @@ def _refuse(request: Request, missing: bool) -> Response:
     from justice.web.auth import optional_user
 
     user = optional_user(request)
-    audit.record_now(request.app.state.engine, request, user, f"form {request.url.path}",
-                     outcome="denied", detail="CSRF token missing" if missing else
-                     "CSRF token wrong")
+    audit.record_committed(request, user, f"form {request.url.path}", outcome="denied",
+                           detail="CSRF token missing" if missing else "CSRF token wrong")
     log.warning("refused %s %s: CSRF token %s", request.method, request.url.path,
                 "missing" if missing else "wrong")
     return error_page(request, 403, reason="csrf")
