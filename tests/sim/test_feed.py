@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -308,35 +309,40 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
     records = fs.read_feed_truth(folder / "truth", "records")
     persons = {p["person_id"]: p for p in fs.read_feed_truth(folder / "truth", "persons")}
     world_ids = set(world.tables["persons"]["person_id"].tolist())
-    true_dob = dict(zip(world.tables["persons"]["person_id"].tolist(),
-                        world.tables["persons"]["dob"].tolist(), strict=True))
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         before = pq.read_table(folder / "truth" / "records.parquet").to_pydict()
         prison_before = sum(s == "prison" for s in before["system"])
-        offenders = _all(conn, "SELECT OFFENDER_ID, BIRTH_DATE, OFFENDER_ID_DISPLAY FROM OFFENDERS")
+        offenders = _all(conn, "SELECT OFFENDER_ID, BIRTH_DATE, OFFENDER_ID_DISPLAY, FIRST_NAME, "
+                               "LAST_NAME FROM OFFENDERS")
         assert len(offenders) == prison_before + len(records)  # a record for every new row
-        new = {str(o): (d, n) for o, d, n in offenders if str(o) in {r["record_id"] for r in records}}
+        new_ids = {r["record_id"] for r in records}
+        new = {str(o): (d, f, s) for o, d, _, f, s in offenders if str(o) in new_ids}
         assert len(new) == len(records)
-        kinds = Counter()
+        true = {p: (str(np.datetime64(int(d), "D")), f.upper(), s.upper()) for p, d, f, s in zip(
+            *(world.tables["persons"][c].tolist() for c in ("person_id", "dob", "forename", "surname")),
+            strict=True)}
+        true.update({p: (v["dob"], v["forename"].upper(), v["surname"].upper()) for p, v in persons.items()})
+        name_mess = {"nickname", "surname_change", "name_swap", "name_typo", "whitespace", "encoding_error"}
+        dob_mess = {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap"}
+        kinds, clean = Counter(), 0
         for r in records:
             assert r["system"] == "prison"
             person = r["person_id"]
-            dob, _ = new[r["record_id"]]
             labels = set(r["mess"].split(",")) - {""}
-            if person in world_ids:
-                kinds["known"] += 1
-                want = str(__import__("numpy").datetime64(int(true_dob[person]), "D"))
-                if not labels & {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap"}:
-                    assert dob == want, r
-            else:
-                kinds["new"] += 1
+            kinds["known" if person in world_ids else "new"] += 1
+            if person not in world_ids:
                 assert re.fullmatch(r"PF\d{8}", person)
-                assert persons[person]["dob"] == dob or labels & {
-                    "dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap"}
-        assert kinds["known"] > 0 and kinds["new"] > 0
+            # The row is the true person's identity with exactly the mess its label names.
+            dob, first, last = new[r["record_id"]]
+            if not labels & dob_mess:
+                assert dob == true[person][0], r
+            if not labels & name_mess:
+                assert (first, last) == true[person][1:], r
+                clean += 1
+        assert kinds["known"] > 0 and kinds["new"] > 0 and clean > 0
         # Prison numbers stay unique to their root row.
-        numbers = [n for _, _, n in offenders]
+        numbers = [n for _, _, n, _, _ in offenders]
         roots = _all(conn, "SELECT COUNT(DISTINCT OFFENDER_ID_DISPLAY), COUNT(*) FROM OFFENDERS "
                            "WHERE ALIAS_OFFENDER_ID IS NULL")[0]
         assert roots[0] == roots[1] and len(numbers) >= roots[1]
