@@ -328,9 +328,6 @@ def run_feed(db_url: str, truth: Path, options: FeedOptions, *, rates: dict | No
                                   f"({exc.__class__.__name__})") from None
         with conn:
             with conn.begin():
-                fs.check_tables(conn, shown)
-                fs.ensure_clock_table(conn)
-            with conn.begin():
                 live = LivePrison(conn, truth, options, rates)
             started = live.state.clock
             done = 0

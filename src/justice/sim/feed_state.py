@@ -204,6 +204,7 @@ def drop_stale_parts(truth: Path, clock: int) -> None:
 
 def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
     """The prison as it stands in the database, with each record's person from truth."""
+    check_tables(conn, conn.engine.url.render_as_string(hide_password=True))
     params = _truth_params(truth)
     world_end = dt.date.fromisoformat(params["end"])
     ensure_clock_table(conn)
