@@ -760,7 +760,7 @@ def sync(
         return
     shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
     err.print(f"syncing {shown} into {engine.url.render_as_string(hide_password=True)}"
-              + ("" if once else f" every {settings.sync_interval:g} s (Ctrl-C to stop)"))
+              + ("" if once else f" every {settings.sync_interval:g} s (Ctrl-C to stop)"), soft_wrap=True)
     try:
         while True:
             began = time.monotonic()
@@ -775,14 +775,16 @@ def sync(
                                    look_back=dt.timedelta(seconds=look_back), progress=progress)
             stamp = dt.datetime.now().strftime("%H:%M:%S")
             if result.skipped:
-                console.print(f"{stamp} skipped: {result.note}")
+                console.print(f"{stamp} skipped: {result.note}", soft_wrap=True)
             elif result.error:
-                err.print(f"{stamp} [bold red]sync failed:[/] {result.error} (nothing was changed)")
+                err.print(f"{stamp} [bold red]sync failed:[/] {result.error} (nothing was changed)",
+                          soft_wrap=True)
             else:
                 console.print(f"{stamp} read {result.rows_read:,} rows, upserted {result.upserted:,}, "
                               f"deleted {result.deleted:,}, resolved {result.resolved:,} "
                               f"({result.scored:,} scored) in {result.seconds:.2f} s; data as at "
-                              f"{result.as_at}" + (f"; {result.note}" if result.note else ""))
+                              f"{result.as_at}" + (f"; {result.note}" if result.note else ""),
+                              soft_wrap=True)
             if once:
                 raise typer.Exit(code=1 if result.error else 0)
             time.sleep(max(0.0, settings.sync_interval - (time.monotonic() - began)))

@@ -22,6 +22,7 @@ Times
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -102,7 +103,10 @@ def _index(table: str, *columns: str, name: str | None = None, open_only: str | 
     if open_only:
         clause = t.c[open_only].is_(None)
         where = {"sqlite_where": clause, "postgresql_where": clause}
-    return sa.Index(name or f"ix_{t.name}_{'_'.join(columns)}", *(t.c[c] for c in columns), **where)
+    name = name or f"ix_{t.name}_{'_'.join(columns)}"
+    if len(name) > 63:  # PostgreSQL's limit; a digest keeps shortened names apart
+        name = f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return sa.Index(name, *(t.c[c] for c in columns), **where)
 
 
 # The lookups the pages make. A table whose primary key starts with offender_book_id (alerts,

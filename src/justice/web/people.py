@@ -238,7 +238,7 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
         q = sa.select(person_resolution.c.offender_id, person_resolution.c.person_id)
         if chunk is not None:
             q = q.where(person_resolution.c.offender_id.in_(chunk))
-        previous.update(conn.execute(q).tuples().all())
+        previous.update((r[0], r[1]) for r in conn.execute(q))
 
     out: dict[int, tuple[str, str, float]] = {}
     to_score = [i for i, r in rows.items() if i not in linked and r.alias_offender_id is None]
