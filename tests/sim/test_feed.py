@@ -306,6 +306,7 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
     folder, url = home
     _, world = small_truth
     run_feed(url, folder / "truth", BUSY)
+    events_before = _events(folder)
     records = fs.read_feed_truth(folder / "truth", "records")
     persons = {p["person_id"]: p for p in fs.read_feed_truth(folder / "truth", "persons")}
     world_ids = set(world.tables["persons"]["person_id"].tolist())
@@ -356,6 +357,15 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
                 assert person_of[owner[e["offender_book_id"]]] == e["person_id"], e
     engine.dispose()
     assert not (set(persons) & world_ids)
+    # A run's tick parts are merged into one part per kind when it stops.
+    feed = folder / "truth" / "feed"
+    assert all(len(list((feed / kind).glob("*.parquet"))) == 1 for kind in ("events", "records", "persons"))
+    # A part of a tick the database never committed (a crash between the two) goes at the next start.
+    clock = fs.seconds_of(run_feed(url, folder / "truth", FeedOptions(steps=0)).ended_at)
+    stale = feed / "events" / f"{clock:012d}-{clock + 60:012d}.parquet"
+    shutil.copy2(next((feed / "events").glob("*.parquet")), stale)
+    run_feed(url, folder / "truth", FeedOptions(steps=0))
+    assert not stale.exists() and len(_events(folder)) == len(events_before)
 
 
 def test_bad_input_gives_clear_errors(tmp_path, home):

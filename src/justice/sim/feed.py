@@ -172,7 +172,7 @@ class LivePrison:
         self.conn, self.truth, self.options = conn, Path(truth), options
         self.rates = rates or load_rates()
         self.state = fs.load_state(conn, self.truth)
-        params = fs._truth_params(self.truth)
+        params = fs.truth_params(self.truth)
         self.world_rates = ref.world(params.get("world_file"))
         # New people are adults: juveniles are not held in these establishments.
         self.world_rates = {**self.world_rates, "population": {
@@ -264,9 +264,12 @@ class LivePrison:
             target = folder / f"{first}-{last}.parquet"
             tmp = target.with_suffix(".tmp")
             pq.write_table(merged, tmp, compression="zstd")
-            for p in mine:
-                p.unlink()
+            # The merged part is in place before the tick parts go: a reader (or a crash in
+            # between) finds either, and read_feed_truth skips parts a larger one holds.
             tmp.rename(target)
+            for p in mine:
+                if p != target:
+                    p.unlink()
 
 
 def _batches(ops: list[tuple[str, dict]]):

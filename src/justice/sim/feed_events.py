@@ -10,7 +10,6 @@ key. A subject gone by the time its event comes (released earlier in the tick) i
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -378,12 +377,12 @@ class Tick:
                            str(people["surname"][0]), pnc, cro)
         st.people[person.person_id] = person
         offender = self._new_offender(person, "new_person")
-        self.persons.append({**dataclasses.asdict(person), "risk_score": person.risk,
-                             "self_harm_prone": person.prone,
-                             "prison_number": st.offender_display[offender],
-                             "first_received": fs.stamp(self.now)})
-        for k in ("prone", "risk"):
-            self.persons[-1].pop(k)
+        self.persons.append({
+            "person_id": person.person_id, "forename": person.forename,
+            "middle_name": person.middle_name, "surname": person.surname, "sex": person.sex,
+            "dob": person.dob, "pnc_id": person.pnc_id, "cro_number": person.cro_number,
+            "prison_number": st.offender_display[offender], "risk_score": person.risk,
+            "self_harm_prone": person.prone, "first_received": fs.stamp(self.now)})
         return person, offender
 
     def _new_offender(self, person: fs.Person, how: str, *, dup: bool = False) -> int:

@@ -123,6 +123,7 @@ class PrisonState:
     next_ids: dict[str, int]
     target_roll: int = 0                          # the roll on the world's last day
     known_people: set[str] = field(default_factory=set)
+    world_persons: tuple | None = None            # (truth persons table, its sorted person ids)
 
     @property
     def clock_text(self) -> str:
@@ -163,7 +164,8 @@ def ensure_clock_table(conn: sa.Connection) -> None:
                          "SIMULATED_NOW VARCHAR(19) NOT NULL, TICKS INTEGER NOT NULL)")
 
 
-def _truth_params(truth: Path) -> dict:
+def truth_params(truth: Path) -> dict:
+    """The simulated world's parameters (``truth/params.json``)."""
     path = truth / "params.json"
     if not path.exists():
         raise SimulationError(f"{truth}: no params.json; the feed needs the simulated world's "
@@ -205,7 +207,7 @@ def drop_stale_parts(truth: Path, clock: int) -> None:
 def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
     """The prison as it stands in the database, with each record's person from truth."""
     check_tables(conn, conn.engine.url.render_as_string(hide_password=True))
-    params = _truth_params(truth)
+    params = truth_params(truth)
     world_end = dt.date.fromisoformat(params["end"])
     ensure_clock_table(conn)
     clock_row = rows(conn, f"SELECT SIMULATED_NOW, TICKS FROM {FEED_CLOCK}")
@@ -384,7 +386,7 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
         open_incidents=open_incidents, prison_numbers=prison_numbers, people=people,
         world_candidates=world_candidates, next_ids=next_ids, target_roll=target_roll,
         known_people=set(offender_person.values()))
-    state._world = (persons, pid)  # type: ignore[attr-defined]
+    state.world_persons = (persons, pid)
     return state
 
 
@@ -403,7 +405,7 @@ def _persons_at(persons, positions: np.ndarray) -> list[Person]:
 def world_person(state: PrisonState, person_id: str) -> Person:
     """A person of the world's truth (looked up when first needed)."""
     if person_id not in state.people:
-        persons, pid = state._world  # type: ignore[attr-defined]
+        persons, pid = state.world_persons
         # World person ids are zero-padded and in order, so the array is sorted.
         pos = int(np.searchsorted(pid, person_id))
         if pos >= len(pid) or pid[pos] != person_id:
