@@ -395,3 +395,64 @@ def test_a_store_from_before_the_chain_gains_it(tmp_path):
         report = audit.verify_chain(conn)
     assert report.intact and report.rows == 1 and report.unchained_rows == 1
     _assert_append_only(engine)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.postgres
+def test_serve_with_two_workers_on_postgresql(postgres_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    url = _new_database(postgres_url)
+    settings = Settings(home=tmp_path, serving_db=url)
+    from justice.web.store import open_store
+
+    auth.add_user(open_store(settings), "admin", "admin", [], PASSWORD)
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "justice"), "serve", "--workers", "2", "--no-sync",
+         "--port", str(port), "--home", str(tmp_path), "--store", url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/sign-in", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.5)
+        with httpx.Client(base_url=base) as client:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text)[1]
+            response = client.post("/sign-in", data={"name": "admin", "password": PASSWORD,
+                                                     "csrf_token": token})
+            assert response.status_code == 303
+            # A new connection each time, so either worker may answer: the session and the audit
+            # log are the shared store's.
+            for _ in range(20):
+                assert httpx.get(f"{base}/admin/users", cookies=client.cookies).status_code == 200
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert audit.verify_chain(conn).intact
+        engine.dispose()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
