@@ -31,7 +31,7 @@ pytest_plugins = ("browser",)  # the live service and chromium fixtures
 # Helpers
 
 
-def tab_to(page, selector: str, *, most: int = 40) -> None:
+def tab_to(page, selector: str, *, most: int = 100) -> None:
     """Press Tab until the element `selector` (any Playwright selector) has the focus, as a
     keyboard user would; fails if it never does within `most` presses (it is not reachable)."""
     target = page.locator(selector)
@@ -104,6 +104,19 @@ def test_sign_in_by_keyboard(new_context, live_service):
     assert "/sign-in" not in page.url
     assert officer.name in page.locator("header").inner_text()
     assert page.locator("#data-as-at").inner_text().startswith("Data as at")
+    [session] = [c for c in page.context.cookies() if c["httpOnly"]]
+    assert session["sameSite"] == "Lax", session
+
+
+def test_sign_in_never_sends_the_user_to_another_site(new_context, live_service):
+    """A crafted sign-in link (next=//elsewhere) still lands on this service."""
+    page = new_context().new_page()
+    page.goto("/sign-in?next=//example.org/phish")
+    page.fill("#name", live_service.world.admin.name)
+    page.fill("#password", live_service.world.admin.password)
+    with page.expect_navigation():
+        page.press("#password", "Enter")
+    assert page.url.startswith(live_service.base_url + "/"), page.url
 
 
 def test_sign_in_errors_are_summarised(new_context, live_service):
@@ -208,26 +221,6 @@ def test_admin_users_page(new_context, live_service):
 
 
 # ---------------------------------------------------------------------------------------------
-# Without JavaScript
-
-
-def test_sign_in_and_audit_filter_work_without_javascript(new_context, live_service):
-    """With JavaScript off, the sign-in form, the audit filter and sign-out still work."""
-    world = live_service.world
-    page = new_context(javascript=False).new_page()
-    sign_in(page, world.admin, next_path="/admin/audit")
-    assert page.url.endswith("/admin/audit")
-    page.select_option("#outcome", "sign_in")
-    with page.expect_navigation():
-        page.click("button:has-text('Apply filters')")
-    assert "outcome=sign_in" in page.url
-    assert "sign in" in page.locator("table").inner_text()
-    with page.expect_navigation():
-        page.click("form.app-sign-out button")
-    assert page.url.endswith("/sign-in")
-
-
-# ---------------------------------------------------------------------------------------------
 # The safety pages: what to look at, found in the store with SQL of its own
 
 
@@ -310,16 +303,30 @@ def test_overview_roll_and_summary(new_context, live_service):
     assert page.locator("#roll-table tbody tr").count() == len(held)
     assert_accessible(page, "the roll")
 
-    page.select_option("#flag", "risk_to_staff")
+    # MoJ's sortable table (JavaScript on): the headers are buttons, sorted by keyboard.
+    tab_to(page, "#roll-table thead button:has-text('Name and prison number')")
+    page.keyboard.press("Enter")
+    name_header = page.locator("#roll-table thead th").first
+    assert name_header.get_attribute("aria-sort") == "ascending"
+    ascending = page.locator("#roll-table tbody td:first-child .govuk-body-s").all_inner_texts()
+    page.keyboard.press("Enter")
+    assert name_header.get_attribute("aria-sort") == "descending"
+    assert page.locator("#roll-table tbody td:first-child .govuk-body-s").all_inner_texts() == ascending[::-1]
+
+    # The filter by keyboard: type-ahead in the select, Enter on the button.
+    tab_to(page, "#flag")
+    page.keyboard.type("Risk to staff")
+    assert page.locator("#flag").input_value() == "risk_to_staff"
+    tab_to(page, "button:has-text('Apply filters')")
     with page.expect_navigation():
-        page.click("button:has-text('Apply filters')")
+        page.keyboard.press("Enter")
     rows = page.locator("#roll-table tbody tr")
     assert 0 < rows.count() < len(held), "the risk-to-staff filter should keep some, not all"
     for i in range(rows.count()):
         assert "Risk to staff" in rows.nth(i).inner_text()
     assert_accessible(page, "the roll filtered by a flag")
 
-    number = rows.first.locator(".govuk-body-s").inner_text()
+    number = rows.first.locator("td:first-child .govuk-body-s").inner_text()
     with page.expect_navigation():
         rows.first.locator("a").click()
     assert page.url.endswith(f"/prisoners/{number}")
@@ -365,6 +372,15 @@ def test_cell_move_check_with_a_conflict_by_keyboard(new_context, live_service):
     sign_in(page, world.officer_a, next_path=f"/prisons/{prison}/cell-moves")
     assert_accessible(page, "the cell-move check form")
 
+    page.fill("#prison_number", "Z9999ZZ")
+    page.fill("#cell", cell)
+    with page.expect_navigation():
+        page.click("button:has-text('Check the move')")
+    summary = page.locator(".govuk-error-summary")
+    assert summary.is_visible() and "Z9999ZZ" in summary.inner_text(), summary.inner_text()
+    assert_accessible(page, "the cell-move check form with an unknown prisoner")
+
+    page.goto(f"/prisons/{prison}/cell-moves")
     tab_to(page, "#prison_number")
     page.keyboard.type(mover)
     tab_to(page, "#cell")
@@ -509,8 +525,76 @@ def test_a_fresh_alert_appears_on_the_roll_after_a_sync(new_context, live_servic
     roll_row(page, number)
 
 
+def test_another_prisons_pages_and_people_are_refused(new_context, live_service):
+    """An officer of one prison gets the 403 page for the other prison's overview, roll and
+    cell-move pages, and their own cell-move form names nobody from the other prison."""
+    world = live_service.world
+    mine, theirs = world.officer_a.prisons[0], world.officer_b.prisons[0]
+    page = new_context().new_page()
+    sign_in(page, world.officer_a)
+    for path in (f"/prisons/{theirs}", f"/prisons/{theirs}/roll",
+                 f"/prisons/{theirs}/cell-moves", f"/prisons/{theirs}/cell-moves/evidence"):
+        response = page.goto(path)
+        assert response.status == 403, f"{path}: {response.status}"
+        assert page.locator("h1").inner_text() == "You cannot see this page"
+    assert len(audit_rows(world, user_name=world.officer_a.name, outcome="denied",
+                          prison_id=theirs)) >= 4
+
+    their_prisoner = held_prisoners(world, theirs)[0]
+    with world.engine.connect() as conn:
+        surname = conn.execute(sa.text(
+            "SELECT last_name FROM nomis_offenders WHERE offender_id_display = :n "
+            "AND alias_offender_id IS NULL"), {"n": their_prisoner}).scalars().first()
+    page.goto(f"/prisons/{mine}/cell-moves")
+    page.fill("#prison_number", their_prisoner)
+    page.fill("#cell", empty_cell(world, mine))
+    with page.expect_navigation():
+        page.click("button:has-text('Check the move')")
+    assert page.locator(".govuk-error-summary").is_visible()
+    assert surname.strip().casefold() not in page.locator("main").inner_text().casefold()
+
+
+def test_a_form_without_its_csrf_token_is_refused(new_context, live_service):
+    """A cell-move check posted with a forged token gets the accessible "form has expired"
+    page, and nothing is checked."""
+    world = live_service.world
+    prison = world.officer_a.prisons[0]
+    mover, _, cell, _ = kept_apart_pairs(world, prison)[0]
+    page = new_context().new_page()
+    sign_in(page, world.officer_a, next_path=f"/prisons/{prison}/cell-moves")
+    with world.engine.connect() as conn:
+        checks_before = conn.execute(sa.text("SELECT COUNT(*) FROM move_checks")).scalar()
+    page.fill("#prison_number", mover)
+    page.fill("#cell", cell)
+    page.evaluate("""() => document.querySelectorAll('main input[name=csrf_token]')
+                             .forEach(input => { input.value = 'forged'; })""")
+    with page.expect_navigation() as navigation:
+        page.click("button:has-text('Check the move')")
+    assert navigation.value.status == 403
+    assert page.locator("h1").inner_text() == "The form has expired"
+    assert_accessible(page, "the expired form page")
+    with world.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM move_checks")).scalar() == checks_before
+
+
 # ---------------------------------------------------------------------------------------------
 # Without JavaScript
+
+
+def test_sign_in_and_audit_filter_work_without_javascript(new_context, live_service):
+    """With JavaScript off, the sign-in form, the audit filter and sign-out still work."""
+    world = live_service.world
+    page = new_context(javascript=False).new_page()
+    sign_in(page, world.admin, next_path="/admin/audit")
+    assert page.url.endswith("/admin/audit")
+    page.select_option("#outcome", "sign_in")
+    with page.expect_navigation():
+        page.click("button:has-text('Apply filters')")
+    assert "outcome=sign_in" in page.url
+    assert "sign in" in page.locator("table").inner_text()
+    with page.expect_navigation():
+        page.click("form.app-sign-out button")
+    assert page.url.endswith("/sign-in")
 
 
 def test_the_officers_pages_work_without_javascript(new_context, live_service):
@@ -536,7 +620,7 @@ def test_the_officers_pages_work_without_javascript(new_context, live_service):
         page.click("#roll-table thead a:has-text('Name and prison number')")
     assert page.locator("#roll-table tbody td:first-child a").all_inner_texts() == names[::-1]
 
-    number = page.locator("#roll-table tbody tr .govuk-body-s").first.inner_text()
+    number = page.locator("#roll-table tbody td:first-child .govuk-body-s").first.inner_text()
     with page.expect_navigation():
         page.locator("#roll-table tbody tr a").first.click()
     assert page.url.endswith(f"/prisoners/{number}")
