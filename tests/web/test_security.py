@@ -8,7 +8,9 @@ import re
 from typing import Annotated
 
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends
+from fastapi.testclient import TestClient
 from service_client import (
     AT_COURT_A,
     IN_A,
@@ -22,7 +24,8 @@ from service_client import (
 
 from justice.web.access import ScopedPrisoner, person_in_scope, scoped_prison, scoped_prisoner
 from justice.web.auth import User
-from justice.web.context import service_routes
+from justice.web.context import StoreConnection, service_routes
+from justice.web.csrf import service_keys
 
 SAFETY_PAGES = importlib.util.find_spec("justice.web.safety") is not None
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -274,3 +277,30 @@ def test_missing_assets_are_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="make setup"):
         create_app(Settings(home=tmp_path, web_assets=str(tmp_path / "nowhere")), sync=False)
+
+
+def test_a_routes_writes_are_committed_before_its_response_is_sent(app, engine):
+    """A browser that follows a redirect at once must see what the POST before it wrote."""
+    router = APIRouter()
+
+    @router.get("/probe/write")
+    def probe_write(conn: StoreConnection):
+        conn.execute(service_keys.insert().values(name="probe", value="written"))
+        return {"ok": True}
+
+    app.include_router(router)
+    seen_at_response_start = []
+
+    async def watching(scope, receive, send):
+        async def watched_send(message):
+            if message["type"] == "http.response.start":
+                with engine.connect() as conn:
+                    seen_at_response_start.append(conn.execute(
+                        sa.select(service_keys.c.value).where(service_keys.c.name == "probe")
+                    ).scalar())
+            await send(message)
+        await app(scope, receive, watched_send)
+
+    with TestClient(watching, base_url="http://127.0.0.1") as client:
+        assert client.get("/probe/write").status_code == 200
+    assert seen_at_response_start == ["written"]

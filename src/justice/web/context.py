@@ -161,7 +161,10 @@ def committed(request: Request) -> Iterator[sa.Connection]:
         raise
 
 
-StoreConnection = Annotated[sa.Connection, Depends(store_connection)]
+# scope="function": committed when the route returns, before the response is sent (the default
+# would commit after sending, so a browser following a redirect could read the page before the
+# write it redirected from, and SQLite's write lock would be held while the page is sent).
+StoreConnection = Annotated[sa.Connection, Depends(store_connection, scope="function")]
 """A route parameter typed so gets the request's store connection (see `store_connection`)."""
 
 
