@@ -131,6 +131,13 @@ def test_what_the_feed_writes_keeps_the_prisons_invariants(home, small_truth):
     with engine.connect() as conn:
         before = dict(_all(conn, "SELECT 'offender', MAX(OFFENDER_ID) FROM OFFENDERS UNION ALL "
                                  "SELECT 'booking', MAX(OFFENDER_BOOK_ID) FROM OFFENDER_BOOKINGS"))
+        # An alert with a planned end inside the run (as the batch world writes open ACCTs).
+        planned = _all(conn, """SELECT a.OFFENDER_BOOK_ID, a.ALERT_SEQ FROM OFFENDER_ALERTS a
+                                JOIN OFFENDER_BOOKINGS b ON b.OFFENDER_BOOK_ID = a.OFFENDER_BOOK_ID
+                                WHERE b.ACTIVE_FLAG = 'Y' AND a.ALERT_STATUS = 'ACTIVE'
+                                ORDER BY 1, 2""")[0]
+        conn.exec_driver_sql("UPDATE OFFENDER_ALERTS SET EXPIRY_DATE = '2026-01-05' WHERE "
+                             f"OFFENDER_BOOK_ID = {planned[0]} AND ALERT_SEQ = {planned[1]}")
         conn.commit()
         live = LivePrison(conn, folder / "truth", BUSY)
         assert live.state.clock == fs.seconds_of("2026-01-01")  # the day after the world ends
@@ -144,6 +151,13 @@ def test_what_the_feed_writes_keeps_the_prisons_invariants(home, small_truth):
         new_offenders = _all(conn, f"SELECT OFFENDER_ID FROM OFFENDERS WHERE OFFENDER_ID > {before['offender']}")
         assert [r[0] for r in new_offenders] == list(range(before["offender"] + 1,
                                                            before["offender"] + 1 + len(new_offenders)))
+        # Alerts end on their planned day: none on the roll is still active past it.
+        assert _all(conn, """SELECT COUNT(*) FROM OFFENDER_ALERTS a JOIN OFFENDER_BOOKINGS b
+                             ON b.OFFENDER_BOOK_ID = a.OFFENDER_BOOK_ID WHERE b.ACTIVE_FLAG = 'Y'
+                             AND a.ALERT_STATUS = 'ACTIVE' AND a.EXPIRY_DATE < '2026-01-16'""") == [(0,)]
+        assert _all(conn, "SELECT ALERT_STATUS, MODIFY_DATETIME >= '2026-01-05' FROM OFFENDER_ALERTS "
+                          f"WHERE OFFENDER_BOOK_ID = {planned[0]} AND ALERT_SEQ = {planned[1]}") in (
+            [("INACTIVE", 1)], [])  # [] when deleted in error before its day
         users = _all(conn, "SELECT CREATE_USER_ID FROM OFFENDER_ALERTS WHERE CREATE_DATETIME >= '2026-01-01'")
         assert users and all(re.fullmatch(r"[A-Z]+_GEN", u) for (u,) in users)
     engine.dispose()

@@ -67,6 +67,14 @@ class Pools:
             return len(self.state.open_incidents)
         return len(self.get(per))
 
+    def expiring(self) -> list[tuple[str, int, int]]:
+        """Active alerts with a planned end on the roll: (EXPIRY_DATE, book, seq), soonest first."""
+        if "expiring" not in self._made:
+            st = self.state
+            self._made["expiring"] = sorted((a[2], b, s) for b in self.roll
+                                            for s, a in st.bookings[b].alerts.items() if a[2])
+        return self._made["expiring"]
+
     def risk(self) -> np.ndarray:
         """Each prisoner's weight as an assailant: their propensity, capped (as the world does)."""
         if self._risk is None:
@@ -159,6 +167,13 @@ class Tick:
             for i in range(n):
                 subject = pool[int(pick[i])] if pool else None
                 drawn.append((int(at[i]), order, i, kind, subject))
+        # Alerts recorded with a planned end (the batch world's ACCTs) end on their day.
+        order = len(self.rates["events"])
+        for i, (expiry, book, seq) in enumerate(pools.expiring()):
+            at = fs.seconds_of(expiry)
+            if at >= self.end:
+                break
+            drawn.append((max(at, self.start), order, i, "alert_expired", (book, seq)))
         drawn.sort(key=lambda d: d[:3])
         for at, _, _, kind, subject in drawn:
             self.now = at
@@ -290,13 +305,13 @@ class Tick:
             "ALERT_CODE": code, "ALERT_STATUS": "ACTIVE", "EXPIRY_DATE": None,
             "CREATE_USER_ID": str(prison.alert_raised_by(np.array([b.book_id * 1024 + seq]))[0]),
             **self.times()})
-        b.alerts[seq] = (code, self.today, True)
+        b.alerts[seq] = (code, self.today, None)
         self._carry(b.offender_id, code, +1)
         self.event("alert_raised", b, detail=code)
 
     def _end_alert(self, b: fs.Booking, seq: int) -> None:
-        code, _, open_ended = b.alerts.pop(seq)
-        if open_ended:
+        code, _, expiry = b.alerts.pop(seq)
+        if expiry is None:
             self._carry(b.offender_id, code, -1)
         self.update("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": b.book_id, "ALERT_SEQ": seq},
                     {"ALERT_STATUS": "INACTIVE", "EXPIRY_DATE": self.today})
@@ -623,6 +638,18 @@ class Tick:
         self.event("alert_closed", b, detail="HA")
         self._raise_alert(b, "HA1")
 
+    def on_alert_expired(self, key: tuple[int, int]) -> None:
+        """An alert reaches its planned EXPIRY_DATE: INACTIVE; an ACCT goes to post closure."""
+        b = self._booking(key[0])
+        if b is None or key[1] not in b.alerts:
+            return
+        code = b.alerts.pop(key[1])[0]
+        self.update("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": b.book_id, "ALERT_SEQ": key[1]},
+                    {"ALERT_STATUS": "INACTIVE"})
+        self.event("alert_closed", b, detail=code)
+        if code == "HA":
+            self._raise_alert(b, "HA1")
+
     def on_post_acct_ended(self, key: tuple[int, int]) -> None:
         """ACCT post closure ends."""
         b = self._booking(key[0])
@@ -699,9 +726,9 @@ class Tick:
             self.event("correction", b, detail="OFFENDERS names")
         elif b.alerts:
             seq = self._choice(sorted(b.alerts))
-            code, day, open_ended = b.alerts[seq]
+            code, day, expiry = b.alerts[seq]
             day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-            b.alerts[seq] = (code, day, open_ended)
+            b.alerts[seq] = (code, day, expiry)
             self.update("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": book, "ALERT_SEQ": seq},
                         {"ALERT_DATE": day})
             self.event("correction", b, detail=f"OFFENDER_ALERTS {seq} ALERT_DATE")
@@ -716,8 +743,8 @@ class Tick:
         b = self._booking(key[0])
         if b is None or key[1] not in b.alerts:
             return
-        code, _, open_ended = b.alerts.pop(key[1])
-        if open_ended:
+        code, _, expiry = b.alerts.pop(key[1])
+        if expiry is None:
             self._carry(b.offender_id, code, -1)
         self.delete("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": key[0], "ALERT_SEQ": key[1]})
         self.event("alert_deleted", b, detail=f"{code}:{key[1]}")

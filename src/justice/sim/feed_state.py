@@ -73,8 +73,8 @@ class Booking:
     alert_seq: int
     assessment_seq: int
     csra_high: bool
-    # Active alerts: seq -> (code, date, no expiry date)
-    alerts: dict[int, tuple[str, str, bool]] = field(default_factory=dict)
+    # Active alerts: seq -> (code, ALERT_DATE, EXPIRY_DATE or None when open-ended)
+    alerts: dict[int, tuple[str, str, str | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -321,7 +321,7 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
         b = bookings[book]
         b.alert_seq = max(b.alert_seq, seq)
         if status == "ACTIVE":
-            b.alerts[seq] = (code, day, expiry is None)
+            b.alerts[seq] = (code, day, expiry)
     for book, seq, level in per_active(
             "SELECT OFFENDER_BOOK_ID, ASSESSMENT_SEQ, REVIEW_SUP_LEVEL_TYPE FROM OFFENDER_ASSESSMENTS "
             "WHERE {active} ORDER BY OFFENDER_BOOK_ID, ASSESSMENT_SEQ"):
