@@ -99,6 +99,17 @@ def test_sign_in_form_needs_its_pre_session_token(anonymous):
     assert response.status_code == 303
 
 
+def test_odd_tokens_are_refused_not_crashed_on(app, client_for):
+    form = {"name": "admin", "password": "correct horse battery staple"}
+    odd = "\u00e9t\u00e9.\u00e9"
+    client = TestClient(app, base_url="http://127.0.0.1")
+    response = client.post("/sign-in", data={**form, "csrf_token": odd},
+                           headers={"Cookie": f"justice_csrf={odd}".encode()})
+    assert response.status_code == 403
+    officer = client_for("officer.a")
+    assert officer.post("/sign-out", data={"csrf_token": odd}).status_code == 403
+
+
 def test_csrf_token_accepted_from_the_header(client_for):
     admin = client_for("admin")
     token = csrf_token(admin, "/admin/users")

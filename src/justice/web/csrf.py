@@ -66,7 +66,8 @@ def _presession_valid(key: bytes, token: str | None) -> bool:
     if not token or len(token) > 200 or "." not in token:
         return False
     nonce, _, signature = token.partition(".")
-    return hmac.compare_digest(_sign(key, nonce), signature)
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a cookie can hold anything.
+    return hmac.compare_digest(_sign(key, nonce).encode(), signature.encode("utf-8", "replace"))
 
 
 def token_for(request: Request) -> tuple[str, str | None]:
@@ -82,7 +83,6 @@ def token_for(request: Request) -> tuple[str, str | None]:
         return existing, None
     nonce = secrets.token_urlsafe(24)
     token = f"{nonce}.{_sign(key, nonce)}"
-    request.scope.setdefault("state", {})["presession_csrf"] = token
     return token, token
 
 
@@ -103,10 +103,10 @@ def token_is_valid(request: Request, supplied: str | None) -> bool:
         return False
     session = request_session(request)
     if session is not None:
-        return hmac.compare_digest(supplied.encode(), session.csrf_token.encode())
+        return hmac.compare_digest(supplied.encode("utf-8", "replace"), session.csrf_token.encode())
     cookie = request.cookies.get(PRESESSION_COOKIE)
     return (_presession_valid(request.app.state.signing_key, cookie)
-            and hmac.compare_digest(supplied.encode(), cookie.encode()))
+            and hmac.compare_digest(supplied.encode("utf-8", "replace"), cookie.encode()))
 
 
 class CsrfMiddleware:
