@@ -194,3 +194,10 @@ def test_sign_in_forgets_stale_sessions_and_failures(client_for, engine):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(auth.sessions)).scalar() == 1
         assert conn.execute(sa.select(sa.func.count()).select_from(auth.login_failures)).scalar() == 0
+
+
+def test_a_very_long_name_locks_like_any_other(anonymous):
+    name = "x" * 300
+    for _ in range(auth.LOCKOUT_FAILURES):
+        assert sign_in(anonymous, name, "wrong wrong wrong").status_code == 401
+    assert "too many times" in sign_in(anonymous, name, "wrong wrong wrong").text

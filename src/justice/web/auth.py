@@ -153,6 +153,7 @@ class LocalAccounts:
     def authenticate(self, conn: sa.Connection, name: str, password: str, *,
                      ip: str | None = None) -> SignInResult:
         """The active user `name` if `password` is theirs and the name is not locked."""
+        name = name[:100]  # as stored in login_failures, so a long name locks like any other
         now = utcnow()
         if self.locked_until(conn, name, now) is not None:
             return SignInResult(None, "locked")
@@ -161,7 +162,7 @@ class LocalAccounts:
         ok = _verify(row.password_hash if row is not None and row.password_hash else _DUMMY_HASH,
                      password)
         if row is None or not row.active or not row.password_hash or not ok:
-            conn.execute(login_failures.insert().values(user_name=name[:100], at=now, ip=ip))
+            conn.execute(login_failures.insert().values(user_name=name, at=now, ip=ip))
             return SignInResult(None, "bad_credentials")
         if _hasher.check_needs_rehash(row.password_hash):
             conn.execute(users.update().where(users.c.id == row.id)
