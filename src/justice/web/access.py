@@ -22,16 +22,19 @@ from justice.web.auth import CurrentUser, Forbidden, User
 from justice.web.context import committed
 from justice.web.store import metadata
 
-_BOOKING_IN_SCOPE = sa.text("""
+# The user's prisons are checked in Python, not in the WHERE: with them there, SQLite (whose
+# store has no ANALYZE statistics) reads every booking held in the prison through the
+# (agy_loc_id, active_flag, in_out_status) index and joins each to OFFENDERS, instead of finding
+# the prison number first: 3 ms of CPU a check at 975 held, against 0.06 ms this way.
+_BOOKINGS_HELD = sa.text("""
     SELECT b.offender_book_id, b.offender_id, b.agy_loc_id
     FROM nomis_offender_bookings b
     JOIN nomis_offenders o ON o.offender_id = b.offender_id
     WHERE o.offender_id_display = :prison_number
       AND o.alias_offender_id IS NULL
       AND b.active_flag = 'Y' AND b.in_out_status = 'IN'
-      AND b.agy_loc_id IN :prisons
     ORDER BY b.offender_book_id DESC
-""").bindparams(sa.bindparam("prisons", expanding=True))
+""")
 
 _PERSON_OF_OFFENDER = sa.text(
     "SELECT person_id FROM person_resolution WHERE offender_id = :offender_id")
@@ -51,8 +54,8 @@ class ScopedPrisoner:
 def _booking_in_scope(conn: sa.Connection, user: User, prison_number: str):
     if not user.sees_prisoners or not user.prisons or not prison_number:
         return None
-    return conn.execute(_BOOKING_IN_SCOPE, {"prison_number": prison_number,
-                                            "prisons": list(user.prisons)}).first()
+    rows = conn.execute(_BOOKINGS_HELD, {"prison_number": prison_number})
+    return next((row for row in rows if row.agy_loc_id in user.prisons), None)
 
 
 def person_in_scope(conn: sa.Connection, user: User, prison_number: str) -> int | None:
