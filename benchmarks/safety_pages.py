@@ -5,8 +5,9 @@ Run: .venv/bin/python benchmarks/safety_pages.py --home DIR [--prison CODE] [--r
 on a home whose serving store has been synced (`justice sync --once`). For the largest
 establishment (or --prison) it times, in one process on the store (SQLite by default):
 
-* the roll's data (`build_roll`), the whole roll page over HTTP (FastAPI's TestClient: routing,
-  scoping, audit row, template), and one wing's roll page;
+* the roll's data computed afresh (`build_roll` without the cache: what the first view after each
+  sync costs), the whole roll page over HTTP (FastAPI's TestClient: routing, scoping, audit row,
+  the rows from the cache for the current sync, template), and one wing's roll page;
 * the prisoner summary page of a sample of the prisoners;
 * the establishment overview page, and a cell-move check (data only, nothing recorded).
 
@@ -98,7 +99,7 @@ def main() -> None:
             assert response.status_code == 200, (url, response.status_code)
         return get
 
-    print(_line("roll data (build_roll)", _times(data, args.repeat)))
+    print(_line("roll data computed afresh (first view a sync)", _times(data, args.repeat)))
     print(_line("roll page, whole establishment (HTTP)", _times(page(f"/prisons/{prison}/roll"), args.repeat)))
     print(_line(f"roll page, wing {busiest_wing} (HTTP)",
                 _times(page(f"/prisons/{prison}/roll?wing={busiest_wing}"), args.repeat)))

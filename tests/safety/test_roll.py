@@ -121,3 +121,25 @@ def test_overview_counts(store, rules, world):
     assert ov.flag_counts["risk_to_others"] == 1
     assert ov.incidents == {"ASSAULT_ON_PRISONER": {7: 0, 30: 1}, "SELF_HARM": {7: 1, 30: 1}}
     assert [(w.wing, w.held, w.capacity) for w in ov.wings] == [("A", 2, 12), ("B", 1, 12)]
+
+
+def test_the_roll_cache_keeps_rows_until_the_data_version_changes(store, rules, world):
+    from justice.safety.roll import RollCache
+
+    world.prisoner("A0001AA", "MDI", "A-1-001")
+    cache = RollCache(max_entries=2)
+
+    def numbers(version, **kw):
+        with store.connect() as conn:
+            roll = build_roll(conn, rules, "MDI", world.today, cache=cache, version=version, **kw)
+        return [r.person.booking.prison_number for r in roll.rows]
+
+    assert numbers(1) == ["A0001AA"]
+    world.prisoner("A0002AA", "MDI", "B-1-001")
+    assert numbers(1) == ["A0001AA"]                       # same sync: the rows computed for it
+    assert numbers(2) == ["A0001AA", "A0002AA"]            # a new sync run: computed again
+    assert numbers(2, wing="B") == ["A0002AA"]             # filters apply to the cached rows
+    assert numbers(None) == ["A0001AA", "A0002AA"]         # never synced: never cached
+    numbers(3)
+    numbers(4)
+    assert len(cache._rows) == 2                           # the oldest versions are dropped

@@ -136,7 +136,7 @@ def check_plan(conn: sa.Connection, rules: Rules, prison_id: str, moves: list[Pl
     resolved, errors = resolve_plan(now, moves)
     if errors:
         return None, errors
-    load_facts_for(conn, now, [(p, c) for _, p, c in resolved], today)
+    load_facts_for(conn, rules, now, [(p, c) for _, p, c in resolved], today)
     end = now.state.with_moves([(p, c.cell_id) for _, p, c in resolved])
     line_of = {p: line_no for line_no, p, _ in resolved}
     checks = []

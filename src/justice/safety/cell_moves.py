@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from justice.safety.conflicts import Conflict, PrisonState, move_conflicts
 from justice.safety.facts import PersonSafety, current_bookings, load_people
+from justice.safety.flags import flag_scope
 from justice.safety.locations import Cell, PrisonLayout, load_layout
 from justice.safety.rules import Rules
 from justice.web.store import metadata
@@ -131,14 +132,21 @@ def load_prison_now(conn: sa.Connection, prison_id: str) -> PrisonNow:
     return PrisonNow(layout, PrisonState(layout, {}, cell_of), numbers, bookings)
 
 
-def load_facts_for(conn: sa.Connection, now: PrisonNow, movers: list[tuple[str, Cell]],
+def move_scope(rules: Rules, today: dt.date):
+    """The facts the cell-move rules read (the flags' and the rules' own alerts and incidents)."""
+    return flag_scope(rules, today, alerts=tuple(c for r in rules.move_rules for c in r.alerts),
+                      incident_types=tuple(t for r in rules.move_rules for t in r.incident_types))
+
+
+def load_facts_for(conn: sa.Connection, rules: Rules, now: PrisonNow, movers: list[tuple[str, Cell]],
                    today: dt.date) -> None:
     """Load into `now.state.people` the facts of the movers and of everyone whose cell they
     would share (now or after the plan)."""
     wanted = {pid for pid, _ in movers}
     targets = {cell.cell_id for _, cell in movers}
     wanted |= {p for p, c in now.state.cell_of.items() if c in targets}
-    now.state.people.update(load_people(conn, sorted(wanted - set(now.state.people)), today))
+    now.state.people.update(load_people(conn, sorted(wanted - set(now.state.people)), today,
+                                        scope=move_scope(rules, today)))
 
 
 def resolve_move(now: PrisonNow, prison_number: str, cell_text: str) -> tuple[str, Cell]:
@@ -168,7 +176,7 @@ def check_move(conn: sa.Connection, rules: Rules, prison_id: str, prison_number:
     """Check one planned move against every rule (MoveInputError if it cannot be checked)."""
     now = load_prison_now(conn, prison_id)
     person_id, cell = resolve_move(now, prison_number, cell_text)
-    load_facts_for(conn, now, [(person_id, cell)], today)
+    load_facts_for(conn, rules, now, [(person_id, cell)], today)
     after = now.state.with_moves([(person_id, cell.cell_id)])
     return MoveCheck(
         mover=now.state.people[person_id], from_cell=now.state.cell(person_id), to_cell=cell,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from justice.safety.rules import alert_descriptions
-from justice.safety.tables import table
+from justice.safety.tables import in_values, table
 
 SYSTEM_NAMES = {"prison": "Prison system (NOMIS)", "magistrates": "Magistrates' courts",
                 "crown": "Crown Court", "probation": "Probation", "interventions": "Interventions"}
@@ -259,21 +259,25 @@ def booking_of(row) -> Booking:
                    begin_date=row.booking_begin_date)
 
 
-CHUNK = 5_000   # ids per IN list: well under SQLite's and PostgreSQL's bind limits
+@dataclass(frozen=True)
+class FactScope:
+    """What `load_people` reads: everything (None fields, for the summary), or only what the
+    flags and checks use (the roll of a large establishment reads a fraction of the history)."""
+
+    alert_codes: frozenset[str] | None = None     # only these alert codes
+    incident_types: frozenset[str] | None = None  # only these incident types ...
+    incidents_since: dt.date | None = None        # ... or any incident from this date
+    csra_current_only: bool = False               # only CSRAs of the current custody spell
+    linked_violence_only: bool = False            # only violent convictions from linked records
 
 
-def _chunks(values: list) -> Iterable[list]:
-    for i in range(0, len(values), CHUNK):
-        yield values[i:i + CHUNK]
-
-
+EVERYTHING = FactScope()
 def _rows_in(conn: sa.Connection, query: sa.Select, column: sa.ColumnElement, values) -> list:
-    """Rows of `query` with `column` in `values`, read in chunks (each an indexed lookup)."""
+    """Rows of `query` with `column` in `values` (one indexed lookup per value)."""
     values = sorted(set(values))
-    out = []
-    for part in _chunks(values):
-        out += conn.execute(query.where(column.in_(part))).all()
-    return out
+    if not values:
+        return []
+    return conn.execute(query.where(in_values(column, values, conn.dialect.name))).all()
 
 
 @dataclass(frozen=True)
@@ -330,8 +334,15 @@ class _Sources:
         self._records = records
         self._offenders = offenders
         self._current = current
+        self._made: dict[tuple[str, int], Source] = {}
 
     def __call__(self, person_id: str, offender_id: int) -> Source:
+        key = (person_id, offender_id)
+        if key not in self._made:
+            self._made[key] = self._source(person_id, offender_id)
+        return self._made[key]
+
+    def _source(self, person_id: str, offender_id: int) -> Source:
         record = self._records.get(offender_id)
         booking = self._current.get(person_id)
         if record is None:
@@ -355,8 +366,10 @@ class _Sources:
 
 
 def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, *,
-                with_adjudications: bool = False, with_linked: bool = True) -> dict[str, PersonSafety]:
-    """PersonSafety of each of the people (person ids), read in a few set-based queries."""
+                with_adjudications: bool = False, with_linked: bool = True,
+                scope: FactScope = EVERYTHING) -> dict[str, PersonSafety]:
+    """PersonSafety of each of the people (person ids), read in a few set-based queries;
+    `scope` narrows what is read."""
     ids = sorted(set(person_ids))
     if not ids:
         return {}
@@ -391,10 +404,11 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
     descriptions = alert_descriptions()
     a = table("nomis_offender_alerts")
     raised_by = a.c.create_user_id if "create_user_id" in a.c else sa.null()
-    for r in sorted(_rows_in(conn, sa.select(a.c.offender_book_id, a.c.alert_seq, a.c.alert_code,
-                                             a.c.alert_date, a.c.alert_status, a.c.expiry_date,
-                                             raised_by.label("raised_by")),
-                             a.c.offender_book_id, owner),
+    alerts = sa.select(a.c.offender_book_id, a.c.alert_seq, a.c.alert_code, a.c.alert_date,
+                       a.c.alert_status, a.c.expiry_date, raised_by.label("raised_by"))
+    if scope.alert_codes is not None:
+        alerts = alerts.where(a.c.alert_code.in_(sorted(scope.alert_codes)))
+    for r in sorted(_rows_in(conn, alerts, a.c.offender_book_id, owner),
                     key=lambda r: (r.alert_date, r.alert_seq), reverse=True):
         pid, src = whose(r.offender_book_id)
         out[pid].alerts.append(Alert(
@@ -404,10 +418,11 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
             on_current_booking=r.offender_book_id in current_book, source=src))
 
     s = table("nomis_offender_assessments")
+    csra_books = current_book if scope.csra_current_only else owner
     for r in sorted(_rows_in(conn, sa.select(s.c.offender_book_id, s.c.assessment_date, s.c.assessment_seq,
                                              s.c.review_sup_level_type, s.c.assessment_reason,
                                              s.c.agy_loc_id).where(s.c.assessment_type == "CSRA"),
-                             s.c.offender_book_id, owner),
+                             s.c.offender_book_id, csra_books),
                     key=lambda r: (r.assessment_date, r.offender_book_id, r.assessment_seq), reverse=True):
         pid, src = whose(r.offender_book_id)
         out[pid].csra.append(Csra(
@@ -416,10 +431,15 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
             on_current_booking=r.offender_book_id in current_book, source=src))
 
     ic, ip = table("nomis_incident_cases"), table("nomis_incident_case_parties")
-    for r in sorted(_rows_in(conn, sa.select(ip.c.offender_book_id, ic.c.incident_case_id, ic.c.incident_type,
-                                             ic.c.incident_date, ip.c.participation_role, ic.c.agy_loc_id)
-                             .join(ic, ic.c.incident_case_id == ip.c.incident_case_id),
-                             ip.c.offender_book_id, owner),
+    incidents = (sa.select(ip.c.offender_book_id, ic.c.incident_case_id, ic.c.incident_type,
+                           ic.c.incident_date, ip.c.participation_role, ic.c.agy_loc_id)
+                 .join(ic, ic.c.incident_case_id == ip.c.incident_case_id))
+    if scope.incident_types is not None:
+        wanted = ic.c.incident_type.in_(sorted(scope.incident_types))
+        if scope.incidents_since is not None:
+            wanted = sa.or_(wanted, ic.c.incident_date >= scope.incidents_since)
+        incidents = incidents.where(wanted)
+    for r in sorted(_rows_in(conn, incidents, ip.c.offender_book_id, owner),
                     key=lambda r: (r.incident_date, r.incident_case_id), reverse=True):
         pid, src = whose(r.offender_book_id)
         out[pid].incidents.append(Incident(
@@ -440,7 +460,7 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
 
     _load_non_associations(conn, records, offenders, today, out, source)
     if with_linked:
-        _load_linked(conn, ids, out, source)
+        _load_linked(conn, ids, out, source, violence_only=scope.linked_violence_only)
     return out
 
 
@@ -490,13 +510,15 @@ def _load_non_associations(conn, records: dict[int, Record], offenders: dict[int
             recorded_other_number=recorded_number))
 
 
-def _load_linked(conn, person_ids: list[str], out: dict[str, PersonSafety], source: _Sources) -> None:
+def _load_linked(conn, person_ids: list[str], out: dict[str, PersonSafety], source: _Sources, *,
+                 violence_only: bool = False) -> None:
     """Other systems' records of the people (``linked_history``), marked with their source."""
     lh = table("linked_history")
-    for r in sorted(_rows_in(conn, sa.select(lh.c.person_id, lh.c.source_system, lh.c.source_record,
-                                             lh.c.kind, lh.c.event_date, lh.c.description,
-                                             lh.c.detail, lh.c.confidence, lh.c.is_violence),
-                             lh.c.person_id, person_ids),
+    query = sa.select(lh.c.person_id, lh.c.source_system, lh.c.source_record, lh.c.kind,
+                      lh.c.event_date, lh.c.description, lh.c.detail, lh.c.confidence, lh.c.is_violence)
+    if violence_only:
+        query = query.where(lh.c.kind == "court_conviction", lh.c.is_violence == sa.true())
+    for r in sorted(_rows_in(conn, query, lh.c.person_id, person_ids),
                     key=lambda r: (r.event_date or dt.date.min), reverse=True):
         # A linked record reaches this prisoner through the person, so it is only as sure as the
         # weaker of its own link and the prisoner's current record's.

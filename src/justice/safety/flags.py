@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from justice.safety.facts import PersonSafety, Source
+from justice.safety.facts import FactScope, PersonSafety, Source
 from justice.safety.rules import FlagRule, Rules
 
 INCIDENT_WORDS = {"SELF_HARM": "self-harm", "ASSAULT_ON_STAFF": "assault on staff",
@@ -99,3 +99,16 @@ def incidents_within(person: PersonSafety, today: dt.date, days: int) -> int:
     """How many incidents the person took part in within `days` days up to `today`."""
     start = today - dt.timedelta(days=days)
     return len({i.incident_id for i in person.incidents if start < i.incident_date <= today})
+
+
+def flag_scope(rules: Rules, today: dt.date, *, alerts: tuple[str, ...] = (),
+               incident_types: tuple[str, ...] = ()) -> FactScope:
+    """The facts the flags (and the incident counts) read, plus any `alerts` and
+    `incident_types` a caller needs besides: what the roll loads instead of everything."""
+    flags = rules.flags.values()
+    return FactScope(
+        alert_codes=frozenset(c for f in flags for c in f.alerts) | frozenset(alerts),
+        incident_types=frozenset(i.type for f in flags for i in f.incidents) | frozenset(incident_types),
+        incidents_since=today - dt.timedelta(days=max(rules.incident_windows)),
+        csra_current_only=True,       # a flag reads the latest CSRA of this custody spell only
+        linked_violence_only=True)    # and, of linked records, violent convictions only

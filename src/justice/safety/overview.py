@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from justice.safety.facts import load_people, people_held
-from justice.safety.locations import PrisonLayout, load_layout, occupancy
-from justice.safety.roll import NON_ASSOCIATION_FLAG, roll_rows
+from justice.safety.locations import PrisonLayout, occupancy
+from justice.safety.roll import NON_ASSOCIATION_FLAG, RollCache, establishment_rows
 from justice.safety.rules import Rules
 from justice.safety.tables import table
 
@@ -77,15 +76,17 @@ def incident_counts(conn: sa.Connection, prison_id: str, today: dt.date,
     return dict(sorted(out.items()))
 
 
-def build_overview(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date) -> Overview:
-    """The overview of `prison_id` on `today`."""
-    layout = load_layout(conn, prison_id)
+def build_overview(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
+                   cache: RollCache | None = None, version: object | None = None) -> Overview:
+    """The overview of `prison_id` on `today` (its flag counts from the roll `cache` if given)."""
+    if cache is not None:
+        layout, rows, _ = cache.rows(conn, rules, prison_id, today, version)
+    else:
+        layout, rows, _ = establishment_rows(conn, rules, prison_id, today)
     occupied = occupancy(conn, prison_id)
     cells = [c for c in layout.cells.values() if c.active]
     capacity = sum(c.capacity for c in cells)
     free = sum(max(c.capacity - len(occupied.get(c.cell_id, ())), 0) for c in cells)
-    people = load_people(conn, people_held(conn, prison_id), today)
-    rows = roll_rows(people, layout, rules, today)
     counts = Counter(name for r in rows for name in r.flags)
     counts[NON_ASSOCIATION_FLAG] = sum(1 for r in rows if r.non_associations_on_wing)
     wing_held: Counter = Counter()

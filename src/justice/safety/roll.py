@@ -7,12 +7,14 @@ Python: the cost grows with the number of prisoners, not with queries per prison
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from justice.safety.facts import NonAssociation, PersonSafety, load_people, people_held
-from justice.safety.flags import Flag, incidents_within, person_flags
+from justice.safety.flags import Flag, flag_scope, incidents_within, person_flags
 from justice.safety.locations import Cell, PrisonLayout, load_layout
 from justice.safety.rules import Rules
 
@@ -95,21 +97,66 @@ def _sort_key(sort: str, windows: tuple[int, ...]):
     return lambda r: (*cell_key(r), *name_key(r))
 
 
-def build_roll(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
-               wing: str | None = None, landing: str | None = None, flag: str | None = None,
-               sort: str = "cell", descending: bool = False) -> Roll:
-    """The roll of `prison_id`, optionally of one wing or landing and of people with one flag."""
+def establishment_rows(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date,
+                       cell_ids: list[int] | None = None) -> tuple[PrisonLayout, list[RollRow], int]:
+    """(layout, a row for everyone held in `prison_id` (in `cell_ids` if given), number held)."""
     layout = load_layout(conn, prison_id)
-    cell_ids = None
-    if wing or landing:
-        cell_ids = [c.cell_id for c in layout.cells.values()
-                    if (not wing or c.wing == wing) and (not landing or c.landing == landing)]
     held = people_held(conn, prison_id)
     wanted = held if cell_ids is None else people_held(conn, prison_id, cell_ids)
-    rows = roll_rows(load_people(conn, wanted, today), layout, rules, today)
+    people = load_people(conn, wanted, today, scope=flag_scope(rules, today))
+    return layout, roll_rows(people, layout, rules, today), len(held)
+
+
+class RollCache:
+    """Whole-establishment roll rows, kept until the data changes.
+
+    The serving store changes only when a sync runs, so rows computed for one data version
+    (`clock.data_version`: the last successful sync run) stay right until the next run; every
+    view is still scoped and audited by the web layer. A version of None (never synced: tests
+    that write the mirror directly) is never cached. Misses are computed under a lock, so a sync
+    followed by fifty concurrent requests computes the roll once.
+    """
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self._rows: OrderedDict[tuple, tuple[PrisonLayout, list[RollRow], int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def rows(self, conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date,
+             version: object | None) -> tuple[PrisonLayout, list[RollRow], int]:
+        """establishment_rows, from the cache when computed for the same data version."""
+        if version is None:
+            return establishment_rows(conn, rules, prison_id, today)
+        key = (str(conn.engine.url), prison_id, today, rules.version, version)
+        with self._lock:
+            if key not in self._rows:
+                self._rows[key] = establishment_rows(conn, rules, prison_id, today)
+                while len(self._rows) > self.max_entries:
+                    self._rows.popitem(last=False)
+            self._rows.move_to_end(key)
+            return self._rows[key]
+
+
+def build_roll(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
+               wing: str | None = None, landing: str | None = None, flag: str | None = None,
+               sort: str = "cell", descending: bool = False, cache: RollCache | None = None,
+               version: object | None = None) -> Roll:
+    """The roll of `prison_id`, optionally of one wing or landing and of people with one flag
+    (from `cache` when given and the data's `version` is known)."""
+    if cache is not None:
+        layout, rows, held = cache.rows(conn, rules, prison_id, today, version)
+        rows = [r for r in rows if (not wing or (r.cell and r.cell.wing == wing))
+                and (not landing or (r.cell and r.cell.landing == landing))]
+    else:
+        cell_ids = None
+        if wing or landing:
+            layout = load_layout(conn, prison_id)
+            cell_ids = [c.cell_id for c in layout.cells.values()
+                        if (not wing or c.wing == wing) and (not landing or c.landing == landing)]
+        layout, rows, held = establishment_rows(conn, rules, prison_id, today, cell_ids)
     counts = {name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]}
     if flag:
         rows = [r for r in rows if r.has(flag)]
-    rows.sort(key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
-              reverse=descending)
-    return Roll(layout, rows, len(held), counts)
+    rows = sorted(rows, key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
+                  reverse=descending)
+    return Roll(layout, rows, held, counts)

@@ -19,10 +19,10 @@ from starlette.responses import RedirectResponse, Response
 
 from justice.safety import batch as plans
 from justice.safety import cell_moves
-from justice.safety.clock import service_today
+from justice.safety.clock import data_version, service_today
 from justice.safety.evidence import rule_evidence
 from justice.safety.overview import build_overview
-from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, build_roll
+from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, RollCache, build_roll
 from justice.safety.rules import load_rules
 from justice.safety.summary import build_summary
 from justice.web import audit
@@ -32,6 +32,8 @@ from justice.web.context import StoreConnection, render
 from justice.web.mirror import data_as_at
 
 router = APIRouter()
+# One per process: rows of whole-establishment rolls for the current sync (see RollCache).
+roll_cache = RollCache()
 
 OverviewPrison = Annotated[str, Depends(scoped_prison("establishment overview", audit_allowed=True))]
 RollPrison = Annotated[str, Depends(scoped_prison("view roll", audit_allowed=True))]
@@ -55,7 +57,8 @@ def overview(request: Request, prison_id: OverviewPrison, conn: StoreConnection)
     rules = load_rules()
     today = service_today(conn)
     return render(request, "safety/overview.html", {
-        "ov": build_overview(conn, rules, prison_id, today), "today": today,
+        "ov": build_overview(conn, rules, prison_id, today, cache=roll_cache, version=data_version(conn)),
+        "today": today,
         "flag_labels": _flag_labels(), "prison_id": prison_id})
 
 
@@ -73,7 +76,8 @@ def roll(request: Request, prison_id: RollPrison, conn: StoreConnection, wing: s
         sort = "cell"
     wing, landing = wing.strip().upper()[:12], landing.strip().upper()[:20]
     result = build_roll(conn, rules, prison_id, today, wing=wing or None, landing=landing or None,
-                        flag=flag if flag in labels else None, sort=sort, descending=order == "desc")
+                        flag=flag if flag in labels else None, sort=sort, descending=order == "desc",
+                        cache=roll_cache, version=data_version(conn))
     if wing and wing not in result.layout.wing_options():
         errors["wing"] = f"There is no wing {wing} in {result.layout.name}"
     if landing and landing not in result.layout.landing_options():
