@@ -456,3 +456,28 @@ def test_serve_with_two_workers_on_postgresql(postgres_url, tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_the_app_syncs_while_served_and_stops_after(tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from justice.web.app import create_app
+
+    home = tmp_path / "served"
+    _prison_database(home)
+    app = create_app(Settings(home=home, sync_interval=3600), sync=True)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        syncer = app.state.syncer
+        assert syncer is not None and syncer._thread.is_alive()
+        deadline = time.monotonic() + 60
+        while syncer.last_result is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert syncer.last_result is not None and not syncer.last_result.error, syncer.last_result
+        assert client.get("/sign-in").status_code == 200
+        with app.state.engine.connect() as conn:
+            prisons = auth.known_prisons(Settings(home=home), app.state.engine)
+            assert prisons == {"AAI", "BBI", "CCI"}
+            assert conn.execute(sa.text("SELECT count(*) FROM nomis_offender_bookings")).scalar() == 6
+    assert not syncer._thread.is_alive()

@@ -315,3 +315,21 @@ def test_a_routes_writes_are_committed_before_its_response_is_sent(app, engine):
     with TestClient(watching, base_url="http://127.0.0.1") as client:
         assert client.get("/probe/write").status_code == 200
     assert seen_at_response_start == ["written"]
+
+
+def test_a_crash_is_a_plain_english_500_page_with_a_reference(app, caplog):
+    router = APIRouter()
+
+    @router.get("/probe/crash")
+    def crash():
+        raise RuntimeError("secret internals: table xyz")
+
+    app.include_router(router)
+    client = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False)
+    response = client.get("/probe/crash", headers={"X-Request-ID": "ref-500-test"})
+    assert response.status_code == 500
+    assert "Sorry, there is a problem with the service" in response.text
+    assert "ref-500-test" in response.text and "secret internals" not in response.text
+    assert response.headers["x-request-id"] == "ref-500-test"
+    assert "content-security-policy" in response.headers
+    assert "secret internals" in caplog.text  # the log keeps what the page does not show

@@ -27,6 +27,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match
@@ -79,8 +80,12 @@ class ServiceHeadersMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         is_asset = scope["path"].startswith("/assets/")
 
+        started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = [(k, v) for k, v in message.get("headers", [])
                            if k.lower() not in (b"cache-control", b"x-request-id")]
                 headers.extend(SECURITY_HEADERS)
@@ -89,7 +94,16 @@ class ServiceHeadersMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Answered here rather than by Starlette's outermost error handler, so the 500 page
+            # has the request id and the security headers too.
+            log.exception("request %s failed", request_id)
+            if started:
+                raise
+            response = await run_in_threadpool(error_page, Request(scope), 500)
+            await response(scope, receive, send_with_headers)
 
 
 def assets_folder(settings: Settings) -> Path:
@@ -181,11 +195,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     def _invalid(request: Request, exc: RequestValidationError) -> Response:
         return error_page(request, 400)
 
-    @app.exception_handler(Exception)
-    def _crash(request: Request, exc: Exception) -> Response:
-        log.error("request %s failed", audit.request_id(request), exc_info=exc)
-        return error_page(request, 500)
-
 
 # ---------------------------------------------------------------- the app
 
@@ -226,7 +235,7 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        syncer = _start_syncer(settings, engine) if sync else None
+        syncer = app.state.syncer = _start_syncer(settings, engine) if sync else None
         try:
             yield
         finally:
@@ -238,6 +247,7 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.signing_key = csrf.signing_key(engine)
+    app.state.syncer = None  # the running justice.web.sync.Syncer, while the app is served
     app.add_middleware(csrf.CsrfMiddleware)
     app.add_middleware(ServiceHeadersMiddleware)  # added last: runs first
     _install_error_handlers(app)
