@@ -76,7 +76,8 @@ def _parse(statement: str) -> tuple[SourceTable, list[sa.Column]]:
                                  autoincrement=False))
     missing = set(pk) - set(names)
     if missing:
-        raise ValueError(f"nomis_ddl.sql: {name}'s primary key names unknown column(s) {sorted(missing)}")
+        raise ValueError(f"nomis_ddl.sql: {name}'s primary key names unknown column(s) "
+                         f"{sorted(missing)}")
     return SourceTable(name, tuple(names), pk), columns
 
 
@@ -97,7 +98,8 @@ def mirror_table(name: str) -> sa.Table:
     return MIRROR[name.upper()][1]
 
 
-def _index(table: str, *columns: str, name: str | None = None, open_only: str | None = None) -> sa.Index:
+def _index(table: str, *columns: str, name: str | None = None,
+           open_only: str | None = None) -> sa.Index:
     t = mirror_table(table)
     where = {}
     if open_only:
@@ -121,8 +123,8 @@ MIRROR_INDEXES = (
     _index("OFFENDER_BOOKINGS", "living_unit_id"),
     _index("OFFENDER_EXTERNAL_MOVEMENTS", "movement_date"),
     _index("BED_ASSIGNMENT_HISTORIES", "living_unit_id"),
-    _index("BED_ASSIGNMENT_HISTORIES", "living_unit_id", name="ix_nomis_bed_assignment_histories_open",
-           open_only="assignment_end_date"),
+    _index("BED_ASSIGNMENT_HISTORIES", "living_unit_id",
+           name="ix_nomis_bed_assignment_histories_open", open_only="assignment_end_date"),
     _index("OFFENDER_ALERTS", "root_offender_id"),
     _index("OFFENDER_NON_ASSOCIATIONS", "ns_offender_id"),
     _index("OFFENDER_NON_ASSOCIATIONS", "offender_book_id"),
@@ -168,7 +170,8 @@ sync_state = sa.Table(
     "sync_state", metadata,
     sa.Column("table_name", sa.String(64), primary_key=True,
               comment="A NOMIS table name, or 'warehouse' (cursor_key: its signature)."),
-    sa.Column("cursor_modify", sa.DateTime, comment="Greatest MODIFY_DATETIME read (prison clock)."),
+    sa.Column("cursor_modify", sa.DateTime,
+              comment="Greatest MODIFY_DATETIME read (prison clock)."),
     sa.Column("cursor_key", sa.String(200), comment="That row's key (JSON), for ties."),
     sa.Column("rows", sa.BigInteger, comment="Rows in the mirror table after the sync."),
     sa.Column("synced_at", sa.DateTime, comment="UTC"),
@@ -184,8 +187,10 @@ sync_runs = sa.Table(
     sa.Column("deleted", sa.BigInteger),
     sa.Column("scored", sa.Integer, comment="New records scored against the person index."),
     sa.Column("as_at", sa.DateTime, comment="Greatest MODIFY_DATETIME synced (prison clock)."),
-    sa.Column("error", sa.Text, comment="Why the run failed (nothing of it was kept); null if it did not."),
-    sa.Column("note", sa.Text, comment="What a successful run left for later (e.g. warehouse locked)."),
+    sa.Column("error", sa.Text,
+              comment="Why the run failed (nothing of it was kept); null if it did not."),
+    sa.Column("note", sa.Text,
+              comment="What a successful run left for later (e.g. warehouse locked)."),
     sa.Index("ix_sync_runs_finished_at", "finished_at"),
 )
 
@@ -214,7 +219,8 @@ def add_missing_columns(engine: sa.Engine) -> list[str]:
             for column in table.columns:
                 if column.name not in present:
                     kind = column.type.compile(dialect=conn.dialect)
-                    conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
                     changed.append(table.name)
         if changed and "sync_state" in present_tables:
             names = [n for n, (_, t) in MIRROR.items() if t.name in changed]

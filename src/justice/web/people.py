@@ -134,10 +134,11 @@ class Warehouse:
         if offender_ids is None:
             rows = self.con.execute(sql).fetchall()
         else:
-            self.con.register("_wanted", pa.table({"record_id": pa.array([str(i) for i in offender_ids],
-                                                                         pa.string())}))
+            wanted = pa.array([str(i) for i in offender_ids], pa.string())
+            self.con.register("_wanted", pa.table({"record_id": wanted}))
             try:
-                rows = self.con.execute(sql + " and record_id in (select record_id from _wanted)").fetchall()
+                rows = self.con.execute(
+                    sql + " and record_id in (select record_id from _wanted)").fetchall()
             finally:
                 self.con.unregister("_wanted")
         return {int(r): (p, link_confidence(w)) for r, p, w in rows if r.isdigit()}
@@ -158,14 +159,18 @@ class Warehouse:
                       "else pow(2, l.best_match_weight) / (1 + pow(2, l.best_match_weight)) end")
         sql = f"""
             select o.person_id, o.court_type as source_system, o.defendant_id as source_record,
-                   'court_conviction' as kind, coalesce(o.outcome_date, o.offence_date) as event_date,
-                   coalesce(o.offence_description, o.offence_code, 'Unknown offence') as description,
+                   'court_conviction' as kind,
+                   coalesce(o.outcome_date, o.offence_date) as event_date,
+                   coalesce(o.offence_description, o.offence_code, 'Unknown offence')
+                       as description,
                    o.offence_group as detail, c.court_name as location,
-                   coalesce(o.offence_group in ({violent}), false) as is_violence, {confidence} as confidence
+                   coalesce(o.offence_group in ({violent}), false) as is_violence,
+                   {confidence} as confidence
             from core.offence o
             join _persons using (person_id)
             left join core.court c on c.court_type = o.court_type and c.court_code = o.court_code
-            left join linkage.person_links l on l.system = o.court_type and l.record_id = o.defendant_id
+            left join linkage.person_links l
+                   on l.system = o.court_type and l.record_id = o.defendant_id
             where o.convicted
             union all
             select s.person_id, 'probation', s.crn, 'probation_risk', s.start_date,
@@ -178,7 +183,8 @@ class Warehouse:
             where not s.is_duplicate_registration and s.ogrs_score is not null
             union all
             select s.person_id, 'probation', s.crn, 'probation_breach', s.breach_date,
-                   'Breach of ' || lower(case s.supervision_type {labels} else s.supervision_type end),
+                   'Breach of '
+                       || lower(case s.supervision_type {labels} else s.supervision_type end),
                    null, s.pdu_code, false, {confidence}
             from core.supervision s
             join _persons using (person_id)
@@ -218,8 +224,9 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
     upserting person_resolution. Raises WarehouseUnavailable if scoring is needed and cannot run."""
     offenders = mirror_table("OFFENDERS")
     identifiers = mirror_table("OFFENDER_IDENTIFIERS")
-    cols = [offenders.c[c] for c in ("offender_id", "offender_id_display", "first_name", "middle_name",
-                                     "last_name", "birth_date", "sex_code", "alias_offender_id")]
+    cols = [offenders.c[c] for c in ("offender_id", "offender_id_display", "first_name",
+                                     "middle_name", "last_name", "birth_date", "sex_code",
+                                     "alias_offender_id")]
     rows: dict[int, sa.Row] = {}
     if offender_ids is None:
         for row in conn.execute(sa.select(*cols)):
@@ -227,7 +234,8 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
     else:
         for chunk in _chunks(sorted(set(offender_ids))):
             for row in conn.execute(sa.select(*cols).where(
-                    sa.or_(offenders.c.offender_id.in_(chunk), offenders.c.alias_offender_id.in_(chunk)))):
+                    sa.or_(offenders.c.offender_id.in_(chunk),
+                           offenders.c.alias_offender_id.in_(chunk)))):
                 rows[row.offender_id] = row
     if not rows:
         return Resolution()
@@ -245,7 +253,8 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
     ids_of: dict[int, dict[str, str]] = {}
     for chunk in _chunks(to_score):
         for oid, kind, value in conn.execute(
-                sa.select(identifiers.c.offender_id, identifiers.c.identifier_type, identifiers.c.identifier)
+                sa.select(identifiers.c.offender_id, identifiers.c.identifier_type,
+                          identifiers.c.identifier)
                 .where(identifiers.c.offender_id.in_(chunk))
                 .order_by(identifiers.c.offender_id, identifiers.c.offender_id_seq)):
             ids_of.setdefault(oid, {})[kind] = value  # the latest of a type wins
@@ -261,11 +270,13 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
         if oid in rows:
             out[oid] = (person_id, "index", confidence)
     # Aliases the index never saw take their root's person: resolved now, or earlier.
-    roots = {r.alias_offender_id for i, r in rows.items() if i not in out and r.alias_offender_id is not None}
+    roots = {r.alias_offender_id for i, r in rows.items()
+             if i not in out and r.alias_offender_id is not None}
     known = {}
     for chunk in _chunks(sorted(roots - set(out))):
-        for row in conn.execute(sa.select(person_resolution.c.offender_id, person_resolution.c.person_id,
-                                          person_resolution.c.method, person_resolution.c.confidence)
+        pr = person_resolution
+        for row in conn.execute(sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method,
+                                          pr.c.confidence)
                                 .where(person_resolution.c.offender_id.in_(chunk))):
             known[row.offender_id] = (row.person_id, row.method, row.confidence)
     for oid, row in rows.items():
@@ -273,11 +284,12 @@ def resolve(conn: sa.Connection, wh: Warehouse, offender_ids: list[int] | None,
             root = out.get(row.alias_offender_id) or known.get(row.alias_offender_id)
             out[oid] = root if root else (f"{UNRESOLVED_PREFIX}{oid}", "unresolved", 1.0)
 
-    records = [{"offender_id": oid, "person_id": p, "method": m, "confidence": c, "resolved_at": now}
-               for oid, (p, m, c) in out.items()]
+    records = [{"offender_id": oid, "person_id": p, "method": m, "confidence": c,
+                "resolved_at": now} for oid, (p, m, c) in out.items()]
     upsert(conn, person_resolution, records)
     changed = {p for oid, (p, _, _) in out.items() if previous.get(oid) != p}
-    return Resolution(len(records), scored, {p for p in changed if not p.startswith(UNRESOLVED_PREFIX)})
+    return Resolution(len(records), scored,
+                      {p for p in changed if not p.startswith(UNRESOLVED_PREFIX)})
 
 
 def refresh_history(conn: sa.Connection, wh: Warehouse, person_ids: set[str] | None) -> int:

@@ -94,6 +94,8 @@ class SyncResult:
     note: str | None = None
     skipped: bool = False
     """True when another syncer held the store's lock, so this run did nothing."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent on the mirror (read, upsert, deletes), on people, and on committing."""
 
     @property
     def ok(self) -> bool:
@@ -148,7 +150,9 @@ def open_prison(settings: Settings) -> sa.Engine:
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"prison database URL {_shown(url)} is not usable: {exc} "
                           "(JUSTICE_PRISON_DB or --prison-db)") from None
-    return engine.execution_options(postgresql_readonly=True) if engine.dialect.name == "postgresql" else engine
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(postgresql_readonly=True)
+    return engine
 
 
 def prepare_store(engine: sa.Engine) -> None:
@@ -242,8 +246,8 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
     present = _source_columns(src, source.name)
     needed = {*source.primary_key, "MODIFY_DATETIME"}
     if not needed <= present:
-        raise ConfigError(f"prison table {source.name} lacks {', '.join(sorted(needed - present))}, "
-                          "which the sync needs")
+        raise ConfigError(f"prison table {source.name} lacks "
+                          f"{', '.join(sorted(needed - present))}, which the sync needs")
     cols = [c for c in source.columns if c in present]
     absent = {c.lower(): None for c in source.columns if c not in present}
     mirror_cols = [table.c[c.lower()] for c in cols]
@@ -265,8 +269,10 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
             key = json.loads(state.cursor_key)
             ordered = ["MODIFY_DATETIME", *pk]
             where = f"WHERE {_after(ordered)}"
-            params.update({f"c{i}": v for i, v in enumerate([_source_time(src, state.cursor_modify), *key])})
-    sql = f"SELECT {', '.join(cols)} FROM {source.name} {where} ORDER BY MODIFY_DATETIME, {', '.join(pk)}"
+            values = [_source_time(src, state.cursor_modify), *key]
+            params.update({f"c{i}": v for i, v in enumerate(values)})
+    sql = (f"SELECT {', '.join(cols)} FROM {source.name} {where} "
+           f"ORDER BY MODIFY_DATETIME, {', '.join(pk)}")
 
     def upsert_rows(rows) -> dt.datetime | None:
         records = [{**absent, **{n: f(v) for n, f, v in zip(names, convert, row)}} for row in rows]
@@ -279,7 +285,8 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
                             if seen_up_to is None or r["modify_datetime"] > seen_up_to)
         return max((r["modify_datetime"] for r in records), default=None)
 
-    result = src.execution_options(stream_results=True, max_row_buffer=page_size).execute(sa.text(sql), params)
+    streamed = src.execution_options(stream_results=True, max_row_buffer=page_size)
+    result = streamed.execute(sa.text(sql), params)
     last = None
     while page := result.fetchmany(page_size):
         upsert_rows(page)
@@ -302,8 +309,9 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
         run.deleted = deleted
         run.read += sum(len(keys) for keys in missing)
         for keys in missing:
-            cond = " OR ".join("(" + " AND ".join(f"{k} = :k{j}_{i}" for i, k in enumerate(pk)) + ")"
-                               for j in range(len(keys)))
+            cond = " OR ".join(
+                "(" + " AND ".join(f"{k} = :k{j}_{i}" for i, k in enumerate(pk)) + ")"
+                for j in range(len(keys)))
             binds = {f"k{j}_{i}": v for j, key in enumerate(keys) for i, v in enumerate(key)}
             rows = src.execute(sa.text(f"SELECT {', '.join(cols)} FROM {source.name} WHERE {cond}"),
                                binds).fetchall()
@@ -320,7 +328,8 @@ def _reconcile(conn: sa.Connection, src: sa.Connection, source: SourceTable,
     the mirror lacks, in chunks)."""
     keys = [table.c[k.lower()] for k in source.primary_key]
     scratch = sa.Table(f"sync_keys_{table.name}", sa.MetaData(),
-                       *(sa.Column(k.name, k.type, primary_key=True, autoincrement=False) for k in keys),
+                       *(sa.Column(k.name, k.type, primary_key=True, autoincrement=False)
+                         for k in keys),
                        prefixes=["TEMPORARY"])
     scratch.create(conn)
     try:
@@ -382,9 +391,9 @@ def _resolve_people(conn: sa.Connection, settings: Settings, result: SyncResult,
         log.warning("%s", result.note)
 
 
-def sync_once(settings: Settings, engine: sa.Engine | None = None, *, source: sa.Engine | None = None,
-              page_size: int = PAGE_SIZE, look_back: dt.timedelta = LOOK_BACK,
-              progress: Progress | None = None) -> SyncResult:
+def sync_once(settings: Settings, engine: sa.Engine | None = None, *,
+              source: sa.Engine | None = None, page_size: int = PAGE_SIZE,
+              look_back: dt.timedelta = LOOK_BACK, progress: Progress | None = None) -> SyncResult:
     """Run one incremental sync of the prison database into the serving store.
 
     Never raises for a failed run: the result (and a ``sync_runs`` row) carries the error."""
@@ -403,7 +412,8 @@ def sync_once(settings: Settings, engine: sa.Engine | None = None, *, source: sa
             _run(engine, source, settings, result, page_size=page_size, look_back=look_back,
                  progress=progress)
         except Exception as exc:  # any failure is recorded; the store is untouched
-            result.error = f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            message = str(exc).strip()
+            result.error = f"{exc.__class__.__name__}: {message.splitlines()[0] if message else ''}"
             result.finished_at = _utcnow()
             log.exception("sync failed: %s", result.error)
             with engine.begin() as conn:
@@ -432,6 +442,7 @@ def _run(engine: sa.Engine, source: sa.Engine, settings: Settings, result: SyncR
                                      .returning(sync_runs.c.run_id)).scalar()
         states = {r.table_name: r for r in conn.execute(sa.select(sync_state))}
         now = _utcnow()
+        clock = time.perf_counter()
         changed_offenders: set[int] = set()
         offenders_deleted = False
         with source.connect() as src, src.begin():
@@ -451,15 +462,20 @@ def _run(engine: sa.Engine, source: sa.Engine, settings: Settings, result: SyncR
                 upsert(conn, sync_state, [{"table_name": name, "cursor_modify": run.cursor_modify,
                                            "cursor_key": run.cursor_key, "rows": run.rows,
                                            "synced_at": now}])
+        result.timings["mirror"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         _resolve_people(conn, settings, result, changed_offenders, offenders_deleted,
                         states.get(WAREHOUSE), now)
-        result.as_at = max((s for s in conn.execute(
-            sa.select(sync_state.c.cursor_modify).where(sync_state.c.table_name != WAREHOUSE)).scalars()
-            if s is not None), default=None)
+        result.timings["people"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        cursors = conn.execute(sa.select(sync_state.c.cursor_modify)
+                               .where(sync_state.c.table_name != WAREHOUSE)).scalars()
+        result.as_at = max((c for c in cursors if c is not None), default=None)
         result.finished_at = _utcnow()
         conn.execute(sync_runs.update().where(sync_runs.c.run_id == result.run_id).values(
             finished_at=result.finished_at, read=result.rows_read, upserted=result.upserted,
             deleted=result.deleted, scored=result.scored, as_at=result.as_at, note=result.note))
+    result.timings["commit"] = time.perf_counter() - clock
 
 
 # ---------------------------------------------------------------------------------------------
