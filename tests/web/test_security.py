@@ -246,6 +246,12 @@ def test_security_headers_on_pages_errors_redirects_and_assets(client_for, anony
     assert responses["403"].status_code == 403
 
 
+def test_strict_transport_security_only_over_https(app, anonymous):
+    assert "strict-transport-security" not in anonymous.get("/sign-in").headers
+    secure = TestClient(app, base_url="https://127.0.0.1")
+    assert secure.get("/sign-in").headers["strict-transport-security"] == "max-age=31536000"
+
+
 def test_request_id_is_echoed_or_made(anonymous):
     assert anonymous.get("/sign-in", headers={"X-Request-ID": "abc-123"}).headers[
         "x-request-id"] == "abc-123"

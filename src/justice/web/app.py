@@ -91,6 +91,8 @@ class ServiceHeadersMiddleware:
                 headers.extend(SECURITY_HEADERS)
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"cache-control", b"max-age=3600" if is_asset else b"no-store"))
+                if scope.get("scheme") == "https":
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
                 message = {**message, "headers": headers}
             await send(message)
 
