@@ -36,6 +36,24 @@ def test_history_from_linked_records(store, rules, world):
     assert s.flags["self_harm_history"].linked_only and not s.flags["risk_to_staff"].linked_only
 
 
+def test_alerts_of_earlier_spells_under_the_same_number_are_kept_apart(store, rules, world):
+    me = world.prisoner("A0001AA", "MDI", "A-1-001")
+    world.alert(me, "XA", days_ago=5)
+    with store.begin() as conn:   # an earlier custody spell of the same record, with an alert
+        conn.exec_driver_sql(
+            "INSERT INTO nomis_offender_bookings (offender_book_id, offender_id, booking_no, booking_begin_date,"
+            " booking_status, active_flag, agy_loc_id, in_out_status) VALUES (5, ?, 'B5', '2019-01-01', 'C', 'N',"
+            " 'OUT', 'OUT')", (me.offender_id,))
+        conn.exec_driver_sql(
+            "INSERT INTO nomis_offender_alerts (offender_book_id, alert_seq, root_offender_id, alert_date,"
+            " alert_type, alert_code, alert_status) VALUES (5, 1, ?, '2019-02-01', 'H', 'HSH', 'INACTIVE')",
+            (me.offender_id,))
+    s = _summary(store, rules, world, me)
+    assert [a.code for a in s.current_alerts] == ["XA"]
+    assert [a.code for a in s.earlier_spell_alerts] == ["HSH"] and not s.earlier_records
+    assert "self_harm_history" in s.flags and not s.flags["self_harm_history"].linked_only
+
+
 def test_a_record_scored_on_arrival_makes_every_linked_fact_scored(store, rules, world):
     me = world.prisoner("A0001AA", "MDI", "A-1-001", method="scored", confidence=0.81)
     world.linked(me, "court_conviction", "Robbery", is_violence=True, confidence=0.99)

@@ -78,6 +78,11 @@ class Summary:
         """Alerts of the current custody spell."""
         return [a for a in self.person.alerts if a.on_current_booking]
 
+    @property
+    def earlier_spell_alerts(self) -> list[Alert]:
+        """Alerts of earlier custody spells under this same prison number."""
+        return [a for a in self.person.alerts if not a.on_current_booking and not a.source.linked]
+
 
 def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.date) -> Summary | None:
     """The summary of `person_id` (None when they are not in custody)."""
