@@ -144,6 +144,11 @@ def test_what_the_feed_writes_keeps_the_prisons_invariants(home, small_truth):
         for _ in range(BUSY.steps):
             live.step(int(BUSY.tick * BUSY.speed))
             _check_roll(conn)
+        # The running counts of the roll (the exposures) agree with counting it again.
+        st = live.state
+        running = (list(st.roll_ids), st.prone_on_roll, +st.alerts_on_roll)
+        st.count_roll()
+        assert running == (st.roll_ids, st.prone_on_roll, +st.alerts_on_roll)
         conn.commit()
         _check_tables(conn, world.params.end.isoformat())
         _check_foreign_keys(conn)

@@ -61,19 +61,13 @@ class Pools:
         return self._made[per]
 
     def size(self, per: str) -> int:
-        if per == "open_na_day":
-            return len(self.state.open_nas)
-        if per == "open_incident_day":
-            return len(self.state.open_incidents)
-        return len(self.get(per))
-
-    def expiring(self) -> list[tuple[str, int, int]]:
-        """Active alerts with a planned end on the roll: (EXPIRY_DATE, book, seq), soonest first."""
-        if "expiring" not in self._made:
-            st = self.state
-            self._made["expiring"] = sorted((a[2], b, s) for b in self.roll
-                                            for s, a in st.bookings[b].alerts.items() if a[2])
-        return self._made["expiring"]
+        st = self.state
+        sizes = {
+            "prisoner_day": len(self.roll), "prone_prisoner_day": st.prone_on_roll,
+            "open_acct_day": st.alerts_on_roll["HA"], "post_acct_day": st.alerts_on_roll["HA1"],
+            "active_alert_day": st.alerts_on_roll.total(), "open_na_day": len(st.open_nas),
+            "open_incident_day": len(st.open_incidents)}
+        return sizes[per]
 
     def risk(self) -> np.ndarray:
         """Each prisoner's weight as an assailant: their propensity, capped (as the world does)."""
@@ -169,11 +163,10 @@ class Tick:
                 drawn.append((int(at[i]), order, i, kind, subject))
         # Alerts recorded with a planned end (the batch world's ACCTs) end on their day.
         order = len(self.rates["events"])
-        for i, (expiry, book, seq) in enumerate(pools.expiring()):
-            at = fs.seconds_of(expiry)
-            if at >= self.end:
-                break
-            drawn.append((max(at, self.start), order, i, "alert_expired", (book, seq)))
+        while st.expiring and fs.seconds_of(st.expiring[0][0]) < self.end:
+            expiry, book, seq = st.expiring.pop(0)
+            drawn.append((max(fs.seconds_of(expiry), self.start), order, len(drawn),
+                          "alert_expired", (book, seq)))
         drawn.sort(key=lambda d: d[:3])
         for at, _, _, kind, subject in drawn:
             self.now = at
@@ -306,11 +299,13 @@ class Tick:
             "CREATE_USER_ID": str(prison.alert_raised_by(np.array([b.book_id * 1024 + seq]))[0]),
             **self.times()})
         b.alerts[seq] = (code, self.today, None)
+        self.state.alerts_on_roll[code] += 1
         self._carry(b.offender_id, code, +1)
         self.event("alert_raised", b, detail=code)
 
     def _end_alert(self, b: fs.Booking, seq: int) -> None:
         code, _, expiry = b.alerts.pop(seq)
+        self.state.alerts_on_roll[code] -= 1
         if expiry is None:
             self._carry(b.offender_id, code, -1)
         self.update("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": b.book_id, "ALERT_SEQ": seq},
@@ -468,7 +463,7 @@ class Tick:
             "BOOKING_NO": prison.booking_number(book), "BOOKING_BEGIN_DATE": self.today,
             "BOOKING_END_DATE": None, "BOOKING_STATUS": "O", "ACTIVE_FLAG": "Y", "AGY_LOC_ID": agy,
             "LIVING_UNIT_ID": cell, "IN_OUT_STATUS": "IN", **self.times()})
-        st.bookings[book] = b
+        st.join_roll(b)
         st.last_release.pop(person.person_id, None)
         source = "OUT" if reason == "recall" or not st.courts else self._choice(st.courts)
         self._movement(b, "ADM", prison.ADMISSION_REASON[reason], "IN", source, agy)
@@ -503,7 +498,7 @@ class Tick:
         self.event("release", b, detail=b.reason)
         if b.cell is not None:
             st.occupants[b.cell].remove(book)
-        del st.bookings[book]
+        st.leave_roll(b)
         st.last_release[b.person_id] = (self.today, book)
 
     def on_transfer(self, book: int) -> None:
@@ -563,7 +558,7 @@ class Tick:
         """Another prisoner in the same establishment, on the same wing where possible."""
         st = self.state
         wing = st.cells[b.cell][2] if b.cell is not None else None
-        here = [o for o in sorted(st.bookings) if st.bookings[o].agy == b.agy
+        here = [o for o in st.roll_ids if st.bookings[o].agy == b.agy
                 and st.bookings[o].person_id != b.person_id]
         near = [o for o in here if st.bookings[o].cell is not None
                 and st.cells[st.bookings[o].cell][2] == wing]
@@ -644,6 +639,7 @@ class Tick:
         if b is None or key[1] not in b.alerts:
             return
         code = b.alerts.pop(key[1])[0]
+        self.state.alerts_on_roll[code] -= 1
         self.update("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": b.book_id, "ALERT_SEQ": key[1]},
                     {"ALERT_STATUS": "INACTIVE"})
         self.event("alert_closed", b, detail=code)
@@ -744,6 +740,7 @@ class Tick:
         if b is None or key[1] not in b.alerts:
             return
         code, _, expiry = b.alerts.pop(key[1])
+        self.state.alerts_on_roll[code] -= 1
         if expiry is None:
             self._carry(b.offender_id, code, -1)
         self.delete("OFFENDER_ALERTS", {"OFFENDER_BOOK_ID": key[0], "ALERT_SEQ": key[1]})

@@ -9,6 +9,7 @@ from them, for the same reason.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from collections import Counter
@@ -124,6 +125,12 @@ class PrisonState:
     target_roll: int = 0                          # the roll on the world's last day
     known_people: set[str] = field(default_factory=set)
     world_persons: tuple | None = None            # (truth persons table, its sorted person ids)
+    roll_ids: list[int] = field(default_factory=list)        # open bookings, by id
+    prone_on_roll: int = 0
+    alerts_on_roll: Counter = field(default_factory=Counter)  # active alerts on the roll by code
+    # Active alerts on the roll with a planned end, (EXPIRY_DATE, book, seq) soonest first; an
+    # entry whose alert has gone already is skipped when its day comes.
+    expiring: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def clock_text(self) -> str:
@@ -132,7 +139,31 @@ class PrisonState:
 
     def roll(self) -> list[int]:
         """Open bookings, by id."""
-        return sorted(self.bookings)
+        return list(self.roll_ids)
+
+    # The roll's running counts, so a tick knows its exposures without looking at everyone.
+
+    def count_roll(self) -> None:
+        """Count the roll from scratch (on loading)."""
+        self.roll_ids = sorted(self.bookings)
+        self.prone_on_roll = sum(self.people[b.person_id].prone for b in self.bookings.values())
+        self.alerts_on_roll = Counter(a[0] for b in self.bookings.values() for a in b.alerts.values())
+        self.expiring = sorted((a[2], b.book_id, s) for b in self.bookings.values()
+                               for s, a in b.alerts.items() if a[2])
+
+    def join_roll(self, b: Booking) -> None:
+        """A booking opens (its id is the highest yet)."""
+        self.bookings[b.book_id] = b
+        self.roll_ids.append(b.book_id)
+        self.prone_on_roll += self.people[b.person_id].prone
+        self.alerts_on_roll.update(a[0] for a in b.alerts.values())
+
+    def leave_roll(self, b: Booking) -> None:
+        """A booking closes."""
+        del self.bookings[b.book_id]
+        self.roll_ids.pop(bisect.bisect_left(self.roll_ids, b.book_id))
+        self.prone_on_roll -= self.people[b.person_id].prone
+        self.alerts_on_roll.subtract(a[0] for a in b.alerts.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,6 +418,7 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
         world_candidates=world_candidates, next_ids=next_ids, target_roll=target_roll,
         known_people=set(offender_person.values()))
     state.world_persons = (persons, pid)
+    state.count_roll()
     return state
 
 
