@@ -214,3 +214,18 @@ def test_every_safety_page_view_is_audited(world, client_for, engine):
         before = len(audit_rows(engine, user_name="officer.a"))
         assert officer.get(url).status_code == 200, url
         assert len(audit_rows(engine, user_name="officer.a")) > before, url
+
+
+def test_warming_the_roll_cache_after_a_sync(world, engine):
+    import datetime as dt
+
+    from justice.web.mirror import sync_runs
+    from justice.web.safety import roll_cache, warm_roll_cache
+
+    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]       # never synced: nothing kept
+    with engine.begin() as conn:
+        conn.execute(sync_runs.insert().values(started_at=dt.datetime(2026, 3, 27, 9),
+                                               finished_at=dt.datetime(2026, 3, 27, 9, 1)))
+    before = len(roll_cache._rows)
+    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]
+    assert len(roll_cache._rows) == min(before + 2, roll_cache.max_entries)

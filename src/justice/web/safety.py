@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -30,10 +31,28 @@ from justice.web.access import ScopedPrisoner, scoped_prison, scoped_prisoner
 from justice.web.auth import CurrentUser, Forbidden
 from justice.web.context import StoreConnection, render
 from justice.web.mirror import data_as_at
+from justice.web.store import metadata
 
 router = APIRouter()
 # One per process: rows of whole-establishment rolls for the current sync (see RollCache).
 roll_cache = RollCache()
+
+
+def warm_roll_cache(engine: sa.Engine) -> list[str]:
+    """Compute every establishment's roll rows for the data as it is now, so the first officer
+    to open a roll after a sync does not wait for them; the establishments warmed.
+
+    For whoever runs the sync in the web process: call it after each successful run."""
+    rules = load_rules()
+    with engine.connect() as conn:
+        version = data_version(conn)
+        today = service_today(conn)
+        bookings = metadata.tables["nomis_offender_bookings"]
+        prisons = conn.execute(sa.select(bookings.c.agy_loc_id).distinct().where(
+            bookings.c.active_flag == "Y", bookings.c.in_out_status == "IN")).scalars().all()
+        for prison_id in prisons:
+            roll_cache.rows(conn, rules, prison_id, today, version)
+    return sorted(prisons)
 
 OverviewPrison = Annotated[str, Depends(scoped_prison("establishment overview", audit_allowed=True))]
 RollPrison = Annotated[str, Depends(scoped_prison("view roll", audit_allowed=True))]
