@@ -20,17 +20,10 @@ from pathlib import Path
 
 AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
-# WCAG 2.0, 2.1 and 2.2, levels A and AA (axe has no A-level rule new in 2.2): no exceptions.
+# WCAG 2.0, 2.1 and 2.2, levels A and AA (axe has no A-level rule new in 2.2), and axe's best
+# practices: no rule is left out.
 WCAG_TAGS = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa")
-# And axe's best practices, less the ones the service is known to break, each with why. Every
-# entry has an xfail(strict) test in test_browser.py that starts failing once it is fixed, so the
-# exception is removed then.
 TAGS = (*WCAG_TAGS, "best-practice")
-KNOWN_BEST_PRACTICE_GAPS = {
-    "region": ("layout.html puts the phase banner and the 'Data as at' line between <header> "
-               "and <main>, outside every landmark (GOV.UK Frontend 6 moves the phase banner "
-               "into <header>: alphagov/govuk-frontend#6460)"),
-}
 
 
 @cache
@@ -41,20 +34,13 @@ def axe_source() -> str:
     return AXE_SCRIPT.read_text(encoding="utf-8")
 
 
-def run_axe(page, tags: tuple[str, ...] = TAGS, *, skip: tuple[str, ...] = tuple(
-        KNOWN_BEST_PRACTICE_GAPS), only_rules: tuple[str, ...] = ()) -> list[dict]:
-    """axe's violations on the page as it is now, for the rules of `tags` less `skip` (or, if
-    given, exactly `only_rules`); axe is injected first if the page lacks it."""
+def run_axe(page, tags: tuple[str, ...] = TAGS) -> list[dict]:
+    """axe's violations of the rules of `tags` on the page as it is now (axe is injected first
+    if the page lacks it)."""
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(axe_source())
-    if only_rules:
-        options = {"runOnly": {"type": "rule", "values": list(only_rules)}}
-    else:
-        options = {"runOnly": {"type": "tag", "values": list(tags)},
-                   "rules": {rule: {"enabled": False} for rule in skip}}
-    options["resultTypes"] = ["violations"]
-    results = page.evaluate("options => window.axe.run(document, options)", options)
-    return results["violations"]
+    options = {"runOnly": {"type": "tag", "values": list(tags)}, "resultTypes": ["violations"]}
+    return page.evaluate("options => window.axe.run(document, options)", options)["violations"]
 
 
 def describe(violations: list[dict]) -> str:
@@ -70,11 +56,9 @@ def describe(violations: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def assert_accessible(page, what: str, tags: tuple[str, ...] = TAGS, *,
-                      skip: tuple[str, ...] = tuple(KNOWN_BEST_PRACTICE_GAPS),
-                      only_rules: tuple[str, ...] = ()) -> None:
+def assert_accessible(page, what: str, tags: tuple[str, ...] = TAGS) -> None:
     """Fail, listing every violation, unless axe finds none on `page` (`what` names it)."""
-    violations = run_axe(page, tags, skip=skip, only_rules=only_rules)
+    violations = run_axe(page, tags)
     if violations:
         print(f"axe violations on {what} ({page.url}):\n{describe(violations)}")
     assert not violations, (f"{len(violations)} accessibility rule(s) broken on {what} "
