@@ -427,3 +427,31 @@ def test_real_time_runs_stop_after_their_duration_or_at_ctrl_c(home):
     with engine.connect() as conn:
         assert _all(conn, "SELECT SIMULATED_NOW FROM FEED_CLOCK") == [(stopped.ended_at,)]
     engine.dispose()
+
+
+def test_a_failed_write_leaves_nothing_behind_and_the_feed_carries_on(home, small_truth, tmp_path):
+    folder, url = home
+    clean, clean_url = _copy(small_truth, tmp_path / "clean")
+    run_feed(clean_url, clean / "truth", BUSY)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # the database refuses the first transfer after a week
+        conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON OFFENDER_EXTERNAL_MOVEMENTS "
+                             "WHEN NEW.MOVEMENT_TYPE = 'TRN' AND NEW.MOVEMENT_DATE >= '2026-01-08' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    with pytest.raises(SimulationError, match="nothing of it was committed"):
+        run_feed(url, folder / "truth", BUSY)
+    with engine.begin() as conn:
+        now, ticks = _all(conn, "SELECT SIMULATED_NOW, TICKS FROM FEED_CLOCK")[0]
+        assert 0 < ticks < BUSY.steps
+        assert _all(conn, f"SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE MODIFY_DATETIME >= '{now}'") == [(0,)]
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    assert all(e["at"] < now for e in _events(folder))  # the failed tick's answer key is gone
+    run_feed(url, folder / "truth", dataclasses.replace(BUSY, steps=BUSY.steps - ticks))
+    engine.dispose()
+
+    def dump(path) -> list[str]:
+        with sqlite3.connect(path / "legacy" / "prison" / prison.DB_FILE) as con:
+            return list(con.iterdump())
+
+    assert dump(folder) == dump(clean)
+    assert _events(folder) == _events(clean)

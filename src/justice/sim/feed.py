@@ -87,6 +87,10 @@ def load_rates(path: Path | None = None) -> dict:
         text = Path(path).read_text("utf-8")
     rates = yaml.safe_load(text)
     for name, ev in rates["events"].items():
+        if not hasattr(Tick, f"on_{name}"):
+            known = sorted(n[3:] for n in dir(Tick) if n.startswith("on_"))
+            raise ConfigError(f"feed.yaml events.{name}: no such event; the feed knows "
+                              f"{', '.join(known)}")
         if ev.get("per") not in PER or not float(ev.get("rate", -1)) >= 0:
             raise ConfigError(f"feed.yaml events.{name}: needs `per` (one of {', '.join(PER)}) "
                               "and a `rate` of at least 0")
@@ -190,6 +194,7 @@ class LivePrison:
                                   self.rates["reception"]["offence_alerts"].items()]
         self.run_start = self.state.clock
         self._pools: Pools | None = None
+        self._failed = False
 
     def pools(self) -> Pools:
         """Who and what events can happen to; kept while quiet ticks change nothing."""
@@ -204,7 +209,13 @@ class LivePrison:
         return row[0] if row else (None, None, None)
 
     def step(self, seconds: int) -> TickResult:
-        """Simulate the next `seconds` of prison life and write them in one transaction."""
+        """Simulate the next `seconds` of prison life and write them in one transaction.
+
+        If the write fails, nothing of the tick is in the database but the state in memory has
+        moved on: this object refuses further steps, and a new one reads the prison again.
+        """
+        if self._failed:
+            raise SimulationError("feed: a tick failed to write; start the feed again")
         start = self.state.clock
         end = start + max(int(seconds), 0)
         tick = Tick(self, start, end)
@@ -225,6 +236,7 @@ class LivePrison:
                                           "VALUES (:now, :ticks)"),
                                   {"now": fs.stamp(end), "ticks": self.state.ticks})
         except sa.exc.SQLAlchemyError as exc:
+            self._failed = True
             for p in parts:
                 p.unlink(missing_ok=True)
             raise SimulationError(f"feed: writing the tick {fs.stamp(start)} to the prison "
