@@ -3,7 +3,6 @@ person route, security headers, no inline script and nothing loaded from another
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Annotated
 
@@ -27,7 +26,6 @@ from justice.web.auth import User
 from justice.web.context import StoreConnection, service_routes
 from justice.web.csrf import service_keys
 
-SAFETY_PAGES = importlib.util.find_spec("justice.web.safety") is not None
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -199,7 +197,6 @@ def _guarded_by(route, attribute: str = "scoped_action") -> bool:
     return walk(route.dependant)
 
 
-@pytest.mark.skipif(not SAFETY_PAGES, reason="justice.web.safety has not landed yet")
 def test_every_person_route_is_scoped_and_audited(app, client_for, engine):
     person_routes = [r for r in service_routes(app) if "{prison_number}" in r.path]
     prison_routes = [r for r in service_routes(app) if "{prison_id}" in r.path]

@@ -17,14 +17,12 @@ by the app itself: nothing is loaded from another site.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import re
 import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -37,10 +35,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import justice
 from justice.errors import ConfigError
 from justice.settings import Settings
-from justice.web import admin, audit, auth, csrf
+from justice.web import admin, audit, auth, csrf, safety
 from justice.web.auth import CurrentUser, Forbidden, SignInRequired, home_for, sign_in_url
 from justice.web.context import render, service_routes
 from justice.web.store import open_store
+from justice.web.sync import Syncer
 
 __all__ = ["assets_folder", "create_app", "error_page", "render", "service_routes"]
 
@@ -200,29 +199,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 # ---------------------------------------------------------------- the app
 
-def _start_syncer(settings: Settings, engine: sa.Engine):
-    try:
-        from justice.web.sync import Syncer
-    except ModuleNotFoundError as exc:
-        if exc.name and "justice.web.sync".startswith(exc.name):
-            log.warning("justice.web.sync is not installed: the service serves without syncing")
-            return None
-        raise
-    syncer = Syncer(settings, engine, settings.sync_interval)
-    syncer.start()
-    return syncer
-
-
-def _safety_router():
-    try:
-        return importlib.import_module("justice.web.safety").router
-    except ModuleNotFoundError as exc:
-        if exc.name and "justice.web.safety".startswith(exc.name):
-            log.warning("justice.web.safety is not installed yet: no safety pages")
-            return None
-        raise
-
-
 def _has_page(app: FastAPI, path: str) -> bool:
     scope = {"type": "http", "path": path, "method": "GET"}
     return any(route.matches(scope)[0] == Match.FULL for route in service_routes(app))
@@ -237,7 +213,8 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        syncer = app.state.syncer = _start_syncer(settings, engine) if sync else None
+        syncer = app.state.syncer = (Syncer(settings, engine, settings.sync_interval).start()
+                                     if sync else None)
         try:
             yield
         finally:
@@ -255,9 +232,7 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
     _install_error_handlers(app)
     _mount_assets(app, node_modules)
     app.include_router(auth.router)
-    safety = _safety_router()
-    if safety is not None:
-        app.include_router(safety)
+    app.include_router(safety.router)
     app.include_router(admin.router)
 
     @app.get("/")
