@@ -12,7 +12,8 @@ establishment (or --prison) it times, in one process on the store (SQLite by def
 * the establishment overview page, and a cell-move check (data only, nothing recorded).
 
 It prints the median and 95th percentile of each (wall time), and the median CPU time of the
-process (on a busy machine the wall time also measures the wait for a core). The concurrent load test is
+process (on a busy machine the wall time also measures the wait for a core). The concurrent
+load test is
 benchmarks/serve_load.py; this one says where a single request's time goes. It adds a
 benchmark officer to the store (name `bench.safety`) and its audit rows.
 """
@@ -31,7 +32,7 @@ import sqlalchemy as sa
 PASSWORD = "benchmark password 2026"
 
 
-CPU: dict[int, list[float]] = {}   # id of a wall-time list -> the CPU times measured with it
+CPU: dict[int, list[float]] = {}  # id of a wall-time list -> the CPU times measured with it
 
 
 def _times(fn, repeat: int) -> list[float]:
@@ -77,16 +78,26 @@ def main() -> None:
     engine = app.state.engine
     rules = load_rules()
     with engine.connect() as conn:
-        prison = args.prison or conn.execute(sa.text(
-            "SELECT agy_loc_id FROM nomis_offender_bookings WHERE active_flag = 'Y' AND in_out_status = 'IN' "
-            "GROUP BY agy_loc_id ORDER BY COUNT(*) DESC LIMIT 1")).scalar()
+        prison = (
+            args.prison
+            or conn.execute(
+                sa.text(
+                    "SELECT agy_loc_id FROM nomis_offender_bookings"
+                    " WHERE active_flag = 'Y' AND in_out_status = 'IN' "
+                    "GROUP BY agy_loc_id ORDER BY COUNT(*) DESC LIMIT 1"
+                )
+            ).scalar()
+        )
         today = service_today(conn)
     if "bench.safety" not in {u["name"] for u in auth.list_users(engine)}:
         auth.add_user(engine, "bench.safety", "officer", [prison], PASSWORD)
     client = TestClient(app, base_url="http://127.0.0.1")
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/sign-in").text).group(1)
-    signed = client.post("/sign-in", data={"name": "bench.safety", "password": PASSWORD, "csrf_token": token},
-                         follow_redirects=False)
+    signed = client.post(
+        "/sign-in",
+        data={"name": "bench.safety", "password": PASSWORD, "csrf_token": token},
+        follow_redirects=False,
+    )
     assert signed.status_code == 303, "the benchmark officer could not sign in"
 
     with engine.connect() as conn:
@@ -94,8 +105,13 @@ def main() -> None:
         now = load_prison_now(conn, prison)
     numbers = [r.person.booking.prison_number for r in roll.rows]
     wings = roll.layout.wing_options()
-    busiest_wing = max(wings, key=lambda w: sum(1 for r in roll.rows if r.cell and r.cell.wing == w))
-    print(f"{roll.layout.name} ({prison}): {roll.held} people held, {len(roll.layout.cells)} cells; today {today}")
+    busiest_wing = max(
+        wings, key=lambda w: sum(1 for r in roll.rows if r.cell and r.cell.wing == w)
+    )
+    print(
+        f"{roll.layout.name} ({prison}): {roll.held} people held, "
+        f"{len(roll.layout.cells)} cells; today {today}"
+    )
     print(f"{'':<44} {'p50 ms':>8} {'p95 ms':>8} {'CPU p50':>8}")
 
     def data():
@@ -106,12 +122,22 @@ def main() -> None:
         def get():
             response = client.get(url)
             assert response.status_code == 200, (url, response.status_code)
+
         return get
 
     print(_line("roll data computed afresh (first view a sync)", _times(data, args.repeat)))
-    print(_line("roll page, whole establishment (HTTP)", _times(page(f"/prisons/{prison}/roll"), args.repeat)))
-    print(_line(f"roll page, wing {busiest_wing} (HTTP)",
-                _times(page(f"/prisons/{prison}/roll?wing={busiest_wing}"), args.repeat)))
+    print(
+        _line(
+            "roll page, whole establishment (HTTP)",
+            _times(page(f"/prisons/{prison}/roll"), args.repeat),
+        )
+    )
+    print(
+        _line(
+            f"roll page, wing {busiest_wing} (HTTP)",
+            _times(page(f"/prisons/{prison}/roll?wing={busiest_wing}"), args.repeat),
+        )
+    )
     print(_line("overview page (HTTP)", _times(page(f"/prisons/{prison}"), args.repeat)))
     rng = random.Random(11)
     sample = rng.sample(numbers, min(args.repeat, len(numbers)))
@@ -126,6 +152,7 @@ def main() -> None:
     moves = [(rng.choice(numbers), rng.choice(free).label) for _ in range(args.repeat)]
     check_ms, check_cpu = [], []
     for number, cell in moves:
+
         def check(number=number, cell=cell):
             with engine.connect() as conn:
                 try:
@@ -133,6 +160,7 @@ def main() -> None:
                 except Exception as exc:  # an already-there move is still timed
                     if type(exc).__name__ != "MoveInputError":
                         raise
+
         one = _times(check, 1)
         check_ms += one
         check_cpu += CPU[id(one)]

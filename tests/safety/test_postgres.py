@@ -25,8 +25,9 @@ def pg_store(postgres_url):
     with server.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     server.dispose()
-    engine = create_store_engine(sa.engine.make_url(postgres_url).set(database=name)
-                                 .render_as_string(hide_password=False))
+    engine = create_store_engine(
+        sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    )
     import justice.safety.cell_moves
     import justice.web.mirror  # noqa: F401
 
@@ -40,8 +41,12 @@ def test_the_domain_on_postgresql(pg_store, rules):
     world = PrisonWorld(pg_store)
     world.prison("MDI", "HMP Moorland")
     a = world.prisoner("A0001AA", "MDI", "A-1-001")
-    world.incident("SELF_HARM", days_ago=900, parties=[(world.earlier_record(a, "Z1111ZZ"), "SELF_HARMER")],
-                   prison_id="OUT")
+    world.incident(
+        "SELF_HARM",
+        days_ago=900,
+        parties=[(world.earlier_record(a, "Z1111ZZ"), "SELF_HARMER")],
+        prison_id="OUT",
+    )
     b = world.prisoner("A0002AA", "MDI", "B-1-001")
     world.csra(b, "HIGH")
     world.non_association(a, b, "LANDING")
@@ -49,20 +54,49 @@ def test_the_domain_on_postgresql(pg_store, rules):
 
     with pg_store.begin() as conn:
         roll = build_roll(conn, rules, "MDI", world.today, sort="flags", descending=True)
-        assert [set(r.flags) for r in roll.rows] == [{"csra_high", "risk_to_others"}, {"self_harm_history"}]
-        assert build_summary(conn, rules, a.person_id, world.today).earlier_records[0].record.prison_number == "Z1111ZZ"
+        assert [set(r.flags) for r in roll.rows] == [
+            {"csra_high", "risk_to_others"},
+            {"self_harm_history"},
+        ]
+        assert (
+            build_summary(conn, rules, a.person_id, world.today)
+            .earlier_records[0]
+            .record.prison_number
+            == "Z1111ZZ"
+        )
         check = check_move(conn, rules, "MDI", "A0001AA", "B-1-001", world.today)
-        assert {c.rule.id for c in check.conflicts} == {"non-association-landing", "csra-high-shared-cell",
-                                                        "violence-shared-cell"}
-        [check_id] = save_checks(conn, [check], prison_id="MDI", user_name="lead", rules_version=rules.version,
-                                 data_as_at=None)
-        record_decision(conn, load_check(conn, check_id), "cancel", "keep apart", user_name="lead", role="safety-lead")
+        assert {c.rule.id for c in check.conflicts} == {
+            "non-association-landing",
+            "csra-high-shared-cell",
+            "violence-shared-cell",
+        }
+        [check_id] = save_checks(
+            conn,
+            [check],
+            prison_id="MDI",
+            user_name="lead",
+            rules_version=rules.version,
+            data_as_at=None,
+        )
+        record_decision(
+            conn,
+            load_check(conn, check_id),
+            "cancel",
+            "keep apart",
+            user_name="lead",
+            role="safety-lead",
+        )
         moves, _ = parse_plan("A0001AA B-2-001\nA0002AA B-2-002")
         plan, errors = check_plan(conn, rules, "MDI", moves, world.today)
-        assert errors == [] and {c.rule.id for c in plan.checks[0].conflicts} == {"non-association-landing",
-                                                                                  "self-harm-history-alone"}
+        assert errors == [] and {c.rule.id for c in plan.checks[0].conflicts} == {
+            "non-association-landing",
+            "self-harm-history-alone",
+        }
         by_rule, no_conflict = rule_evidence(conn, rules, ["MDI"])
     counts = {e.rule_id: (e.checks, e.cancelled, e.linked_only) for e in by_rule if e.checks}
     assert no_conflict.checks == 0
-    assert counts == {"non-association-landing": (1, 1, 0), "csra-high-shared-cell": (1, 1, 0),
-                      "violence-shared-cell": (1, 1, 1)}
+    assert counts == {
+        "non-association-landing": (1, 1, 0),
+        "csra-high-shared-cell": (1, 1, 0),
+        "violence-shared-cell": (1, 1, 1),
+    }

@@ -21,12 +21,14 @@ def test_each_flag_comes_from_its_facts(store, rules, world):
     acct = world.prisoner("A0001AA", "MDI", "A-1-001")
     world.alert(acct, "HA")
     closed_acct = world.prisoner("A0002AA", "MDI", "A-1-002")
-    world.alert(closed_acct, "HA", status="INACTIVE")                   # closed: no open ACCT
+    world.alert(closed_acct, "HA", status="INACTIVE")  # closed: no open ACCT
     staff = world.prisoner("A0003AA", "MDI", "A-1-003")
     world.incident("ASSAULT_ON_STAFF", days_ago=400, parties=[(staff, "PERPETRATOR")])
     victim = world.prisoner("A0004AA", "MDI", "A-2-001")
     other = world.prisoner("A0005AA", "MDI", "A-2-002")
-    world.incident("ASSAULT_ON_PRISONER", days_ago=10, parties=[(other, "PERPETRATOR"), (victim, "VICTIM")])
+    world.incident(
+        "ASSAULT_ON_PRISONER", days_ago=10, parties=[(other, "PERPETRATOR"), (victim, "VICTIM")]
+    )
     high = world.prisoner("A0006AA", "MDI", "A-2-003")
     world.csra(high, "STANDARD", days_ago=100)
     world.csra(high, "HIGH", days_ago=5)
@@ -42,7 +44,7 @@ def test_each_flag_comes_from_its_facts(store, rules, world):
     assert flags["A0001AA"] == {"open_acct"}
     assert flags["A0002AA"] == set()
     assert flags["A0003AA"] == {"risk_to_staff"}
-    assert flags["A0004AA"] == set()                  # a victim is not a risk to others
+    assert flags["A0004AA"] == set()  # a victim is not a risk to others
     assert flags["A0005AA"] == {"risk_to_others"}
     assert flags["A0006AA"] == {"csra_high"}
     assert flags["A0007AA"] == {"risk_to_females"}
@@ -75,15 +77,19 @@ def test_self_harm_found_only_under_an_earlier_prison_number(store, rules, world
 
 def test_non_association_on_the_same_wing_either_way_round(store, rules, world):
     a = world.prisoner("A0001AA", "MDI", "A-1-001")
-    b = world.prisoner("A0002AA", "MDI", "A-2-003")       # same wing A, other landing
-    c = world.prisoner("A0003AA", "MDI", "B-1-001")       # wing B
+    b = world.prisoner("A0002AA", "MDI", "A-2-003")  # same wing A, other landing
+    c = world.prisoner("A0003AA", "MDI", "B-1-001")  # wing B
     world.non_association(a, b, "CELL")
     world.non_association(c, a, "WING")
     world.non_association(a, world.prisoner("A0004AA", "MDI", "A-1-002"), "CELL", expired=True)
 
     roll = _roll(store, rules, world)
-    on_wing = {r.person.booking.prison_number: [na.other_prison_number for na in r.non_associations_on_wing]
-               for r in roll.rows}
+    on_wing = {
+        r.person.booking.prison_number: [
+            na.other_prison_number for na in r.non_associations_on_wing
+        ]
+        for r in roll.rows
+    }
     assert on_wing == {"A0001AA": ["A0002AA"], "A0002AA": ["A0001AA"], "A0003AA": [], "A0004AA": []}
     assert roll.flag_counts[NON_ASSOCIATION_FLAG] == 2
 
@@ -93,9 +99,13 @@ def test_filters_and_sorting(store, rules, world):
     world.prisoner("A0001AA", "MDI", "A-2-001", last="ADAMS")
     world.prisoner("A0002AA", "MDI", "B-1-001", last="BAKER")
     numbers = lambda roll: [r.person.booking.prison_number for r in roll.rows]
-    assert numbers(_roll(store, rules, world)) == ["A0003AA", "A0001AA", "A0002AA"]    # by cell
+    assert numbers(_roll(store, rules, world)) == ["A0003AA", "A0001AA", "A0002AA"]  # by cell
     assert numbers(_roll(store, rules, world, sort="name")) == ["A0001AA", "A0002AA", "A0003AA"]
-    assert numbers(_roll(store, rules, world, sort="name", descending=True)) == ["A0003AA", "A0002AA", "A0001AA"]
+    assert numbers(_roll(store, rules, world, sort="name", descending=True)) == [
+        "A0003AA",
+        "A0002AA",
+        "A0001AA",
+    ]
     assert numbers(_roll(store, rules, world, wing="A")) == ["A0003AA", "A0001AA"]
     assert numbers(_roll(store, rules, world, landing="A-2")) == ["A0001AA"]
     assert numbers(_roll(store, rules, world, flag="open_acct")) == ["A0003AA"]
@@ -109,7 +119,7 @@ def test_overview_counts(store, rules, world):
     world.prisoner("A0003AA", "MDI", "B-2-003")
     world.alert(a, "HA")
     world.movement(a, to="MDI", frm="LEEDCRT")
-    world.movement(b, to="OUT", frm="MDI", days_ago=1)                    # yesterday: not today
+    world.movement(b, to="OUT", frm="MDI", days_ago=1)  # yesterday: not today
     world.incident("SELF_HARM", days_ago=3, parties=[(a, "SELF_HARMER")])
     world.incident("ASSAULT_ON_PRISONER", days_ago=20, parties=[(b, "PERPETRATOR"), (a, "VICTIM")])
     world.incident("ASSAULT_ON_PRISONER", days_ago=45, parties=[(b, "PERPETRATOR"), (a, "VICTIM")])
@@ -136,10 +146,10 @@ def test_the_roll_cache_keeps_rows_until_the_data_version_changes(store, rules, 
 
     assert numbers(1) == ["A0001AA"]
     world.prisoner("A0002AA", "MDI", "B-1-001")
-    assert numbers(1) == ["A0001AA"]                       # same sync: the rows computed for it
-    assert numbers(2) == ["A0001AA", "A0002AA"]            # a new sync run: computed again
-    assert numbers(2, wing="B") == ["A0002AA"]             # filters apply to the cached rows
-    assert numbers(None) == ["A0001AA", "A0002AA"]         # never synced: never cached
+    assert numbers(1) == ["A0001AA"]  # same sync: the rows computed for it
+    assert numbers(2) == ["A0001AA", "A0002AA"]  # a new sync run: computed again
+    assert numbers(2, wing="B") == ["A0002AA"]  # filters apply to the cached rows
+    assert numbers(None) == ["A0001AA", "A0002AA"]  # never synced: never cached
     numbers(3)
     numbers(4)
-    assert len(cache._rows) == 2                           # the oldest versions are dropped
+    assert len(cache._rows) == 2  # the oldest versions are dropped

@@ -29,8 +29,9 @@ def world(engine) -> PrisonWorld:
     """
     w = PrisonWorld(engine)
     w.prison(PRISON_A, exists=True)
-    acct = w.prisoner("A0001AA", PRISON_A, "A-1-001", last="ADAMS", first="ALAN", method="scored",
-                      confidence=0.93)
+    acct = w.prisoner(
+        "A0001AA", PRISON_A, "A-1-001", last="ADAMS", first="ALAN", method="scored", confidence=0.93
+    )
     w.alert(acct, "HA", raised_by="OFFICER_JONES")
     earlier = w.earlier_record(acct, "Z9999ZZ", confidence=0.9)
     w.incident("SELF_HARM", days_ago=1400, parties=[(earlier, "SELF_HARMER")], prison_id="OUT")
@@ -38,12 +39,16 @@ def world(engine) -> PrisonWorld:
     high = w.prisoner("A0002AA", PRISON_A, "A-1-002", last="BROWN", first="BEN")
     w.csra(high, "HIGH")
     enemy = w.prisoner("A0003AA", PRISON_A, "A-2-001", last="CLARK", first="CARL")
-    w.non_association(enemy, acct, "LANDING", reason="GANG", role="NOT_RELEVANT", other_role="NOT_RELEVANT")
+    w.non_association(
+        enemy, acct, "LANDING", reason="GANG", role="NOT_RELEVANT", other_role="NOT_RELEVANT"
+    )
     return w
 
 
 def _post(client, url, data, page):
-    return client.post(url, data={**data, "csrf_token": csrf_token(client, page)}, follow_redirects=False)
+    return client.post(
+        url, data={**data, "csrf_token": csrf_token(client, page)}, follow_redirects=False
+    )
 
 
 def _check(client, prison_number, cell):
@@ -58,9 +63,11 @@ def test_overview(world, client_for, engine):
     html = officer.get(f"/prisons/{PRISON_A}").text
     assert "HMP Alpha" in html and "27 March 2026" in html
     held = re.search(r"In the establishment\s*</dt>\s*<dd[^>]*>\s*(\d+)", html)
-    assert held and held.group(1) == "4"            # 3 in cells + the seed's A1111AA
+    assert held and held.group(1) == "4"  # 3 in cells + the seed's A1111AA
     assert f'href="/prisons/{PRISON_A}/roll?wing=A"' in html
-    assert audit_rows(engine, action="establishment overview", outcome="allowed", prison_id=PRISON_A)
+    assert audit_rows(
+        engine, action="establishment overview", outcome="allowed", prison_id=PRISON_A
+    )
 
 
 def test_roll_shows_flags_with_linked_ones_marked(world, client_for, engine):
@@ -93,8 +100,8 @@ def test_summary_shows_history_from_linked_records(world, client_for, engine):
     html = response.text
     assert response.status_code == 200 and "Alan Adams" in html
     assert 'role="img"' in html and "No photo held for Alan Adams" in html
-    assert "OFFICER_JONES" in html                                        # who raised the alert
-    assert "Z9999ZZ" in html and "Self harm" in html                      # the earlier number's incident
+    assert "OFFICER_JONES" in html  # who raised the alert
+    assert "Z9999ZZ" in html and "Self harm" in html  # the earlier number's incident
     assert "Scored link" in html and "not yet confirmed in the person index" in html
     assert "Robbery" in html and "Crown Court record T2020" in html
     assert "Clark" in html and "Not on the same landing" in html
@@ -104,9 +111,14 @@ def test_summary_shows_history_from_linked_records(world, client_for, engine):
 
 def test_another_prisons_officer_is_refused_everywhere(world, client_for, engine):
     other = client_for("officer.b")
-    for url in (f"/prisons/{PRISON_A}", f"/prisons/{PRISON_A}/roll", "/prisoners/A0001AA",
-                f"/prisons/{PRISON_A}/cell-moves", f"/prisons/{PRISON_A}/cell-moves/batch",
-                f"/prisons/{PRISON_A}/cell-moves/evidence"):
+    for url in (
+        f"/prisons/{PRISON_A}",
+        f"/prisons/{PRISON_A}/roll",
+        "/prisoners/A0001AA",
+        f"/prisons/{PRISON_A}/cell-moves",
+        f"/prisons/{PRISON_A}/cell-moves/batch",
+        f"/prisons/{PRISON_A}/cell-moves/evidence",
+    ):
         assert other.get(url).status_code == 403, url
     denied = audit_rows(engine, outcome="denied", user_name="officer.b")
     assert len(denied) == 6 and {r["prison_number"] for r in denied} >= {"A0001AA"}
@@ -118,7 +130,10 @@ def test_another_prisons_officer_is_refused_everywhere(world, client_for, engine
     # Nor can a PRB officer check a PRA prisoner from their own prison's form.
     page = f"/prisons/{PRISON_B}/cell-moves"
     response = _post(other, page, {"prison_number": "A0001AA", "cell": "A-1-003"}, page)
-    assert response.status_code == 400 and "No one with prison number A0001AA is held in HMP Bravo" in response.text
+    assert (
+        response.status_code == 400
+        and "No one with prison number A0001AA is held in HMP Bravo" in response.text
+    )
 
 
 def test_a_check_records_conflicts_and_is_audited(world, client_for, engine):
@@ -126,9 +141,12 @@ def test_a_check_records_conflicts_and_is_audited(world, client_for, engine):
     html = officer.get(_check(officer, "A0001AA", "A-1-002")).text
     assert "Do not make this move without a safety lead" in html
     assert "CSRA high in a shared cell" in html and "Brown, Ben (A0002AA)" in html
-    assert "History of violence in a shared cell" in html and "Found only through linked records" in html
+    assert (
+        "History of violence in a shared cell" in html
+        and "Found only through linked records" in html
+    )
     assert "This service does not move anyone" in html
-    assert 'value="proceed"' not in html                  # an officer is not offered a stop override
+    assert 'value="proceed"' not in html  # an officer is not offered a stop override
     [check] = audit_rows(engine, action="cell-move check")
     assert check["prison_number"] == "A0001AA" and check["person_id"] == "person-A0001AA"
     assert "stop(s)" in check["detail"]
@@ -145,22 +163,32 @@ def test_input_errors_use_the_error_summary(world, client_for):
 
 def test_decisions_need_csrf_a_reason_and_a_safety_lead_for_a_stop(world, client_for, engine):
     officer, lead = client_for("officer.a"), client_for("lead.a")
-    location = _check(officer, "A0001AA", "A-1-002")        # stops: CSRA high
+    location = _check(officer, "A0001AA", "A-1-002")  # stops: CSRA high
     decide = location + "/decision"
-    no_token = officer.post(decide, data={"decision": "cancel", "reason": "x"}, follow_redirects=False)
+    no_token = officer.post(
+        decide, data={"decision": "cancel", "reason": "x"}, follow_redirects=False
+    )
     assert no_token.status_code == 403
     response = _post(officer, decide, {"decision": "proceed", "reason": "want to"}, location)
     assert response.status_code == 400 and "Only a safety lead can proceed" in response.text
     assert audit_rows(engine, action="cell-move decision", outcome="denied")
     response = _post(lead, decide, {"decision": "proceed", "reason": ""}, location)
-    assert response.status_code == 400 and "Enter why you are proceeding despite the warnings" in response.text
+    assert (
+        response.status_code == 400
+        and "Enter why you are proceeding despite the warnings" in response.text
+    )
     assert 'href="#reason"' in response.text
-    response = _post(lead, decide, {"decision": "proceed", "reason": "Manager's risk assessment done"}, location)
+    response = _post(
+        lead, decide, {"decision": "proceed", "reason": "Manager's risk assessment done"}, location
+    )
     assert response.status_code == 303
     html = lead.get(response.headers["location"]).text
     assert "Decision recorded" in html and "Manager&#39;s risk assessment done" in html
     [decision] = audit_rows(engine, action="cell-move decision", outcome="decision")
-    assert decision["user_name"] == "lead.a" and "proceed over 1 stop(s) and 1 warning(s)" in decision["detail"]
+    assert (
+        decision["user_name"] == "lead.a"
+        and "proceed over 1 stop(s) and 1 warning(s)" in decision["detail"]
+    )
     response = _post(officer, decide, {"decision": "cancel", "reason": "late"}, location)
     assert response.status_code == 400 and "already decided" in response.text
 
@@ -183,7 +211,7 @@ def test_batch_check_names_bad_lines_and_finds_conflicts_between_moves(world, cl
 
 
 def test_a_plan_says_which_move_to_make_first(world, client_for):
-    world.prisoner("A0004AA", PRISON_A, "A-1-002")          # A-1-002 is full now
+    world.prisoner("A0004AA", PRISON_A, "A-1-002")  # A-1-002 is full now
     officer = client_for("officer.a")
     page = f"/prisons/{PRISON_A}/cell-moves/batch"
     response = _post(officer, page, {"plan": "A0003AA A-1-002\nA0002AA B-2-003"}, page)
@@ -194,10 +222,15 @@ def test_a_plan_says_which_move_to_make_first(world, client_for):
 
 def test_evidence_counts_cancelled_warnings(world, client_for):
     officer = client_for("officer.a")
-    location = _check(officer, "A0002AA", "B-1-001")        # alone, no conflict
+    location = _check(officer, "A0002AA", "B-1-001")  # alone, no conflict
     _post(officer, location + "/decision", {"decision": "proceed"}, location)
-    location = _check(officer, "A0001AA", "B-1-002")        # open ACCT alone: a warning
-    _post(officer, location + "/decision", {"decision": "cancel", "reason": "ACCT review first"}, location)
+    location = _check(officer, "A0001AA", "B-1-002")  # open ACCT alone: a warning
+    _post(
+        officer,
+        location + "/decision",
+        {"decision": "cancel", "reason": "ACCT review first"},
+        location,
+    )
     html = officer.get(f"/prisons/{PRISON_A}/cell-moves/evidence").text
     row = re.search(r'id="rule-acct-alone".*?</tr>', html, re.DOTALL).group(0)
     assert [int(n) for n in re.findall(r">(\d+)<", row)[:4]] == [1, 0, 1, 0] and "100%" in row
@@ -208,9 +241,15 @@ def test_evidence_counts_cancelled_warnings(world, client_for):
 def test_every_safety_page_view_is_audited(world, client_for, engine):
     officer = client_for("officer.a")
     location = _check(officer, "A0002AA", "B-1-001")
-    for url in (f"/prisons/{PRISON_A}", f"/prisons/{PRISON_A}/roll", "/prisoners/A0002AA",
-                f"/prisons/{PRISON_A}/cell-moves", f"/prisons/{PRISON_A}/cell-moves/batch",
-                f"/prisons/{PRISON_A}/cell-moves/evidence", location):
+    for url in (
+        f"/prisons/{PRISON_A}",
+        f"/prisons/{PRISON_A}/roll",
+        "/prisoners/A0002AA",
+        f"/prisons/{PRISON_A}/cell-moves",
+        f"/prisons/{PRISON_A}/cell-moves/batch",
+        f"/prisons/{PRISON_A}/cell-moves/evidence",
+        location,
+    ):
         before = len(audit_rows(engine, user_name="officer.a"))
         assert officer.get(url).status_code == 200, url
         assert len(audit_rows(engine, user_name="officer.a")) > before, url
@@ -222,10 +261,13 @@ def test_warming_the_roll_cache_after_a_sync(world, engine):
     from justice.web.mirror import sync_runs
     from justice.web.safety import roll_cache, warm_roll_cache
 
-    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]       # never synced: nothing kept
+    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]  # never synced: nothing kept
     with engine.begin() as conn:
-        conn.execute(sync_runs.insert().values(started_at=dt.datetime(2026, 3, 27, 9),
-                                               finished_at=dt.datetime(2026, 3, 27, 9, 1)))
+        conn.execute(
+            sync_runs.insert().values(
+                started_at=dt.datetime(2026, 3, 27, 9), finished_at=dt.datetime(2026, 3, 27, 9, 1)
+            )
+        )
     before = len(roll_cache._rows)
     assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]
     assert len(roll_cache._rows) == min(before + 2, roll_cache.max_entries)

@@ -58,7 +58,7 @@ class PlanCheck:
     """The checks of a plan's moves, judged together, and the order to make them in."""
 
     checks: list[MoveCheck]
-    order: list[int]            # line numbers in a safe order
+    order: list[int]  # line numbers in a safe order
     needs_spare_cell: list[int]  # lines that cannot be made without a temporary move
 
 
@@ -71,19 +71,29 @@ def parse_plan(text: str) -> tuple[list[PlannedMove], list[LineError]]:
             continue
         match = _LINE.match(line)
         if not match:
-            errors.append(LineError(line_no, f"write a prison number and a cell, like A1234BC A-1-012 "
-                                             f"(found {line.strip()[:40]!r})"))
+            errors.append(
+                LineError(
+                    line_no,
+                    f"write a prison number and a cell, like A1234BC A-1-012 "
+                    f"(found {line.strip()[:40]!r})",
+                )
+            )
             continue
         moves.append(PlannedMove(line_no, match.group(1).upper(), match.group(2)))
     if not moves and not errors:
         errors.append(LineError(1, "enter at least one move, one a line: prison number then cell"))
     if len(moves) > MAX_MOVES:
-        errors.append(LineError(moves[MAX_MOVES].line_no,
-                                f"a plan can hold at most {MAX_MOVES} moves; split it"))
+        errors.append(
+            LineError(
+                moves[MAX_MOVES].line_no, f"a plan can hold at most {MAX_MOVES} moves; split it"
+            )
+        )
     return moves, errors
 
 
-def resolve_plan(now: PrisonNow, moves: list[PlannedMove]) -> tuple[list[tuple[int, str, Cell]], list[LineError]]:
+def resolve_plan(
+    now: PrisonNow, moves: list[PlannedMove]
+) -> tuple[list[tuple[int, str, Cell]], list[LineError]]:
     """(line, person_id, cell) of each planned move, and a LineError for each that cannot be."""
     resolved, errors, first_line = [], [], {}
     for move in moves:
@@ -93,15 +103,21 @@ def resolve_plan(now: PrisonNow, moves: list[PlannedMove]) -> tuple[list[tuple[i
             errors.append(LineError(move.line_no, exc.message))
             continue
         if person_id in first_line:
-            errors.append(LineError(move.line_no, f"{move.prison_number} is already moved on line "
-                                                  f"{first_line[person_id]}"))
+            errors.append(
+                LineError(
+                    move.line_no,
+                    f"{move.prison_number} is already moved on line {first_line[person_id]}",
+                )
+            )
             continue
         first_line[person_id] = move.line_no
         resolved.append((move.line_no, person_id, cell))
     return resolved, errors
 
 
-def move_order(now: PrisonNow, resolved: list[tuple[int, str, Cell]]) -> tuple[list[int], list[int]]:
+def move_order(
+    now: PrisonNow, resolved: list[tuple[int, str, Cell]]
+) -> tuple[list[int], list[int]]:
     """Lines in an order that never puts more people in a cell than it holds (plan order where
     it can), and the lines left over that need someone moved to a spare cell first."""
     count: dict[int, int] = {}
@@ -129,8 +145,9 @@ def move_order(now: PrisonNow, resolved: list[tuple[int, str, Cell]]) -> tuple[l
     return order, []
 
 
-def check_plan(conn: sa.Connection, rules: Rules, prison_id: str, moves: list[PlannedMove],
-               today: dt.date) -> tuple[PlanCheck | None, list[LineError]]:
+def check_plan(
+    conn: sa.Connection, rules: Rules, prison_id: str, moves: list[PlannedMove], today: dt.date
+) -> tuple[PlanCheck | None, list[LineError]]:
     """The plan checked as a whole, or (None, the lines that cannot be checked)."""
     now = load_prison_now(conn, prison_id)
     resolved, errors = resolve_plan(now, moves)
@@ -142,15 +159,22 @@ def check_plan(conn: sa.Connection, rules: Rules, prison_id: str, moves: list[Pl
     checks = []
     for line_no, person_id, cell in resolved:
         conflicts = move_conflicts(rules, end, person_id, cell, today, line_of=line_of)
-        alone = move_conflicts(rules, now.state.with_moves([(person_id, cell.cell_id)]), person_id,
-                               cell, today)
+        alone = move_conflicts(
+            rules, now.state.with_moves([(person_id, cell.cell_id)]), person_id, cell, today
+        )
         plan_keys = {c.key for c in conflicts}
         alone_keys = {c.key for c in alone}
-        checks.append(MoveCheck(
-            mover=end.people[person_id], from_cell=now.state.cell(person_id), to_cell=cell,
-            occupants=[end.people[p] for p in end.occupants(cell.cell_id) if p != person_id],
-            conflicts=conflicts, line_no=line_no,
-            only_in_plan={c.key for c in conflicts if c.key not in alone_keys},
-            resolved_by_plan=[c for c in alone if c.key not in plan_keys]))
+        checks.append(
+            MoveCheck(
+                mover=end.people[person_id],
+                from_cell=now.state.cell(person_id),
+                to_cell=cell,
+                occupants=[end.people[p] for p in end.occupants(cell.cell_id) if p != person_id],
+                conflicts=conflicts,
+                line_no=line_no,
+                only_in_plan={c.key for c in conflicts if c.key not in alone_keys},
+                resolved_by_plan=[c for c in alone if c.key not in plan_keys],
+            )
+        )
     order, stuck = move_order(now, resolved)
     return PlanCheck(checks, order, stuck), []

@@ -32,10 +32,15 @@ OVERRIDE_ROLES = ("safety-lead",)
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 move_checks = sa.Table(
-    "move_checks", metadata,
+    "move_checks",
+    metadata,
     sa.Column("check_id", _ID, primary_key=True, autoincrement=True),
-    sa.Column("batch_id", sa.String(36), index=True,
-              comment="The plan a move belongs to (batch checks); null for a single check."),
+    sa.Column(
+        "batch_id",
+        sa.String(36),
+        index=True,
+        comment="The plan a move belongs to (batch checks); null for a single check.",
+    ),
     sa.Column("line_no", sa.Integer, comment="The move's line in the plan."),
     sa.Column("checked_at", sa.DateTime, nullable=False, comment="UTC"),
     sa.Column("data_as_at", sa.DateTime, comment="The prison data's as-at time the check read."),
@@ -59,18 +64,30 @@ move_checks = sa.Table(
 )
 
 move_check_conflicts = sa.Table(
-    "move_check_conflicts", metadata,
+    "move_check_conflicts",
+    metadata,
     sa.Column("check_id", _ID, sa.ForeignKey("move_checks.check_id"), primary_key=True),
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("rule_id", sa.String(60), nullable=False, index=True),
     sa.Column("severity", sa.String(10), nullable=False),
     sa.Column("other_prison_number", sa.String(20)),
-    sa.Column("linked_only", sa.Boolean, nullable=False,
-              comment="Found only through linked records (earlier prison numbers, courts)."),
-    sa.Column("only_in_plan", sa.Boolean, nullable=False,
-              comment="Batch: raised by the plan's other moves; a check of this move alone misses it."),
-    sa.Column("related_lines", sa.String(200),
-              comment="Batch: the plan's lines whose moves take part, comma-separated."),
+    sa.Column(
+        "linked_only",
+        sa.Boolean,
+        nullable=False,
+        comment="Found only through linked records (earlier prison numbers, courts).",
+    ),
+    sa.Column(
+        "only_in_plan",
+        sa.Boolean,
+        nullable=False,
+        comment="Batch: raised by the plan's other moves; a check of this move alone misses it.",
+    ),
+    sa.Column(
+        "related_lines",
+        sa.String(200),
+        comment="Batch: the plan's lines whose moves take part, comma-separated.",
+    ),
     sa.Column("message", sa.Text, nullable=False),
 )
 
@@ -94,7 +111,7 @@ class MoveCheck:
     occupants: list[PersonSafety]
     conflicts: list[Conflict]
     line_no: int | None = None
-    only_in_plan: set[tuple] = field(default_factory=set)   # conflict keys missed alone
+    only_in_plan: set[tuple] = field(default_factory=set)  # conflict keys missed alone
     resolved_by_plan: list[Conflict] = field(default_factory=list)
 
     @property
@@ -112,8 +129,8 @@ class PrisonNow:
 
     layout: PrisonLayout
     state: PrisonState
-    person_of_number: dict[str, str]            # prison number -> person_id, people held here
-    booking_of_person: dict[str, int]           # person_id -> offender_book_id
+    person_of_number: dict[str, str]  # prison number -> person_id, people held here
+    booking_of_person: dict[str, int]  # person_id -> offender_book_id
 
 
 def load_prison_now(conn: sa.Connection, prison_id: str) -> PrisonNow:
@@ -121,10 +138,13 @@ def load_prison_now(conn: sa.Connection, prison_id: str) -> PrisonNow:
     layout = load_layout(conn, prison_id)
     cb = current_bookings().subquery("cb")
     cell_of, numbers, bookings = {}, {}, {}
-    for r in conn.execute(sa.select(cb.c.person_id, cb.c.offender_id_display, cb.c.living_unit_id,
-                                    cb.c.offender_book_id)
-                          .where(cb.c.agy_loc_id == prison_id)
-                          .order_by(cb.c.booking_begin_date, cb.c.offender_book_id)):
+    for r in conn.execute(
+        sa.select(
+            cb.c.person_id, cb.c.offender_id_display, cb.c.living_unit_id, cb.c.offender_book_id
+        )
+        .where(cb.c.agy_loc_id == prison_id)
+        .order_by(cb.c.booking_begin_date, cb.c.offender_book_id)
+    ):
         if r.living_unit_id is not None:
             cell_of[r.person_id] = r.living_unit_id
         numbers[r.offender_id_display] = r.person_id
@@ -134,19 +154,31 @@ def load_prison_now(conn: sa.Connection, prison_id: str) -> PrisonNow:
 
 def move_scope(rules: Rules, today: dt.date):
     """The facts the cell-move rules read (the flags' and the rules' own alerts and incidents)."""
-    return flag_scope(rules, today, alerts=tuple(c for r in rules.move_rules for c in r.alerts),
-                      incident_types=tuple(t for r in rules.move_rules for t in r.incident_types))
+    return flag_scope(
+        rules,
+        today,
+        alerts=tuple(c for r in rules.move_rules for c in r.alerts),
+        incident_types=tuple(t for r in rules.move_rules for t in r.incident_types),
+    )
 
 
-def load_facts_for(conn: sa.Connection, rules: Rules, now: PrisonNow, movers: list[tuple[str, Cell]],
-                   today: dt.date) -> None:
+def load_facts_for(
+    conn: sa.Connection,
+    rules: Rules,
+    now: PrisonNow,
+    movers: list[tuple[str, Cell]],
+    today: dt.date,
+) -> None:
     """Load into `now.state.people` the facts of the movers and of everyone whose cell they
     would share (now or after the plan)."""
     wanted = {pid for pid, _ in movers}
     targets = {cell.cell_id for _, cell in movers}
     wanted |= {p for p, c in now.state.cell_of.items() if c in targets}
-    now.state.people.update(load_people(conn, sorted(wanted - set(now.state.people)), today,
-                                        scope=move_scope(rules, today)))
+    now.state.people.update(
+        load_people(
+            conn, sorted(wanted - set(now.state.people)), today, scope=move_scope(rules, today)
+        )
+    )
 
 
 def resolve_move(now: PrisonNow, prison_number: str, cell_text: str) -> tuple[str, Cell]:
@@ -156,14 +188,18 @@ def resolve_move(now: PrisonNow, prison_number: str, cell_text: str) -> tuple[st
         raise MoveInputError("prison_number", "Enter the prison number of the person to move")
     person_id = now.person_of_number.get(number)
     if person_id is None:
-        raise MoveInputError("prison_number", f"No one with prison number {number} is held in "
-                                              f"{now.layout.name}")
+        raise MoveInputError(
+            "prison_number", f"No one with prison number {number} is held in {now.layout.name}"
+        )
     if not cell_text.strip():
         raise MoveInputError("cell", "Enter the cell to move them to, for example A-1-012")
     cell = now.layout.find_cell(cell_text)
     if cell is None:
-        raise MoveInputError("cell", f"There is no cell {cell_text.strip()} in {now.layout.name}: "
-                                     f"write it as wing-landing-cell, for example A-1-012")
+        raise MoveInputError(
+            "cell",
+            f"There is no cell {cell_text.strip()} in {now.layout.name}: "
+            f"write it as wing-landing-cell, for example A-1-012",
+        )
     if not cell.active:
         raise MoveInputError("cell", f"Cell {cell.label} is closed")
     if now.state.cell_of.get(person_id) == cell.cell_id:
@@ -171,44 +207,82 @@ def resolve_move(now: PrisonNow, prison_number: str, cell_text: str) -> tuple[st
     return person_id, cell
 
 
-def check_move(conn: sa.Connection, rules: Rules, prison_id: str, prison_number: str,
-               cell_text: str, today: dt.date) -> MoveCheck:
+def check_move(
+    conn: sa.Connection,
+    rules: Rules,
+    prison_id: str,
+    prison_number: str,
+    cell_text: str,
+    today: dt.date,
+) -> MoveCheck:
     """Check one planned move against every rule (MoveInputError if it cannot be checked)."""
     now = load_prison_now(conn, prison_id)
     person_id, cell = resolve_move(now, prison_number, cell_text)
     load_facts_for(conn, rules, now, [(person_id, cell)], today)
     after = now.state.with_moves([(person_id, cell.cell_id)])
     return MoveCheck(
-        mover=now.state.people[person_id], from_cell=now.state.cell(person_id), to_cell=cell,
+        mover=now.state.people[person_id],
+        from_cell=now.state.cell(person_id),
+        to_cell=cell,
         occupants=[now.state.people[p] for p in after.occupants(cell.cell_id) if p != person_id],
-        conflicts=move_conflicts(rules, after, person_id, cell, today))
+        conflicts=move_conflicts(rules, after, person_id, cell, today),
+    )
 
 
-def save_checks(conn: sa.Connection, checks: list[MoveCheck], *, prison_id: str, user_name: str,
-                rules_version: str, data_as_at: dt.datetime | None,
-                batch: bool = False) -> list[int]:
+def save_checks(
+    conn: sa.Connection,
+    checks: list[MoveCheck],
+    *,
+    prison_id: str,
+    user_name: str,
+    rules_version: str,
+    data_as_at: dt.datetime | None,
+    batch: bool = False,
+) -> list[int]:
     """Record the checks (and their conflicts); their check ids in order."""
     batch_id = str(uuid.uuid4()) if batch else None
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     ids = []
     for check in checks:
         booking = check.mover.booking
-        check_id = conn.execute(move_checks.insert().values(
-            batch_id=batch_id, line_no=check.line_no, checked_at=now, data_as_at=data_as_at,
-            rules_version=rules_version, checked_by=user_name, prison_id=prison_id,
-            prison_number=booking.prison_number, prisoner_name=booking.name,
-            person_id=check.mover.person_id,
-            offender_book_id=booking.offender_book_id,
-            from_cell=check.from_cell.label if check.from_cell else None,
-            to_cell_id=check.to_cell.cell_id, to_cell=check.to_cell.label,
-            stops=len(check.stops), warnings=len(check.warnings))).inserted_primary_key[0]
+        check_id = conn.execute(
+            move_checks.insert().values(
+                batch_id=batch_id,
+                line_no=check.line_no,
+                checked_at=now,
+                data_as_at=data_as_at,
+                rules_version=rules_version,
+                checked_by=user_name,
+                prison_id=prison_id,
+                prison_number=booking.prison_number,
+                prisoner_name=booking.name,
+                person_id=check.mover.person_id,
+                offender_book_id=booking.offender_book_id,
+                from_cell=check.from_cell.label if check.from_cell else None,
+                to_cell_id=check.to_cell.cell_id,
+                to_cell=check.to_cell.label,
+                stops=len(check.stops),
+                warnings=len(check.warnings),
+            )
+        ).inserted_primary_key[0]
         if check.conflicts:
-            conn.execute(move_check_conflicts.insert(), [
-                {"check_id": check_id, "seq": i, "rule_id": c.rule.id, "severity": c.severity,
-                 "other_prison_number": c.other_prison_number, "linked_only": c.linked_only,
-                 "only_in_plan": c.key in check.only_in_plan, "message": c.message,
-                 "related_lines": ",".join(map(str, c.related_lines)) or None}
-                for i, c in enumerate(check.conflicts, start=1)])
+            conn.execute(
+                move_check_conflicts.insert(),
+                [
+                    {
+                        "check_id": check_id,
+                        "seq": i,
+                        "rule_id": c.rule.id,
+                        "severity": c.severity,
+                        "other_prison_number": c.other_prison_number,
+                        "linked_only": c.linked_only,
+                        "only_in_plan": c.key in check.only_in_plan,
+                        "message": c.message,
+                        "related_lines": ",".join(map(str, c.related_lines)) or None,
+                    }
+                    for i, c in enumerate(check.conflicts, start=1)
+                ],
+            )
         ids.append(int(check_id))
     return ids
 
@@ -246,14 +320,23 @@ def load_check(conn: sa.Connection, check_id: int) -> SavedCheck | None:
     if first is None:
         return None
     if first.batch_id is not None:
-        rows = tuple(conn.execute(sa.select(move_checks).where(move_checks.c.batch_id == first.batch_id)
-                                  .order_by(move_checks.c.line_no, move_checks.c.check_id)))
+        rows = tuple(
+            conn.execute(
+                sa.select(move_checks)
+                .where(move_checks.c.batch_id == first.batch_id)
+                .order_by(move_checks.c.line_no, move_checks.c.check_id)
+            )
+        )
     else:
         rows = (first,)
     ids = tuple(r.check_id for r in rows)
-    conflicts = tuple(conn.execute(sa.select(move_check_conflicts)
-                                   .where(move_check_conflicts.c.check_id.in_(ids))
-                                   .order_by(move_check_conflicts.c.check_id, move_check_conflicts.c.seq)))
+    conflicts = tuple(
+        conn.execute(
+            sa.select(move_check_conflicts)
+            .where(move_check_conflicts.c.check_id.in_(ids))
+            .order_by(move_check_conflicts.c.check_id, move_check_conflicts.c.seq)
+        )
+    )
     return SavedCheck(ids, first.batch_id, first.prison_id, rows, conflicts)
 
 
@@ -273,8 +356,11 @@ def validate_decision(check: SavedCheck, decision: str, reason: str, role: str) 
     if decision not in DECISIONS:
         raise DecisionError("decision", "Select whether to proceed with the move or cancel it")
     if check.stops and decision == "proceed" and role not in OVERRIDE_ROLES:
-        raise DecisionError("decision", "Only a safety lead can proceed with a move that has a "
-                                        "stop. Cancel the move, or ask a safety lead to open this check")
+        raise DecisionError(
+            "decision",
+            "Only a safety lead can proceed with a move that has a "
+            "stop. Cancel the move, or ask a safety lead to open this check",
+        )
     if (check.stops or check.warnings) and not reason.strip():
         what = "proceeding despite" if decision == "proceed" else "cancelling because of"
         raise DecisionError("reason", f"Enter why you are {what} the warnings")
@@ -282,16 +368,23 @@ def validate_decision(check: SavedCheck, decision: str, reason: str, role: str) 
         raise DecisionError("reason", "The reason must be 2,000 characters or fewer")
 
 
-def record_decision(conn: sa.Connection, check: SavedCheck, decision: str, reason: str, *,
-                    user_name: str, role: str) -> None:
+def record_decision(
+    conn: sa.Connection, check: SavedCheck, decision: str, reason: str, *, user_name: str, role: str
+) -> None:
     """Write the decision onto the check (every move of a plan); DecisionError if refused."""
     validate_decision(check, decision, reason, role)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    done = conn.execute(move_checks.update()
-                        .where(move_checks.c.check_id.in_(check.check_ids),
-                               move_checks.c.decision.is_(None))
-                        .values(decision=decision, reason=reason.strip() or None, decided_at=now,
-                                decided_by=user_name, decided_role=role))
+    done = conn.execute(
+        move_checks.update()
+        .where(move_checks.c.check_id.in_(check.check_ids), move_checks.c.decision.is_(None))
+        .values(
+            decision=decision,
+            reason=reason.strip() or None,
+            decided_at=now,
+            decided_by=user_name,
+            decided_role=role,
+        )
+    )
     if done.rowcount == 0:
         # Someone decided between the page load and this request. A plan is always decided
         # whole, in one statement, so its rows are either all theirs or all ours.

@@ -23,5 +23,6 @@ def service_today(conn: sa.Connection) -> dt.date:
 def data_version(conn: sa.Connection) -> int | None:
     """The last successful sync run: the store's data changes only when it changes (None
     before any sync, when nothing may be cached)."""
-    return conn.execute(sa.select(sa.func.max(mirror.sync_runs.c.run_id))
-                        .where(mirror.sync_runs.c.error.is_(None))).scalar()
+    return conn.execute(
+        sa.select(sa.func.max(mirror.sync_runs.c.run_id)).where(mirror.sync_runs.c.error.is_(None))
+    ).scalar()

@@ -12,7 +12,8 @@ Kinds of rule (the `kind` of a rule in rules.yaml):
                               restriction (CELL: the same cell; LANDING: the same landing;
                               WING: the same wing)
     csra_shared_cell          anyone assessed at `level` would share the cell
-    alert_with_cellmate_sex   someone with one of `alerts` would share with a person of `cellmate_sex`
+    alert_with_cellmate_sex   someone with one of `alerts` would share with a person of
+                              `cellmate_sex`
     alert_shared_cell         someone with one of `alerts` (active) would share the cell
     flag_shared_cell          someone carrying one of `flags` would share the cell
     incident_between          the mover and an occupant were both in an incident of these types
@@ -41,7 +42,7 @@ class Conflict:
     other_person_id: str | None = None
     other_prison_number: str | None = None
     other_name: str | None = None
-    related_lines: tuple[int, ...] = ()    # batch: the other moves of the plan involved
+    related_lines: tuple[int, ...] = ()  # batch: the other moves of the plan involved
 
     @property
     def severity(self) -> str:
@@ -83,8 +84,11 @@ class PrisonState:
 
 
 def _alert_evidence(person: PersonSafety, codes: tuple[str, ...], today: dt.date) -> list[Evidence]:
-    return [Evidence(f"{a.description} alert ({a.code})", a.alert_date, a.source)
-            for a in person.alerts if a.code in codes and a.is_active(today)]
+    return [
+        Evidence(f"{a.description} alert ({a.code})", a.alert_date, a.source)
+        for a in person.alerts
+        if a.code in codes and a.is_active(today)
+    ]
 
 
 def _words(evidence: list[Evidence] | tuple[Evidence, ...]) -> str:
@@ -108,8 +112,15 @@ def _same_scope(restriction: str, a: Cell, b: Cell) -> bool:
 class _Finder:
     """Builds the conflicts of one move; a rule's wording gets the names it needs."""
 
-    def __init__(self, rules: Rules, state: PrisonState, mover: str, cell: Cell, today: dt.date,
-                 line_of: dict[str, int]) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        state: PrisonState,
+        mover: str,
+        cell: Cell,
+        today: dt.date,
+        line_of: dict[str, int],
+    ) -> None:
         self.rules, self.state, self.mover, self.cell, self.today = rules, state, mover, cell, today
         self.line_of = line_of
         self.occupants = [p for p in state.occupants(cell.cell_id) if p != mover]
@@ -118,8 +129,16 @@ class _Finder:
     def person(self, person_id: str) -> PersonSafety:
         return self.state.people.get(person_id) or PersonSafety(person_id=person_id)
 
-    def add(self, rule: MoveRule, other: str | None, evidence, detail: str = "", *,
-            named: tuple[str, str] | None = None, **words) -> None:
+    def add(
+        self,
+        rule: MoveRule,
+        other: str | None,
+        evidence,
+        detail: str = "",
+        *,
+        named: tuple[str, str] | None = None,
+        **words,
+    ) -> None:
         """Record a conflict of `rule` with `other` (a person id); `named` is (name, prison
         number) for someone whose facts were not loaded (the other side of a non-association)."""
         booking = self.person(other).booking if other else None
@@ -128,10 +147,18 @@ class _Finder:
         else:
             name, number = (booking.name, booking.prison_number) if booking else (None, None)
         who = f"{name} ({number})" if name else (other or "")
-        message = rule.wording.format_map({"other": who, "cell": self.cell.label,
-                                           "detail": detail or _words(evidence), **words})
-        related = tuple(sorted({self.line_of[p] for p in (other, *words.get("_movers", ()))
-                                if p and p in self.line_of and p != self.mover}))
+        message = rule.wording.format_map(
+            {"other": who, "cell": self.cell.label, "detail": detail or _words(evidence), **words}
+        )
+        related = tuple(
+            sorted(
+                {
+                    self.line_of[p]
+                    for p in (other, *words.get("_movers", ()))
+                    if p and p in self.line_of and p != self.mover
+                }
+            )
+        )
         self.found.append(Conflict(rule, message, tuple(evidence), other, number, name, related))
 
     def flags(self, person_id: str, names: tuple[str, ...]) -> list[Evidence]:
@@ -139,8 +166,15 @@ class _Finder:
         return [e for n in names for e in flag_evidence(person, self.rules.flags[n], self.today)]
 
 
-def move_conflicts(rules: Rules, state: PrisonState, mover: str, cell: Cell, today: dt.date, *,
-                   line_of: dict[str, int] | None = None) -> list[Conflict]:
+def move_conflicts(
+    rules: Rules,
+    state: PrisonState,
+    mover: str,
+    cell: Cell,
+    today: dt.date,
+    *,
+    line_of: dict[str, int] | None = None,
+) -> list[Conflict]:
     """Every conflict of moving `mover` into `cell`, judged on `state` (the state after the
     move, and any others of a plan). `line_of` maps a batch's movers to their line numbers."""
     f = _Finder(rules, state, mover, cell, today, line_of or {})
@@ -151,8 +185,14 @@ def move_conflicts(rules: Rules, state: PrisonState, mover: str, cell: Cell, tod
         if rule.kind == "capacity":
             count = len(everyone)
             if count > cell.capacity:
-                f.add(rule, None, (), capacity=cell.capacity, count=count,
-                      _movers=tuple(p for p in f.occupants if p in f.line_of))
+                f.add(
+                    rule,
+                    None,
+                    (),
+                    capacity=cell.capacity,
+                    count=count,
+                    _movers=tuple(p for p in f.occupants if p in f.line_of),
+                )
         elif rule.kind == "non_association":
             for na in me.non_associations:
                 if na.restriction != rule.restriction:
@@ -160,26 +200,46 @@ def move_conflicts(rules: Rules, state: PrisonState, mover: str, cell: Cell, tod
                 there = f.state.cell(na.other_person_id)
                 if there is None or not _same_scope(rule.restriction, cell, there):
                     continue
-                evidence = [Evidence(f"Non-association ({na.reason.lower()}), recorded against "
-                                     f"{na.source.record}", na.effective_date, na.source)]
+                evidence = [
+                    Evidence(
+                        f"Non-association ({na.reason.lower()}), recorded against "
+                        f"{na.source.record}",
+                        na.effective_date,
+                        na.source,
+                    )
+                ]
                 if na.other_record_is_earlier:
-                    evidence.append(Evidence(
-                        f"It names {na.recorded_other_number}, an earlier prison number of the "
-                        f"other prisoner", na.effective_date,
-                        Source("prison", na.recorded_other_number, linked=True)))
+                    evidence.append(
+                        Evidence(
+                            f"It names {na.recorded_other_number}, an earlier prison number of the "
+                            f"other prisoner",
+                            na.effective_date,
+                            Source("prison", na.recorded_other_number, linked=True),
+                        )
+                    )
                 roles = ""
                 if {na.role, na.other_role} - {"NOT_RELEVANT", "UNKNOWN"}:
-                    roles = (f" (the prisoner moving is recorded as {_role(na.role)}, "
-                             f"they as {_role(na.other_role)})")
-                f.add(rule, na.other_person_id, evidence, named=(na.other_name, na.other_prison_number),
-                      detail=f"{na.reason.lower()}{roles}; they are in {there.label}")
+                    roles = (
+                        f" (the prisoner moving is recorded as {_role(na.role)}, "
+                        f"they as {_role(na.other_role)})"
+                    )
+                f.add(
+                    rule,
+                    na.other_person_id,
+                    evidence,
+                    named=(na.other_name, na.other_prison_number),
+                    detail=f"{na.reason.lower()}{roles}; they are in {there.label}",
+                )
         elif rule.kind == "csra_shared_cell" and shared:
             for pid in everyone:
                 csra = f.person(pid).current_csra
                 if csra is not None and csra.level == rule.level:
-                    f.add(rule, pid, [Evidence(f"CSRA {csra.level.lower()}", csra.assessment_date,
-                                               csra.source)],
-                          detail=f"assessed {csra.assessment_date:%-d %B %Y}")
+                    f.add(
+                        rule,
+                        pid,
+                        [Evidence(f"CSRA {csra.level.lower()}", csra.assessment_date, csra.source)],
+                        detail=f"assessed {csra.assessment_date:%-d %B %Y}",
+                    )
         elif rule.kind == "alert_with_cellmate_sex" and shared:
             for pid in everyone:
                 evidence = _alert_evidence(f.person(pid), rule.alerts, today)
@@ -197,12 +257,20 @@ def move_conflicts(rules: Rules, state: PrisonState, mover: str, cell: Cell, tod
         elif rule.kind == "incident_between":
             mine = {i.incident_id: i for i in me.incidents if i.type in rule.incident_types}
             for pid in f.occupants:
-                both = [(mine[i.incident_id], i) for i in f.person(pid).incidents
-                        if i.incident_id in mine]
+                both = [
+                    (mine[i.incident_id], i)
+                    for i in f.person(pid).incidents
+                    if i.incident_id in mine
+                ]
                 if both and not any(na.other_person_id == pid for na in me.non_associations):
-                    ev = [Evidence(f"{incident_words(a.type, a.role)} / {b.role.lower()}",
-                                   a.incident_date, a.source if a.source.linked else b.source)
-                          for a, b in both]
+                    ev = [
+                        Evidence(
+                            f"{incident_words(a.type, a.role)} / {b.role.lower()}",
+                            a.incident_date,
+                            a.source if a.source.linked else b.source,
+                        )
+                        for a, b in both
+                    ]
                     f.add(rule, pid, ev)
         elif rule.kind == "flag_alone" and not shared:
             if evidence := f.flags(mover, rule.flags):
@@ -221,4 +289,6 @@ def _sex(person: PersonSafety) -> str | None:
 
 
 def _role(code: str) -> str:
-    return {"VICTIM": "the victim", "PERPETRATOR": "the perpetrator"}.get(code, code.lower().replace("_", " "))
+    return {"VICTIM": "the victim", "PERPETRATOR": "the perpetrator"}.get(
+        code, code.lower().replace("_", " ")
+    )

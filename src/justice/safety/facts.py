@@ -21,18 +21,23 @@ import sqlalchemy as sa
 from justice.safety.rules import alert_descriptions
 from justice.safety.tables import in_values, table
 
-SYSTEM_NAMES = {"prison": "Prison system (NOMIS)", "magistrates": "Magistrates' courts",
-                "crown": "Crown Court", "probation": "Probation", "interventions": "Interventions"}
+SYSTEM_NAMES = {
+    "prison": "Prison system (NOMIS)",
+    "magistrates": "Magistrates' courts",
+    "crown": "Crown Court",
+    "probation": "Probation",
+    "interventions": "Interventions",
+}
 
 
 @dataclass(frozen=True)
 class Source:
     """Where a fact was recorded and how sure the link to this prisoner is."""
 
-    system: str              # prison, magistrates, crown, probation, ...
-    record: str              # the prison number, or the other system's record key
-    linked: bool             # False: the prisoner's current prison number
-    method: str = "index"    # index (confirmed in the person index), scored, unresolved
+    system: str  # prison, magistrates, crown, probation, ...
+    record: str  # the prison number, or the other system's record key
+    linked: bool  # False: the prisoner's current prison number
+    method: str = "index"  # index (confirmed in the person index), scored, unresolved
     confidence: float = 1.0
 
     @property
@@ -44,7 +49,11 @@ class Source:
         """A few words for a list: 'Crown Court T2019, linked 92%'."""
         if not self.linked:
             return "this prison number"
-        where = f"earlier prison number {self.record}" if self.system == "prison" else f"{self.system_name} {self.record}"
+        where = (
+            f"earlier prison number {self.record}"
+            if self.system == "prison"
+            else f"{self.system_name} {self.record}"
+        )
         how = "scored link" if self.method == "scored" else "linked"
         return f"{where}, {how} {self.confidence:.0%}"
 
@@ -52,10 +61,16 @@ class Source:
         """Plain words for an officer: where this was recorded and how the link was made."""
         if not self.linked:
             return f"this prison number ({self.record})"
-        where = (f"earlier prison number {self.record}" if self.system == "prison"
-                 else f"{self.system_name} record {self.record}")
+        where = (
+            f"earlier prison number {self.record}"
+            if self.system == "prison"
+            else f"{self.system_name} record {self.record}"
+        )
         if self.method == "scored":
-            how = f"linked when it arrived, by a match score of {self.confidence:.0%}: not yet confirmed in the person index"
+            how = (
+                f"linked when it arrived, by a match score of {self.confidence:.0%}: "
+                "not yet confirmed in the person index"
+            )
         else:
             how = f"linked in the person index ({self.confidence:.0%} match)"
         return f"{where}, {how}"
@@ -165,20 +180,23 @@ class NonAssociation:
     other_prison_number: str
     other_name: str
     reason_code: str
-    role: str                 # this person's role (VICTIM, PERPETRATOR, NOT_RELEVANT, ...)
+    role: str  # this person's role (VICTIM, PERPETRATOR, NOT_RELEVANT, ...)
     other_role: str
-    restriction: str          # CELL, LANDING or WING
+    restriction: str  # CELL, LANDING or WING
     effective_date: dt.date
-    source: Source            # the record of THIS person it was recorded against
-    other_booking: Booking | None = None   # where the other person is now, if in custody
-    recorded_other_number: str = ""        # the other person's prison number it names
+    source: Source  # the record of THIS person it was recorded against
+    other_booking: Booking | None = None  # where the other person is now, if in custody
+    recorded_other_number: str = ""  # the other person's prison number it names
 
     @property
     def other_record_is_earlier(self) -> bool:
         """True when it names an earlier prison number of the other person (found only
         through the person index)."""
-        return bool(self.other_booking and self.recorded_other_number
-                    and self.recorded_other_number != self.other_booking.prison_number)
+        return bool(
+            self.other_booking
+            and self.recorded_other_number
+            and self.recorded_other_number != self.other_booking.prison_number
+        )
 
     @property
     def reason(self) -> str:
@@ -206,8 +224,8 @@ class PersonSafety:
     booking: Booking | None = None
     records: list[Record] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
-    csra: list[Csra] = field(default_factory=list)              # newest first
-    incidents: list[Incident] = field(default_factory=list)     # newest first
+    csra: list[Csra] = field(default_factory=list)  # newest first
+    incidents: list[Incident] = field(default_factory=list)  # newest first
     adjudications: list[Adjudication] = field(default_factory=list)
     non_associations: list[NonAssociation] = field(default_factory=list)
     linked_events: list[LinkedEvent] = field(default_factory=list)
@@ -224,39 +242,67 @@ class PersonSafety:
         return [r for r in self.records if r.prison_number != current]
 
 
-REASONS = {"BUL": "Bullying", "GANG": "Gang related", "RIV": "Rivalry", "TH": "Threat",
-           "VIC": "Victim and perpetrator", "VIOL": "Violence", "ORG": "Organised crime",
-           "LEG": "Police or legal request", "OTH": "Other"}
-ROLES = {"VICTIM": "Victim", "PERPETRATOR": "Perpetrator", "NOT_RELEVANT": "Not relevant",
-         "UNKNOWN": "Unknown"}
+REASONS = {
+    "BUL": "Bullying",
+    "GANG": "Gang related",
+    "RIV": "Rivalry",
+    "TH": "Threat",
+    "VIC": "Victim and perpetrator",
+    "VIOL": "Violence",
+    "ORG": "Organised crime",
+    "LEG": "Police or legal request",
+    "OTH": "Other",
+}
 
 
 def person_id_of(resolution: sa.Table, offender_id_column: sa.ColumnElement) -> sa.ColumnElement:
     """The person of an OFFENDERS row: its resolution, or the record alone while unresolved."""
     return sa.func.coalesce(
-        resolution.c.person_id,
-        sa.literal("prison:") + sa.cast(offender_id_column, sa.String))
+        resolution.c.person_id, sa.literal("prison:") + sa.cast(offender_id_column, sa.String)
+    )
 
 
 def current_bookings() -> sa.Select:
     """Every booking in custody now (active, IN), with its person and prisoner's identity."""
-    b, o, pr = table("nomis_offender_bookings"), table("nomis_offenders"), table("person_resolution")
-    return (sa.select(person_id_of(pr, b.c.offender_id).label("person_id"),
-                      b.c.offender_book_id, b.c.offender_id, o.c.offender_id_display,
-                      o.c.first_name, o.c.last_name, o.c.birth_date, o.c.sex_code,
-                      b.c.agy_loc_id, b.c.living_unit_id, b.c.booking_begin_date)
-            .join(o, o.c.offender_id == b.c.offender_id)
-            .outerjoin(pr, pr.c.offender_id == b.c.offender_id)
-            .where(b.c.active_flag == "Y", b.c.in_out_status == "IN"))
+    b, o, pr = (
+        table("nomis_offender_bookings"),
+        table("nomis_offenders"),
+        table("person_resolution"),
+    )
+    return (
+        sa.select(
+            person_id_of(pr, b.c.offender_id).label("person_id"),
+            b.c.offender_book_id,
+            b.c.offender_id,
+            o.c.offender_id_display,
+            o.c.first_name,
+            o.c.last_name,
+            o.c.birth_date,
+            o.c.sex_code,
+            b.c.agy_loc_id,
+            b.c.living_unit_id,
+            b.c.booking_begin_date,
+        )
+        .join(o, o.c.offender_id == b.c.offender_id)
+        .outerjoin(pr, pr.c.offender_id == b.c.offender_id)
+        .where(b.c.active_flag == "Y", b.c.in_out_status == "IN")
+    )
 
 
 def booking_of(row) -> Booking:
     """A Booking from a row of `current_bookings()`."""
-    return Booking(offender_book_id=row.offender_book_id, offender_id=row.offender_id,
-                   prison_number=row.offender_id_display, first_name=row.first_name or "",
-                   last_name=row.last_name or "", birth_date=row.birth_date, sex_code=row.sex_code,
-                   prison_id=row.agy_loc_id, cell_id=row.living_unit_id,
-                   begin_date=row.booking_begin_date)
+    return Booking(
+        offender_book_id=row.offender_book_id,
+        offender_id=row.offender_id,
+        prison_number=row.offender_id_display,
+        first_name=row.first_name or "",
+        last_name=row.last_name or "",
+        birth_date=row.birth_date,
+        sex_code=row.sex_code,
+        prison_id=row.agy_loc_id,
+        cell_id=row.living_unit_id,
+        begin_date=row.booking_begin_date,
+    )
 
 
 @dataclass(frozen=True)
@@ -264,14 +310,16 @@ class FactScope:
     """What `load_people` reads: everything (None fields, for the summary), or only what the
     flags and checks use (the roll of a large establishment reads a fraction of the history)."""
 
-    alert_codes: frozenset[str] | None = None     # only these alert codes
+    alert_codes: frozenset[str] | None = None  # only these alert codes
     incident_types: frozenset[str] | None = None  # only these incident types ...
-    incidents_since: dt.date | None = None        # ... or any incident from this date
-    csra_current_only: bool = False               # only CSRAs of the current custody spell
-    linked_violence_only: bool = False            # only violent convictions from linked records
+    incidents_since: dt.date | None = None  # ... or any incident from this date
+    csra_current_only: bool = False  # only CSRAs of the current custody spell
+    linked_violence_only: bool = False  # only violent convictions from linked records
 
 
 EVERYTHING = FactScope()
+
+
 def _rows_in(conn: sa.Connection, query: sa.Select, column: sa.ColumnElement, values) -> list:
     """Rows of `query` with `column` in `values` (one indexed lookup per value)."""
     values = sorted(set(values))
@@ -290,9 +338,15 @@ class _Resolution:
 def resolve_offenders(conn: sa.Connection, offender_ids) -> dict[int, _Resolution]:
     """The person of each OFFENDERS row (the record alone while the sync has not resolved it)."""
     pr = table("person_resolution")
-    found = {r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
-             for r in _rows_in(conn, sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method,
-                                               pr.c.confidence), pr.c.offender_id, offender_ids)}
+    found = {
+        r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
+        for r in _rows_in(
+            conn,
+            sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method, pr.c.confidence),
+            pr.c.offender_id,
+            offender_ids,
+        )
+    }
     for oid in offender_ids:
         found.setdefault(oid, _Resolution(f"prison:{oid}", "unresolved", 1.0))
     return found
@@ -301,9 +355,15 @@ def resolve_offenders(conn: sa.Connection, offender_ids) -> dict[int, _Resolutio
 def offenders_of_people(conn: sa.Connection, person_ids) -> dict[int, _Resolution]:
     """Every OFFENDERS row resolved to one of the people, with its resolution."""
     pr = table("person_resolution")
-    out = {r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
-           for r in _rows_in(conn, sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method,
-                                             pr.c.confidence), pr.c.person_id, person_ids)}
+    out = {
+        r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
+        for r in _rows_in(
+            conn,
+            sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method, pr.c.confidence),
+            pr.c.person_id,
+            person_ids,
+        )
+    }
     for pid in person_ids:
         # A record the sync could not resolve is its own person, named after its OFFENDER_ID.
         if pid.startswith("prison:") and pid[7:].isdigit():
@@ -314,23 +374,38 @@ def offenders_of_people(conn: sa.Connection, person_ids) -> dict[int, _Resolutio
 def _current_of(conn: sa.Connection, offenders: dict[int, _Resolution]) -> dict[str, Booking]:
     """person_id -> current booking, for the people of `offenders` who are in custody."""
     b, o = table("nomis_offender_bookings"), table("nomis_offenders")
-    query = (sa.select(b.c.offender_book_id, b.c.offender_id, o.c.offender_id_display, o.c.first_name,
-                       o.c.last_name, o.c.birth_date, o.c.sex_code, b.c.agy_loc_id, b.c.living_unit_id,
-                       b.c.booking_begin_date)
-             .join(o, o.c.offender_id == b.c.offender_id)
-             .where(b.c.active_flag == "Y", b.c.in_out_status == "IN"))
+    query = (
+        sa.select(
+            b.c.offender_book_id,
+            b.c.offender_id,
+            o.c.offender_id_display,
+            o.c.first_name,
+            o.c.last_name,
+            o.c.birth_date,
+            o.c.sex_code,
+            b.c.agy_loc_id,
+            b.c.living_unit_id,
+            b.c.booking_begin_date,
+        )
+        .join(o, o.c.offender_id == b.c.offender_id)
+        .where(b.c.active_flag == "Y", b.c.in_out_status == "IN")
+    )
     out: dict[str, Booking] = {}
     rows = _rows_in(conn, query, b.c.offender_id, offenders)
     for row in sorted(rows, key=lambda r: (r.booking_begin_date, r.offender_book_id)):
-        out[offenders[row.offender_id].person_id] = booking_of(row)   # the latest open spell wins
+        out[offenders[row.offender_id].person_id] = booking_of(row)  # the latest open spell wins
     return out
 
 
 class _Sources:
     """The Source of a fact recorded against one of the person's prison records."""
 
-    def __init__(self, records: dict[int, Record], offenders: dict[int, _Resolution],
-                 current: dict[str, Booking]) -> None:
+    def __init__(
+        self,
+        records: dict[int, Record],
+        offenders: dict[int, _Resolution],
+        current: dict[str, Booking],
+    ) -> None:
         self._records = records
         self._offenders = offenders
         self._current = current
@@ -346,14 +421,20 @@ class _Sources:
         record = self._records.get(offender_id)
         booking = self._current.get(person_id)
         if record is None:
-            return Source("prison", str(offender_id), linked=True, method="unresolved", confidence=0.0)
+            return Source(
+                "prison", str(offender_id), linked=True, method="unresolved", confidence=0.0
+            )
         if booking is None or record.prison_number == booking.prison_number:
             # A person not in custody has no "current" record: every record is their own.
             return Source("prison", record.prison_number, linked=False)
         method, confidence = self.link(person_id)
-        return Source("prison", record.prison_number, linked=True,
-                      method="scored" if "scored" in (method, record.method) else record.method,
-                      confidence=min(confidence, record.confidence))
+        return Source(
+            "prison",
+            record.prison_number,
+            linked=True,
+            method="scored" if "scored" in (method, record.method) else record.method,
+            confidence=min(confidence, record.confidence),
+        )
 
     def link(self, person_id: str) -> tuple[str, float]:
         """How the prisoner's current record joined the person: a link through the person is
@@ -365,9 +446,15 @@ class _Sources:
         return own.method, own.confidence
 
 
-def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, *,
-                with_adjudications: bool = False, with_linked: bool = True,
-                scope: FactScope = EVERYTHING) -> dict[str, PersonSafety]:
+def load_people(
+    conn: sa.Connection,
+    person_ids: Iterable[str],
+    today: dt.date,
+    *,
+    with_adjudications: bool = False,
+    with_linked: bool = True,
+    scope: FactScope = EVERYTHING,
+) -> dict[str, PersonSafety]:
     """PersonSafety of each of the people (person ids), read in a few set-based queries;
     `scope` narrows what is read."""
     ids = sorted(set(person_ids))
@@ -381,20 +468,40 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
 
     o = table("nomis_offenders")
     records: dict[int, Record] = {}
-    for r in _rows_in(conn, sa.select(o.c.offender_id, o.c.offender_id_display, o.c.first_name,
-                                      o.c.last_name, o.c.birth_date, o.c.sex_code)
-                      .where(o.c.alias_offender_id.is_(None)), o.c.offender_id, offenders):
+    for r in _rows_in(
+        conn,
+        sa.select(
+            o.c.offender_id,
+            o.c.offender_id_display,
+            o.c.first_name,
+            o.c.last_name,
+            o.c.birth_date,
+            o.c.sex_code,
+        ).where(o.c.alias_offender_id.is_(None)),
+        o.c.offender_id,
+        offenders,
+    ):
         res = offenders[r.offender_id]
         records[r.offender_id] = Record(
-            offender_id=r.offender_id, prison_number=r.offender_id_display,
-            first_name=r.first_name or "", last_name=r.last_name or "", birth_date=r.birth_date,
-            sex_code=r.sex_code, method=res.method, confidence=res.confidence)
+            offender_id=r.offender_id,
+            prison_number=r.offender_id_display,
+            first_name=r.first_name or "",
+            last_name=r.last_name or "",
+            birth_date=r.birth_date,
+            sex_code=r.sex_code,
+            method=res.method,
+            confidence=res.confidence,
+        )
         out[res.person_id].records.append(records[r.offender_id])
     source = _Sources(records, offenders, current)
 
     b = table("nomis_offender_bookings")
-    owner = {r.offender_book_id: r.offender_id for r in _rows_in(
-        conn, sa.select(b.c.offender_book_id, b.c.offender_id), b.c.offender_id, records)}
+    owner = {
+        r.offender_book_id: r.offender_id
+        for r in _rows_in(
+            conn, sa.select(b.c.offender_book_id, b.c.offender_id), b.c.offender_id, records
+        )
+    }
     current_book = {bk.offender_book_id for bk in current.values()}
 
     def whose(book_id: int) -> tuple[str, Source]:
@@ -404,59 +511,122 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
     descriptions = alert_descriptions()
     a = table("nomis_offender_alerts")
     raised_by = a.c.create_user_id if "create_user_id" in a.c else sa.null()
-    alerts = sa.select(a.c.offender_book_id, a.c.alert_seq, a.c.alert_code, a.c.alert_date,
-                       a.c.alert_status, a.c.expiry_date, raised_by.label("raised_by"))
+    alerts = sa.select(
+        a.c.offender_book_id,
+        a.c.alert_seq,
+        a.c.alert_code,
+        a.c.alert_date,
+        a.c.alert_status,
+        a.c.expiry_date,
+        raised_by.label("raised_by"),
+    )
     if scope.alert_codes is not None:
         alerts = alerts.where(a.c.alert_code.in_(sorted(scope.alert_codes)))
-    for r in sorted(_rows_in(conn, alerts, a.c.offender_book_id, owner),
-                    key=lambda r: (r.alert_date, r.alert_seq), reverse=True):
+    for r in sorted(
+        _rows_in(conn, alerts, a.c.offender_book_id, owner),
+        key=lambda r: (r.alert_date, r.alert_seq),
+        reverse=True,
+    ):
         pid, src = whose(r.offender_book_id)
-        out[pid].alerts.append(Alert(
-            code=r.alert_code, description=descriptions.get(r.alert_code, r.alert_code),
-            alert_date=r.alert_date, status=r.alert_status, expiry_date=r.expiry_date,
-            raised_by=r.raised_by, offender_book_id=r.offender_book_id,
-            on_current_booking=r.offender_book_id in current_book, source=src))
+        out[pid].alerts.append(
+            Alert(
+                code=r.alert_code,
+                description=descriptions.get(r.alert_code, r.alert_code),
+                alert_date=r.alert_date,
+                status=r.alert_status,
+                expiry_date=r.expiry_date,
+                raised_by=r.raised_by,
+                offender_book_id=r.offender_book_id,
+                on_current_booking=r.offender_book_id in current_book,
+                source=src,
+            )
+        )
 
     s = table("nomis_offender_assessments")
     csra_books = current_book if scope.csra_current_only else owner
-    for r in sorted(_rows_in(conn, sa.select(s.c.offender_book_id, s.c.assessment_date, s.c.assessment_seq,
-                                             s.c.review_sup_level_type, s.c.assessment_reason,
-                                             s.c.agy_loc_id).where(s.c.assessment_type == "CSRA"),
-                             s.c.offender_book_id, csra_books),
-                    key=lambda r: (r.assessment_date, r.offender_book_id, r.assessment_seq), reverse=True):
+    for r in sorted(
+        _rows_in(
+            conn,
+            sa.select(
+                s.c.offender_book_id,
+                s.c.assessment_date,
+                s.c.assessment_seq,
+                s.c.review_sup_level_type,
+                s.c.assessment_reason,
+                s.c.agy_loc_id,
+            ).where(s.c.assessment_type == "CSRA"),
+            s.c.offender_book_id,
+            csra_books,
+        ),
+        key=lambda r: (r.assessment_date, r.offender_book_id, r.assessment_seq),
+        reverse=True,
+    ):
         pid, src = whose(r.offender_book_id)
-        out[pid].csra.append(Csra(
-            assessment_date=r.assessment_date, seq=r.assessment_seq, level=r.review_sup_level_type,
-            reason=r.assessment_reason, prison_id=r.agy_loc_id,
-            on_current_booking=r.offender_book_id in current_book, source=src))
+        out[pid].csra.append(
+            Csra(
+                assessment_date=r.assessment_date,
+                seq=r.assessment_seq,
+                level=r.review_sup_level_type,
+                reason=r.assessment_reason,
+                prison_id=r.agy_loc_id,
+                on_current_booking=r.offender_book_id in current_book,
+                source=src,
+            )
+        )
 
     ic, ip = table("nomis_incident_cases"), table("nomis_incident_case_parties")
-    incidents = (sa.select(ip.c.offender_book_id, ic.c.incident_case_id, ic.c.incident_type,
-                           ic.c.incident_date, ip.c.participation_role, ic.c.agy_loc_id)
-                 .join(ic, ic.c.incident_case_id == ip.c.incident_case_id))
+    incidents = sa.select(
+        ip.c.offender_book_id,
+        ic.c.incident_case_id,
+        ic.c.incident_type,
+        ic.c.incident_date,
+        ip.c.participation_role,
+        ic.c.agy_loc_id,
+    ).join(ic, ic.c.incident_case_id == ip.c.incident_case_id)
     if scope.incident_types is not None:
         wanted = ic.c.incident_type.in_(sorted(scope.incident_types))
         if scope.incidents_since is not None:
             wanted = sa.or_(wanted, ic.c.incident_date >= scope.incidents_since)
         incidents = incidents.where(wanted)
-    for r in sorted(_rows_in(conn, incidents, ip.c.offender_book_id, owner),
-                    key=lambda r: (r.incident_date, r.incident_case_id), reverse=True):
+    for r in sorted(
+        _rows_in(conn, incidents, ip.c.offender_book_id, owner),
+        key=lambda r: (r.incident_date, r.incident_case_id),
+        reverse=True,
+    ):
         pid, src = whose(r.offender_book_id)
-        out[pid].incidents.append(Incident(
-            incident_id=r.incident_case_id, type=r.incident_type, incident_date=r.incident_date,
-            role=r.participation_role, prison_id=r.agy_loc_id, offender_book_id=r.offender_book_id,
-            source=src))
+        out[pid].incidents.append(
+            Incident(
+                incident_id=r.incident_case_id,
+                type=r.incident_type,
+                incident_date=r.incident_date,
+                role=r.participation_role,
+                prison_id=r.agy_loc_id,
+                offender_book_id=r.offender_book_id,
+                source=src,
+            )
+        )
 
     if with_adjudications:
         h = table("nomis_oic_hearings")
-        for r in sorted(_rows_in(conn, sa.select(h), h.c.offender_book_id, owner),
-                        key=lambda r: (r.hearing_date, r.oic_hearing_id), reverse=True):
+        for r in sorted(
+            _rows_in(conn, sa.select(h), h.c.offender_book_id, owner),
+            key=lambda r: (r.hearing_date, r.oic_hearing_id),
+            reverse=True,
+        ):
             pid, src = whose(r.offender_book_id)
-            out[pid].adjudications.append(Adjudication(
-                hearing_id=r.oic_hearing_id, adjudication_number=r.oic_incident_id,
-                incident_date=r.incident_date, hearing_date=r.hearing_date, charge=r.charge_desc,
-                finding=r.finding_code, punishment=r.punishment_desc, prison_id=r.agy_loc_id,
-                source=src))
+            out[pid].adjudications.append(
+                Adjudication(
+                    hearing_id=r.oic_hearing_id,
+                    adjudication_number=r.oic_incident_id,
+                    incident_date=r.incident_date,
+                    hearing_date=r.hearing_date,
+                    charge=r.charge_desc,
+                    finding=r.finding_code,
+                    punishment=r.punishment_desc,
+                    prison_id=r.agy_loc_id,
+                    source=src,
+                )
+            )
 
     _load_non_associations(conn, records, offenders, today, out, source)
     if with_linked:
@@ -464,27 +634,47 @@ def load_people(conn: sa.Connection, person_ids: Iterable[str], today: dt.date, 
     return out
 
 
-def _load_non_associations(conn, records: dict[int, Record], offenders: dict[int, _Resolution],
-                           today: dt.date, out: dict[str, PersonSafety], source: _Sources) -> None:
+def _load_non_associations(
+    conn,
+    records: dict[int, Record],
+    offenders: dict[int, _Resolution],
+    today: dt.date,
+    out: dict[str, PersonSafety],
+    source: _Sources,
+) -> None:
     """Active non-associations of the people, both ways round, with the other person's place."""
     na, o = table("nomis_offender_non_associations"), table("nomis_offenders")
-    active = sa.and_(na.c.effective_date <= today,
-                     sa.or_(na.c.expiry_date.is_(None), na.c.expiry_date > today))
+    active = sa.and_(
+        na.c.effective_date <= today, sa.or_(na.c.expiry_date.is_(None), na.c.expiry_date > today)
+    )
     found = []
     # A row is recorded once, from one side; each side sees it with the roles its own way round.
     for mine, other, my_role, other_role in (
-            (na.c.offender_id, na.c.ns_offender_id, na.c.offender_role, na.c.ns_offender_role),
-            (na.c.ns_offender_id, na.c.offender_id, na.c.ns_offender_role, na.c.offender_role)):
-        query = sa.select(mine.label("my_offender_id"), other.label("other_offender_id"),
-                          na.c.ns_reason_code, my_role.label("my_role"),
-                          other_role.label("other_role"), na.c.ns_type, na.c.effective_date).where(active)
+        (na.c.offender_id, na.c.ns_offender_id, na.c.offender_role, na.c.ns_offender_role),
+        (na.c.ns_offender_id, na.c.offender_id, na.c.ns_offender_role, na.c.offender_role),
+    ):
+        query = sa.select(
+            mine.label("my_offender_id"),
+            other.label("other_offender_id"),
+            na.c.ns_reason_code,
+            my_role.label("my_role"),
+            other_role.label("other_role"),
+            na.c.ns_type,
+            na.c.effective_date,
+        ).where(active)
         found += _rows_in(conn, query, mine, records)
     if not found:
         return
     other_ids = {r.other_offender_id for r in found}
-    named = {r.offender_id: r for r in _rows_in(
-        conn, sa.select(o.c.offender_id, o.c.offender_id_display, o.c.first_name, o.c.last_name),
-        o.c.offender_id, other_ids)}
+    named = {
+        r.offender_id: r
+        for r in _rows_in(
+            conn,
+            sa.select(o.c.offender_id, o.c.offender_id_display, o.c.first_name, o.c.last_name),
+            o.c.offender_id,
+            other_ids,
+        )
+    }
     other_res = resolve_offenders(conn, other_ids)
     other_people = {res.person_id for res in other_res.values()}
     where_now = _current_of(conn, offenders_of_people(conn, other_people))
@@ -499,44 +689,86 @@ def _load_non_associations(conn, records: dict[int, Record], offenders: dict[int
         other_now = where_now.get(other_pid)
         who = named.get(r.other_offender_id)
         recorded_number = who.offender_id_display if who else str(r.other_offender_id)
-        out[pid].non_associations.append(NonAssociation(
-            other_person_id=other_pid, other_offender_id=r.other_offender_id,
-            other_prison_number=other_now.prison_number if other_now else recorded_number,
-            other_name=other_now.name if other_now else
-            f"{(who.last_name or '').title()}, {(who.first_name or '').title()}" if who else "",
-            reason_code=r.ns_reason_code, role=r.my_role, other_role=r.other_role,
-            restriction=r.ns_type, effective_date=r.effective_date,
-            source=source(pid, r.my_offender_id), other_booking=other_now,
-            recorded_other_number=recorded_number))
+        out[pid].non_associations.append(
+            NonAssociation(
+                other_person_id=other_pid,
+                other_offender_id=r.other_offender_id,
+                other_prison_number=other_now.prison_number if other_now else recorded_number,
+                other_name=other_now.name
+                if other_now
+                else f"{(who.last_name or '').title()}, {(who.first_name or '').title()}"
+                if who
+                else "",
+                reason_code=r.ns_reason_code,
+                role=r.my_role,
+                other_role=r.other_role,
+                restriction=r.ns_type,
+                effective_date=r.effective_date,
+                source=source(pid, r.my_offender_id),
+                other_booking=other_now,
+                recorded_other_number=recorded_number,
+            )
+        )
 
 
-def _load_linked(conn, person_ids: list[str], out: dict[str, PersonSafety], source: _Sources, *,
-                 violence_only: bool = False) -> None:
+def _load_linked(
+    conn,
+    person_ids: list[str],
+    out: dict[str, PersonSafety],
+    source: _Sources,
+    *,
+    violence_only: bool = False,
+) -> None:
     """Other systems' records of the people (``linked_history``), marked with their source."""
     lh = table("linked_history")
-    query = sa.select(lh.c.person_id, lh.c.source_system, lh.c.source_record, lh.c.kind,
-                      lh.c.event_date, lh.c.description, lh.c.detail, lh.c.confidence, lh.c.is_violence)
+    query = sa.select(
+        lh.c.person_id,
+        lh.c.source_system,
+        lh.c.source_record,
+        lh.c.kind,
+        lh.c.event_date,
+        lh.c.description,
+        lh.c.detail,
+        lh.c.confidence,
+        lh.c.is_violence,
+    )
     if violence_only:
         query = query.where(lh.c.kind == "court_conviction", lh.c.is_violence == sa.true())
-    for r in sorted(_rows_in(conn, query, lh.c.person_id, person_ids),
-                    key=lambda r: (r.event_date or dt.date.min), reverse=True):
+    for r in sorted(
+        _rows_in(conn, query, lh.c.person_id, person_ids),
+        key=lambda r: r.event_date or dt.date.min,
+        reverse=True,
+    ):
         # A linked record reaches this prisoner through the person, so it is only as sure as the
         # weaker of its own link and the prisoner's current record's.
         own_method, own_confidence = source.link(r.person_id)
         confidence = 1.0 if r.confidence is None else float(r.confidence)
-        out[r.person_id].linked_events.append(LinkedEvent(
-            kind=r.kind, event_date=r.event_date, description=r.description or "",
-            detail=r.detail, is_violence=bool(r.is_violence),
-            source=Source(r.source_system, r.source_record, linked=True,
-                          method="scored" if own_method == "scored" else "index",
-                          confidence=min(confidence, own_confidence))))
+        out[r.person_id].linked_events.append(
+            LinkedEvent(
+                kind=r.kind,
+                event_date=r.event_date,
+                description=r.description or "",
+                detail=r.detail,
+                is_violence=bool(r.is_violence),
+                source=Source(
+                    r.source_system,
+                    r.source_record,
+                    linked=True,
+                    method="scored" if own_method == "scored" else "index",
+                    confidence=min(confidence, own_confidence),
+                ),
+            )
+        )
 
 
-def people_held(conn: sa.Connection, prison_id: str, cell_ids: list[int] | None = None) -> list[str]:
+def people_held(
+    conn: sa.Connection, prison_id: str, cell_ids: list[int] | None = None
+) -> list[str]:
     """The person ids of everyone held in `prison_id` now (in `cell_ids` if given)."""
     b = table("nomis_offender_bookings")
     query = sa.select(b.c.offender_id, b.c.living_unit_id).where(
-        b.c.agy_loc_id == prison_id, b.c.active_flag == "Y", b.c.in_out_status == "IN")
+        b.c.agy_loc_id == prison_id, b.c.active_flag == "Y", b.c.in_out_status == "IN"
+    )
     rows = conn.execute(query).all()
     if cell_ids is not None:
         wanted = set(cell_ids)

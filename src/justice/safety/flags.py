@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from justice.safety.facts import FactScope, PersonSafety, Source
 from justice.safety.rules import FlagRule, Rules
 
-INCIDENT_WORDS = {"SELF_HARM": "self-harm", "ASSAULT_ON_STAFF": "assault on staff",
-                  "ASSAULT_ON_PRISONER": "assault on a prisoner"}
+INCIDENT_WORDS = {
+    "SELF_HARM": "self-harm",
+    "ASSAULT_ON_STAFF": "assault on staff",
+    "ASSAULT_ON_PRISONER": "assault on a prisoner",
+}
 ROLE_WORDS = {"SELF_HARMER": "", "PERPETRATOR": "perpetrator", "VICTIM": "victim"}
 
 
@@ -45,8 +48,11 @@ class Flag:
     def summary(self) -> str:
         """The evidence in one line (newest first, at most three facts)."""
         facts = sorted(self.evidence, key=lambda e: e.when or dt.date.min, reverse=True)
-        words = [f"{e.text}{f' on {e.when.day} {e.when:%B %Y}' if e.when else ''}"
-                 f"{f' ({e.source.short()})' if e.source.linked else ''}" for e in facts[:3]]
+        words = [
+            f"{e.text}{f' on {e.when.day} {e.when:%B %Y}' if e.when else ''}"
+            f"{f' ({e.source.short()})' if e.source.linked else ''}"
+            for e in facts[:3]
+        ]
         more = len(facts) - 3
         return "; ".join(words) + (f" and {more} more" if more > 0 else "")
 
@@ -68,16 +74,25 @@ def flag_evidence(person: PersonSafety, rule: FlagRule, today: dt.date) -> tuple
             continue
         if rule.alert_status == "active" and not alert.is_active(today):
             continue
-        found.append(Evidence(f"{alert.description} alert ({alert.code})", alert.alert_date, alert.source))
+        found.append(
+            Evidence(f"{alert.description} alert ({alert.code})", alert.alert_date, alert.source)
+        )
     wanted = {(i.type, i.role) for i in rule.incidents}
     for incident in person.incidents:
         if (incident.type, incident.role) in wanted and incident.incident_date <= today:
-            found.append(Evidence(incident_words(incident.type, incident.role).capitalize(),
-                                  incident.incident_date, incident.source))
+            found.append(
+                Evidence(
+                    incident_words(incident.type, incident.role).capitalize(),
+                    incident.incident_date,
+                    incident.source,
+                )
+            )
     if rule.violent_convictions:
         for event in person.linked_events:
             if event.kind == "court_conviction" and event.is_violence:
-                found.append(Evidence(f"Conviction: {event.description}", event.event_date, event.source))
+                found.append(
+                    Evidence(f"Conviction: {event.description}", event.event_date, event.source)
+                )
     if rule.csra is not None:
         csra = person.current_csra
         if csra is not None and csra.level == rule.csra:
@@ -101,14 +116,21 @@ def incidents_within(person: PersonSafety, today: dt.date, days: int) -> int:
     return len({i.incident_id for i in person.incidents if start < i.incident_date <= today})
 
 
-def flag_scope(rules: Rules, today: dt.date, *, alerts: tuple[str, ...] = (),
-               incident_types: tuple[str, ...] = ()) -> FactScope:
+def flag_scope(
+    rules: Rules,
+    today: dt.date,
+    *,
+    alerts: tuple[str, ...] = (),
+    incident_types: tuple[str, ...] = (),
+) -> FactScope:
     """The facts the flags (and the incident counts) read, plus any `alerts` and
     `incident_types` a caller needs besides: what the roll loads instead of everything."""
     flags = rules.flags.values()
     return FactScope(
         alert_codes=frozenset(c for f in flags for c in f.alerts) | frozenset(alerts),
-        incident_types=frozenset(i.type for f in flags for i in f.incidents) | frozenset(incident_types),
+        incident_types=frozenset(i.type for f in flags for i in f.incidents)
+        | frozenset(incident_types),
         incidents_since=today - dt.timedelta(days=max(rules.incident_windows)),
-        csra_current_only=True,       # a flag reads the latest CSRA of this custody spell only
-        linked_violence_only=True)    # and, of linked records, violent convictions only
+        csra_current_only=True,  # a flag reads the latest CSRA of this custody spell only
+        linked_violence_only=True,
+    )  # and, of linked records, violent convictions only

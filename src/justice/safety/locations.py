@@ -20,12 +20,12 @@ class Cell:
     """A cell and the landing and wing it is on."""
 
     cell_id: int
-    label: str          # A-1-012
+    label: str  # A-1-012
     capacity: int
     landing_id: int | None
-    landing: str        # A-1
+    landing: str  # A-1
     wing_id: int | None
-    wing: str           # A
+    wing: str  # A
     active: bool
 
 
@@ -36,7 +36,7 @@ class PrisonLayout:
     prison_id: str
     name: str
     cells: dict[int, Cell] = field(default_factory=dict)
-    wings: dict[int, str] = field(default_factory=dict)                 # wing id -> code
+    wings: dict[int, str] = field(default_factory=dict)  # wing id -> code
     landings: dict[int, tuple[int | None, str]] = field(default_factory=dict)  # id -> (wing, label)
 
     def find_cell(self, text: str) -> Cell | None:
@@ -52,8 +52,11 @@ class PrisonLayout:
 
     def landing_options(self, wing: str | None = None) -> list[str]:
         """Landing labels (A-1) in order, of one wing if given."""
-        return sorted(label for wing_id, label in self.landings.values()
-                      if wing is None or self.wings.get(wing_id) == wing)
+        return sorted(
+            label
+            for wing_id, label in self.landings.values()
+            if wing is None or self.wings.get(wing_id) == wing
+        )
 
 
 def _label(description: str, prison_id: str) -> str:
@@ -71,28 +74,41 @@ def load_layout(conn: sa.Connection, prison_id: str) -> PrisonLayout:
     """The wings, landings and cells of `prison_id`."""
     ail = table("nomis_agency_internal_locations")
     layout = PrisonLayout(prison_id=prison_id, name=prison_name(conn, prison_id) or prison_id)
-    rows = conn.execute(sa.select(ail.c.internal_location_id, ail.c.internal_location_type,
-                                  ail.c.description, ail.c.parent_internal_location_id,
-                                  ail.c.capacity, ail.c.active_flag)
-                        .where(ail.c.agy_loc_id == prison_id)).all()
+    rows = conn.execute(
+        sa.select(
+            ail.c.internal_location_id,
+            ail.c.internal_location_type,
+            ail.c.description,
+            ail.c.parent_internal_location_id,
+            ail.c.capacity,
+            ail.c.active_flag,
+        ).where(ail.c.agy_loc_id == prison_id)
+    ).all()
     parent = {r.internal_location_id: r.parent_internal_location_id for r in rows}
     for r in rows:
         if r.internal_location_type == "WING":
             layout.wings[r.internal_location_id] = _label(r.description, prison_id)
     for r in rows:
         if r.internal_location_type == "LAND":
-            layout.landings[r.internal_location_id] = (r.parent_internal_location_id,
-                                                       _label(r.description, prison_id))
+            layout.landings[r.internal_location_id] = (
+                r.parent_internal_location_id,
+                _label(r.description, prison_id),
+            )
     for r in rows:
         if r.internal_location_type != "CELL":
             continue
         landing_id = parent.get(r.internal_location_id)
         wing_id = layout.landings.get(landing_id, (parent.get(landing_id), ""))[0]
         layout.cells[r.internal_location_id] = Cell(
-            cell_id=r.internal_location_id, label=_label(r.description, prison_id),
-            capacity=int(r.capacity or 0), landing_id=landing_id,
+            cell_id=r.internal_location_id,
+            label=_label(r.description, prison_id),
+            capacity=int(r.capacity or 0),
+            landing_id=landing_id,
             landing=layout.landings.get(landing_id, (None, ""))[1],
-            wing_id=wing_id, wing=layout.wings.get(wing_id, ""), active=r.active_flag == "Y")
+            wing_id=wing_id,
+            wing=layout.wings.get(wing_id, ""),
+            active=r.active_flag == "Y",
+        )
     return layout
 
 
@@ -100,9 +116,15 @@ def occupancy(conn: sa.Connection, prison_id: str) -> dict[int, list[int]]:
     """Cell id -> the booking ids in it now (active bookings IN at the establishment)."""
     b = table("nomis_offender_bookings")
     out: dict[int, list[int]] = defaultdict(list)
-    for r in conn.execute(sa.select(b.c.living_unit_id, b.c.offender_book_id)
-                          .where(b.c.agy_loc_id == prison_id, b.c.active_flag == "Y",
-                                 b.c.in_out_status == "IN", b.c.living_unit_id.is_not(None))
-                          .order_by(b.c.offender_book_id)):
+    for r in conn.execute(
+        sa.select(b.c.living_unit_id, b.c.offender_book_id)
+        .where(
+            b.c.agy_loc_id == prison_id,
+            b.c.active_flag == "Y",
+            b.c.in_out_status == "IN",
+            b.c.living_unit_id.is_not(None),
+        )
+        .order_by(b.c.offender_book_id)
+    ):
         out[r.living_unit_id].append(r.offender_book_id)
     return out

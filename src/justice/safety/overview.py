@@ -45,8 +45,8 @@ class Overview:
     free: int
     in_today: int
     out_today: int
-    flag_counts: dict[str, int]                     # flag name -> people carrying it
-    incidents: dict[str, dict[int, int]]            # incident type -> {days: count}
+    flag_counts: dict[str, int]  # flag name -> people carrying it
+    incidents: dict[str, dict[int, int]]  # incident type -> {days: count}
     wings: list[WingCount]
 
 
@@ -54,19 +54,26 @@ def movements_today(conn: sa.Connection, prison_id: str, today: dt.date) -> tupl
     """(received, discharged) today: admissions and transfers in, releases and transfers out."""
     m = table("nomis_offender_external_movements")
     day = m.c.movement_date == today
-    received = conn.execute(sa.select(sa.func.count()).where(day, m.c.to_agy_loc_id == prison_id)).scalar()
-    gone = conn.execute(sa.select(sa.func.count()).where(day, m.c.from_agy_loc_id == prison_id)).scalar()
+    received = conn.execute(
+        sa.select(sa.func.count()).where(day, m.c.to_agy_loc_id == prison_id)
+    ).scalar()
+    gone = conn.execute(
+        sa.select(sa.func.count()).where(day, m.c.from_agy_loc_id == prison_id)
+    ).scalar()
     return int(received or 0), int(gone or 0)
 
 
-def incident_counts(conn: sa.Connection, prison_id: str, today: dt.date,
-                    periods: tuple[int, ...] = INCIDENT_PERIODS) -> dict[str, dict[int, int]]:
+def incident_counts(
+    conn: sa.Connection, prison_id: str, today: dt.date, periods: tuple[int, ...] = INCIDENT_PERIODS
+) -> dict[str, dict[int, int]]:
     """Incident type -> {days: incidents in the establishment in the last `days` days}."""
     ic = table("nomis_incident_cases")
     longest = today - dt.timedelta(days=max(periods))
-    rows = conn.execute(sa.select(ic.c.incident_type, ic.c.incident_date)
-                        .where(ic.c.agy_loc_id == prison_id, ic.c.incident_date > longest,
-                               ic.c.incident_date <= today)).all()
+    rows = conn.execute(
+        sa.select(ic.c.incident_type, ic.c.incident_date).where(
+            ic.c.agy_loc_id == prison_id, ic.c.incident_date > longest, ic.c.incident_date <= today
+        )
+    ).all()
     out: dict[str, dict[int, int]] = {}
     for kind, when in rows:
         counts = out.setdefault(kind, dict.fromkeys(periods, 0))
@@ -76,8 +83,15 @@ def incident_counts(conn: sa.Connection, prison_id: str, today: dt.date,
     return dict(sorted(out.items()))
 
 
-def build_overview(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
-                   cache: RollCache | None = None, version: object | None = None) -> Overview:
+def build_overview(
+    conn: sa.Connection,
+    rules: Rules,
+    prison_id: str,
+    today: dt.date,
+    *,
+    cache: RollCache | None = None,
+    version: object | None = None,
+) -> Overview:
     """The overview of `prison_id` on `today` (its flag counts from the roll `cache` if given)."""
     if cache is not None:
         layout, rows, _ = cache.rows(conn, rules, prison_id, today, version)
@@ -96,8 +110,14 @@ def build_overview(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.
         wing_held[c.wing] += len(occupied.get(c.cell_id, ()))
     received, gone = movements_today(conn, prison_id, today)
     return Overview(
-        layout=layout, today=today, held=len(rows), capacity=capacity, free=free,
-        in_today=received, out_today=gone,
+        layout=layout,
+        today=today,
+        held=len(rows),
+        capacity=capacity,
+        free=free,
+        in_today=received,
+        out_today=gone,
         flag_counts={name: counts.get(name, 0) for name in [*rules.flags, NON_ASSOCIATION_FLAG]},
         incidents=incident_counts(conn, prison_id, today),
-        wings=[WingCount(w, wing_held[w], wing_capacity[w]) for w in sorted(wing_capacity)])
+        wings=[WingCount(w, wing_held[w], wing_capacity[w]) for w in sorted(wing_capacity)],
+    )

@@ -30,7 +30,7 @@ class RollRow:
     cell: Cell | None
     flags: dict[str, Flag]
     non_associations_on_wing: list[NonAssociation]
-    incidents: dict[int, int]      # look-back days -> incidents in that window
+    incidents: dict[int, int]  # look-back days -> incidents in that window
 
     @property
     def flag_count(self) -> int:
@@ -49,12 +49,13 @@ class Roll:
 
     layout: PrisonLayout
     rows: list[RollRow]
-    held: int                                  # everyone held (before the filter)
-    flag_counts: dict[str, int] = field(default_factory=dict)   # over the filtered wing/landing
+    held: int  # everyone held (before the filter)
+    flag_counts: dict[str, int] = field(default_factory=dict)  # over the filtered wing/landing
 
 
-def roll_rows(people: dict[str, PersonSafety], layout: PrisonLayout, rules: Rules,
-              today: dt.date) -> list[RollRow]:
+def roll_rows(
+    people: dict[str, PersonSafety], layout: PrisonLayout, rules: Rules, today: dt.date
+) -> list[RollRow]:
     """A roll row for each person held in the layout's establishment."""
     rows = []
     for person in people.values():
@@ -70,9 +71,15 @@ def roll_rows(people: dict[str, PersonSafety], layout: PrisonLayout, rules: Rule
             other_cell = layout.cells.get(other.cell_id) if other.cell_id is not None else None
             if other_cell is not None and other_cell.wing_id == cell.wing_id:
                 on_wing.append(na)
-        rows.append(RollRow(person, cell, person_flags(person, rules, today), on_wing,
-                            {days: incidents_within(person, today, days)
-                             for days in rules.incident_windows}))
+        rows.append(
+            RollRow(
+                person,
+                cell,
+                person_flags(person, rules, today),
+                on_wing,
+                {days: incidents_within(person, today, days) for days in rules.incident_windows},
+            )
+        )
     return rows
 
 
@@ -97,8 +104,13 @@ def _sort_key(sort: str, windows: tuple[int, ...]):
     return lambda r: (*cell_key(r), *name_key(r))
 
 
-def establishment_rows(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date,
-                       cell_ids: list[int] | None = None) -> tuple[PrisonLayout, list[RollRow], int]:
+def establishment_rows(
+    conn: sa.Connection,
+    rules: Rules,
+    prison_id: str,
+    today: dt.date,
+    cell_ids: list[int] | None = None,
+) -> tuple[PrisonLayout, list[RollRow], int]:
     """(layout, a row for everyone held in `prison_id` (in `cell_ids` if given), number held)."""
     layout = load_layout(conn, prison_id)
     held = people_held(conn, prison_id)
@@ -122,8 +134,14 @@ class RollCache:
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
-    def rows(self, conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date,
-             version: object | None) -> tuple[PrisonLayout, list[RollRow], int]:
+    def rows(
+        self,
+        conn: sa.Connection,
+        rules: Rules,
+        prison_id: str,
+        today: dt.date,
+        version: object | None,
+    ) -> tuple[PrisonLayout, list[RollRow], int]:
         """establishment_rows, from the cache when computed for the same data version."""
         if version is None:
             return establishment_rows(conn, rules, prison_id, today)
@@ -137,26 +155,48 @@ class RollCache:
             return self._rows[key]
 
 
-def build_roll(conn: sa.Connection, rules: Rules, prison_id: str, today: dt.date, *,
-               wing: str | None = None, landing: str | None = None, flag: str | None = None,
-               sort: str = "cell", descending: bool = False, cache: RollCache | None = None,
-               version: object | None = None) -> Roll:
+def build_roll(
+    conn: sa.Connection,
+    rules: Rules,
+    prison_id: str,
+    today: dt.date,
+    *,
+    wing: str | None = None,
+    landing: str | None = None,
+    flag: str | None = None,
+    sort: str = "cell",
+    descending: bool = False,
+    cache: RollCache | None = None,
+    version: object | None = None,
+) -> Roll:
     """The roll of `prison_id`, optionally of one wing or landing and of people with one flag
     (from `cache` when given and the data's `version` is known)."""
     if cache is not None:
         layout, rows, held = cache.rows(conn, rules, prison_id, today, version)
-        rows = [r for r in rows if (not wing or (r.cell and r.cell.wing == wing))
-                and (not landing or (r.cell and r.cell.landing == landing))]
+        rows = [
+            r
+            for r in rows
+            if (not wing or (r.cell and r.cell.wing == wing))
+            and (not landing or (r.cell and r.cell.landing == landing))
+        ]
     else:
         cell_ids = None
         if wing or landing:
             layout = load_layout(conn, prison_id)
-            cell_ids = [c.cell_id for c in layout.cells.values()
-                        if (not wing or c.wing == wing) and (not landing or c.landing == landing)]
+            cell_ids = [
+                c.cell_id
+                for c in layout.cells.values()
+                if (not wing or c.wing == wing) and (not landing or c.landing == landing)
+            ]
         layout, rows, held = establishment_rows(conn, rules, prison_id, today, cell_ids)
-    counts = {name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]}
+    counts = {
+        name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]
+    }
     if flag:
         rows = [r for r in rows if r.has(flag)]
-    rows = sorted(rows, key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
-                  reverse=descending)
+    rows = sorted(
+        rows,
+        key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
+        reverse=descending,
+    )
     return Roll(layout, rows, held, counts)

@@ -30,8 +30,18 @@ MOVE_RULE_KINDS: dict[str, tuple[str, ...]] = {
     "flag_alone": ("flags",),
     "flag_new_cellmate": ("flags",),
 }
-TAG_COLOURS = ("grey", "green", "turquoise", "blue", "light-blue", "purple", "pink", "red",
-               "orange", "yellow")
+TAG_COLOURS = (
+    "grey",
+    "green",
+    "turquoise",
+    "blue",
+    "light-blue",
+    "purple",
+    "pink",
+    "red",
+    "orange",
+    "yellow",
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +61,8 @@ class FlagRule:
     colour: str
     hint: str
     alerts: tuple[str, ...] = ()
-    alert_scope: str = "person"       # current custody spell, or any record of the person
-    alert_status: str = "active"      # active alerts only, or any
+    alert_scope: str = "person"  # current custody spell, or any record of the person
+    alert_status: str = "active"  # active alerts only, or any
     incidents: tuple[IncidentRole, ...] = ()
     violent_convictions: bool = False
     csra: str | None = None
@@ -108,13 +118,24 @@ def _codes(value: Any, where: str) -> tuple[str, ...]:
 def _flag(name: str, spec: Any, where: str) -> FlagRule:
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: must be a mapping")
-    known = {"label", "colour", "hint", "alerts", "alert_scope", "alert_status", "incidents",
-             "violent_convictions", "csra"}
+    known = {
+        "label",
+        "colour",
+        "hint",
+        "alerts",
+        "alert_scope",
+        "alert_status",
+        "incidents",
+        "violent_convictions",
+        "csra",
+    }
     if unknown := sorted(set(spec) - known):
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     colour = _need(spec, "colour", where)
     if colour not in TAG_COLOURS:
-        raise ConfigError(f"{where}: colour {colour!r} is not a GOV.UK tag colour ({', '.join(TAG_COLOURS)})")
+        raise ConfigError(
+            f"{where}: colour {colour!r} is not a GOV.UK tag colour ({', '.join(TAG_COLOURS)})"
+        )
     scope = spec.get("alert_scope", "person")
     status = spec.get("alert_status", "active")
     if scope not in ("current", "person"):
@@ -125,14 +146,24 @@ def _flag(name: str, spec: Any, where: str) -> FlagRule:
     for i, item in enumerate(spec.get("incidents") or []):
         if not isinstance(item, dict):
             raise ConfigError(f"{where}.incidents[{i}]: must be a mapping with type and role")
-        incidents.append(IncidentRole(_need(item, "type", f"{where}.incidents[{i}]"),
-                                      _need(item, "role", f"{where}.incidents[{i}]")))
-    return FlagRule(name=name, label=_need(spec, "label", where), colour=colour,
-                    hint=_need(spec, "hint", where),
-                    alerts=_codes(spec.get("alerts", []), f"{where}.alerts"),
-                    alert_scope=scope, alert_status=status, incidents=tuple(incidents),
-                    violent_convictions=bool(spec.get("violent_convictions", False)),
-                    csra=spec.get("csra"))
+        incidents.append(
+            IncidentRole(
+                _need(item, "type", f"{where}.incidents[{i}]"),
+                _need(item, "role", f"{where}.incidents[{i}]"),
+            )
+        )
+    return FlagRule(
+        name=name,
+        label=_need(spec, "label", where),
+        colour=colour,
+        hint=_need(spec, "hint", where),
+        alerts=_codes(spec.get("alerts", []), f"{where}.alerts"),
+        alert_scope=scope,
+        alert_status=status,
+        incidents=tuple(incidents),
+        violent_convictions=bool(spec.get("violent_convictions", False)),
+        csra=spec.get("csra"),
+    )
 
 
 def _move_rule(spec: Any, where: str, flags: dict[str, FlagRule]) -> MoveRule:
@@ -157,13 +188,23 @@ def _move_rule(spec: Any, where: str, flags: dict[str, FlagRule]) -> MoveRule:
     rule_flags = _codes(spec["flags"], f"{where}.flags") if "flags" in spec else ()
     if missing := [f for f in rule_flags if f not in flags]:
         raise ConfigError(f"{where}: flag(s) {', '.join(missing)} are not defined under flags")
-    return MoveRule(id=rule_id, kind=kind, severity=severity, title=_need(spec, "title", where),
-                    wording=" ".join(str(_need(spec, "wording", where)).split()),
-                    restriction=restriction, level=spec.get("level"),
-                    alerts=_codes(spec["alerts"], f"{where}.alerts") if "alerts" in spec else (),
-                    flags=rule_flags, cellmate_sex=spec.get("cellmate_sex"),
-                    incident_types=(_codes(spec["incident_types"], f"{where}.incident_types")
-                                    if "incident_types" in spec else ()))
+    return MoveRule(
+        id=rule_id,
+        kind=kind,
+        severity=severity,
+        title=_need(spec, "title", where),
+        wording=" ".join(str(_need(spec, "wording", where)).split()),
+        restriction=restriction,
+        level=spec.get("level"),
+        alerts=_codes(spec["alerts"], f"{where}.alerts") if "alerts" in spec else (),
+        flags=rule_flags,
+        cellmate_sex=spec.get("cellmate_sex"),
+        incident_types=(
+            _codes(spec["incident_types"], f"{where}.incident_types")
+            if "incident_types" in spec
+            else ()
+        ),
+    )
 
 
 def parse_rules(data: Any, where: str = "rules.yaml") -> Rules:
@@ -179,18 +220,27 @@ def parse_rules(data: Any, where: str = "rules.yaml") -> Rules:
         raise ConfigError(f"{where}: flags must be a mapping of flag name to its definition")
     flags = {name: _flag(name, spec, f"{where}: flags.{name}") for name, spec in raw_flags.items()}
     windows = data.get("incident_windows", [30, 90])
-    if not (isinstance(windows, list) and windows and all(isinstance(w, int) and w > 0 for w in windows)):
+    if not (
+        isinstance(windows, list) and windows and all(isinstance(w, int) and w > 0 for w in windows)
+    ):
         raise ConfigError(f"{where}: incident_windows must be a list of whole numbers of days")
     raw_rules = _need(data, "cell_move_rules", where)
     if not isinstance(raw_rules, list):
         raise ConfigError(f"{where}: cell_move_rules must be a list")
-    rules = tuple(_move_rule(spec, f"{where}: cell_move_rules[{i}]", flags)
-                  for i, spec in enumerate(raw_rules))
+    rules = tuple(
+        _move_rule(spec, f"{where}: cell_move_rules[{i}]", flags)
+        for i, spec in enumerate(raw_rules)
+    )
     ids = [r.id for r in rules]
     if dupes := sorted({i for i in ids if ids.count(i) > 1}):
         raise ConfigError(f"{where}: rule id(s) used twice: {', '.join(dupes)}")
-    return Rules(version=version, effective_from=effective, flags=flags,
-                 incident_windows=tuple(windows), move_rules=rules)
+    return Rules(
+        version=version,
+        effective_from=effective,
+        flags=flags,
+        incident_windows=tuple(windows),
+        move_rules=rules,
+    )
 
 
 @functools.cache
@@ -211,11 +261,15 @@ def alert_descriptions() -> dict[str, str]:
     import csv
 
     out: dict[str, str] = {}
-    for package, parts in (("justice.sim", ("reference", "alert_codes.csv")),
-                           ("justice.transform", ("seeds", "alert_codes.csv"))):
+    for package, parts in (
+        ("justice.sim", ("reference", "alert_codes.csv")),
+        ("justice.transform", ("seeds", "alert_codes.csv")),
+    ):
         try:
             text = resources.files(package).joinpath(*parts).read_text("utf-8")
         except (FileNotFoundError, ModuleNotFoundError):
             continue
-        out.update({row["alert_code"]: row["description"] for row in csv.DictReader(text.splitlines())})
+        out.update(
+            {row["alert_code"]: row["description"] for row in csv.DictReader(text.splitlines())}
+        )
     return out

@@ -34,7 +34,7 @@ class NonAssociationView:
     """A non-association and where the other person is now, relative to this prisoner."""
 
     na: NonAssociation
-    other_prison: str | None          # establishment name, None when not in custody
+    other_prison: str | None  # establishment name, None when not in custody
     other_cell: Cell | None
     same_prison: bool
     same_wing: bool
@@ -44,8 +44,9 @@ class NonAssociationView:
     @property
     def breached(self) -> bool:
         """True when the two are within the restriction now (a cell, landing or wing shared)."""
-        return {"CELL": self.same_cell, "LANDING": self.same_landing,
-                "WING": self.same_wing}.get(self.na.restriction, False)
+        return {"CELL": self.same_cell, "LANDING": self.same_landing, "WING": self.same_wing}.get(
+            self.na.restriction, False
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ class Summary:
         return [a for a in self.person.alerts if not a.on_current_booking and not a.source.linked]
 
 
-def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.date) -> Summary | None:
+def build_summary(
+    conn: sa.Connection, rules: Rules, person_id: str, today: dt.date
+) -> Summary | None:
     """The summary of `person_id` (None when they are not in custody)."""
     person = load_people(conn, [person_id], today, with_adjudications=True).get(person_id)
     if person is None or person.booking is None:
@@ -95,10 +98,16 @@ def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.d
     cellmates: list[PersonSafety] = []
     if booking.cell_id is not None:
         cb = current_bookings().subquery("cb")
-        mates = [r.person_id for r in conn.execute(
-            sa.select(cb.c.person_id).where(cb.c.living_unit_id == booking.cell_id,
-                                           cb.c.agy_loc_id == booking.prison_id,
-                                           cb.c.offender_book_id != booking.offender_book_id))]
+        mates = [
+            r.person_id
+            for r in conn.execute(
+                sa.select(cb.c.person_id).where(
+                    cb.c.living_unit_id == booking.cell_id,
+                    cb.c.agy_loc_id == booking.prison_id,
+                    cb.c.offender_book_id != booking.offender_book_id,
+                )
+            )
+        ]
         found = load_people(conn, mates, today, with_linked=False)
         cellmates = [found[m] for m in mates if m in found]
     nas = []
@@ -110,28 +119,51 @@ def build_summary(conn: sa.Connection, rules: Rules, person_id: str, today: dt.d
             other_cell = layout.cells.get(other.cell_id)
         if other is not None and other.prison_id not in names:
             names[other.prison_id] = prison_name(conn, other.prison_id)
-        nas.append(NonAssociationView(
-            na=na, other_prison=(names.get(other.prison_id) or other.prison_id) if other else None,
-            other_cell=other_cell, same_prison=bool(other and other.prison_id == booking.prison_id),
-            same_wing=bool(other_cell and cell and other_cell.wing_id == cell.wing_id),
-            same_landing=bool(other_cell and cell and other_cell.landing_id == cell.landing_id),
-            same_cell=bool(other_cell and cell and other_cell.cell_id == cell.cell_id)))
+        nas.append(
+            NonAssociationView(
+                na=na,
+                other_prison=(names.get(other.prison_id) or other.prison_id) if other else None,
+                other_cell=other_cell,
+                same_prison=bool(other and other.prison_id == booking.prison_id),
+                same_wing=bool(other_cell and cell and other_cell.wing_id == cell.wing_id),
+                same_landing=bool(other_cell and cell and other_cell.landing_id == cell.landing_id),
+                same_cell=bool(other_cell and cell and other_cell.cell_id == cell.cell_id),
+            )
+        )
     own = next((r for r in person.records if r.prison_number == booking.prison_number), None)
     own_method, own_confidence = (own.method, own.confidence) if own else ("index", 1.0)
 
     def link(r: Record) -> Source:
         # An earlier record reaches this prisoner through the person: as sure as the weaker link.
-        return Source("prison", r.prison_number, linked=True,
-                      method="scored" if "scored" in (r.method, own_method) else r.method,
-                      confidence=min(r.confidence, own_confidence))
+        return Source(
+            "prison",
+            r.prison_number,
+            linked=True,
+            method="scored" if "scored" in (r.method, own_method) else r.method,
+            confidence=min(r.confidence, own_confidence),
+        )
 
-    earlier = [EarlierRecord(r, link(r), [a for a in person.alerts if a.source.record == r.prison_number],
-                             [i for i in person.incidents if i.source.record == r.prison_number])
-               for r in person.earlier_prison_numbers]
+    earlier = [
+        EarlierRecord(
+            r,
+            link(r),
+            [a for a in person.alerts if a.source.record == r.prison_number],
+            [i for i in person.incidents if i.source.record == r.prison_number],
+        )
+        for r in person.earlier_prison_numbers
+    ]
     linked = person.linked_events
     return Summary(
-        person=person, layout=layout, cell=cell, flags=person_flags(person, rules, today),
-        cellmates=cellmates, non_associations=nas, earlier_records=earlier,
+        person=person,
+        layout=layout,
+        cell=cell,
+        flags=person_flags(person, rules, today),
+        cellmates=cellmates,
+        non_associations=nas,
+        earlier_records=earlier,
         court_convictions=[e for e in linked if e.kind == "court_conviction"],
         probation=[e for e in linked if e.kind.startswith("probation")],
-        other_linked=[e for e in linked if e.kind != "court_conviction" and not e.kind.startswith("probation")])
+        other_linked=[
+            e for e in linked if e.kind != "court_conviction" and not e.kind.startswith("probation")
+        ],
+    )

@@ -25,8 +25,9 @@ def table(name: str) -> sa.Table:
     try:
         return metadata.tables[name]
     except KeyError:
-        raise ConfigError(f"the serving store declares no table {name!r}: is justice.web.mirror "
-                          f"up to date?") from None
+        raise ConfigError(
+            f"the serving store declares no table {name!r}: is justice.web.mirror up to date?"
+        ) from None
 
 
 def in_values(column: sa.ColumnElement, values: list, dialect: str) -> sa.ColumnElement[bool]:
@@ -38,6 +39,7 @@ def in_values(column: sa.ColumnElement, values: list, dialect: str) -> sa.Column
         return column == sa.func.any(sa.literal(list(values), postgresql.ARRAY(column.type)))
     if dialect == "sqlite":
         ids = sa.select(sa.column("value")).select_from(
-            sa.func.json_each(sa.literal(json.dumps(list(values)), sa.String)))
+            sa.func.json_each(sa.literal(json.dumps(list(values)), sa.String))
+        )
         return column.in_(ids)
     return column.in_(list(values))

@@ -48,26 +48,44 @@ def warm_roll_cache(engine: sa.Engine) -> list[str]:
         version = data_version(conn)
         today = service_today(conn)
         bookings = metadata.tables["nomis_offender_bookings"]
-        prisons = conn.execute(sa.select(bookings.c.agy_loc_id).distinct().where(
-            bookings.c.active_flag == "Y", bookings.c.in_out_status == "IN")).scalars().all()
+        prisons = (
+            conn.execute(
+                sa.select(bookings.c.agy_loc_id)
+                .distinct()
+                .where(bookings.c.active_flag == "Y", bookings.c.in_out_status == "IN")
+            )
+            .scalars()
+            .all()
+        )
         for prison_id in prisons:
             roll_cache.rows(conn, rules, prison_id, today, version)
     return sorted(prisons)
 
-OverviewPrison = Annotated[str, Depends(scoped_prison("establishment overview", audit_allowed=True))]
+
+OverviewPrison = Annotated[
+    str, Depends(scoped_prison("establishment overview", audit_allowed=True))
+]
 RollPrison = Annotated[str, Depends(scoped_prison("view roll", audit_allowed=True))]
 MovesPrison = Annotated[str, Depends(scoped_prison("cell moves", audit_allowed=True))]
 EvidencePrison = Annotated[str, Depends(scoped_prison("warnings evidence", audit_allowed=True))]
 SummaryPrisoner = Annotated[ScopedPrisoner, Depends(scoped_prisoner("view_summary"))]
 
-SORT_LABELS = {"cell": "Cell", "name": "Name", "prison_number": "Prison number", "flags": "Safety flags",
-               "incidents_short": "Incidents (short window)", "incidents_long": "Incidents (long window)"}
+SORT_LABELS = {
+    "cell": "Cell",
+    "name": "Name",
+    "prison_number": "Prison number",
+    "flags": "Safety flags",
+    "incidents_short": "Incidents (short window)",
+    "incidents_long": "Incidents (long window)",
+}
 
 
 def _flag_labels() -> dict[str, str]:
     rules = load_rules()
-    return {**{name: f.label for name, f in rules.flags.items()},
-            NON_ASSOCIATION_FLAG: "Non-association on the wing"}
+    return {
+        **{name: f.label for name, f in rules.flags.items()},
+        NON_ASSOCIATION_FLAG: "Non-association on the wing",
+    }
 
 
 @router.get("/prisons/{prison_id}")
@@ -75,15 +93,31 @@ def overview(request: Request, prison_id: OverviewPrison, conn: StoreConnection)
     """The establishment overview: roll count, in and out today, flags, recent incidents."""
     rules = load_rules()
     today = service_today(conn)
-    return render(request, "safety/overview.html", {
-        "ov": build_overview(conn, rules, prison_id, today, cache=roll_cache, version=data_version(conn)),
-        "today": today,
-        "flag_labels": _flag_labels(), "prison_id": prison_id})
+    return render(
+        request,
+        "safety/overview.html",
+        {
+            "ov": build_overview(
+                conn, rules, prison_id, today, cache=roll_cache, version=data_version(conn)
+            ),
+            "today": today,
+            "flag_labels": _flag_labels(),
+            "prison_id": prison_id,
+        },
+    )
 
 
 @router.get("/prisons/{prison_id}/roll")
-def roll(request: Request, prison_id: RollPrison, conn: StoreConnection, wing: str = "",
-         landing: str = "", flag: str = "", sort: str = "cell", order: str = "asc") -> Response:
+def roll(
+    request: Request,
+    prison_id: RollPrison,
+    conn: StoreConnection,
+    wing: str = "",
+    landing: str = "",
+    flag: str = "",
+    sort: str = "cell",
+    order: str = "asc",
+) -> Response:
     """The wing and landing roll with safety flags, filterable and sortable without JavaScript."""
     rules = load_rules()
     today = service_today(conn)
@@ -94,9 +128,19 @@ def roll(request: Request, prison_id: RollPrison, conn: StoreConnection, wing: s
     if sort not in SORTS:
         sort = "cell"
     wing, landing = wing.strip().upper()[:12], landing.strip().upper()[:20]
-    result = build_roll(conn, rules, prison_id, today, wing=wing or None, landing=landing or None,
-                        flag=flag if flag in labels else None, sort=sort, descending=order == "desc",
-                        cache=roll_cache, version=data_version(conn))
+    result = build_roll(
+        conn,
+        rules,
+        prison_id,
+        today,
+        wing=wing or None,
+        landing=landing or None,
+        flag=flag if flag in labels else None,
+        sort=sort,
+        descending=order == "desc",
+        cache=roll_cache,
+        version=data_version(conn),
+    )
     if wing and wing not in result.layout.wing_options():
         errors["wing"] = f"There is no wing {wing} in {result.layout.name}"
     if landing and landing not in result.layout.landing_options():
@@ -108,48 +152,87 @@ def roll(request: Request, prison_id: RollPrison, conn: StoreConnection, wing: s
         query = {k: v for k, v in filters.items() if v} | {"sort": column, "order": next_order}
         return f"/prisons/{prison_id}/roll?{urlencode(query)}"
 
-    return render(request, "safety/roll.html", {
-        "roll": result, "rules": rules, "today": today, "filters": filters, "labels": labels,
-        "sort": sort, "order": "desc" if order == "desc" else "asc", "sort_href": sort_href,
-        "errors": errors, "prison_id": prison_id}, status_code=400 if errors else 200)
+    return render(
+        request,
+        "safety/roll.html",
+        {
+            "roll": result,
+            "rules": rules,
+            "today": today,
+            "filters": filters,
+            "labels": labels,
+            "sort": sort,
+            "order": "desc" if order == "desc" else "asc",
+            "sort_href": sort_href,
+            "errors": errors,
+            "prison_id": prison_id,
+        },
+        status_code=400 if errors else 200,
+    )
 
 
 @router.get("/prisoners/{prison_number}")
-def prisoner_summary(request: Request, person: SummaryPrisoner, user: CurrentUser,
-                     conn: StoreConnection) -> Response:
+def prisoner_summary(
+    request: Request, person: SummaryPrisoner, user: CurrentUser, conn: StoreConnection
+) -> Response:
     """One prisoner's safety summary, including history from linked records."""
     rules = load_rules()
     today = service_today(conn)
     person_id = person.person_id or f"prison:{person.offender_id}"
     summary = build_summary(conn, rules, person_id, today)
     if summary is None:
-        raise Forbidden("person")   # released between the scope check and now: same as out of scope
-    return render(request, "safety/prisoner.html", {
-        "s": summary, "today": today, "user_prisons": set(user.prisons),
-        "flag_labels": _flag_labels()})
+        raise Forbidden("person")  # released between the scope check and now: same as out of scope
+    return render(
+        request,
+        "safety/prisoner.html",
+        {
+            "s": summary,
+            "today": today,
+            "user_prisons": set(user.prisons),
+            "flag_labels": _flag_labels(),
+        },
+    )
 
 
 # ---------------------------------------------------------------- cell moves
+
 
 def _form_errors(errors: dict[str, str]) -> list[dict]:
     return [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
 
 
 @router.get("/prisons/{prison_id}/cell-moves")
-def cell_move_form(request: Request, prison_id: MovesPrison, conn: StoreConnection,
-                   prison_number: str = "", cell: str = "") -> Response:
+def cell_move_form(
+    request: Request,
+    prison_id: MovesPrison,
+    conn: StoreConnection,
+    prison_number: str = "",
+    cell: str = "",
+) -> Response:
     """The cell-move check form: who, and to which cell."""
     from justice.safety.locations import prison_name
 
-    return render(request, "safety/cell_move.html", {
-        "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
-        "values": {"prison_number": prison_number[:20], "cell": cell[:40]}, "errors": {}})
+    return render(
+        request,
+        "safety/cell_move.html",
+        {
+            "prison_id": prison_id,
+            "prison_name": prison_name(conn, prison_id) or prison_id,
+            "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
+            "errors": {},
+        },
+    )
 
 
 @router.post("/prisons/{prison_id}/cell-moves")
-def cell_move_check(request: Request, prison_id: MovesPrison, user: CurrentUser, conn: StoreConnection,
-                    prison_number: Annotated[str, Form()] = "",
-                    cell: Annotated[str, Form()] = "") -> Response:
+def cell_move_check(
+    request: Request,
+    prison_id: MovesPrison,
+    user: CurrentUser,
+    conn: StoreConnection,
+    prison_number: Annotated[str, Form()] = "",
+    cell: Annotated[str, Form()] = "",
+) -> Response:
     """Check one planned move, record the check, and show its result."""
     from justice.safety.locations import prison_name
 
@@ -158,17 +241,38 @@ def cell_move_check(request: Request, prison_id: MovesPrison, user: CurrentUser,
     try:
         check = cell_moves.check_move(conn, rules, prison_id, prison_number[:20], cell[:40], today)
     except cell_moves.MoveInputError as exc:
-        return render(request, "safety/cell_move.html", {
-            "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
-            "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
-            "errors": {exc.field: exc.message}}, status_code=400)
-    [check_id] = cell_moves.save_checks(conn, [check], prison_id=prison_id, user_name=user.name,
-                                        rules_version=rules.version, data_as_at=data_as_at(conn)[0])
+        return render(
+            request,
+            "safety/cell_move.html",
+            {
+                "prison_id": prison_id,
+                "prison_name": prison_name(conn, prison_id) or prison_id,
+                "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
+                "errors": {exc.field: exc.message},
+            },
+            status_code=400,
+        )
+    [check_id] = cell_moves.save_checks(
+        conn,
+        [check],
+        prison_id=prison_id,
+        user_name=user.name,
+        rules_version=rules.version,
+        data_as_at=data_as_at(conn)[0],
+    )
     booking = check.mover.booking
-    audit.record(conn, request, user, "cell-move check", person_id=check.mover.person_id,
-                 prison_number=booking.prison_number, prison_id=prison_id, outcome="allowed",
-                 detail=f"check {check_id}: to {check.to_cell.label}, {len(check.stops)} stop(s), "
-                        f"{len(check.warnings)} warning(s)")
+    audit.record(
+        conn,
+        request,
+        user,
+        "cell-move check",
+        person_id=check.mover.person_id,
+        prison_number=booking.prison_number,
+        prison_id=prison_id,
+        outcome="allowed",
+        detail=f"check {check_id}: to {check.to_cell.label}, {len(check.stops)} stop(s), "
+        f"{len(check.warnings)} warning(s)",
+    )
     return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{check_id}", status_code=303)
 
 
@@ -177,14 +281,27 @@ def batch_form(request: Request, prison_id: MovesPrison, conn: StoreConnection) 
     """The form for a plan of several moves."""
     from justice.safety.locations import prison_name
 
-    return render(request, "safety/batch.html", {
-        "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
-        "plan": "", "line_errors": [], "max_moves": plans.MAX_MOVES})
+    return render(
+        request,
+        "safety/batch.html",
+        {
+            "prison_id": prison_id,
+            "prison_name": prison_name(conn, prison_id) or prison_id,
+            "plan": "",
+            "line_errors": [],
+            "max_moves": plans.MAX_MOVES,
+        },
+    )
 
 
 @router.post("/prisons/{prison_id}/cell-moves/batch")
-def batch_check(request: Request, prison_id: MovesPrison, user: CurrentUser, conn: StoreConnection,
-                plan: Annotated[str, Form()] = "") -> Response:
+def batch_check(
+    request: Request,
+    prison_id: MovesPrison,
+    user: CurrentUser,
+    conn: StoreConnection,
+    plan: Annotated[str, Form()] = "",
+) -> Response:
     """Check a plan of moves as a whole, record it, and show its result."""
     from justice.safety.locations import prison_name
 
@@ -196,22 +313,47 @@ def batch_check(request: Request, prison_id: MovesPrison, user: CurrentUser, con
     if not errors:
         result, errors = plans.check_plan(conn, rules, prison_id, moves, today)
     if errors:
-        return render(request, "safety/batch.html", {
-            "prison_id": prison_id, "prison_name": prison_name(conn, prison_id) or prison_id,
-            "plan": plan, "line_errors": errors, "max_moves": plans.MAX_MOVES}, status_code=400)
-    ids = cell_moves.save_checks(conn, result.checks, prison_id=prison_id, user_name=user.name,
-                                 rules_version=rules.version, data_as_at=data_as_at(conn)[0], batch=True)
+        return render(
+            request,
+            "safety/batch.html",
+            {
+                "prison_id": prison_id,
+                "prison_name": prison_name(conn, prison_id) or prison_id,
+                "plan": plan,
+                "line_errors": errors,
+                "max_moves": plans.MAX_MOVES,
+            },
+            status_code=400,
+        )
+    ids = cell_moves.save_checks(
+        conn,
+        result.checks,
+        prison_id=prison_id,
+        user_name=user.name,
+        rules_version=rules.version,
+        data_as_at=data_as_at(conn)[0],
+        batch=True,
+    )
     for check_id, check in zip(ids, result.checks, strict=True):
-        audit.record(conn, request, user, "cell-move plan check", person_id=check.mover.person_id,
-                     prison_number=check.mover.booking.prison_number, prison_id=prison_id,
-                     outcome="allowed",
-                     detail=f"check {check_id} (line {check.line_no}): to {check.to_cell.label}, "
-                            f"{len(check.stops)} stop(s), {len(check.warnings)} warning(s)")
+        audit.record(
+            conn,
+            request,
+            user,
+            "cell-move plan check",
+            person_id=check.mover.person_id,
+            prison_number=check.mover.booking.prison_number,
+            prison_id=prison_id,
+            outcome="allowed",
+            detail=f"check {check_id} (line {check.line_no}): to {check.to_cell.label}, "
+            f"{len(check.stops)} stop(s), {len(check.warnings)} warning(s)",
+        )
     order = ",".join(str(n) for n in result.order)
     spare = ",".join(str(n) for n in result.needs_spare_cell)
     query = urlencode({k: v for k, v in (("order", order), ("spare", spare)) if v})
-    return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{ids[0]}" + (f"?{query}" if query else ""),
-                            status_code=303)
+    return RedirectResponse(
+        f"/prisons/{prison_id}/cell-moves/checks/{ids[0]}" + (f"?{query}" if query else ""),
+        status_code=303,
+    )
 
 
 def _saved_check(conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
@@ -223,7 +365,7 @@ def _saved_check(conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
 
 
 def _line_numbers(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip().isdigit()][:plans.MAX_MOVES]
+    return [int(part) for part in text.split(",") if part.strip().isdigit()][: plans.MAX_MOVES]
 
 
 def _check_page(request, prison_id, saved, user, *, errors=None, values=None, status_code=200):
@@ -232,49 +374,109 @@ def _check_page(request, prison_id, saved, user, *, errors=None, values=None, st
     by_check: dict[int, list] = {}
     for c in saved.conflicts:
         by_check.setdefault(c.check_id, []).append(c)
-    return render(request, "safety/check.html", {
-        "prison_id": prison_id, "saved": saved, "titles": titles, "by_check": by_check,
-        "may_override": user.role in cell_moves.OVERRIDE_ROLES, "errors": errors or {},
-        "values": values or {}, "order": _line_numbers(request.query_params.get("order", "")),
-        "spare": _line_numbers(request.query_params.get("spare", "")),
-        "decided": request.query_params.get("decided") == "1"}, status_code=status_code)
+    return render(
+        request,
+        "safety/check.html",
+        {
+            "prison_id": prison_id,
+            "saved": saved,
+            "titles": titles,
+            "by_check": by_check,
+            "may_override": user.role in cell_moves.OVERRIDE_ROLES,
+            "errors": errors or {},
+            "values": values or {},
+            "order": _line_numbers(request.query_params.get("order", "")),
+            "spare": _line_numbers(request.query_params.get("spare", "")),
+            "decided": request.query_params.get("decided") == "1",
+        },
+        status_code=status_code,
+    )
 
 
 @router.get("/prisons/{prison_id}/cell-moves/checks/{check_id}")
-def check_result(request: Request, prison_id: MovesPrison, check_id: int, user: CurrentUser,
-                 conn: StoreConnection) -> Response:
+def check_result(
+    request: Request,
+    prison_id: MovesPrison,
+    check_id: int,
+    user: CurrentUser,
+    conn: StoreConnection,
+) -> Response:
     """A recorded check: what was found, and the decision form (or the decision made)."""
     saved = _saved_check(conn, prison_id, check_id)
     for row in saved.rows:
-        audit.record(conn, request, user, "view cell-move check", person_id=row.person_id,
-                     prison_number=row.prison_number, prison_id=prison_id, outcome="allowed",
-                     detail=f"check {row.check_id}")
+        audit.record(
+            conn,
+            request,
+            user,
+            "view cell-move check",
+            person_id=row.person_id,
+            prison_number=row.prison_number,
+            prison_id=prison_id,
+            outcome="allowed",
+            detail=f"check {row.check_id}",
+        )
     return _check_page(request, prison_id, saved, user)
 
 
 @router.post("/prisons/{prison_id}/cell-moves/checks/{check_id}/decision")
-def check_decision(request: Request, prison_id: MovesPrison, check_id: int, user: CurrentUser,
-                   conn: StoreConnection, decision: Annotated[str, Form()] = "",
-                   reason: Annotated[str, Form()] = "") -> Response:
+def check_decision(
+    request: Request,
+    prison_id: MovesPrison,
+    check_id: int,
+    user: CurrentUser,
+    conn: StoreConnection,
+    decision: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:
     """Record proceed or cancel, with its reason, on a check (every move of a plan)."""
     saved = _saved_check(conn, prison_id, check_id)
     try:
-        cell_moves.record_decision(conn, saved, decision, reason, user_name=user.name, role=user.role)
+        cell_moves.record_decision(
+            conn, saved, decision, reason, user_name=user.name, role=user.role
+        )
     except cell_moves.DecisionError as exc:
         if exc.field == "decision" and "safety lead" in exc.message:
             # A refused override is a denied attempt: recorded even though the page just says why.
-            audit.record(conn, request, user, "cell-move decision", prison_id=prison_id,
-                         prison_number=saved.rows[0].prison_number, person_id=saved.rows[0].person_id,
-                         outcome="denied", detail=f"check {check_id}: proceed over a stop by {user.role}")
-        return _check_page(request, prison_id, saved, user, errors={exc.field: exc.message},
-                           values={"decision": decision, "reason": reason[:2000]}, status_code=400)
+            audit.record(
+                conn,
+                request,
+                user,
+                "cell-move decision",
+                prison_id=prison_id,
+                prison_number=saved.rows[0].prison_number,
+                person_id=saved.rows[0].person_id,
+                outcome="denied",
+                detail=f"check {check_id}: proceed over a stop by {user.role}",
+            )
+        return _check_page(
+            request,
+            prison_id,
+            saved,
+            user,
+            errors={exc.field: exc.message},
+            values={"decision": decision, "reason": reason[:2000]},
+            status_code=400,
+        )
     for row in saved.rows:
-        audit.record(conn, request, user, "cell-move decision", person_id=row.person_id,
-                     prison_number=row.prison_number, prison_id=prison_id, outcome="decision",
-                     detail=f"check {row.check_id}: {decision}"
-                            + (f" over {row.stops} stop(s) and {row.warnings} warning(s)"
-                               if row.stops or row.warnings else ""))
-    return RedirectResponse(f"/prisons/{prison_id}/cell-moves/checks/{check_id}?decided=1", status_code=303)
+        audit.record(
+            conn,
+            request,
+            user,
+            "cell-move decision",
+            person_id=row.person_id,
+            prison_number=row.prison_number,
+            prison_id=prison_id,
+            outcome="decision",
+            detail=f"check {row.check_id}: {decision}"
+            + (
+                f" over {row.stops} stop(s) and {row.warnings} warning(s)"
+                if row.stops or row.warnings
+                else ""
+            ),
+        )
+    return RedirectResponse(
+        f"/prisons/{prison_id}/cell-moves/checks/{check_id}?decided=1", status_code=303
+    )
 
 
 @router.get("/prisons/{prison_id}/cell-moves/evidence")
@@ -282,5 +484,8 @@ def evidence(request: Request, prison_id: EvidencePrison, conn: StoreConnection)
     """Which warnings led to cancelled moves, counted by rule."""
     rules = load_rules()
     by_rule, baseline = rule_evidence(conn, rules, [prison_id])
-    return render(request, "safety/evidence.html", {
-        "prison_id": prison_id, "by_rule": by_rule, "baseline": baseline, "rules": rules})
+    return render(
+        request,
+        "safety/evidence.html",
+        {"prison_id": prison_id, "by_rule": by_rule, "baseline": baseline, "rules": rules},
+    )
