@@ -398,6 +398,15 @@ def test_bad_input_gives_clear_errors(tmp_path, home):
         FeedOptions(steps=3, duration=5)
     with pytest.raises(SimulationError, match="no records.parquet"):
         run_feed(home[1], tmp_path / "nowhere", FeedOptions(steps=1))
+    # A database that does not belong to the truth folder beside it.
+    engine = sa.create_engine(home[1])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO OFFENDERS (OFFENDER_ID, OFFENDER_ID_DISPLAY, CREATE_DATETIME, "
+                             "MODIFY_DATETIME) VALUES (999999, 'Z9999ZZ', '2020-01-01 10:00:00', "
+                             "'2020-01-01 10:00:00')")
+    engine.dispose()
+    with pytest.raises(SimulationError, match="OFFENDERS row 999999 .* has no person"):
+        run_feed(home[1], home[0] / "truth", FeedOptions(steps=1))
 
 
 def test_cli_feed_prints_a_summary_and_fails_clearly(home):
