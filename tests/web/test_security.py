@@ -336,3 +336,36 @@ def test_a_crash_is_a_plain_english_500_page_with_a_reference(app, caplog):
     assert response.headers["x-request-id"] == "ref-500-test"
     assert "content-security-policy" in response.headers
     assert "secret internals" in caplog.text  # the log keeps what the page does not show
+
+
+def test_data_as_at_line():
+    import datetime as dt
+
+    from justice.web.context import data_as_at_text
+
+    now = dt.datetime(2026, 3, 27, 14, 0, 0)
+    as_at = dt.datetime(2025, 12, 31, 12, 24, 17)
+    assert data_as_at_text(None) == "No prison data has been synced yet."
+    assert data_as_at_text((None, None)) == "No prison data has been synced yet."
+    assert data_as_at_text((as_at, now - dt.timedelta(seconds=1)), now) == (
+        "Data as at 31 December 2025 at 12:24pm, synced 1 second ago.")
+    assert data_as_at_text((as_at, now - dt.timedelta(minutes=8)), now).endswith(
+        "synced 8 minutes ago.")
+    assert data_as_at_text((as_at, now - dt.timedelta(hours=5)), now).endswith("synced 5 hours ago.")
+    assert data_as_at_text((as_at, None), now) == "Data as at 31 December 2025 at 12:24pm."
+
+
+def test_signed_in_pages_show_data_as_at(client_for, engine):
+    import datetime as dt
+
+    from justice.web.mirror import sync_runs, sync_state
+
+    page = client_for("admin").get("/admin/users")
+    assert "No prison data has been synced yet." in page.text
+    with engine.begin() as conn:
+        conn.execute(sync_state.insert().values(table_name="OFFENDERS",
+                                                cursor_modify=dt.datetime(2026, 3, 27, 9, 5)))
+        conn.execute(sync_runs.insert().values(started_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                                               finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+    page = client_for("admin").get("/admin/users")
+    assert re.search(r"Data as at 27 March 2026 at 9:05am, synced \d+ seconds? ago\.", page.text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,24 +167,19 @@ StoreConnection = Annotated[sa.Connection, Depends(store_connection, scope="func
 """A route parameter typed so gets the request's store connection (see `store_connection`)."""
 
 
-def data_as_at(request: Request) -> Any:
-    """What `justice.web.mirror.data_as_at` says about the synced data, or None before the sync
-    module exists or when it cannot tell."""
-    try:
-        mirror = importlib.import_module("justice.web.mirror")
-    except ModuleNotFoundError:
-        return None
-    reader = getattr(mirror, "data_as_at", None)
-    if reader is None:
-        return None
+def data_as_at(request: Request) -> tuple | None:
+    """`justice.web.mirror.data_as_at`'s (as_at, synced_at) for the page, on the request's
+    connection when it has one; None when the store cannot tell."""
+    from justice.web.mirror import data_as_at as read_data_as_at
+
     try:
         conn = request.scope.get("state", {}).get(_REQUEST_CONNECTION)
         if conn is not None:
-            return reader(conn)
+            return read_data_as_at(conn)
         with store_engine(request).connect() as conn:
-            return reader(conn)
+            return read_data_as_at(conn)
     except sa.exc.SQLAlchemyError:
-        # A page must still render when the sync has not run yet; the line then says so.
+        # A page must still render when the sync state cannot be read; the line then says so.
         log.exception("data as at: cannot read the sync state")
         return None
 
