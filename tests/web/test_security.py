@@ -215,6 +215,13 @@ def test_every_person_route_is_scoped_and_audited(app, client_for, engine):
     for route in prison_routes:
         if "GET" in route.methods and "{prison_number}" not in route.path:
             assert officer.get(_fill(route.path, prison_id=PRISON_B)).status_code == 403, route.path
+    # In scope, every page about people or a prison leaves an `allowed` row naming its path.
+    for route in person_routes + prison_routes:
+        if "GET" not in route.methods:
+            continue
+        url = _fill(route.path)
+        officer.get(url)
+        assert any(r["path"] == url for r in audit_rows(engine, outcome="allowed")), url
 
 
 # ---------------------------------------------------------------- headers and pages
