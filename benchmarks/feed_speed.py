@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 def main() -> None:
+    """Measure the feed on a copy of --home and print the figures."""
     from justice.sim.feed import FeedOptions, LivePrison, open_prison_database
     from justice.sim.feed_events import Pools
     from justice.sim.legacy import prison

@@ -43,6 +43,7 @@ class Pools:
         self._risk: np.ndarray | None = None
 
     def get(self, per: str) -> list:
+        """Who or what an exposure is made of, in key order (a subject is drawn from it)."""
         if per not in self._made:
             st, roll = self.state, self.roll
             if per == "prone_prisoner_day":
@@ -61,6 +62,7 @@ class Pools:
         return self._made[per]
 
     def size(self, per: str) -> int:
+        """How large an exposure is, from the roll's running counts."""
         st = self.state
         sizes = {
             "prisoner_day": len(self.roll), "prone_prisoner_day": st.prone_on_roll,
@@ -98,11 +100,13 @@ class Tick:
     # -- rows ---------------------------------------------------------------------------------
 
     def insert(self, table: str, row: dict) -> None:
+        """Write a new row."""
         cols = list(row)
         sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)})"
         self.ops.append((sql, row))
 
     def update(self, table: str, key: dict, values: dict) -> None:
+        """Change a row found by its key; its MODIFY_DATETIME becomes the simulated now."""
         values = {**values, "MODIFY_DATETIME": fs.stamp(self.now)}
         sets = ", ".join(f"{c} = :{c}" for c in values)
         where = " AND ".join(f"{c} = :k_{c}" for c in key)
@@ -110,15 +114,18 @@ class Tick:
                          {**values, **{f"k_{c}": v for c, v in key.items()}}))
 
     def delete(self, table: str, key: dict) -> None:
+        """Remove a row found by its key."""
         where = " AND ".join(f"{c} = :k_{c}" for c in key)
         self.ops.append((f"DELETE FROM {table} WHERE {where}", {f"k_{c}": v for c, v in key.items()}))
 
     def times(self) -> dict:
+        """CREATE_DATETIME and MODIFY_DATETIME of a row written now."""
         return {"CREATE_DATETIME": fs.stamp(self.now), "MODIFY_DATETIME": fs.stamp(self.now)}
 
     def event(self, kind: str, booking: fs.Booking | None, *, other: fs.Booking | None = None,
               person: str | None = None, offender: int | None = None, book: int | None = None,
               agy: str | None = None, detail: str | None = None) -> None:
+        """Count an event and add it to the answer key (the booking's person, or those given)."""
         self.counts[kind] += 1
         self.events.append({
             "at": fs.stamp(self.now), "kind": kind,
@@ -130,6 +137,7 @@ class Tick:
 
     @property
     def today(self) -> str:
+        """The simulated date of the event in hand."""
         return fs.day_of(self.now)
 
     # -- drawing ------------------------------------------------------------------------------
