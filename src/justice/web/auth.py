@@ -423,8 +423,13 @@ def sign_in(request: Request, name: str = Form(""), password: str = Form(""),
     with engine.begin() as conn:
         result = provider.authenticate(conn, name, password, ip=audit.client_ip(request))
         if result.user is None:
+            # A name that is no account is left out of the log: it is often a password typed
+            # into the wrong box, and the audit log is kept for ever and exported.
+            known = conn.execute(sa.select(users.c.id).where(users.c.name == name)).first()
             audit.record(conn, request, None, "sign in", outcome="sign_in_failed",
-                         user_name=name[:100], detail=REFUSAL_DETAIL.get(result.refusal))
+                         user_name=name[:100] if known else None,
+                         detail=REFUSAL_DETAIL.get(result.refusal)
+                         + ("" if known else "; the name typed is not an account"))
         else:
             end_session(conn, request.cookies.get(SESSION_COOKIE))
             forget_stale(conn)
