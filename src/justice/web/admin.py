@@ -27,7 +27,7 @@ AdminUser = Annotated[User, Depends(require_roles("admin"))]
 PAGE_SIZE = 50
 EXPORT_LIMIT = 100_000
 CSV_COLUMNS = ("id", "at", "user_name", "role", "action", "outcome", "prison_id", "prison_number",
-               "person_id", "request_id", "ip", "path", "detail")
+               "person_id", "request_id", "ip", "path", "detail", "row_hash")
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
