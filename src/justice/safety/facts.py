@@ -5,6 +5,9 @@ A *person* is a person_id of the person index (``person_resolution``): every pri
 violence counts. `load_people` reads a whole population in a handful of set-based queries (one per
 kind of fact, never one per person), so the roll of a large establishment stays fast.
 
+Facts are slotted dataclasses, read-only by convention rather than frozen: a frozen one costs
+ten times as much to make, and the roll of a large establishment makes thousands.
+
 Each fact carries its `Source`: the prisoner's current record, or a linked one (an earlier prison
 number, a court or probation record) with how the link was made (``index``: in the person index;
 ``scored``: scored on arrival, not yet confirmed by the index) and its confidence.
@@ -30,7 +33,7 @@ SYSTEM_NAMES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Source:
     """Where a fact was recorded and how sure the link to this prisoner is."""
 
@@ -76,7 +79,7 @@ class Source:
         return f"{where}, {how}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     """One prison record (OFFENDERS root row) of the person."""
 
@@ -90,7 +93,7 @@ class Record:
     confidence: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Booking:
     """A person's current custody spell: where they are now."""
 
@@ -111,7 +114,7 @@ class Booking:
         return f"{(self.last_name or '').title()}, {(self.first_name or '').title()}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Alert:
     """An alert on one of the person's custody spells."""
 
@@ -130,7 +133,7 @@ class Alert:
         return self.status == "ACTIVE" and (self.expiry_date is None or self.expiry_date > today)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Csra:
     """A cell sharing risk assessment."""
 
@@ -143,7 +146,7 @@ class Csra:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Incident:
     """An incident the person took part in, and their role."""
 
@@ -156,7 +159,7 @@ class Incident:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Adjudication:
     """A disciplinary (OIC) hearing."""
 
@@ -171,7 +174,7 @@ class Adjudication:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NonAssociation:
     """An active keep-apart rule between this person and another."""
 
@@ -204,7 +207,7 @@ class NonAssociation:
         return REASONS.get(self.reason_code, self.reason_code)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LinkedEvent:
     """A fact from another system, joined through the person index (``linked_history``)."""
 
@@ -216,7 +219,7 @@ class LinkedEvent:
     source: Source
 
 
-@dataclass
+@dataclass(slots=True)
 class PersonSafety:
     """Everything the service shows or checks about one person."""
 
@@ -328,7 +331,7 @@ def _rows_in(conn: sa.Connection, query: sa.Select, column: sa.ColumnElement, va
     return conn.execute(query.where(in_values(column, values, conn.dialect.name))).all()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Resolution:
     person_id: str
     method: str

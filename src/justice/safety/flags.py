@@ -7,6 +7,7 @@ officer sees it, and sees that it came through the person index and how sure tha
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
 from justice.safety.facts import FactScope, PersonSafety, Source
@@ -20,7 +21,7 @@ INCIDENT_WORDS = {
 ROLE_WORDS = {"SELF_HARMER": "", "PERPETRATOR": "perpetrator", "VICTIM": "victim"}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Evidence:
     """One fact behind a flag or a conflict, with where it was recorded."""
 
@@ -29,7 +30,7 @@ class Evidence:
     source: Source
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Flag:
     """A flag the person carries, and why."""
 
@@ -57,6 +58,7 @@ class Flag:
         return "; ".join(words) + (f" and {more} more" if more > 0 else "")
 
 
+@functools.cache
 def incident_words(kind: str, role: str) -> str:
     """'assault on a prisoner (perpetrator)' for an incident type and role."""
     what = INCIDENT_WORDS.get(kind, kind.replace("_", " ").lower())
@@ -77,8 +79,8 @@ def flag_evidence(person: PersonSafety, rule: FlagRule, today: dt.date) -> tuple
         found.append(
             Evidence(f"{alert.description} alert ({alert.code})", alert.alert_date, alert.source)
         )
-    wanted = {(i.type, i.role) for i in rule.incidents}
-    for incident in person.incidents:
+    wanted = rule.incident_keys
+    for incident in person.incidents if wanted else ():
         if (incident.type, incident.role) in wanted and incident.incident_date <= today:
             found.append(
                 Evidence(

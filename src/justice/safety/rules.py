@@ -67,6 +67,11 @@ class FlagRule:
     violent_convictions: bool = False
     csra: str | None = None
 
+    @functools.cached_property
+    def incident_keys(self) -> frozenset[tuple[str, str]]:
+        """The (incident type, role) pairs the flag reads."""
+        return frozenset((i.type, i.role) for i in self.incidents)
+
 
 @dataclass(frozen=True)
 class MoveRule:
