@@ -164,8 +164,9 @@ def feed(
         table.add_row(kind, f"{n:,}")
     table.add_row("[bold]total[/]", f"[bold]{sum(summary.counts.values()):,}[/]")
     console.print(table)
-    console.print(f"roll now {summary.roll:,}; {summary.ticks / max(summary.seconds, 1e-9):,.0f} ticks a second; "
-                  f"answer key in {settings.truth_dir / 'feed'}")
+    pace = (f"{summary.ticks / max(summary.seconds, 1e-9):,.0f} ticks a second" if steps is not None
+            else f"{summary.seconds:,.0f} s")
+    console.print(f"roll now {summary.roll:,}; {pace}; answer key in {settings.truth_dir / 'feed'}")
 
 
 @app.command()
