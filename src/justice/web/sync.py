@@ -39,11 +39,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import duckdb
 import sqlalchemy as sa
@@ -69,6 +72,7 @@ KEY_PAGE_SIZE = 50_000
 LOOK_BACK = dt.timedelta(minutes=2)
 WAREHOUSE = "warehouse"  # sync_state row holding the warehouse's signature
 ADVISORY_LOCK = 0x6A75737469636531  # "justice1": one syncer per PostgreSQL store
+KEEP_RUNS = dt.timedelta(days=30)  # sync_runs rows older than this are dropped
 
 Progress = Callable[[str, int], None]
 
@@ -141,8 +145,12 @@ def open_prison(settings: Settings) -> sa.Engine:
         if not url.database or not path.is_file():
             raise ConfigError(f"no prison database at {path} (JUSTICE_PRISON_DB or --prison-db; "
                               "`justice simulate` writes one)")
-        # Read-only: the sync must never create or change the source.
-        engine = sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+        # Read-only: the sync must never create or change the source. The URI is made here, not
+        # by SQLAlchemy's URL, so a path with spaces or '#' is quoted as SQLite expects.
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        engine = sa.create_engine(
+            "sqlite://", poolclass=sa.pool.QueuePool,
+            creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False))
         _real_sqlite_transactions(engine)
         return engine
     try:
@@ -155,10 +163,14 @@ def open_prison(settings: Settings) -> sa.Engine:
     return engine
 
 
-def prepare_store(engine: sa.Engine) -> None:
-    """Create the sync's tables if missing and add mirror columns the DDL gained since."""
-    from justice.web import mirror  # noqa: F401  (declares the tables on metadata)
+_prepared: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines prepare_store has seen
 
+
+def prepare_store(engine: sa.Engine) -> None:
+    """Create the sync's tables if missing and add mirror columns the DDL gained since (once
+    per engine)."""
+    if engine in _prepared:
+        return
     ours = [t for t in metadata.sorted_tables
             if t.name.startswith("nomis_") or t.name in ("person_resolution", "linked_history",
                                                          "sync_state", "sync_runs")]
@@ -166,6 +178,7 @@ def prepare_store(engine: sa.Engine) -> None:
     changed = add_missing_columns(engine)
     if changed:
         log.info("mirror columns added to %s; those tables are read again", ", ".join(changed))
+    _prepared.add(engine)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,6 +485,8 @@ def _run(engine: sa.Engine, source: sa.Engine, settings: Settings, result: SyncR
                                .where(sync_state.c.table_name != WAREHOUSE)).scalars()
         result.as_at = max((c for c in cursors if c is not None), default=None)
         result.finished_at = _utcnow()
+        # A run a minute is 1,440 rows a day: keep a month.
+        conn.execute(sync_runs.delete().where(sync_runs.c.finished_at < now - KEEP_RUNS))
         conn.execute(sync_runs.update().where(sync_runs.c.run_id == result.run_id).values(
             finished_at=result.finished_at, read=result.rows_read, upserted=result.upserted,
             deleted=result.deleted, scored=result.scored, as_at=result.as_at, note=result.note))
