@@ -81,7 +81,7 @@ def served_world(built_home, linked_home, tmp_path_factory) -> ServedWorld:
     """The built world copied, synced into a serving store, with the demo accounts."""
     from justice.web import auth
     from justice.web.app import create_app
-    from justice.web.sync import open_prison
+    from justice.web.sync import open_prison, sync_once
 
     dest = tmp_path_factory.mktemp("served")
     settings = copy_home(built_home, dest)
@@ -91,22 +91,22 @@ def served_world(built_home, linked_home, tmp_path_factory) -> ServedWorld:
     app = create_app(settings, sync=False)
     engine = app.state.engine
     prison_db = open_prison(settings)
-    world = ServedWorld(settings, app, engine, prison_db, *([None] * 3))
-    world.sync()
+    first = sync_once(settings, engine, source=prison_db)
+    assert first.ok, f"the first sync failed: {first.error or first.note}"
     with pytest.MonkeyPatch.context() as patch:
         # argon2id at its lowest cost (as tests/web/conftest.py does): the tests sign in a
         # score of times, and the hash's cost says nothing about the pages.
         patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-        made = {u.name: u for u in auth.ensure_demo_accounts(settings, engine)}
-    officers = sorted((u for u in made.values() if u.role == "officer"), key=lambda u: u.name)
+        made = auth.ensure_demo_accounts(settings, engine)
     busiest = auth.busiest_prisons(settings)
-    officers.sort(key=lambda u: busiest.index(u.prisons[0]))
-    assert len(officers) == 2, f"expected demo officers for two prisons, made {sorted(made)}"
-    world.officer_a, world.officer_b = (Account(u.name, auth.DEMO_PASSWORD, tuple(u.prisons))
-                                        for u in officers)
-    world.admin = Account("admin", auth.DEMO_PASSWORD, ())
-    yield world
+    officers = sorted((u for u in made if u.role == "officer"),
+                      key=lambda u: busiest.index(u.prisons[0]))
+    assert len(officers) == 2, f"expected demo officers for two prisons, made {made}"
+    yield ServedWorld(settings, app, engine, prison_db,
+                      *(Account(u.name, auth.DEMO_PASSWORD, tuple(u.prisons)) for u in officers),
+                      Account("admin", auth.DEMO_PASSWORD, ()))
     prison_db.dispose()
+    engine.dispose()
 
 
 @dataclass
@@ -168,14 +168,14 @@ def chromium():
 
 @pytest.fixture
 def new_context(chromium, live_service):
-    """Factory: `new_context(javascript=True)` is a fresh browser context (no cookies) on the
-    live service; contexts are closed after the test."""
+    """Factory: `new_context(javascript=True, width=1280, height=900)` is a fresh browser
+    context (no cookies) on the live service; contexts are closed after the test."""
     made = []
 
-    def make(*, javascript: bool = True):
+    def make(*, javascript: bool = True, width: int = 1280, height: int = 900):
         context = chromium.new_context(base_url=live_service.base_url,
                                        java_script_enabled=javascript,
-                                       viewport={"width": 1280, "height": 900})
+                                       viewport={"width": width, "height": height})
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         made.append(context)
         return context

@@ -579,6 +579,51 @@ def test_a_form_without_its_csrf_token_is_refused(new_context, live_service):
 
 
 # ---------------------------------------------------------------------------------------------
+# On a narrow screen
+
+MAIN_PAGES = ("/prisons/{prison}", "/prisons/{prison}/roll",
+              "/prisons/{prison}/roll?flag=risk_to_staff&sort=name&order=desc",
+              "/prisons/{prison}/cell-moves", "/prisons/{prison}/cell-moves/batch",
+              "/prisons/{prison}/cell-moves/evidence")
+
+
+# 320 CSS pixels: a 1280-pixel screen zoomed to 400%, the width WCAG 1.4.10 (Reflow) asks for.
+NARROW = {"width": 320, "height": 640}
+# Pages known to scroll sideways at that width, with why. The test checks each still does, so
+# an entry is removed once fixed.
+KNOWN_SIDEWAYS = {
+    "/prisoners/": ("templates/safety/prisoner.html: its tables (alerts, non-associations, CSRA, "
+                    "incidents, linked records) are not in a scrolling wrapper, so the whole page "
+                    "scrolls sideways; the roll and the evidence page wrap theirs"),
+}
+
+
+def test_pages_reflow_on_a_narrow_screen(new_context, live_service):
+    """At 320 CSS pixels every page passes axe (a table that scrolls in its own box must be
+    reachable by keyboard) and only tables scroll sideways, never the page."""
+    world = live_service.world
+    prison = world.officer_a.prisons[0]
+    summary = held_prisoners(world, prison)[0]
+    pages = {world.officer_a: [*(p.format(prison=prison) for p in MAIN_PAGES),
+                               f"/prisoners/{summary}"],
+             world.admin: ["/admin/audit", "/admin/users"]}
+    problems = []
+    for account, paths in pages.items():
+        page = new_context(**NARROW).new_page()
+        sign_in(page, account)
+        for path in paths:
+            page.goto(path)
+            assert_accessible(page, f"{path} at 320 pixels")
+            sideways = page.evaluate("document.documentElement.scrollWidth") > NARROW["width"]
+            known = any(path.startswith(prefix) for prefix in KNOWN_SIDEWAYS)
+            if sideways != known:
+                problems.append(f"{path}: the page {'scrolls' if sideways else 'no longer scrolls'}"
+                                f" sideways at {NARROW['width']} pixels"
+                                + ("" if sideways else " (remove it from KNOWN_SIDEWAYS)"))
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------
 # Without JavaScript
 
 
@@ -653,15 +698,9 @@ def test_the_roll_sorts_names_as_officers_read_them(new_context, live_service):
     assert names == sorted(names, key=str.casefold), names
 
 
-MAIN_PAGES = ("/prisons/{prison}", "/prisons/{prison}/roll",
-              "/prisons/{prison}/roll?flag=risk_to_staff&sort=name&order=desc",
-              "/prisons/{prison}/cell-moves", "/prisons/{prison}/cell-moves/batch",
-              "/prisons/{prison}/cell-moves/evidence")
-
-
 def test_main_pages_are_accessible_as_drawn_without_javascript(new_context, live_service):
     """The main pages as a browser without JavaScript draws them (the service's scripts are not
-    loaded, so no component is enhanced) pass axe too."""
+    loaded, so no component is enhanced) pass axe too, wide and narrow."""
     world = live_service.world
     prison = world.officer_a.prisons[0]
     context = new_context()
@@ -670,6 +709,9 @@ def test_main_pages_are_accessible_as_drawn_without_javascript(new_context, live
     sign_in(page, world.officer_a)
     summary = held_prisoners(world, prison)[0]
     for path in (*MAIN_PAGES, f"/prisoners/{summary}"):
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(path.format(prison=prison))
         assert not page.evaluate("document.body.classList.contains('js-enabled')")
         assert_accessible(page, f"{path} without the service's scripts")
+        page.set_viewport_size(NARROW)
+        assert_accessible(page, f"{path} without the service's scripts, at 320 pixels")
