@@ -695,7 +695,9 @@ def audit_verify(home: HomeOption = None, store: StoreOption = None) -> None:
         _fail(exc)
         return
     if report.intact:
-        console.print(f"audit log intact: {report.rows:,} rows, hash chain and head agree")
+        older = (f" ({report.unchained_rows:,} older rows, written before the store had the "
+                 "chain, are not checked)" if report.unchained_rows else "")
+        console.print(f"audit log intact: {report.rows:,} rows, hash chain and head agree{older}")
         return
     if report.first_broken_id is not None:
         err.print(f"[bold red]audit log changed:[/] the hash chain breaks at row "
