@@ -296,6 +296,11 @@ def test_overview_roll_and_summary(new_context, live_service):
     assert page.url.endswith(f"/prisons/{prison}"), page.url
     assert page.locator(".govuk-caption-l").inner_text() == "Establishment overview"
     assert_accessible(page, "the establishment overview")
+    # The first Tab reaches the skip link, and Enter takes the focus to the main content.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Skip to main content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main-content"
 
     with page.expect_navigation():
         page.click(f".govuk-service-navigation a[href='/prisons/{prison}/roll']")
@@ -576,6 +581,72 @@ def test_a_form_without_its_csrf_token_is_refused(new_context, live_service):
     assert_accessible(page, "the expired form page")
     with world.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM move_checks")).scalar() == checks_before
+
+
+# ---------------------------------------------------------------------------------------------
+# Keyboard focus
+
+_FOCUS_LOOK = """el => { const s = getComputedStyle(el);
+    return [s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow, s.backgroundColor,
+            s.color, s.textDecorationLine, s.textDecorationThickness].join('|'); }"""
+
+
+def tab_stops_without_a_visible_focus(page) -> list[str]:
+    """Tab through the whole page once; the tab stops whose look does not change when they
+    have the keyboard focus (WCAG 2.4.7 Focus Visible), as short HTML."""
+    page.evaluate("""look => {
+        const focusables = document.querySelectorAll(
+            'a[href], button, input:not([type=hidden]), select, textarea, [tabindex]');
+        focusables.forEach((el, i) => { el.dataset.focusIndex = i;
+                                        el.dataset.unfocusedLook = eval(look)(el); });
+    }""", _FOCUS_LOOK)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    seen, missing = set(), []
+    for _ in range(300):
+        page.keyboard.press("Tab")
+        index, unchanged, html = page.evaluate("""look => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return [null, false, ''];
+            return [el.dataset.focusIndex ?? el.outerHTML,
+                    eval(look)(el) === el.dataset.unfocusedLook,
+                    el.outerHTML.slice(0, 160)]; }""", _FOCUS_LOOK)
+        if index is None or index in seen:
+            break
+        seen.add(index)
+        if unchanged:
+            missing.append(html)
+    assert len(seen) > 3, f"the keyboard reached only {len(seen)} elements on {page.url}"
+    return missing
+
+
+def test_every_tab_stop_shows_the_focus(new_context, live_service):
+    """On the sign-in page, the roll (with its sortable headers and filters), a cell-move check
+    and the audit page, every element the keyboard reaches looks different when focused."""
+    world = live_service.world
+    prison = world.officer_a.prisons[0]
+    page = open_page(new_context(), "/sign-in")
+    # First, that the check finds a button whose focus is invisible, put there on purpose.
+    page.evaluate("""() => { const probe = document.createElement('button');
+        probe.textContent = 'probe'; probe.style.outline = 'none';
+        document.querySelector('main').append(probe); }""")
+    assert any("probe" in html for html in tab_stops_without_a_visible_focus(page))
+    page.reload()
+    problems = {"/sign-in": tab_stops_without_a_visible_focus(page)}
+    sign_in(page, world.officer_a, next_path=f"/prisons/{prison}/roll")
+    problems["roll"] = tab_stops_without_a_visible_focus(page)
+    mover, _, cell, _ = kept_apart_pairs(world, prison)[0]
+    page.goto(f"/prisons/{prison}/cell-moves")
+    page.fill("#prison_number", mover)
+    page.fill("#cell", cell)
+    with page.expect_navigation():
+        page.click("button:has-text('Check the move')")
+    problems["a cell-move check"] = tab_stops_without_a_visible_focus(page)
+    admin = new_context().new_page()
+    sign_in(admin, world.admin, next_path="/admin/audit")
+    problems["/admin/audit"] = tab_stops_without_a_visible_focus(admin)
+    problems = {where: found for where, found in problems.items() if found}
+    assert not problems, "no visible focus:\n" + "\n".join(
+        f"{where}: {html}" for where, found in problems.items() for html in found)
 
 
 # ---------------------------------------------------------------------------------------------
