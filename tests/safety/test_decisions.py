@@ -121,3 +121,20 @@ def test_a_plan_is_recorded_and_decided_whole(store, rules, setup):
     _decide(store, ids[0], "proceed", "agreed with the ACCT case manager")
     with store.connect() as conn:
         assert {r.decision for r in load_check(conn, ids[1]).rows} == {"proceed"}
+
+
+def test_a_store_from_an_earlier_version_gains_the_new_columns(tmp_path):
+    from justice.safety.cell_moves import add_missing_columns, move_check_conflicts, move_checks
+    from justice.web.store import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    move_checks.create(engine)
+    move_check_conflicts.create(engine)
+    with engine.begin() as conn:  # as an earlier version made them
+        conn.exec_driver_sql("ALTER TABLE move_checks DROP COLUMN prisoner_name")
+        conn.exec_driver_sql("ALTER TABLE move_check_conflicts DROP COLUMN related_lines")
+    assert add_missing_columns(engine) == [
+        "move_checks.prisoner_name",
+        "move_check_conflicts.related_lines",
+    ]
+    assert add_missing_columns(engine) == []

@@ -153,3 +153,15 @@ def test_the_roll_cache_keeps_rows_until_the_data_version_changes(store, rules, 
     numbers(3)
     numbers(4)
     assert len(cache._rows) == 2  # the oldest versions are dropped
+
+
+def test_names_sort_and_show_as_officers_read_them(store, rules, world):
+    world.prisoner("A0001AA", "MDI", "A-1-001", last=" SPENCER", first="JOHN ")
+    world.prisoner("A0002AA", "MDI", "A-1-002", last="AHEARNE")
+    world.prisoner("A0003AA", "MDI", "A-1-003", last="O'BRIEN")
+    roll = _roll(store, rules, world, sort="name")
+    assert [r.person.booking.name for r in roll.rows] == [
+        "Ahearne, John",
+        "O'Brien, John",
+        "Spencer, John",
+    ]

@@ -92,6 +92,27 @@ move_check_conflicts = sa.Table(
 )
 
 
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """Add the columns of move_checks and move_check_conflicts that a store made by an earlier
+    version lacks (all nullable, so old checks keep their rows); the columns added."""
+    added = []
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        present_tables = set(inspector.get_table_names())
+        for table in (move_checks, move_check_conflicts):
+            if table.name not in present_tables:
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=conn.dialect)
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+                    )
+                    added.append(f"{table.name}.{column.name}")
+    return added
+
+
 class MoveInputError(Exception):
     """A planned move that cannot be checked (unknown prisoner or cell); `field` names the input."""
 

@@ -33,6 +33,11 @@ SYSTEM_NAMES = {
 }
 
 
+def name_part(text: str | None) -> str:
+    """A NOMIS name (upper case, sometimes with stray spaces) as officers write it: 'Spencer'."""
+    return " ".join((text or "").split()).title()
+
+
 @dataclass(slots=True)
 class Source:
     """Where a fact was recorded and how sure the link to this prisoner is."""
@@ -92,6 +97,11 @@ class Record:
     method: str
     confidence: float
 
+    @property
+    def full_name(self) -> str:
+        """Name as it is said: First Surname."""
+        return f"{name_part(self.first_name)} {name_part(self.last_name)}"
+
 
 @dataclass(slots=True)
 class Booking:
@@ -111,7 +121,12 @@ class Booking:
     @property
     def name(self) -> str:
         """Name as officers write it: Surname, First."""
-        return f"{(self.last_name or '').title()}, {(self.first_name or '').title()}"
+        return f"{name_part(self.last_name)}, {name_part(self.first_name)}"
+
+    @property
+    def full_name(self) -> str:
+        """Name as it is said: First Surname."""
+        return f"{name_part(self.first_name)} {name_part(self.last_name)}"
 
 
 @dataclass(slots=True)
@@ -699,7 +714,7 @@ def _load_non_associations(
                 other_prison_number=other_now.prison_number if other_now else recorded_number,
                 other_name=other_now.name
                 if other_now
-                else f"{(who.last_name or '').title()}, {(who.first_name or '').title()}"
+                else f"{name_part(who.last_name)}, {name_part(who.first_name)}"
                 if who
                 else "",
                 reason_code=r.ns_reason_code,

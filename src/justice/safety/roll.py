@@ -88,8 +88,9 @@ def _sort_key(sort: str, windows: tuple[int, ...]):
         return (row.cell is None, row.cell.label if row.cell else "")
 
     def name_key(row: RollRow):
+        # As the page shows it (Surname, First), so the order is the order officers read.
         b = row.person.booking
-        return (b.last_name.upper(), b.first_name.upper(), b.prison_number)
+        return (b.name.casefold(), b.prison_number)
 
     if sort == "name":
         return name_key

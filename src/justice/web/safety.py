@@ -197,8 +197,17 @@ def prisoner_summary(
 # ---------------------------------------------------------------- cell moves
 
 
-def _form_errors(errors: dict[str, str]) -> list[dict]:
-    return [{"text": text, "href": f"#{field}"} for field, text in errors.items()]
+_UPGRADED: set[str] = set()
+
+
+def _upgraded(conn: sa.Connection) -> sa.Connection:
+    """`conn`, once its store has every move-check column (a store made by an earlier version
+    gains the new ones on the first cell-move page after the upgrade)."""
+    url = str(conn.engine.url)
+    if url not in _UPGRADED:
+        cell_moves.add_missing_columns(conn.engine)
+        _UPGRADED.add(url)
+    return conn
 
 
 @router.get("/prisons/{prison_id}/cell-moves")
@@ -236,6 +245,7 @@ def cell_move_check(
     """Check one planned move, record the check, and show its result."""
     from justice.safety.locations import prison_name
 
+    _upgraded(conn)
     rules = load_rules()
     today = service_today(conn)
     try:
@@ -305,6 +315,7 @@ def batch_check(
     """Check a plan of moves as a whole, record it, and show its result."""
     from justice.safety.locations import prison_name
 
+    _upgraded(conn)
     rules = load_rules()
     today = service_today(conn)
     plan = plan[:20_000]
@@ -357,7 +368,7 @@ def batch_check(
 
 
 def _saved_check(conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
-    saved = cell_moves.load_check(conn, check_id)
+    saved = cell_moves.load_check(_upgraded(conn), check_id)
     if saved is None or saved.prison_id != prison_id:
         # Another prison's check is refused like one that does not exist.
         raise Forbidden("check")
@@ -483,7 +494,7 @@ def check_decision(
 def evidence(request: Request, prison_id: EvidencePrison, conn: StoreConnection) -> Response:
     """Which warnings led to cancelled moves, counted by rule."""
     rules = load_rules()
-    by_rule, baseline = rule_evidence(conn, rules, [prison_id])
+    by_rule, baseline = rule_evidence(_upgraded(conn), rules, [prison_id])
     return render(
         request,
         "safety/evidence.html",
