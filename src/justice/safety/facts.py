@@ -427,6 +427,7 @@ class _Sources:
         self._records = records
         self._offenders = offenders
         self._current = current
+        self.current = current  # person_id -> current booking, of the people read
         self._made: dict[tuple[str, int], Source] = {}
 
     def __call__(self, person_id: str, offender_id: int) -> Source:
@@ -693,9 +694,15 @@ def _load_non_associations(
             other_ids,
         )
     }
-    other_res = resolve_offenders(conn, other_ids)
+    # The other person is often one of the people being read (a roll reads a whole
+    # establishment): their place is known already; look up only the rest.
+    known = {oid: res for oid, res in offenders.items() if oid in other_ids}
+    other_res = known | resolve_offenders(conn, other_ids - set(known))
     other_people = {res.person_id for res in other_res.values()}
-    where_now = _current_of(conn, offenders_of_people(conn, other_people))
+    where_now = {p: b for p, b in source.current.items() if p in other_people}
+    unknown_people = other_people - set(out)
+    if unknown_people:
+        where_now |= _current_of(conn, offenders_of_people(conn, unknown_people))
     seen = set()
     for r in sorted(found, key=lambda r: (r.effective_date, r.other_offender_id)):
         pid = offenders[r.my_offender_id].person_id
