@@ -22,6 +22,7 @@ from justice.safety import batch as plans
 from justice.safety import cell_moves
 from justice.safety.clock import data_version, service_today
 from justice.safety.evidence import rule_evidence
+from justice.safety.locations import prison_name
 from justice.safety.overview import build_overview
 from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, RollCache, build_roll
 from justice.safety.rules import load_rules
@@ -69,15 +70,6 @@ RollPrison = Annotated[str, Depends(scoped_prison("view roll", audit_allowed=Tru
 MovesPrison = Annotated[str, Depends(scoped_prison("cell moves", audit_allowed=True))]
 EvidencePrison = Annotated[str, Depends(scoped_prison("warnings evidence", audit_allowed=True))]
 SummaryPrisoner = Annotated[ScopedPrisoner, Depends(scoped_prisoner("view_summary"))]
-
-SORT_LABELS = {
-    "cell": "Cell",
-    "name": "Name",
-    "prison_number": "Prison number",
-    "flags": "Safety flags",
-    "incidents_short": "Incidents (short window)",
-    "incidents_long": "Incidents (long window)",
-}
 
 
 def _flag_labels() -> dict[str, str]:
@@ -219,8 +211,6 @@ def cell_move_form(
     cell: str = "",
 ) -> Response:
     """The cell-move check form: who, and to which cell."""
-    from justice.safety.locations import prison_name
-
     return render(
         request,
         "safety/cell_move.html",
@@ -243,8 +233,6 @@ def cell_move_check(
     cell: Annotated[str, Form()] = "",
 ) -> Response:
     """Check one planned move, record the check, and show its result."""
-    from justice.safety.locations import prison_name
-
     _upgraded(conn)
     rules = load_rules()
     today = service_today(conn)
@@ -289,8 +277,6 @@ def cell_move_check(
 @router.get("/prisons/{prison_id}/cell-moves/batch")
 def batch_form(request: Request, prison_id: MovesPrison, conn: StoreConnection) -> Response:
     """The form for a plan of several moves."""
-    from justice.safety.locations import prison_name
-
     return render(
         request,
         "safety/batch.html",
@@ -313,8 +299,6 @@ def batch_check(
     plan: Annotated[str, Form()] = "",
 ) -> Response:
     """Check a plan of moves as a whole, record it, and show its result."""
-    from justice.safety.locations import prison_name
-
     _upgraded(conn)
     rules = load_rules()
     today = service_today(conn)
