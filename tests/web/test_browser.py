@@ -3,9 +3,9 @@ driven by keyboard, and the pages used with JavaScript switched off.
 
 The service runs for real (uvicorn on 127.0.0.1) over the 3,000-person world of
 tests/conftest.py, synced into its store, with the demo accounts for the two busiest prisons
-(see browser.py, registered as a plugin below). Debian's chromium is driven by Playwright; each test has its own context, so
-cookies never leak between tests. axe-core checks WCAG 2.2 A and AA and best practices
-(axe.py) and a test fails on any violation, listing them.
+(see browser.py, registered as a plugin below). Debian's chromium is driven by Playwright; each
+test has its own context, so cookies never leak between tests. axe-core checks WCAG 2.2 A and
+AA and best practices (axe.py) and a test fails on any violation, listing them.
 
 Run: ``.venv/bin/python -m pytest -q -p no:xdist tests/web/test_browser.py`` (skipped, saying
 why, where /usr/bin/chromium is missing; CI installs it).
@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from axe import assert_accessible, run_axe
 
+from justice.web.auth import SESSION_COOKIE
 from justice.web.mirror import data_as_at
 
 pytestmark = pytest.mark.browser
@@ -104,8 +105,8 @@ def test_sign_in_by_keyboard(new_context, live_service):
     assert "/sign-in" not in page.url
     assert officer.name in page.locator("header").inner_text()
     assert page.locator("#data-as-at").inner_text().startswith("Data as at")
-    [session] = [c for c in page.context.cookies() if c["httpOnly"]]
-    assert session["sameSite"] == "Lax", session
+    [session] = [c for c in page.context.cookies() if c["name"] == SESSION_COOKIE]
+    assert session["httpOnly"] and session["sameSite"] == "Lax", session
 
 
 def test_sign_in_never_sends_the_user_to_another_site(new_context, live_service):
@@ -314,10 +315,11 @@ def test_overview_roll_and_summary(new_context, live_service):
     page.keyboard.press("Enter")
     name_header = page.locator("#roll-table thead th").first
     assert name_header.get_attribute("aria-sort") == "ascending"
-    ascending = page.locator("#roll-table tbody td:first-child .govuk-body-s").all_inner_texts()
+    numbers = page.locator("#roll-table tbody td:first-child .govuk-body-s")
+    ascending = numbers.all_inner_texts()
     page.keyboard.press("Enter")
     assert name_header.get_attribute("aria-sort") == "descending"
-    assert page.locator("#roll-table tbody td:first-child .govuk-body-s").all_inner_texts() == ascending[::-1]
+    assert numbers.all_inner_texts() == ascending[::-1]
 
     # The filter by keyboard: type-ahead in the select, Enter on the button.
     tab_to(page, "#flag")
@@ -368,9 +370,9 @@ REASON = "They must be kept apart: found a cell on another landing instead."
 
 def test_cell_move_check_with_a_conflict_by_keyboard(new_context, live_service):
     """An officer checks moving someone into the cell of a person they must be kept apart from,
-    by keyboard only: the non-association is named, going ahead over a stop is refused with an
-    error summary, the cancellation is recorded with its reason, and the evidence page counts
-    it."""
+    by keyboard only: the non-association is named, an officer is not offered to go ahead over
+    a stop, a decision sent without a choice gets an error summary, the cancellation is recorded
+    with its reason, and the evidence page counts it."""
     world = live_service.world
     prison = world.officer_a.prisons[0]
     mover, other, cell, _ = kept_apart_pairs(world, prison)[0]
@@ -411,6 +413,7 @@ def test_cell_move_check_with_a_conflict_by_keyboard(new_context, live_service):
     assert_accessible(page, "the decision's error state")
 
     # The officer cannot go ahead over a stop: cancel, with a reason.
+    assert page.locator("input[name=decision][value=proceed]").count() == 0
     tab_to(page, "input[name=decision][value=cancel]")
     page.keyboard.press("Space")
     tab_to(page, "#reason")
@@ -510,10 +513,10 @@ def test_a_fresh_alert_appears_on_the_roll_after_a_sync(new_context, live_servic
                                    "WHERE OFFENDER_BOOK_ID = :book"), {"book": book_id}).scalar()
         stamp = raised.strftime("%Y-%m-%d %H:%M:%S")
         conn.execute(sa.text(
-            "INSERT INTO OFFENDER_ALERTS (OFFENDER_BOOK_ID, ALERT_SEQ, ROOT_OFFENDER_ID, ALERT_DATE,"
-            " ALERT_TYPE, ALERT_CODE, ALERT_STATUS, EXPIRY_DATE, CREATE_USER_ID, CREATE_DATETIME,"
-            " MODIFY_DATETIME) VALUES (:book, :seq, :offender, :day, 'H', 'HA', 'ACTIVE', NULL,"
-            " 'BROWSER_TEST', :stamp, :stamp)"),
+            "INSERT INTO OFFENDER_ALERTS (OFFENDER_BOOK_ID, ALERT_SEQ, ROOT_OFFENDER_ID,"
+            " ALERT_DATE, ALERT_TYPE, ALERT_CODE, ALERT_STATUS, EXPIRY_DATE, CREATE_USER_ID,"
+            " CREATE_DATETIME, MODIFY_DATETIME) VALUES (:book, :seq, :offender, :day, 'H', 'HA',"
+            " 'ACTIVE', NULL, 'BROWSER_TEST', :stamp, :stamp)"),
             {"book": book_id, "seq": seq, "offender": offender_id,
              "day": raised.date().isoformat(), "stamp": stamp})
     writer.dispose()
