@@ -13,8 +13,11 @@ why, where /usr/bin/chromium is missing; CI installs it).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -208,6 +211,15 @@ def test_forbidden_page_and_the_denied_attempt_in_the_audit_log(new_context, liv
     table = admin.locator("table").inner_text()
     assert world.officer_a.name in table and "denied" in table
     assert_accessible(admin, "the admin audit list, filtered")
+
+    # The CSV export of the filtered rows downloads, with the same rows.
+    with admin.expect_download() as download:
+        admin.click("a:has-text('Download these rows')")
+    exported = list(csv.DictReader(io.StringIO(
+        Path(download.value.path()).read_text(encoding="utf-8-sig"))))
+    assert exported and all(row["user_name"] == world.officer_a.name
+                            and row["outcome"] == "denied" for row in exported)
+    assert any(row["path"] == "/admin/users" for row in exported)
 
 
 def test_admin_users_page(new_context, live_service):
