@@ -118,8 +118,8 @@ class LiveService:
 
 
 def _free_socket() -> socket.socket:
-    """A listening-ready TCP socket bound to a port the system chose on 127.0.0.1 (handed to
-    uvicorn, so no other process can take the port between choosing and serving)."""
+    """A TCP socket bound to a port the system chose on 127.0.0.1 (handed to uvicorn, which
+    listens on it, so no other process can take the port between choosing and serving)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

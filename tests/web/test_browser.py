@@ -266,7 +266,9 @@ def kept_apart_pairs(world, prison_id: str) -> list[tuple[str, str, str, str]]:
             WHERE na.expiry_date IS NULL AND h2.living_unit_id IS NOT NULL
               AND h1.living_unit_id <> h2.living_unit_id
             ORDER BY 1, 2"""), {"prison": prison_id}).all()
-        return [(a, b, cell_label(conn, prison_id, cell), kind) for a, b, cell, kind in rows]
+        pairs = [(a, b, cell_label(conn, prison_id, cell), kind) for a, b, cell, kind in rows]
+    assert pairs, f"no two people held in {prison_id} must be kept apart: the world changed?"
+    return pairs
 
 
 def empty_cell(world, prison_id: str) -> str:
@@ -455,6 +457,7 @@ def test_batch_check_finds_a_conflict_between_the_moves(new_context, live_servic
     world = live_service.world
     prison = world.officer_a.prisons[0]
     pairs = [p for p in kept_apart_pairs(world, prison) if p[3] == "CELL"]
+    assert pairs, f"no two people held in {prison} must be kept out of one cell"
     mover, other, _, _ = pairs[0]
     cell = empty_cell(world, prison)
     page = new_context().new_page()
