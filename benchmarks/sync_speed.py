@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/sync_speed.py                       # a copy of /work/homes/demo
     .venv/bin/python benchmarks/sync_speed.py --home DIR --feed-steps 10
     .venv/bin/python benchmarks/sync_speed.py --persons 100000      # a fresh world, mirror only
+    .venv/bin/python benchmarks/sync_speed.py --store postgresql+psycopg://...   # store in PostgreSQL
 
 Works on a copy (the home given is never written). Prints, for the first sync (everything),
 an incremental sync after the live feed (`justice feed --steps N`) has written a handful of
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 
 from justice.settings import Settings
 from justice.web.mirror import MIRROR
-from justice.web.store import open_store
+from justice.web.store import metadata, open_store
 from justice.web.sync import sync_once
 
 JUSTICE = str(Path(sys.executable).with_name("justice"))
@@ -53,6 +54,9 @@ def main() -> None:
                         help="Simulated seconds per tick of the feed.")
     parser.add_argument("--feed-rate", type=float, default=20.0,
                         help="Multiplier of the feed's event rates (the demo's prisons are small).")
+    parser.add_argument("--store", default="",
+                        help="SQLAlchemy URL of the serving store (default: SQLite in the copy). "
+                             "Its sync tables are dropped first.")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sync-bench-"))
@@ -65,7 +69,7 @@ def main() -> None:
             print(f"simulated {args.persons:,} people in {time.perf_counter() - started:.0f} s")
         else:
             shutil.copytree(args.home, home, ignore=shutil.ignore_patterns("serving"))
-        settings = Settings(home=home)
+        settings = Settings(home=home, serving_db=args.store)
         source = sa.create_engine(settings.prison_db_url)
         with source.connect() as conn:
             rows = {n: conn.execute(sa.text(f"SELECT COUNT(*) FROM {n}")).scalar() for n in MIRROR}
@@ -74,6 +78,12 @@ def main() -> None:
               f"OFFENDERS {rows['OFFENDERS']:,}, OFFENDER_BOOKINGS {rows['OFFENDER_BOOKINGS']:,}")
 
         store = open_store(settings)
+        if args.store:  # start from nothing, as the copy's SQLite store would
+            sync_tables = [t for t in metadata.sorted_tables if t.name.startswith("nomis_")
+                           or t.name in ("person_resolution", "linked_history", "sync_state",
+                                         "sync_runs")]
+            metadata.drop_all(store, tables=sync_tables)
+            metadata.create_all(store, tables=sync_tables)
         print(_line("first sync", sync_once(settings, store)))
         print(_line("nothing to do", sync_once(settings, store)))
         feed = subprocess.run([JUSTICE, "feed", "--home", str(home), "--steps", str(args.feed_steps),
@@ -101,8 +111,9 @@ def main() -> None:
                 {f"k{i}": v for i, v in enumerate(key)})
         print(_line(f"1 delete ({largest.lower()}, {after[largest]:,} rows)",
                     sync_once(settings, store)))
-        size = (home / "serving" / "safety.sqlite").stat().st_size / 1e6
-        print(f"serving store: {size:.0f} MB")
+        if not args.store:
+            size = (home / "serving" / "safety.sqlite").stat().st_size / 1e6
+            print(f"serving store: {size:.0f} MB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -138,6 +138,29 @@ def change_source(prison_db: sa.Engine, when: dt.datetime) -> dict:
             "party": tuple(party)}
 
 
+def result_rows(store: sa.Engine, name: str) -> int:
+    with store.connect() as conn:
+        return conn.execute(sa.select(sa.func.count())
+                            .select_from(mirror.mirror_table(name))).scalar()
+
+
+def test_a_delete_in_a_table_keyed_by_text_is_found(home):
+    """AGENCY_LOCATIONS is keyed by a code: its keys are compared whole (it is small)."""
+    prison_db = sa.create_engine(home.prison_db_url)
+    store = open_store(home)
+    assert sync_once(home, store).ok
+    with prison_db.begin() as conn:
+        unused = conn.execute(sa.text(
+            "SELECT AGY_LOC_ID FROM AGENCY_LOCATIONS WHERE AGY_LOC_ID NOT IN "
+            "(SELECT AGY_LOC_ID FROM OFFENDER_BOOKINGS) AND AGY_LOC_ID NOT IN "
+            "(SELECT AGY_LOC_ID FROM INCIDENT_CASES) ORDER BY AGY_LOC_ID LIMIT 1")).scalar()
+        conn.execute(sa.text("DELETE FROM AGENCY_LOCATIONS WHERE AGY_LOC_ID = :a"), {"a": unused})
+    result = sync_once(home, store)
+    assert result.ok and result.deleted == 1 and result.reconciled == ["AGENCY_LOCATIONS"]
+    assert result.keys_compared == result_rows(store, "AGENCY_LOCATIONS")
+    assert_mirror_is_source(store, prison_db)
+
+
 def only(read: dict[str, int], **expected: int) -> dict[str, int]:
     """`expected` rows read for the named tables and none for every other."""
     return {name: expected.get(name, 0) for name in read}
@@ -192,6 +215,8 @@ def test_incremental_sync_reads_only_the_changes(home):
     # count check and removed after one key reconciliation of that table alone.
     assert result.read == only(result.read, OFFENDER_ALERTS=1, OFFENDERS=1)
     assert result.deleted == 1 and result.reconciled == ["INCIDENT_CASE_PARTIES"]
+    # Only the key range around the deleted row was compared, not the table's keys.
+    assert 0 < result.keys_compared < 0.5 * result_rows(store, "INCIDENT_CASE_PARTIES")
     assert_mirror_is_source(store, prison_db)
     with store.connect() as conn:
         assert mirror.data_as_at(conn)[0] == when

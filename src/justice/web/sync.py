@@ -69,6 +69,8 @@ log = logging.getLogger("justice.sync")
 
 PAGE_SIZE = 5_000
 KEY_PAGE_SIZE = 50_000
+BUCKET_ROWS = 100  # rows per key range compared by count before keys are compared
+MAX_RANGES = 200  # more differing ranges than this: compare the whole table's keys
 LOOK_BACK = dt.timedelta(minutes=2)
 WAREHOUSE = "warehouse"  # sync_state row holding the warehouse's signature
 ADVISORY_LOCK = 0x6A75737469636531  # "justice1": one syncer per PostgreSQL store
@@ -89,7 +91,9 @@ class SyncResult:
     upserted: int = 0
     deleted: int = 0
     reconciled: list[str] = field(default_factory=list)
-    """Tables whose keys were reconciled because the source had fewer rows than the mirror."""
+    """Tables whose keys were reconciled because the source's and the mirror's counts differed."""
+    keys_compared: int = 0
+    """Source keys read to reconcile them (only the key ranges whose counts differed)."""
     resolved: int = 0
     scored: int = 0
     history_rows: int = 0
@@ -191,6 +195,7 @@ class _TableRun:
     upserted: int = 0
     deleted: int = 0
     reconciled: bool = False
+    keys_compared: int = 0
     rows: int = 0
     cursor_modify: dt.datetime | None = None
     cursor_key: str | None = None
@@ -318,7 +323,7 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
     run.rows = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
     if run.rows != source_rows:
         run.reconciled = True
-        deleted, missing = _reconcile(conn, src, source, table)
+        deleted, missing, run.keys_compared = _reconcile(conn, src, source, table)
         run.deleted = deleted
         run.read += sum(len(keys) for keys in missing)
         for keys in missing:
@@ -335,11 +340,61 @@ def _sync_table(conn: sa.Connection, src: sa.Connection, source: SourceTable, ta
     return run
 
 
+def _differing_ranges(conn: sa.Connection, src: sa.Connection, source: SourceTable,
+                      table: sa.Table) -> list[tuple[int, int]] | None:
+    """Key ranges [start, end) of the leading key column where the source's and the mirror's row
+    counts differ, in buckets of about BUCKET_ROWS rows; None: reconcile the whole table (its
+    leading key is not an integer, or too many buckets differ)."""
+    first = source.primary_key[0]
+    column = table.c[first.lower()]
+    if not isinstance(column.type, sa.Integer):
+        return None
+    lo, hi, rows = conn.execute(sa.select(sa.func.min(column), sa.func.max(column),
+                                          sa.func.count())).one()
+    src_lo, src_hi = src.execute(
+        sa.text(f"SELECT MIN({first}), MAX({first}) FROM {source.name}")).one()
+    bounds = [int(v) for v in (lo, hi, src_lo, src_hi) if v is not None]
+    if not bounds:
+        return []
+    lo, hi = min(bounds), max(bounds)
+    width = max(1, (hi - lo + 1) * BUCKET_ROWS // max(rows, 1))
+    # Literal integers only (from the databases above); keys - lo >= 0, so / is floor division
+    # on SQLite and PostgreSQL alike.
+    bucket = f"({{}} - {lo}) / {width}"
+    src_counts = dict(src.execute(sa.text(
+        f"SELECT {bucket.format(first)}, COUNT(*) FROM {source.name} "
+        f"GROUP BY {bucket.format(first)}")).all())
+    dst_counts = dict(conn.execute(sa.text(
+        f"SELECT {bucket.format(column.name)}, COUNT(*) FROM {table.name} "
+        f"GROUP BY {bucket.format(column.name)}")).all())
+    differ = sorted(b for b in set(src_counts) | set(dst_counts)
+                    if src_counts.get(b) != dst_counts.get(b))
+    ranges: list[tuple[int, int]] = []
+    for b in differ:
+        start, end = lo + int(b) * width, lo + (int(b) + 1) * width
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return None if len(ranges) > MAX_RANGES else ranges
+
+
 def _reconcile(conn: sa.Connection, src: sa.Connection, source: SourceTable,
-               table: sa.Table) -> tuple[int, list[list[tuple]]]:
+               table: sa.Table) -> tuple[int, list[list[tuple]], int]:
     """Delete mirror rows whose key the source no longer has; return (deleted, the source keys
-    the mirror lacks, in chunks)."""
+    the mirror lacks, in chunks, and how many source keys were read). Only the key ranges whose
+    counts differ are compared."""
+    ranges = _differing_ranges(conn, src, source, table)
     keys = [table.c[k.lower()] for k in source.primary_key]
+    first = source.primary_key[0]
+    if ranges is None:
+        reads = [(f"SELECT {', '.join(source.primary_key)} FROM {source.name}", {})]
+        in_ranges = sa.true()
+    else:
+        within = (f"SELECT {', '.join(source.primary_key)} FROM {source.name} "
+                  f"WHERE {first} >= :start AND {first} < :end")
+        reads = [(within, {"start": a, "end": b}) for a, b in ranges]
+        in_ranges = sa.or_(sa.false(), *(sa.and_(keys[0] >= a, keys[0] < b) for a, b in ranges))
     scratch = sa.Table(f"sync_keys_{table.name}", sa.MetaData(),
                        *(sa.Column(k.name, k.type, primary_key=True, autoincrement=False)
                          for k in keys),
@@ -347,19 +402,23 @@ def _reconcile(conn: sa.Connection, src: sa.Connection, source: SourceTable,
     scratch.create(conn)
     try:
         convert = [_converter(k) for k in keys]
-        result = src.execution_options(stream_results=True, max_row_buffer=KEY_PAGE_SIZE).execute(
-            sa.text(f"SELECT {', '.join(source.primary_key)} FROM {source.name}"))
-        while page := result.fetchmany(KEY_PAGE_SIZE):
-            conn.execute(scratch.insert(), [{k.name: f(v) for k, f, v in zip(keys, convert, row)}
-                                            for row in page])
-        result.close()
+        compared = 0
+        for sql, params in reads:
+            streamed = src.execution_options(stream_results=True, max_row_buffer=KEY_PAGE_SIZE)
+            result = streamed.execute(sa.text(sql), params)
+            while page := result.fetchmany(KEY_PAGE_SIZE):
+                compared += len(page)
+                conn.execute(scratch.insert(), [
+                    {k.name: f(v) for k, f, v in zip(keys, convert, row)} for row in page])
+            result.close()
         same = sa.and_(*(scratch.c[k.name] == k for k in keys))
-        deleted = conn.execute(table.delete().where(~sa.exists().where(same))).rowcount
+        deleted = conn.execute(table.delete().where(in_ranges, ~sa.exists().where(same))).rowcount
         in_mirror = sa.and_(*(table.c[k.name] == scratch.c[k.name] for k in keys))
         lacking = conn.execute(sa.select(*scratch.c).where(~sa.exists().where(in_mirror))).all()
     finally:
         scratch.drop(conn)
-    return deleted, [[tuple(r) for r in lacking[i:i + 500]] for i in range(0, len(lacking), 500)]
+    chunks = [[tuple(r) for r in lacking[i:i + 500]] for i in range(0, len(lacking), 500)]
+    return deleted, chunks, compared
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,6 +528,7 @@ def _run(engine: sa.Engine, source: sa.Engine, settings: Settings, result: SyncR
                 result.deleted += run.deleted
                 if run.reconciled:
                     result.reconciled.append(name)
+                    result.keys_compared += run.keys_compared
                 if name in ("OFFENDERS", "OFFENDER_IDENTIFIERS"):
                     changed_offenders.update(int(k[0]) for k in run.keys)
                     offenders_deleted |= name == "OFFENDERS" and run.deleted > 0
