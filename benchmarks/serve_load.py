@@ -20,7 +20,8 @@ on a home that has been simulated, ingested, linked and built. It:
    left the establishment during the run, and the sample is picked again before the next
    phase). Each connection asks again as soon as it is answered (the flat-out load the goal is
    set for); with --think-ms the phases are run again with each connection pausing a random 0
-   to 2x that long after each answer, as an officer reading the page would;
+   to 2x that long after each answer, as an officer reading the page would (a new connection
+   per request then, as the server closes one idle for 5 s);
 5. freshness: writes an open ACCT alert (OFFENDER_ALERTS, code HA) into the prison database for a
    prisoner on the roll, at the prison clock, and polls the roll of the prisoner's wing every
    0.5 s until their row shows the flag; repeated --writes times, each at a random point of the
@@ -545,6 +546,9 @@ class Benchmark:
         cmd = [self.wrk, "-t", str(threads), "-c", str(self.args.clients), "-d",
                f"{self.args.duration:g}s", "--timeout", f"{self.args.timeout:g}s",
                "-H", f"Cookie: justice_session={self.cookie}", "-s", str(script),
+               # uvicorn closes a connection idle for 5 s; wrk would count the next request on
+               # it as a read error. A reading officer's browser reconnects: so do these.
+               *(["-H", "Connection: close"] if think_ms else []),
                self.base + paths[0], "--", str(paths_file)]
         self.log(f"{name}: wrk -t {threads} -c {self.args.clients} -d {self.args.duration:g}s over "
                  f"{len(paths)} URL(s) ...")
@@ -710,7 +714,9 @@ class Benchmark:
             errors = ", ".join(f"{n} x HTTP {code}" + (" (stale: left the prison)" if code == 403 else "")
                                for code, n in sorted(f["statuses"].items()))
             if f["socket_errors"]:
-                sockets = f"{f['socket_errors']} socket errors ({f['timeouts']} timeouts)"
+                sockets = "socket errors: " + ", ".join(
+                    f"{f[k + '_errors' if k != 'timeouts' else k]} {k}"
+                    for k in ("connect", "read", "write", "timeouts"))
                 errors = f"{errors}, {sockets}" if errors else sockets
             goal = "met" if f["p95_us"] <= 100_000 and f["requests"] else "missed"
             print(f"{p.name:<{w}}{p.urls:>6}{f['requests']:>10,}{f['rps']:>9,.1f}{ms(f['p50_us']):>9}"
