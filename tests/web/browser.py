@@ -8,7 +8,7 @@ give, all once per test session:
     ``built_home`` with ``linked_home``'s prison database), its prison database synced into a
     fresh serving store by `justice.web.sync.sync_once`, and the demo accounts of
     `justice.web.auth.ensure_demo_accounts`: ``officer.<prison>`` for the two busiest prisons
-    and ``admin``, with ``DEMO_PASSWORD``.
+    and ``admin``, with ``DEMO_PASSWORD``; and ``lead.<prison>``, a safety lead of the busiest.
 ``live_service``
     That store served by a real uvicorn server on 127.0.0.1 (a free port the server binds
     itself), in a thread of this process, so a test can write to the prison database, sync, and
@@ -65,6 +65,7 @@ class ServedWorld:
     officer_a: Account  # an officer of the busiest prison
     officer_b: Account  # an officer of the second busiest
     admin: Account
+    safety_lead_a: Account  # a safety lead of officer_a's prison (may override a stop)
 
     def sync(self):
         """One incremental sync of the prison database into the store, as the service's
@@ -98,13 +99,16 @@ def served_world(built_home, linked_home, tmp_path_factory) -> ServedWorld:
         # score of times, and the hash's cost says nothing about the pages.
         patch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
         made = auth.ensure_demo_accounts(settings, engine)
-    busiest = auth.busiest_prisons(settings)
+        busiest = auth.busiest_prisons(settings)
+        lead = auth.add_user(engine, f"lead.{busiest[0].lower()}", "safety-lead", [busiest[0]],
+                             auth.DEMO_PASSWORD)
     officers = sorted((u for u in made if u.role == "officer"),
                       key=lambda u: busiest.index(u.prisons[0]))
     assert len(officers) == 2, f"expected demo officers for two prisons, made {made}"
     yield ServedWorld(settings, app, engine, prison_db,
                       *(Account(u.name, auth.DEMO_PASSWORD, tuple(u.prisons)) for u in officers),
-                      Account("admin", auth.DEMO_PASSWORD, ()))
+                      Account("admin", auth.DEMO_PASSWORD, ()),
+                      Account(lead.name, auth.DEMO_PASSWORD, tuple(lead.prisons)))
     prison_db.dispose()
     engine.dispose()
 

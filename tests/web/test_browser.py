@@ -451,6 +451,48 @@ def test_cell_move_check_with_a_conflict_by_keyboard(new_context, live_service):
     assert_accessible(page, "the warnings evidence page")
 
 
+def test_only_a_safety_lead_goes_ahead_over_a_stop_and_says_why(new_context, live_service):
+    """An officer who adds "go ahead" to the form by hand is refused and the attempt audited;
+    the safety lead, opening the same check, may go ahead, but only with a reason."""
+    world = live_service.world
+    prison = world.officer_a.prisons[0]
+    mover, other, cell, _ = kept_apart_pairs(world, prison)[1]
+    page = new_context().new_page()
+    sign_in(page, world.officer_a, next_path=f"/prisons/{prison}/cell-moves")
+    page.fill("#prison_number", mover)
+    page.fill("#cell", cell)
+    with page.expect_navigation():
+        page.click("button:has-text('Check the move')")
+    check_path = page.url.removeprefix(live_service.base_url)
+    check_id = int(check_path.rsplit("/", 1)[1])
+    page.evaluate("""() => { const radio = document.querySelector('input[name=decision]');
+                             radio.value = 'proceed'; radio.checked = true; }""")
+    page.fill("#reason", "Trying to go ahead anyway.")
+    with page.expect_navigation():
+        page.click("button:has-text('Record the decision')")
+    assert "Only a safety lead can proceed" in page.locator(".govuk-error-summary").inner_text()
+    assert audit_rows(world, user_name=world.officer_a.name, outcome="denied",
+                      prison_number=mover, action="cell-move decision")
+
+    lead = new_context().new_page()
+    sign_in(lead, world.safety_lead_a, next_path=check_path)
+    lead.check("input[name=decision][value=proceed]")
+    with lead.expect_navigation():
+        lead.click("button:has-text('Record the decision')")
+    assert "Enter why you are proceeding" in lead.locator(".govuk-error-summary").inner_text()
+    assert_accessible(lead, "the override's error state")
+    lead.check("input[name=decision][value=proceed]")
+    lead.fill("#reason", f"Reviewed with the wing manager: {other} moves out today.")
+    with lead.expect_navigation():
+        lead.click("button:has-text('Record the decision')")
+    assert "Decision recorded: go ahead" in lead.locator(".govuk-notification-banner").inner_text()
+    with world.engine.connect() as conn:
+        decided = conn.execute(sa.text(
+            "SELECT decision, decided_by, decided_role FROM move_checks WHERE check_id = :id"),
+            {"id": check_id}).one()
+    assert tuple(decided) == ("proceed", world.safety_lead_a.name, "safety-lead")
+
+
 def test_batch_check_finds_a_conflict_between_the_moves(new_context, live_service):
     """Two people to be kept apart, planned into one empty cell together: each move alone is
     fine, the plan check names the conflict on both lines as coming from the plan."""
