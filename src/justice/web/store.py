@@ -20,18 +20,14 @@ from justice.settings import Settings
 
 metadata = sa.MetaData()
 
-# Modules that declare tables on `metadata`; imported before create_all. A module not yet written
-# is skipped, so the store works while the service grows.
-TABLE_MODULES = ("justice.web.mirror", "justice.web.auth", "justice.web.audit", "justice.safety.cell_moves")
+# Modules that declare tables on `metadata`; imported before create_all.
+TABLE_MODULES = ("justice.web.mirror", "justice.web.auth", "justice.web.audit",
+                 "justice.safety.cell_moves")
 
 
 def _declare_tables() -> None:
     for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and name.startswith(exc.name)):
-                raise
+        importlib.import_module(name)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
