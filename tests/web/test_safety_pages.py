@@ -127,6 +127,9 @@ def test_another_prisons_officer_is_refused_everywhere(world, client_for, engine
     check_id = location.rsplit("/", 1)[1]
     assert other.get(f"/prisons/{PRISON_B}/cell-moves/checks/{check_id}").status_code == 403
     assert other.get(location).status_code == 403
+    denied = audit_rows(engine, outcome="denied", user_name="officer.b")
+    assert len(denied) == 8
+    assert any(r["detail"] == f"check {check_id} is not this prison's" for r in denied)
     # Nor can a PRB officer check a PRA prisoner from their own prison's form.
     page = f"/prisons/{PRISON_B}/cell-moves"
     response = _post(other, page, {"prison_number": "A0001AA", "cell": "A-1-003"}, page)

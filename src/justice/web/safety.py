@@ -172,8 +172,10 @@ def prisoner_summary(
     today = service_today(conn)
     person_id = person.person_id or f"prison:{person.offender_id}"
     summary = build_summary(conn, rules, person_id, today)
-    if summary is None:
-        raise Forbidden("person")  # released between the scope check and now: same as out of scope
+    if summary is None:  # released between the scope check and now: same as out of scope
+        audit.record_committed(request, user, "view_summary", prison_number=person.prison_number,
+                               outcome="denied", detail="no longer held in the user's prisons")
+        raise Forbidden("person")
     return render(
         request,
         "safety/prisoner.html",
@@ -351,10 +353,12 @@ def batch_check(
     )
 
 
-def _saved_check(conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
+def _saved_check(request: Request, user, conn, prison_id: str, check_id: int) -> cell_moves.SavedCheck:
     saved = cell_moves.load_check(_upgraded(conn), check_id)
     if saved is None or saved.prison_id != prison_id:
-        # Another prison's check is refused like one that does not exist.
+        # Another prison's check is refused like one that does not exist, and audited.
+        audit.record_committed(request, user, "view cell-move check", prison_id=prison_id[:12],
+                               outcome="denied", detail=f"check {check_id} is not this prison's")
         raise Forbidden("check")
     return saved
 
@@ -397,7 +401,7 @@ def check_result(
     conn: StoreConnection,
 ) -> Response:
     """A recorded check: what was found, and the decision form (or the decision made)."""
-    saved = _saved_check(conn, prison_id, check_id)
+    saved = _saved_check(request, user, conn, prison_id, check_id)
     for row in saved.rows:
         audit.record(
             conn,
@@ -424,7 +428,7 @@ def check_decision(
     reason: Annotated[str, Form()] = "",
 ) -> Response:
     """Record proceed or cancel, with its reason, on a check (every move of a plan)."""
-    saved = _saved_check(conn, prison_id, check_id)
+    saved = _saved_check(request, user, conn, prison_id, check_id)
     try:
         cell_moves.record_decision(
             conn, saved, decision, reason, user_name=user.name, role=user.role
