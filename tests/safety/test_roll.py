@@ -165,3 +165,32 @@ def test_names_sort_and_show_as_officers_read_them(store, rules, world):
         "O'Brien, John",
         "Spencer, John",
     ]
+
+
+def test_a_cached_view_is_the_roll_computed_afresh(store, rules, world):
+    from justice.safety.roll import SORTS, RollCache
+
+    for n, cell in enumerate(["A-1-001", "A-1-002", "A-2-001", "B-1-001", "B-1-002", None]):
+        held = world.prisoner(f"A000{n}AA", "MDI", cell, last=["LEE", "ALI", "LEE"][n % 3])
+        if n % 2:
+            world.alert(held, "HA")
+    cache = RollCache()
+    views = [
+        {"wing": wing, "landing": landing, "flag": flag, "sort": sort, "descending": desc}
+        for wing, landing in [(None, None), ("A", None), ("A", "A-1"), ("Z", None)]
+        for flag in [None, "open_acct"]
+        for sort in SORTS
+        for desc in (False, True)
+    ]
+
+    def seen(roll):
+        return [r.person.booking.prison_number for r in roll.rows], roll.flag_counts, roll.held
+
+    for _ in range(2):  # the second time from the cache's views
+        for view in views:
+            cached = _roll(store, rules, world, cache=cache, version=1, **view)
+            assert seen(cached) == seen(_roll(store, rules, world, **view)), view
+    whole = _roll(store, rules, world, cache=cache, version=1, **views[0])
+    whole.rows.clear()  # a caller changing its roll leaves the cached view as it was
+    again = _roll(store, rules, world, cache=cache, version=1, **views[0])
+    assert len(again.rows) == 6 and seen(again) == seen(_roll(store, rules, world, **views[0]))

@@ -118,3 +118,20 @@ def test_nobody_in_custody_has_no_summary(store, rules, world):
             "UPDATE nomis_offender_bookings SET active_flag = 'N', in_out_status = 'OUT'"
         )
     assert _summary(store, rules, world, me) is None
+
+
+def test_the_cells_of_a_summary_are_the_layouts_cells(store, world):
+    from justice.safety.locations import load_cells, load_layout
+
+    world.prison("LEI", "HMP Leeds")
+    with store.connect() as conn:
+        whole = load_layout(conn, "MDI")
+        some = [c.cell_id for c in list(whole.cells.values())[::7]]
+        leeds_cell = next(iter(load_layout(conn, "LEI").cells))
+        cut = load_cells(conn, "MDI", [*some, None, leeds_cell])
+        nothing = load_cells(conn, "MDI", [None])
+    assert some and cut.name == whole.name
+    # Each cell exactly as the whole layout has it; another establishment's cell is not found.
+    assert cut.cells == {c: whole.cells[c] for c in some}
+    assert {whole.cells[c].wing for c in some} == set(cut.wings.values())
+    assert (nothing.name, nothing.cells) == (whole.name, {})

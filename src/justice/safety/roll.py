@@ -31,6 +31,9 @@ class RollRow:
     flags: dict[str, Flag]
     non_associations_on_wing: list[NonAssociation]
     incidents: dict[int, int]  # look-back days -> incidents in that window
+    # The row as the roll page draws it: kept with a cached row, so a row is drawn once per data
+    # version, not on every view (the web layer fills it; the domain never reads it).
+    html: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def flag_count(self) -> int:
@@ -120,6 +123,61 @@ def establishment_rows(
     return layout, roll_rows(people, layout, rules, today), len(held)
 
 
+def _filtered(
+    rows: list[RollRow], rules: Rules, wing: str | None, landing: str | None, flag: str | None,
+    sort: str, descending: bool,
+) -> tuple[list[RollRow], dict[str, int]]:
+    """(the rows of `wing`/`landing` with `flag`, sorted; flag counts over the wing/landing)."""
+    rows = [
+        r
+        for r in rows
+        if (not wing or (r.cell and r.cell.wing == wing))
+        and (not landing or (r.cell and r.cell.landing == landing))
+    ]
+    counts = {
+        name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]
+    }
+    if flag:
+        rows = [r for r in rows if r.has(flag)]
+    rows = sorted(
+        rows,
+        key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
+        reverse=descending,
+    )
+    return rows, counts
+
+
+class _Establishment:
+    """One cached establishment: its layout, rows and the views of them already asked for."""
+
+    # Views (filter and sort) kept per establishment: a wing, landing, flag and order each.
+    MAX_VIEWS = 128
+
+    def __init__(self, layout: PrisonLayout, rows: list[RollRow], held: int) -> None:
+        self.layout, self.rows, self.held = layout, rows, held
+        self._views: OrderedDict[tuple, tuple[list[RollRow], dict[str, int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def view(
+        self, rules: Rules, wing: str | None, landing: str | None, flag: str | None, sort: str,
+        descending: bool,
+    ) -> tuple[list[RollRow], dict[str, int]]:
+        """The rows and flag counts of one filter and order, computed once per data version."""
+        key = (wing, landing, flag, sort, descending)
+        with self._lock:
+            found = self._views.get(key)
+            if found is not None:
+                self._views.move_to_end(key)
+                return found
+        # Computed outside the lock: two requests for the same new view compute the same answer.
+        found = _filtered(self.rows, rules, wing, landing, flag, sort, descending)
+        with self._lock:
+            self._views[key] = found
+            while len(self._views) > self.MAX_VIEWS:
+                self._views.popitem(last=False)
+        return found
+
+
 class RollCache:
     """Whole-establishment roll rows, kept until the data changes.
 
@@ -127,11 +185,12 @@ class RollCache:
     (`clock.data_version`: the last successful sync run) stay right until the next run; every
     view is still scoped and audited by the web layer. A version of None (never synced: tests
     that write the mirror directly) is never cached. Misses are computed under a lock, so a sync
-    followed by fifty concurrent requests computes the roll once.
+    followed by fifty concurrent requests computes the roll once. Each filter and order of a
+    cached roll is kept too (lists of the same rows), so a view asked for again is a look-up.
     """
 
     def __init__(self, max_entries: int = 16) -> None:
-        self._rows: OrderedDict[tuple, tuple[PrisonLayout, list[RollRow], int]] = OrderedDict()
+        self._rows: OrderedDict[tuple, _Establishment] = OrderedDict()
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
@@ -146,10 +205,22 @@ class RollCache:
         """establishment_rows, from the cache when computed for the same data version."""
         if version is None:
             return establishment_rows(conn, rules, prison_id, today)
+        found = self.establishment(conn, rules, prison_id, today, version)
+        return found.layout, found.rows, found.held
+
+    def establishment(
+        self,
+        conn: sa.Connection,
+        rules: Rules,
+        prison_id: str,
+        today: dt.date,
+        version: object,
+    ) -> _Establishment:
+        """The cached establishment for this data version (computed on a miss)."""
         key = (str(conn.engine.url), prison_id, today, rules.version, version)
         with self._lock:
             if key not in self._rows:
-                self._rows[key] = establishment_rows(conn, rules, prison_id, today)
+                self._rows[key] = _Establishment(*establishment_rows(conn, rules, prison_id, today))
                 while len(self._rows) > self.max_entries:
                     self._rows.popitem(last=False)
             self._rows.move_to_end(key)
@@ -172,32 +243,24 @@ def build_roll(
 ) -> Roll:
     """The roll of `prison_id`, optionally of one wing or landing and of people with one flag
     (from `cache` when given and the data's `version` is known)."""
-    if cache is not None:
+    sort = sort if sort in SORTS else "cell"
+    if cache is not None and version is not None:
+        found = cache.establishment(conn, rules, prison_id, today, version)
+        rows, counts = found.view(rules, wing, landing, flag, sort, descending)
+        # A copy: the caller may reorder or trim its roll without touching the cached view.
+        return Roll(found.layout, list(rows), found.held, dict(counts))
+    if cache is not None:  # never synced: the whole establishment afresh, as a cached one is
         layout, rows, held = cache.rows(conn, rules, prison_id, today, version)
-        rows = [
-            r
-            for r in rows
-            if (not wing or (r.cell and r.cell.wing == wing))
-            and (not landing or (r.cell and r.cell.landing == landing))
+        rows, counts = _filtered(rows, rules, wing, landing, flag, sort, descending)
+        return Roll(layout, rows, held, counts)
+    cell_ids = None
+    if wing or landing:
+        layout = load_layout(conn, prison_id)
+        cell_ids = [
+            c.cell_id
+            for c in layout.cells.values()
+            if (not wing or c.wing == wing) and (not landing or c.landing == landing)
         ]
-    else:
-        cell_ids = None
-        if wing or landing:
-            layout = load_layout(conn, prison_id)
-            cell_ids = [
-                c.cell_id
-                for c in layout.cells.values()
-                if (not wing or c.wing == wing) and (not landing or c.landing == landing)
-            ]
-        layout, rows, held = establishment_rows(conn, rules, prison_id, today, cell_ids)
-    counts = {
-        name: sum(1 for r in rows if r.has(name)) for name in [*rules.flags, NON_ASSOCIATION_FLAG]
-    }
-    if flag:
-        rows = [r for r in rows if r.has(flag)]
-    rows = sorted(
-        rows,
-        key=_sort_key(sort if sort in SORTS else "cell", rules.incident_windows),
-        reverse=descending,
-    )
+    layout, rows, held = establishment_rows(conn, rules, prison_id, today, cell_ids)
+    rows, counts = _filtered(rows, rules, wing, landing, flag, sort, descending)
     return Roll(layout, rows, held, counts)

@@ -21,11 +21,12 @@ from justice.safety.facts import (
     PersonSafety,
     Record,
     Source,
+    booking_of,
     current_bookings,
     load_people,
 )
 from justice.safety.flags import Flag, person_flags
-from justice.safety.locations import Cell, PrisonLayout, load_layout, prison_name
+from justice.safety.locations import Cell, PrisonLayout, load_cells, prison_name
 from justice.safety.rules import Rules
 
 
@@ -67,7 +68,7 @@ class Summary:
     layout: PrisonLayout
     cell: Cell | None
     flags: dict[str, Flag]
-    cellmates: list[PersonSafety]
+    cellmates: list[PersonSafety]  # their current booking only: the page shows no more of them
     non_associations: list[NonAssociationView]
     earlier_records: list[EarlierRecord] = field(default_factory=list)
     court_convictions: list[LinkedEvent] = field(default_factory=list)
@@ -93,23 +94,34 @@ def build_summary(
     if person is None or person.booking is None:
         return None
     booking = person.booking
-    layout = load_layout(conn, booking.prison_id)
+    # Only the cells the page shows: the prisoner's own and those of the people they must be kept
+    # apart from in the same establishment (not the whole establishment's layout).
+    layout = load_cells(
+        conn,
+        booking.prison_id,
+        [booking.cell_id]
+        + [
+            na.other_booking.cell_id
+            for na in person.non_associations
+            if na.other_booking is not None and na.other_booking.prison_id == booking.prison_id
+        ],
+    )
     cell = layout.cells.get(booking.cell_id) if booking.cell_id is not None else None
     cellmates: list[PersonSafety] = []
     if booking.cell_id is not None:
+        # The page names a cellmate and links to their summary, so their booking (who and where)
+        # is all that is read of them, in the query that finds them.
         cb = current_bookings().subquery("cb")
-        mates = [
-            r.person_id
+        cellmates = [
+            PersonSafety(person_id=r.person_id, booking=booking_of(r))
             for r in conn.execute(
-                sa.select(cb.c.person_id).where(
+                sa.select(cb).where(
                     cb.c.living_unit_id == booking.cell_id,
                     cb.c.agy_loc_id == booking.prison_id,
                     cb.c.offender_book_id != booking.offender_book_id,
                 )
             )
         ]
-        found = load_people(conn, mates, today, with_linked=False)
-        cellmates = [found[m] for m in mates if m in found]
     nas = []
     names: dict[str, str | None] = {}
     for na in person.non_associations:

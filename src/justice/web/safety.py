@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Request
+from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from justice.safety import batch as plans
@@ -24,13 +25,13 @@ from justice.safety.clock import data_version, service_today
 from justice.safety.evidence import rule_evidence
 from justice.safety.locations import prison_name
 from justice.safety.overview import build_overview
-from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, RollCache, build_roll
-from justice.safety.rules import load_rules
+from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, RollCache, RollRow, build_roll
+from justice.safety.rules import Rules, load_rules
 from justice.safety.summary import build_summary
 from justice.web import audit
 from justice.web.access import ScopedPrisoner, scoped_prison, scoped_prisoner
 from justice.web.auth import CurrentUser, Forbidden
-from justice.web.context import StoreConnection, render
+from justice.web.context import StoreConnection, render, templates
 from justice.web.mirror import data_as_at
 from justice.web.store import metadata
 
@@ -59,8 +60,23 @@ def warm_roll_cache(engine: sa.Engine) -> list[str]:
             .all()
         )
         for prison_id in prisons:
-            roll_cache.rows(conn, rules, prison_id, today, version)
+            if version is None:
+                continue
+            roll_rows_html(
+                roll_cache.establishment(conn, rules, prison_id, today, version).rows, rules
+            )
     return sorted(prisons)
+
+
+def roll_rows_html(rows: list[RollRow], rules: Rules) -> Markup:
+    """The roll table's rows as HTML (safety/_roll_row.html, escaped there), each row drawn once
+    and kept on it: a cached row is drawn once per data version, not once per view."""
+    draw = templates.get_template("safety/_roll_row.html").module.roll_row
+    windows = rules.incident_windows
+    for row in rows:
+        if row.html is None:
+            row.html = draw(row, windows)
+    return Markup("".join([row.html for row in rows]))
 
 
 OverviewPrison = Annotated[
@@ -149,6 +165,7 @@ def roll(
         "safety/roll.html",
         {
             "roll": result,
+            "rows_html": roll_rows_html(result.rows, rules),
             "rules": rules,
             "today": today,
             "filters": filters,
