@@ -11,6 +11,10 @@ was found and the officer's decision, nothing more.
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -25,7 +29,7 @@ from justice.safety.clock import data_version, service_today
 from justice.safety.evidence import rule_evidence
 from justice.safety.locations import prison_name
 from justice.safety.overview import build_overview
-from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, RollCache, RollRow, build_roll
+from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, Roll, RollCache, RollRow, build_roll
 from justice.safety.rules import Rules, load_rules
 from justice.safety.summary import build_summary
 from justice.web import audit
@@ -66,6 +70,53 @@ def warm_roll_cache(engine: sa.Engine) -> list[str]:
                 roll_cache.establishment(conn, rules, prison_id, today, version).rows, rules
             )
     return sorted(prisons)
+
+
+class _DrawnFilters:
+    """The roll's filter lists as drawn, per store, establishment, data version, rules and filter
+    (the lists show the flag counts of the data version), the latest used kept."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._drawn: OrderedDict[tuple, Markup] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, key: tuple | None, draw: Callable[[], Markup]) -> Markup:
+        """The lists kept under `key`, drawn by `draw` on a miss (None: never kept)."""
+        if key is None:
+            return draw()
+        with self._lock:
+            found = self._drawn.get(key)
+            if found is not None:
+                self._drawn.move_to_end(key)
+                return found
+        found = draw()
+        with self._lock:
+            self._drawn[key] = found
+            while len(self._drawn) > self.max_entries:
+                self._drawn.popitem(last=False)
+        return found
+
+
+drawn_filters = _DrawnFilters()
+
+
+def roll_filters_html(
+    conn: sa.Connection, roll: Roll, rules: Rules, today: dt.date, version: object | None,
+    filters: dict[str, str], labels: dict[str, str], errors: dict[str, str],
+) -> Markup:
+    """The roll's wing, landing and flag lists (safety/_roll_filters.html), drawn once per data
+    version and filter while the data's version is known."""
+
+    def draw() -> Markup:
+        macro = templates.get_template("safety/_roll_filters.html").module.roll_filters
+        return macro(roll.layout, roll.flag_counts, filters, labels, errors)
+
+    key = None
+    if version is not None:
+        key = (str(conn.engine.url), roll.layout.prison_id, today, version, rules.version,
+               tuple(filters.items()), tuple(labels.items()), tuple(sorted(errors.items())))
+    return drawn_filters.get(key, draw)
 
 
 def roll_rows_html(rows: list[RollRow], rules: Rules) -> Markup:
@@ -136,6 +187,7 @@ def roll(
     if sort not in SORTS:
         sort = "cell"
     wing, landing = wing.strip().upper()[:12], landing.strip().upper()[:20]
+    version = data_version(conn)
     result = build_roll(
         conn,
         rules,
@@ -147,7 +199,7 @@ def roll(
         sort=sort,
         descending=order == "desc",
         cache=roll_cache,
-        version=data_version(conn),
+        version=version,
     )
     if wing and wing not in result.layout.wing_options():
         errors["wing"] = f"There is no wing {wing} in {result.layout.name}"
@@ -166,6 +218,9 @@ def roll(
         {
             "roll": result,
             "rows_html": roll_rows_html(result.rows, rules),
+            "filter_selects": roll_filters_html(
+                conn, result, rules, today, version, filters, labels, errors
+            ),
             "rules": rules,
             "today": today,
             "filters": filters,
