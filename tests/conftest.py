@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # so tests can import helper modules beside them
 
+from homes import copy_home
 from postgres_server import postgres_url  # noqa: F401  (a throwaway PostgreSQL server)
 
 
@@ -50,32 +51,6 @@ def linked_home(tmp_path_factory):
     ingest(settings)
     link(settings)
     return settings
-
-
-def warehouse_rows(settings, sql: str) -> list[tuple]:
-    """Rows of a query on HOME/warehouse.duckdb, opened read-only."""
-    from justice.ingest import warehouse
-
-    con = warehouse.connect(settings, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def copy_home(settings, dest: Path):
-    """A copy of a home's truth, lake, warehouse and linkage models (enough to re-link and to
-    build), as Settings."""
-    import shutil
-
-    from justice.settings import Settings
-
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(settings.home / "warehouse.duckdb", dest / "warehouse.duckdb")
-    shutil.copytree(settings.home / "linkage", dest / "linkage")
-    shutil.copytree(settings.home / "truth", dest / "truth")
-    shutil.copytree(settings.home / "lake", dest / "lake")
-    return Settings(home=dest)
 
 
 @pytest.fixture(scope="session")

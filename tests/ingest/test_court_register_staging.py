@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import warehouse_rows as _query
+from homes import warehouse_rows as _query
 from typer.testing import CliRunner
 
 from justice.cli import app

@@ -7,7 +7,7 @@ import shutil
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import warehouse_rows as _query
+from homes import warehouse_rows as _query
 
 from justice.ingest import warehouse
 from justice.ingest.run import ingest

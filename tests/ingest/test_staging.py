@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import warehouse_rows as _query
+from homes import warehouse_rows as _query
 
 from justice.errors import TransformError
 from justice.ingest import landing, warehouse

@@ -6,7 +6,7 @@ import json
 
 import duckdb
 import pytest
-from conftest import copy_home
+from homes import copy_home
 
 from justice.errors import ConfigError, TransformError
 from justice.identifiers import pnc_check_char

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import copy_home
+from homes import copy_home
 
 from justice import datasets, disclosure
 from justice.errors import ConfigError, TransformError

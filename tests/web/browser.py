@@ -21,7 +21,6 @@ give, all once per test session:
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import socket
 import threading
@@ -32,17 +31,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from homes import copy_home
 
 CHROMIUM = Path("/usr/bin/chromium")
 SERVER_START_TIMEOUT = 30.0  # seconds
 PAGE_TIMEOUT_MS = 10_000  # a page that takes longer than this on loopback is a failure
 
-# tests/conftest.py's helpers (tests/web/conftest.py takes the module name `conftest` here).
-_spec = importlib.util.spec_from_file_location(
-    "tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-copy_home = _root.copy_home
 
 
 @dataclass(frozen=True)
