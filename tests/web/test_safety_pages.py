@@ -261,6 +261,8 @@ def test_every_safety_page_view_is_audited(world, client_for, engine):
 def test_warming_the_roll_cache_after_a_sync(world, engine):
     import datetime as dt
 
+    from justice.safety.clock import data_version, service_today
+    from justice.safety.rules import load_rules
     from justice.web.mirror import sync_runs
     from justice.web.safety import roll_cache, warm_roll_cache
 
@@ -271,6 +273,17 @@ def test_warming_the_roll_cache_after_a_sync(world, engine):
                 started_at=dt.datetime(2026, 3, 27, 9), finished_at=dt.datetime(2026, 3, 27, 9, 1)
             )
         )
-    before = len(roll_cache._rows)
-    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]
-    assert len(roll_cache._rows) == min(before + 2, roll_cache.max_entries)
+    roll_cache._rows.clear()
+    assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]  # none in use yet: the largest
+    assert len(roll_cache._rows) == 2
+    # After a new sync only the establishments in use are computed again.
+    with engine.begin() as conn:
+        conn.execute(
+            sync_runs.insert().values(
+                started_at=dt.datetime(2026, 3, 27, 9, 2), finished_at=dt.datetime(2026, 3, 27, 9, 3)
+            )
+        )
+    roll_cache._rows.clear()
+    with engine.connect() as conn:
+        roll_cache.rows(conn, load_rules(), PRISON_B, service_today(conn), data_version(conn) - 1)
+    assert warm_roll_cache(engine) == [PRISON_B]

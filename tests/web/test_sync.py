@@ -10,7 +10,6 @@ sync read, never on time.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import uuid
 import duckdb
 import pytest
 import sqlalchemy as sa
+from homes import copy_home, warehouse_rows
 
 from justice.settings import Settings
 from justice.sim.legacy import prison
@@ -31,12 +31,6 @@ from justice.web.sync import LOOK_BACK, Syncer, sync_once
 
 STRICT = dt.timedelta(0)  # no look-back: a run reads only rows after its cursor
 
-# tests/conftest.py's helpers (tests/web/conftest.py takes the name `conftest` here).
-_spec = importlib.util.spec_from_file_location(
-    "tests_conftest", os.path.join(os.path.dirname(__file__), "..", "conftest.py"))
-_root = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_root)
-copy_home, warehouse_rows = _root.copy_home, _root.warehouse_rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +492,8 @@ def test_a_source_without_a_mirrored_column_still_syncs(home):
 def test_syncer_runs_in_the_background_until_stopped(home):
     prison_db = sa.create_engine(home.prison_db_url)
     store = open_store(home)
-    syncer = Syncer(home, store, interval=0.2).start()
+    hooked = []
+    syncer = Syncer(home, store, interval=0.2, after_sync=hooked.append).start()
     try:
         deadline = time.monotonic() + 60
         while syncer.last_result is None and time.monotonic() < deadline:
@@ -517,6 +512,8 @@ def test_syncer_runs_in_the_background_until_stopped(home):
     finally:
         syncer.stop()
     assert not syncer._thread.is_alive()
+    # The hook (the web app warms its roll cache there) saw every successful run, in order.
+    assert hooked and all(r.ok for r in hooked) and hooked[-1] is syncer.last_result
     assert_mirror_is_source(store, prison_db)
 
 

@@ -194,6 +194,13 @@ class RollCache:
         self._lock = threading.Lock()
         self.max_entries = max_entries
 
+    def prisons_in_use(self, url: str) -> list[str]:
+        """The establishments whose rows are cached for the store at `url`, latest used first:
+        the ones officers are looking at, worth computing again after a sync."""
+        with self._lock:
+            seen = [key[1] for key in reversed(self._rows) if key[0] == url]
+        return list(dict.fromkeys(seen))
+
     def rows(
         self,
         conn: sa.Connection,

@@ -213,8 +213,10 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        syncer = app.state.syncer = (Syncer(settings, engine, settings.sync_interval).start()
-                                     if sync else None)
+        syncer = app.state.syncer = (
+            Syncer(settings, engine, settings.sync_interval,
+                   after_sync=lambda _result: safety.warm_roll_cache(engine)).start()
+            if sync else None)
         try:
             yield
         finally:

@@ -45,24 +45,26 @@ roll_cache = RollCache()
 
 
 def warm_roll_cache(engine: sa.Engine) -> list[str]:
-    """Compute every establishment's roll rows for the data as it is now, so the first officer
+    """Compute the roll rows, for the data as it is now, of the establishments officers are
+    looking at (those in the cache; before any, the largest that fit in it), so the first officer
     to open a roll after a sync does not wait for them; the establishments warmed.
 
-    For whoever runs the sync in the web process: call it after each successful run."""
+    The web app's syncer calls it after each successful run (`create_app`)."""
     rules = load_rules()
     with engine.connect() as conn:
         version = data_version(conn)
         today = service_today(conn)
-        bookings = metadata.tables["nomis_offender_bookings"]
-        prisons = (
-            conn.execute(
+        prisons = roll_cache.prisons_in_use(str(engine.url))
+        if not prisons:
+            bookings = metadata.tables["nomis_offender_bookings"]
+            held = (
                 sa.select(bookings.c.agy_loc_id)
-                .distinct()
                 .where(bookings.c.active_flag == "Y", bookings.c.in_out_status == "IN")
+                .group_by(bookings.c.agy_loc_id)
+                .order_by(sa.func.count().desc(), bookings.c.agy_loc_id)
+                .limit(roll_cache.max_entries)
             )
-            .scalars()
-            .all()
-        )
+            prisons = list(conn.execute(held).scalars())
         for prison_id in prisons:
             if version is None:
                 continue

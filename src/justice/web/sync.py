@@ -561,8 +561,11 @@ class Syncer:
     """Runs `sync_once` every `interval` seconds on a background thread (the web app's)."""
 
     def __init__(self, settings: Settings, engine: sa.Engine | None = None,
-                 interval: float | None = None, *, look_back: dt.timedelta = LOOK_BACK) -> None:
+                 interval: float | None = None, *, look_back: dt.timedelta = LOOK_BACK,
+                 after_sync: Callable[[SyncResult], object] | None = None) -> None:
         self.settings = settings
+        self.after_sync = after_sync
+        """Called with the result after each successful run (the web app warms its caches)."""
         self.engine = engine or create_store_engine(settings.serving_db_url)
         self.interval = float(interval if interval is not None else settings.sync_interval)
         self.look_back = look_back
@@ -601,6 +604,11 @@ class Syncer:
                     pass  # sync_once opens it itself and records why it cannot
             self.last_result = sync_once(self.settings, self.engine, source=self._source,
                                          look_back=self.look_back)
+            if self.last_result.ok and self.after_sync is not None:
+                try:
+                    self.after_sync(self.last_result)
+                except Exception:  # a failed warm-up must not fail the sync that was kept
+                    log.exception("after-sync hook failed")
             return self.last_result
 
     def _loop(self) -> None:
