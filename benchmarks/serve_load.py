@@ -423,9 +423,9 @@ class Benchmark:
     def start_services(self) -> None:
         import httpx
 
-        from justice.sim.feed import _engine as feed_engine
+        from justice.sim.feed import open_prison_database
 
-        self.prison_db = feed_engine(self.settings.prison_db_url)
+        self.prison_db = open_prison_database(self.settings.prison_db_url)
         clock_before = self.feed_clock()
         self.log(f"starting justice feed at {self.args.feed_speed:g}x and justice serve ...")
         self.feed = self.start("feed", "feed", "--speed", f"{self.args.feed_speed:g}")

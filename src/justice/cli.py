@@ -723,6 +723,9 @@ def _demo_accounts(settings: Settings) -> None:
                   f"(password [bold]{auth.DEMO_PASSWORD}[/], for this simulated world only):")
     for user in accounts:
         console.print(f"  {user.name:24s} {user.role:8s} {', '.join(user.prisons)}")
+    console.print("For a live prison (receptions, moves, alerts, incidents as they happen), run in "
+                  "another terminal:")
+    console.print(f"  justice feed --home {settings.home.resolve()} --speed 60 --rate 20")
 
 
 

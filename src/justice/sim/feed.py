@@ -314,8 +314,6 @@ def open_prison_database(url: str) -> sa.Engine:
     return engine
 
 
-_engine = open_prison_database  # the name benchmarks/serve_load.py imports
-
 Progress = Callable[[TickResult, "LivePrison"], None]
 
 
