@@ -130,3 +130,19 @@ def test_demo_writes_legacy_and_truth_and_says_where(tmp_path):
     for sub in ("legacy", "truth"):
         assert (tmp_path / sub).is_dir()
     assert "legacy/" in result.output and "truth/" in result.output
+
+
+def test_a_new_demo_world_gets_a_new_serving_store(tmp_path):
+    from justice.cli import _fresh_demo_store
+    from justice.web.store import open_store
+
+    settings = Settings(home=tmp_path)
+    open_store(settings).dispose()  # the previous demo's store, mirroring the previous world
+    store = tmp_path / "serving" / "safety.sqlite"
+    assert store.exists()
+    _fresh_demo_store(settings)
+    assert not store.exists() and not store.with_name("safety.sqlite-wal").exists()
+    # A store named by URL is the operator's, never removed by the demo.
+    open_store(settings).dispose()
+    _fresh_demo_store(Settings(home=tmp_path, serving_db=f"sqlite:///{store}"))
+    assert store.exists()

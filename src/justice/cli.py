@@ -190,7 +190,21 @@ def demo(
                         ("reports/", settings.home / "reports")):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
+    _fresh_demo_store(settings)
     _demo_accounts(settings)
+
+
+def _fresh_demo_store(settings: Settings) -> None:
+    """The demo simulated its world afresh, so the default serving store (a mirror of the previous
+    world's prison database, cursors and all) starts afresh too; a store set by URL is left alone."""
+    if settings.serving_db:
+        return
+    store = Path(settings.serving_db_url.removeprefix("sqlite:///"))
+    if store.exists():
+        for path in (store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm")):
+            path.unlink(missing_ok=True)
+        console.print(f"[dim]Started a new serving store at {store}: the old one mirrored the "
+                      "previous demo world.[/]")
 
 
 @app.command()
