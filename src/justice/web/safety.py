@@ -45,9 +45,10 @@ roll_cache = RollCache()
 
 
 def warm_roll_cache(engine: sa.Engine) -> list[str]:
-    """Compute the roll rows, for the data as it is now, of the establishments officers are
-    looking at (those in the cache; before any, the largest that fit in it), so the first officer
-    to open a roll after a sync does not wait for them; the establishments warmed.
+    """Compute the roll rows, and draw their HTML, for the data as it is now, of the
+    establishments officers are looking at (those in the cache; before any, the largest that fit
+    in it), so the first officer to open a roll after a sync does not wait for them; the
+    establishments warmed.
 
     The web app's syncer calls it after each successful run (`create_app`)."""
     rules = load_rules()
