@@ -353,18 +353,19 @@ class _Resolution:
     confidence: float
 
 
+def _resolutions(conn: sa.Connection, column: str, values) -> dict[int, _Resolution]:
+    """person_resolution rows whose `column` is one of `values`, by OFFENDER_ID."""
+    pr = table("person_resolution")
+    query = sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method, pr.c.confidence)
+    return {
+        r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
+        for r in _rows_in(conn, query, pr.c[column], values)
+    }
+
+
 def resolve_offenders(conn: sa.Connection, offender_ids) -> dict[int, _Resolution]:
     """The person of each OFFENDERS row (the record alone while the sync has not resolved it)."""
-    pr = table("person_resolution")
-    found = {
-        r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
-        for r in _rows_in(
-            conn,
-            sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method, pr.c.confidence),
-            pr.c.offender_id,
-            offender_ids,
-        )
-    }
+    found = _resolutions(conn, "offender_id", offender_ids)
     for oid in offender_ids:
         found.setdefault(oid, _Resolution(f"prison:{oid}", "unresolved", 1.0))
     return found
@@ -372,16 +373,7 @@ def resolve_offenders(conn: sa.Connection, offender_ids) -> dict[int, _Resolutio
 
 def offenders_of_people(conn: sa.Connection, person_ids) -> dict[int, _Resolution]:
     """Every OFFENDERS row resolved to one of the people, with its resolution."""
-    pr = table("person_resolution")
-    out = {
-        r.offender_id: _Resolution(r.person_id, r.method, float(r.confidence))
-        for r in _rows_in(
-            conn,
-            sa.select(pr.c.offender_id, pr.c.person_id, pr.c.method, pr.c.confidence),
-            pr.c.person_id,
-            person_ids,
-        )
-    }
+    out = _resolutions(conn, "person_id", person_ids)
     for pid in person_ids:
         # A record the sync could not resolve is its own person, named after its OFFENDER_ID.
         if pid.startswith("prison:") and pid[7:].isdigit():

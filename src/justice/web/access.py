@@ -20,7 +20,6 @@ from fastapi import Request
 from justice.web import audit
 from justice.web.auth import CurrentUser, Forbidden, User
 from justice.web.context import committed
-from justice.web.store import metadata
 
 # The user's prisons are checked in Python, not in the WHERE: with them there, SQLite (whose
 # store has no ANALYZE statistics) reads every booking held in the prison through the
@@ -65,9 +64,7 @@ def person_in_scope(conn: sa.Connection, user: User, prison_number: str) -> int 
 
 
 def _person_id(conn: sa.Connection, offender_id: int) -> str | None:
-    # person_resolution is the sync's; before the sync has made it the person is unknown.
-    if "person_resolution" not in metadata.tables:
-        return None
+    # No row until the sync has resolved the record: the person is then unknown (None).
     return conn.execute(_PERSON_OF_OFFENDER, {"offender_id": offender_id}).scalar()
 
 
