@@ -288,6 +288,11 @@ def cell_move_form(
     cell: str = "",
 ) -> Response:
     """The cell-move check form: who, and to which cell."""
+    return _move_form(request, conn, prison_id, prison_number, cell)
+
+
+def _move_form(request, conn, prison_id: str, prison_number: str, cell: str, errors=None,
+               status_code: int = 200) -> Response:
     return render(
         request,
         "safety/cell_move.html",
@@ -295,8 +300,9 @@ def cell_move_form(
             "prison_id": prison_id,
             "prison_name": prison_name(conn, prison_id) or prison_id,
             "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
-            "errors": {},
+            "errors": errors or {},
         },
+        status_code=status_code,
     )
 
 
@@ -316,17 +322,8 @@ def cell_move_check(
     try:
         check = cell_moves.check_move(conn, rules, prison_id, prison_number[:20], cell[:40], today)
     except cell_moves.MoveInputError as exc:
-        return render(
-            request,
-            "safety/cell_move.html",
-            {
-                "prison_id": prison_id,
-                "prison_name": prison_name(conn, prison_id) or prison_id,
-                "values": {"prison_number": prison_number[:20], "cell": cell[:40]},
-                "errors": {exc.field: exc.message},
-            },
-            status_code=400,
-        )
+        return _move_form(request, conn, prison_id, prison_number, cell,
+                          {exc.field: exc.message}, status_code=400)
     [check_id] = cell_moves.save_checks(
         conn,
         [check],
