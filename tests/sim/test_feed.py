@@ -429,8 +429,24 @@ def test_real_time_runs_stop_after_their_duration_or_at_ctrl_c(home):
     assert 2 <= summary.ticks <= 4 and time.monotonic() - began < 5
     assert summary.ended_at == fs.stamp(fs.seconds_of(summary.started_at) + summary.ticks * 18)
     # Ctrl-C ends the run after the tick in hand: the clock stored is the last tick's end.
-    threading.Timer(0.7, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    # The interrupt is sent once a tick has been committed, not after a fixed delay: on a
+    # loaded machine the run's start-up alone can outlast any fixed delay.
+    watcher = sa.create_engine(url)
+
+    def interrupt_after_first_tick() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with watcher.connect() as conn:
+                if _all(conn, "SELECT TICKS FROM FEED_CLOCK")[0][0] > summary_ticks:
+                    break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with sa.create_engine(url).connect() as conn:
+        summary_ticks = _all(conn, "SELECT TICKS FROM FEED_CLOCK")[0][0]
+    threading.Thread(target=interrupt_after_first_tick, daemon=True).start()
     stopped = run_feed(url, folder / "truth", FeedOptions(speed=60, tick=0.3))
+    watcher.dispose()
     assert stopped.ticks >= 1 and stopped.started_at == summary.ended_at
     engine = sa.create_engine(url)
     with engine.connect() as conn:
