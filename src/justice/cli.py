@@ -58,6 +58,9 @@ def simulate(
     end: Annotated[str, typer.Option(help="Last day of the window (YYYY-MM-DD).")] = "2025-12-31",
     intervention_effect: Annotated[float, typer.Option(
         help="True absolute change in participants' one-year reoffending probability.")] = -0.05,
+    referral: Annotated[str, typer.Option(
+        help="Who is referred to programmes: 'recorded' (only on what the extracts record) or "
+             "'latent' (also on propensity no extract shows).")] = "latent",
     mess: Annotated[str, typer.Option(help="Mess level of the legacy extracts: low, default or high.")] = "default",
     prisons: Annotated[int | None, typer.Option(help="Number of establishments (default: by population).")] = None,
     world_file: Annotated[Path | None, typer.Option(help="YAML overriding behavioural rates of the world.")] = None,
@@ -75,7 +78,7 @@ def simulate(
     try:
         params = SimulationParams(persons=persons, seed=seed, start=_parse_date(start, "--start"),
                                   end=_parse_date(end, "--end"), intervention_effect=intervention_effect,
-                                  mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None)
+                                  referral=referral, mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None)
         t0 = time.perf_counter()
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, transient=True, disable=as_json) as progress:
@@ -177,7 +180,7 @@ def demo(
     """Run every pipeline step that exists on a small simulated world, and say where outputs are."""
     settings = _settings(home)
     simulate(persons=persons, seed=1, start="2014-01-01", end="2025-12-31", intervention_effect=-0.05,
-             mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
+             referral="latent", mess="default", prisons=None, world_file=None, out=settings.home, prison_db=None, home=home,
              as_json=False)
     ingest(system=None, home=home, as_json=False)
     _run_link(home)

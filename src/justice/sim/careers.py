@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from justice.errors import ConfigError
 from justice.sim import courts
+from justice.sim import reference as ref
 from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
@@ -35,11 +37,82 @@ def reoffend_probability(w: dict, age: np.ndarray, female: np.ndarray, risk: np.
     return _logistic(x)
 
 
+REFERRAL_DISPOSALS = ("custody_short", "custody_long", "community_order", "suspended_sentence")
+_PROGRAMME_KEYS = {"name", "provider", "share", "effect"}
+
+
+def programme_effects(w: dict, default_effect: float) -> np.ndarray:
+    """Each programme's true effect (its `effect:` or else `default_effect`), checked."""
+    programmes = w["interventions"]["programmes"]
+    if not isinstance(programmes, list) or not programmes:
+        raise ConfigError("world interventions.programmes: expected a non-empty list of programmes")
+    effects = []
+    for i, p in enumerate(programmes):
+        where = f"world interventions.programmes[{i}]"
+        if not isinstance(p, dict) or not {"name", "provider", "share"} <= p.keys():
+            raise ConfigError(f"{where}: each programme needs name, provider and share")
+        where += f" ({p['name']})"
+        if unknown := sorted(set(p) - _PROGRAMME_KEYS):
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(sorted(_PROGRAMME_KEYS))}")
+        if not isinstance(p["share"], int | float) or p["share"] <= 0:
+            raise ConfigError(f"{where}: share {p['share']!r} must be a positive number")
+        effect = p.get("effect")
+        if effect is None:
+            effect = default_effect
+        elif isinstance(effect, bool) or not isinstance(effect, int | float) or not -1.0 < effect < 1.0:
+            raise ConfigError(f"{where}: effect {effect!r} is an absolute change in a probability "
+                              "and must lie between -1 and 1")
+        effects.append(float(effect))
+    return np.array(effects)
+
+
+def _check_referral_model(model: dict) -> None:
+    rec, lat = model.get("recorded"), model.get("latent")
+    if not isinstance(rec, dict) or not isinstance(lat, dict):
+        raise ConfigError("world interventions.referral: needs `recorded` and `latent` mappings")
+    numbers = [("recorded", k, rec.get(k)) for k in ("intercept", "female", "age_per_decade", "log1p_recorded_prior")]
+    numbers += [("latent", k, lat.get(k)) for k in ("intercept_shift", "log_risk", "log1p_prior")]
+    numbers += [("recorded.disposal", k, v) for k, v in rec.get("disposal", {}).items()]
+    numbers += [("recorded.offence_group", k, v) for k, v in rec.get("offence_group", {}).items()]
+    for part, key, value in numbers:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"world interventions.referral.{part}.{key}: {value!r} is not a number")
+    if unknown := sorted(set(rec.get("disposal", {})) - set(REFERRAL_DISPOSALS)):
+        raise ConfigError(f"world interventions.referral.recorded.disposal: unknown {', '.join(unknown)}; "
+                          f"choose from {', '.join(REFERRAL_DISPOSALS)}")
+    groups = set(ref.offences().group.tolist())
+    if unknown := sorted(set(rec.get("offence_group", {})) - groups):
+        raise ConfigError(f"world interventions.referral.recorded.offence_group: unknown group(s) "
+                          f"{', '.join(unknown)}; groups are named as in reference/offences.csv")
+
+
+def referral_logit(model: dict, mode: str, *, age: np.ndarray, female: np.ndarray,
+                   disposal_kind: np.ndarray, offence_group: np.ndarray, recorded_prior: np.ndarray,
+                   risk: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Log-odds of referral at an index event: recorded terms, plus latent ones in `latent` mode."""
+    rec = model["recorded"]
+    x = (rec["intercept"] + rec["female"] * female + rec["age_per_decade"] * (age - 30) / 10
+         + rec["log1p_recorded_prior"] * np.log1p(recorded_prior))
+    for kind, beta in rec.get("disposal", {}).items():
+        x = x + beta * (disposal_kind == kind)
+    for group, beta in rec.get("offence_group", {}).items():
+        x = x + beta * (offence_group == group)
+    if mode == "latent":
+        lat = model["latent"]
+        x = x + lat["intercept_shift"] + lat["log_risk"] * np.log(risk) + lat["log1p_prior"] * np.log1p(prior)
+    elif mode != "recorded":
+        raise ConfigError(f"referral mode {mode!r}: choose recorded or latent")
+    return x
+
+
 def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.ndarray, w: dict,
-                     window_end: int) -> tuple[Columns, Columns]:
+                     window_end: int, window_start: int) -> tuple[Columns, Columns]:
     """Run every candidate's career; returns (episodes, offences), one row per episode / offence.
 
     Also returns, inside episodes, the intervention referral decided at each index event.
+    `window_start` is the first day the legacy extracts cover: referral in `recorded` mode sees
+    only proven offences from then on.
     """
     female = people["sex"] == "F"
     next_day = entry_day.copy()
@@ -47,6 +120,8 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
     # sentence or caution) that preceded it, so no offence falls inside custody.
     earliest = people["dob"] + 3650
     prior = people["prior"].astype(np.int64).copy()
+    # Proven offences dated on or after the window start: the record the extracts can show.
+    recorded_prior = np.zeros(len(prior), dtype=np.int64)
     active = np.flatnonzero(next_day <= window_end)
     batches: list[Columns] = []
     offence_batches: list[Columns] = []
@@ -54,6 +129,10 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
     ia = w["interventions"]
     programmes = ia["programmes"]
     prog_share = np.array([p["share"] for p in programmes], dtype=float)
+    prog_effect = programme_effects(w, w["_intervention_effect"])
+    referral = ia["referral"]
+    _check_referral_model(referral)
+    group_of_code = ref.offences().group
     a_first = np.log(offw["first_quarter_share"]) / np.log(91.0 / 365.0)
     episode_base = 0
     while len(active):
@@ -99,10 +178,21 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
 
         # Referral to a programme after release from custody or on a supervised order.
         eligible = (ep["index_day"] != NONE) & ((ep["disposal"] == "custody") | ep["supervised"])
-        pl = ia["participation_logit"]
-        pz = (pl["intercept"] + pl["log_risk"] * np.log(people["risk"][active]) + pl["log1p_prior"]
-              * np.log1p(prior[active]) + pl["female"] * female[active] + pl["age_per_decade"]
-              * (age_at_start - 30) / 10)
+        proof_day = np.where(ep["caution"], ep["charge_day"], ep["conviction_day"])[ep_idx]
+        seen = proven & (proof_day >= window_start)
+        seen_at_index = np.bincount(ep_idx, weights=seen & (proof_day < ep["index_day"][ep_idx]),
+                                    minlength=k).astype(np.int64)
+        kind = np.where(ep["disposal"] == "custody", np.where(
+            np.nan_to_num(ep["custody_months"]) < 12, "custody_short", "custody_long"),
+            ep["disposal"].astype(object))
+        age_at_index = np.where(eligible, (np.where(eligible, ep["index_day"], 0)
+                                           - people["dob"][active]) / 365.25, 30.0)
+        pz = referral_logit(
+            referral, w["_referral"], age=age_at_index,
+            female=female[active], disposal_kind=kind, offence_group=group_of_code[ep["principal_code"]],
+            recorded_prior=recorded_prior[active] + seen_at_index, risk=people["risk"][active],
+            prior=prior[active])
+        recorded_prior[active] += np.bincount(ep_idx, weights=seen, minlength=k).astype(np.int64)
         joins = eligible & (rng.random(k) < _logistic(pz))
         prog = rng.choice(len(programmes), size=k, p=prog_share / prog_share.sum())
         ep["programme"] = np.where(joins, prog, -1)
@@ -112,7 +202,8 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
                                              ep["programme_start_day"])
         joins &= ep["programme_start_day"] != NONE
         ep["programme"][~joins] = -1
-        p_with = np.clip(p1 + np.where(joins, w["_intervention_effect"], 0.0), 0.0, 1.0)
+        ep["programme_effect"] = np.where(joins, prog_effect[np.maximum(ep["programme"], 0)], np.nan)
+        p_with = np.clip(p1 + np.where(joins, ep["programme_effect"], 0.0), 0.0, 1.0)
         # Common random numbers: the same draw decides the outcome with and without the
         # programme, so truth knows each participant's counterfactual.
         u = rng.random(k)

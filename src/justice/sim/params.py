@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from justice.errors import SimulationError
 
 MESS_LEVELS = ("low", "default", "high")
+REFERRAL_MODES = ("recorded", "latent")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +41,12 @@ class SimulationParams:
     """True absolute change in the one-year proven reoffending probability of programme
     participants (e.g. -0.05 is five percentage points fewer reoffenders)."""
 
+    referral: str = "latent"
+    """What decides who is referred to a programme: `recorded` (only what the legacy extracts
+    show: age, sex, disposal, custody length, index offence group, proven offences since the
+    window start) or `latent` (those plus propensity and the whole record, which no extract
+    shows, so matching on records cannot remove the selection)."""
+
     mess: str = "default"
     """How messy the legacy extracts are: one of low, default, high."""
 
@@ -61,6 +68,9 @@ class SimulationParams:
                 f"--intervention-effect {self.intervention_effect}: an absolute change in a "
                 "probability must lie between -1 and 1"
             )
+        if self.referral not in REFERRAL_MODES:
+            raise SimulationError(
+                f"--referral {self.referral!r}: choose one of {', '.join(REFERRAL_MODES)}")
         if self.mess not in MESS_LEVELS:
             raise SimulationError(f"--mess {self.mess!r}: choose one of {', '.join(MESS_LEVELS)}")
         if self.burn_in_years < 0:

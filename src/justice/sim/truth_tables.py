@@ -372,6 +372,10 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "provider": np.array([p["provider"] for p in progs], dtype=object)[e["programme"][iv]],
         "start_date": e["programme_start_day"][iv],
         "index_date": e["index_day"][iv],
+        # The one-year follow-up the effect applies to starts here (the index date, or release
+        # if later); `effect` is the true change in the probability before clipping to [0, 1].
+        "follow_up_start_date": e["follow_up_start_day"][iv],
+        "effect": e["programme_effect"][iv],
         "p_reoffend_without": e["p_reoffend_without"][iv],
         "p_reoffend_with": e["p_reoffend_with"][iv],
         "reoffends_within_year": e["reoffends_within_year"][iv],

@@ -60,7 +60,8 @@ def _simulate_candidates(params: SimulationParams, w: dict, n: int, salt: int,
     people = people_mod.make_people(rng["people"], n, entry, w, pools, postcodes)
     entry = people_mod.add_twins_and_namesakes(rng["people"], people, entry,
                                                w["population"]["twin_share"], 0.003, pools)
-    episodes, offences = careers.simulate_careers(rng["careers"], people, entry, w, end)
+    episodes, offences = careers.simulate_careers(rng["careers"], people, entry, w, end,
+                                                  ref.day_number(params.start))
     return people, episodes, offences
 
 
@@ -73,6 +74,7 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     """Simulate people's journeys through the justice system and return the truth tables."""
     w = ref.world(params.world_file)
     w["_intervention_effect"] = params.intervention_effect
+    w["_referral"] = params.referral
     start, end = ref.day_number(params.start), ref.day_number(params.end)
     pools = people_mod.name_pools()
     postcodes = people_mod.postcode_pool(params.seed, max(2_000, min(params.persons // 4, 100_000)))
