@@ -9,6 +9,8 @@ The tree::
     │   ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
     │   └── SchemaDriftError      a source's columns differ from its spec
     ├── TransformError            a dbt model or test failed (the message names which)
+    ├── CohortError               a provider's cohort file cannot be evaluated (every problem,
+    │                             each with its row and column; or too few people identified)
     └── AccountError              a safety-service account cannot be made or changed as asked
 
 Every message says what was wrong, where (file, line, column or option) and what to do.
@@ -48,3 +50,15 @@ class TransformError(JusticeError):
 class AccountError(JusticeError):
     """A safety-service user account cannot be created or changed as asked (unknown role or
     prison, a password too short, a name taken or not found)."""
+
+
+class CohortError(JusticeError):
+    """A provider's cohort (participant) file cannot be evaluated: it is unreadable, its columns
+    are missing or misnamed, rows hold bad or future dates or duplicates, or too few of its people
+    are found in the justice system's records. ``problems`` lists every
+    :class:`justice.evaluate.cohort.CohortProblem` found (row, column, message), not just the
+    first; the message lists them too."""
+
+    def __init__(self, message: str, problems: list | tuple = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)

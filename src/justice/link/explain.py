@@ -95,34 +95,10 @@ def _sides(sql: str) -> str:
     return _COLUMN_REF.sub(lambda m: f"{m.group(2)}.{m.group(1)}", sql)
 
 
-def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, list[str]]:
-    """The queries that find a probe's candidates and score them.
-
-    It reproduces Splink's arithmetic exactly (tests check it against Splink's own scores): per
-    comparison a level (gamma: -1 for the null level, then counting down to 0 for ELSE), its
-    weight log2(m/u), and for a level with a term-frequency column the adjustment
-    log2(u of the exact level) - log2(term frequency of the value); the match weight is the
-    prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
-    probe's values bound as $r_<column>), the scoring query (over the candidates' records in
-    memory.main.link_candidates), and the comparison names."""
-    prior = model["probability_two_random_records_match"]
-    prior_w = math.log2(prior / (1 - prior))
-    # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
-    # that has no key is scanned for, with the probe's values bound as $r_<column>.
-    lookups, scans = [], []
-    for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        if exprs is None:
-            scans.append(f"select record_no from {index} l "
-                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
-        else:
-            key, present = key_sql(i, exprs, "r")
-            lookups.append(f"select case when {present} then {key} end as key from {probe} r")
-    keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
-    candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
-                      f"(select key from ({keys_sql}) where key is not null)")
-    if scans:
-        candidates_sql = " union ".join([candidates_sql, *scans])
+def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], str, list[str]]:
+    """The pieces of the scoring query shared by one-record and batch scoring: gamma selects,
+    term-frequency joins (over aliases l and r), tf columns, weight columns, the sum of the
+    weights, and the comparison names."""
     selects, weights, names, tf_joins = [], [], [], {}
     for comp in model["comparisons"]:
         name = comp["output_column_name"]
@@ -166,6 +142,38 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
         mw_cols.append(f"case gamma_{name} {' '.join(tfw)} else 0 end as mw_tf_adj_{name}" if tfw
                        else f"0.0 as mw_tf_adj_{name}")
     total = " + ".join(f"mw_{n} + mw_tf_adj_{n}" for n in names)
+    return selects, tf_from, tf_cols, mw_cols, total, names
+
+
+def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, list[str]]:
+    """The queries that find a probe's candidates and score them.
+
+    It reproduces Splink's arithmetic exactly (tests check it against Splink's own scores): per
+    comparison a level (gamma: -1 for the null level, then counting down to 0 for ELSE), its
+    weight log2(m/u), and for a level with a term-frequency column the adjustment
+    log2(u of the exact level) - log2(term frequency of the value); the match weight is the
+    prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
+    probe's values bound as $r_<column>), the scoring query (over the candidates' records in
+    memory.main.link_candidates), and the comparison names."""
+    prior = model["probability_two_random_records_match"]
+    prior_w = math.log2(prior / (1 - prior))
+    # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
+    # that has no key is scanned for, with the probe's values bound as $r_<column>.
+    lookups, scans = [], []
+    for i, rule in enumerate(rule_texts(model)):
+        exprs = key_expressions(rule)
+        if exprs is None:
+            scans.append(f"select record_no from {index} l "
+                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+        else:
+            key, present = key_sql(i, exprs, "r")
+            lookups.append(f"select case when {present} then {key} end as key from {probe} r")
+    keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
+    candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
+                      f"(select key from ({keys_sql}) where key is not null)")
+    if scans:
+        candidates_sql = " union ".join([candidates_sql, *scans])
+    selects, tf_from, tf_cols, mw_cols, total, names = _scoring_parts(model)
     sql = f"""
         with cand as (select * from memory.main.link_candidates l where l.unique_id <> $r_unique_id),
         g as (
@@ -177,6 +185,51 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
         from w order by match_weight desc, unique_id_l
     """
     return candidates_sql, sql, names
+
+
+def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) -> tuple[str, str]:
+    """Batch forms of compile_scoring_sql's queries, for many probes at once.
+
+    The first finds every (probe_no, record_no) candidate pair of the probes in `probes` (their
+    record_no numbers them) with the same blocking rules; the second scores the pairs in `pairs`
+    (probe_no, record_no), with the candidates' records in memory.main.link_batch_candidates,
+    by the same arithmetic, and keeps each probe's best $top."""
+    prior = model["probability_two_random_records_match"]
+    prior_w = math.log2(prior / (1 - prior))
+    lookups, scans = [], []
+    for i, rule in enumerate(rule_texts(model)):
+        exprs = key_expressions(rule)
+        if exprs is None:
+            scans.append(f"select r.record_no as probe_no, l.record_no from {index} l "
+                         f"join {probes} r on {rule}")
+        else:
+            key, present = key_sql(i, exprs, "r")
+            lookups.append(f"select r.record_no as probe_no, {key} as key from {probes} r where {present}")
+    keys_sql = (" union all ".join(lookups) if lookups
+                else "select null::bigint as probe_no, null::ubigint as key where false")
+    candidates_sql = (f"select distinct k.probe_no, b.record_no from ({keys_sql}) k "
+                      f"join wh.linkage.block_keys b on b.key = k.key")
+    if scans:
+        candidates_sql = " union ".join([candidates_sql, *scans])
+    selects, tf_from, tf_cols, mw_cols, total, _ = _scoring_parts(model)
+    sql = f"""
+        with g as (
+            select p.probe_no, l.unique_id as unique_id_l, r.unique_id as unique_id_r,
+                   {', '.join(selects + tf_cols)}
+            from {pairs} p
+            join memory.main.link_batch_candidates l on l.record_no = p.record_no
+            join {probes} r on r.record_no = p.probe_no{tf_from}
+            where l.unique_id <> r.unique_id),
+        w as (select *, {', '.join(mw_cols)} from g),
+        s as (
+            select *, {prior_w!r} + {total} as match_weight,
+                   pow(2, {prior_w!r} + {total}) / (1 + pow(2, {prior_w!r} + {total})) as match_probability
+            from w)
+        select * from s
+        qualify row_number() over (partition by probe_no order by match_weight desc, unique_id_l) <= $top
+        order by probe_no, match_weight desc, unique_id_l
+    """
+    return candidates_sql, sql
 
 
 class Scorer:
@@ -199,6 +252,9 @@ class Scorer:
                                 "and table_schema = 'linkage' and table_name = 'block_keys'").fetchall()[0][0]:
             raise ConfigError("the person index has no blocking keys: run `justice link` again")
         self.levels = {c["output_column_name"]: c["comparison_levels"] for c in self.model["comparisons"]}
+        self.batch_candidates_sql, self.batch_sql = compile_batch_scoring_sql(
+            self.model, "wh.linkage.records", "memory.main.link_batch_probes",
+            "memory.main.link_batch_pairs")
         self.con.execute("create or replace table memory.main.link_probe as "
                          "select * from wh.linkage.records limit 0").fetchall()
         # Queries here touch a handful of rows: one thread avoids scheduling overhead.
@@ -268,6 +324,76 @@ class Scorer:
             for c in candidates:
                 c.person_id = persons.get(c.unique_id)
         return ScoreResult(shown, self.prior_weight, self.threshold, candidates)
+
+    def score_many(self, records: list[dict], top: int | None = 5,
+                   exclude_systems: tuple[str, ...] | list[str] = (),
+                   explain: bool = True) -> list[ScoreResult]:
+        """Score many records (raw fields) in a few set queries: one ScoreResult per record, in
+        order, each equal to ``score(record, top)`` (the same candidates, weights and
+        explanations), except that candidates from `exclude_systems` are left out before the
+        best are chosen. ``top=None`` keeps every candidate; ``explain=False`` skips the steps."""
+        shown = [_clean_record(r) for r in records]
+        if not shown:
+            return []
+        excluded = tuple(exclude_systems)
+        # Batch queries scan the index and block keys: they want all threads, unlike score().
+        self.con.execute("reset threads").fetchall()
+        try:
+            self._load_probes(shown)
+            cur = self.con.execute("select * from memory.main.link_batch_probes")
+            cols = [d[0] for d in cur.description]
+            probes = {row[cols.index("record_no")]: dict(zip(cols, row)) for row in cur.fetchall()}
+            position = {f"new:probe{i:09d}": i for i in range(len(shown))}
+            self.con.execute("create or replace table memory.main.link_batch_pairs as "
+                             f"{self.batch_candidates_sql}").fetchall()
+            not_excluded = ""
+            if excluded:
+                literal = ", ".join("'" + x.replace("'", "''") + "'" for x in excluded)
+                not_excluded = f" and system not in ({literal})"
+            self.con.execute(
+                "create or replace table memory.main.link_batch_candidates as "
+                "select * from wh.linkage.records where record_no in "
+                f"(select record_no from memory.main.link_batch_pairs){not_excluded}").fetchall()
+            cur = self.con.execute(self.batch_sql, {"top": int(top) if top is not None else 2**62})
+            names = [d[0] for d in cur.description]
+            scored = [dict(zip(names, row)) for row in cur.fetchall()]
+            cur = self.con.execute(
+                "select c.*, pl.person_id as _person_id from memory.main.link_batch_candidates c "
+                "left join wh.linkage.person_links pl on pl.unique_id = c.unique_id")
+            cols = [d[0] for d in cur.description]
+            others = {rec["unique_id"]: rec for rec in (dict(zip(cols, row)) for row in cur.fetchall())}
+        finally:
+            self.con.execute("set threads = 1").fetchall()
+        results = [ScoreResult(record, self.prior_weight, self.threshold, []) for record in shown]
+        for r in scored:
+            probe = probes[r["probe_no"]]
+            rec = others[r["unique_id_l"]]
+            if explain:
+                candidate = self._candidate(r, rec, probe)
+            else:
+                candidate = Candidate(r["unique_id_l"], None, float(r["match_weight"]),
+                                      float(r["match_probability"]))
+            candidate.person_id = rec["_person_id"]
+            results[position[probe["unique_id"]]].candidates.append(candidate)
+        return results
+
+    def _load_probes(self, records: list[dict]) -> None:
+        """Standardise `records` into memory.main.link_batch_probes as score() does one."""
+        def column(k: str) -> pa.Array:
+            return pa.array([r[k] for r in records], pa.string())
+        raw = pa.table({"system": pa.array(["new"] * len(records)),
+                        "record_id": pa.array([f"probe{i:09d}" for i in range(len(records))]),
+                        **{k: column(k) for k in RAW_FIELDS if k != "dob"},
+                        "dob": pa.array([dt.date.fromisoformat(r["dob"]) if r["dob"] else None
+                                         for r in records], pa.date32()),
+                        "same_as": pa.array([None] * len(records), pa.string())})
+        self.con.register("link_batch_raw", raw)
+        try:
+            standardise_raw(self.con, "link_batch_raw", "memory.main.link_batch_probes",
+                            sorted({r["forenames"] for r in records if r["forenames"]}),
+                            sorted({r["surname"] for r in records if r["surname"]}))
+        finally:
+            self.con.unregister("link_batch_raw")
 
     def _candidate(self, r: dict, rec: dict, probe: dict) -> Candidate:
         steps = []

@@ -1,0 +1,140 @@
+"""Identifying a cohort's participants in the person index: the batch scorer equals the
+one-record scorer, providers' own lists are never the match, and the match rate on the
+simulator's provider files (measured against the answer key, which the pipeline never reads)."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+
+import pyarrow.parquet as pq
+import pytest
+from homes import warehouse_rows
+
+from justice.errors import CohortError
+from justice.evaluate.cohort import CohortFile, read_cohort
+from justice.evaluate.identify import identify, probe_record
+from justice.link.explain import Scorer
+
+
+def _files(linked_home):
+    files = sorted((linked_home.home / "legacy" / "interventions").glob("*.xlsx"))
+    assert len(files) == 3
+    return files
+
+
+def _key(result):
+    return [(c.unique_id, c.person_id, c.match_weight, c.match_probability,
+             [(s.comparison, s.level, s.weight, s.left, s.right) for s in c.steps])
+            for c in result.candidates]
+
+
+def test_batch_scoring_equals_one_by_one(built_home, linked_home):
+    cohort = read_cohort(_files(linked_home)[0], on_row_problem="exclude")
+    records = [probe_record(p) for p in cohort.rows]
+    # Records with little to go on, and one that blocks with nothing, score the same too.
+    records += [{"forenames": None, "surname": "Smith", "dob": None, "sex": None, "pnc": None,
+                 "prison_number": None},
+                {"forenames": "Zzyzx", "surname": "Qwxyz", "dob": "1901-01-01", "sex": "F",
+                 "pnc": None, "prison_number": None}]
+    with Scorer(built_home) as scorer:
+        batch = scorer.score_many(records, top=5)
+        for record, many in zip(records, batch, strict=True):
+            one = scorer.score(record, top=5)
+            assert _key(many) == _key(one), record  # the same arithmetic: equal to the bit
+            assert many.person_id == one.person_id
+        assert batch[-1].candidates == []
+        assert sum(bool(r.candidates) for r in batch) >= len(cohort.rows) - 5
+
+
+def test_batch_scoring_leaves_out_excluded_systems(built_home, linked_home):
+    cohort = read_cohort(_files(linked_home)[1], on_row_problem="exclude")
+    records = [probe_record(p) for p in cohort.rows]
+    with Scorer(built_home) as scorer:
+        plain = scorer.score_many(records, top=None, explain=False)
+        without = scorer.score_many(records, top=None, exclude_systems=("interventions",),
+                                    explain=False)
+    # Each participant's own row is in the index: it is the best candidate until excluded.
+    assert sum(r.best.unique_id.startswith("interventions:") for r in plain if r.best) > (
+        len(records) // 2)
+    for a, b in zip(plain, without, strict=True):
+        kept = [(c.unique_id, c.match_weight) for c in a.candidates
+                if not c.unique_id.startswith("interventions:")]
+        assert [(c.unique_id, c.match_weight) for c in b.candidates] == kept
+
+
+def _truth(linked_home):
+    table = pq.read_table(linked_home.home / "truth" / "records.parquet").to_pydict()
+    return {f"{s}:{r}": p for s, r, p in zip(table["system"], table["record_id"],
+                                             table["person_id"])}
+
+
+def test_identifies_the_provider_files(built_home, linked_home):
+    """Every matched row is found in courts, prison or probation records, and is the right
+    person by the answer key; the match rates are reported."""
+    truth = _truth(linked_home)
+    # The pipeline's person_id is a cluster: its true person is the one most of its records are.
+    members = collections.defaultdict(collections.Counter)
+    for person_id, system, record_id in warehouse_rows(
+            built_home, "select person_id, system, record_id from linkage.person_links"):
+        members[person_id][truth[f"{system}:{record_id}"]] += 1
+    systems = collections.defaultdict(set)
+    for person_id, system in warehouse_rows(
+            built_home, "select distinct person_id, system from linkage.person_links"):
+        systems[person_id].add(system)
+    rates = {}
+    for path in _files(linked_home):
+        cohort = read_cohort(path, on_row_problem="exclude")
+        ident = identify(built_home, cohort, min_matched=1)
+        counts = ident.counts
+        assert counts["rows"] == len(cohort.rows)
+        assert sum(counts[s] for s in ("matched", "doubtful", "unmatched", "repeat")) == len(
+            cohort.rows)
+        right = wrong = 0
+        for row in ident.rows:
+            if row.status in ("matched", "repeat"):
+                assert systems[row.person_id] - {"interventions"}, row
+                want = truth[f"interventions:{path.name}:{row.row}"]
+                got = members[row.person_id].most_common(1)[0][0]
+                right += got == want
+                wrong += got != want
+            if row.status == "unmatched":
+                assert row.match_weight is None or row.match_weight < ident.threshold
+        assert wrong <= max(1, (right + wrong) // 50), (path.name, right, wrong)
+        assert counts["people"] == len({p.person_id for p in ident.participants})
+        rates[path.name] = ident.match_rate
+        print(f"{path.name}: {counts}, match rate {ident.match_rate:.1%}, "
+              f"right {right}, wrong {wrong}")
+    assert min(rates.values()) > 0.8, rates
+
+
+def test_fewer_than_the_minimum_matched_is_an_error(built_home, linked_home):
+    cohort = read_cohort(_files(linked_home)[0], on_row_problem="exclude")
+    people = len(identify(built_home, cohort, min_matched=1).participants)
+    with pytest.raises(CohortError, match=f"only {people} of {len(cohort.rows)} rows were found"
+                                          r".*at least 60 people") as excinfo:
+        identify(built_home, cohort)  # the default minimum: 60
+    assert excinfo.value.identification.counts["people"] == people
+    assert identify(built_home, cohort, min_matched=people).counts["people"] == people
+    with pytest.raises(CohortError, match=f"at least {people + 1} people"):
+        identify(built_home, cohort, min_matched=people + 1)
+
+
+def test_the_same_person_twice_keeps_the_earliest_start(built_home, linked_home):
+    cohort = read_cohort(_files(linked_home)[2], on_row_problem="exclude")
+    first = identify(built_home, cohort, min_matched=1)
+    row = next(r for r in first.rows if r.status == "matched")
+    # The same participant again, on a later row with an earlier start.
+    again = dataclasses.replace(row.participant, row=999,
+                                start_date=row.participant.start_date - dt.timedelta(days=30))
+    doubled = CohortFile(cohort.path, cohort.programme, cohort.provider, [*cohort.rows, again],
+                         cohort.header_row, cohort.columns)
+    ident = identify(built_home, doubled, min_matched=1)
+    by_row = {r.row: r for r in ident.rows}
+    assert by_row[999].status == "matched"
+    assert by_row[row.row].status == "repeat"
+    assert "the same person as row 999" in by_row[row.row].note
+    kept = [p for p in ident.participants if p.person_id == row.person_id]
+    assert [(p.row, p.start_date) for p in kept] == [(999, again.start_date)]
+    assert ident.counts["people"] == first.counts["people"]
