@@ -184,8 +184,8 @@ def match(
 
     is_treated = _treatment_indicator(frame, treatment)
     outcome_values = {name: _outcome_values(frame, name) for name in outcomes}
-    for name in model_covariates + exact:
-        _check_complete(frame, name, "covariate" if name in model_covariates else "exact column")
+    for name in model_covariates:
+        _check_complete(frame, name, "covariate" if name in covariates else "exact column")
     n_treated, n_controls = int(is_treated.sum()), int((~is_treated).sum())
     if n_treated < 2:
         raise ConfigError(f"treatment column '{treatment}' marks {n_treated} treated row(s); "
