@@ -236,6 +236,24 @@ def test_exact_matching_never_crosses_cells():
     assert np.allclose(balance.loc[["sex=M", "region=north"], "smd_after"], 0.0)
 
 
+def test_controls_tied_with_the_kth_nearest_are_all_kept_unless_ties_is_false():
+    # coarse covariate: every control in a group has the same propensity score
+    frame = pd.DataFrame({
+        "treated": [1, 1, 1, 1] + [0] * 14,
+        "group": ["a", "a", "b", "b"] + ["a"] * 10 + ["b"] * 4,
+        "y": [1.0, 2.0, 3.0, 4.0] + list(np.arange(10.0)) + [0.0, 1.0, 2.0, 3.0],
+    })
+    kept = match(frame, "treated", ["group"], "y", comparators=2, caliper=None)
+    per_treated = kept.pairs.groupby("treated_row")["weight"].agg(["size", "first"])
+    assert per_treated["size"].tolist() == [10, 10, 4, 4]
+    assert per_treated["first"].tolist() == pytest.approx([0.1, 0.1, 0.25, 0.25])
+    # a's controls average 4.5, b's 1.5: ATT = mean(1-4.5, 2-4.5, 3-1.5, 4-1.5) = -0.5
+    assert kept.att == pytest.approx(-0.5)
+    first_two = match(frame, "treated", ["group"], "y", comparators=2, caliper=None, ties=False)
+    assert first_two.pairs.groupby("treated_row").size().tolist() == [2, 2, 2, 2]
+    assert first_two.n_controls_used == 4
+
+
 def test_a_treated_unit_whose_cell_has_no_control_is_dropped_and_counted():
     frame = TINY.copy()
     frame.loc[len(frame)] = ["T4", 1, 1.5, "X", 4.0]
@@ -395,6 +413,8 @@ def test_bad_treatment_values_types_and_options():
         match(frame, "treated", ["age"], "y", common_support="trim")
     with pytest.raises(ConfigError, match="outcome and as covariate"):
         match(frame, "treated", ["age", "y"], "y")
+    with pytest.raises(ConfigError, match="ties must be True or False"):
+        match(frame, "treated", ["age"], "y", ties="yes")
     with pytest.raises(ConfigError, match="covariates is empty"):
         match(frame, "treated", [], "y")
     with pytest.raises(ConfigError, match="pandas DataFrame or an Arrow"):

@@ -14,8 +14,9 @@ The method, step by step:
    dropped and counted.
 3. Matching: within each exact cell, each treated unit takes its `comparators` nearest controls
    on the logit, with replacement, keeping only those within `caliper` x the pooled SD of the
-   logit (Austin 2011); a treated unit left with none is dropped and counted. A treated unit
-   with k matches gives each of them weight 1/k.
+   logit (Austin 2011), plus any control tied with the k-th nearest (Abadie & Imbens 2006); a
+   treated unit left with none is dropped and counted. A treated unit with k matches gives each
+   of them weight 1/k.
 4. Effect: ATT = mean over matched treated of (Y_i - weighted mean of its controls), variance
    by Abadie & Imbens (2006) for matching with replacement, generalised to weights.
 """
@@ -43,6 +44,9 @@ COMMON_SUPPORT_RULES = ("minmax", "none")
 SMD_THRESHOLD = 0.1
 VARIANCE_RATIO_RANGE = (0.5, 2.0)
 LOGIT_ROW = "propensity_logit"
+MAX_PAIRS = 20_000_000
+"""More treated-control pairs than this (only reachable through ties in coarse data) is refused
+with a ConfigError rather than allowed to exhaust memory."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ class MatchResult:
     """Input rows of the matched treated and used controls, with `_row` (position in the
     input), `_weight` (a control's total weight K_j; 1 for treated), `_pscore` and `_logit`."""
     pairs: pd.DataFrame
-    """treated_row, control_row (positions in the input) and the pair's weight 1/k."""
+    """treated_row, control_row (positions in the input, sorted by both) and the pair's weight
+    1/k."""
     n_treated: int
     """Treated units in the input."""
     n_matched: int
@@ -158,6 +163,7 @@ def match(
     caliper: float | None = 0.2,
     common_support: str = "minmax",
     variance_neighbours: int = 2,
+    ties: bool = True,
 ) -> MatchResult:
     """Estimate the ATT of `treatment` on each outcome by propensity-score matching.
 
@@ -169,7 +175,9 @@ def match(
     in pooled standard deviations of the logit (None: no limit). `common_support`: "minmax"
     drops treated units outside the controls' propensity range, "none" keeps all.
     `variance_neighbours`: J, the controls each used control is compared with to estimate its
-    conditional outcome variance (Abadie & Imbens 2006).
+    conditional outcome variance (Abadie & Imbens 2006). `ties`: keep every control exactly as
+    close as the k-th nearest (so a treated unit may get more than `comparators`; Abadie &
+    Imbens 2006); False takes the first k in sorted order.
 
     Raises ConfigError for unknown columns, missing values, a non-binary treatment, fewer than
     two treated or no controls, invalid options, or when no treated unit can be matched.
@@ -179,6 +187,8 @@ def match(
     outcomes = _as_list(outcome, "outcome")
     exact = _as_list(exact, "exact") if exact is not None else []
     _check_options(comparators, caliper, common_support, variance_neighbours)
+    if not isinstance(ties, (bool, np.bool_)):
+        raise ConfigError(f"match: ties must be True or False, got {ties!r}")
     _check_columns(frame, treatment, covariates, outcomes, exact)
     model_covariates = covariates + [name for name in exact if name not in covariates]
 
@@ -209,7 +219,7 @@ def match(
     cells = _exact_cells(frame, exact)
     matching = _match_within_cells(
         logit, is_treated & in_support, ~is_treated, cells, comparators, caliper_width,
-        variance_neighbours,
+        variance_neighbours, ties,
     )
     n_matched = len(matching.treated_rows)
     if n_matched == 0:
@@ -261,6 +271,7 @@ def match(
             "logit_sd": logit_sd,
             "common_support": common_support,
             "variance_neighbours": variance_neighbours,
+            "ties": ties,
         },
         pscore_coefficients=coefficients,
         notes=notes,
@@ -532,9 +543,10 @@ def _match_within_cells(
     comparators: int,
     caliper_width: float,
     variance_neighbours: int,
+    ties: bool,
 ) -> _Matching:
     pair_treated, pair_control, pair_weight = [], [], []
-    dropped_caliper = dropped_exact = 0
+    dropped_caliper = dropped_exact = n_pairs = 0
     control_cells = {}
     for cell in np.unique(cells[is_candidate_treated | is_control]):
         in_cell = cells == cell
@@ -549,20 +561,31 @@ def _match_within_cells(
         if len(treated_rows) == 0:
             continue
         positions, distance = _nearest(sorted_logit, logit[treated_rows], comparators)
-        accepted = np.isfinite(distance) & (distance <= caliper_width)
-        matches = accepted.sum(axis=1)
+        if ties:
+            treated_index, control_position = _matches_with_ties(
+                sorted_logit, logit[treated_rows], distance[:, -1], caliper_width
+            )
+        else:
+            treated_index, slot = np.nonzero(np.isfinite(distance) & (distance <= caliper_width))
+            control_position = positions[treated_index, slot]
+        n_pairs += len(treated_index)
+        if n_pairs > MAX_PAIRS:
+            raise ConfigError(
+                f"match: more than {MAX_PAIRS:,} treated-control pairs, because many rows share "
+                "exactly the same propensity score (coarse covariates) and ties are kept; add a "
+                "more detailed covariate or pass ties=False"
+            )
+        matches = np.bincount(treated_index, minlength=len(treated_rows))
         dropped_caliper += int((matches == 0).sum())
-        treated_index, slot = np.nonzero(accepted)
         pair_treated.append(treated_rows[treated_index])
-        pair_control.append(sorted_rows[positions[treated_index, slot]])
+        pair_control.append(sorted_rows[control_position])
         pair_weight.append(1.0 / matches[treated_index])
 
     if pair_treated:
         pair_treated_rows = np.concatenate(pair_treated)
         pair_control_rows = np.concatenate(pair_control)
         pair_weights = np.concatenate(pair_weight)
-        # ascending treated row, then nearest first (np.nonzero keeps slot order within a row)
-        order = np.argsort(pair_treated_rows, kind="stable")
+        order = np.lexsort((pair_control_rows, pair_treated_rows))
         pair_treated_rows = pair_treated_rows[order]
         pair_control_rows = pair_control_rows[order]
         pair_weights = pair_weights[order]
@@ -592,6 +615,34 @@ def _match_within_cells(
         dropped_caliper=dropped_caliper,
         dropped_exact=dropped_exact,
     )
+
+
+def _matches_with_ties(
+    sorted_values: np.ndarray,
+    queries: np.ndarray,
+    kth_distance: np.ndarray,
+    caliper_width: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every control at least as close as the k-th nearest and within the caliper, per query.
+
+    This is Abadie & Imbens's (2006) matched set J_M(i), which keeps controls tied with the M-th
+    nearest: with coarse covariates many rows share one score, and taking the first k of a tie
+    would reuse the same few controls for every treated unit with that score. The set is a
+    contiguous run of the sorted array, found by two binary searches per query.
+    Returns (query index, position in sorted_values) per pair.
+    """
+    radius = np.minimum(kth_distance, caliper_width)
+    # a hair of slack keeps controls whose distance equals the k-th exactly but not after
+    # rounding t - d; the caliper itself is then applied exactly
+    reach = radius * (1 + 1e-9) + 1e-12
+    low = np.searchsorted(sorted_values, queries - reach, side="left")
+    high = np.searchsorted(sorted_values, queries + reach, side="right")
+    counts = high - low
+    query_index = np.repeat(np.arange(len(queries)), counts)
+    first_of_query = np.cumsum(counts) - counts
+    position = np.repeat(low - first_of_query, counts) + np.arange(counts.sum())
+    within = np.abs(sorted_values[position] - queries[query_index]) <= caliper_width
+    return query_index[within], position[within]
 
 
 def _control_neighbours(
