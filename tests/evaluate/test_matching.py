@@ -182,6 +182,9 @@ def test_propensity_coefficients_are_on_the_covariates_scale():
     recomputed = (coefficients["intercept"] + coefficients["x"] * matched["x"]
                   + coefficients["sex=M"] * (matched["sex"] == "M"))
     assert np.allclose(recomputed, matched["_logit"])
+    every_row = (coefficients["intercept"] + coefficients["x"] * TINY["x"]
+                 + coefficients["sex=M"] * (TINY["sex"] == "M"))
+    assert np.allclose(result.pscore, 1 / (1 + np.exp(-every_row)))
 
 
 # ---------------------------------------------------------------- options

@@ -114,6 +114,8 @@ class MatchResult:
     options: dict[str, Any]
     pscore_coefficients: dict[str, float]
     """Logit coefficients on the covariates' own scale (per unit, per level vs the first)."""
+    pscore: np.ndarray
+    """Propensity score of every input row, in input order (for overlap charts)."""
     notes: list[str] = field(default_factory=list)
     """Warnings worth reading (e.g. a constant covariate left out of the propensity model)."""
 
@@ -274,6 +276,7 @@ def match(
             "ties": ties,
         },
         pscore_coefficients=coefficients,
+        pscore=pscore,
         notes=notes,
     )
 
@@ -504,6 +507,20 @@ class _Matching:
     dropped_exact: int
 
 
+def _cell_members(cells: np.ndarray, members: np.ndarray):
+    """Yield (cell, members in it, ascending) for the given members, after one sort: a scan per
+    cell would cost rows x cells, which many exact cells make quadratic."""
+    if len(members) == 0:
+        return
+    member_cells = cells[members]
+    order = np.argsort(member_cells, kind="stable")
+    sorted_cells = member_cells[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cells[1:] != sorted_cells[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for start, end in zip(starts, ends):
+        yield sorted_cells[start], members[order[start:end]]
+
+
 def _nearest(
     sorted_values: np.ndarray,
     queries: np.ndarray,
@@ -548,10 +565,9 @@ def _match_within_cells(
     pair_treated, pair_control, pair_weight = [], [], []
     dropped_caliper = dropped_exact = n_pairs = 0
     control_cells = {}
-    for cell in np.unique(cells[is_candidate_treated | is_control]):
-        in_cell = cells == cell
-        treated_rows = np.flatnonzero(in_cell & is_candidate_treated)
-        control_rows = np.flatnonzero(in_cell & is_control)
+    for cell, rows in _cell_members(cells, np.flatnonzero(is_candidate_treated | is_control)):
+        treated_rows = rows[is_candidate_treated[rows]]
+        control_rows = rows[is_control[rows]]
         if len(control_rows) == 0:
             dropped_exact += len(treated_rows)
             continue
@@ -654,10 +670,8 @@ def _control_neighbours(
 ) -> np.ndarray:
     """Each used control's J nearest other controls in its exact cell, on the logit."""
     result = np.full((len(control_rows), neighbours), -1, dtype=np.int64)
-    used_cells = cells[control_rows]
-    for cell in np.unique(used_cells):
+    for cell, which in _cell_members(cells[control_rows], np.arange(len(control_rows))):
         sorted_rows, sorted_logit = control_cells[cell]
-        which = np.flatnonzero(used_cells == cell)
         rows = control_rows[which]
         # position of each used control in its cell's logit order
         by_row = np.argsort(sorted_rows)
