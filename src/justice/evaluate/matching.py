@@ -200,15 +200,15 @@ def match(
         _check_complete(frame, name, "covariate" if name in covariates else "exact column")
     n_treated, n_controls = int(is_treated.sum()), int((~is_treated).sum())
     if n_treated < 2:
-        raise ConfigError(f"treatment column '{treatment}' marks {n_treated} treated row(s); "
-                          "matching needs at least 2")
+        raise ConfigError(f"match: treatment column '{treatment}' marks {n_treated} treated "
+                          "row(s); matching needs at least 2")
     if n_controls == 0:
-        raise ConfigError(f"treatment column '{treatment}' marks no control rows (every row is "
-                          "treated); matching needs a pool of untreated rows")
+        raise ConfigError(f"match: treatment column '{treatment}' marks no control rows (every "
+                          "row is treated); matching needs a pool of untreated rows")
 
     design = _encode(frame, model_covariates)
     logit, coefficients, notes = _propensity(design, is_treated)
-    pscore = 1 / (1 + np.exp(-logit))
+    pscore = np.exp(-np.logaddexp(0.0, -logit))  # 1 / (1 + e^-logit) without overflow
     treated_logit, control_logit = logit[is_treated], logit[~is_treated]
     logit_sd = math.sqrt((treated_logit.var(ddof=1) + control_logit.var(ddof=1)) / 2)
     caliper_width = math.inf if caliper is None else caliper * logit_sd
@@ -226,7 +226,7 @@ def match(
     n_matched = len(matching.treated_rows)
     if n_matched == 0:
         raise ConfigError(
-            f"no treated row found a control: {dropped_support} outside common support, "
+            f"match: no treated row found a control: {dropped_support} outside common support, "
             f"{matching.dropped_exact} with no control in their exact cell, "
             f"{matching.dropped_caliper} beyond the caliper ({caliper} SD of the logit); "
             "widen the caliper, drop exact columns or enlarge the comparison pool"
