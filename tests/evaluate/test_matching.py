@@ -444,3 +444,15 @@ def test_the_worked_example_in_the_api_guide_runs_and_prints_what_the_guide_show
     exec(compile("\n".join(code), str(DOCS), "exec"), namespace)  # noqa: S102
     assert capsys.readouterr().out == "".join(shown)
     assert isinstance(namespace["result"], MatchResult)
+
+
+def test_the_public_api_is_pinned():
+    import justice.evaluate
+
+    # other modules and users code against these names: changing them must be deliberate
+    assert sorted(justice.evaluate.__all__) == [
+        "EValue", "Effect", "MatchResult", "e_value", "match", "minimum_detectable_effect",
+        "minimum_detectable_mean_difference", "participants_needed"]
+    assert list(Effect.__dataclass_fields__) == [
+        "outcome", "treated_mean", "comparison_mean", "att", "se", "ci", "p_value", "dr_att",
+        "dr_se", "dr_ci", "dr_p_value", "n_treated"]
