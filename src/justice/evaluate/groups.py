@@ -1,0 +1,358 @@
+"""The analysis frame: participants and the comparison pool at their index dates, with the
+characteristics they had then and what happened in the year after.
+
+    frame, excluded = analysis_frame(settings, identification, options)
+    frame[frame.treated == 1], excluded   # {cohort row: why it is not in the frame}
+
+Read from the warehouse, read-only, following the proven reoffending rules
+(marts.proven_reoffending_cohort: index events are non-custodial sentences and releases from
+custody; one per person per quarterly cohort; a quarter is there once it is published).
+
+**Index event of a participant.** The programme belongs to the latest index event in the
+`belongs_days` (default 183) before its start, up to the start day: the sentence being served or
+the release it follows. Failing one, the first index event after the start (within 365 days)
+counts. A participant with neither, or whose start is past the last published cohort quarter
+(the event that counts may be one not yet published), is excluded, with the reason.
+
+**Comparison pool.** Members of the cohorts from the participants' first to last cohort quarter,
+with an index event of a kind the participants have, who took part in no programme
+(core.intervention_participation) and are none of the people the cohort file identified. A person
+in several of those quarters is taken once, at one of their index events picked by a hash of
+their id and quarter (deterministic, and unrelated to anything measured).
+
+**Covariates** use only events dated before the index date (the leakage test in
+tests/evaluate/test_groups.py adds and alters later events and checks that none moves):
+criminal history counts events before the *index occasion* (the day the index sentence was
+passed: the index date for a non-custodial sentence, the sentence date for a release; the spell's
+start for a release the court data does not explain), so the index offence is not its own
+history and both kinds of index event are measured alike.
+
+* ``age_at_index`` (years; unknown filled with the frame's median and ``age_unknown`` = 1),
+  ``sex`` (M, F or unknown), ``index_event``, ``disposal_type``, ``offence_group`` (unknown for a
+  release the court data does not explain), ``sentence_length_band`` (custody; ``none``
+  otherwise), ``index_year``;
+* ``previous_offences``: proven (convicted) recordable offences, breaches aside, with an outcome
+  date before the index occasion; ``previous_breaches``: proven breach offences likewise;
+  ``previous_custodial_sentences``: days sentenced to immediate custody before the occasion;
+* ``age_at_first_contact``: age at the first proven recordable offence's outcome, the index
+  occasion at the latest (age at index when neither is known);
+* ``days_since_last_proven_offence``: from the last previous proven offence's outcome to the index
+  date, at most NO_PREVIOUS_DAYS; ``no_previous_offence`` = 1 (and the value NO_PREVIOUS_DAYS)
+  when there is none;
+* ``ogrs_band``: band of the OGRS score of the latest supervision that started before the index
+  date (low under 50, medium 50-74, high 75-89, very high 90+; unknown without one).
+
+Core has no ethnicity, so the frame has none.
+
+**Outcomes** in the year after the index date, by the mart's rules (a recordable, non-breach
+offence committed within 365 days and proven within 365 + 183): ``reoffended`` (0/1),
+``reoffences``, ``days_to_first_reoffence`` (365 for none), ``custody_on_reoffending`` (0/1: a
+proven reoffence sentenced to immediate custody), and the placebo ``offended_in_year_before``
+(0/1: a proven recordable offence committed in the 365 days before the index date, other than
+those sentenced at the index occasion, which every member has by definition).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+
+from justice.errors import ConfigError
+from justice.link.run import open_warehouse
+from justice.settings import Settings
+
+BELONGS_DAYS = 183
+"""A programme belongs to the latest index event at most this many days before its start."""
+AFTER_DAYS = 365
+"""Failing that, the first index event at most this many days after the start counts."""
+FOLLOW_UP_DAYS, WAITING_DAYS = 365, 183
+NO_PREVIOUS_DAYS = 3_652
+"""Days since the last proven offence are capped at ten years; none counts as the cap."""
+
+COVARIATES = ("age_at_index", "age_unknown", "sex", "index_event", "disposal_type",
+              "offence_group", "sentence_length_band", "index_year", "previous_offences",
+              "previous_breaches", "previous_custodial_sentences", "age_at_first_contact",
+              "days_since_last_proven_offence", "no_previous_offence", "ogrs_band")
+OUTCOMES = ("reoffended", "reoffences", "days_to_first_reoffence", "custody_on_reoffending",
+            "offended_in_year_before")
+COLUMNS = ("person_id", "treated", "cohort_row", "index_date", "cohort_quarter", *COVARIATES,
+           *OUTCOMES)
+
+_MART = "marts.proven_reoffending_cohort"
+
+
+def _age(dob: str, on: str) -> str:
+    """Whole years from `dob` to `on` (SQL), as the mart computes age at index."""
+    return (f"(date_diff('year', {dob}, {on}) - case when strftime({on}, '%m%d') < "
+            f"strftime({dob}, '%m%d') then 1 else 0 end)")
+
+
+def _frame_sql() -> str:
+    """Covariates and outcomes for every index event in memory.main.frame_index."""
+    return f"""
+        with classified as (
+            select o.offence_id, o.person_id, o.defendant_case_id, o.offence_date, o.outcome_date,
+                   o.disposal_type, o.convicted,
+                   coalesce(c.recordable, false) as recordable,
+                   coalesce(c.is_breach, false) as is_breach
+            from core.offence o
+            left join reference.offence_codes c
+              on c.offence_code = o.offence_code
+             and coalesce(o.offence_date, o.charge_date, date '9999-12-31')
+                 between c.effective_from and coalesce(c.effective_to, date '9999-12-31')
+            where o.person_id in (select person_id from memory.main.frame_index)
+        ),
+        occasion as (
+            -- The day the index sentence was passed; never after the index date.
+            select f.*, least(f.index_date, coalesce(
+                (select min(d.disposal_date) from core.disposal d
+                 where d.defendant_case_id = f.index_defendant_case_id and d.is_principal
+                   and d.disposal_date <= f.index_date),
+                (select min(s.start_date) from core.custody_spell s
+                 where s.custody_spell_id = f.index_custody_spell_id
+                   and s.start_date <= f.index_date),
+                f.index_date)) as occasion_date
+            from memory.main.frame_index f
+        ),
+        history as (
+            select f.frame_key,
+                count(*) filter (where o.recordable and not o.is_breach
+                                 and o.outcome_date < f.occasion_date) as previous_offences,
+                count(*) filter (where o.is_breach
+                                 and o.outcome_date < f.occasion_date) as previous_breaches,
+                max(o.outcome_date) filter (where o.recordable and not o.is_breach
+                                            and o.outcome_date < f.occasion_date) as last_previous,
+                min(o.outcome_date) filter (where o.recordable) as first_contact
+            from occasion f
+            join classified o on o.person_id = f.person_id and o.convicted
+             and o.outcome_date <= f.occasion_date
+            group by f.frame_key
+        ),
+        custody as (
+            select f.frame_key, count(distinct d.disposal_date) as previous_custodial_sentences
+            from occasion f
+            join core.disposal d on d.person_id = f.person_id
+             and d.disposal_type = 'immediate_custody' and d.disposal_date < f.occasion_date
+            group by f.frame_key
+        ),
+        ogrs as (
+            select f.frame_key, arg_max(s.ogrs_score, s.start_date) as ogrs_score
+            from occasion f
+            join core.supervision s on s.person_id = f.person_id and s.start_date < f.index_date
+             and s.ogrs_score is not null
+            group by f.frame_key
+        ),
+        custody_reoffence as (
+            select distinct f.frame_key
+            from occasion f
+            join classified o on o.person_id = f.person_id and o.convicted and o.recordable
+             and not o.is_breach
+             and o.offence_date > f.index_date
+             and o.offence_date <= f.index_date + {FOLLOW_UP_DAYS}
+             and o.outcome_date <= f.index_date + {FOLLOW_UP_DAYS + WAITING_DAYS}
+            left join core.defendant_case dc on dc.defendant_case_id = o.defendant_case_id
+            where o.disposal_type = 'immediate_custody'
+               or dc.principal_disposal_type = 'immediate_custody'
+        ),
+        year_before as (
+            select distinct f.frame_key
+            from occasion f
+            join classified o on o.person_id = f.person_id and o.convicted and o.recordable
+             and not o.is_breach
+             and o.offence_date >= f.index_date - {FOLLOW_UP_DAYS}
+             and o.offence_date < f.index_date
+             and o.outcome_date is distinct from f.occasion_date
+        )
+        select
+            f.frame_key, f.person_id, f.treated, f.cohort_row, f.index_date, f.cohort_quarter,
+            f.age_at_index, f.sex, f.index_event, f.disposal_type, f.offence_group,
+            f.sentence_length_band, year(f.index_date) as index_year,
+            coalesce(h.previous_offences, 0) as previous_offences,
+            coalesce(h.previous_breaches, 0) as previous_breaches,
+            coalesce(c.previous_custodial_sentences, 0) as previous_custodial_sentences,
+            case when p.date_of_birth is not null and h.first_contact is not null
+                 then {_age('p.date_of_birth', 'h.first_contact')} end as age_at_first_contact,
+            -- least() skips nulls: none stays null here, and is flagged in _finish.
+            case when h.last_previous is not null
+                 then least(date_diff('day', h.last_previous, f.index_date), {NO_PREVIOUS_DAYS})
+                 end as days_since_last_proven_offence,
+            og.ogrs_score,
+            f.reoffended::integer as reoffended,
+            f.reoffences,
+            case when f.first_reoffence_date is null then {FOLLOW_UP_DAYS}
+                 else least(date_diff('day', f.index_date, f.first_reoffence_date), {FOLLOW_UP_DAYS})
+                 end as days_to_first_reoffence,
+            (cr.frame_key is not null)::integer as custody_on_reoffending,
+            (yb.frame_key is not null)::integer as offended_in_year_before
+        from occasion f
+        left join history h using (frame_key)
+        left join custody c using (frame_key)
+        left join ogrs og using (frame_key)
+        left join custody_reoffence cr using (frame_key)
+        left join year_before yb using (frame_key)
+        left join core.person p on p.person_id = f.person_id
+        order by f.treated desc, f.frame_key
+    """
+
+
+def _ogrs_band(score: Any) -> str:
+    if score is None or pd.isna(score):
+        return "unknown"
+    score = float(score)
+    return ("low" if score < 50 else "medium" if score < 75 else "high" if score < 90
+            else "very high")
+
+
+def _quarter_end(start: dt.date) -> dt.date:
+    month = start.month + 3
+    year = start.year + (month > 12)
+    return dt.date(year, (month - 1) % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def analysis_frame(settings: Settings, identification: Any, options: Any = None
+                   ) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Participants (treated = 1) and the comparison pool (0) at their index dates: one row
+    each with COLUMNS; and the identified participants left out, by cohort row, with why.
+
+    `options` may set ``belongs_days`` (default BELONGS_DAYS); the frame's ``attrs`` hold the
+    pool's counts and the published quarters."""
+    belongs = int(getattr(options, "belongs_days", BELONGS_DAYS))
+    if belongs < 0:
+        raise ConfigError(f"belongs_days {belongs}: give 0 or more days")
+    participants = pd.DataFrame(
+        [(p.row, p.person_id, p.start_date) for p in identification.participants],
+        columns=["cohort_row", "person_id", "start_date"])
+    participants["start_date"] = pd.to_datetime(participants["start_date"]).dt.date
+    identified = sorted({r.person_id for r in identification.rows if r.person_id})
+    con = open_warehouse(settings, read_only=True)
+    try:
+        con.execute("set preserve_insertion_order = false").fetchall()
+        first_q, last_q = con.execute(f"select min(cohort_quarter_start), max(cohort_quarter_start) "
+                                      f"from {_MART}").fetchall()[0]
+        if first_q is None:
+            raise ConfigError(f"{_MART} is empty: run `justice build` on a home with court data")
+        published_end = _quarter_end(last_q)
+        con.register("frame_participants_df", participants)
+        con.execute("create or replace table memory.main.frame_participants as "
+                    "select * from frame_participants_df").fetchall()
+        con.unregister("frame_participants_df")
+        # Kept in DuckDB (not pandas) so that dates stay dates.
+        con.execute(f"""
+            create or replace table memory.main.frame_chosen as
+            select p.cohort_row, m.*
+            from memory.main.frame_participants p
+            join {_MART} m on m.person_id = p.person_id
+             and m.index_date between p.start_date - {belongs} and p.start_date + {AFTER_DAYS}
+            where p.start_date <= $published_end
+            qualify row_number() over (
+                partition by p.cohort_row
+                order by (m.index_date <= p.start_date) desc,
+                         case when m.index_date <= p.start_date
+                              then date_diff('day', m.index_date, p.start_date)
+                              else date_diff('day', p.start_date, m.index_date) end) = 1
+        """, {"published_end": published_end}).fetchall()
+        chosen = con.execute("select cohort_row, index_event, cohort_quarter_start "
+                             "from memory.main.frame_chosen").fetchall()
+        excluded: dict[int, str] = {}
+        found = {row for row, _, _ in chosen}
+        for p in participants.itertuples():
+            if p.cohort_row in found:
+                continue
+            if p.start_date > published_end:
+                excluded[p.cohort_row] = (
+                    f"the programme started on {p.start_date:%d/%m/%Y}, after the last published "
+                    f"reoffending cohort (quarter ending {published_end:%d/%m/%Y}): its index "
+                    "event is not yet published")
+            elif p.start_date + dt.timedelta(days=AFTER_DAYS) < first_q:
+                excluded[p.cohort_row] = (
+                    f"the programme started on {p.start_date:%d/%m/%Y}, before the first "
+                    f"reoffending cohort (quarter starting {first_q:%d/%m/%Y})")
+            else:
+                excluded[p.cohort_row] = (
+                    f"no sentence or release from custody in a published reoffending cohort "
+                    f"from {belongs} days before the programme start ({p.start_date:%d/%m/%Y}) "
+                    f"to {AFTER_DAYS} days after")
+        kinds = sorted({kind for _, kind, _ in chosen})
+        starts = [q for _, _, q in chosen]
+        quarters = (min(starts), max(starts)) if starts else (None, None)
+        con.register("frame_identified_df", pd.DataFrame({"person_id": identified}, dtype=object))
+        con.execute("""
+            create or replace table memory.main.frame_index as
+            select row_number() over (order by c.cohort_row) as frame_key, 1 as treated,
+                   c.cohort_row::bigint as cohort_row, c.* exclude (cohort_row)
+            from memory.main.frame_chosen c
+        """).fetchall()
+        pool_counts = con.execute(f"""
+            with window_members as (
+                select m.* from {_MART} m
+                where m.cohort_quarter_start between $q0 and $q1
+                  and list_contains($kinds, m.index_event)
+            )
+            select
+                count(distinct person_id),
+                count(distinct person_id) filter (where person_id in (
+                    select person_id from core.intervention_participation
+                    where person_id is not null)),
+                count(distinct person_id) filter (where person_id in (
+                    select person_id from frame_identified_df))
+            from window_members
+        """, {"q0": quarters[0], "q1": quarters[1], "kinds": kinds}).fetchall()[0]
+        con.execute(f"""
+            insert into memory.main.frame_index
+            select (select count(*) from memory.main.frame_index) + row_number() over ()
+                       as frame_key, 0 as treated, null::bigint as cohort_row, m.*
+            from {_MART} m
+            where m.cohort_quarter_start between $q0 and $q1
+              and list_contains($kinds, m.index_event)
+              and m.person_id not in (select person_id from core.intervention_participation
+                                      where person_id is not null)
+              and m.person_id not in (select person_id from frame_identified_df)
+            qualify row_number() over (
+                partition by m.person_id order by hash(m.person_id || m.cohort_quarter)) = 1
+        """, {"q0": quarters[0], "q1": quarters[1], "kinds": kinds}).fetchall()
+        frame = con.execute(_frame_sql()).df()
+        con.unregister("frame_identified_df")
+    finally:
+        con.close()
+    return _finish(frame, excluded, pool_counts, first_q, last_q), excluded
+
+
+def _finish(frame: pd.DataFrame, excluded: dict[int, str], pool_counts: tuple,
+            first_q: dt.date, last_q: dt.date) -> pd.DataFrame:
+    """Unknowns made explicit (no missing covariate), types fixed, counts in ``attrs``."""
+    frame = frame.copy()
+    age = frame["age_at_index"].astype("Float64")
+    frame["age_unknown"] = age.isna().astype(int)
+    fill = float(age.median()) if age.notna().any() else 0.0
+    frame["age_at_index"] = age.fillna(fill).astype(float)
+    first = frame["age_at_first_contact"].astype("Float64")
+    frame["age_at_first_contact"] = first.fillna(frame["age_at_index"]).astype(float)
+    for col in ("sex", "offence_group", "disposal_type", "index_event"):
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), "unknown").astype(str)
+    custody = frame["disposal_type"] == "immediate_custody"
+    band = frame["sentence_length_band"].astype(object)
+    frame["sentence_length_band"] = band.where(band.notna(), "unknown").where(custody, "none")
+    no_previous = frame["days_since_last_proven_offence"].isna()
+    frame["no_previous_offence"] = no_previous.astype(int)
+    frame["days_since_last_proven_offence"] = (
+        frame["days_since_last_proven_offence"].fillna(NO_PREVIOUS_DAYS).astype(int))
+    frame["ogrs_band"] = [_ogrs_band(s) for s in frame["ogrs_score"]]
+    for col in ("treated", "index_year", "previous_offences", "previous_breaches",
+                "previous_custodial_sentences", *OUTCOMES):
+        frame[col] = frame[col].astype(int)
+    frame["cohort_row"] = frame["cohort_row"].astype("Int64")
+    frame["index_date"] = pd.to_datetime(frame["index_date"]).dt.date
+    frame = frame[list(COLUMNS)].reset_index(drop=True)
+    window, other_programmes, identified = pool_counts
+    frame.attrs.update({
+        "participants": int(frame["treated"].sum()),
+        "excluded_participants": len(excluded),
+        "pool": int((frame["treated"] == 0).sum()),
+        "pool_window_people": int(window),
+        "pool_excluded_other_programmes": int(other_programmes),
+        "pool_excluded_identified": int(identified),
+        "published_quarters": (first_q.isoformat(), last_q.isoformat()),
+    })
+    return frame

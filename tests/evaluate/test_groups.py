@@ -1,0 +1,193 @@
+"""The analysis frame: the index-event rule, the comparison pool, exclusions, and the leakage
+test (events after the index date, added or altered, move no covariate but do move outcomes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+from homes import copy_home, warehouse_rows
+
+from justice.evaluate.cohort import CohortFile, Participant, read_cohort
+from justice.evaluate.groups import COLUMNS, COVARIATES, OUTCOMES, analysis_frame
+from justice.evaluate.identify import Identification, IdentifiedRow, identify
+
+
+@pytest.fixture(scope="module")
+def identification(built_home, linked_home):
+    """The largest provider file of the fixture world, identified."""
+    files = sorted((linked_home.home / "legacy" / "interventions").glob("*.xlsx"))
+    cohorts = [read_cohort(f, on_row_problem="exclude") for f in files]
+    cohort = max(cohorts, key=lambda c: len(c.rows))
+    return identify(built_home, cohort, min_matched=1)
+
+
+def _identification(people: list[tuple[str, dt.date]]) -> Identification:
+    """An identification of the given (person_id, programme start) pairs, rows 5 onwards."""
+    rows = []
+    for i, (person_id, start) in enumerate(people):
+        p = Participant(5 + i, "A", "B", None, None, start, None, None)
+        rows.append(IdentifiedRow(p, "matched", person_id, 30.0, None, None))
+    cohort = CohortFile(None, "Test Programme", None, [r.participant for r in rows], 4, {})
+    return Identification(cohort, rows, 10.0, 1, False)
+
+
+def test_frame_columns_pool_and_exclusions(built_home, identification):
+    frame, excluded = analysis_frame(built_home, identification)
+    assert list(frame.columns) == list(COLUMNS)
+    assert frame[list(COVARIATES) + list(OUTCOMES)].notna().all().all()
+    treated, pool = frame[frame.treated == 1], frame[frame.treated == 0]
+    rows = {p.row for p in identification.participants}
+    # Every participant taken in is in the frame or excluded with a reason, never both.
+    assert set(treated.cohort_row) | set(excluded) == rows
+    assert not set(treated.cohort_row) & set(excluded)
+    assert all(isinstance(why, str) and why for why in excluded.values())
+    assert len(treated) >= 20
+    # The pool: nobody on any programme, nobody the file identified, each person once, in the
+    # participants' quarters and kinds of index event.
+    on_programmes = {r[0] for r in warehouse_rows(
+        built_home, "select person_id from core.intervention_participation")}
+    identified = {r.person_id for r in identification.rows if r.person_id}
+    assert not set(pool.person_id) & on_programmes
+    assert not set(pool.person_id) & identified
+    assert pool.person_id.is_unique and frame.person_id.is_unique
+    assert set(pool.index_event) <= set(treated.index_event)
+    assert treated.cohort_quarter.min() <= pool.cohort_quarter.min()
+    assert pool.cohort_quarter.max() <= treated.cohort_quarter.max()
+    assert frame.attrs["pool"] == len(pool) > 5 * len(treated)
+    assert frame.attrs["pool_excluded_other_programmes"] > 0
+    assert frame.attrs["excluded_participants"] == len(excluded)
+    # Outcomes obey their definitions.
+    assert set(frame.reoffended) <= {0, 1}
+    assert ((frame.reoffences > 0) == (frame.reoffended == 1)).all()
+    assert (frame.days_to_first_reoffence.between(1, 365)).all()
+    assert (frame.days_to_first_reoffence[frame.reoffended == 0] == 365).all()
+    assert (frame.custody_on_reoffending <= frame.reoffended).all()
+    assert ((frame.no_previous_offence == 1) == (frame.previous_offences == 0)).all()
+    assert (frame.sentence_length_band[frame.disposal_type != "immediate_custody"] == "none").all()
+    assert (frame.age_at_first_contact <= frame.age_at_index).all()
+
+
+def _mart(built_home):
+    return warehouse_rows(built_home, """
+        select person_id, list(index_date order by index_date)
+        from marts.proven_reoffending_cohort group by person_id""")
+
+
+def test_index_event_rule(built_home):
+    events = dict(_mart(built_home))
+    last_published = max(d for dates in events.values() for d in dates)
+    belongs = 183
+    backward = forward = None
+    for person_id, dates in sorted(events.items()):
+        for i, d in enumerate(dates):
+            after = dates[i + 1] if i + 1 < len(dates) else None
+            before = dates[i - 1] if i else None
+            # Started 50 days after a sentence or release, nothing else since: it counts.
+            if backward is None and (after is None or after > d + dt.timedelta(days=50)):
+                backward = (person_id, d + dt.timedelta(days=50), d)
+            # Started the day before one, nothing in the 183 days before: the next counts.
+            if (forward is None and person_id != (backward or ("",))[0]
+                    and (before is None or before < d - dt.timedelta(days=belongs + 1))):
+                forward = (person_id, d - dt.timedelta(days=1), d)
+    assert backward and forward
+    never = next(r[0] for r in warehouse_rows(built_home, """
+        select person_id from core.person
+        where person_id not in (select person_id from marts.proven_reoffending_cohort)
+        order by person_id limit 1"""))
+    late = next(p for p in sorted(events) if p not in (backward[0], forward[0]))
+    people = [backward[:2], forward[:2], (never, dt.date(2018, 1, 1)),
+              (late, last_published + dt.timedelta(days=200))]
+    frame, excluded = analysis_frame(built_home, _identification(people))
+    chosen = dict(zip(frame[frame.treated == 1].cohort_row, frame[frame.treated == 1].index_date))
+    assert chosen == {5: backward[2], 6: forward[2]}
+    assert "no sentence or release from custody in a published reoffending cohort" in excluded[7]
+    assert "not yet published" in excluded[8]
+    # belongs_days narrows the backward window: 50 days after is then too late.
+    class Options:
+        belongs_days = 30
+    frame, excluded = analysis_frame(built_home, _identification(people[:1]), Options())
+    assert 5 in excluded or frame[frame.treated == 1].index_date.iloc[0] > backward[1]
+
+
+def _add_events_after_index(con, frame) -> None:
+    """Events after each member's index date, as a later extract or a rebuild would bring:
+    new proven reoffences (one sentenced to custody), a breach, a custodial disposal and a
+    supervision with a high OGRS score, earlier outcomes moved, and the mart's outcome columns
+    updated as `justice build` would."""
+    code = con.execute("""select offence_code from reference.offence_codes
+                          where recordable and not is_breach order by offence_code limit 1""").fetchall()[0][0]
+    breach = con.execute("""select offence_code from reference.offence_codes
+                            where is_breach order by offence_code limit 1""").fetchall()[0][0]
+    con.register("members", frame[["person_id", "index_date", "cohort_quarter"]])
+    con.execute("create temp table m as select person_id, index_date::date as index_date, "
+                "cohort_quarter from members")
+    # Later events that already exist change: outcomes brought forward, verdicts flipped.
+    con.execute("""update core.offence o set outcome_date = m.index_date + 1, convicted = not o.convicted
+                   from m where o.person_id = m.person_id and o.offence_date > m.index_date""")
+    for n, (kind, days, disposal) in enumerate([(code, 10, "immediate_custody"),
+                                                (breach, 20, "fine")]):
+        con.execute(f"""
+            insert into core.offence by name
+            select 'LEAK{n}' || person_id as offence_id, person_id, 'LEAKCASE' || person_id
+                       as defendant_case_id, '{kind}' as offence_code,
+                   index_date + {days} as offence_date, index_date + {days + 30} as outcome_date,
+                   true as convicted, '{disposal}' as disposal_type
+            from m""")
+    con.execute("""
+        insert into core.disposal by name
+        select 'LEAKD' || person_id as disposal_id, person_id, 'immediate_custody' as disposal_type,
+               index_date + 40 as disposal_date, true as is_principal, 200 as custody_days
+        from m""")
+    con.execute("""
+        insert into core.supervision by name
+        select 'LEAKS' || person_id as supervision_id, person_id, index_date + 5 as start_date,
+               99.0 as ogrs_score
+        from m""")
+    con.execute("""
+        update marts.proven_reoffending_cohort c
+        set reoffences = c.reoffences + 1, reoffended = true,
+            first_reoffence_date = least(coalesce(c.first_reoffence_date, m.index_date + 10),
+                                         m.index_date + 10)
+        from m where c.person_id = m.person_id and c.cohort_quarter = m.cohort_quarter""")
+
+
+def test_no_leakage_of_later_events_into_covariates(built_home, identification, tmp_path):
+    copy = copy_home(built_home, tmp_path / "home")
+    before, excluded_before = analysis_frame(copy, identification)
+    con = duckdb.connect(str(copy.home / "warehouse.duckdb"))
+    try:
+        _add_events_after_index(con, before)
+    finally:
+        con.close()
+    after, excluded_after = analysis_frame(copy, identification)
+    assert excluded_after == excluded_before
+    key = ["person_id", "index_date"]
+    assert after[key].equals(before[key])
+    for column in COVARIATES:
+        assert after[column].equals(before[column]), column
+    # The outcomes did change: every member now has a proven reoffence sentenced to custody.
+    assert (after.reoffended == 1).all() and (before.reoffended == 0).any()
+    assert (after.reoffences == before.reoffences + 1).all()
+    assert (after.custody_on_reoffending == 1).all() and (before.custody_on_reoffending == 0).any()
+    assert (after.days_to_first_reoffence <= 10).all()
+
+    # The same kind of change before the index date does move covariates: the test can fail.
+    con = duckdb.connect(str(copy.home / "warehouse.duckdb"))
+    try:
+        code = con.execute("""select offence_code from reference.offence_codes
+                              where recordable and not is_breach order by 1 limit 1""").fetchall()[0][0]
+        con.register("members", before[["person_id", "index_date"]])
+        con.execute(f"""
+            insert into core.offence by name
+            select 'EARLY' || person_id as offence_id, person_id, '{code}' as offence_code,
+                   -- Long before any index occasion (a release can follow years inside).
+                   date '2001-01-01' as offence_date, date '2001-03-01' as outcome_date,
+                   true as convicted, 'fine' as disposal_type
+            from members""")
+    finally:
+        con.close()
+    earlier, _ = analysis_frame(copy, identification)
+    assert (earlier.previous_offences >= before.previous_offences + 1).all()
+    assert (earlier.no_previous_offence == 0).all()
