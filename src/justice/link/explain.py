@@ -13,6 +13,11 @@ DuckDB query (the same arithmetic as Splink's predict, checked against it by the
 Splink's per-call set-up, so one record scores in milliseconds): the match weight is the prior
 plus one weight per comparison (log2 of its Bayes factor, with the term-frequency adjustment on
 names folded in).
+
+``scorer.score_many(records, exclude_systems=("interventions",))`` scores a whole list in a few set
+queries (1,000 records against a 1,000,000-person index in about 2 s, where one at a time takes
+60-100 ms each) with the same arithmetic: each result equals ``score()``'s for that record,
+less the candidates of the excluded systems.
 """
 
 from __future__ import annotations
