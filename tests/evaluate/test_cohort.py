@@ -203,3 +203,15 @@ def test_unreadable_files(tmp_path):
 def test_problem_text():
     assert str(CohortProblem(7, "Date of birth", "bad")) == "row 7, column 'Date of birth': bad"
     assert str(CohortProblem(None, None, "the file is empty")) == "the file is empty"
+
+
+def test_csv_rows_are_numbered_by_the_line_they_start_on(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text('First name,Surname,Date of birth,Programme start date\n'
+                    '"Jon\nPaul",Smith,03/07/1985,01/02/2016\n'
+                    'Ann,Jones,31/02/1993,01/02/2016\n', encoding="utf-8")
+    with pytest.raises(CohortError) as excinfo:
+        read_cohort(path, today=TODAY)
+    assert _problems(excinfo) == {(4, "Date of birth")}  # the row on lines 2-3 comes first
+    cohort = read_cohort(path, on_row_problem="exclude", today=TODAY)
+    assert [(p.row, p.forenames) for p in cohort.rows] == [(2, "Jon\nPaul")]

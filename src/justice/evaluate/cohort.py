@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -147,6 +148,10 @@ def _sheet_rows(path: Path) -> list[tuple]:
                                                     "as .xlsx or CSV")])
         try:
             return [tuple(r) for r in wb.worksheets[0].iter_rows(values_only=True)]
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+            _raise(path, [CohortProblem(None, None, f"the workbook is damaged part way through "
+                                                    f"({exc.__class__.__name__}: {exc}); save it "
+                                                    "again as .xlsx or CSV")])
         finally:
             wb.close()
     if suffix in (".csv", ".txt"):
@@ -158,12 +163,17 @@ def _sheet_rows(path: Path) -> list[tuple]:
             except UnicodeDecodeError:
                 continue
         rows: list[tuple] = []
-        reader = csv.reader(text.splitlines())
-        for cells in reader:
-            # Pad with blank rows so that a row's index is its line number in the file.
-            while len(rows) < reader.line_num - 1:
-                rows.append(())
-            rows.append(tuple(cells))
+        reader = csv.reader(io.StringIO(text, newline=""))
+        line = 1  # where the next record starts: a quoted cell may hold line breaks
+        try:
+            for cells in reader:
+                # Pad with blank rows so that a row's index + 1 is the line it starts on.
+                while len(rows) < line - 1:
+                    rows.append(())
+                rows.append(tuple(cells))
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            _raise(path, [CohortProblem(reader.line_num, None, f"cannot be read as CSV: {exc}")])
         return rows
     _raise(path, [CohortProblem(None, None, f"a cohort file must be .xlsx or .csv, not "
                                             f"{path.suffix or 'a file with no extension'}")])
