@@ -187,6 +187,7 @@ def demo(
     link_report(home=home)
     build(home=home)
     docs(home=home, serve=False, port=8080)
+    _demo_evaluation(settings)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
     for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir),
                         ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb"),
@@ -542,6 +543,96 @@ def docs(home: HomeOption = None,
                 server.serve_forever()
             except KeyboardInterrupt:
                 pass
+
+
+@app.command("evaluate")
+def evaluate_cohort(
+    cohort: Annotated[Path, typer.Option(
+        "--cohort", help="A provider's cohort file (CSV or xlsx: names, date of birth, sex, "
+                         "programme start date, optional PNC or prison number).")],
+    programme: Annotated[str | None, typer.Option(
+        help="Programme name for the report (default: the file's title row or name).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Report folder (default HOME/reports/evaluation/<file name without extension>).")] = None,
+    comparators: Annotated[int, typer.Option(
+        help="Comparison people matched to each participant, at most.")] = 5,
+    caliper: Annotated[float, typer.Option(
+        help="Widest match, in standard deviations of the propensity score's logit.")] = 0.2,
+    min_matched: Annotated[int, typer.Option(
+        help="Fewest participants found in the records for the evaluation to go ahead.")] = 60,
+    exclude_bad_rows: Annotated[bool, typer.Option(
+        "--exclude-bad-rows", help="Leave out rows with problems (bad or future dates, duplicates), "
+                                   "listed in the report, instead of refusing the file.")] = False,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report's JSON to standard output.")] = False,
+) -> None:
+    """Evaluate a programme's impact on proven reoffending from a provider's cohort file (Justice
+    Data Lab style): find the participants, match a comparison group, and write report.html,
+    report.json, charts and tables; nothing is written if the file has problems."""
+    from justice.evaluate.run import EvaluationOptions, evaluate, write_report
+
+    settings = _settings(home)
+    target = out or settings.home / "reports" / "evaluation" / cohort.stem
+    try:
+        options = EvaluationOptions(comparators=comparators, caliper=caliper, min_matched=min_matched,
+                                    exclude_bad_rows=exclude_bad_rows)
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json) as bar:
+            bar.add_task(f"evaluating {cohort.name}", total=None)
+            evaluation = evaluate(settings, cohort, programme=programme, options=options)
+            folder = write_report(evaluation, target)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    summary = evaluation.summary
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    ident, mde = summary["identification"], summary["mde"]
+    console.print(f"[bold]{summary['programme']}[/] ({summary['provider'] or 'provider not named'}): "
+                  f"{ident['rows']:,} rows, {ident['matched'] + ident['repeat']:,} found "
+                  f"({ident['match_rate']:.0%}), "
+                  f"{ident['doubtful']:,} doubtful, {ident['unmatched']:,} not found; "
+                  f"{summary['treated']:,} in the treatment group, {summary['matched']:,} matched to "
+                  f"{summary['comparison']:,} comparison people", soft_wrap=True)
+    console.print(f"Detectable: {mde['difference'] * 100:.1f} percentage points at "
+                  f"{mde['power']:.0%} power (base rate {mde['base_rate']:.0%})")
+    rate = summary["outcomes"]["reoffending_rate"]
+    console.print(rate["headline"], soft_wrap=True)
+    console.print(f"Conclusion: {rate['conclusion']} (difference {rate['difference'] * 100:+.1f} "
+                  f"points, 95% CI {rate['ci'][0] * 100:+.1f} to {rate['ci'][1] * 100:+.1f}, "
+                  f"p = {rate['p_value']:.3f})", soft_wrap=True)
+    console.print(f"Report: {folder / 'report.html'}", soft_wrap=True)
+
+
+def _demo_evaluation(settings: Settings) -> None:
+    """Evaluate the provider file with the most rows, as a provider would send it: the
+    simulator's files carry the mistakes real ones do, so rows with problems are left out and
+    listed in the report rather than refusing the file."""
+    from justice.evaluate.cohort import read_cohort
+
+    folder = settings.legacy_dir / "interventions"
+    sizes = {}
+    for path in sorted(folder.glob("*.xlsx")) + sorted(folder.glob("*.csv")):
+        try:
+            sizes[path] = len(read_cohort(path, on_row_problem="exclude").rows)
+        except JusticeError as exc:
+            err.print(f"[yellow]demo: skipping {path.name}:[/] {exc}", soft_wrap=True)
+    if not sizes:
+        console.print(f"[yellow]demo: no readable provider file in {folder}; no evaluation[/]")
+        return
+    cohort = max(sizes, key=lambda path: (sizes[path], path.name))
+    try:
+        evaluate_cohort(cohort=cohort, programme=None,
+                        out=settings.home / "reports" / "evaluation" / cohort.stem, comparators=5,
+                        caliper=0.2, min_matched=60, exclude_bad_rows=True, home=settings.home,
+                        as_json=False)
+    except typer.Exit:
+        # A small demo world can leave a programme with too few people to evaluate; the rest of
+        # the demo still stands, and the message above says why.
+        console.print("[yellow]demo: the evaluation did not run (see the message above); try a "
+                      "larger world (--persons)[/]")
 
 
 StoreOption = Annotated[str | None, typer.Option(

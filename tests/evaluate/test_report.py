@@ -43,7 +43,7 @@ def _population(n: int = 3_000, effect: float = -0.12, seed: int = 3) -> pd.Data
     risk = np.clip(0.3 + 0.04 * (prior - 3) - 0.004 * (age - 35) + effect * treated, 0.01, 0.99)
     reoffended = (rng.random(n) < risk).astype(int)
     return pd.DataFrame({
-        "treated": treated.astype(int), "age_at_index": age, "sex": sex,
+        "treated": treated.astype(int), "cohort_row": np.where(treated, np.cumsum(treated) + 4, -1), "age_at_index": age, "sex": sex,
         "disposal_type": disposal, "previous_offences": prior, "reoffended": reoffended,
         "reoffences": reoffended * (1 + rng.poisson(1.0, n)),
         "days_to_first_reoffence": np.where(reoffended, rng.integers(1, 365, n), 365),
@@ -118,18 +118,24 @@ def test_an_inconclusive_result_says_chance_and_what_it_would_take():
     assert text.startswith("This is a statistically significant reduction (p < 0.001)")
 
 
-def test_participants_needed_is_the_smallest_group_that_detects_the_difference():
-    frame = _population()
-    options = EvaluationOptions()
-    needed = _needed(OUTCOMES[0], -0.03, frame, options)
-    pool = frame.loc[frame["treated"] == 0, "reoffended"]
-    ratio = len(pool) / frame["treated"].sum()
+def test_participants_needed_is_the_smallest_group_that_detects_the_difference(evaluation):
+    """With the standard error shrinking as 1/sqrt(n), the number needed is the smallest at which
+    the difference is (z_0.975 + z_0.8) standard errors; an inconclusive result always needs more
+    people than it had."""
+    effect = evaluation.result.effects["reoffences"]
+    needed = _needed(effect, EvaluationOptions())
+    multiplier = stats.normal_quantile(0.975) + stats.normal_quantile(0.8)
 
-    def mde(n):
-        return stats.minimum_detectable_effect(n, n * ratio, pool.mean())
+    def detectable(n):
+        return multiplier * effect.se * math.sqrt(effect.n_treated / n)
 
-    assert mde(needed) <= 0.03 < mde(needed - 1)
-    assert _needed(OUTCOMES[0], 0.0, frame, options) is None
+    assert detectable(needed) <= abs(effect.att) < detectable(needed - 1)
+    outcome = evaluation.summary["outcomes"]["reoffences_per_person"]
+    if outcome["conclusion"] == "inconclusive":
+        assert outcome["participants_needed"] == needed > effect.n_treated
+    for outcome in evaluation.summary["outcomes"].values():
+        if outcome["conclusion"] == "inconclusive":
+            assert outcome["participants_needed"] > evaluation.summary["matched"]
 
 
 def test_the_evaluation_finds_the_known_effect(evaluation):

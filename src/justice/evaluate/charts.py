@@ -118,7 +118,7 @@ def love_plot(balance: pd.DataFrame, path: Path) -> Chart:
     after = rows["smd_after"].abs().to_numpy(dtype=float)
     y = np.arange(len(rows))
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.5, 0.22 * len(rows) + 1.3))
+        fig, ax = plt.subplots(figsize=(8.5, 0.22 * len(rows) + 1.3))
         ax.scatter(before, y, marker="o", facecolors="none", edgecolors=BEFORE_COLOUR,
                    label="before matching")
         ax.scatter(after, y, marker="o", color=TREATED_COLOUR, label="after matching")

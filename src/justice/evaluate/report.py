@@ -161,15 +161,14 @@ def sensitivity_sentence(sensitivity: dict[str, Any]) -> str:
             f"{e_point:.2f} times as likely to take part and {e_point:.2f} times as likely to "
             f"reoffend, over and above everything matched on. ")
     if e_ci is None or e_ci <= 1.0:
-        text += ("The confidence interval already includes no difference, so no hidden "
-                 "characteristic is needed to make the result compatible with no effect.")
-    else:
-        text += (f"A weaker characteristic, of about {e_ci:.2f} times each way, would be enough to "
-                 f"make the result compatible with no effect.")
-    strength = ("small: a modest unmeasured difference between the groups could produce it"
-                if e_point < 1.5 else "moderate" if e_point < 2.5 else
-                "large: only a strong unmeasured difference could produce it")
-    return text + f" By this measure the robustness of the result is {strength}."
+        return text + ("The confidence interval already includes no difference, so the result is "
+                       "compatible with no effect without any hidden characteristic.")
+    strength = ("weak: a modest hidden difference between the groups could account for it"
+                if e_ci < 1.5 else "moderate" if e_ci < 2.5 else
+                "strong: only a large hidden difference could account for it")
+    return text + (f"To make the result compatible with no effect, a characteristic of about "
+                   f"{e_ci:.2f} times each way would be enough. By this measure the result's "
+                   f"robustness to hidden differences is {strength}.")
 
 
 def agreement_sentence(key: str, outcome: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,6 @@ from justice.settings import Settings
 
 __all__ = ["OUTCOMES", "PLACEBO", "Evaluation", "EvaluationOptions", "Outcome", "evaluate",
            "write_report"]
-
-COVARIATES = ("age_at_index", "sex", "ethnicity", "offence_group", "disposal_type",
-              "sentence_length_band", "index_event", "index_year", "previous_offences",
-              "previous_custodial_sentences", "age_at_first_contact",
-              "days_since_last_proven_offence", "no_previous_offence", "previous_breaches",
-              "ogrs_band")
-"""Characteristics at the index date matched on, those of them the analysis frame has."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +58,10 @@ class EvaluationOptions:
     min_matched: int = 60
     """Fewest participants found in the records for an evaluation to go ahead (the Justice Data
     Lab's minimum)."""
+
+    exclude_bad_rows: bool = False
+    """Leave out rows with problems (an unreadable or future date, a duplicate), listed in the
+    report, instead of refusing the whole file; a problem with the file itself still refuses it."""
 
     include_doubtful: bool = False
     """Take doubtful identifications into the analysis too (they are always reported)."""
@@ -148,11 +146,12 @@ def evaluate(settings: Settings, cohort_path: str | Path, *, programme: str | No
     from justice.evaluate.cohort import read_cohort
 
     options = options or EvaluationOptions()
-    cohort = read_cohort(cohort_path)
+    cohort = read_cohort(cohort_path,
+                         on_row_problem="exclude" if options.exclude_bad_rows else "raise")
     identification = identify.identify(settings, cohort, min_matched=options.min_matched,
                                        include_doubtful=options.include_doubtful)
     frame, excluded = groups.analysis_frame(settings, identification, options)
-    covariates = [c for c in COVARIATES if c in frame.columns]
+    covariates = [c for c in groups.COVARIATES if c in frame.columns]
     exact = [c for c in options.exact if c in covariates]
     mde = _minimum_detectable_effect(frame, options)
     outcomes = [o for o in (*OUTCOMES, PLACEBO) if o.column in frame.columns]
@@ -162,7 +161,8 @@ def evaluate(settings: Settings, cohort_path: str | Path, *, programme: str | No
                             common_support=options.common_support)
     return assemble(programme=programme or cohort.programme, provider=cohort.provider,
                     cohort_file=Path(cohort_path).name, identification=identification,
-                    excluded=excluded, frame=frame, covariates=covariates, mde=mde,
+                    excluded=excluded, frame=frame, rows_left_out=cohort.problems,
+                    covariates=covariates, mde=mde,
                     result=result, options=options)
 
 
@@ -182,35 +182,15 @@ def _minimum_detectable_effect(frame: pd.DataFrame, options: EvaluationOptions) 
             "power": options.power}
 
 
-def _needed(outcome: Outcome, difference: float, frame: pd.DataFrame,
-            options: EvaluationOptions) -> int | None:
-    """Participants it would take to detect `difference` at the stated power, the comparison
-    pool growing in step with them (None: beyond any realistic programme)."""
-    pool = frame.loc[~frame["treated"].astype(bool), outcome.column].astype(float)
-    ratio = len(pool) / max(int(frame["treated"].sum()), 1)
-    if outcome.kind == "rate":
-        base = float(pool.mean())
-
-        def detectable(n: float) -> float:
-            return stats.minimum_detectable_effect(n, n * ratio, base, options.alpha, options.power)
-    else:
-        sd = float(pool.std(ddof=1)) if len(pool) > 1 else 0.0
-
-        def detectable(n: float) -> float:
-            return stats.minimum_detectable_mean_difference(n, n * ratio, sd, options.alpha,
-                                                            options.power)
-    target = abs(difference)
-    limit = 10_000_000
-    if target == 0 or detectable(limit) > target:
+def _needed(effect: Any, options: EvaluationOptions) -> int | None:
+    """Participants it would take to detect a true difference of the size estimated, at the
+    stated power, with the comparison group growing in step: the standard error observed here,
+    shrinking with the square root of the group's size (None: no difference to detect)."""
+    if effect.att == 0 or not math.isfinite(effect.se) or effect.se <= 0:
         return None
-    low, high = 1, limit
-    while low < high:  # detectable(n) falls as n grows: the smallest n that reaches the target
-        middle = (low + high) // 2
-        if detectable(middle) <= target:
-            high = middle
-        else:
-            low = middle + 1
-    return int(low)
+    multiplier = (stats.normal_quantile(1 - options.alpha / 2)
+                  + stats.normal_quantile(options.power))
+    return math.ceil(effect.n_treated * (multiplier * effect.se / abs(effect.att)) ** 2)
 
 
 def _estimate(outcome: Outcome, effect: Any, frame: pd.DataFrame,
@@ -233,7 +213,7 @@ def _estimate(outcome: Outcome, effect: Any, frame: pd.DataFrame,
             "agrees": bool(ci[0] <= effect.dr_att <= ci[1] and dr_conclusion == conclusion)},
     }
     figures["participants_needed"] = (
-        _needed(outcome, effect.att, frame, options) if conclusion == report.INCONCLUSIVE else None)
+        _needed(effect, options) if conclusion == report.INCONCLUSIVE else None)
     figures["headline"] = report.headline(outcome.key, figures)
     return figures
 
@@ -285,6 +265,7 @@ def _json_number(value: Any) -> Any:
 
 def assemble(*, programme: str, provider: str | None, cohort_file: str, identification: Any,
              excluded: dict[int, str], frame: pd.DataFrame, covariates: list[str],
+             rows_left_out: list[Any] = (),
              mde: dict[str, Any], result: Any, options: EvaluationOptions) -> Evaluation:
     """The evaluation's figures and tables from its parts (the steps of `evaluate`)."""
     outcomes = {o.key: _estimate(o, result.effects[o.column], frame, options)
@@ -301,8 +282,7 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
                        for row in balance.to_dict("records")]
     counts = identification.counts
     treated_rows = frame.loc[frame["treated"].astype(bool)]
-    used_rows = {int(r) for r in treated_rows["row"]} if "row" in frame.columns else {
-        p.row for p in identification.participants if p.row not in excluded}
+    used_rows = {int(r) for r in treated_rows["cohort_row"]}
     summary: dict[str, Any] = {
         "programme": programme,
         "provider": provider,
@@ -318,7 +298,9 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
             "doubtful_included": options.include_doubtful, "people": counts["people"],
             "in_analysis": len(treated_rows),
             "excluded": [{"row": row, "reason": reason} for row, reason in sorted(excluded.items())],
-            "excluded_reasons": _tally(excluded.values()),
+            "excluded_reasons": _tally(_reason_kind(r) for r in excluded.values()),
+            "rows_left_out": [{"row": p.row, "column": p.column, "problem": _withheld(p.message)}
+                              for p in rows_left_out],
         },
         "mde": mde,
         "outcomes": outcomes,
@@ -329,6 +311,9 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
                      int(result.dropped_support), "dropped_caliper": int(result.dropped_caliper),
                      "dropped_exact": int(result.dropped_exact),
                      "effective_comparison": float(result.effective_comparison)},
+        "comparison_pool": {key: _json_number(frame.attrs[key]) for key in (
+            "pool_window_people", "pool_excluded_other_programmes", "pool_excluded_identified",
+            "published_quarters") if key in frame.attrs},
         "covariates": covariates,
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(options).items()},
     }
@@ -336,6 +321,24 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
                       identification_table=_identification_table(identification, excluded,
                                                                  used_rows),
                       score_groups=_score_groups(result, frame), result=result, frame=frame)
+
+
+_REASON_KINDS = (
+    ("not yet published", ("started after the last published reoffending cohort (a full year's "
+                          "follow-up is not yet possible)")),
+    ("before the first", "started before the first reoffending cohort the data cover"),
+    ("no sentence or release", "no sentence or release from custody the programme could belong to"),
+)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason for leaving a participant out, without the dates that make each one unique."""
+    return next((kind for key, kind in _REASON_KINDS if key in reason), reason)
+
+
+def _withheld(message: str) -> str:
+    """A cohort problem without the values quoted from the file (a date of birth, a name)."""
+    return re.sub(r"'[^']*'", "(value withheld)", message)
 
 
 def _tally(reasons: Any) -> dict[str, int]:
@@ -360,32 +363,7 @@ def _score_groups(result: Any, frame: pd.DataFrame) -> list[ScoreGroup]:
     treated = matched["treated"].astype(bool).to_numpy()
     scores = matched["_pscore"].to_numpy(dtype=float)
     weights = matched["_weight"].to_numpy(dtype=float)
-    groups = [ScoreGroup("treatment group (matched)", scores[treated], np.ones(int(treated.sum())))]
-    pool = _pool_scores(result, frame)
-    if pool is not None:
-        groups.append(ScoreGroup("comparison pool (before matching)", pool, np.ones(len(pool))))
-    groups.append(ScoreGroup("matched comparison (weighted)", scores[~treated], weights[~treated]))
-    return groups
-
-
-def _pool_scores(result: Any, frame: pd.DataFrame) -> np.ndarray | None:
-    """The comparison pool's propensity scores from the fitted coefficients, which `match`
-    reports per unit of each covariate and per level against the first (None if they cannot
-    be applied, or do not reproduce the matched rows' own scores)."""
-    logit = np.full(len(frame), float(result.pscore_coefficients.get("intercept", np.nan)))
-    for name, coefficient in result.pscore_coefficients.items():
-        if name == "intercept":
-            continue
-        if name in frame.columns:
-            values = frame[name].to_numpy(dtype=float)
-        else:
-            column, _, level = name.partition("=")
-            if column not in frame.columns:
-                return None
-            values = (frame[column].astype(str) == level).to_numpy(dtype=float)
-        logit += coefficient * values
-    scores = 1 / (1 + np.exp(-logit))
-    rows = result.matched["_row"].to_numpy()
-    if not np.allclose(scores[rows], result.matched["_pscore"].to_numpy(dtype=float), atol=1e-6):
-        return None
-    return scores[~frame["treated"].astype(bool).to_numpy()]
+    pool = np.asarray(result.pscore, dtype=float)[~frame["treated"].astype(bool).to_numpy()]
+    return [ScoreGroup("treatment group (matched)", scores[treated], np.ones(int(treated.sum()))),
+            ScoreGroup("comparison pool (before matching)", pool, np.ones(len(pool))),
+            ScoreGroup("matched comparison (weighted)", scores[~treated], weights[~treated])]
