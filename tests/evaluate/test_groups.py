@@ -191,3 +191,9 @@ def test_no_leakage_of_later_events_into_covariates(built_home, identification, 
     earlier, _ = analysis_frame(copy, identification)
     assert (earlier.previous_offences >= before.previous_offences + 1).all()
     assert (earlier.no_previous_offence == 0).all()
+
+
+def test_no_participants_gives_an_empty_frame(built_home):
+    frame, excluded = analysis_frame(built_home, _identification([]))
+    assert list(frame.columns) == list(COLUMNS) and len(frame) == 0 and excluded == {}
+    assert frame.attrs["participants"] == frame.attrs["pool"] == 0

@@ -58,6 +58,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from justice.errors import ConfigError
 from justice.link.run import open_warehouse
@@ -221,11 +222,14 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
     belongs = int(getattr(options, "belongs_days", BELONGS_DAYS))
     if belongs < 0:
         raise ConfigError(f"belongs_days {belongs}: give 0 or more days")
-    participants = pd.DataFrame(
-        [(p.row, p.person_id, p.start_date) for p in identification.participants],
-        columns=["cohort_row", "person_id", "start_date"])
-    participants["start_date"] = pd.to_datetime(participants["start_date"]).dt.date
-    identified = sorted({r.person_id for r in identification.rows if r.person_id})
+    people = identification.participants
+    # Arrow with explicit types, so that an empty list still has dates and strings.
+    participants = pa.table({
+        "cohort_row": pa.array([p.row for p in people], pa.int64()),
+        "person_id": pa.array([p.person_id for p in people], pa.string()),
+        "start_date": pa.array([p.start_date for p in people], pa.date32())})
+    identified = pa.table({"person_id": pa.array(
+        sorted({r.person_id for r in identification.rows if r.person_id}), pa.string())})
     con = open_warehouse(settings, read_only=True)
     try:
         con.execute("set preserve_insertion_order = false").fetchall()
@@ -257,27 +261,27 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
                              "from memory.main.frame_chosen").fetchall()
         excluded: dict[int, str] = {}
         found = {row for row, _, _ in chosen}
-        for p in participants.itertuples():
-            if p.cohort_row in found:
+        for p in people:
+            if p.row in found:
                 continue
             if p.start_date > published_end:
-                excluded[p.cohort_row] = (
+                excluded[p.row] = (
                     f"the programme started on {p.start_date:%d/%m/%Y}, after the last published "
                     f"reoffending cohort (quarter ending {published_end:%d/%m/%Y}): its index "
                     "event is not yet published")
             elif p.start_date + dt.timedelta(days=AFTER_DAYS) < first_q:
-                excluded[p.cohort_row] = (
+                excluded[p.row] = (
                     f"the programme started on {p.start_date:%d/%m/%Y}, before the first "
                     f"reoffending cohort (quarter starting {first_q:%d/%m/%Y})")
             else:
-                excluded[p.cohort_row] = (
+                excluded[p.row] = (
                     f"no sentence or release from custody in a published reoffending cohort "
                     f"from {belongs} days before the programme start ({p.start_date:%d/%m/%Y}) "
                     f"to {AFTER_DAYS} days after")
         kinds = sorted({kind for _, kind, _ in chosen})
         starts = [q for _, _, q in chosen]
         quarters = (min(starts), max(starts)) if starts else (None, None)
-        con.register("frame_identified_df", pd.DataFrame({"person_id": identified}, dtype=object))
+        con.register("frame_identified_df", identified)
         con.execute("""
             create or replace table memory.main.frame_index as
             select row_number() over (order by c.cohort_row) as frame_key, 1 as treated,
@@ -338,7 +342,8 @@ def _finish(frame: pd.DataFrame, excluded: dict[int, str], pool_counts: tuple,
     frame["no_previous_offence"] = no_previous.astype(int)
     frame["days_since_last_proven_offence"] = (
         frame["days_since_last_proven_offence"].fillna(NO_PREVIOUS_DAYS).astype(int))
-    frame["ogrs_band"] = [_ogrs_band(s) for s in frame["ogrs_score"]]
+    frame["ogrs_band"] = pd.Series([_ogrs_band(s) for s in frame["ogrs_score"]], dtype=object,
+                                   index=frame.index)
     for col in ("treated", "index_year", "previous_offences", "previous_breaches",
                 "previous_custodial_sentences", *OUTCOMES):
         frame[col] = frame[col].astype(int)
