@@ -183,3 +183,22 @@ def test_bad_options_are_refused(built_home, evaluated, tmp_path, args, message)
     assert result.exit_code == 2
     assert message in result.output
     assert not (tmp_path / "report").exists()
+
+
+def test_the_demo_evaluates_the_largest_provider_file(built_home, linked_home, evaluated,
+                                                       tmp_path, capsys):
+    from homes import copy_home
+
+    from justice.cli import _demo_evaluation
+
+    home = copy_home(built_home, tmp_path / "home")
+    (home.home / "legacy").symlink_to(linked_home.home / "legacy")  # read, never written
+    _demo_evaluation(home)
+    cohort, out, _ = evaluated
+    folder = home.home / "reports" / "evaluation" / cohort.stem
+    assert (folder / "report.html").exists(), capsys.readouterr()
+    demo = json.loads((folder / "report.json").read_text())
+    first = json.loads((out / "report.json").read_text())
+    # the demo's defaults (at least 60 people) on the same file give the same figures
+    assert demo["outcomes"] == first["outcomes"]
+    assert demo["options"]["min_matched"] == 60
