@@ -477,6 +477,52 @@ def link_decide(
                   "run `justice link` to apply it")
 
 
+@link_app.command("calibrate")
+def link_calibrate(
+    labels: Annotated[Path | None, typer.Option(
+        help="Clerks' decisions on the sample: the written clerical_sample.csv with its `decision` "
+             "column filled in (match or non_match).")] = None,
+    clerk: Annotated[str, typer.Option(help="Who labelled the file (kept with each label).")] = "clerical team",
+    simulated_clerk: Annotated[bool, typer.Option(
+        "--simulated-clerk", help="In a simulated world: label exactly the sampled pairs from the answer key, "
+                                  "as a clerk would.")] = False,
+    redraw: Annotated[bool, typer.Option(help="Draw a new sample even if one exists for this model.")] = False,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Choose the link threshold from a clerical sample (at most 2,000 pairs, stratified over the
+    match weight): draw it, take the clerks' labels, then save the threshold as a new model
+    version and re-cluster. See docs/linkage.md section 8."""
+    from justice.link.calibrate import run_calibration
+
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True, disable=as_json) as bar:
+            task = bar.add_task("calibrate", total=None)
+            result = run_calibration(_settings(home), labels=labels, clerk=clerk, simulated_clerk=simulated_clerk,
+                                     redraw=redraw,
+                                     progress=lambda msg: bar.update(task, description=f"calibrate: {msg}"))
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps({"status": result.status, "sample_pairs": result.sample_pairs,
+                          "labelled": result.labelled, "sample_file": str(result.sample_file),
+                          "model_version": result.model_version, "threshold_choice": result.choice},
+                         indent=2, default=str))
+        return
+    if result.status != "calibrated":
+        console.print(f"clerical sample: {result.labelled:,} of {result.sample_pairs:,} pairs labelled; "
+                      f"fill in the decision column of {result.sample_file} and run "
+                      f"`justice link calibrate --labels {result.sample_file}`", soft_wrap=True)
+        return
+    c = result.choice
+    console.print(f"link threshold {c['match_weight']:+.2f} (was {c['previous_match_weight']:+.2f}) from "
+                  f"{c['sample']['pairs']:,} labelled pairs; estimated precision "
+                  f"{c['estimated']['precision']:.4f}, recall {c['estimated']['recall']:.4f}; "
+                  f"model v{result.model_version} ({c['model_file']}); index re-clustered", soft_wrap=True)
+
+
 @link_app.command("report")
 def link_report(home: HomeOption = None) -> None:
     """Write the linkage quality report (and charts) to HOME/reports/."""

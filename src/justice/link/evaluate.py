@@ -19,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 
+from justice.errors import ConfigError
+
 
 def _f1(p: float, r: float) -> float:
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
@@ -137,3 +139,31 @@ def threshold_curve(con: duckdb.DuckDBPyConnection, truth_dir: Path, thresholds:
         r = tp / true_pairs if true_pairs else 1.0
         out.append({"threshold": t, "precision": p, "recall": r, "f1": _f1(p, r), "pairs": pred})
     return out
+
+
+SIMULATED_CLERK = "simulated clerk (answer key)"
+
+
+def simulated_clerk(con: duckdb.DuckDBPyConnection, truth_dir: Path,
+                    sample: str = "linkage.clerical_sample") -> int:
+    """Label the unlabelled pairs of the clerical sample as a clerk who always judges right would:
+    match when both records belong to one true person. Reads the answer key for exactly the
+    sample's records and nothing else; returns the pairs labelled."""
+    path = Path(truth_dir) / "records.parquet"
+    if not path.exists():
+        raise ConfigError(f"no answer key at {path}: the simulated clerk works only in a simulated world; "
+                          "elsewhere clerks label the sample file (justice link calibrate --labels FILE)")
+    con.execute(f"""
+        create or replace temp table _clerk as
+        with s as (select unique_id_l, unique_id_r from {sample} where label is null),
+        ids as (select unique_id_l as unique_id from s union select unique_id_r from s),
+        t as (select ids.unique_id, k.person_id from ids
+              join read_parquet('{path}') k on k.system || ':' || k.record_id = ids.unique_id)
+        select s.unique_id_l, s.unique_id_r,
+               case when a.person_id = b.person_id then 'match' else 'non_match' end as label
+        from s join t a on a.unique_id = s.unique_id_l join t b on b.unique_id = s.unique_id_r
+    """)
+    con.execute(f"""update {sample} set label = c.label, labelled_by = '{SIMULATED_CLERK}'
+                    from _clerk c where {sample}.unique_id_l = c.unique_id_l
+                    and {sample}.unique_id_r = c.unique_id_r""")
+    return con.execute("select count(*) from _clerk").fetchall()[0][0]

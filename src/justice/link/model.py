@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from importlib import resources
@@ -46,8 +47,20 @@ def load_model_spec(path: Path | None = None) -> dict:
         if key not in spec:
             raise ConfigError(f"link model spec: missing `{key}`")
     t = spec["thresholds"]
-    if not t["review_low"] <= t["match_weight"] <= t["review_high"]:
-        raise ConfigError("link model spec: thresholds must satisfy review_low <= match_weight <= review_high")
+    if "keep_weight" not in t:
+        raise ConfigError("link model spec: thresholds need `keep_weight`")
+    if "match_weight" in t:
+        if not t.get("review_low", -math.inf) <= t["match_weight"] <= t.get("review_high", math.inf):
+            raise ConfigError("link model spec: thresholds must satisfy review_low <= match_weight <= review_high")
+    elif "link_probability" in t:
+        if not 0.5 <= float(t["link_probability"]) < 1:
+            raise ConfigError("link model spec: thresholds.link_probability must be at least 0.5 and below 1, "
+                              f"not {t['link_probability']}")
+        if float(t.get("review_band", 0)) < 0:
+            raise ConfigError("link model spec: thresholds.review_band must not be negative")
+    else:
+        raise ConfigError("link model spec: thresholds need `link_probability` (the label-free rule) "
+                          "or a fixed `match_weight`")
     for comp in spec["comparisons"]:
         labels = [lv.get("label") for lv in comp["levels"]]
         if not comp["levels"] or comp["levels"][-1]["sql"] != "ELSE":
@@ -58,7 +71,37 @@ def load_model_spec(path: Path | None = None) -> dict:
 
 
 def spec_digest(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    """A digest of what the trained model depends on (the clerical sample's plan is not part of it:
+    drawing a different sample needs no new model)."""
+    model_part = {k: v for k, v in spec.items() if k != "clerical_sample"}
+    return hashlib.sha256(json.dumps(model_part, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def weight_for_probability(probability: float) -> float:
+    """The match weight (log2 of the posterior odds) at which a pair's match probability is
+    `probability`."""
+    return math.log2(probability / (1 - probability))
+
+
+def label_free_thresholds(spec: dict) -> tuple[dict, dict]:
+    """The thresholds a newly trained model starts with, and how they were chosen, using no
+    labels: a pair links when the model's own posterior match probability reaches the spec's
+    `link_probability` (or at a fixed `match_weight`, if the spec states one). The clerical
+    review band is `review_band` either side of the threshold."""
+    t = spec["thresholds"]
+    keep = float(t["keep_weight"])
+    if "match_weight" in t:
+        w = float(t["match_weight"])
+        chosen = {"match_weight": w, "review_low": float(t.get("review_low", w)),
+                  "review_high": float(t.get("review_high", w)), "keep_weight": keep}
+        return chosen, {"method": "fixed in the model spec", "match_weight": w}
+    q = float(t["link_probability"])
+    w = weight_for_probability(q)
+    band = float(t.get("review_band", 0.0))
+    chosen = {"match_weight": w, "review_low": w - band, "review_high": w + band, "keep_weight": keep}
+    return chosen, {"method": "model posterior", "link_probability": q, "match_weight": w,
+                    "note": "a pair links when the trained model's own match probability is at least "
+                            f"{q}; no labels used"}
 
 
 def splink_settings(spec: dict) -> dict:
@@ -149,12 +192,14 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         progress(f"estimating m by EM, blocked on {rule}")
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     model = linker.misc.save_model_to_json()
+    thresholds, choice = label_free_thresholds(spec)
     model["justice"] = {
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "trained_on_records": int(n),
         "spec_digest": spec_digest(spec),
         "version_note": spec.get("version_note", ""),
-        "thresholds": dict(spec["thresholds"]),
+        "thresholds": thresholds,
+        "threshold_choice": choice,
         "constraints": {"never_link": list(spec.get("never_link", []) or []),
                         "hard_negatives": list(spec.get("hard_negatives", []) or [])},
     }

@@ -1,10 +1,12 @@
 """The linkage quality report: HOME/reports/linkage_quality.md, charts and a JSON of the figures.
 
-Always: the latest run, the model (version, prior, every comparison level's m, u and weight), the
-match-weight distribution of scored pairs, and the clerical review queue. When the simulator's
+Always: the latest run, how the link threshold was chosen, the model (version, prior, every
+comparison level's m, u and weight), the match-weight distribution of scored pairs, the clerical
+review queue, and the deterministic baseline (baseline.py) on the same records beside the model. When the simulator's
 answer key is in HOME/truth (a demo or test world), also: pairwise precision, recall and F1 and
 cluster measures, overall and per system pair; precision and recall against the match threshold
-(re-clustering at each); and how well records with each kind of mess were linked.
+(re-clustering at each); and how well records with each kind of mess were linked; the baseline's precision, recall and F1
+beside the model's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from justice.link import evaluate as ev
 from justice.link import model as mdl
+from justice.link.baseline import RULES, baseline
 from justice.link.run import cluster_labels, constraints, open_warehouse, require_links
 from justice.settings import Settings
 
@@ -50,6 +53,98 @@ def threshold_sweep(con, truth_dir: Path, rules: dict, thresholds=SWEEP) -> list
         _, true_codes = np.unique(true.astype(str), return_inverse=True)
         out.append({"threshold": t, **pairwise_from_labels(c["labels"][keep], true_codes)})
     return out
+
+
+def model_and_baseline(con, truth_dir: Path | None) -> dict:
+    """The model's people and the deterministic baseline's on the same records: people, linked
+    pairs and records linked to another; with an answer key, pairwise precision, recall and F1
+    of both (records the answer key does not hold are left out of those)."""
+    base = baseline(con)
+    model_rows = con.execute("select unique_id, person_id from linkage.person_links order by unique_id").fetchall()
+    model_ids = np.array([p for _, p in model_rows], dtype=object)
+    if [u for u, _ in model_rows] != base.unique_id.tolist():
+        raise ValueError("linkage.person_links and linkage.records hold different records: re-run `justice link`")
+    _, model_labels = np.unique(model_ids.astype(str), return_inverse=True)
+
+    def counts(labels: np.ndarray) -> dict:
+        _, inverse, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        sizes = sizes.astype(np.int64)
+        return {"persons": len(sizes), "linked_pairs": int((sizes * (sizes - 1) // 2).sum()),
+                "records_linked_to_another": int((sizes[inverse] > 1).sum())}
+
+    out = {"records": len(model_ids), "model": counts(model_labels), "baseline": counts(base.labels),
+           "baseline_rule_pairs": base.rule_links, "baseline_rules": {k: list(v) for k, v in RULES.items()}}
+    if truth_dir is not None and (Path(truth_dir) / "records.parquet").exists():
+        truth = dict(con.execute(f"""
+            select r.unique_id, t.person_id from linkage.records r
+            join read_parquet('{Path(truth_dir) / "records.parquet"}') t using (system, record_id)""").fetchall())
+        keep = np.array([u in truth for u in base.unique_id.tolist()], dtype=bool)
+        true = np.array([str(truth[u]) for u in base.unique_id[keep].tolist()], dtype=object)
+        _, true_codes = np.unique(true, return_inverse=True)
+        out["model"].update(pairwise_from_labels(model_labels[keep], true_codes))
+        out["baseline"].update(pairwise_from_labels(base.labels[keep], true_codes))
+        out["f1_gain"] = out["model"]["f1"] - out["baseline"]["f1"]
+    return out
+
+
+def threshold_lines(model: dict) -> list[str]:
+    """How the model version's link threshold was chosen, for the report."""
+    choice = model["justice"].get("threshold_choice") or {"method": "fixed in the model spec (before version 2 "
+                                                                   "of the threshold rules)"}
+    w = float(model["justice"]["thresholds"]["match_weight"])
+    lines = ["## How the link threshold was chosen", "",
+             (f"Match weight {w:+.2f} (the model's own match probability there: {1 / (1 + 2 ** -w):.4f}); "
+             f"method: **{choice['method']}**.")]
+    if choice["method"] == "model posterior":
+        lines += ["", (f"No labels: a pair links when the trained model's posterior match probability is at "
+                  f"least {choice['link_probability']}. `justice link calibrate` checks this against a "
+                  "clerical sample.")]
+    elif choice["method"] == "clerical sample":
+        sample, est = choice["sample"], choice["estimated"]
+        lines += ["", (f"A clerical sample of {sample['pairs']:,} scored pairs ({sample['matches']:,} matches), "
+                       f"drawn with seed {sample['seed']} on model v{sample['drawn_on_version']} and labelled by "
+                       f"{', '.join(sample['labelled_by'])}, stratified over match-weight bands; the threshold "
+                       f"is the lowest band whose match share (made non-decreasing) is at least "
+                       f"{choice['link_probability']}" + ("" if choice.get("target_reached", True) else
+                                                          " (no band reached it: the top band is used)")
+                       + f". Previous threshold {choice['previous_match_weight']:+.2f} "
+                       f"(model v{choice['from_version']})."),
+                  "", (f"Estimated from the sample alone, for the pairs the threshold decides (before "
+                       f"clustering): precision {est['precision']:.4f}, recall {est['recall']:.4f}."),
+                  "", "| band | pairs | sampled | matches | match share | fitted |", "|---|---|---|---|---|---|"]
+        for b in sample["bands"]:
+            band = (f"{b['band_low']:+.0f} to {b['band_high']:+.0f}" if b["band_high"] is not None
+                    else f"{b['band_low']:+.0f} and above")
+            share = b["matches"] / b["labelled"] if b["labelled"] else float("nan")
+            lines.append(f"| {band} | {b['pairs']:,} | {b['sampled']:,} | {b['matches']:,} | {share:.3f} | "
+                         f"{b.get('fitted_share', float('nan')):.3f} |")
+    return lines + [""]
+
+
+def baseline_lines(mb: dict) -> list[str]:
+    """The model beside the deterministic baseline, for the report."""
+    has_truth = "f1" in mb["model"]
+    lines = ["## The model beside a deterministic baseline", "",
+             ("The baseline links two records when they share an identifier (PNC ID, CRO number, prison "
+              "number) or the same standardised forename, surname and date of birth, and closes those links "
+              "transitively; same records, no model."), ""]
+    head = "| | people | linked pairs | records linked to another |"
+    rule = "|---|---|---|---|"
+    if has_truth:
+        head += " precision | recall | F1 |"
+        rule += "---|---|---|"
+    lines += [head, rule]
+    for name in ("model", "baseline"):
+        r = mb[name]
+        row = f"| {name} | {r['persons']:,} | {r['linked_pairs']:,} | {r['records_linked_to_another']:,} |"
+        if has_truth:
+            row += f" {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} |"
+        lines.append(row)
+    if has_truth:
+        lines += ["", f"F1 gain of the model over the baseline: {mb['f1_gain']:+.4f}."]
+    lines += ["", "Pairs each baseline rule matches directly: "
+              + "; ".join(f"{k} {v:,}" for k, v in mb["baseline_rule_pairs"].items()) + ".", ""]
+    return lines
 
 
 def mess_recall(con) -> list[dict]:
@@ -127,6 +222,8 @@ def write_report(settings: Settings) -> Path:
         has_truth = (truth_dir / "records.parquet").exists()
         figures: dict = {"run": {k: str(v) for k, v in run.items()}, "model_version": model["justice"]["version"],
                          "thresholds": spec_thresholds, "clerical_review_pending": review}
+        figures["model_and_baseline"] = model_and_baseline(con, truth_dir if has_truth else None)
+        figures["threshold_choice"] = model["justice"].get("threshold_choice")
         if has_truth:
             scored = con.execute(f"""
                 select p.match_weight, a.person_id = b.person_id
@@ -163,6 +260,8 @@ def write_report(settings: Settings) -> Path:
              f"{review:,} pairs pending, decisions so far: "
              + (", ".join(f"{d} {n}" for d, n in decisions) or "none"),
              f"- seconds: {float(run['seconds']):.1f}", ""]
+    lines += threshold_lines(model)
+    lines += baseline_lines(figures["model_and_baseline"])
     if has_truth:
         q = figures["quality"]
         pw, cl = q["pairwise"], q["clusters"]

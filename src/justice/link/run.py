@@ -158,7 +158,6 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
     started = time.perf_counter()
     run_id = dt.datetime.now(dt.UTC).strftime("link-%Y%m%dT%H%M%S%f")
     spec = spec if spec is not None else mdl.load_model_spec()
-    thresholds = spec["thresholds"]
     con = open_warehouse(settings)
     try:
         progress("standardising records")
@@ -182,6 +181,9 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
         else:
             model, model_path = loaded
         timings["train"] = time.perf_counter() - t
+        # The thresholds belong to the model version: set label-free when it was trained, or from
+        # a clerical sample by `justice link calibrate` (a new version); never from the spec alone.
+        thresholds = model["justice"]["thresholds"]
 
         tf_cols = mdl.tf_columns(model)
         incremental = (not full and _exists(con, "linkage", "index_records") and _exists(con, "linkage", "pairs")
