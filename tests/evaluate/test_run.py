@@ -88,3 +88,11 @@ def test_too_few_people_found_is_a_cohort_error(built_home, linked_home):
 def test_bad_options_are_config_errors(options, message):
     with pytest.raises(ConfigError, match=message):
         EvaluationOptions(**options)
+
+
+def test_a_home_linked_but_not_built_says_to_build(linked_home):
+    cohort = largest_provider_file(linked_home.home)
+    with pytest.raises(ConfigError, match="run `justice build` first"):
+        evaluate(linked_home, cohort, options=EvaluationOptions(min_matched=20,
+                                                                exclude_bad_rows=True))
+    assert not (linked_home.home / "reports" / "evaluation").exists()

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -150,7 +151,13 @@ def evaluate(settings: Settings, cohort_path: str | Path, *, programme: str | No
                          on_row_problem="exclude" if options.exclude_bad_rows else "raise")
     identification = identify.identify(settings, cohort, min_matched=options.min_matched,
                                        include_doubtful=options.include_doubtful)
-    frame, excluded = groups.analysis_frame(settings, identification, options)
+    try:
+        frame, excluded = groups.analysis_frame(settings, identification, options)
+    except duckdb.CatalogException as exc:
+        # A home linked but never built has the person index and no marts.
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"the warehouse in {settings.home} lacks what an evaluation reads "
+                          f"({first_line}): run `justice build` first") from exc
     covariates = [c for c in groups.COVARIATES if c in frame.columns]
     exact = [c for c in options.exact if c in covariates]
     mde = _minimum_detectable_effect(frame, options)
