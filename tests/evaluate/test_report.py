@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from justice.evaluate import match, report, stats
-from justice.evaluate.cohort import CohortFile, Participant
+from justice.evaluate.cohort import CohortFile, CohortProblem, Participant
 from justice.evaluate.identify import Identification, IdentifiedRow
 from justice.evaluate.run import (
     OUTCOMES,
@@ -66,6 +66,12 @@ def _identification(treated_rows: int, unmatched: int = 2) -> Identification:
     return Identification(cohort, rows, threshold=6.0, min_matched=20, include_doubtful=False)
 
 
+ROWS_LEFT_OUT = [
+    CohortProblem(40, "Date of birth", "date of birth '31/02/1993' is not a date"),
+    CohortProblem(41, "Date of birth", "date of birth 12/03/2030 is in the future"),
+]
+
+
 @pytest.fixture(scope="module")
 def evaluation():
     frame = _population()
@@ -77,7 +83,7 @@ def evaluation():
     return assemble(programme="Test Programme", provider="Test Provider",
                     cohort_file="provider.xlsx", identification=_identification(n_treated + 1),
                     excluded={5 + n_treated: "no sentence or release within a year of the start"},
-                    frame=frame, covariates=covariates,
+                    frame=frame, covariates=covariates, rows_left_out=ROWS_LEFT_OUT,
                     mde=_minimum_detectable_effect(frame, options), result=result, options=options)
 
 
@@ -241,3 +247,14 @@ def test_the_page_passes_axe_with_and_without_javascript(evaluation, tmp_path):
                     axe.assert_accessible(page, "evaluation report")
         finally:
             browser.close()
+
+
+def test_rows_left_out_are_listed_without_the_values_in_them(evaluation, tmp_path):
+    folder = write_report(evaluation, tmp_path / "out")
+    listed = evaluation.summary["identification"]["rows_left_out"]
+    assert [(r["row"], r["column"]) for r in listed] == [(40, "Date of birth"),
+                                                         (41, "Date of birth")]
+    for text in ((folder / "report.json").read_text(), (folder / "report.html").read_text()):
+        assert "31/02/1993" not in text and "12/03/2030" not in text
+    html = (folder / "report.html").read_text()
+    assert "date of birth (date withheld) is in the future" in html

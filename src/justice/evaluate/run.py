@@ -200,8 +200,7 @@ def _needed(effect: Any, options: EvaluationOptions) -> int | None:
     return math.ceil(effect.n_treated * (multiplier * effect.se / abs(effect.att)) ** 2)
 
 
-def _estimate(outcome: Outcome, effect: Any, frame: pd.DataFrame,
-              options: EvaluationOptions) -> dict[str, Any]:
+def _estimate(outcome: Outcome, effect: Any, options: EvaluationOptions) -> dict[str, Any]:
     """One outcome's figures, conclusion and headline for the JSON and the page."""
     ci = [float(effect.ci[0]), float(effect.ci[1])]
     dr_ci = [float(effect.dr_ci[0]), float(effect.dr_ci[1])]
@@ -249,10 +248,12 @@ def _identification_table(identification: Any, excluded: dict[int, str],
             analysis = "yes"
         elif r.row in excluded:
             analysis = f"no: {excluded[r.row]}"
-        elif r.status in ("unmatched", "repeat") or r.status == "doubtful":
-            analysis = f"no: {r.note or r.status}"
+        elif r.status == "unmatched":
+            analysis = "no: not found in the justice system's records"
+        elif r.status == "doubtful":
+            analysis = f"no: doubtful match ({r.note})" if r.note else "no: doubtful match"
         else:
-            analysis = "no"
+            analysis = f"no: {r.note or r.status}"
         records.append({"row": r.row, "status": r.status, "person_id": r.person_id,
                         "match_weight": r.match_weight, "runner_up_weight": r.runner_up_weight,
                         "analysis": analysis})
@@ -275,13 +276,13 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
              rows_left_out: list[Any] = (),
              mde: dict[str, Any], result: Any, options: EvaluationOptions) -> Evaluation:
     """The evaluation's figures and tables from its parts (the steps of `evaluate`)."""
-    outcomes = {o.key: _estimate(o, result.effects[o.column], frame, options)
+    outcomes = {o.key: _estimate(o, result.effects[o.column], options)
                 for o in OUTCOMES if o.column in result.effects}
     if "reoffending_rate" not in outcomes:
         raise ConfigError("the analysis frame has no 'reoffended' outcome column")
     placebo = None
     if PLACEBO.column in result.effects:
-        placebo = _estimate(PLACEBO, result.effects[PLACEBO.column], frame, options)
+        placebo = _estimate(PLACEBO, result.effects[PLACEBO.column], options)
         # Passing means no difference beyond chance in what the programme cannot have changed.
         placebo["passed"] = placebo["conclusion"] == report.INCONCLUSIVE
     balance = result.balance.reset_index(drop=True)
@@ -343,9 +344,13 @@ def _reason_kind(reason: str) -> str:
     return next((kind for key, kind in _REASON_KINDS if key in reason), reason)
 
 
+_QUOTED = re.compile(r"'[^']*'")
+_DATE = re.compile(r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}\b")
+
+
 def _withheld(message: str) -> str:
-    """A cohort problem without the values quoted from the file (a date of birth, a name)."""
-    return re.sub(r"'[^']*'", "(value withheld)", message)
+    """A cohort problem without the values taken from the file (a date of birth, a name)."""
+    return _DATE.sub("(date withheld)", _QUOTED.sub("(value withheld)", message))
 
 
 def _tally(reasons: Any) -> dict[str, int]:
