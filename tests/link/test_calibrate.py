@@ -1,0 +1,207 @@
+"""The link threshold without the answer key: the label-free rule at training, and
+`justice link calibrate` (stratified clerical sample, clerks' labels, isotonic match share)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+from homes import copy_home
+from typer.testing import CliRunner
+
+from justice.cli import app
+from justice.errors import ConfigError, TransformError
+from justice.link import calibrate as cal
+from justice.link import model as mdl
+from justice.link.evaluate import evaluate
+from justice.link.run import constraints, open_warehouse
+
+runner = CliRunner()
+
+
+def _q(settings, sql: str) -> list[tuple]:
+    con = open_warehouse(settings, read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_allocation_is_equal_and_a_small_band_gives_all_it_has():
+    assert cal.allocate([5, 100, 1000], 60) == [5, 27, 28]
+    assert cal.allocate([3, 4], 2000) == [3, 4]
+    assert sum(cal.allocate([10_000] * 19, 2000)) == 2000
+
+
+def test_fit_pools_bands_that_break_the_order():
+    bands = [{"band_low": float(i), "labelled": 10, "matches": m} for i, m in enumerate((0, 5, 3, 10))]
+    f = cal.fit(bands)
+    assert f.share == pytest.approx([0.0, 0.4, 0.4, 1.0])
+    assert f.threshold(0.99) == 3.0 and f.threshold(0.4) == 1.0
+    with pytest.raises(TransformError, match="no labelled matches"):
+        cal.fit([{"band_low": 0.0, "labelled": 5, "matches": 0}])
+
+
+def test_a_new_model_links_at_its_own_posterior_target(linked_home):
+    model = mdl.load_model(linked_home.home)[0]
+    spec = mdl.load_model_spec()
+    q = spec["thresholds"]["link_probability"]
+    t = model["justice"]["thresholds"]
+    assert t["match_weight"] == pytest.approx(math.log2(q / (1 - q)))
+    band = spec["thresholds"]["review_band"]
+    assert (t["review_low"], t["review_high"]) == pytest.approx((t["match_weight"] - band, t["match_weight"] + band))
+    assert model["justice"]["threshold_choice"]["method"] == "model posterior"
+
+
+def test_the_spec_states_a_threshold_rule():
+    spec = mdl.load_model_spec()
+    bad = copy.deepcopy(spec)
+    bad["thresholds"]["link_probability"] = 1.2
+    with pytest.raises(ConfigError, match="link_probability"):
+        _check(bad)
+    none = copy.deepcopy(spec)
+    del none["thresholds"]["link_probability"]
+    with pytest.raises(ConfigError, match="link_probability"):
+        _check(none)
+    fixed = copy.deepcopy(none)
+    fixed["thresholds"].update(match_weight=3.0, review_low=1.0, review_high=5.0)
+    thresholds, choice = mdl.label_free_thresholds(fixed)
+    assert thresholds["match_weight"] == 3.0 and choice["method"] == "fixed in the model spec"
+    big = copy.deepcopy(spec)
+    big["clerical_sample"]["size"] = 2001
+    with pytest.raises(ConfigError, match="2,000"):
+        cal.plan(big)
+    # The sample's plan is not part of the model: changing it needs no retraining.
+    assert mdl.spec_digest(big) == mdl.spec_digest(spec)
+
+
+def _check(spec: dict) -> None:
+    """Load `spec` from a file, as the pipeline would."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        mdl.load_model_spec(path)
+
+
+def test_the_clerical_sample_is_stratified_reproducible_and_only_undecided_pairs(linked_home, tmp_path):
+    settings = copy_home(linked_home, tmp_path / "home")
+    result = cal.run_calibration(settings)
+    assert result.status == "awaiting labels" and result.labelled == 0
+    plan = cal.plan(mdl.load_model_spec())
+    assert 0 < result.sample_pairs <= plan["size"] == 2000
+    with result.sample_file.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == result.sample_pairs and {"forename_l", "forename_r", "decision"} <= set(rows[0])
+    bands = _q(settings, "select band_low, count(*), any_value(band_pairs), any_value(band_sampled) "
+                         "from linkage.clerical_sample group by band_low order by band_low")
+    assert len(bands) >= 10
+    for low, n, pairs, sampled in bands:
+        assert n == sampled <= pairs, low
+    # A band with more pairs than its share gives exactly the share; equal shares are within one.
+    full = [n for _, n, pairs, _ in bands if n < pairs]
+    assert full and max(full) - min(full) <= 1
+    # Pairs a hard-negative rule or two different valid PNC IDs already settle are not sampled.
+    from justice.link.run import _hard_negative_sql
+
+    rules = constraints(mdl.load_model_spec())
+    assert _q(settings, f"""select count(*) from linkage.clerical_sample s join
+                           ({_hard_negative_sql(rules["hard_negatives"])}) h using (unique_id_l, unique_id_r)""")[0][0] == 0
+    assert _q(settings, """select count(*) from linkage.clerical_sample s
+                          join linkage.records l on l.unique_id = s.unique_id_l
+                          join linkage.records r on r.unique_id = s.unique_id_r
+                          where l.pnc_valid and r.pnc_valid and l.pnc_core <> r.pnc_core""")[0][0] == 0
+    first = _q(settings, "select unique_id_l, unique_id_r from linkage.clerical_sample order by 1, 2")
+    cal.run_calibration(settings, redraw=True)
+    assert _q(settings, "select unique_id_l, unique_id_r from linkage.clerical_sample order by 1, 2") == first
+
+
+def test_clerks_labels_are_read_with_clear_errors(linked_home, tmp_path):
+    settings = copy_home(linked_home, tmp_path / "home")
+    result = cal.run_calibration(settings)
+    with result.sample_file.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    labelled = tmp_path / "labels.csv"
+
+    def write(rows_: list[dict]) -> None:
+        with labelled.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows_[0]))
+            w.writeheader()
+            w.writerows(rows_)
+
+    rows[0]["decision"], rows[1]["decision"] = "Match", "non-match"
+    write(rows)
+    part = cal.run_calibration(settings, labels=labelled, clerk="Ann Clerk")
+    assert part.status == "awaiting labels" and part.labelled == 2
+    assert _q(settings, "select list(distinct labelled_by) from linkage.clerical_sample "
+                        "where label is not null")[0][0] == ["Ann Clerk"]
+    rows[2]["decision"] = "maybe"
+    write(rows)
+    with pytest.raises(ConfigError, match="line 4: decision 'maybe'"):
+        cal.run_calibration(settings, labels=labelled)
+    rows[2]["decision"], rows[3]["unique_id_r"] = "", "crown:nope"
+    rows[3]["decision"] = "match"
+    write(rows)
+    with pytest.raises(ConfigError, match="line 5: .* not a pair of the sample"):
+        cal.run_calibration(settings, labels=labelled)
+    with pytest.raises(ConfigError, match="no clerical labels file"):
+        cal.run_calibration(settings, labels=tmp_path / "missing.csv")
+
+
+def test_calibrating_with_the_simulated_clerk_saves_a_new_version_and_reclusters(linked_home, tmp_path):
+    settings = copy_home(linked_home, tmp_path / "home")
+    before = mdl.load_model(settings.home)[0]
+    out = runner.invoke(app, ["link", "calibrate", "--simulated-clerk", "--json", "--home", str(settings.home)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["status"] == "calibrated" and data["model_version"] == before["justice"]["version"] + 1
+    model = mdl.load_model(settings.home)[0]
+    choice = model["justice"]["threshold_choice"]
+    assert choice["method"] == "clerical sample" and choice["from_version"] == before["justice"]["version"]
+    assert model["justice"]["thresholds"]["match_weight"] == choice["match_weight"]
+    # Scoring is unchanged: only the thresholds differ from the version it came from.
+    assert mdl.splink_part(model) == mdl.splink_part(before)
+    assert choice["sample"]["pairs"] <= 2000 and choice["sample"]["labelled_by"] == ["simulated clerk (answer key)"]
+    # The threshold is the lowest band whose fitted match share reaches the target.
+    bands = [b for b in choice["sample"]["bands"] if b["labelled"]]
+    reached = [b["band_low"] for b in bands if b["fitted_share"] >= choice["link_probability"]]
+    assert choice["match_weight"] == reached[0]
+    # The clerk was right on every pair it labelled.
+    truth = settings.truth_dir / "records.parquet"
+    wrong = _q(settings, f"""
+        select count(*) from linkage.clerical_sample s
+        join read_parquet('{truth}') a on a.system || ':' || a.record_id = s.unique_id_l
+        join read_parquet('{truth}') b on b.system || ':' || b.record_id = s.unique_id_r
+        where (a.person_id = b.person_id) <> (s.label = 'match')""")[0][0]
+    assert wrong == 0
+    # The index was re-clustered with the new version, at the new threshold.
+    run_version = _q(settings, "select model_version from linkage.runs order by finished_at desc limit 1")[0][0]
+    assert run_version == model["justice"]["version"]
+    below = _q(settings, f"""select count(*) from linkage.person_links
+                            where weakest_link_weight < {choice['match_weight']}""")[0][0]
+    assert below == 0
+    con = open_warehouse(settings, read_only=True)
+    try:
+        q = evaluate(con, settings.truth_dir)["pairwise"]
+    finally:
+        con.close()
+    assert q["precision"] >= 0.99 and q["f1"] >= 0.98, q
+    # Calibrating again reuses the labelled sample: a calibrated copy scores as its original did.
+    again = cal.run_calibration(settings)
+    assert again.status == "calibrated" and again.choice["match_weight"] == choice["match_weight"]
+
+
+def test_calibrating_needs_a_model_of_the_current_spec(linked_home, tmp_path):
+    settings = copy_home(linked_home, tmp_path / "home")
+    model, path = mdl.load_model(settings.home)
+    model["justice"]["spec_digest"] = "something else"
+    path.write_text(json.dumps(model))
+    with pytest.raises(TransformError, match="spec changed"):
+        cal.run_calibration(settings, simulated_clerk=True)
+    out = runner.invoke(app, ["link", "calibrate", "--home", str(tmp_path / "nowhere")])
+    assert out.exit_code != 0
