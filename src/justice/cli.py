@@ -599,7 +599,7 @@ def evaluate_cohort(
     programme: Annotated[str | None, typer.Option(
         help="Programme name for the report (default: the file's title row or name).")] = None,
     out: Annotated[Path | None, typer.Option(
-        help="Report folder (default HOME/reports/evaluation/<file name without extension>).")] = None,
+        help="Report folder (default HOME/reports/evaluation/<file name, no extension>).")] = None,
     comparators: Annotated[int, typer.Option(
         help="Comparison people matched to each participant, at most.")] = 5,
     caliper: Annotated[float, typer.Option(
@@ -607,8 +607,9 @@ def evaluate_cohort(
     min_matched: Annotated[int, typer.Option(
         help="Fewest participants found in the records for the evaluation to go ahead.")] = 60,
     exclude_bad_rows: Annotated[bool, typer.Option(
-        "--exclude-bad-rows", help="Leave out rows with problems (bad or future dates, duplicates), "
-                                   "listed in the report, instead of refusing the file.")] = False,
+        "--exclude-bad-rows", help="Leave out rows with problems (bad or future dates, "
+                                   "duplicates), listed in the report, instead of refusing the "
+                                   "file.")] = False,
     home: HomeOption = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the report's JSON to standard output.")] = False,
@@ -621,8 +622,8 @@ def evaluate_cohort(
     settings = _settings(home)
     target = out or settings.home / "reports" / "evaluation" / cohort.stem
     try:
-        options = EvaluationOptions(comparators=comparators, caliper=caliper, min_matched=min_matched,
-                                    exclude_bad_rows=exclude_bad_rows)
+        options = EvaluationOptions(comparators=comparators, caliper=caliper,
+                                    min_matched=min_matched, exclude_bad_rows=exclude_bad_rows)
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, transient=True, disable=as_json) as bar:
             bar.add_task(f"evaluating {cohort.name}", total=None)
@@ -636,12 +637,13 @@ def evaluate_cohort(
         print(json.dumps(summary, indent=2))
         return
     ident, mde = summary["identification"], summary["mde"]
-    console.print(f"[bold]{summary['programme']}[/] ({summary['provider'] or 'provider not named'}): "
+    provider = summary["provider"] or "provider not named"
+    console.print(f"[bold]{summary['programme']}[/] ({provider}): "
                   f"{ident['rows']:,} rows, {ident['matched'] + ident['repeat']:,} found "
                   f"({ident['match_rate']:.0%}), "
                   f"{ident['doubtful']:,} doubtful, {ident['unmatched']:,} not found; "
-                  f"{summary['treated']:,} in the treatment group, {summary['matched']:,} matched to "
-                  f"{summary['comparison']:,} comparison people", soft_wrap=True)
+                  f"{summary['treated']:,} in the treatment group, {summary['matched']:,} matched "
+                  f"to {summary['comparison']:,} comparison people", soft_wrap=True)
     console.print(f"Detectable: {mde['difference'] * 100:.1f} percentage points at "
                   f"{mde['power']:.0%} power (base rate {mde['base_rate']:.0%})")
     rate = summary["outcomes"]["reoffending_rate"]

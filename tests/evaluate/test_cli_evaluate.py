@@ -1,4 +1,5 @@
-"""`justice evaluate` on a built home: the report folder, the JSON, and refusals that write nothing."""
+"""`justice evaluate` on a built home: the report folder, the JSON, and refusals that write
+nothing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ OUTCOME_KEYS = {"reoffending_rate", "reoffences_per_person", "days_to_first_reof
                 "custody_on_reoffending"}
 
 
+def _evaluate(cohort: Path, home) -> list[str]:
+    return ["evaluate", "--cohort", str(cohort), "--home", str(home.home)]
+
+
 def largest_provider_file(home: Path) -> Path:
     """The provider file with the most readable rows, as `justice demo` picks it."""
     files = sorted((home / "legacy" / "interventions").glob("*.xlsx"))
@@ -29,7 +34,7 @@ def evaluated(built_home, linked_home, tmp_path_factory):
     built_home has the warehouse; the provider files stayed in linked_home's legacy/."""
     cohort = largest_provider_file(linked_home.home)
     out = tmp_path_factory.mktemp("evaluation") / "report"
-    result = runner.invoke(app, ["evaluate", "--cohort", str(cohort), "--home", str(built_home.home),
+    result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(out), "--exclude-bad-rows", "--min-matched", "20"])
     return cohort, out, result
 
@@ -47,7 +52,8 @@ def test_writes_the_report_and_json(evaluated):
     assert set(summary["outcomes"]) == OUTCOME_KEYS
     ident = summary["identification"]
     assert ident["rows"] == len(read_cohort(cohort, on_row_problem="exclude").rows)
-    assert ident["matched"] + ident["doubtful"] + ident["unmatched"] + ident["repeat"] == ident["rows"]
+    statuses = ("matched", "doubtful", "unmatched", "repeat")
+    assert sum(ident[status] for status in statuses) == ident["rows"]
     assert 0.5 < ident["match_rate"] <= 1  # the simulator's providers mostly spell people right
     assert 20 <= summary["treated"] <= ident["people"]
     assert 0 < summary["matched"] <= summary["treated"]
@@ -70,7 +76,7 @@ def test_writes_the_report_and_json(evaluated):
 
 def test_json_flag_prints_the_report_json(built_home, evaluated, tmp_path):
     cohort, out, _ = evaluated
-    result = runner.invoke(app, ["evaluate", "--cohort", str(cohort), "--home", str(built_home.home),
+    result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(tmp_path / "again"), "--exclude-bad-rows",
                                  "--min-matched", "20", "--json"])
     assert result.exit_code == 0, result.output
@@ -153,7 +159,7 @@ def test_a_provider_file_with_problems_is_refused_unless_asked_to_leave_rows_out
     problems = read_cohort(cohort, on_row_problem="exclude").problems
     if not problems:
         pytest.skip("this world's largest provider file has no bad rows")
-    result = runner.invoke(app, ["evaluate", "--cohort", str(cohort), "--home", str(built_home.home),
+    result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(tmp_path / "report"), "--min-matched", "20"])
     assert result.exit_code == 2
     assert f"row {problems[0].row}" in " ".join(result.output.split())
@@ -163,7 +169,7 @@ def test_a_provider_file_with_problems_is_refused_unless_asked_to_leave_rows_out
 def test_too_few_people_found_is_refused_with_the_count(built_home, evaluated, tmp_path):
     cohort, out, _ = evaluated
     found = json.loads((out / "report.json").read_text())["identification"]["people"]
-    result = runner.invoke(app, ["evaluate", "--cohort", str(cohort), "--home", str(built_home.home),
+    result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(tmp_path / "report"), "--exclude-bad-rows",
                                  "--min-matched", str(found + 1)])
     assert result.exit_code == 2
@@ -178,7 +184,7 @@ def test_too_few_people_found_is_refused_with_the_count(built_home, evaluated, t
 ])
 def test_bad_options_are_refused(built_home, evaluated, tmp_path, args, message):
     cohort, _, _ = evaluated
-    result = runner.invoke(app, ["evaluate", "--cohort", str(cohort), "--home", str(built_home.home),
+    result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(tmp_path / "report"), *args])
     assert result.exit_code == 2
     assert message in result.output

@@ -68,7 +68,8 @@ def test_the_detectable_effect_does_not_look_at_participants_outcomes(evaluation
     assert before["base_rate"] == pytest.approx(pool.mean())
     # more participants, the same pool: a smaller detectable difference
     bigger = pd.concat([evaluation.frame, evaluation.frame[treated]], ignore_index=True)
-    assert _minimum_detectable_effect(bigger, EvaluationOptions())["difference"] < before["difference"]
+    bigger_mde = _minimum_detectable_effect(bigger, EvaluationOptions())
+    assert bigger_mde["difference"] < before["difference"]
 
 
 def test_too_few_people_found_is_a_cohort_error(built_home, linked_home):

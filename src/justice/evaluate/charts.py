@@ -85,7 +85,8 @@ def outcome_chart(bars: Sequence[OutcomeBar], path: Path) -> Chart:
             scale = 100.0 if bar.unit == "%" else 1.0
             treated, comparison = bar.treated * scale, bar.comparison * scale
             low, high = (comparison + bar.ci[0] * scale, comparison + bar.ci[1] * scale)
-            ax.bar([0, 1], [treated, comparison], color=[TREATED_COLOUR, COMPARISON_COLOUR], width=0.6)
+            ax.bar([0, 1], [treated, comparison], color=[TREATED_COLOUR, COMPARISON_COLOUR],
+                   width=0.6)
             ax.errorbar([0], [treated], yerr=[[max(treated - low, 0)], [max(high - treated, 0)]],
                         color=TEXT_COLOUR, capsize=5, linewidth=1.2)
             ax.set_xticks([0, 1], ["Treatment", "Comparison"])
@@ -94,7 +95,8 @@ def outcome_chart(bars: Sequence[OutcomeBar], path: Path) -> Chart:
             ax.set_ylim(0, max(high, treated, comparison, 1e-9) * 1.2)
             ax.spines[["top", "right"]].set_visible(False)
             for x, value in ((0, treated), (1, comparison)):
-                ax.text(x, value / 2, _number(value, bar.unit), ha="center", color="white", fontsize=8)
+                ax.text(x, value / 2, _number(value, bar.unit), ha="center", color="white",
+                        fontsize=8)
         fig.tight_layout()
         _save(fig, path, title)
     described = "; ".join(
@@ -171,7 +173,8 @@ def overlap_chart(groups: Sequence[ScoreGroup], path: Path) -> Chart:
         _save(fig, path, title)
     parts = "; ".join(f"{g.label}: median {_weighted_median(g.scores, g.weights):.2f}"
                       for g in groups if len(g.scores))
-    return Chart(path.name, title, f"Outlines of the propensity score distribution by group. {parts}.")
+    return Chart(path.name, title,
+                 f"Outlines of the propensity score distribution by group. {parts}.")
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:

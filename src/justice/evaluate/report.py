@@ -40,7 +40,8 @@ _PEOPLE_WHO = {
 
 
 def classify(difference: float, p_value: float, alpha: float) -> str:
-    """The Justice Data Lab's three conclusions: significant reduction or increase, or inconclusive."""
+    """The Justice Data Lab's three conclusions: significant reduction, significant increase, or
+    inconclusive."""
     if not (p_value < alpha):  # also catches a p-value that could not be computed (nan)
         return INCONCLUSIVE
     return REDUCTION if difference < 0 else INCREASE
@@ -74,7 +75,8 @@ def headline(key: str, outcome: dict[str, Any]) -> str:
                     "proven reoffences were committed within a year as in the comparison group.")
         more = "fewer" if per_100 < 0 else "more"
         return (f"For every 100 typical people in the treatment group, the equivalent of {amount} "
-                f"{more} proven reoffences were committed within a year than in the comparison group.")
+                f"{more} proven reoffences were committed within a year than in the comparison "
+                "group.")
     who = _PEOPLE_WHO.get(key, f"had the outcome '{outcome.get('label', key)}'")
     if amount == "0":
         return (f"For every 100 typical people in the treatment group, about the same number of "
@@ -92,7 +94,9 @@ def _range(key: str, ci: list[float]) -> str:
 
     def side(value: float) -> str:
         amount = _amount(value * scale)
-        return "no difference" if amount == "0" else f"{amount} {words[0] if value < 0 else words[1]}"
+        if amount == "0":
+            return "no difference"
+        return f"{amount} {words[0] if value < 0 else words[1]}"
 
     low, high = side(ci[0]), side(ci[1])
     unit = "days" if key == "days_to_first_reoffence" else "per 100 people"
@@ -108,12 +112,13 @@ def conclusion_sentence(key: str, outcome: dict[str, Any], alpha: float) -> str:
     interval = (f"The true difference is likely ({confidence}% confidence interval) to lie "
                 f"{_range(key, outcome['ci'])}.")
     if outcome["conclusion"] == REDUCTION:
-        return (f"This is a statistically significant reduction ({p_text}): a difference this large "
-                f"is unlikely to be due to chance alone. {interval}")
+        return (f"This is a statistically significant reduction ({p_text}): a difference this "
+                f"large is unlikely to be due to chance alone. {interval}")
     if outcome["conclusion"] == INCREASE:
-        return (f"This is a statistically significant increase ({p_text}): a difference this large "
-                f"is unlikely to be due to chance alone. {interval}")
-    text = f"This result is inconclusive ({p_text}): the difference could be due to chance. {interval}"
+        return (f"This is a statistically significant increase ({p_text}): a difference this "
+                f"large is unlikely to be due to chance alone. {interval}")
+    text = (f"This result is inconclusive ({p_text}): the difference could be due to chance. "
+            f"{interval}")
     needed = outcome.get("participants_needed")
     if needed:
         text += (f" To detect a difference of this size, the analysis would need about "
@@ -145,9 +150,9 @@ def placebo_sentence(placebo: dict[str, Any]) -> str:
                 f"in the year before the index date (difference {interval}).")
     return (f"Failed. The matched groups differ in offending in the year before the index date, "
             f"which the programme cannot have caused ({placebo['treated'] * 100:.1f}% against "
-            f"{placebo['comparison'] * 100:.1f}%, difference {interval}). The groups were not alike "
-            f"before the programme in some way the matching missed, so the results above may be "
-            f"biased; read them with great caution.")
+            f"{placebo['comparison'] * 100:.1f}%, difference {interval}). The groups were not "
+            "alike before the programme in some way the matching missed, so the results above may "
+            "be biased; read them with great caution.")
 
 
 def sensitivity_sentence(sensitivity: dict[str, Any]) -> str:
@@ -174,14 +179,24 @@ def sensitivity_sentence(sensitivity: dict[str, Any]) -> str:
 def agreement_sentence(key: str, outcome: dict[str, Any]) -> str:
     """Whether the doubly robust estimate agrees with the matching estimate."""
     dr = outcome["doubly_robust"]
-    scale, unit = (1.0, "days") if key == "days_to_first_reoffence" else (100.0, "per 100 people")
+    scale, unit = {"days_to_first_reoffence": (1.0, "days"),
+                   "reoffences_per_person": (100.0, "reoffences per 100 people")}.get(
+                       key, (100.0, "people per 100"))
     said = (f"The doubly robust estimate is {dr['difference'] * scale:+.1f} {unit} "
             f"(95% CI {dr['ci'][0] * scale:+.1f} to {dr['ci'][1] * scale:+.1f}), against "
             f"{outcome['difference'] * scale:+.1f} from matching. ")
     if dr["agrees"]:
-        return said + "It agrees: it lies inside the matching estimate's interval and reaches the same conclusion."
+        return said + ("It agrees: it lies inside the matching estimate's interval and reaches "
+                       "the same conclusion.")
     return said + ("It does not agree, so the estimate depends on how the comparison is modelled; "
                    "read the result with caution.")
+
+
+def _fixed(value: Any, digits: int = 2, grouped: bool = True) -> str:
+    """A number for a table cell: fixed decimals, blank when there is none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:,.{digits}f}" if grouped else f"{value:.{digits}f}"
 
 
 def _environment() -> jinja2.Environment:
@@ -189,7 +204,8 @@ def _environment() -> jinja2.Environment:
                              autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["pct"] = lambda v, d=1: "" if v is None else f"{v * 100:.{d}f}%"
-    env.filters["num"] = lambda v, d=2: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{d}f}"
+    env.filters["num"] = _fixed
+    env.filters["plain"] = lambda v, d=2: _fixed(v, d, grouped=False)
     env.filters["pvalue"] = lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"
     return env
 
@@ -200,7 +216,8 @@ def render_html(evaluation: Evaluation, drawn: dict[str, charts.Chart]) -> str:
     alpha = summary["options"]["alpha"]
     outcomes = []
     for key, outcome in summary["outcomes"].items():
-        outcomes.append({"key": key, **outcome, "sentence": conclusion_sentence(key, outcome, alpha),
+        outcomes.append({"key": key, **outcome,
+                         "sentence": conclusion_sentence(key, outcome, alpha),
                          "agreement": agreement_sentence(key, outcome)})
     styles = (Path(__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
     return _environment().get_template("report.html").render(
@@ -208,7 +225,8 @@ def render_html(evaluation: Evaluation, drawn: dict[str, charts.Chart]) -> str:
         mde_sentence=mde_sentence(summary["mde"]),
         placebo_sentence=placebo_sentence(summary["placebo"]),
         sensitivity_sentence=sensitivity_sentence(summary["sensitivity"]),
-        balance=summary["balance"], identification_rows=evaluation.identification_table.to_dict("records"))
+        balance=summary["balance"],
+        identification_rows=evaluation.identification_table.to_dict("records"))
 
 
 def _draw(evaluation: Evaluation, folder: Path) -> dict[str, charts.Chart]:

@@ -47,7 +47,8 @@ class EvaluationOptions:
     replacement). Several halve the variance of one; beyond about five, worse matches add bias."""
 
     caliper: float = 0.2
-    """Widest match allowed, in standard deviations of the propensity score's logit (Austin 2011)."""
+    """Widest match allowed, in standard deviations of the propensity score's logit (Austin
+    2011)."""
 
     common_support: str = "minmax"
     """'minmax': leave out participants whose score lies outside the comparison pool's range;
@@ -305,7 +306,8 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
             "match_rate": identification.match_rate, "threshold": identification.threshold,
             "doubtful_included": options.include_doubtful, "people": counts["people"],
             "in_analysis": len(treated_rows),
-            "excluded": [{"row": row, "reason": reason} for row, reason in sorted(excluded.items())],
+            "excluded": [{"row": row, "reason": reason}
+                         for row, reason in sorted(excluded.items())],
             "excluded_reasons": _tally(_reason_kind(r) for r in excluded.values()),
             "rows_left_out": [{"row": p.row, "column": p.column, "problem": _withheld(p.message)}
                               for p in rows_left_out],
