@@ -260,3 +260,23 @@ def test_rows_left_out_are_listed_without_the_values_in_them(evaluation, tmp_pat
         assert "31/02/1993" not in text and "12/03/2030" not in text
     html = (folder / "report.html").read_text()
     assert "date of birth (date withheld) is in the future" in html
+
+
+def test_an_outcome_nobody_had_reads_as_no_difference(tmp_path):
+    frame = _population(n=1_500, seed=5)
+    frame["custody_on_reoffending"] = 0
+    options = EvaluationOptions(min_matched=20)
+    covariates = ["age_at_index", "sex", "previous_offences"]
+    result = match(frame, treatment="treated", covariates=covariates,
+                   outcome=[o.column for o in (*OUTCOMES, PLACEBO)])
+    n_treated = int(frame["treated"].sum())
+    evaluation = assemble(programme="P", provider=None, cohort_file="p.csv",
+                          identification=_identification(n_treated), excluded={}, frame=frame,
+                          covariates=covariates, mde=_minimum_detectable_effect(frame, options),
+                          result=result, options=options)
+    custody = evaluation.summary["outcomes"]["custody_on_reoffending"]
+    assert custody["difference"] == 0 and custody["conclusion"] == "inconclusive"
+    assert custody["participants_needed"] is None
+    assert "about the same number of people received a custodial sentence" in custody["headline"]
+    html = (write_report(evaluation, tmp_path / "out") / "report.html").read_text()
+    assert "no realistic number of participants would tell it apart from chance" in html

@@ -107,8 +107,7 @@ def conclusion_sentence(key: str, outcome: dict[str, Any], alpha: float) -> str:
     """The conclusion of one outcome in words, with its confidence interval and, when
     inconclusive, how many participants it would take to know."""
     confidence = round((1 - alpha) * 100)
-    p = outcome["p_value"]
-    p_text = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    p_text = f"p {_p_value(outcome['p_value'])}"
     interval = (f"The true difference is likely ({confidence}% confidence interval) to lie "
                 f"{_range(key, outcome['ci'])}.")
     if outcome["conclusion"] == REDUCTION:
@@ -137,8 +136,10 @@ def mde_sentence(mde: dict[str, Any]) -> str:
             f"one-year proven reoffending rate at {mde['power'] * 100:.0f}% power.")
 
 
-def placebo_sentence(placebo: dict[str, Any]) -> str:
+def placebo_sentence(placebo: dict[str, Any] | None) -> str:
     """The placebo check in words: groups should not differ on something before the programme."""
+    if placebo is None:
+        return "Not run: the analysis frame has no measure of offending before the index date."
     ci = placebo["ci"]
     interval = (f"{placebo['difference'] * 100:+.1f} percentage points, 95% confidence interval "
                 f"{ci[0] * 100:+.1f} to {ci[1] * 100:+.1f}")
@@ -179,6 +180,8 @@ def sensitivity_sentence(sensitivity: dict[str, Any]) -> str:
 def agreement_sentence(key: str, outcome: dict[str, Any]) -> str:
     """Whether the doubly robust estimate agrees with the matching estimate."""
     dr = outcome["doubly_robust"]
+    if dr["difference"] is None or None in dr["ci"]:
+        return "The doubly robust estimate could not be computed for this outcome."
     scale, unit = {"days_to_first_reoffence": (1.0, "days"),
                    "reoffences_per_person": (100.0, "reoffences per 100 people")}.get(
                        key, (100.0, "people per 100"))
@@ -190,6 +193,13 @@ def agreement_sentence(key: str, outcome: dict[str, Any]) -> str:
                        "the same conclusion.")
     return said + ("It does not agree, so the estimate depends on how the comparison is modelled; "
                    "read the result with caution.")
+
+
+def _p_value(p: float | None) -> str:
+    """'< 0.001', '= 0.042', or 'not computable' (JSON holds an impossible p-value as null)."""
+    if p is None or math.isnan(p):
+        return "not computable"
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def _fixed(value: Any, digits: int = 2, grouped: bool = True) -> str:
@@ -206,7 +216,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pct"] = lambda v, d=1: "" if v is None else f"{v * 100:.{d}f}%"
     env.filters["num"] = _fixed
     env.filters["plain"] = lambda v, d=2: _fixed(v, d, grouped=False)
-    env.filters["pvalue"] = lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"
+    env.filters["pvalue"] = lambda p: _p_value(p).removeprefix("= ")
     return env
 
 
