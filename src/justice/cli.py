@@ -617,6 +617,7 @@ def evaluate_cohort(
     """Evaluate a programme's impact on proven reoffending from a provider's cohort file (Justice
     Data Lab style): find the participants, match a comparison group, and write report.html,
     report.json, charts and tables; nothing is written if the file has problems."""
+    from justice.evaluate.report import p_value
     from justice.evaluate.run import EvaluationOptions, evaluate, write_report
 
     settings = _settings(home)
@@ -650,7 +651,7 @@ def evaluate_cohort(
     console.print(rate["headline"], soft_wrap=True)
     console.print(f"Conclusion: {rate['conclusion']} (difference {rate['difference'] * 100:+.1f} "
                   f"points, 95% CI {rate['ci'][0] * 100:+.1f} to {rate['ci'][1] * 100:+.1f}, "
-                  f"p = {rate['p_value']:.3f})", soft_wrap=True)
+                  f"p {p_value(rate['p_value'])})", soft_wrap=True)
     console.print(f"Report: {folder / 'report.html'}", soft_wrap=True)
 
 

@@ -107,7 +107,7 @@ def conclusion_sentence(key: str, outcome: dict[str, Any], alpha: float) -> str:
     """The conclusion of one outcome in words, with its confidence interval and, when
     inconclusive, how many participants it would take to know."""
     confidence = round((1 - alpha) * 100)
-    p_text = f"p {_p_value(outcome['p_value'])}"
+    p_text = f"p {p_value(outcome['p_value'])}"
     interval = (f"The true difference is likely ({confidence}% confidence interval) to lie "
                 f"{_range(key, outcome['ci'])}.")
     if outcome["conclusion"] == REDUCTION:
@@ -195,7 +195,7 @@ def agreement_sentence(key: str, outcome: dict[str, Any]) -> str:
                    "read the result with caution.")
 
 
-def _p_value(p: float | None) -> str:
+def p_value(p: float | None) -> str:
     """'< 0.001', '= 0.042', or 'not computable' (JSON holds an impossible p-value as null)."""
     if p is None or math.isnan(p):
         return "not computable"
@@ -216,7 +216,7 @@ def _environment() -> jinja2.Environment:
     env.filters["pct"] = lambda v, d=1: "" if v is None else f"{v * 100:.{d}f}%"
     env.filters["num"] = _fixed
     env.filters["plain"] = lambda v, d=2: _fixed(v, d, grouped=False)
-    env.filters["pvalue"] = lambda p: _p_value(p).removeprefix("= ")
+    env.filters["pvalue"] = lambda p: p_value(p).removeprefix("= ")
     return env
 
 
