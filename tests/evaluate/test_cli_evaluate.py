@@ -78,11 +78,13 @@ def test_json_flag_prints_the_report_json(built_home, evaluated, tmp_path):
     cohort, out, _ = evaluated
     result = runner.invoke(app, [*_evaluate(cohort, built_home),
                                  "--out", str(tmp_path / "again"), "--exclude-bad-rows",
-                                 "--min-matched", "20", "--json"])
+                                 "--min-matched", "20", "--json", "--programme", "Renamed"])
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     written = json.loads((tmp_path / "again" / "report.json").read_text())
     assert printed == written
+    assert printed["programme"] == "Renamed"
+    assert "Renamed: impact on one-year" in (tmp_path / "again" / "report.html").read_text()
     first = json.loads((out / "report.json").read_text())
     # The same file and options give the same figures.
     assert printed["outcomes"] == first["outcomes"] and printed["balance"] == first["balance"]
