@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from justice.errors import ConfigError, SimulationError
 from justice.sim import feed_state as fs
 from justice.sim.feed import FeedOptions, LivePrison, load_rates, run_feed
-from justice.sim.legacy import prison
+from justice.sim.legacy import ethnicity, prison
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 BUSY = FeedOptions(seed=7, speed=6 * 3600, rate=20, tick=1, steps=60)  # 15 days, 20x the rates
@@ -361,6 +361,17 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
                 assert (first, last) == true[person][1:], r
                 clean += 1
         assert kinds["known"] > 0 and kinds["new"] > 0 and clean > 0
+        # Each new row records the person's true ethnicity as the batch emitter would.
+        true_group = dict(zip(world.tables["persons"]["person_id"].tolist(),
+                              world.tables["persons"]["ethnicity"].tolist(), strict=True))
+        true_group.update({p: v["ethnicity"] for p, v in persons.items()})
+        assert set(true_group.values()) <= set(ethnicity.GROUPS)
+        race = dict(_all(conn, "SELECT OFFENDER_ID, RACE_CODE FROM OFFENDERS"))
+        ids = [int(r["record_id"]) for r in records]
+        who = np.array([r["person_id"] for r in records], dtype=object)
+        expected = ethnicity.recorded_codes(who, np.array([true_group[p] for p in who], object),
+                                            np.array(ids))
+        assert [race[i] for i in ids] == expected.tolist()
         # Prison numbers stay unique to their root row.
         numbers = [n for _, _, n, _, _ in offenders]
         roots = _all(conn, "SELECT COUNT(DISTINCT OFFENDER_ID_DISPLAY), COUNT(*) FROM OFFENDERS "

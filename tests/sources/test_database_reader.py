@@ -176,7 +176,8 @@ def test_values_lineage_and_locators(full_read, sqlite_file):
     row = offenders.slice(0, 1).to_pylist()[0]
     # Values are the database's, as text: integers in decimal, NULL as null.
     assert [row[c] for c in ("offender_id", "offender_id_display", "last_name", "first_name",
-                             "middle_name", "birth_date", "sex_code", "alias_offender_id",
+                             "middle_name", "birth_date", "sex_code", "race_code",
+                             "alias_offender_id",
                              "create_datetime", "modify_datetime")] == [
         None if v is None else str(v) for v in first]
     assert row["_locator"] == f"OFFENDERS pk={first[0]}"

@@ -15,6 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SIM_OFFENCES = REPO / "src/justice/sim/reference/offences.csv"
 SEED_OFFENCES = REPO / "src/justice/transform/seeds/offence_codes.csv"
+SEED_ETHNICITY = REPO / "src/justice/transform/seeds/ethnicity_codes.csv"
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +167,58 @@ def test_persons_in_court_match_truth_and_names_stay_in_person(built):
                            ('court_case', 'defendant_case', 'offence', 'hearing', 'disposal')""")
     assert {t for t, _ in columns} == {"court_case", "defendant_case", "offence", "hearing", "disposal"}
     assert not [c for _, c in columns if c in ("forename", "surname", "middle_names", "date_of_birth", "dob")]
+
+
+def test_ethnicity_seed_agrees_with_the_simulators_reference():
+    """The pipeline's code list is its own copy of the simulator's: they must not drift."""
+    from justice.sim.legacy import ethnicity
+
+    seed = {r["ethnicity_code"]: r["ethnicity_group"] for r in csv.DictReader(SEED_ETHNICITY.open())}
+    assert seed == ethnicity.code_groups()
+
+
+def test_ethnicity_group_is_the_latest_stated_prison_code_and_agrees_with_truth(built):
+    """Measured on the 3,000-person world: who has a known group, and how often it is right."""
+    groups = dict(_q(built, "select ethnicity_group, count(*) from core.person group by all"))
+    assert set(groups) <= {"White", "Mixed", "Asian", "Black", "Other", "Unknown"}
+    # Each person of the index with the true person most of their records belong to.
+    rows = _q(built, """
+        with owners as (
+            select l.person_id, r.person_id as true_id, count(*) as n
+            from linkage.person_links l
+            join read_parquet('records.parquet') r on r.system = l.system and r.record_id = l.record_id
+            group by l.person_id, r.person_id
+            qualify row_number() over (partition by l.person_id order by n desc, true_id) = 1)
+        select p.person_id, p.ethnicity_group, list_contains(p.systems, 'prison') as in_prison,
+               t.ethnicity as true_group
+        from core.person p
+        join owners o using (person_id)
+        join read_parquet('persons.parquet') t on t.person_id = o.true_id""")
+    assert len(rows) == sum(groups.values())
+    prison = [r for r in rows if r[2]]
+    assert all(r[1] == "Unknown" for r in rows if not r[2])  # only the prison records it
+    known = [r for r in prison if r[1] != "Unknown"]
+    known_share = len(known) / len(prison)
+    agree = sum(r[1] == r[3] for r in known) / len(known)
+    # Measured on this world: 423 of the 446 people the prison knows have a stated code (94.8%;
+    # each row is not stated 6% of the time, a person with several rows has several chances),
+    # and 97.9% of those are in the true group (4% of rows are recoded, some within the group).
+    # Nobody else has one: 14.6% of the index's 2,893 people, where truth knows everyone's.
+    print(f"known {len(known)}/{len(prison)} = {known_share:.4f} of prison people, "
+          f"{len(known) / len(rows):.4f} of all; agree {agree:.4f}")
+    assert 0.90 < known_share < 0.98, known_share
+    assert agree > 0.95, agree
+    # The known groups keep the true shares among the same people (no group loses out).
+    for group in ("White", "Black", "Asian", "Mixed", "Other"):
+        ours = sum(r[1] == group for r in known) / len(known)
+        truth = sum(r[3] == group for r in known) / len(known)
+        assert abs(ours - truth) < 0.02, (group, ours, truth)
+    # The latest stated code wins: check it against the staged prison rows for every person.
+    latest = dict(_q(built, """
+        select l.person_id, arg_max(e.ethnicity_group, (o.create_datetime, o.offender_id))
+        from staging.prison__offenders__latest o
+        join linkage.person_links l on l.system = 'prison' and l.record_id = o.offender_id::varchar
+        join reference.ethnicity_codes e on e.ethnicity_code = o.race_code
+        where e.ethnicity_group <> 'Unknown'
+        group by l.person_id"""))
+    assert {p: g for p, g, _, _ in rows if g != "Unknown"} == latest

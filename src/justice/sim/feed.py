@@ -70,7 +70,7 @@ PERSON_SCHEMA = pa.schema([
     ("person_id", pa.string()), ("forename", pa.string()), ("middle_name", pa.string()),
     ("surname", pa.string()), ("sex", pa.string()), ("dob", pa.string()), ("pnc_id", pa.string()),
     ("cro_number", pa.string()), ("prison_number", pa.string()), ("risk_score", pa.float64()),
-    ("self_harm_prone", pa.bool_()), ("first_received", pa.string()),
+    ("self_harm_prone", pa.bool_()), ("first_received", pa.string()), ("ethnicity", pa.string()),
 ])
 PER = ("prisoner_day", "prone_prisoner_day", "open_acct_day", "post_acct_day", "open_na_day",
        "open_incident_day", "active_alert_day")

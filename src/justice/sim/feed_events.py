@@ -21,7 +21,7 @@ from justice.errors import SimulationError
 from justice.sim import feed_state as fs
 from justice.sim.courts import NONE
 from justice.sim.custody import WINGS
-from justice.sim.legacy import prison
+from justice.sim.legacy import ethnicity, prison
 from justice.sim.legacy.identity import messy_identity
 from justice.sim.people import make_people
 
@@ -392,7 +392,7 @@ class Tick:
         person = fs.Person(f"PF{offender_id:08d}", sex, _iso(dob),
                            bool(self.rng.random() < prone_share), float(people["risk"][0]),
                            str(people["forename"][0]), people["middle_name"][0],
-                           str(people["surname"][0]), pnc, cro)
+                           str(people["surname"][0]), pnc, cro, str(people["ethnicity"][0]))
         st.people[person.person_id] = person
         offender = self._new_offender(person, "new_person")
         self.persons.append({
@@ -400,7 +400,8 @@ class Tick:
             "middle_name": person.middle_name, "surname": person.surname, "sex": person.sex,
             "dob": person.dob, "pnc_id": person.pnc_id, "cro_number": person.cro_number,
             "prison_number": st.offender_display[offender], "risk_score": person.risk,
-            "self_harm_prone": person.prone, "first_received": fs.stamp(self.now)})
+            "self_harm_prone": person.prone, "first_received": fs.stamp(self.now),
+            "ethnicity": person.ethnicity})
         return person, offender
 
     def _new_offender(self, person: fs.Person, how: str, *, dup: bool = False) -> int:
@@ -426,6 +427,7 @@ class Tick:
             "LAST_NAME": messy["surname"][0], "FIRST_NAME": messy["forename"][0],
             "MIDDLE_NAME": messy["middle_name"][0],
             "BIRTH_DATE": None if np.isnat(birth) else str(birth), "SEX_CODE": messy["sex"][0],
+            "RACE_CODE": self._race_code(person, offender),
             "ALIAS_OFFENDER_ID": None, **self.times()})
         seq = 0
         for kind, col in (("PNC", "pnc_id"), ("CRO", "cro_number")):
@@ -447,6 +449,16 @@ class Tick:
                              "person_id": person.person_id, "mess": ",".join(sorted(label))})
         self.event("offender_created", None, person=person.person_id, offender=offender, detail=how)
         return offender
+
+    @staticmethod
+    def _race_code(person: fs.Person, offender: int) -> str | None:
+        """RACE_CODE of a new row, as the batch emitter records it (null: ethnicity unknown to
+        an answer key written before the feed kept it)."""
+        if person.ethnicity is None:
+            return None
+        return str(ethnicity.recorded_codes(np.array([person.person_id], object),
+                                            np.array([person.ethnicity], object),
+                                            np.array([offender]))[0])
 
     def _prison_number(self) -> str:
         st = self.state

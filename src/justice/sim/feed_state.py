@@ -92,6 +92,7 @@ class Person:
     surname: str | None = None
     pnc_id: str | None = None
     cro_number: str | None = None
+    ethnicity: str | None = None  # the true group (White, Mixed, Asian, Black, Other)
 
 
 @dataclass
@@ -271,7 +272,8 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
     for r in read_feed_truth(truth, "persons"):
         people[r["person_id"]] = Person(r["person_id"], r["sex"], r["dob"], bool(r["self_harm_prone"]),
                                         float(r["risk_score"]), r["forename"], r["middle_name"],
-                                        r["surname"], r["pnc_id"], r["cro_number"])
+                                        r["surname"], r["pnc_id"], r["cro_number"],
+                                        r.get("ethnicity"))
     # Adults the world knows but its prisons never received: first receptions of known people.
     # Fixed by the world alone (the feed skips those it has since received), so the draws do
     # not depend on how many runs the feed took.
@@ -423,7 +425,7 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
 
 
 PERSON_COLUMNS = ("person_id", "forename", "middle_name", "surname", "sex", "dob", "pnc_id",
-                  "cro_number", "risk_score", "self_harm_prone")
+                  "cro_number", "risk_score", "self_harm_prone", "ethnicity")
 
 
 def _persons_at(persons, positions: np.ndarray) -> list[Person]:
@@ -431,7 +433,8 @@ def _persons_at(persons, positions: np.ndarray) -> list[Person]:
     rows_ = persons.take(positions).to_pylist()
     return [Person(r["person_id"], r["sex"], r["dob"].isoformat() if r["dob"] else None,
                    bool(r["self_harm_prone"]), float(r["risk_score"]), r["forename"],
-                   r["middle_name"], r["surname"], r["pnc_id"], r["cro_number"]) for r in rows_]
+                   r["middle_name"], r["surname"], r["pnc_id"], r["cro_number"],
+                   r["ethnicity"]) for r in rows_]
 
 
 def world_person(state: PrisonState, person_id: str) -> Person:

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from justice.errors import SimulationError
 from justice.sim import mess
-from justice.sim.legacy import prison
+from justice.sim.legacy import ethnicity, prison
 
 SEED = 11
 
@@ -322,6 +323,55 @@ def test_late_corrections_store_the_corrected_name_and_a_later_modify_time(world
             assert not set(labels[str(off_id)].split(",")) & prison.NAME_KINDS
     untouched = [r for r in rows if not labels[str(r[0])]]
     assert all(r[4] == r[5] for r in untouched)
+
+
+def test_race_codes_are_census_codes_with_the_recording_mess_of_the_reference(world, built):
+    conn, answer = built
+    person = dict(zip(answer["record_id"], answer["person_id"], strict=True))
+    persons = world.tables["persons"]
+    true_group = dict(zip(persons["person_id"].tolist(), persons["ethnicity"].tolist(), strict=True))
+    groups = ethnicity.code_groups()
+    ref = ethnicity.reference()
+    rows = _rows(conn, "SELECT OFFENDER_ID, RACE_CODE FROM OFFENDERS")
+    codes = Counter(code for _, code in rows)
+    assert set(codes) <= set(groups), set(codes) - set(groups)
+    assert len(codes) >= 15  # most of the 18 census codes and NS appear among ~2,000 rows
+    n = len(rows)
+    assert abs(codes[ethnicity.NOT_STATED] / n - ref["not_stated"]) < 0.025
+    stated = [(person[str(o)], c) for o, c in rows if c != ethnicity.NOT_STATED]
+    # A recoded row may land in its own group, so the share in another group is below `recoded`.
+    other_group = sum(groups[c] != true_group[p] for p, c in stated) / len(stated)
+    assert 0.005 < other_group < ref["recoded"] + 0.02
+    white = Counter(c for p, c in stated if true_group[p] == "White" and groups[c] == "White")
+    assert white.most_common(1)[0][0] == "W1"
+
+
+def test_a_persons_rows_hold_one_usual_code_but_for_recoded_and_not_stated_rows():
+    ref = ethnicity.reference()
+    people = np.repeat(np.array([f"P{i}" for i in range(2_000)], dtype=object), 10)
+    groups = np.repeat(np.array(ethnicity.GROUPS * 400, dtype=object), 10)
+    codes = ethnicity.recorded_codes(people, groups, np.arange(1, len(people) + 1))
+    assert abs(np.mean(codes == ethnicity.NOT_STATED) - ref["not_stated"]) < 0.01
+    stated = codes != ethnicity.NOT_STATED
+    off_usual = 0
+    for i in range(2_000):
+        rows = Counter(codes[i * 10:(i + 1) * 10][stated[i * 10:(i + 1) * 10]].tolist())
+        off_usual += sum(rows.values()) - rows.most_common(1)[0][1]
+    assert abs(off_usual / stated.sum() - ref["recoded"]) < 0.01
+    # Every group's people are recorded under their group's codes when not recoded.
+    code_group = ethnicity.code_groups()
+    assert np.mean([code_group[c] == g for c, g in zip(codes[stated], groups[stated])]) > 0.96
+
+
+def test_race_codes_are_the_same_for_the_same_person_and_row():
+    people = np.array(["P1", "P1", "P2", "P3"], dtype=object)
+    groups = np.array(["Black", "Black", "White", "Asian"], dtype=object)
+    first = ethnicity.recorded_codes(people, groups, np.array([10, 10, 11, 12]))
+    assert first[0] == first[1]
+    again = ethnicity.recorded_codes(people, groups, np.array([10, 10, 11, 12]))
+    assert first.tolist() == again.tolist()
+    with pytest.raises(SimulationError, match="Martian"):
+        ethnicity.recorded_codes(people[:1], np.array(["Martian"], dtype=object), np.array([1]))
 
 
 def test_names_are_upper_case(built):

@@ -42,6 +42,7 @@ CREATE TABLE OFFENDERS (
     MIDDLE_NAME                 VARCHAR(100),
     BIRTH_DATE                  DATE,
     SEX_CODE                    VARCHAR(12),
+    RACE_CODE                   VARCHAR(12),
     ALIAS_OFFENDER_ID           INTEGER,
     CREATE_DATETIME             TIMESTAMP    NOT NULL,
     MODIFY_DATETIME             TIMESTAMP    NOT NULL,

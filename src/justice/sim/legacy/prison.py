@@ -28,7 +28,9 @@ Tables (parents first; keys and what a row is)
                                 the prison number (``A1234BC``), shared by a root row and its
                                 aliases. Alias rows have ALIAS_OFFENDER_ID = their root row's
                                 OFFENDER_ID and carry no bookings. Names upper case, BIRTH_DATE,
-                                SEX_CODE M/F.
+                                SEX_CODE M/F, RACE_CODE the ethnicity as recorded at that
+                                row's reception (justice.sim.legacy.ethnicity: a 2011 census
+                                code such as W1 or B2, NS not stated; a later row may differ).
     OFFENDER_IDENTIFIERS        (OFFENDER_ID, OFFENDER_ID_SEQ). IDENTIFIER_TYPE PNC or CRO, held
                                 on root rows only and only when known.
     OFFENDER_BOOKINGS           OFFENDER_BOOK_ID, one per custody spell, under the OFFENDER_ID
@@ -77,6 +79,9 @@ Mess (answer key: one row per OFFENDERS row, record_id = str(OFFENDER_ID))
     * duplicate_row: prison numbers are unreliable across custody spells, so with rate
       duplicate_row a later spell is received under a NEW root row with a new prison number
       (later spells follow the newest root);
+    * ethnicity: RACE_CODE is the person's usual code, or NS (not stated), or another code, per
+      row at the rates of reference/ethnicity_codes.yaml (no label: truth/persons holds the
+      true ethnicity);
     * late_correction: the row's names were corrected after it was created (MODIFY_DATETIME
       later than CREATE_DATETIME); the stored names are the corrected ones, so name mess that
       the correction removed is not in the label.
@@ -100,6 +105,7 @@ from justice.sim import reference as ref
 from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
 from justice.sim.custody import alert_codes
+from justice.sim.legacy import ethnicity
 from justice.sim.legacy.identity import messy_identity, person_rows
 from justice.sim.people import name_pools
 
@@ -361,6 +367,8 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
         "OFFENDER_ID_DISPLAY": np.r_[numbers, numbers[alias_root]],
         "LAST_NAME": sur, "FIRST_NAME": fore, "MIDDLE_NAME": messy["middle_name"],
         "BIRTH_DATE": birth, "SEX_CODE": messy["sex"],
+        "RACE_CODE": ethnicity.recorded_codes(persons["person_id"][person],
+                                              persons["ethnicity"][person], offender_id),
         "ALIAS_OFFENDER_ID": _nullable(offender_id[root_ref], is_alias),
         "CREATE_DATETIME": create, "MODIFY_DATETIME": modify,
     }

@@ -55,6 +55,21 @@ people as (
     group by person_id
 ),
 
+-- Ethnicity is recorded by the prison only (OFFENDERS.RACE_CODE, on every row of a person: a root,
+-- a later spell's new root, an alias). The most recently recorded stated code counts: a person
+-- may decline at one reception and state it at the next, or be recorded differently over time.
+-- A code missing from the reference list counts as not stated.
+ethnicities as (
+    select l.person_id, e.ethnicity_group
+    from {{ ref('prison__offenders__latest') }} as o
+    join {{ source('linkage', 'person_links') }} as l
+      on l.system = 'prison' and l.record_id = o.offender_id::varchar
+    join {{ ref('ethnicity_codes') }} as e on e.ethnicity_code = upper(o.race_code)
+    where e.ethnicity_group <> 'Unknown'
+    qualify row_number() over (
+        partition by l.person_id order by o.create_datetime desc, o.offender_id desc) = 1
+),
+
 court_dates as (
     select person_id, min(receipt_date) as first_court_date, max(receipt_date) as last_court_date
     from {{ ref('defendant_case') }}
@@ -71,6 +86,7 @@ select
     n.pnc as pnc_id,
     p.systems,
     p.record_count,
+    coalesce(e.ethnicity_group, 'Unknown') as ethnicity_group,
     c.first_court_date,
     c.last_court_date
 from people as p
@@ -79,4 +95,5 @@ left join surnames as s using (person_id)
 left join births as b using (person_id)
 left join sexes as x using (person_id)
 left join pncs as n using (person_id)
+left join ethnicities as e using (person_id)
 left join court_dates as c using (person_id)
