@@ -43,7 +43,7 @@ def test_fit_pools_bands_that_break_the_order():
     bands = [{"band_low": float(i), "labelled": 10, "matches": m} for i, m in enumerate((0, 5, 3, 10))]
     f = cal.fit(bands)
     assert f.share == pytest.approx([0.0, 0.4, 0.4, 1.0])
-    assert f.threshold(0.99) == 3.0 and f.threshold(0.4) == 1.0
+    assert f.share_at(2.0) == pytest.approx(0.4) and f.share_at(3.0) == 1.0
     with pytest.raises(TransformError, match="no labelled matches"):
         cal.fit([{"band_low": 0.0, "labelled": 5, "matches": 0}])
 
@@ -77,6 +77,10 @@ def test_the_spec_states_a_threshold_rule():
     big["clerical_sample"]["size"] = 2001
     with pytest.raises(ConfigError, match="2,000"):
         cal.plan(big)
+    wrong = copy.deepcopy(spec)
+    wrong["clerical_sample"]["target_precision"] = 1.0
+    with pytest.raises(ConfigError, match="target_precision"):
+        cal.plan(wrong)
     # The sample's plan is not part of the model: changing it needs no retraining.
     assert mdl.spec_digest(big) == mdl.spec_digest(spec)
 
@@ -167,10 +171,16 @@ def test_calibrating_with_the_simulated_clerk_saves_a_new_version_and_reclusters
     # Scoring is unchanged: only the thresholds differ from the version it came from.
     assert mdl.splink_part(model) == mdl.splink_part(before)
     assert choice["sample"]["pairs"] <= 2000 and choice["sample"]["labelled_by"] == ["simulated clerk (answer key)"]
-    # The threshold is the lowest band whose fitted match share reaches the target.
-    bands = [b for b in choice["sample"]["bands"] if b["labelled"]]
-    reached = [b["band_low"] for b in bands if b["fitted_share"] >= choice["link_probability"]]
-    assert choice["match_weight"] == reached[0]
+    # The threshold is the lowest band edge where the sample's estimated precision from there up
+    # meets the target and the band's fitted share the floor; every lower edge misses one.
+    curve = choice["curve"]
+    ok = [c["threshold"] for c in curve
+          if c["precision"] >= choice["target_precision"] and c["band_share"] >= choice["min_band_share"]]
+    assert choice["target_reached"] and choice["match_weight"] == ok[0]
+    # Raising the threshold never raises the estimated recall.
+    recalls = [c["recall"] for c in curve]
+    assert recalls == sorted(recalls, reverse=True)
+    assert choice["estimated"]["precision"] >= choice["target_precision"]
     # The clerk was right on every pair it labelled.
     truth = settings.truth_dir / "records.parquet"
     wrong = _q(settings, f"""

@@ -11,10 +11,15 @@ good as its independence assumption, so this module checks it against people's j
 2. **Label**: clerks decide each pair (`import_labels` reads their file), or in a simulated world
    the simulated clerk (`justice.link.evaluate.simulated_clerk`) reads the answer key for
    exactly those pairs, as a clerical team would look at them; nothing else reads it.
-3. **Fit** (`fit`): each band's observed match share, made non-decreasing in the match weight
-   by pooling adjacent bands that break the order (isotonic regression, weighted by pairs
-   labelled). The threshold is the lower edge of the lowest band whose fitted share reaches
-   `link_probability`: the same target as the label-free rule, now observed rather than assumed.
+3. **Choose** (`calibrate`): the threshold is the lowest band edge at which (a) the precision the
+   sample estimates for all pairs at or above it (each labelled pair standing for its band's
+   pairs / labelled pairs) is at least `clerical_sample.target_precision`, and (b) the band's
+   match share, made non-decreasing in the match weight by pooling adjacent bands that break the
+   order (isotonic regression, `fit`), is at least `clerical_sample.min_band_share`. (a) is the
+   precision goal itself, and a sample of 2,000 resolves it: it pools every band above the
+   threshold. A rule on one band's share near 0.99 would not: telling 0.99 from 0.98 in a band of
+   100 labelled pairs is one clerk's decision, and the threshold would jump with it. (b) keeps
+   out a band that is mostly wrong, however pure the pairs above it.
    Only pairs the threshold decides are sampled: pairs a hard-negative rule keeps apart, pairs
    with two different valid identifiers (`never_link`) and pairs with a clerical decision are
    settled whatever the threshold, so they are left out of the sampling frame.
@@ -50,12 +55,9 @@ class Fit:
     matches: list[int]
     share: list[float]
 
-    def threshold(self, probability: float) -> float | None:
-        """The lower edge of the lowest band whose fitted share is at least `probability`."""
-        for low, share in zip(self.band_low, self.share):
-            if share >= probability:
-                return low
-        return None
+    def share_at(self, band_low: float) -> float:
+        """The fitted share of the band starting at `band_low`."""
+        return self.share[self.band_low.index(band_low)]
 
 
 def plan(spec: dict) -> dict:
@@ -63,7 +65,11 @@ def plan(spec: dict) -> dict:
     p = dict(spec.get("clerical_sample") or {})
     plan_ = {"size": int(p.get("size", 2000)), "seed": int(p.get("seed", 1)),
              "band_width": float(p.get("band_width", 1.0)), "top_band_from": float(p.get("top_band_from", 16.0)),
-             "keep_weight": float(spec["thresholds"]["keep_weight"])}
+             "keep_weight": float(spec["thresholds"]["keep_weight"]),
+             "target_precision": float(p.get("target_precision", 0.999)),
+             "min_band_share": float(p.get("min_band_share", 0.5))}
+    if not 0 < plan_["target_precision"] < 1 or not 0 <= plan_["min_band_share"] < 1:
+        raise ConfigError("clerical_sample: target_precision must be between 0 and 1, min_band_share in [0, 1)")
     if not 1 <= plan_["size"] <= 2000:
         raise ConfigError(f"clerical_sample.size must be between 1 and 2,000 pairs, not {plan_['size']}")
     if plan_["band_width"] <= 0 or plan_["top_band_from"] <= plan_["keep_weight"]:
@@ -254,25 +260,25 @@ def estimate(con: duckdb.DuckDBPyConnection, threshold: float) -> dict:
 
 def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
     """A copy of `model` whose thresholds come from the labelled clerical sample (the lowest band
-    whose fitted match share reaches the spec's `link_probability`), with the evidence in
+    edge meeting the sample's precision target and band-share floor), with the evidence in
     `threshold_choice`."""
     t = spec["thresholds"]
-    if "link_probability" not in t:
-        raise ConfigError("calibrating needs thresholds.link_probability in the model spec")
-    q = float(t["link_probability"])
+    p = plan(spec)
     unlabelled = con.execute(f"select count(*) from {SAMPLE} where label is null").fetchall()[0][0]
     if unlabelled:
         raise TransformError(f"clerical sample: {unlabelled:,} pairs have no decision yet")
     bands = band_table(con)
     f = fit(bands)
-    w = f.threshold(q)
-    p = plan(spec)
-    if w is None:
-        # No band is as pure as asked: link only the top band, and say so.
-        w = p["top_band_from"]
-        reached = False
-    else:
-        reached = True
+    curve = []
+    for b in bands:
+        if b["labelled"] == 0:
+            continue
+        b["fitted_share"] = f.share_at(b["band_low"])
+        curve.append({"threshold": b["band_low"], **estimate(con, b["band_low"]), "band_share": b["fitted_share"]})
+    chosen = next((c for c in curve if c["precision"] >= p["target_precision"]
+                   and c["band_share"] >= p["min_band_share"]), None)
+    # No edge meets both: link only the top band, and say so.
+    w = chosen["threshold"] if chosen else p["top_band_from"]
     band = float(t.get("review_band", 0.0))
     sample_info = con.execute(f"""select count(*), count(*) filter (where label = 'match'), any_value(seed),
                                          any_value(model_version), list(distinct labelled_by order by labelled_by)
@@ -281,13 +287,12 @@ def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
     previous = dict(model["justice"]["thresholds"])
     new["justice"]["thresholds"] = {"match_weight": w, "review_low": w - band, "review_high": w + band,
                                     "keep_weight": float(t["keep_weight"])}
-    for b, share in zip((b for b in bands if b["labelled"] > 0), f.share):
-        b["fitted_share"] = share
     new["justice"]["threshold_choice"] = {
         "method": "clerical sample",
-        "link_probability": q,
+        "target_precision": p["target_precision"],
+        "min_band_share": p["min_band_share"],
         "match_weight": w,
-        "target_reached": reached,
+        "target_reached": chosen is not None,
         "calibrated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "from_version": model["justice"]["version"],
         "previous_match_weight": previous.get("match_weight"),
@@ -296,8 +301,10 @@ def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
                    "drawn_on_version": int(sample_info[3]), "labelled_by": list(sample_info[4]),
                    "plan": p, "bands": bands},
         "estimated": estimate(con, w),
-        "note": (f"a pair links when the match share a clerical sample observed in its band of match "
-                 f"weight (made non-decreasing) is at least {q}"),
+        "curve": curve,
+        "note": (f"the lowest band edge where the clerical sample estimates precision of at least "
+                 f"{p['target_precision']} for the pairs at or above it and a match share of at least "
+                 f"{p['min_band_share']} in its band"),
     }
     return new
 

@@ -103,21 +103,26 @@ def threshold_lines(model: dict) -> list[str]:
         sample, est = choice["sample"], choice["estimated"]
         lines += ["", (f"A clerical sample of {sample['pairs']:,} scored pairs ({sample['matches']:,} matches), "
                        f"drawn with seed {sample['seed']} on model v{sample['drawn_on_version']} and labelled by "
-                       f"{', '.join(sample['labelled_by'])}, stratified over match-weight bands; the threshold "
-                       f"is the lowest band whose match share (made non-decreasing) is at least "
-                       f"{choice['link_probability']}" + ("" if choice.get("target_reached", True) else
-                                                          " (no band reached it: the top band is used)")
+                       f"{', '.join(sample['labelled_by'])}, stratified over match-weight bands. The threshold "
+                       f"is the lowest band edge where the sample estimates a precision of at least "
+                       f"{choice['target_precision']} for the pairs at or above it and the band's match share "
+                       f"(made non-decreasing) is at least {choice['min_band_share']}"
+                       + ("" if choice.get("target_reached", True) else " (no edge met both: the top band is used)")
                        + f". Previous threshold {choice['previous_match_weight']:+.2f} "
                        f"(model v{choice['from_version']})."),
                   "", (f"Estimated from the sample alone, for the pairs the threshold decides (before "
                        f"clustering): precision {est['precision']:.4f}, recall {est['recall']:.4f}."),
-                  "", "| band | pairs | sampled | matches | match share | fitted |", "|---|---|---|---|---|---|"]
+                  "", ("| band | pairs | sampled | matches | match share | fitted share | est. precision from here "
+                      "| est. recall from here |"), "|---|---|---|---|---|---|---|---|"]
+        curve = {c["threshold"]: c for c in choice.get("curve", [])}
         for b in sample["bands"]:
             band = (f"{b['band_low']:+.0f} to {b['band_high']:+.0f}" if b["band_high"] is not None
                     else f"{b['band_low']:+.0f} and above")
             share = b["matches"] / b["labelled"] if b["labelled"] else float("nan")
+            c = curve.get(b["band_low"], {})
             lines.append(f"| {band} | {b['pairs']:,} | {b['sampled']:,} | {b['matches']:,} | {share:.3f} | "
-                         f"{b.get('fitted_share', float('nan')):.3f} |")
+                         f"{b.get('fitted_share', float('nan')):.3f} | {c.get('precision', float('nan')):.4f} | "
+                         f"{c.get('recall', float('nan')):.4f} |")
     return lines + [""]
 
 
