@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import pandas as pd
 import pytest
 from homes import copy_home, warehouse_rows
 
@@ -37,6 +38,14 @@ def test_frame_columns_pool_and_exclusions(built_home, identification):
     frame, excluded = analysis_frame(built_home, identification)
     assert list(frame.columns) == list(COLUMNS)
     assert frame[list(COVARIATES) + list(OUTCOMES)].notna().all().all()
+    # Ethnicity is core.person's group, Unknown for those prison and probation never recorded.
+    assert "ethnicity_group" in COVARIATES
+    person_group = dict(warehouse_rows(built_home,
+                                       "select person_id, ethnicity_group from core.person"))
+    assert frame.ethnicity_group.tolist() == [person_group.get(p, "Unknown")
+                                              for p in frame.person_id]
+    assert set(frame.ethnicity_group) <= {"White", "Mixed", "Asian", "Black", "Other", "Unknown"}
+    assert {"White", "Unknown"} <= set(frame.ethnicity_group)
     treated, pool = frame[frame.treated == 1], frame[frame.treated == 0]
     rows = {p.row for p in identification.participants}
     # Every participant taken in is in the frame or excluded with a reason, never both.
@@ -44,14 +53,25 @@ def test_frame_columns_pool_and_exclusions(built_home, identification):
     assert not set(treated.cohort_row) & set(excluded)
     assert all(isinstance(why, str) and why for why in excluded.values())
     assert len(treated) >= 20
-    # The pool: nobody on any programme, nobody the file identified, each person once, in the
-    # participants' quarters and kinds of index event.
-    on_programmes = {r[0] for r in warehouse_rows(
-        built_home, "select person_id from core.intervention_participation")}
-    identified = {r.person_id for r in identification.rows if r.person_id}
-    assert not set(pool.person_id) & on_programmes
-    assert not set(pool.person_id) & identified
-    assert pool.person_id.is_unique and frame.person_id.is_unique
+    # The pool: index events no programme belongs to (no start on any provider's list or in
+    # this file from a year before the event to 183 days after it), each person-quarter once, in
+    # the participants' quarters and kinds of index event.
+    starts = [(r[0], r[1]) for r in warehouse_rows(
+        built_home, "select person_id, start_date from core.intervention_participation "
+                    "where person_id is not null")]
+    starts += [(r.person_id, r.participant.start_date) for r in identification.rows
+               if r.person_id]
+    by_person: dict[str, list] = {}
+    for person, start in starts:
+        by_person.setdefault(person, []).append(start)
+    followed = [any(-365 <= (start - pd.Timestamp(event).date()).days <= 183
+                    for start in by_person.get(person, ()))
+                for person, event in zip(pool.person_id, pool.index_date)]
+    assert not any(followed)
+    # ...and it is made of events, not people: someone who took part at another time is still
+    # a comparison at an event no programme followed (the fixture has such people).
+    assert set(pool.person_id) & set(by_person)
+    assert not pool[["person_id", "cohort_quarter"]].duplicated().any()
     assert set(pool.index_event) <= set(treated.index_event)
     assert treated.cohort_quarter.min() <= pool.cohort_quarter.min()
     assert pool.cohort_quarter.max() <= treated.cohort_quarter.max()
@@ -121,8 +141,11 @@ def _add_events_after_index(con, frame) -> None:
     breach = con.execute("""select offence_code from reference.offence_codes
                             where is_breach order by offence_code limit 1""").fetchall()[0][0]
     con.register("members", frame[["person_id", "index_date", "cohort_quarter"]])
+    # A person can be in the pool at several index events: the events go after the latest, so
+    # that they are after every one of that person's index dates.
     con.execute("create temp table m as select person_id, index_date::date as index_date, "
-                "cohort_quarter from members")
+                "cohort_quarter from members "
+                "qualify index_date = max(index_date) over (partition by person_id)")
     # Later events that already exist change: outcomes brought forward, verdicts flipped.
     con.execute("""update core.offence o set outcome_date = m.index_date + 1, convicted = not o.convicted
                    from m where o.person_id = m.person_id and o.offence_date > m.index_date""")
@@ -167,18 +190,22 @@ def test_no_leakage_of_later_events_into_covariates(built_home, identification, 
     assert after[key].equals(before[key])
     for column in COVARIATES:
         assert after[column].equals(before[column]), column
-    # The outcomes did change: every member now has a proven reoffence sentenced to custody.
-    assert (after.reoffended == 1).all() and (before.reoffended == 0).any()
-    assert (after.reoffences == before.reoffences + 1).all()
-    assert (after.custody_on_reoffending == 1).all() and (before.custody_on_reoffending == 0).any()
-    assert (after.days_to_first_reoffence <= 10).all()
+    # The outcomes did change: every member at their latest index event now has a proven
+    # reoffence sentenced to custody.
+    last = before.index_date == before.groupby("person_id").index_date.transform("max")
+    assert last.sum() == before.person_id.nunique() and (before[last].reoffended == 0).any()
+    assert (after[last].reoffended == 1).all()
+    assert (after[last].reoffences == before[last].reoffences + 1).all()
+    assert (after[last].custody_on_reoffending == 1).all()
+    assert (before[last].custody_on_reoffending == 0).any()
+    assert (after[last].days_to_first_reoffence <= 10).all()
 
     # The same kind of change before the index date does move covariates: the test can fail.
     con = duckdb.connect(str(copy.home / "warehouse.duckdb"))
     try:
         code = con.execute("""select offence_code from reference.offence_codes
                               where recordable and not is_breach order by 1 limit 1""").fetchall()[0][0]
-        con.register("members", before[["person_id", "index_date"]])
+        con.register("members", before[["person_id"]].drop_duplicates())
         con.execute(f"""
             insert into core.offence by name
             select 'EARLY' || person_id as offence_id, person_id, '{code}' as offence_code,
