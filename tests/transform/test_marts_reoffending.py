@@ -264,10 +264,12 @@ def test_effect_of_cautions(built_home):
     (cautions index and prove), then without caution index events, then also without proof by
     caution (the pipeline's definition), over the calibration's own quarters.
 
-    Measured: 1,644 members with cautions, 1,544 without (101 index cautions, 6.1% of the
-    cohort). Cautioned members reoffend less (0.158 vs 0.286), so dropping them raises the rate
-    (0.278 -> 0.286); dropping proof by caution then lowers it more (-> 0.274). Net: without
-    cautions the cohort is 6% smaller and the rate 0.4 points lower. Asserted: those directions.
+    Measured: 1,741 members with cautions, 1,631 without (111 index cautions, 6.4% of the
+    cohort). Cautioned members reoffend less (0.153 vs 0.306), so dropping them raises the rate
+    (0.296 -> 0.307); dropping proof by caution then lowers it (-> 0.299). Net: without cautions
+    the cohort is 6% smaller and the rate within a point of the full one. Asserted: the two
+    directions, and the net within a point; its sign depends on the two sizes (it was -0.4
+    points before the recall and remand changes of issue 13, +0.2 after) and is not asserted.
     """
     params = json.loads((built_home.truth_dir / "params.json").read_text())
     start, end = ref.day_number(params["start"]), ref.day_number(params["end"])
@@ -287,4 +289,5 @@ def test_effect_of_cautions(built_home):
           f"{rate_without:.3f} without cautions at all ({rate_without - rate_with:+.3f})")
     assert n_without < n_with and cautioned.any()
     assert reoffended[cautioned].mean() < reoffended[~cautioned].mean()
-    assert rate_no_index > rate_with and rate_without < rate_no_index and rate_without < rate_with
+    assert rate_no_index > rate_with and rate_without < rate_no_index
+    assert abs(rate_without - rate_with) < 0.01

@@ -26,8 +26,9 @@ def reoffend_probability(w: dict, age: np.ndarray, female: np.ndarray, risk: np.
                          prior: np.ndarray, disposal: np.ndarray, custody_months: np.ndarray) -> np.ndarray:
     """One-year probability of a new offence that reaches the justice system, before any programme."""
     m = w["offending"]["reoffend_logit"]
-    kind = np.where(disposal == "custody", np.where(custody_months < 12, "custody_short", "custody_long"),
-                    np.where(disposal == None, "none", disposal))
+    kind = np.where(disposal == "custody", np.select(
+        [custody_months <= 6, custody_months < 12], ["custody_6m_or_less", "custody_short"], "custody_long"),
+        np.where(disposal == None, "none", disposal))
     d = np.zeros(len(age))
     for name, beta in m["disposal"].items():
         d[kind == name] = beta

@@ -14,6 +14,9 @@ from justice.sim import reference as ref
 Columns = dict[str, np.ndarray]
 NONE = np.iinfo(np.int64).min  # "no such day" in day-number columns
 
+# Day columns that are planned at sentence rather than events, so may lie beyond the window.
+PLANNED_DAYS = ("licence_end_day", "supervision_end_day")
+
 DISPOSALS = ("caution", "discharge", "fine", "community_order", "suspended_sentence", "custody")
 
 
@@ -88,8 +91,11 @@ def respond(rng: np.random.Generator, ep: Columns, w: dict, window_end: int) -> 
     ep["first_listing_day"] = np.where(caution, NONE, first_listing)
     _courts(rng, ep, mode, severity, w)
     _sentence(rng, ep, w)
-    # Nothing happens after the window: an event beyond it has not happened yet.
-    for col in [c for c in ep if c.endswith("_day")]:
+    # Nothing happens after the window: an event beyond it has not happened yet. The end of a
+    # licence or supervision period is a planned date set at sentence, known on release; cutting
+    # it off would leave everyone released in the window's last year or so without a licence to
+    # be recalled on (recalls ran at a sixth of the published rate).
+    for col in [c for c in ep if c.endswith("_day") and c not in PLANNED_DAYS]:
         ep[col] = np.where(ep[col] > window_end, NONE, ep[col])
 
 
@@ -130,12 +136,12 @@ def _courts(rng: np.random.Generator, ep: Columns, mode: np.ndarray, severity: n
     remand |= in_mags & (mode == "either_way") & (u() < crown["magistrates_remand_in_custody"])
     ep["remanded"] = remand
     receipt = np.where(sent, fl, NONE)
-    ptph = fl + lognormal_days(rng, crown["ptph_days"], 0.3, n)
+    ptph = fl + lognormal_days(rng, crown["ptph_days"], crown["ptph_sigma"], n)
     plea_ptph = sent & (u() < crown["guilty_plea_first_hearing"])
     to_trial = sent & ~plea_ptph
     median_wait = ref.piecewise_linear(fl, crown["trial_wait_median_days"])
     # Custody time limits put remanded defendants' trials first.
-    median_wait = np.where(remand, median_wait * 0.6, median_wait)
+    median_wait = np.where(remand, median_wait * crown["remand_trial_wait_factor"], median_wait)
     wait = lognormal_days(rng, median_wait, crown["trial_wait_sigma"], n)
     ctrial1 = np.maximum(ptph + 14, fl + wait)
     cracked = to_trial & (u() < crown["cracked_trial"])
@@ -185,6 +191,9 @@ def _sentence(rng: np.random.Generator, ep: Columns, w: dict) -> None:
         uplift = (sw["custody_prior_uplift"] * np.log1p(ep["prior"]) + sw["custody_severity_uplift"]
                   * (severity - 4) - 1.8 * juvenile + sw["custody_female"] * ep["female"] - 0.5)
         logits[:, ci] += uplift
+        # A defendant is refused bail only where custody is a real prospect (Bail Act 1976 as
+        # amended by LASPO 2012), so those remanded mostly go on to a custodial sentence.
+        logits[:, ci] += sw["custody_remanded_uplift"] * ep["remanded"]
         if "suspended_sentence" in names:
             logits[:, names.index("suspended_sentence")] += 0.5 * uplift
         if "community_order" in names:
@@ -227,7 +236,8 @@ def _sentence(rng: np.random.Generator, ep: Columns, w: dict) -> None:
     cfs_receipt = ep["conviction_day"] + rng.integers(7, 22, n)
     cfs_sentence = cfs_receipt + lognormal_days(rng, 35, 0.4, n)
     crown_sent_day = ep["conviction_day"] + np.where(rng.random(n) < 0.75, lognormal_days(
-        rng, w["response"]["crown"]["sentence_adjournment_days"], 0.3, n), 0)
+        rng, w["response"]["crown"]["sentence_adjournment_days"],
+        w["response"]["crown"]["sentence_adjournment_sigma"], n), 0)
     sentence_day = np.select([committed, crown, conv], [cfs_sentence, crown_sent_day, sent_day_mags], NONE)
     sentence_day = np.where(ep["caution"], ep["charge_day"], sentence_day)
     ep["committed_for_sentence"] = committed

@@ -224,6 +224,15 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         days = od[lo[i]:hi[i]]
         if np.any((days >= r_start[i]) & (days < r_end[i])):
             ok[i] = False
+    # Two licences can run at once (a second sentence served while the first licence runs):
+    # one recall at a time, the earlier taking precedence.
+    cand = np.flatnonzero(ok)
+    last_person, last_end = -1, NONE
+    for i in cand[np.lexsort((r_start[cand], r_person[cand]))]:
+        if r_person[i] == last_person and r_start[i] < last_end:
+            ok[i] = False
+            continue
+        last_person, last_end = r_person[i], r_end[i]
     ok &= r_start <= end
     recalled, r_start, r_end = recalled[ok], r_start[ok], r_end[ok]
     r_end = np.where(r_end > end, NONE, r_end)
