@@ -64,7 +64,7 @@ RECORD = {
     "planned_end_date": 20210114, "termination_date": 0, "termination_reason": None,
     "breach_date": 20200301, "region_code": "LDN", "pdu_code": "LDNP02",
     "order_length_months": -12, "upw_hours_ordered": 1205, "ogrs_score": 3625,
-    "last_updated_date": 20200301, "extract_date": 20200331,
+    "last_updated_date": 20200301, "extract_date": 20200331, "ethnic_origin": "B1",
 }
 
 
@@ -128,7 +128,7 @@ def test_values_are_the_source_text(spec, tmp_path):
         "planned_end_date": "20210114", "termination_date": "00000000", "termination_reason": "",
         "breach_date": "20200301", "region_code": "LDN", "pdu_code": "LDNP02",
         "order_length_months": "-12", "upw_hours_ordered": "120.5", "ogrs_score": "36.25",
-        "last_updated_date": "20200301", "extract_date": "20200331",
+        "last_updated_date": "20200301", "extract_date": "20200331", "ethnic_origin": "B1",
     }
     assert (row["_system"], row["_table"], row["_file"], row["_locator"]) == (
         "probation", "offender_events", path.name, "byte 250")
@@ -239,7 +239,7 @@ def test_unparsable_copybook_is_a_copybook_error(spec, tmp_path):
 
 def test_copybook_that_does_not_fit_the_data(spec, tmp_path):
     path = _system(tmp_path, _records(40))
-    shorter = probation.copybook_text().replace("PIC X(64)", "PIC X(60)")  # LRECL 246
+    shorter = probation.copybook_text().replace("PIC X(62)", "PIC X(58)")  # LRECL 246
     (tmp_path / probation.COPYBOOK_NAME).write_text(shorter, "ascii")
     with pytest.raises(SourceError, match=r"does not fit the copybook .*not a whole number of "
                                           r"246-byte records"):

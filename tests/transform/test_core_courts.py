@@ -177,7 +177,7 @@ def test_ethnicity_seed_agrees_with_the_simulators_reference():
     assert seed == ethnicity.code_groups()
 
 
-def test_ethnicity_group_is_the_latest_stated_prison_code_and_agrees_with_truth(built):
+def test_ethnicity_group_is_the_latest_stated_code_and_agrees_with_truth(built):
     """Measured on the 3,000-person world: who has a known group, and how often it is right."""
     groups = dict(_q(built, "select ethnicity_group, count(*) from core.person group by all"))
     assert set(groups) <= {"White", "Mixed", "Asian", "Black", "Other", "Unknown"}
@@ -189,36 +189,50 @@ def test_ethnicity_group_is_the_latest_stated_prison_code_and_agrees_with_truth(
             join read_parquet('records.parquet') r on r.system = l.system and r.record_id = l.record_id
             group by l.person_id, r.person_id
             qualify row_number() over (partition by l.person_id order by n desc, true_id) = 1)
-        select p.person_id, p.ethnicity_group, list_contains(p.systems, 'prison') as in_prison,
+        select p.person_id, p.ethnicity_group,
+               list_has_any(p.systems, ['prison', 'probation']) as recorded,
                t.ethnicity as true_group
         from core.person p
         join owners o using (person_id)
         join read_parquet('persons.parquet') t on t.person_id = o.true_id""")
     assert len(rows) == sum(groups.values())
-    prison = [r for r in rows if r[2]]
-    assert all(r[1] == "Unknown" for r in rows if not r[2])  # only the prison records it
-    known = [r for r in prison if r[1] != "Unknown"]
-    known_share = len(known) / len(prison)
+    recorded = [r for r in rows if r[2]]
+    assert all(r[1] == "Unknown" for r in rows if not r[2])  # only prison and probation record it
+    known = [r for r in recorded if r[1] != "Unknown"]
+    known_share = len(known) / len(recorded)
     agree = sum(r[1] == r[3] for r in known) / len(known)
-    # Measured on this world: 423 of the 446 people the prison knows have a stated code (94.8%;
-    # each row is not stated 6% of the time, a person with several rows has several chances),
-    # and 97.9% of those are in the true group (4% of rows are recoded, some within the group).
-    # Nobody else has one: 14.6% of the index's 2,893 people, where truth knows everyone's.
-    print(f"known {len(known)}/{len(prison)} = {known_share:.4f} of prison people, "
-          f"{len(known) / len(rows):.4f} of all; agree {agree:.4f}")
-    assert 0.90 < known_share < 0.98, known_share
+    print(f"known {len(known)}/{len(recorded)} = {known_share:.4f} of those prison or probation "
+          f"know, {len(known)}/{len(rows)} = {len(known) / len(rows):.4f} of all; "
+          f"agree {agree:.4f}")
+    # Measured on this world: see docs/legacy-systems.md, "Ethnicity". Each record is not
+    # stated 6% of the time (a person with several records has several chances) and 4% are
+    # recoded, some within the group.
+    assert 0.90 < known_share < 0.995, known_share
     assert agree > 0.95, agree
     # The known groups keep the true shares among the same people (no group loses out).
     for group in ("White", "Black", "Asian", "Mixed", "Other"):
         ours = sum(r[1] == group for r in known) / len(known)
         truth = sum(r[3] == group for r in known) / len(known)
         assert abs(ours - truth) < 0.02, (group, ours, truth)
-    # The latest stated code wins: check it against the staged prison rows for every person.
-    latest = dict(_q(built, """
-        select l.person_id, arg_max(e.ethnicity_group, (o.create_datetime, o.offender_id))
+    # The latest stated code wins, over both systems' staged records.
+    code_group = dict(_q(built, "select ethnicity_code, ethnicity_group from reference.ethnicity_codes"))
+    records = _q(built, """
+        select l.person_id, o.race_code, o.create_datetime, 'prison', o.offender_id::varchar
         from staging.prison__offenders__latest o
         join linkage.person_links l on l.system = 'prison' and l.record_id = o.offender_id::varchar
-        join reference.ethnicity_codes e on e.ethnicity_code = o.race_code
-        where e.ethnicity_group <> 'Unknown'
-        group by l.person_id"""))
-    assert {p: g for p, g, _, _ in rows if g != "Unknown"} == latest
+        union all
+        select l.person_id, arg_max(e.ethnic_origin, e.last_updated_date),
+               min(e.start_date)::timestamp, 'probation', e.crn
+        from staging.probation__offender_events__latest e
+        join linkage.person_links l on l.system = 'probation' and l.record_id = e.crn
+        group by l.person_id, e.crn""")
+    latest: dict[str, tuple] = {}
+    for person, code, at, system, record in records:
+        group = code_group.get(code, "Unknown")
+        if group == "Unknown":
+            continue
+        # Latest first; a tie goes to prison, then the higher record id (as the model orders).
+        rank = (at, tuple(-ord(c) for c in system), record)
+        if person not in latest or rank > latest[person][0]:
+            latest[person] = (rank, group)
+    assert {p: g for p, g, _, _ in rows if g != "Unknown"} == {p: g for p, (_, g) in latest.items()}

@@ -19,7 +19,7 @@ import pytest
 
 from justice import identifiers
 from justice.sim import mess
-from justice.sim.legacy import interventions, probation
+from justice.sim.legacy import ethnicity, interventions, probation
 from justice.sim.params import SimulationParams
 from justice.sim.world import simulate
 from justice.sources.copybook import decode_records, parse_copybook
@@ -122,7 +122,8 @@ def test_copybook_parses_and_is_copied_beside_the_data(prob):
     assert book.record_length == 250
     names = [f.name for f in book.fields]
     for name in ("crn", "event_number", "surname", "forenames", "date_of_birth", "sex", "pnc_id",
-                 "cro_number", "order_length_months", "upw_hours_ordered", "ogrs_score"):
+                 "cro_number", "order_length_months", "upw_hours_ordered", "ogrs_score",
+                 "ethnic_origin"):
         assert name in names
     kinds = {f.name: (f.kind, f.signed) for f in book.fields}
     assert kinds["order_length_months"] == ("zoned", True)
@@ -131,6 +132,27 @@ def test_copybook_parses_and_is_copied_beside_the_data(prob):
     copied = (out / probation.COPYBOOK_NAME).read_text("ascii")
     assert copied == probation.copybook_text()
     assert parse_copybook(copied) == parse_copybook(probation.copybook_text())
+
+
+def test_ethnic_origin_is_one_code_per_crn_with_the_recording_mess(prob, world):
+    _, key, _, _, batch = prob
+    cols = batch.columns
+    code_of: dict[str, set[str]] = collections.defaultdict(set)
+    for crn, code in zip(cols["crn"], cols["ethnic_origin"], strict=True):
+        code_of[crn].add(code)
+    assert all(len(codes) == 1 for codes in code_of.values())  # held on the offender
+    groups, ref = ethnicity.code_groups(), ethnicity.reference()
+    person = dict(zip(key.column("record_id").to_pylist(), key.column("person_id").to_pylist(),
+                      strict=True))
+    persons = world.tables["persons"]
+    true_group = dict(zip(persons["person_id"].tolist(), persons["ethnicity"].tolist(), strict=True))
+    per_crn = {crn: codes.pop() for crn, codes in code_of.items()}
+    assert set(per_crn.values()) <= set(groups)
+    not_stated = np.mean([c == ethnicity.NOT_STATED for c in per_crn.values()])
+    assert abs(not_stated - ref["not_stated"]) < 0.02
+    stated = [(crn, c) for crn, c in per_crn.items() if c != ethnicity.NOT_STATED]
+    right = np.mean([groups[c] == true_group[person[crn]] for crn, c in stated])
+    assert 1 - ref["recoded"] - 0.02 < right < 1
 
 
 def test_one_file_per_month_each_whole_records(prob_any, world):

@@ -3,7 +3,8 @@
 The codes, their ONS groups and the recording mess are data (``reference/ethnicity_codes.yaml``).
 Each person has a usual code, one of their group's codes picked by a hash of their person id;
 each OFFENDERS row then records that code, or ``NS`` (not stated) at rate ``not_stated``, or
-another code at rate ``recoded``, by hashes of the row's OFFENDER_ID.
+another code at rate ``recoded``, by hashes of the row's OFFENDER_ID. Probation records it the
+same way on each CRN (a person's duplicate CRN is a record of its own), keyed by the CRN's text.
 
 Hashes rather than the emitter's random generator: the draws are the same in the batch emitter
 and the live feed for the same person, and adding the column moved no other column's values.
@@ -68,10 +69,12 @@ def _unit(keys: np.ndarray, salt: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def _person_keys(person_ids: np.ndarray) -> np.ndarray:
-    return np.fromiter((int.from_bytes(hashlib.blake2b(str(p).encode(), digest_size=8).digest(),
-                                       "little") for p in person_ids.tolist()),
-                       dtype=np.uint64, count=len(person_ids))
+def text_keys(values: np.ndarray, namespace: str = "") -> np.ndarray:
+    """A 64-bit key per text value (a person id, a CRN), the same in every run and process."""
+    return np.fromiter((int.from_bytes(hashlib.blake2b(f"{namespace}:{v}".encode(),
+                                                       digest_size=8).digest(), "little")
+                        for v in np.asarray(values, dtype=object).tolist()),
+                       dtype=np.uint64, count=len(values))
 
 
 def _pick(tables: dict, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -85,17 +88,18 @@ def _pick(tables: dict, groups: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def recorded_codes(person_ids: np.ndarray, ethnicity: np.ndarray,
-                   offender_ids: np.ndarray) -> np.ndarray:
-    """RACE_CODE of OFFENDERS rows: per row, the person's (id, true group) and the row's id."""
+                   row_keys: np.ndarray) -> np.ndarray:
+    """The code each record holds: per record, the person's (id, true group) and the record's
+    key (an OFFENDER_ID, or :func:`text_keys` of a CRN)."""
     person_ids = np.asarray(person_ids, dtype=object)
     ethnicity = np.asarray(ethnicity, dtype=object)
-    offender_ids = np.asarray(offender_ids, dtype=np.int64)
+    offender_ids = np.asarray(row_keys).astype(np.uint64)
     unknown = set(ethnicity.tolist()) - set(GROUPS)
     if unknown:
         raise SimulationError(f"ethnicity {sorted(map(str, unknown))} of the world's people has no "
                               f"codes in reference/ethnicity_codes.yaml (groups: {', '.join(GROUPS)})")
     ref, tables = reference(), _tables()
-    person_key = _person_keys(person_ids)
+    person_key = text_keys(person_ids, "person")
     codes = _pick(tables, ethnicity, _unit(person_key, 1))
 
     recoded = _unit(offender_ids, 3) < float(ref["recoded"])

@@ -44,4 +44,7 @@
            05  AUDIT-DETAILS.
                10  LAST-UPDATED-DATE       PIC 9(8).
                10  EXTRACT-DATE            PIC 9(8).
-           05  FILLER                      PIC X(64).
+      * ADDED IN THE FILLER: ETHNICITY, 2011 CENSUS CODE, NS NOT STATED
+           05  ETHNICITY-DETAILS.
+               10  ETHNIC-ORIGIN           PIC X(2).
+           05  FILLER                      PIC X(62).

@@ -40,7 +40,9 @@ UPW-HOURS-ORDERED      S9(5)V9 COMP-3         unpaid work hours ordered (0 if no
 OGRS-SCORE             S9(3)V99 COMP-3        OGRS-style 2-year reoffending score, 0-99.99
 LAST-UPDATED-DATE      9(8)                   YYYYMMDD of the change that produced the record
 EXTRACT-DATE           9(8)                   YYYYMMDD, last day of the file's month
-FILLER                 X(64)                  spaces
+ETHNIC-ORIGIN          X(2)                   ethnicity, a 2011 census code (W1, B2, ...) or
+                                              NS not stated; taken from the old FILLER
+FILLER                 X(62)                  spaces
 =====================  =====================  ===============================================
 
 An event (a community order, suspended sentence order or licence) gets a record in the month it
@@ -52,6 +54,10 @@ event number supersedes earlier ones.
 Person-bearing key: the CRN. The answer key has one row per distinct CRN in the files,
 ``record_id`` = the CRN. A CRN's records all carry the same identity, drawn once per CRN with
 ``messy_identity`` (upper-case names, PNC and CRO only), except as noted for late corrections.
+
+ETHNIC-ORIGIN is held on the offender, so a CRN's records share one code: the person's usual
+code, NS or another code at the rates of ``reference/ethnicity_codes.yaml`` (unlabelled, as in
+the prison; see ``justice.sim.legacy.ethnicity``).
 
 Row-level mess, labelled in the answer key:
 
@@ -84,6 +90,7 @@ from justice.errors import SimulationError
 from justice.sim import mess
 from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
+from justice.sim.legacy import ethnicity
 from justice.sim.legacy.identity import messy_identity, person_rows
 from justice.sources.copybook import Copybook, encode_records, parse_copybook
 
@@ -373,6 +380,11 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     ogrs = np.clip(np.round(10_000 * (1 - np.exp(-OGRS_RATE * risk))), 0, 9_999).astype(np.int64)
 
     pre = corrected[rec_crn] & (rec_month < corr_month[rec_crn])
+    # Ethnicity is held on the offender (the CRN), so all of a CRN's records carry one code;
+    # a person's second CRN is recorded afresh, as a prison row is (see ethnicity.py).
+    race = ethnicity.recorded_codes(persons["person_id"][crn_person],
+                                    persons["ethnicity"][crn_person],
+                                    ethnicity.text_keys(crn, "probation"))
     columns = {
         "record_type": np.full(n_rec, "EV", dtype=object),
         "crn": crn[rec_crn],
@@ -396,6 +408,7 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
         "ogrs_score": ogrs[rec_crn],
         "last_updated_date": _yyyymmdd(rec_day),
         "extract_date": _yyyymmdd(asof),
+        "ethnic_origin": race[rec_crn],
     }
     blob = memoryview(encode_records(_integer_layout(book), columns))
     length = book.record_length

@@ -55,19 +55,35 @@ people as (
     group by person_id
 ),
 
--- Ethnicity is recorded by the prison only (OFFENDERS.RACE_CODE, on every row of a person: a root,
--- a later spell's new root, an alias). The most recently recorded stated code counts: a person
--- may decline at one reception and state it at the next, or be recorded differently over time.
--- A code missing from the reference list counts as not stated.
-ethnicities as (
-    select l.person_id, e.ethnicity_group
+-- Ethnicity is recorded by the prison (OFFENDERS.RACE_CODE, on every row of a person: a root, a
+-- later spell's new root, an alias) and by probation (ETHNIC-ORIGIN, on the CRN). The most
+-- recently recorded stated code counts: a person may decline at one reception and state it at
+-- the next, or be recorded differently over time. A prison row is recorded when it is created, a
+-- CRN when its first supervision starts. A code missing from the reference list counts as not
+-- stated.
+recorded_ethnicity as (
+    select l.person_id, o.race_code as ethnicity_code, o.create_datetime as recorded_at,
+           'prison' as system, o.offender_id::varchar as record_id
     from {{ ref('prison__offenders__latest') }} as o
     join {{ source('linkage', 'person_links') }} as l
       on l.system = 'prison' and l.record_id = o.offender_id::varchar
-    join {{ ref('ethnicity_codes') }} as e on e.ethnicity_code = upper(o.race_code)
-    where e.ethnicity_group <> 'Unknown'
+    union all
+    -- The code of the CRN's latest record (one code per CRN, as nDelius holds it on the offender).
+    select l.person_id, arg_max(e.ethnic_origin, e.last_updated_date),
+           min(e.start_date)::timestamp, 'probation', e.crn
+    from {{ ref('probation__offender_events__latest') }} as e
+    join {{ source('linkage', 'person_links') }} as l
+      on l.system = 'probation' and l.record_id = e.crn
+    group by l.person_id, e.crn
+),
+
+ethnicities as (
+    select r.person_id, c.ethnicity_group
+    from recorded_ethnicity as r
+    join {{ ref('ethnicity_codes') }} as c on c.ethnicity_code = upper(r.ethnicity_code)
+    where c.ethnicity_group <> 'Unknown'
     qualify row_number() over (
-        partition by l.person_id order by o.create_datetime desc, o.offender_id desc) = 1
+        partition by r.person_id order by r.recorded_at desc nulls last, r.system, r.record_id desc) = 1
 ),
 
 court_dates as (
