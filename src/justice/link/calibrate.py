@@ -11,15 +11,15 @@ good as its independence assumption, so this module checks it against people's j
 2. **Label**: clerks decide each pair (`import_labels` reads their file), or in a simulated world
    the simulated clerk (`justice.link.evaluate.simulated_clerk`) reads the answer key for
    exactly those pairs, as a clerical team would look at them; nothing else reads it.
-3. **Choose** (`calibrate`): the threshold is the lowest band edge at which (a) the precision the
-   sample estimates for all pairs at or above it (each labelled pair standing for its band's
-   pairs / labelled pairs) is at least `clerical_sample.target_precision`, and (b) the band's
-   match share, made non-decreasing in the match weight by pooling adjacent bands that break the
-   order (isotonic regression, `fit`), is at least `clerical_sample.min_band_share`. (a) is the
-   precision goal itself, and a sample of 2,000 resolves it: it pools every band above the
-   threshold. A rule on one band's share near 0.99 would not: telling 0.99 from 0.98 in a band of
-   100 labelled pairs is one clerk's decision, and the threshold would jump with it. (b) keeps
-   out a band that is mostly wrong, however pure the pairs above it.
+3. **Choose** (`calibrate`): each band's observed match share, made non-decreasing in the match
+   weight by pooling adjacent bands that break the order (isotonic regression weighted by pairs
+   labelled, `fit`). The threshold is the lower edge of the lowest band whose fitted share is at
+   least `clerical_sample.min_band_share`: from there up, at least that share of the pairs the
+   threshold links are the same person, as clerks judged them. The share is one a sample of
+   2,000 can resolve: each band has about 100 labelled pairs, enough to tell 0.95 from 0.85 but
+   not 0.99 from 0.98 (a rule at 0.99 made the threshold jump with single labels), nor to check a
+   precision of 0.999 for every pair above an edge (one non-match among the top band's hundred
+   labelled pairs stands for a hundred).
    Only pairs the threshold decides are sampled: pairs a hard-negative rule keeps apart, pairs
    with two different valid identifiers (`never_link`) and pairs with a clerical decision are
    settled whatever the threshold, so they are left out of the sampling frame.
@@ -66,10 +66,10 @@ def plan(spec: dict) -> dict:
     plan_ = {"size": int(p.get("size", 2000)), "seed": int(p.get("seed", 1)),
              "band_width": float(p.get("band_width", 1.0)), "top_band_from": float(p.get("top_band_from", 16.0)),
              "keep_weight": float(spec["thresholds"]["keep_weight"]),
-             "target_precision": float(p.get("target_precision", 0.999)),
-             "min_band_share": float(p.get("min_band_share", 0.5))}
-    if not 0 < plan_["target_precision"] < 1 or not 0 <= plan_["min_band_share"] < 1:
-        raise ConfigError("clerical_sample: target_precision must be between 0 and 1, min_band_share in [0, 1)")
+             "min_band_share": float(p.get("min_band_share", 0.95))}
+    if not 0.5 <= plan_["min_band_share"] < 1:
+        raise ConfigError(f"clerical_sample.min_band_share must be at least 0.5 and below 1, "
+                          f"not {plan_['min_band_share']}")
     if not 1 <= plan_["size"] <= 2000:
         raise ConfigError(f"clerical_sample.size must be between 1 and 2,000 pairs, not {plan_['size']}")
     if plan_["band_width"] <= 0 or plan_["top_band_from"] <= plan_["keep_weight"]:
@@ -260,8 +260,7 @@ def estimate(con: duckdb.DuckDBPyConnection, threshold: float) -> dict:
 
 def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
     """A copy of `model` whose thresholds come from the labelled clerical sample (the lowest band
-    edge meeting the sample's precision target and band-share floor), with the evidence in
-    `threshold_choice`."""
+    whose fitted match share reaches `min_band_share`), with the evidence in `threshold_choice`."""
     t = spec["thresholds"]
     p = plan(spec)
     unlabelled = con.execute(f"select count(*) from {SAMPLE} where label is null").fetchall()[0][0]
@@ -275,9 +274,8 @@ def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
             continue
         b["fitted_share"] = f.share_at(b["band_low"])
         curve.append({"threshold": b["band_low"], **estimate(con, b["band_low"]), "band_share": b["fitted_share"]})
-    chosen = next((c for c in curve if c["precision"] >= p["target_precision"]
-                   and c["band_share"] >= p["min_band_share"]), None)
-    # No edge meets both: link only the top band, and say so.
+    chosen = next((c for c in curve if c["band_share"] >= p["min_band_share"]), None)
+    # No band is that pure: link only the top band, and say so.
     w = chosen["threshold"] if chosen else p["top_band_from"]
     band = float(t.get("review_band", 0.0))
     sample_info = con.execute(f"""select count(*), count(*) filter (where label = 'match'), any_value(seed),
@@ -289,7 +287,6 @@ def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
                                     "keep_weight": float(t["keep_weight"])}
     new["justice"]["threshold_choice"] = {
         "method": "clerical sample",
-        "target_precision": p["target_precision"],
         "min_band_share": p["min_band_share"],
         "match_weight": w,
         "target_reached": chosen is not None,
@@ -302,9 +299,8 @@ def calibrate(con: duckdb.DuckDBPyConnection, spec: dict, model: dict) -> dict:
                    "plan": p, "bands": bands},
         "estimated": estimate(con, w),
         "curve": curve,
-        "note": (f"the lowest band edge where the clerical sample estimates precision of at least "
-                 f"{p['target_precision']} for the pairs at or above it and a match share of at least "
-                 f"{p['min_band_share']} in its band"),
+        "note": (f"the lowest band of match weight whose match share in the clerical sample (made "
+                 f"non-decreasing) is at least {p['min_band_share']}"),
     }
     return new
 

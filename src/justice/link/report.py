@@ -104,10 +104,9 @@ def threshold_lines(model: dict) -> list[str]:
         lines += ["", (f"A clerical sample of {sample['pairs']:,} scored pairs ({sample['matches']:,} matches), "
                        f"drawn with seed {sample['seed']} on model v{sample['drawn_on_version']} and labelled by "
                        f"{', '.join(sample['labelled_by'])}, stratified over match-weight bands. The threshold "
-                       f"is the lowest band edge where the sample estimates a precision of at least "
-                       f"{choice['target_precision']} for the pairs at or above it and the band's match share "
-                       f"(made non-decreasing) is at least {choice['min_band_share']}"
-                       + ("" if choice.get("target_reached", True) else " (no edge met both: the top band is used)")
+                       f"is the lower edge of the lowest band whose match share (made non-decreasing) is at "
+                       f"least {choice['min_band_share']}"
+                       + ("" if choice.get("target_reached", True) else " (no band reached it: the top band is used)")
                        + f". Previous threshold {choice['previous_match_weight']:+.2f} "
                        f"(model v{choice['from_version']})."),
                   "", (f"Estimated from the sample alone, for the pairs the threshold decides (before "
