@@ -104,11 +104,10 @@ def main() -> None:
         bad = [r["figure"] for r in results[seed] if not r["within_tolerance"]]
         print(f"seed {seed}: {time.perf_counter() - t0:.0f}s, peak {peak_rss_gb():.1f} GB, "
               f"outside tolerance: {', '.join(bad) or 'none'}", file=sys.stderr, flush=True)
-    rows = table(results)
-    print_table(rows, args.seeds, args.persons)
-    if args.json:
-        args.json.write_text(json.dumps({"persons": args.persons, "seeds": args.seeds, "rows": rows},
-                                        indent=2, default=str) + "\n")
+        if args.json:  # after every seed, so a long run that is stopped keeps what it measured
+            args.json.write_text(json.dumps({"persons": args.persons, "seeds": list(results),
+                                             "rows": table(results)}, indent=2, default=str) + "\n")
+    print_table(table(results), args.seeds, args.persons)
 
 
 if __name__ == "__main__":

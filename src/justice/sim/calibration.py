@@ -139,7 +139,8 @@ def prisoner_days_last_year(t: Tables, end: int, mask: np.ndarray | None = None)
 
 def _incidents_per_1000(t: Tables, end: int, kind: str) -> float:
     inc = t["incidents"]
-    n = np.count_nonzero((inc["incident_type"] == kind) & (inc["incident_date"] > end - 365))
+    # Bounded at `end` too, so a year ending before the window's last day counts only its own days.
+    n = np.count_nonzero((inc["incident_type"] == kind) & _last_year(inc["incident_date"], end))
     population = prisoner_days_last_year(t, end) / 365
     return 1000.0 * n / population if population else float("nan")
 
