@@ -78,13 +78,14 @@ def print_table(rows: list[dict], seeds: list[int], persons: int) -> None:
     for r in rows:
         t = r["target"]
         vals = " ".join(f"{fmt(r['values'][s], t):>7}" for s in seeds)
+        reliable_from = r["min_persons"] or 100_000  # the smallest size measured
         note = "known gap" if r["known_gap"] else (
-            f"noisy below {r['min_persons']:,}" if (r["min_persons"] or 0) > persons else "")
+            f"noisy below {reliable_from:,}" if reliable_from > persons else "")
         print(f"{r['figure']:<{name_w}} {fmt(t, t):>8} {fmt(r['tolerance'], t):>7} {vals} "
               f"{fmt(r['min'], t):>7} {fmt(r['max'], t):>7}  {'yes' if r['pass_all'] else 'NO ':<3}  {note}")
     ok = sum(r["pass_all"] for r in rows)
     print(f"{ok}/{len(rows)} figures within tolerance on every seed")
-    checked = [r for r in rows if not r["known_gap"] and (r["min_persons"] or 0) <= persons]
+    checked = [r for r in rows if not r["known_gap"] and (r["min_persons"] or 100_000) <= persons]
     print(f"{sum(r['pass_all'] for r in checked)}/{len(checked)} of the figures expected to hold at "
           f"{persons:,} people (no known gap, reliable at this size) within tolerance on every seed")
 

@@ -99,8 +99,13 @@ def simulate(
     for col in ("figure", "simulated", "target", "±", "ok"):
         table.add_column(col)
     for row in world.calibration or []:
-        table.add_row(row["figure"], str(row["simulated"]), str(row["target"]), str(row["tolerance"]),
-                      "[green]yes[/]" if row["within_tolerance"] else "[yellow]no[/]")
+        # A figure the world does not yet reproduce, or one too noisy at this size, says so
+        # (figures without min_persons were measured reliable from 100,000 people).
+        reliable_from = row.get("min_persons") or 100_000
+        ok = ("[green]yes[/]" if row["within_tolerance"] else "[dim]known gap[/]" if row.get("known_gap")
+              else f"[dim]no (noisy below {reliable_from:,})[/]" if reliable_from > persons
+              else "[yellow]no[/]")
+        table.add_row(row["figure"], str(row["simulated"]), str(row["target"]), str(row["tolerance"]), ok)
     console.print(table)
     if persons < 100_000:
         console.print("[dim]Prison and court figures rest on few people below about 100,000 and wander; "
