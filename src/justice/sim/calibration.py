@@ -107,24 +107,28 @@ def _rate(c: dict[str, np.ndarray], mask: np.ndarray) -> float:
 
 @measure
 def proven_reoffending_overall(w: World) -> float:
+    """Proven reoffending rate of the whole cohort."""
     c = w.cohort
     return _rate(c, np.ones(len(c["age"]), bool))
 
 
 @measure
 def proven_reoffending_adult(w: World) -> float:
+    """Proven reoffending rate of cohort members aged 18 or over at the index date."""
     c = w.cohort
     return _rate(c, c["age"] >= 18)
 
 
 @measure
 def proven_reoffending_juvenile(w: World) -> float:
+    """Proven reoffending rate of cohort members aged 10-17 at the index date."""
     c = w.cohort
     return _rate(c, c["age"] < 18)
 
 
 @measure
 def proven_reoffending_custody_under_12m(w: World) -> float:
+    """Proven reoffending rate of adults released from custodial sentences under 12 months."""
     c = w.cohort
     return _rate(c, (c["age"] >= 18) & (c["disposal"] == "custody") & (np.nan_to_num(c["custody_months"]) < 12))
 
@@ -147,22 +151,26 @@ def _incidents_per_1000(t: Tables, end: int, kind: str) -> float:
 
 @measure
 def self_harm_per_1000_prisoners(w: World) -> float:
+    """Self-harm incidents in the last year per 1,000 prisoners (average population)."""
     return _incidents_per_1000(w.t, w.end, "SELF_HARM")
 
 
 @measure
 def assaults_per_1000_prisoners(w: World) -> float:
+    """Assaults on prisoners and on staff in the last year per 1,000 prisoners."""
     return (_incidents_per_1000(w.t, w.end, "ASSAULT_ON_PRISONER")
             + _incidents_per_1000(w.t, w.end, "ASSAULT_ON_STAFF"))
 
 
 @measure
 def assaults_on_staff_per_1000_prisoners(w: World) -> float:
+    """Assaults on staff in the last year per 1,000 prisoners."""
     return _incidents_per_1000(w.t, w.end, "ASSAULT_ON_STAFF")
 
 
 @measure
 def women_share_of_prison_population(w: World) -> float:
+    """Women's share of prisoner-days in the last year."""
     t, end = w.t, w.end
     s = t["custody_spells"]
     p = t["persons"]
@@ -184,6 +192,7 @@ def remand_share_of_prison_population(w: World) -> float:
 
 @measure
 def crown_median_charge_to_completion_days(w: World) -> float:
+    """Median days from charge to completion of Crown Court trial cases completed in the last year."""
     c, end = w.t["court_cases"], w.end
     m = (c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"]) & (
         c["completion_date"] != NONE) & (c["completion_date"] > end - 365)
@@ -199,6 +208,7 @@ def open_cases_on(t: Tables, day: int, court_type: str) -> int:
 
 @measure
 def crown_open_caseload_ratio_2025q2_to_2019q4(w: World) -> float:
+    """Crown Court cases open at June 2025 (or the window's end) over those open at end 2019."""
     a, b = ref.day_number("2019-12-31"), min(ref.day_number("2025-06-30"), w.end)
     before = open_cases_on(w.t, a, "crown")
     return open_cases_on(w.t, b, "crown") / before if before else float("nan")
@@ -298,6 +308,7 @@ def releases_per_1000_prisoners(w: World) -> float:
 
 @measure
 def proven_reoffending_custody_6m_or_less(w: World) -> float:
+    """Proven reoffending rate of adults released from custodial sentences of 6 months or less."""
     c = w.cohort
     return _rate(c, (c["age"] >= 18) & (c["disposal"] == "custody") & (np.nan_to_num(c["custody_months"]) <= 6))
 
