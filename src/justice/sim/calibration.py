@@ -2,8 +2,9 @@
 
 Each measure takes the truth tables (columns of numpy arrays, dates as day numbers) and the
 window, and returns a number comparable with the published figure in
-`reference/calibration_targets.yaml`. They are per head, so they hold at any population size
-once it is large enough for the rates to settle.
+`reference/calibration_targets.yaml`. They are per head, so their expected values do not depend
+on the population size, but their spread does: each target's `min_persons` is the size from
+which it was measured to stay within tolerance (docs/calibration.md).
 """
 
 from __future__ import annotations
