@@ -228,7 +228,10 @@ def self_harm_people_per_1000_prisoners(w: World) -> float:
     """People who harmed themselves at least once in the last year, per 1,000 prisoners."""
     inc, parties = w.t["incidents"], w.t["incident_parties"]
     ids = inc["incident_id"][(inc["incident_type"] == "SELF_HARM") & _last_year(inc["incident_date"], w.end)]
-    harmers = np.unique(parties["person_id"][np.isin(parties["incident_id"], ids) & (parties["role"] == "SELF_HARMER")])
+    harmer = parties["role"] == "SELF_HARMER"
+    # Fixed-width strings: numpy compares them in C, object arrays one Python call at a time.
+    in_year = np.isin(parties["incident_id"][harmer].astype(str), ids.astype(str))
+    harmers = np.unique(parties["person_id"][harmer][in_year].astype(str))
     population = _average_prison_population(w.t, w.end)
     return 1000.0 * len(harmers) / population if population else float("nan")
 
