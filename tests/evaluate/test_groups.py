@@ -161,7 +161,10 @@ def _add_events_after_index(con, frame) -> None:
     con.execute("""
         insert into core.disposal by name
         select 'LEAKD' || person_id as disposal_id, person_id, 'immediate_custody' as disposal_type,
-               index_date + 40 as disposal_date, true as is_principal, 200 as custody_days
+               -- after any programme start too (a start is at most 183 days after its index
+               -- date): a sentence between the index date and the start would rightly move
+               -- the participant's index event
+               index_date + 200 as disposal_date, true as is_principal, 200 as custody_days
         from m""")
     con.execute("""
         insert into core.supervision by name

@@ -39,14 +39,20 @@ history and both kinds of index event are measured alike.
   otherwise), ``index_year``;
 * ``previous_offences``: proven (convicted) recordable offences, breaches aside, with an outcome
   date before the index occasion; ``previous_breaches``: proven breach offences likewise;
+  ``previous_convictions``: every proven offence before the occasion, summary and breach ones
+  included (a referrer reads the whole record); ``index_offences``: the offences sentenced at
+  the index occasion (a spree is a different case from a single offence);
   ``previous_custodial_sentences``: days sentenced to immediate custody before the occasion;
 * ``age_at_first_contact``: age at the first proven recordable offence's outcome, the index
   occasion at the latest (age at index when neither is known);
 * ``days_since_last_proven_offence``: from the last previous proven offence's outcome to the index
   date, at most NO_PREVIOUS_DAYS; ``no_previous_offence`` = 1 (and the value NO_PREVIOUS_DAYS)
   when there is none;
-* ``ogrs_band``: band of the OGRS score of the latest supervision that started before the index
-  date (low under 50, medium 50-74, high 75-89, very high 90+; unknown without one).
+* ``supervised``: 1 when a probation supervision (community order, suspended sentence order,
+  licence) starts on the index date, as the sentence or release sets it;
+* ``ogrs_band``: band of the OGRS score of the latest supervision that started on or before the
+  index date (an assessment made for the sentence; low under 50, medium 50-74, high 75-89,
+  very high 90+; unknown without one).
 
 Sex and ethnicity are the person's, from core.person (best evidence over all their records,
 later ones included): they describe who the person is, which nothing after the index date can
@@ -84,7 +90,8 @@ NO_PREVIOUS_DAYS = 3_652
 
 COVARIATES = ("age_at_index", "age_unknown", "sex", "ethnicity_group", "index_event",
               "disposal_type", "offence_group", "sentence_length_band", "index_year",
-              "previous_offences", "previous_breaches", "previous_custodial_sentences",
+              "previous_offences", "previous_breaches", "previous_convictions",
+              "index_offences", "supervised", "previous_custodial_sentences",
               "age_at_first_contact", "days_since_last_proven_offence", "no_previous_offence",
               "ogrs_band")
 OUTCOMES = ("reoffended", "reoffences", "days_to_first_reoffence", "custody_on_reoffending",
@@ -134,12 +141,22 @@ def _frame_sql() -> str:
                                  and o.outcome_date < f.occasion_date) as previous_offences,
                 count(*) filter (where o.is_breach
                                  and o.outcome_date < f.occasion_date) as previous_breaches,
+                count(*) filter (where o.outcome_date < f.occasion_date) as previous_convictions,
                 max(o.outcome_date) filter (where o.recordable and not o.is_breach
                                             and o.outcome_date < f.occasion_date) as last_previous,
                 min(o.outcome_date) filter (where o.recordable) as first_contact
             from occasion f
             join classified o on o.person_id = f.person_id and o.convicted
              and o.outcome_date <= f.occasion_date
+            group by f.frame_key
+        ),
+        index_case as (
+            -- Offences convicted in the cases sentenced at the index occasion.
+            select f.frame_key, count(*) as index_offences
+            from occasion f
+            join core.disposal d on d.person_id = f.person_id and d.is_principal
+             and d.disposal_date = f.occasion_date
+            join classified o on o.defendant_case_id = d.defendant_case_id and o.convicted
             group by f.frame_key
         ),
         custody as (
@@ -152,9 +169,17 @@ def _frame_sql() -> str:
         ogrs as (
             select f.frame_key, arg_max(s.ogrs_score, s.start_date) as ogrs_score
             from occasion f
-            join core.supervision s on s.person_id = f.person_id and s.start_date < f.index_date
+            join core.supervision s on s.person_id = f.person_id and s.start_date <= f.index_date
              and s.ogrs_score is not null
             group by f.frame_key
+        ),
+        supervised as (
+            -- An order or licence the probation service supervises from the index date itself:
+            -- a community order or suspended sentence with requirements starts on the day of
+            -- sentence, a licence on the day of release.
+            select distinct f.frame_key
+            from occasion f
+            join core.supervision s on s.person_id = f.person_id and s.start_date = f.index_date
         ),
         custody_reoffence as (
             select distinct f.frame_key
@@ -184,6 +209,9 @@ def _frame_sql() -> str:
             f.sentence_length_band, year(f.index_date) as index_year,
             coalesce(h.previous_offences, 0) as previous_offences,
             coalesce(h.previous_breaches, 0) as previous_breaches,
+            coalesce(h.previous_convictions, 0) as previous_convictions,
+            coalesce(ic.index_offences, 0) as index_offences,
+            (sv.frame_key is not null)::integer as supervised,
             coalesce(c.previous_custodial_sentences, 0) as previous_custodial_sentences,
             case when p.date_of_birth is not null and h.first_contact is not null
                  then {_age('p.date_of_birth', 'h.first_contact')} end as age_at_first_contact,
@@ -201,6 +229,8 @@ def _frame_sql() -> str:
             (yb.frame_key is not null)::integer as offended_in_year_before
         from occasion f
         left join history h using (frame_key)
+        left join index_case ic using (frame_key)
+        left join supervised sv using (frame_key)
         left join custody c using (frame_key)
         left join ogrs og using (frame_key)
         left join custody_reoffence cr using (frame_key)
@@ -273,12 +303,41 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
                               then date_diff('day', m.index_date, p.start_date)
                               else date_diff('day', p.start_date, m.index_date) end) = 1
         """, {"published_end": published_end}).fetchall()
+        # The cohort holds a person's first index event in each quarter. A programme that
+        # followed a later sentence or release in that quarter belongs to an event the cohort
+        # does not hold, and measuring from the quarter's first event would count the offence
+        # that led to the programme as a reoffence (the validity benchmark measured +0.04 on
+        # the reoffending rate from it): such participants are left out, with the reason.
+        superseded = dict(con.execute(f"""
+            select c.cohort_row, greatest(
+                (select max(d.disposal_date) from core.disposal d
+                 where d.person_id = c.person_id and d.is_principal
+                   and d.disposal_date > c.index_date and d.disposal_date <= p.start_date),
+                (select max(s.end_date) from core.custody_spell s
+                 where s.person_id = c.person_id
+                   and s.end_date > c.index_date and s.end_date <= p.start_date))
+            from memory.main.frame_chosen c
+            join memory.main.frame_participants p using (cohort_row)
+            where c.index_date <= p.start_date
+        """).fetchall())
+        superseded = {row: day for row, day in superseded.items() if day is not None}
+        if superseded:
+            con.execute("delete from memory.main.frame_chosen where list_contains($rows, cohort_row)",
+                        {"rows": sorted(superseded)}).fetchall()
         chosen = con.execute("select cohort_row, index_event, cohort_quarter_start "
                              "from memory.main.frame_chosen").fetchall()
         excluded: dict[int, str] = {}
         found = {row for row, _, _ in chosen}
         for p in people:
             if p.row in found:
+                continue
+            if p.row in superseded:
+                excluded[p.row] = (
+                    f"the programme (started {p.start_date:%d/%m/%Y}) followed a sentence or "
+                    f"release on {superseded[p.row]:%d/%m/%Y}, not the first in its quarter: "
+                    "the proven reoffending cohort holds only a person's first index event in a "
+                    "quarter, and measuring from that one would count the offence that led to "
+                    "the programme as a reoffence")
                 continue
             if p.start_date > published_end:
                 excluded[p.row] = (
@@ -375,6 +434,7 @@ def _finish(frame: pd.DataFrame, excluded: dict[int, str], pool_counts: tuple,
     frame["ogrs_band"] = pd.Series([_ogrs_band(s) for s in frame["ogrs_score"]], dtype=object,
                                    index=frame.index)
     for col in ("treated", "index_year", "previous_offences", "previous_breaches",
+                "previous_convictions", "index_offences", "supervised",
                 "previous_custodial_sentences", *OUTCOMES):
         frame[col] = frame[col].astype(int)
     frame["cohort_row"] = frame["cohort_row"].astype("Int64")
