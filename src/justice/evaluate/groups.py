@@ -308,7 +308,7 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
         # does not hold, and measuring from the quarter's first event would count the offence
         # that led to the programme as a reoffence (the validity benchmark measured +0.04 on
         # the reoffending rate from it): such participants are left out, with the reason.
-        superseded = dict(con.execute(f"""
+        superseded = dict(con.execute("""
             select c.cohort_row, greatest(
                 (select max(d.disposal_date) from core.disposal d
                  where d.person_id = c.person_id and d.is_principal

@@ -338,8 +338,8 @@ _REASON_KINDS = (
                           "follow-up is not yet possible)")),
     ("before the first", "started before the first reoffending cohort the data cover"),
     ("no sentence or release", "no sentence or release from custody the programme could belong to"),
-    ("not the first in its quarter", "followed a sentence or release the reoffending cohort does "
-                                     "not hold (a person's second or later in a quarter)"),
+    ("not the first in its quarter", ("followed a sentence or release the reoffending cohort "
+                                      "does not hold (a person's second or later in a quarter)")),
 )
 
 
