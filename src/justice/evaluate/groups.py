@@ -108,8 +108,9 @@ def _age(dob: str, on: str) -> str:
             f"strftime({dob}, '%m%d') then 1 else 0 end)")
 
 
-def _frame_sql() -> str:
+def _frame_sql(ethnicity: bool = True) -> str:
     """Covariates and outcomes for every index event in memory.main.frame_index."""
+    ethnicity_group = "coalesce(p.ethnicity_group, 'Unknown')" if ethnicity else "'Unknown'"
     return f"""
         with classified as (
             select o.offence_id, o.person_id, o.defendant_case_id, o.offence_date, o.outcome_date,
@@ -204,7 +205,8 @@ def _frame_sql() -> str:
         )
         select
             f.frame_key, f.person_id, f.treated, f.cohort_row, f.index_date, f.cohort_quarter,
-            f.age_at_index, f.sex, coalesce(p.ethnicity_group, 'Unknown') as ethnicity_group,
+            f.age_at_index, f.sex,
+            {ethnicity_group} as ethnicity_group,
             f.index_event, f.disposal_type, f.offence_group,
             f.sentence_length_band, year(f.index_date) as index_year,
             coalesce(h.previous_offences, 0) as previous_offences,
@@ -405,7 +407,12 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
             from memory.main.frame_pool_events m
             where not m.other_programme and not m.this_programme
         """).fetchall()
-        frame = con.execute(_frame_sql()).df()
+        # A warehouse built before core.person held ethnicity (an older home) still evaluates,
+        # with everyone's group Unknown, which the report's balance table then shows.
+        ethnicity = bool(con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'core' "
+            "and table_name = 'person' and column_name = 'ethnicity_group'").fetchall()[0][0])
+        frame = con.execute(_frame_sql(ethnicity)).df()
         con.unregister("frame_identified_events")
     finally:
         con.close()
