@@ -118,6 +118,12 @@ def test_smd_and_variance_ratio_by_hand():
     assert smd(treated, comparison, weights, scale=2.0)[0] == pytest.approx((3.0 - 1.5) / 2.0)
     # constant columns: equal means are balanced, different means infinitely imbalanced
     assert smd(np.ones(3), np.ones(4))[0] == 0.0
+    # A constant column stays balanced under weights whose mean of ones rounds off one.
+    weights = np.full(24, 1 / 3)
+    assert weighted_mean_and_variance(np.ones((24, 1)), weights)[0][0] != 1.0  # the rounding
+    assert smd(np.ones((3, 1)), np.ones((24, 1)), weights, scale=0.0)[0] == 0.0
+    assert smd(np.ones((3, 1)), np.ones((24, 1)), weights)[0] == 0.0
+    assert variance_ratio(np.ones((3, 1)), np.ones((24, 1)), weights)[0] == 1.0
     assert smd(np.ones(3), np.zeros(4))[0] == math.inf
     assert variance_ratio(np.ones(3), np.ones(4))[0] == 1.0
 

@@ -127,8 +127,8 @@ def love_plot(balance: pd.DataFrame, path: Path) -> Chart:
         ax.axvline(SMD_THRESHOLD, color=TEXT_COLOUR, linestyle="--", linewidth=1)
         ax.set_yticks(y, [str(c) for c in rows["covariate"]], fontsize=7)
         ax.set_xlabel("absolute standardised mean difference (dashed line: 0.1)")
-        ax.set_xlim(0, max(float(np.nanmax(before, initial=0)), float(np.nanmax(after, initial=0)),
-                           SMD_THRESHOLD) * 1.1)
+        finite = np.concatenate([before[np.isfinite(before)], after[np.isfinite(after)]])
+        ax.set_xlim(0, max(float(finite.max(initial=0)), SMD_THRESHOLD) * 1.1)
         ax.grid(axis="x", alpha=0.3)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)

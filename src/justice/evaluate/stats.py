@@ -205,6 +205,11 @@ def smd(
         scale = np.sqrt((treated_variance + comparison_variance) / 2)
     difference = treated_mean - comparison_mean
     scale = np.broadcast_to(np.asarray(scale, dtype=float), difference.shape)
+    # A column constant in both groups has a zero scale up to rounding (a weighted mean of ones
+    # is not always exactly one): such differences and scales count as zero.
+    tiny = 1e-9 * (1.0 + np.abs(treated_mean) + np.abs(comparison_mean))
+    difference = np.where(np.abs(difference) <= tiny, 0.0, difference)
+    scale = np.where(scale <= tiny, 0.0, scale)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = difference / np.where(scale > 0, scale, 1.0)
         result = np.where(scale > 0, ratio, np.sign(difference) * np.inf)
@@ -220,8 +225,13 @@ def variance_ratio(
 
     Both variances zero gives 1 (identical constant columns); only the comparison's zero gives inf.
     """
-    _, treated_variance = weighted_mean_and_variance(treated)
-    _, comparison_variance = weighted_mean_and_variance(comparison, comparison_weights)
+    treated_mean, treated_variance = weighted_mean_and_variance(treated)
+    comparison_mean, comparison_variance = weighted_mean_and_variance(comparison,
+                                                                      comparison_weights)
+    # Variances of a constant column are zero up to rounding (see smd).
+    tiny = 1e-18 * (1.0 + treated_mean**2 + comparison_mean**2)
+    treated_variance = np.where(treated_variance <= tiny, 0.0, treated_variance)
+    comparison_variance = np.where(comparison_variance <= tiny, 0.0, comparison_variance)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = treated_variance / comparison_variance
     both_zero = (treated_variance == 0) & (comparison_variance == 0)
