@@ -598,7 +598,7 @@ def test_throughput(spec, crown_world, tmp_path):
 
 @pytest.mark.slow
 def test_a_million_rows_stream_in_bounded_memory(spec, crown_world, tmp_path):
-    path = big_file(crown_world[0], tmp_path / "xhibit_huge.xml", 140_000)  # ~1M rows, ~270 MB
+    path = big_file(crown_world[0], tmp_path / "xhibit_huge.xml", 150_000)  # ~1.07M rows, ~280 MB
     code = (
         "import resource, sys, time\n"
         "from justice.sources.spec import load_spec\n"
