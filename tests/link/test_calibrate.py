@@ -215,3 +215,70 @@ def test_calibrating_needs_a_model_of_the_current_spec(linked_home, tmp_path):
         cal.run_calibration(settings, simulated_clerk=True)
     out = runner.invoke(app, ["link", "calibrate", "--home", str(tmp_path / "nowhere")])
     assert out.exit_code != 0
+
+
+def test_the_answer_key_is_read_for_the_sample_pairs_only(linked_home, tmp_path):
+    """Calibration learns from the answer key through the clerical sample alone: with an answer
+    key cut down to the sampled records it chooses exactly what it chooses with the whole key,
+    and without any answer key the clerks' route works and the simulated clerk refuses."""
+    import shutil
+
+    import duckdb
+
+    full = copy_home(linked_home, tmp_path / "full")
+    cut = copy_home(linked_home, tmp_path / "cut")
+    blind = copy_home(linked_home, tmp_path / "blind")
+    for settings in (full, cut, blind):
+        assert cal.run_calibration(settings).status == "awaiting labels"  # draws the sample
+    sampled = _q(cut, "select unique_id_l from linkage.clerical_sample "
+                      "union select unique_id_r from linkage.clerical_sample")
+    key = cut.truth_dir / "records.parquet"
+    everyone = duckdb.execute(f"select count(*) from read_parquet('{key}')").fetchall()[0][0]
+    con = duckdb.connect()
+    con.execute("create table ids (unique_id varchar)")
+    con.executemany("insert into ids values (?)", sampled)
+    con.execute(f"copy (select k.* from read_parquet('{key}') k join ids "
+                f"on k.system || ':' || k.record_id = ids.unique_id) to '{key}.cut' (format parquet)")
+    con.close()
+    Path(f"{key}.cut").replace(key)
+    kept = duckdb.execute(f"select count(*) from read_parquet('{key}')").fetchall()[0][0]
+    assert kept == len(sampled) < everyone / 2
+    by_full = cal.run_calibration(full, simulated_clerk=True)
+    by_cut = cal.run_calibration(cut, simulated_clerk=True)
+    assert by_cut.choice["match_weight"] == by_full.choice["match_weight"]
+    assert by_cut.choice["sample"]["bands"] == by_full.choice["sample"]["bands"]
+    labels = "select unique_id_l, unique_id_r, label from linkage.clerical_sample order by all"
+    assert _q(cut, labels) == _q(full, labels)
+
+    # No answer key at all: clerks' decisions (here the full home's, as a file) calibrate alike.
+    shutil.rmtree(blind.truth_dir)
+    with pytest.raises(ConfigError, match="no answer key"):
+        cal.run_calibration(blind, simulated_clerk=True)
+    decisions = tmp_path / "decisions.csv"
+    with decisions.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["unique_id_l", "unique_id_r", "decision"])
+        w.writerows(_q(full, labels))
+    by_clerks = cal.run_calibration(blind, labels=decisions, clerk="clerical team")
+    assert by_clerks.status == "calibrated"
+    assert by_clerks.choice["match_weight"] == by_full.choice["match_weight"]
+
+
+def test_the_simulated_clerk_labels_no_more_than_a_clerical_team_would(linked_home, tmp_path):
+    from justice.link.evaluate import CLERICAL_SAMPLE_LIMIT, simulated_clerk
+
+    settings = copy_home(linked_home, tmp_path / "home")
+    con = open_warehouse(settings)
+    try:
+        con.execute(f"""create table linkage.too_big as
+                        select unique_id_l, unique_id_r, null::varchar as label,
+                               null::varchar as labelled_by
+                        from linkage.pairs limit {CLERICAL_SAMPLE_LIMIT + 1}""")
+        assert con.execute("select count(*) from linkage.too_big").fetchall()[0][0] > CLERICAL_SAMPLE_LIMIT
+        with pytest.raises(ConfigError, match="labels at most 2,000"):
+            simulated_clerk(con, settings.truth_dir, sample="linkage.too_big")
+        assert con.execute("select count(label) from linkage.too_big").fetchall()[0][0] == 0
+    finally:
+        con.close()
+    with pytest.raises(ConfigError, match="between 1 and 2,000"):
+        cal.plan({"thresholds": {"keep_weight": -2.0}, "clerical_sample": {"size": 2001}})

@@ -41,6 +41,7 @@ import duckdb
 
 from justice.errors import ConfigError, TransformError
 from justice.link import model as mdl
+from justice.link.evaluate import CLERICAL_SAMPLE_LIMIT
 
 SAMPLE = "linkage.clerical_sample"
 LABELS = ("match", "non_match")
@@ -70,8 +71,9 @@ def plan(spec: dict) -> dict:
     if not 0.5 <= plan_["min_band_share"] < 1:
         raise ConfigError(f"clerical_sample.min_band_share must be at least 0.5 and below 1, "
                           f"not {plan_['min_band_share']}")
-    if not 1 <= plan_["size"] <= 2000:
-        raise ConfigError(f"clerical_sample.size must be between 1 and 2,000 pairs, not {plan_['size']}")
+    if not 1 <= plan_["size"] <= CLERICAL_SAMPLE_LIMIT:
+        raise ConfigError(f"clerical_sample.size must be between 1 and {CLERICAL_SAMPLE_LIMIT:,} pairs, "
+                          f"not {plan_['size']}")
     if plan_["band_width"] <= 0 or plan_["top_band_from"] <= plan_["keep_weight"]:
         raise ConfigError("clerical_sample: band_width must be positive and top_band_from above keep_weight")
     return plan_

@@ -142,6 +142,8 @@ def threshold_curve(con: duckdb.DuckDBPyConnection, truth_dir: Path, thresholds:
 
 
 SIMULATED_CLERK = "simulated clerk (answer key)"
+CLERICAL_SAMPLE_LIMIT = 2_000
+"""The most pairs a clerical sample may hold: all the answer key may teach the pipeline."""
 
 
 def simulated_clerk(con: duckdb.DuckDBPyConnection, truth_dir: Path,
@@ -153,6 +155,12 @@ def simulated_clerk(con: duckdb.DuckDBPyConnection, truth_dir: Path,
     if not path.exists():
         raise ConfigError(f"no answer key at {path}: the simulated clerk works only in a simulated world; "
                           "elsewhere clerks label the sample file (justice link calibrate --labels FILE)")
+    # The answer key may choose a threshold only through a clerical sample of this size at most
+    # (issue 13): a larger table here was not drawn by `draw_sample`, and the clerk refuses it.
+    pairs = con.execute(f"select count(*) from {sample}").fetchall()[0][0]
+    if pairs > CLERICAL_SAMPLE_LIMIT:
+        raise ConfigError(f"{sample} holds {pairs:,} pairs; the simulated clerk labels at most "
+                          f"{CLERICAL_SAMPLE_LIMIT:,}, as a clerical team would")
     con.execute(f"""
         create or replace temp table _clerk as
         with s as (select unique_id_l, unique_id_r from {sample} where label is null),
