@@ -280,16 +280,12 @@ def person_id_of(resolution: sa.Table, offender_id_column: sa.ColumnElement) -> 
     )
 
 
-def current_bookings() -> sa.Select:
-    """Every booking in custody now (active, IN), with its person and prisoner's identity."""
-    b, o, pr = (
-        table("nomis_offender_bookings"),
-        table("nomis_offenders"),
-        table("person_resolution"),
-    )
+def _bookings_in_custody(*extra: sa.ColumnElement) -> sa.Select:
+    """Every booking in custody now (active, IN) with the prisoner's identity, and `extra`."""
+    b, o = table("nomis_offender_bookings"), table("nomis_offenders")
     return (
         sa.select(
-            person_id_of(pr, b.c.offender_id).label("person_id"),
+            *extra,
             b.c.offender_book_id,
             b.c.offender_id,
             o.c.offender_id_display,
@@ -302,9 +298,15 @@ def current_bookings() -> sa.Select:
             b.c.booking_begin_date,
         )
         .join(o, o.c.offender_id == b.c.offender_id)
-        .outerjoin(pr, pr.c.offender_id == b.c.offender_id)
         .where(b.c.active_flag == "Y", b.c.in_out_status == "IN")
     )
+
+
+def current_bookings() -> sa.Select:
+    """Every booking in custody now (active, IN), with its person and prisoner's identity."""
+    b, pr = table("nomis_offender_bookings"), table("person_resolution")
+    return _bookings_in_custody(person_id_of(pr, b.c.offender_id).label("person_id")).outerjoin(
+        pr, pr.c.offender_id == b.c.offender_id)
 
 
 def booking_of(row) -> Booking:
@@ -383,23 +385,8 @@ def offenders_of_people(conn: sa.Connection, person_ids) -> dict[int, _Resolutio
 
 def _current_of(conn: sa.Connection, offenders: dict[int, _Resolution]) -> dict[str, Booking]:
     """person_id -> current booking, for the people of `offenders` who are in custody."""
-    b, o = table("nomis_offender_bookings"), table("nomis_offenders")
-    query = (
-        sa.select(
-            b.c.offender_book_id,
-            b.c.offender_id,
-            o.c.offender_id_display,
-            o.c.first_name,
-            o.c.last_name,
-            o.c.birth_date,
-            o.c.sex_code,
-            b.c.agy_loc_id,
-            b.c.living_unit_id,
-            b.c.booking_begin_date,
-        )
-        .join(o, o.c.offender_id == b.c.offender_id)
-        .where(b.c.active_flag == "Y", b.c.in_out_status == "IN")
-    )
+    b = table("nomis_offender_bookings")
+    query = _bookings_in_custody()
     out: dict[str, Booking] = {}
     rows = _rows_in(conn, query, b.c.offender_id, offenders)
     for row in sorted(rows, key=lambda r: (r.booking_begin_date, r.offender_book_id)):
