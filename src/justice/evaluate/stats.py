@@ -72,13 +72,13 @@ def minimum_detectable_effect(
     with replacement and weights lowers the effective comparison size; pass that (e.g. the Kish
     effective size) as n_comparison when it is known.
     """
-    _check_power_inputs(n_treated, n_comparison, alpha, power)
     if not 0 <= base_rate <= 1:
         raise ConfigError(
             f"minimum detectable effect: base_rate must lie in [0, 1], got {base_rate}"
         )
-    standard_error = math.sqrt(base_rate * (1 - base_rate) * (1 / n_treated + 1 / n_comparison))
-    return _power_multiplier(alpha, power) * standard_error
+    # A proportion is a mean of 0/1 outcomes with standard deviation sqrt(p (1 - p)).
+    return minimum_detectable_mean_difference(n_treated, n_comparison,
+                                              math.sqrt(base_rate * (1 - base_rate)), alpha, power)
 
 
 def minimum_detectable_mean_difference(
