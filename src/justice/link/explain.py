@@ -150,6 +150,20 @@ def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], s
     return selects, tf_from, tf_cols, mw_cols, total, names
 
 
+def prior_weight(model: dict) -> float:
+    """The match weight of the prior: log2 of the odds that two random records match."""
+    prior = model["probability_two_random_records_match"]
+    return math.log2(prior / (1 - prior))
+
+
+def _blocking_rules(model: dict):
+    """Each blocking rule with its key SQL over a probe `r` ((key, present), see blocking.py),
+    or None for a rule with no key, which is scanned for instead."""
+    for i, rule in enumerate(rule_texts(model)):
+        exprs = key_expressions(rule)
+        yield rule, (None if exprs is None else key_sql(i, exprs, "r"))
+
+
 def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, list[str]]:
     """The queries that find a probe's candidates and score them.
 
@@ -160,18 +174,16 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
     probe's values bound as $r_<column>), the scoring query (over the candidates' records in
     memory.main.link_candidates), and the comparison names."""
-    prior = model["probability_two_random_records_match"]
-    prior_w = math.log2(prior / (1 - prior))
+    prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
     lookups, scans = [], []
-    for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        if exprs is None:
+    for rule, keyed in _blocking_rules(model):
+        if keyed is None:
             scans.append(f"select record_no from {index} l "
                          f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
         else:
-            key, present = key_sql(i, exprs, "r")
+            key, present = keyed
             lookups.append(f"select case when {present} then {key} end as key from {probe} r")
     keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
     candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
@@ -199,16 +211,14 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
     record_no numbers them) with the same blocking rules; the second scores the pairs in `pairs`
     (probe_no, record_no), with the candidates' records in memory.main.link_batch_candidates,
     by the same arithmetic, and keeps each probe's best $top."""
-    prior = model["probability_two_random_records_match"]
-    prior_w = math.log2(prior / (1 - prior))
+    prior_w = prior_weight(model)
     lookups, scans = [], []
-    for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        if exprs is None:
+    for rule, keyed in _blocking_rules(model):
+        if keyed is None:
             scans.append(f"select r.record_no as probe_no, l.record_no from {index} l "
                          f"join {probes} r on {rule}")
         else:
-            key, present = key_sql(i, exprs, "r")
+            key, present = keyed
             lookups.append(f"select r.record_no as probe_no, {key} as key from {probes} r where {present}")
     keys_sql = (" union all ".join(lookups) if lookups
                 else "select null::bigint as probe_no, null::ubigint as key where false")
@@ -248,8 +258,7 @@ class Scorer:
         self.con = open_warehouse(settings, read_only=True)
         require_links(self.con)
         self.threshold = float(self.model["justice"]["thresholds"]["match_weight"])
-        prior = self.model["probability_two_random_records_match"]
-        self.prior_weight = math.log2(prior / (1 - prior))
+        self.prior_weight = prior_weight(self.model)
         self.candidates_sql, self.sql, self.names = compile_scoring_sql(
             self.model, "wh.linkage.records", "memory.main.link_probe")
         self.params = sorted(set(re.findall(r"\$(r_[a-z0-9_]+)", self.candidates_sql)))
