@@ -17,7 +17,6 @@ Target (issue 12): a 1,000-person cohort against a 1,000,000-person population i
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 import time
 from pathlib import Path
@@ -32,25 +31,17 @@ def peak_rss_gb() -> float:
 
 
 def write_cohort(home: Path, programme_slug: str, rows: int, before_year: int, out: Path) -> int:
-    """`rows` participant rows of one programme, from files of years before `before_year`."""
-    from justice.evaluate.cohort import read_cohort
+    """`rows` participant rows of one programme, from files of years before `before_year`,
+    latest files first."""
+    from itertools import islice
+
+    from justice.evaluate.cohort import read_cohort, write_csv
 
     files = sorted((home / "legacy" / "interventions").glob(f"*__{programme_slug}__*.xlsx"))
     files = [f for f in files if int(f.stem.split("__")[-1][-4:]) < before_year]
-    taken = 0
-    with out.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["First name", "Surname", "Date of birth", "Gender", "Programme start date",
-                         "PNC (if known)", "Prison number (if known)"])
-        for path in reversed(files):
-            for p in read_cohort(path, on_row_problem="exclude").rows:
-                if taken == rows:
-                    return taken
-                writer.writerow([p.forenames or "", p.surname, p.dob.isoformat() if p.dob else "",
-                                 p.sex or "", p.start_date.isoformat(), p.pnc or "",
-                                 p.prison_number or ""])
-                taken += 1
-    return taken
+    participants = (p for path in reversed(files)
+                    for p in read_cohort(path, on_row_problem="exclude").rows)
+    return write_csv(islice(participants, rows), out)
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ Seeds 101 onwards are used for the figures; tests and tuning use seeds 1-20.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -53,22 +52,13 @@ def _world_file(folder: Path, effect: float) -> Path:
 
 def _cohort_csv(settings, programme_slug: str, out: Path) -> int:
     """Every participant row of one programme's workbooks, as one CSV a provider might send."""
-    from justice.evaluate.cohort import read_cohort
+    from justice.evaluate.cohort import read_cohort, write_csv
 
-    rows = 0
-    with out.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["First name", "Surname", "Date of birth", "Gender", "Programme start date",
-                         "PNC (if known)", "Prison number (if known)"])
-        for path in sorted((settings.legacy_dir / "interventions").glob(f"*__{programme_slug}__*.xlsx")):
-            # Rows the provider typed wrongly (an impossible date, a duplicate) are left out, as
-            # an analyst would before sending the file on.
-            for p in read_cohort(path, on_row_problem="exclude").rows:
-                writer.writerow([p.forenames or "", p.surname, p.dob.isoformat() if p.dob else "",
-                                 p.sex or "", p.start_date.isoformat(), p.pnc or "",
-                                 p.prison_number or ""])
-                rows += 1
-    return rows
+    paths = sorted((settings.legacy_dir / "interventions").glob(f"*__{programme_slug}__*.xlsx"))
+    # Rows the provider typed wrongly (an impossible date, a duplicate) are left out, as an
+    # analyst would before sending the file on.
+    return write_csv((p for path in paths for p in read_cohort(path, on_row_problem="exclude").rows),
+                     out)
 
 
 def _proven_share(truth_dir: Path, programme: str) -> float:
@@ -204,9 +194,10 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="justice-evaluate-validity-"))
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     if args.reuse and args.only_built:
-        seeds = [s for s in seeds if all(
-            (workdir / f"seed{s}" / f"{p['name'].lower().replace(' ', '-')}.csv").exists()
-            for p in PROGRAMMES)]
+        from justice.sim.legacy.interventions import slug
+
+        seeds = [s for s in seeds if all((workdir / f"seed{s}" / f"{slug(p['name'])}.csv").exists()
+                                         for p in PROGRAMMES)]
         print(f"re-evaluating the {len(seeds)} complete worlds: seeds {seeds}", flush=True)
     rows: list[dict] = []
     began = time.perf_counter()

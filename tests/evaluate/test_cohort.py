@@ -9,7 +9,7 @@ import pytest
 import xlsxwriter
 
 from justice.errors import CohortError, JusticeError
-from justice.evaluate.cohort import CohortProblem, parse_date, read_cohort
+from justice.evaluate.cohort import CohortProblem, parse_date, read_cohort, write_csv
 
 TODAY = dt.date(2026, 6, 1)
 HEADER = ["First name", "Surname", "Date of birth", "Gender", "Programme start date",
@@ -62,6 +62,22 @@ def test_reads_a_provider_workbook(tmp_path):
     assert (anne.dob, anne.sex, anne.prison_number) == (dt.date(1985, 7, 3), "F", "A1234BC")
     assert (ali.dob, ali.sex) == (None, None)  # blank means unknown, not an error
     assert cohort.problems == []
+
+
+def test_a_list_written_as_csv_reads_back_the_same(tmp_path):
+    path = _xlsx(tmp_path / "list.xlsx", [
+        HEADER,
+        ["Jon", "Smith", dt.date(1985, 7, 3), "Male", dt.date(2016, 2, 1), "2009/1234567A", None],
+        ["Ali", "Khan", None, "Female", dt.date(2016, 4, 1), None, "A1234BC"],
+        ["Ali", "Khan", None, "Female", dt.date(2016, 4, 1), None, "A1234BC"],  # a duplicate
+    ])
+    kept = read_cohort(path, today=TODAY, on_row_problem="exclude").rows
+    assert write_csv(kept, tmp_path / "list.csv") == 2
+    again = read_cohort(tmp_path / "list.csv", today=TODAY).rows
+    fields = ("forenames", "surname", "dob", "sex", "start_date", "pnc", "prison_number")
+    assert [[getattr(p, f) for f in fields] for p in again] == [
+        [getattr(p, f) for f in fields] for p in kept]
+    assert [p.row for p in again] == [2, 3]
 
 
 def test_csv_with_header_synonyms_and_text_dates(tmp_path):

@@ -35,6 +35,7 @@ import datetime as dt
 import io
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -382,3 +383,23 @@ def read_cohort(path: str | Path, *, on_row_problem: str = "raise",
                               "under it")])
     return CohortFile(path, programme, provider, participants, header + 1,
                       {f: heading[c] for f, c in columns.items()}, row_problems)
+
+
+CSV_HEADER = ("First name", "Surname", "Date of birth", "Gender", "Programme start date",
+              "PNC (if known)", "Prison number (if known)")
+"""The column headings `write_csv` writes: the providers' own (legacy/interventions/ workbooks)."""
+
+
+def write_csv(participants: Iterable[Participant], out: Path) -> int:
+    """Write participants as a cohort CSV `read_cohort` reads back (dates ISO, sex M/F); for
+    joining several lists into one request, or passing on a cleaned list. Returns rows written."""
+    rows = 0
+    with Path(out).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_HEADER)
+        for p in participants:
+            writer.writerow([p.forenames or "", p.surname, p.dob.isoformat() if p.dob else "",
+                             p.sex or "", p.start_date.isoformat(), p.pnc or "",
+                             p.prison_number or ""])
+            rows += 1
+    return rows
