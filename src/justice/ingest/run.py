@@ -34,7 +34,8 @@ def ingest(settings: Settings, system: str | None = None, *, progress: Progress 
             now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             reports.append(LoadReport(system=spec.system, load_id="", started_at=now, finished_at=now,
                                       files=[FileResult(file=spec.files or spec.url or "", error=str(exc))]))
-    tables = warehouse.refresh_views(settings)
+    every_spec = specs_for(settings)
+    tables = warehouse.refresh_views(settings, every_spec)
     # Staging covers every system that has landed, not only this run's, so it is always whole.
-    staging.stage(settings, specs_for(settings), tables)
+    staging.stage(settings, every_spec, tables)
     return reports

@@ -48,8 +48,23 @@ def raw_tables(settings: Settings) -> list[str]:
     return sorted(p.name for p in raw.iterdir() if p.is_dir() and _TABLE.match(p.name) and any(p.glob("*.parquet")))
 
 
-def refresh_views(settings: Settings) -> list[str]:
-    """(Re)create `raw.<table>` for every landed table and `audit.loads`; returns the raw tables."""
+def _declared_columns(specs) -> dict[str, list[str]]:
+    """raw table name -> the columns its spec declares (parent keys and fields)."""
+    out: dict[str, list[str]] = {}
+    for spec in specs:
+        for table in spec.tables:
+            names = [k for k in table.parent_key if k not in {f.name for f in table.fields}]
+            out[f"{spec.system}__{table.name}"] = [*names, *(f.name for f in table.fields)]
+    return out
+
+
+def refresh_views(settings: Settings, specs=()) -> list[str]:
+    """(Re)create `raw.<table>` for every landed table and `audit.loads`; returns the raw tables.
+
+    A column a source spec declares but no landed file holds (a field added to the spec after
+    those loads: older extracts did not carry it) is in the view as null, so staging generated
+    from the current spec reads a lake landed under an earlier one."""
+    declared = _declared_columns(specs)
     raw = (settings.home / "lake" / "raw").resolve()
     tables = raw_tables(settings)
     con = connect(settings)
@@ -62,9 +77,12 @@ def refresh_views(settings: Settings) -> list[str]:
                      "columns={load_id: 'VARCHAR', status: 'BIGINT'}) WHERE status = 0)") if has_loads else "(SELECT NULL)"
         for name in tables:
             files = str(raw / name / "*.parquet")
+            source = f"read_parquet('{files}', union_by_name = true, filename = true)"
+            landed = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+            missing = "".join(f", NULL::VARCHAR AS {c}" for c in declared.get(name, ()) if c not in landed)
             con.execute(f"""
                 CREATE OR REPLACE VIEW raw.{name} AS
-                SELECT * EXCLUDE (filename) FROM read_parquet('{files}', union_by_name = true, filename = true)
+                SELECT * EXCLUDE (filename){missing} FROM {source}
                 WHERE regexp_extract(filename, '/([0-9]+\\.[0-9]+)\\.[^/]*$', 1) IN {completed}
             """)
         loads = [t for t in tables if t.endswith("__loads")]
