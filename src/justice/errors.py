@@ -4,6 +4,7 @@ The tree::
 
     JusticeError                  base of everything the platform raises on purpose
     ├── ConfigError               a setting, option or reference-data file is wrong
+    │   └── PolicyError           a release or recall rule file is invalid (file, rule, what)
     ├── SimulationError           the simulator was asked for something it cannot make
     ├── SourceError               a legacy source cannot be read as its spec says
     │   ├── CopybookError         a COBOL copybook cannot be parsed or does not fit a record
@@ -25,6 +26,18 @@ class JusticeError(Exception):
 
 class ConfigError(JusticeError):
     """A setting, command-line option or reference-data file is invalid."""
+
+
+class PolicyError(ConfigError):
+    """A release or recall rule file (justice.policy) is invalid: overlapping rules, an unknown
+    offence group, dates out of order, a fraction outside (0, 1], a missing legal source or an
+    unknown key. ``file`` and ``rule`` say where (either may be None); the message says both."""
+
+    def __init__(self, message: str, *, file: str | None = None, rule: str | None = None) -> None:
+        where = ": ".join(part for part in (file, f"rule {rule!r}" if rule else None) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.file = file
+        self.rule = rule
 
 
 class SimulationError(JusticeError):
