@@ -62,6 +62,9 @@ def _lines(ax, df: pd.DataFrame, x: str, y: str, by: str) -> None:
     for key, part in df.groupby(by, sort=True):
         if part[y].isna().all():
             continue  # every point suppressed: no line, no legend entry
+        # In date order: a published file's rows need not be (proven reoffending's are not),
+        # and a line joins its points in the order given.
+        part = part.sort_values(x)
         ax.plot(pd.to_datetime(part[x]), part[y], marker=".", linewidth=1.5, label=str(key))
         drawn += 1
     ax.grid(alpha=0.3)
@@ -142,7 +145,7 @@ def safety_in_custody(settings: Settings, out: Path, threshold: int, published: 
     published)."""
     df = published["safety_in_custody_national"].to_pandas()[
         ["quarter_end", "self_harm_incidents", "assault_incidents", "assaults_on_staff", "self_harm_per_1000",
-         "assaults_per_1000", "assaults_on_staff_per_1000"]]
+         "assaults_per_1000", "assaults_on_staff_per_1000"]].sort_values("quarter_end")
     fig, ax = plt.subplots(figsize=(9, 4.5))
     x = pd.to_datetime(df["quarter_end"])
     for col, label in (("self_harm_per_1000", "self-harm"), ("assaults_per_1000", "assaults"),

@@ -38,6 +38,8 @@ from justice.settings import Settings
 from justice.web import admin, audit, auth, csrf, safety
 from justice.web.auth import CurrentUser, Forbidden, SignInRequired, home_for, sign_in_url
 from justice.web.context import render, service_routes
+from justice.web.explorer import router as explorer_router
+from justice.web.explorer_api import router as explorer_api_router
 from justice.web.store import open_store
 from justice.web.sync import Syncer
 
@@ -233,6 +235,8 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
     app.add_middleware(ServiceHeadersMiddleware)  # added last: runs first
     _install_error_handlers(app)
     _mount_assets(app, node_modules)
+    app.include_router(explorer_router)  # /explore: published statistics, no sign-in
+    app.include_router(explorer_api_router)  # /api: the same, as JSON
     app.include_router(auth.router)
     app.include_router(safety.router)
     app.include_router(admin.router)

@@ -1,0 +1,317 @@
+"""Tables from one published file: cells added up without revealing what disclosure control hid.
+
+The only input is the published, protected file, in which a suppressed cell is already null (its
+value never reaches the explorer). A table cell adds up the published cells that match it. The
+rules, each checked in this order:
+
+1. **Not additive** ([z]): a measure that means nothing added across a dimension (an open
+   caseload at quarter end added over quarters, a cohort added over overlapping breakdowns) is
+   [z] in any cell that spans more than one value of it.
+2. **A sum that includes a suppressed cell is [c]**, totals included. Adding only the published
+   cells would give a number that, taken from a total published elsewhere (or from the "all"
+   row of the same file), reveals the hidden cells by subtraction. The one exception is a total
+   the file itself publishes (a row in the file): it is shown as published, because it is
+   only ever read, never computed.
+3. A published null that was not suppressed is [x] (not available); a cell with no published
+   row is [x] too.
+4. **Derived measures** are never added. A ratio (a rate, a share, a rate per 1,000) is
+   recomputed from its added-up numerator and denominator, and is [c] if either is, [z] if
+   either is [z] or the denominator is zero. Other derived values (means, medians) are shown
+   only where a cell is exactly one published row, and are [z] anywhere else.
+
+So every number a table shows is either a published number or a function of published numbers
+of cells none of which was suppressed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from justice.explore.catalogue import (
+    SYMBOL_CONFIDENTIAL,
+    SYMBOL_NOT_APPLICABLE,
+    SYMBOL_NOT_AVAILABLE,
+    Dataset,
+    Measure,
+)
+from justice.explore.query import Query, QueryError
+
+TOTAL = "Total"
+MAX_CELLS = 20_000
+
+FOOTNOTES = {
+    SYMBOL_CONFIDENTIAL: ("[c] confidential: hidden to protect people's identities (a count "
+                          "under {threshold}, a cell hidden so that one cannot be worked out "
+                          "from the others, or a total or rate that includes one)."),
+    SYMBOL_NOT_AVAILABLE: "[x] not available: the published file has no figure for this cell.",
+    SYMBOL_NOT_APPLICABLE: ("[z] not applicable: this measure cannot be added up across the "
+                            "cells this one covers (a median, a figure at a point in time, or "
+                            "overlapping groups), or its rate has no one to divide by."),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One figure: a value, or None with the GSS symbol that says why."""
+
+    value: float | int | None
+    symbol: str | None = None
+
+
+@dataclass
+class Table:
+    """The result of a query: keys of the rows and columns (tuples of dimension values, TOTAL
+    in a total row or column) and a cell for each (row, column, measure)."""
+
+    dataset: Dataset
+    query: Query
+    row_keys: list[tuple[str, ...]]
+    col_keys: list[tuple[str, ...]]
+    cells: dict[tuple[tuple[str, ...], tuple[str, ...], str], Cell]
+    symbols: set[str] = field(default_factory=set)
+
+    def cell(self, row: tuple[str, ...], col: tuple[str, ...], measure: str) -> Cell:
+        """The cell at (row, col, measure); [x] where the file has no row for it."""
+        return self.cells.get((row, col, measure), Cell(None, SYMBOL_NOT_AVAILABLE))
+
+    @property
+    def measures(self) -> list[Measure]:
+        """The measures shown, in the query's order."""
+        return [self.dataset.measures[m] for m in self.query.measures]
+
+    def footnotes(self) -> list[str]:
+        """The footnotes of the symbols this table uses, [c] then [x] then [z]."""
+        return [FOOTNOTES[s].format(threshold=self.dataset.threshold)
+                for s in (SYMBOL_CONFIDENTIAL, SYMBOL_NOT_AVAILABLE, SYMBOL_NOT_APPLICABLE)
+                if s in self.symbols]
+
+    def records(self) -> list[dict]:
+        """The table in long form, one record per cell: its dimension values, the measure, the
+        value (None where a symbol stands) and the symbol; what every download holds."""
+        dims = [*self.query.rows, *self.query.cols]
+        out = []
+        for row in self.row_keys:
+            for col in self.col_keys:
+                for measure in self.query.measures:
+                    cell = self.cell(row, col, measure)
+                    record = dict(zip(dims, (*row, *col)))
+                    record.update(measure=measure, value=cell.value, symbol=cell.symbol)
+                    out.append(record)
+        return out
+
+
+_HIDDEN = "__hidden__"
+_MISSING = "__missing__"
+_SIZE = "__rows__"
+_SPAN = "__span__"
+_FIRST = "__first__"
+_FIRST_HIDDEN = "__first_hidden__"
+_KEY = "__key__"
+
+
+@dataclass
+class _Columns:
+    """A dataset's columns as arrays, made once per dataset: each dimension as integer codes
+    (into ``Dataset.values``), each measure as float64 (NaN where null) with its suppressed
+    flags and its flags of nulls that were not suppressed."""
+
+    codes: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    hidden: dict[str, np.ndarray]
+    missing: dict[str, np.ndarray]
+
+
+def _columns(dataset: Dataset) -> _Columns:
+    cached = getattr(dataset, "_columns", None)
+    if cached is not None:
+        return cached
+    frame = dataset.frame
+    codes = {d: np.searchsorted(np.array(dataset.values[d], dtype=object),
+                                frame[d].to_numpy(object)).astype(np.int64)
+             for d in dataset.dims}
+    values, hidden, missing = {}, {}, {}
+    for name in dataset.measures:
+        values[name] = pd.to_numeric(frame[name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        flag = f"{name}_suppressed"
+        hidden[name] = (frame[flag].fillna(False).to_numpy(bool) if flag in frame
+                        else np.zeros(len(frame), bool))
+        missing[name] = np.isnan(values[name]) & ~hidden[name]
+    # The sources of published derived values (a median's count) may not be measures.
+    for measure in dataset.measures.values():
+        for source in measure.sources:
+            if source not in values and source in frame:
+                values[source] = pd.to_numeric(frame[source], errors="coerce").to_numpy(
+                    np.float64, na_value=np.nan)
+                flag = f"{source}_suppressed"
+                hidden[source] = (frame[flag].fillna(False).to_numpy(bool) if flag in frame
+                                  else np.zeros(len(frame), bool))
+    cached = dataset._columns = _Columns(codes, values, hidden, missing)
+    return cached
+
+
+def _base_columns(dataset: Dataset, measures: list[str]) -> list[str]:
+    """The counts and sums the measures add up."""
+    need: list[str] = []
+    for name in measures:
+        m = dataset.measures[name]
+        for n in (name,) if m.kind in ("count", "sum") else m.sources if m.kind == "ratio" else ():
+            if n not in need:
+                need.append(n)
+    return need
+
+
+def _aggregate(columns: _Columns, rows: np.ndarray, keys: list[str], dataset: Dataset,
+               measures: list[str]) -> list[dict]:
+    """One dict per group of `keys` among the published rows `rows` (indices): its key, sums,
+    hidden and missing flags, how many values it spans of each dimension a measure cannot be
+    added across, the derived values of its first row, and its row count."""
+    if len(rows) == 0:
+        return []
+    if keys:
+        combined = np.zeros(len(rows), np.int64)
+        for d in keys:
+            combined = combined * len(dataset.values[d]) + columns.codes[d][rows]
+        _, first, group = np.unique(combined, return_index=True, return_inverse=True)
+    else:
+        first, group = np.zeros(1, np.int64), np.zeros(len(rows), np.int64)
+    n = len(first)
+    out: dict[str, np.ndarray] = {_SIZE: np.bincount(group, minlength=n)}
+    base = _base_columns(dataset, measures)
+    for name in base:
+        out[name] = np.bincount(group, weights=np.nan_to_num(columns.values[name][rows]), minlength=n)
+        out[_HIDDEN + name] = np.bincount(group, weights=columns.hidden[name][rows], minlength=n) > 0
+        out[_MISSING + name] = np.bincount(group, weights=columns.missing[name][rows], minlength=n) > 0
+    for d in sorted({d for name in base for d in dataset.not_additive.get(name, ())}):
+        width = len(dataset.values[d])
+        pairs = np.unique(group * width + columns.codes[d][rows])
+        out[_SPAN + d] = np.bincount(pairs // width, minlength=n)
+    at_first = rows[first]
+    for name in measures:
+        measure = dataset.measures[name]
+        if measure.kind in ("ratio", "published"):
+            out[_FIRST + name] = columns.values[name][at_first]
+        if measure.kind == "published":
+            for source in measure.sources:
+                if source in columns.values:
+                    out[_FIRST + source] = columns.values[source][at_first]
+                    out[_FIRST_HIDDEN + source] = columns.hidden[source][at_first]
+    groups = []
+    for i in range(n):
+        g = {k: a[i] for k, a in out.items()}
+        g[_KEY] = tuple(dataset.values[d][columns.codes[d][at_first[i]]] for d in keys)
+        groups.append(g)
+    return groups
+
+
+def _count_cell(group: dict, name: str, dataset: Dataset) -> Cell:
+    if any(group.get(_SPAN + d, 1) > 1 for d in dataset.not_additive.get(name, ())):
+        return Cell(None, SYMBOL_NOT_APPLICABLE)
+    if group[_HIDDEN + name]:
+        return Cell(None, SYMBOL_CONFIDENTIAL)
+    if group[_MISSING + name]:
+        return Cell(None, SYMBOL_NOT_AVAILABLE)
+    value = float(group[name])
+    return Cell(round(value) if dataset.measures[name].kind == "count" else round(value, 2))
+
+
+def _measure_cell(group: dict, measure: Measure, dataset: Dataset) -> Cell:
+    if measure.kind in ("count", "sum"):
+        return _count_cell(group, measure.name, dataset)
+    first = group.get(_FIRST + measure.name)
+    single = group[_SIZE] == 1
+    if measure.kind == "ratio":
+        if single and first is not None and not np.isnan(first):
+            return Cell(float(first))  # one published row: its own published figure
+        numerator, denominator = (_count_cell(group, s, dataset) for s in measure.sources)
+        symbols = {numerator.symbol, denominator.symbol} - {None}
+        for symbol in (SYMBOL_NOT_APPLICABLE, SYMBOL_CONFIDENTIAL, SYMBOL_NOT_AVAILABLE):
+            if symbol in symbols:
+                return Cell(None, symbol)
+        if not denominator.value:
+            return Cell(None, SYMBOL_NOT_APPLICABLE)
+        return Cell(numerator.value / denominator.value * measure.scale)
+    # A published mean or median: only where the cell is one published row.
+    if not single:
+        return Cell(None, SYMBOL_NOT_APPLICABLE)
+    if first is not None and not np.isnan(first):
+        return Cell(float(first))
+    if any(group.get(_FIRST_HIDDEN + s) for s in measure.sources):
+        return Cell(None, SYMBOL_CONFIDENTIAL)
+    if any(group.get(_FIRST + s) == 0 for s in measure.sources):
+        return Cell(None, SYMBOL_NOT_APPLICABLE)
+    return Cell(None, SYMBOL_NOT_AVAILABLE)
+
+
+_results: OrderedDict[tuple, Table] = OrderedDict()
+_results_lock = threading.Lock()
+RESULTS_CACHED = 512  # published files change only at a build: a table is worth keeping
+
+
+def run_query(dataset: Dataset, query: Query) -> Table:
+    """The table `query` asks of `dataset` (see the module doc for the rules); QueryError if it
+    would be too big to show."""
+    key = (dataset.name, dataset.published_at, id(dataset), query)
+    with _results_lock:
+        if key in _results:
+            _results.move_to_end(key)
+            return _results[key]
+    table = _compute(dataset, query)
+    with _results_lock:
+        _results[key] = table
+        while len(_results) > RESULTS_CACHED:
+            _results.popitem(last=False)
+    return table
+
+
+def _compute(dataset: Dataset, query: Query) -> Table:
+    columns = _columns(dataset)
+    keep = np.ones(dataset.rows, bool)
+    for dim, values in query.filters:
+        wanted = np.searchsorted(np.array(dataset.values[dim], dtype=object),
+                                 np.array(values, dtype=object))
+        keep &= np.isin(columns.codes[dim], wanted)
+    selected = np.nonzero(keep)[0]
+    rows, cols, measures = list(query.rows), list(query.cols), list(query.measures)
+    body = _aggregate(columns, selected, [*rows, *cols], dataset, measures)
+    row_keys = sorted({g[_KEY][:len(rows)] for g in body}) if rows else [()]
+    col_keys = sorted({g[_KEY][len(rows):] for g in body}) if cols else [()]
+    size = len(row_keys) * len(col_keys) * len(measures)
+    if size > MAX_CELLS:
+        raise QueryError(f"the table would have {size:,} cells; the most is {MAX_CELLS:,}: "
+                         "filter it, or put fewer dimensions in the rows and columns")
+    # The body, and with totals the total row (added over the row dimensions), the total
+    # column (over the column dimensions) and the grand total.
+    groupings: list[tuple[list[str], list[str], list[dict] | None]] = [(rows, cols, body)]
+    if query.totals:
+        if rows:
+            groupings.append(([], cols, None))
+        if cols:
+            groupings.append((rows, [], None))
+        if rows and cols:
+            groupings.append(([], [], None))
+    cells: dict = {}
+    symbols: set[str] = set()
+    for by_rows, by_cols, groups in groupings:
+        if groups is None:
+            groups = _aggregate(columns, selected, [*by_rows, *by_cols], dataset, measures)
+        for group in groups:
+            key = group[_KEY]
+            row = key[:len(by_rows)] if by_rows else (TOTAL,) * len(rows)
+            col = key[len(by_rows):] if by_cols else (TOTAL,) * len(cols)
+            for name in measures:
+                cell = _measure_cell(group, dataset.measures[name], dataset)
+                cells[(row, col, name)] = cell
+                if cell.symbol:
+                    symbols.add(cell.symbol)
+    if query.totals and rows and body:
+        row_keys.append((TOTAL,) * len(rows))
+    if query.totals and cols and body:
+        col_keys.append((TOTAL,) * len(cols))
+    if len(cells) < len(row_keys) * len(col_keys) * len(measures):
+        symbols.add(SYMBOL_NOT_AVAILABLE)  # combinations with no published row
+    return Table(dataset, query, row_keys, col_keys, cells, symbols)

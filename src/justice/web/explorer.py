@@ -1,0 +1,190 @@
+"""The statistics explorer's pages (no sign-in): published, disclosure-controlled data only.
+
+- ``/explore``: the catalogue of published datasets, searchable (``?q=``);
+- ``/explore/{dataset}``: the table builder, a GET form whose URL holds the whole query
+  (justice.explore.query), so a table can be bookmarked and shared; charts of its time series
+  drawn on the server; ``/explore/{dataset}/download.{csv,parquet,json}``: the same selection;
+- ``/explore/numbers`` and ``/explore/numbers/{topic}``: "justice in numbers", headline tables
+  and charts (datasets.yaml's ``headlines``).
+
+Every figure comes from justice.explore, which reads only the published protected files: a
+dataset name is looked up in the catalogue (person-level files are not in it), and every query
+parameter is checked against the dataset's columns and values before anything is read.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import Response
+
+from justice.explore import (
+    Dataset,
+    QueryError,
+    Table,
+    downloads,
+    load_catalogue,
+    parse_query,
+    run_query,
+)
+from justice.explore.catalogue import Catalogue, Measure, explorer_config
+from justice.explore.charts import charts_of
+from justice.explore.table import TOTAL, Cell
+from justice.web.context import TEMPLATES_DIR, render
+
+router = APIRouter()
+
+
+def catalogue_of(request: Request) -> Catalogue:
+    """The catalogue of the app's home (HOME/reports)."""
+    return load_catalogue(request.app.state.settings.home / "reports")
+
+
+def dataset_or_404(request: Request, name: str) -> Dataset:
+    """The published dataset `name`; 404 for any other name (person-level ones included)."""
+    dataset = catalogue_of(request).get(name)
+    if dataset is None:
+        raise HTTPException(status_code=404)
+    return dataset
+
+
+def figure(cell: Cell, measure: Measure) -> str:
+    """A cell as the page shows it: the GSS symbol, or the value (percentages, thousands)."""
+    if cell.symbol:
+        return cell.symbol
+    value = cell.value
+    if measure.percent:
+        return f"{value * 100:.1f}%"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.1f}" if measure.kind in ("ratio", "published") else f"{value:,.2f}"
+
+
+def key_label(dataset: Dataset, dims: tuple[str, ...], key: tuple[str, ...]) -> str:
+    """A row or column key as a heading ("Total" for a total)."""
+    if key and all(v == TOTAL for v in key):
+        return TOTAL
+    return ", ".join(dataset.value_label(d, v) for d, v in zip(dims, key))
+
+
+def describe_query(table: Table) -> str:
+    """The selection in words, for a table's caption."""
+    ds, q = table.dataset, table.query
+    parts = [", ".join(m.label for m in table.measures)]
+    if q.rows:
+        parts.append("by " + " and ".join(ds.dim_label(d).lower() for d in q.rows))
+    if q.cols:
+        parts.append("across " + " and ".join(ds.dim_label(d).lower() for d in q.cols))
+    for dim, values in q.filters:
+        parts.append(f"{ds.dim_label(dim).lower()}: " + ", ".join(ds.value_label(dim, v) for v in values))
+    return "; ".join(parts)
+
+
+def _table_context(table: Table, name: str) -> dict:
+    query = table.query.query_string()
+    return {"table": table, "caption": describe_query(table), "charts": charts_of(table, name),
+            "query_string": query, "notes": table.footnotes()}
+
+
+# ---------------------------------------------------------------- catalogue
+
+STYLESHEET = TEMPLATES_DIR / "explorer" / "explorer.css"
+
+
+@router.get("/explore/explorer.css")
+def stylesheet() -> Response:
+    """The explorer's few styles (a wide table scrolls; a chart fits its column)."""
+    return Response(STYLESHEET.read_bytes(), media_type="text/css")
+
+
+@router.get("/explore")
+def catalogue_page(request: Request, q: str = "") -> Response:
+    """Every published dataset, with its description, coverage and last build; searchable."""
+    catalogue = catalogue_of(request)
+    words = q.lower().split()[:10]
+    found = []
+    for ds in catalogue.datasets.values():
+        text = " ".join([ds.name, ds.title, ds.topic, ds.description, *ds.dims, *ds.measures]).lower()
+        if all(w in text for w in words):
+            found.append(ds)
+    return render(request, "explorer/catalogue.html",
+                  {"datasets": found, "q": q[:200], "catalogue": catalogue,
+                   "headlines": explorer_config().get("headlines") or {}})
+
+
+# ---------------------------------------------------------------- justice in numbers
+
+@router.get("/explore/numbers")
+def numbers_index(request: Request) -> Response:
+    """The headline topics."""
+    return render(request, "explorer/numbers_index.html",
+                  {"headlines": explorer_config().get("headlines") or {}})
+
+
+@router.get("/explore/numbers/{topic}")
+def numbers_page(request: Request, topic: str) -> Response:
+    """A topic's headline tables, each with its chart and a link to it in the table builder."""
+    headline = (explorer_config().get("headlines") or {}).get(topic)
+    if headline is None:
+        raise HTTPException(status_code=404)
+    catalogue = catalogue_of(request)
+    sections = []
+    for n, spec in enumerate(headline.get("tables") or []):
+        dataset = catalogue.get(spec["dataset"])
+        if dataset is None:
+            sections.append({"title": spec["title"], "missing": True})
+            continue
+        try:
+            table = run_query(dataset, parse_query(dataset, spec["query"]))
+        except QueryError as exc:
+            sections.append({"title": spec["title"], "missing": True, "why": str(exc)})
+            continue
+        sections.append({"title": spec["title"], "dataset": dataset,
+                         **_table_context(table, f"chart-{n}")})
+    return render(request, "explorer/numbers.html",
+                  {"headline": headline, "topic": topic, "sections": sections,
+                   "figure": figure, "key_label": key_label})
+
+
+# ---------------------------------------------------------------- table builder
+
+@router.get("/explore/{name}")
+def table_builder(request: Request, name: str) -> Response:
+    """The table builder: the form, the table of the query in the URL, its charts and links
+    to share and download it."""
+    dataset = dataset_or_404(request, name)
+    error = None
+    try:
+        query = parse_query(dataset, request.query_params.multi_items())
+        table = run_query(dataset, query)
+    except QueryError as exc:
+        error, table = str(exc), None
+        query = parse_query(dataset, [])
+    context = {"dataset": dataset, "query": query, "error": error, "figure": figure,
+               "key_label": key_label, "urlencode": urlencode}
+    if table is not None:
+        context.update(_table_context(table, "chart"))
+    return render(request, "explorer/builder.html", context, status_code=400 if error else 200)
+
+
+@router.get("/explore/{name}/download.{fmt}")
+def download(request: Request, name: str, fmt: str) -> Response:
+    """The table of the query in the URL as CSV, Parquet or JSON (the cells the page shows)."""
+    dataset = dataset_or_404(request, name)
+    if fmt not in downloads.FORMATS:
+        raise HTTPException(status_code=404)
+    try:
+        table = run_query(dataset, parse_query(dataset, request.query_params.multi_items()))
+    except QueryError as exc:
+        return Response(f"There is a problem with the query: {exc}\n", status_code=400,
+                        media_type="text/plain; charset=utf-8")
+    if fmt == "csv":
+        body = downloads.as_csv(table)
+    elif fmt == "parquet":
+        body = downloads.as_parquet(table)
+    else:
+        body = json.dumps(downloads.as_json(table), indent=1).encode()
+    return Response(body, media_type=downloads.FORMATS[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{dataset.name}.{fmt}"'})
