@@ -43,6 +43,9 @@ class Export:
     counts: list[str] = field(default_factory=list)
     derived: dict[str, list[str]] = field(default_factory=dict)
     sums: dict[str, list[str]] = field(default_factory=dict)
+    # total -> {dimension: [values]}: rows where the total is not the sum of its parts (it is
+    # still protected as a line there: that only protects more than it must)
+    sums_except: dict[str, dict[str, list]] = field(default_factory=dict)
     person_level: bool = False
     pseudonymise: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)
@@ -76,10 +79,7 @@ def exports(path: Path | None = None) -> dict[str, Export]:
             raise ConfigError(f"{where}.counts: an aggregate file needs the count columns to protect")
         if person_level and not spec.get("columns"):
             raise ConfigError(f"{where}.columns: a person-level file publishes only the columns listed")
-        for total, parts in (spec.get("sums") or {}).items():
-            stray = {total, *parts} - set(spec.get("counts") or [])
-            if stray:
-                raise ConfigError(f"{where}.sums.{total}: {', '.join(sorted(stray))} is not one of its counts")
+        sums, sums_except = _sums(spec.get("sums") or {}, spec, where)
         derived = spec.get("derived") or {}
         for col, sources in derived.items():
             stray = set(sources) - set(spec.get("counts") or [])
@@ -87,10 +87,70 @@ def exports(path: Path | None = None) -> dict[str, Export]:
                 raise ConfigError(f"{where}.derived.{col}: {', '.join(sorted(stray))} is not one of its counts")
         out[name] = Export(name=name, title=str(spec["title"]), dims=list(spec.get("dims") or []),
                            counts=list(spec.get("counts") or []), derived={k: list(v) for k, v in derived.items()},
-                           sums={k: list(v) for k, v in (spec.get("sums") or {}).items()},
+                           sums=sums, sums_except=sums_except,
                            person_level=person_level, pseudonymise=list(spec.get("pseudonymise") or []),
                            columns=list(spec.get("columns") or []))
     return out
+
+
+def _sums(entries: dict, spec: dict, where: str) -> tuple[dict[str, list[str]], dict[str, dict[str, list]]]:
+    """`sums:` entries, each `total: [parts]` (on every row) or `total: {parts: [...],
+    except_where: {dimension: [values]}}` (on every row but those)."""
+    sums: dict[str, list[str]] = {}
+    excepted: dict[str, dict[str, list]] = {}
+    for total, entry in entries.items():
+        at = f"{where}.sums.{total}"
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"parts", "except_where"}
+            if unknown or not isinstance(entry.get("parts"), list):
+                raise ConfigError(f"{at}: give `parts: [...]` and optionally `except_where: {{dimension: "
+                                  f"[values]}}`{' (unknown: ' + ', '.join(sorted(unknown)) + ')' if unknown else ''}")
+            parts, rule = entry["parts"], entry.get("except_where") or {}
+            if not isinstance(rule, dict) or any(not isinstance(v, list) for v in rule.values()):
+                raise ConfigError(f"{at}.except_where: a mapping of dimension to a list of values")
+            stray_dims = set(rule) - set(spec.get("dims") or [])
+            if stray_dims:
+                raise ConfigError(f"{at}.except_where: {', '.join(sorted(stray_dims))} is not one of its dims")
+            if rule:
+                excepted[total] = {k: list(v) for k, v in rule.items()}
+        elif isinstance(entry, list):
+            parts = entry
+        else:
+            raise ConfigError(f"{at}: a list of the counts it is the sum of")
+        stray = {total, *parts} - set(spec.get("counts") or [])
+        if stray:
+            raise ConfigError(f"{at}: {', '.join(sorted(stray))} is not one of its counts")
+        sums[total] = list(parts)
+    return sums, excepted
+
+
+def declared_sum_rows(table: pa.Table, spec: Export, total: str) -> pa.Array:
+    """A boolean mask of the rows on which `total` is declared to be the sum of its parts."""
+    mask = pa.array([True] * table.num_rows)
+    for dim, values in spec.sums_except.get(total, {}).items():
+        mask = pc.and_(mask, pc.invert(pc.is_in(table.column(dim), value_set=pa.array(values))))
+    return mask
+
+
+def check_sums(table: pa.Table, spec: Export) -> None:
+    """Raise ConfigError if a declared row sum does not hold on a row it is declared for: the
+    protection leans on it, so a spec that says so wrongly must not publish."""
+    for total, parts in spec.sums.items():
+        absent = [c for c in (total, *parts) if c not in table.column_names]
+        if absent:
+            continue  # disclosure.protect names the missing column
+        added = table.column(parts[0]).fill_null(0)
+        for part in parts[1:]:
+            added = pc.add(added, table.column(part).fill_null(0))
+        wrong = pc.and_(declared_sum_rows(table, spec, total),
+                        pc.not_equal(table.column(total).fill_null(0), added))
+        bad = table.filter(wrong)
+        if bad.num_rows:
+            first = bad.slice(0, 1).select(spec.dims).to_pylist()[0]
+            raise ConfigError(
+                f"exports.{spec.name}.sums.{total}: is not {' + '.join(parts)} on {bad.num_rows} of "
+                f"{table.num_rows} row(s), e.g. {', '.join(f'{k}={v}' for k, v in first.items())}; fix "
+                f"the mart, or declare the rows it does not hold on with `except_where`")
 
 
 def pseudonym_key(settings: Settings) -> bytes:
@@ -146,6 +206,7 @@ def protect_export(table: pa.Table, spec: Export, *, key: bytes | None = None,
                 table = table.set_column(table.column_names.index(col), col, pc.cast(table.column(col), pa.int64()))
             except pa.ArrowInvalid as exc:
                 raise ConfigError(f"exports.{spec.name}: count column {col!r} is not whole numbers: {exc}") from None
+    check_sums(table, spec)
     try:
         return disclosure.protect(table, dims=spec.dims, counts=spec.counts, derived=spec.derived, sums=spec.sums,
                                   threshold=threshold)
