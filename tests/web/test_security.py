@@ -376,3 +376,40 @@ def test_signed_in_pages_show_data_as_at(client_for, engine):
                                                finished_at=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     page = client_for("admin").get("/admin/users")
     assert re.search(r"Data as at 27 March 2026 at 9:05am, synced \d+ seconds? ago\.", page.text)
+
+
+# ---------------------------------------------------------------- the route walk: who may see what
+
+# Published, disclosure-controlled statistics (justice.web.explorer, explorer_api): no sign-in.
+PUBLIC_STATISTICS = ("/explore", "/api/")
+PUBLIC_PAGES = {"/sign-in"}
+
+
+def test_every_get_route_is_public_statistics_or_needs_sign_in(app, anonymous):
+    """Each GET route is in one class: the explorer and its API (public: never about a person
+    or a prison, no scoping guard), the sign-in page, a stylesheet, or a page that sends a
+    signed-out visitor to sign in. A new route that is none of these fails here."""
+    classified: dict[str, list[str]] = {"statistics": [], "sign-in": [], "stylesheet": [],
+                                        "signed in": []}
+    for route in service_routes(app):
+        if "GET" not in route.methods:
+            continue
+        path = route.path
+        if path.startswith(PUBLIC_STATISTICS):
+            assert "{prison_number}" not in path and "{prison_id}" not in path, path
+            assert not _guarded_by(route), path
+            classified["statistics"].append(path)
+            continue
+        if path in PUBLIC_PAGES:
+            classified["sign-in"].append(path)
+            continue
+        response = anonymous.get(_fill(path), follow_redirects=False)
+        if path.endswith(".css") and response.status_code == 200:
+            assert response.headers["content-type"].startswith("text/css"), path
+            classified["stylesheet"].append(path)
+            continue
+        assert response.status_code == 303, (path, response.status_code)
+        assert response.headers["location"].startswith("/sign-in"), path
+        classified["signed in"].append(path)
+    assert {"/explore", "/explore/{name}", "/api/datasets/{name}/table"} <= set(classified["statistics"])
+    assert "/prisoners/{prison_number}" in classified["signed in"]

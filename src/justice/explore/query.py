@@ -61,6 +61,18 @@ def _shown(text: str) -> str:
     return repr(text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "...")
 
 
+def default_query(dataset: Dataset) -> Query:
+    """The table a dataset opens with: datasets.yaml's ``default``, or (when it names a value
+    this build did not publish) the first measure along the time dimension."""
+    if dataset.default_query:
+        try:
+            return parse_query(dataset, dataset.default_query)
+        except QueryError:
+            pass
+    return Query(measures=tuple(list(dataset.measures)[:1]),
+                 rows=(dataset.time,) if dataset.time else ())
+
+
 def parse_query(dataset: Dataset, pairs: list[tuple[str, str]] | str) -> Query:
     """The query of `pairs` (or a query string) on `dataset`; an empty one is the dataset's
     default table. Raises QueryError naming the first thing that is wrong."""
@@ -69,9 +81,7 @@ def parse_query(dataset: Dataset, pairs: list[tuple[str, str]] | str) -> Query:
     if len(pairs) > MAX_PARAMETERS:
         raise QueryError(f"the query has {len(pairs)} parameters; the most is {MAX_PARAMETERS}")
     if not pairs:
-        if not dataset.default_query:
-            return Query(measures=tuple(list(dataset.measures)[:1]))
-        pairs = parse_qsl(dataset.default_query, keep_blank_values=True)
+        return default_query(dataset)
     measures: list[str] = []
     rows: list[str] = []
     cols: list[str] = []
