@@ -756,6 +756,9 @@ def users_add(
     role: Annotated[str, typer.Option(help="officer, safety-lead, analyst, provider or admin.")],
     prison: Annotated[list[str] | None, typer.Option(
         "--prison", help="Prison code the user works in (repeat for several); officers and safety leads.")] = None,
+    provider: Annotated[str | None, typer.Option(
+        "--provider", help="Organisation a provider account acts for: the provider name on its "
+                           "programmes' files, e.g. \"Pathways Partnership\" (provider role only).")] = None,
     password_stdin: Annotated[bool, typer.Option(
         "--password-stdin", help="Read the password from standard input (else prompt twice).")] = False,
     home: HomeOption = None,
@@ -777,11 +780,13 @@ def users_add(
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         else:
             raise JusticeError("no terminal to ask for the password: use --password-stdin")
-        user = auth.add_user(engine, name, role, prison or [], password, known_prisons=known)
+        user = auth.add_user(engine, name, role, prison or [], password, known_prisons=known,
+                             provider=provider)
     except JusticeError as exc:
         _fail(exc)
         return
     where = f" for {', '.join(user.prisons)}" if user.prisons else ""
+    where += f" for {user.provider}" if user.provider else ""
     console.print(f"added {user.name} ({user.role}){where}")
 
 

@@ -45,6 +45,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("secure_cookies", "false", "JUSTICE_SECURE_COOKIES",
             "true: mark the safety service's cookies Secure even when a proxy in front of it speaks "
             "HTTPS and it sees plain HTTP (cookies are Secure anyway on a request made over HTTPS)."),
+    Setting("portal_retention_days", "30", "JUSTICE_PORTAL_RETENTION_DAYS",
+            "Days the provider portal keeps an uploaded cohort file (encrypted) and its report; "
+            "older ones are deleted at start-up and hourly after."),
+    Setting("portal_key_file", "", "JUSTICE_PORTAL_KEY_FILE",
+            "File holding the key that encrypts the provider portal's uploaded files (made on first "
+            "use, permissions 0600); empty means HOME/portal/portal.key. Never in the serving store."),
 )
 
 ENGINES = ("duckdb", "spark")
@@ -75,6 +81,12 @@ class Settings:
     secure_cookies: bool = False
     """Mark the safety service's cookies Secure on every response, not only on HTTPS requests."""
 
+    portal_retention_days: int = 30
+    """Days the provider portal keeps an uploaded cohort file and its report before deleting them."""
+
+    portal_key_file: str = ""
+    """The provider portal's encryption key file; empty: HOME/portal/portal.key."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         try:
@@ -91,6 +103,14 @@ class Settings:
                 raise ConfigError(f"secure cookies {self.secure_cookies!r}: say true or false "
                                   "(JUSTICE_SECURE_COOKIES)")
             object.__setattr__(self, "secure_cookies", flag in ("true", "1", "yes"))
+        try:
+            object.__setattr__(self, "portal_retention_days", int(self.portal_retention_days))
+        except ValueError:
+            raise ConfigError(f"portal retention {self.portal_retention_days!r} is not a whole "
+                              "number of days (JUSTICE_PORTAL_RETENTION_DAYS)") from None
+        if self.portal_retention_days < 1:
+            raise ConfigError(f"portal retention {self.portal_retention_days} days: keep files at "
+                              "least 1 day (JUSTICE_PORTAL_RETENTION_DAYS)")
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 
@@ -118,6 +138,12 @@ class Settings:
     def serving_db_url(self) -> str:
         """The serving store's SQLAlchemy URL (HOME/serving/safety.sqlite unless set)."""
         return self.serving_db or f"sqlite:///{(self.home / 'serving' / 'safety.sqlite').resolve()}"
+
+    @property
+    def portal_key_path(self) -> Path:
+        """Where the provider portal's encryption key is kept (HOME/portal/portal.key unless set)."""
+        return (Path(self.portal_key_file).expanduser() if self.portal_key_file
+                else self.home / "portal" / "portal.key")
 
     @property
     def truth_dir(self) -> Path:

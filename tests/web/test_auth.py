@@ -186,8 +186,8 @@ def test_password_rules_and_unknown_role():
 
 def test_home_sends_each_role_where_it_works(client_for):
     assert client_for("admin").get("/", follow_redirects=False).headers["location"] == "/admin/audit"
-    response = client_for("analyst").get("/")
-    assert response.status_code == 200 and "Nothing here for your role yet" in response.text
+    # Analysts (and providers) evaluate programmes in the provider portal.
+    assert client_for("analyst").get("/", follow_redirects=False).headers["location"] == "/portal"
 
 
 def test_sign_in_forgets_stale_sessions_and_failures(client_for, engine):

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import justice
 from justice.errors import ConfigError
 from justice.settings import Settings
-from justice.web import admin, audit, auth, csrf, safety
+from justice.web import admin, audit, auth, csrf, portal, safety
 from justice.web.auth import CurrentUser, Forbidden, SignInRequired, home_for, sign_in_url
 from justice.web.context import render, service_routes
 from justice.web.explorer import router as explorer_router
@@ -240,6 +240,7 @@ def create_app(settings: Settings, *, sync: bool = True) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(safety.router)
     app.include_router(admin.router)
+    app.include_router(portal.router)  # its lifespan runs the evaluations and the purge
 
     @app.get("/")
     def home(request: Request, user: CurrentUser) -> Response:

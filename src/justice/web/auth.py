@@ -65,6 +65,13 @@ user_prisons = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("prison_id", sa.String(12), primary_key=True),
 )
+# The organisation a provider account acts for: the provider name its programmes' files carry
+# (e.g. "Pathways Partnership"). A table of its own, so stores made before it gain it unchanged.
+user_providers = sa.Table(
+    "user_providers", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("provider", sa.String(200), nullable=False),
+)
 sessions = sa.Table(
     "sessions", metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
@@ -94,12 +101,14 @@ def utcnow() -> dt.datetime:
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in person: their role and, for officers and safety leads, their prisons."""
+    """A signed-in person: their role and, for officers and safety leads, their prisons; for
+    providers, the organisation (provider name) they act for."""
 
     id: int
     name: str
     role: str
     prisons: tuple[str, ...] = field(default=())
+    provider: str | None = None
 
     @property
     def sees_prisoners(self) -> bool:
@@ -126,7 +135,7 @@ class IdentityProvider(Protocol):
 
 
 def load_user(conn: sa.Connection, user_id: int) -> User | None:
-    """The active user with id `user_id` and their prisons, or None."""
+    """The active user with id `user_id`, their prisons and provider organisation, or None."""
     row = conn.execute(sa.select(users.c.id, users.c.name, users.c.role)
                        .where(users.c.id == user_id, users.c.active.is_(True))).first()
     if row is None:
@@ -134,7 +143,9 @@ def load_user(conn: sa.Connection, user_id: int) -> User | None:
     prisons = conn.execute(sa.select(user_prisons.c.prison_id)
                            .where(user_prisons.c.user_id == user_id)
                            .order_by(user_prisons.c.prison_id)).scalars().all()
-    return User(row.id, row.name, row.role, tuple(prisons))
+    provider = conn.execute(sa.select(user_providers.c.provider)
+                            .where(user_providers.c.user_id == user_id)).scalar()
+    return User(row.id, row.name, row.role, tuple(prisons), provider)
 
 
 class LocalAccounts:
@@ -342,6 +353,7 @@ NAVIGATION = (
     ("Overview", "/prisons/{prison_id}", PRISON_ROLES),
     ("Roll", "/prisons/{prison_id}/roll", PRISON_ROLES),
     ("Cell moves", "/prisons/{prison_id}/cell-moves", PRISON_ROLES),
+    ("Evaluations", "/portal", ("provider", "analyst")),
     ("Audit log", "/admin/audit", ("admin",)),
     ("Users", "/admin/users", ("admin",)),
 )
@@ -375,9 +387,12 @@ def navigation(request: Request, user: User | None) -> list[dict]:
 
 
 def home_for(user: User) -> str | None:
-    """Where `user`'s role starts: their prison's overview, the audit log, or None."""
+    """Where `user`'s role starts: their prison's overview, the audit log, the provider portal,
+    or None."""
     if user.role in PRISON_ROLES and user.prisons:
         return f"/prisons/{user.prisons[0]}"
+    if user.role in ("provider", "analyst"):
+        return "/portal"
     if user.role == "admin":
         return "/admin/audit"
     return None
@@ -472,8 +487,9 @@ def check_password(password: str) -> None:
 
 
 def add_user(engine: sa.Engine, name: str, role: str, prisons: list[str], password: str, *,
-             known_prisons: set[str] | None = None) -> User:
-    """Create an active local account; officers and safety leads need at least one prison."""
+             known_prisons: set[str] | None = None, provider: str | None = None) -> User:
+    """Create an active local account; officers and safety leads need at least one prison, a
+    provider account its organisation (`provider`, the provider name of its programmes)."""
     name = name.strip()
     if not name or len(name) > 100 or any(ch.isspace() for ch in name):
         raise AccountError(f"user name {name!r}: use 1 to 100 characters without spaces")
@@ -484,6 +500,14 @@ def add_user(engine: sa.Engine, name: str, role: str, prisons: list[str], passwo
         raise AccountError(f"a user with role {role} needs at least one prison (--prison CODE)")
     if role not in PRISON_ROLES and prisons:
         raise AccountError(f"role {role} sees no prisoners in this service: give no --prison")
+    provider = " ".join((provider or "").split()) or None
+    if role == "provider" and provider is None:
+        raise AccountError("a provider account needs its organisation: --provider NAME, the "
+                           "provider name on its programmes' files (e.g. \"Pathways Partnership\")")
+    if role != "provider" and provider is not None:
+        raise AccountError(f"role {role} acts for no provider: give no --provider")
+    if provider is not None and len(provider) > 200:
+        raise AccountError(f"provider name of {len(provider)} characters: use at most 200")
     if known_prisons is not None:
         unknown = [p for p in prisons if p not in known_prisons]
         if unknown:
@@ -498,11 +522,14 @@ def add_user(engine: sa.Engine, name: str, role: str, prisons: list[str], passwo
             created_at=utcnow())).inserted_primary_key[0]
         for prison in prisons:
             conn.execute(user_prisons.insert().values(user_id=user_id, prison_id=prison))
+        if provider is not None:
+            conn.execute(user_providers.insert().values(user_id=user_id, provider=provider))
         return load_user(conn, user_id)
 
 
 def list_users(engine: sa.Engine) -> list[dict]:
-    """Every account with its prisons, active flag and whether it is locked now."""
+    """Every account with its prisons, provider organisation, active flag and whether it is
+    locked now."""
     accounts = LocalAccounts()
     now = utcnow()
     with engine.connect() as conn:
@@ -511,7 +538,10 @@ def list_users(engine: sa.Engine) -> list[dict]:
         for user_id, prison in conn.execute(sa.select(user_prisons.c.user_id, user_prisons.c.prison_id)
                                             .order_by(user_prisons.c.prison_id)):
             prisons.setdefault(user_id, []).append(prison)
+        providers = dict(conn.execute(sa.select(user_providers.c.user_id,
+                                                user_providers.c.provider)).all())
         return [{"name": r.name, "role": r.role, "prisons": prisons.get(r.id, []),
+                 "provider": providers.get(r.id),
                  "active": bool(r.active), "created_at": r.created_at,
                  "locked_until": accounts.locked_until(conn, r.name, now)} for r in rows]
 

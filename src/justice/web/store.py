@@ -22,7 +22,7 @@ metadata = sa.MetaData()
 
 # Modules that declare tables on `metadata`; imported before create_all.
 TABLE_MODULES = ("justice.web.mirror", "justice.web.auth", "justice.web.audit",
-                 "justice.safety.cell_moves")
+                 "justice.safety.cell_moves", "justice.web.portal_store")
 
 
 def _declare_tables() -> None:
