@@ -413,3 +413,25 @@ def test_every_get_route_is_public_statistics_or_needs_sign_in(app, anonymous):
         classified["signed in"].append(path)
     assert {"/explore", "/explore/{name}", "/api/datasets/{name}/table"} <= set(classified["statistics"])
     assert "/prisoners/{prison_number}" in classified["signed in"]
+
+
+# ---------------------------------------------------------------- the provider portal
+
+def test_every_portal_route_checks_the_role_and_the_submission(app, client_for, engine):
+    """Each /portal route answers only providers and analysts (any other role: the 403 page
+    and a denied row), and each route with a submission id takes the submission guard
+    (justice.web.portal: an organisation's submissions to it alone, views audited)."""
+    portal_routes = [r for r in service_routes(app) if r.path.startswith("/portal")]
+    assert {"/portal", "/portal/upload", "/portal/submissions/{submission_id}",
+            "/portal/submissions/{submission_id}/files/{name}"} <= {r.path for r in portal_routes}
+    for route in portal_routes:
+        if "{submission_id}" in route.path:
+            assert _guarded_by(route, "portal_action"), route.path
+    officer = client_for("officer.a")
+    for route in portal_routes:
+        if "GET" not in route.methods or route.path.endswith(".css"):
+            continue  # the report's stylesheet: public, as in the route walk above
+        url = route.path.replace("{submission_id}", "x" * 24).replace("{name}", "report.json")
+        before = len(audit_rows(engine, outcome="denied", user_name="officer.a"))
+        assert officer.get(url).status_code == 403, url
+        assert len(audit_rows(engine, outcome="denied", user_name="officer.a")) == before + 1, url
