@@ -23,13 +23,13 @@ setup: $(STAMP)  ## create .venv from the lock file
 demo: setup  ## simulate a small world and run every pipeline step on DuckDB
 	$(BIN)/justice demo --persons $(PERSONS) --home $(HOME_DIR)
 
-test: setup  ## the whole suite, slow and PostgreSQL tests included
+test: setup lint  ## the linter, then the whole suite, slow and PostgreSQL tests included
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-test-fast: setup  ## skip tests marked slow
+test-fast: setup  ## skip tests marked slow (those on a whole simulated home are marked slow by tests/conftest.py)
 	$(BIN)/python -m pytest -n 2 -m "not slow"
 
-lint: setup
+lint: setup  ## ruff over the code, the tests and the benchmarks
 	$(BIN)/ruff check src tests benchmarks
 
 bench: setup  ## print the benchmark figures (1,000,000 people; takes minutes)

@@ -13,6 +13,17 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests can import helper mod
 from homes import copy_home
 from postgres_server import postgres_url  # noqa: F401  (a throwaway PostgreSQL server)
 
+# Fixtures that simulate, ingest and link (and build) a whole world: a minute or more each, so
+# every test that uses one, directly or through another fixture, is `slow` (`make test-fast`
+# skips them) without each file having to remember the mark.
+WHOLE_HOME_FIXTURES = frozenset({"linked_home", "built_home"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if WHOLE_HOME_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def small_world():

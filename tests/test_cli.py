@@ -124,12 +124,35 @@ def test_a_failed_run_leaves_the_previous_world_intact(tmp_path, monkeypatch):
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*")) == legacy_files
 
 
-def test_demo_writes_legacy_and_truth_and_says_where(tmp_path):
+@pytest.mark.slow
+def test_demo_runs_every_step_and_says_where(tmp_path):
+    """The newcomer's first command: each step leaves its output, and the demo says where and how
+    to start the service."""
+    import duckdb
+
+    from justice.transform.publish import exports
+
     result = runner.invoke(app, ["demo", "--persons", "300", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    for sub in ("legacy", "truth"):
-        assert (tmp_path / sub).is_dir()
-    assert "legacy/" in result.output and "truth/" in result.output
+    out = " ".join(result.output.split())
+    for sub in ("legacy/", "truth/", "lake/", "warehouse", "reports/"):
+        assert sub in out
+    assert list((tmp_path / "lake").rglob("*.parquet"))
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    try:
+        people, = con.execute("select count(*) from core.person").fetchone()
+        linked, = con.execute("select count(distinct person_id) from linkage.person_links").fetchone()
+        cohort, = con.execute("select count(*) from marts.proven_reoffending_cohort").fetchone()
+    finally:
+        con.close()
+    assert people == linked > 200 and cohort > 0
+    manifest = json.loads((tmp_path / "reports" / "data" / "manifest.json").read_text())
+    assert set(manifest["files"]) == set(exports())
+    assert (tmp_path / "reports" / "linkage_quality.md").stat().st_size > 0
+    assert (tmp_path / "reports" / "dbt-docs" / "index.html").exists()
+    # 300 people are too few for an evaluation: the demo says so rather than failing.
+    assert "an evaluation needs at least 60 people" in out and "try a larger world" in out
+    assert f"justice serve --home {tmp_path}" in out and "officer." in out and "admin" in out
 
 
 def test_a_new_demo_world_gets_a_new_serving_store(tmp_path):
