@@ -201,6 +201,7 @@ def demo(
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
     _fresh_demo_store(settings)
     _demo_accounts(settings)
+    _demo_projection(settings)
 
 
 def _fresh_demo_store(settings: Settings) -> None:
@@ -687,6 +688,59 @@ def _demo_evaluation(settings: Settings) -> None:
         # the demo still stands, and the message above says why.
         console.print("[yellow]demo: the evaluation did not run (see the message above); try a "
                       "larger world (--persons)[/]")
+
+
+@app.command("project")
+def project_population(
+    scenario: Annotated[list[Path] | None, typer.Option(
+        "--scenario", help="A scenario YAML file (rules added or withdrawn, volumes, sentence "
+                           "lengths, recalls, from a date); repeat for several.")] = None,
+    origin: Annotated[str | None, typer.Option(
+        "--from", help="Origin date YYYY-MM-DD (default: the day after the data's end).")] = None,
+    months: Annotated[int, typer.Option(help="Months to project.")] = 24,
+    repetitions: Annotated[int, typer.Option(
+        help="Monte Carlo repetitions (the intervals are their 2.5th to 97.5th percentiles).")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same projection.")] = 1,
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (default HOME/reports/projections).")] = None,
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the summary and totals as JSON.")] = False,
+) -> None:
+    """Project the prison population month by month from the people in custody on the origin
+    and recent flows, under the release rules and each scenario: tables, a fan chart, capacity
+    by establishment and a plain-English summary."""
+    from justice.project import project
+
+    settings = _settings(home)
+    start = _parse_date(origin, "--from") if origin else None
+    target = out or settings.home / "reports" / "projections"
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err, transient=True, disable=as_json) as bar:
+            bar.add_task(f"projecting {months} months, {repetitions} repetitions", total=None)
+            result = project(settings, scenario or [], origin=start, months=months,
+                             repetitions=repetitions, seed=seed, out=target)
+    except JusticeError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print((target / "summary.json").read_text("utf-8"))
+        return
+    for line in result.summary:
+        console.print(line, soft_wrap=True)
+    console.print(f"Tables, fan chart and capacity by establishment: {target}", soft_wrap=True)
+
+
+def _demo_projection(settings: Settings) -> None:
+    """Project the demo world two years ahead under the example early-release scenario."""
+    example = Path(__file__).parent / "project" / "scenarios" / "early_release.yaml"
+    console.print("\n[bold]Projection[/] (example scenario: early_release.yaml)")
+    try:
+        project_population(scenario=[example], origin=None, months=24, repetitions=100, seed=1,
+                           out=None, home=settings.home, as_json=False)
+    except typer.Exit:
+        console.print("[yellow]demo: the projection did not run (see the message above)[/]")
 
 
 StoreOption = Annotated[str | None, typer.Option(

@@ -1,0 +1,262 @@
+"""The Monte Carlo microsimulation: every person in custody on the origin day, plus receptions drawn
+from recent flows, each released under the rules; counted on the same day of each month.
+
+Each repetition draws everything that is uncertain (how many receptions, who they are, how long a
+remand or a recall lasts, the sentence of someone on remand) from its own stream. Scenarios run
+with the same seed, so the same people come in and differ only where the scenario makes them:
+the difference from the baseline is then the scenario's effect, not noise between two draws.
+Everything is vectorised over people and repetitions at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from justice.sim.reference import day_number
+
+from . import rules as release_rules
+from .data import OriginData
+from .flows import Flows
+from .scenario import Scenario
+
+CASE_TYPES = ("remand", "sentenced", "recall")
+SENTENCE_BANDS = ("remand", "less than 12 months", "12 months to less than 4 years",
+                  "4 years or more", "recall")
+SEXES = ("M", "F")
+BAND_EDGES = np.array([365, 4 * 365 + 1])  # 12 months, 4 years (in days)
+OVERDUE_DAYS = 14
+"""Someone still held after the day the rules would have released them (a sentence the data
+records shorter than it was, or not linked) leaves within this many days, evenly spread."""
+
+
+@dataclass(frozen=True)
+class Segments:
+    """Spans of time people spend in custody in one status, over all repetitions."""
+
+    rep: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    case_type: np.ndarray       # index into CASE_TYPES
+    band: np.ndarray            # index into SENTENCE_BANDS
+    sex: np.ndarray             # index into SEXES
+    establishment: np.ndarray   # index into OriginData.establishments
+
+
+@dataclass(frozen=True)
+class People:
+    """Each simulated person's whole stay (reception and release), over all repetitions."""
+
+    rep: np.ndarray
+    entry: np.ndarray
+    exit: np.ndarray
+
+
+@dataclass(frozen=True)
+class Run:
+    """One scenario's repetitions: the status spans and the people's stays."""
+
+    scenario: Scenario
+    segments: Segments
+    people: People
+
+
+def months_from(origin: dt.date, months: int) -> list[dt.date]:
+    """The origin and the same day of each following month (the last day where shorter)."""
+    out = []
+    for m in range(months + 1):
+        y, mo = divmod(origin.month - 1 + m, 12)
+        year, month = origin.year + y, mo + 1
+        last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        out.append(dt.date(year, month, min(origin.day, last)))
+    return out
+
+
+def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
+             repetitions: int, seed: int) -> Run:
+    """Run `repetitions` futures of `months` months under `scenario`."""
+    rules = release_rules.load_rules(scenario.add_rules, scenario.withdraw_rules)
+    origin = data.origin_day
+    horizon = day_number(months_from(data.origin, months)[-1])
+    change = day_number(scenario.start) if scenario.start else origin
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    est_index = {e: i for i, e in enumerate(data.establishments)}
+    parts = [
+        _stock(data, flows, scenario, rules, streams[0], repetitions, change),
+        _remand_receptions(data, flows, scenario, rules, streams[1], repetitions, change, horizon),
+        _sentenced_receptions(data, flows, scenario, rules, streams[2], repetitions, change, horizon),
+        _recall_receptions(data, flows, scenario, streams[3], repetitions, change, horizon),
+    ]
+    segs = [seg for part in parts for seg in part]
+    s = data.spells
+    rep = np.concatenate([g["rep"] for g in segs])
+    spell = np.concatenate([g["spell"] for g in segs])
+    seg = Segments(
+        rep=rep,
+        start=np.concatenate([g["start"] for g in segs]),
+        end=np.concatenate([g["end"] for g in segs]),
+        case_type=np.concatenate([np.full(len(g["rep"]), CASE_TYPES.index(g["case_type"]))
+                                  for g in segs]),
+        band=np.concatenate([g["band"] for g in segs]),
+        sex=(s.sex[spell] == "F").astype(np.int64) if len(spell) else np.zeros(0, np.int64),
+        establishment=np.array([est_index[e] for e in s.establishment[spell]], dtype=np.int64)
+        if len(spell) else np.zeros(0, np.int64),
+    )
+    people = People(
+        rep=np.concatenate([g["rep"] for g in segs if g["whole"]]),
+        entry=np.concatenate([g["entry"] for g in segs if g["whole"]]),
+        exit=np.concatenate([g["exit"] for g in segs if g["whole"]]),
+    )
+    return Run(scenario, seg, people)
+
+
+def _band(length_days: np.ndarray) -> np.ndarray:
+    return 1 + np.searchsorted(BAND_EDGES, length_days, side="right")
+
+
+def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None) -> dict:
+    """A block of status spans; with entry/exit it is also each person's whole stay."""
+    return {"rep": rep, "spell": spell, "start": start, "end": end, "case_type": case_type,
+            "band": band, "whole": entry is not None, "entry": entry, "exit": exit}
+
+
+def _sentenced_stays(rules, rep, spell, sentence_day, length, group, remand_days, remand_start,
+                     entry, origin, rng) -> list[dict]:
+    """Status spans of people sentenced on `sentence_day`: remand up to it (if any), then
+    sentenced to the release day the rules give."""
+    release = release_rules.release_days(rules, sentence_day=sentence_day, length_days=length,
+                                         offence_group=group, remand_days=remand_days)
+    release = np.maximum(release, sentence_day)
+    # Still held past the rules' release day on the origin: out within a fortnight.
+    overdue = release <= origin
+    release = np.where(overdue, origin + 1 + rng.integers(0, OVERDUE_DAYS, len(release)), release)
+    band = _band(length)
+    remanded = remand_days > 0
+    return [
+        _segment(rep[remanded], spell[remanded], remand_start[remanded], sentence_day[remanded],
+                 "remand", np.zeros(remanded.sum(), np.int64)),
+        _segment(rep, spell, sentence_day, release, "sentenced", band, entry=entry, exit=release),
+    ]
+
+
+def _court_time(start: np.ndarray, outcome: np.ndarray, change: int, capacity: float) -> np.ndarray:
+    """Outcome days once courts sit `capacity` times as much from `change`: the part of the wait
+    after it shrinks (or grows) in proportion."""
+    if capacity == 1.0:
+        return outcome
+    pivot = np.maximum(start, change)
+    after = outcome > pivot
+    return np.where(after, pivot + np.ceil((outcome - pivot) / capacity).astype(np.int64), outcome)
+
+
+def _remand_pathways(flows: Flows, scenario: Scenario, rules, rng, rep, spell, start, served,
+                     origin, change, entry) -> list[dict]:
+    """People on remand: when the remand ends, and whether in a custodial sentence (then served
+    under the rules) or in release."""
+    days = flows.remand_duration.draw(rng, served)
+    outcome = _court_time(np.maximum(start, origin), start + days, change, scenario.court_sitting_capacity)
+    pick = flows.remand_outcomes.draw(rng, days)
+    sentenced = flows.remand_outcomes.sentenced[pick]
+    length = flows.remand_outcomes.length_days[pick]
+    length = np.where(outcome >= change, np.round(length * scenario.stretch), length).astype(np.int64)
+    s, r = sentenced, ~sentenced
+    out = [_segment(rep[r], spell[r], start[r], outcome[r], "remand", np.zeros(r.sum(), np.int64),
+                    entry=entry[r], exit=outcome[r])]
+    out += _sentenced_stays(rules, rep[s], spell[s], outcome[s], length[s],
+                            flows.remand_outcomes.offence_group[pick][s], outcome[s] - start[s],
+                            start[s], entry[s], origin, rng)
+    return out
+
+
+def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps: int,
+           change: int) -> list[dict]:
+    """The people in custody on the origin day, as each repetition sees them."""
+    s = data.spells
+    origin = data.origin_day
+    stock = np.flatnonzero(data.in_custody())
+    known = stock[(s.sentence_day[stock] >= 0) & (s.reason[stock] != "recall")]
+    unknown_sentence = stock[(s.sentence_day[stock] < 0) & (s.reason[stock] == "sentenced")]
+    remand = stock[(s.sentence_day[stock] < 0) & (s.reason[stock] == "remand")]
+    recall = stock[s.reason[stock] == "recall"]
+
+    def tiled(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.repeat(np.arange(reps), len(idx)), np.tile(idx, reps)
+
+    out: list[dict] = []
+    rep, spell = tiled(known)
+    remand_days = np.where(s.reason[spell] == "remand", s.sentence_day[spell] - s.start[spell], 0)
+    out += _sentenced_stays(rules, rep, spell, s.sentence_day[spell], s.length_days[spell],
+                            s.offence_group[spell], remand_days, s.start[spell], s.start[spell],
+                            origin, rng)
+
+    # A sentenced reception whose sentence the courts' data does not show (not linked): a recent
+    # sentence long enough to still be serving at half-time.
+    rep, spell = tiled(unknown_sentence)
+    served = origin - s.start[spell]
+    lengths = flows.sentence_lengths
+    low = np.searchsorted(lengths, 2 * served, side="right")
+    pick = np.minimum(low + (rng.random(len(spell)) * (len(lengths) - low)).astype(np.int64),
+                      len(lengths) - 1)
+    out += _sentenced_stays(rules, rep, spell, s.start[spell], lengths[pick],
+                            np.full(len(spell), "", dtype=object), np.zeros(len(spell), np.int64),
+                            s.start[spell], s.start[spell], origin, rng)
+
+    rep, spell = tiled(remand)
+    out += _remand_pathways(flows, scenario, rules, rng, rep, spell, s.start[spell],
+                            origin - s.start[spell], origin, change, s.start[spell])
+
+    rep, spell = tiled(recall)
+    end = s.start[spell] + flows.recall_duration.draw(rng, origin - s.start[spell])
+    out.append(_segment(rep, spell, s.start[spell], end, "recall",
+                        np.full(len(spell), SENTENCE_BANDS.index("recall")),
+                        entry=s.start[spell], exit=end))
+    return out
+
+
+def _arrivals(flows: Flows, reason: str, rng, reps: int, origin: int, horizon: int,
+              multiplier_from: float, change: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(repetition, reception day, pool spell) of the receptions of one kind after the origin:
+    a Poisson number each day at the recent rate, times the scenario's multiplier from its date."""
+    days = np.arange(origin + 1, horizon + 1)
+    pool = flows.pools[reason]
+    if len(pool) == 0 or len(days) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    lam = np.where(days >= change, multiplier_from, 1.0) * flows.daily_rate[reason]
+    counts = rng.poisson(np.broadcast_to(lam, (reps, len(days))))
+    rep = np.repeat(np.arange(reps), counts.sum(axis=1))
+    day = np.repeat(np.tile(days, reps), counts.ravel())
+    spell = pool[rng.integers(0, len(pool), len(day))]
+    return rep, day, spell
+
+
+def _remand_receptions(data, flows, scenario, rules, rng, reps, change, horizon) -> list[dict]:
+    mult = scenario.charges * scenario.remand_rate
+    rep, day, spell = _arrivals(flows, "remand", rng, reps, data.origin_day, horizon, mult, change)
+    return _remand_pathways(flows, scenario, rules, rng, rep, spell, day, np.zeros(len(day), np.int64),
+                            data.origin_day, change, day)
+
+
+def _sentenced_receptions(data, flows, scenario, rules, rng, reps, change, horizon) -> list[dict]:
+    mult = scenario.charges * scenario.court_sitting_capacity
+    rep, day, spell = _arrivals(flows, "sentenced", rng, reps, data.origin_day, horizon, mult, change)
+    s = data.spells
+    length = s.length_days[spell]
+    if (length <= 0).any():
+        fill = flows.sentence_lengths[rng.integers(0, len(flows.sentence_lengths), len(day))]
+        length = np.where(length > 0, length, fill)
+    length = np.where(day >= change, np.round(length * scenario.stretch), length).astype(np.int64)
+    return _sentenced_stays(rules, rep, spell, day, length, s.offence_group[spell],
+                            np.zeros(len(day), np.int64), day, day, data.origin_day, rng)
+
+
+def _recall_receptions(data, flows, scenario, rng, reps, change, horizon) -> list[dict]:
+    rep, day, spell = _arrivals(flows, "recall", rng, reps, data.origin_day, horizon,
+                                scenario.recall_rate, change)
+    stay = flows.recall_duration.draw(rng, np.zeros(len(day), np.int64))
+    stay = np.where(day >= change, np.maximum(1, np.round(stay * scenario.time_on_recall)), stay)
+    end = day + stay.astype(np.int64)
+    return [_segment(rep, spell, day, end, "recall", np.full(len(day), SENTENCE_BANDS.index("recall")),
+                     entry=day, exit=end)]
