@@ -64,6 +64,12 @@ def simulate(
     mess: Annotated[str, typer.Option(help="Mess level of the legacy extracts: low, default or high.")] = "default",
     prisons: Annotated[int | None, typer.Option(help="Number of establishments (default: by population).")] = None,
     world_file: Annotated[Path | None, typer.Option(help="YAML overriding behavioural rates of the world.")] = None,
+    policy: Annotated[list[Path] | None, typer.Option(
+        "--policy", help="A release-rule file (docs/policy-rules.md) added to the package's rules; "
+                         "repeat for several.")] = None,
+    without_rule: Annotated[list[str] | None, typer.Option(
+        "--without-rule", help="Leave out a release or recall rule by name (e.g. sds40); repeat "
+                               "for several.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: --home).")] = None,
     prison_db: Annotated[str | None, typer.Option(
         help="SQLAlchemy URL to write the prison (NOMIS) database to instead of a SQLite file.")] = None,
@@ -78,7 +84,9 @@ def simulate(
     try:
         params = SimulationParams(persons=persons, seed=seed, start=_parse_date(start, "--start"),
                                   end=_parse_date(end, "--end"), intervention_effect=intervention_effect,
-                                  referral=referral, mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None)
+                                  referral=referral, mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None,
+                                  policy_files=tuple(str(p.resolve()) for p in policy or ()),
+                                  withdrawn_rules=tuple(without_rule or ()))
         t0 = time.perf_counter()
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                       console=err, transient=True, disable=as_json) as progress:

@@ -1,4 +1,4 @@
-"""Release from custody follows the effective-dated rules in reference/release_rules.yaml."""
+"""Release from custody follows the effective-dated rules of justice.policy (policy/rules/)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from justice.policy import default_release_rules
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
 from justice.sim.params import SimulationParams
 from justice.sim.world import simulate
 
 SDS40 = ref.day_number("2024-09-10")
+TRANCHE2 = ref.day_number("2024-10-22")
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +30,23 @@ def _sentenced_without_remand(world):
     return s, m, length
 
 
-def test_rules_file_is_effective_dated():
-    rules = ref.release_rules()
-    assert [r.name for r in rules] == ["standard_determinate_half", "sds40"]
-    assert rules[1].effective_from == SDS40 and rules[1].fraction == 0.4
-    assert "02 Sexual offences" in rules[1].exclude_offence_groups
+def test_simulator_reads_the_policy_rules():
+    rules = default_release_rules()
+    assert {"standard_determinate_half", "sds40"} <= set(rules.names)
+    sds40 = rules.rule("sds40")
+    assert sds40.fraction == 0.4 and min(c.effective_from for c in sds40.clauses) == SDS40
+    # One copy of the rules: the simulator's reference data no longer holds its own.
+    assert not hasattr(ref, "release_rules")
 
 
 def test_release_at_half_before_and_forty_percent_after(late_world):
     s, m, length = _sentenced_without_remand(late_world)
     sentence, release, rule = s["sentence_date"][m], s["release_date"][m], s["release_rule"][m]
     half = sentence + np.round(0.5 * length).astype(np.int64)
-    forty = np.maximum(sentence + np.round(0.4 * length).astype(np.int64), SDS40)
+    # SDS40's second tranche: sentences of five years or more imposed before 10 September 2024
+    # came under it on 22 October 2024.
+    start = np.where((s["sentence_months"][m] >= 60) & (sentence < SDS40), TRANCHE2, SDS40)
+    forty = np.maximum(sentence + np.round(0.4 * length).astype(np.int64), start)
     std = rule == "standard_determinate_half"
     assert std.sum() > 50 and (rule == "sds40").sum() > 20
     assert np.array_equal(release[std], np.maximum(half[std], sentence[std]))
@@ -58,16 +65,22 @@ def test_excluded_offences_stay_at_half(late_world):
     assert np.all(s["release_rule"][m][sexual] == "standard_determinate_half")
 
 
-def test_changing_the_rules_file_changes_releases(monkeypatch):
+def test_a_rule_file_changes_releases_with_no_code_change(tmp_path):
     """A policy change is a data edit: a 1/3 release point from 2018 shows up in the world."""
-    base = ref.release_rules()
-    third = ref.ReleaseRule(name="one_third_from_2018", effective_from=ref.day_number("2018-01-01"),
-                            fraction=1 / 3, exclude_offence_groups=(), violent_offence_groups=(),
-                            exclude_violent_with_sentence_months_at_least=None)
-    monkeypatch.setattr(ref, "release_rules", lambda: (base[0], third))
-    w = simulate(SimulationParams(persons=5_000, seed=3, start=dt.date(2016, 1, 1), end=dt.date(2025, 12, 31)))
+    (tmp_path / "third.yaml").write_text("""
+source: {title: "Test: release at one third from 2018"}
+withdraw: [sds40]
+rules:
+  - name: one_third_from_2018
+    kind: release
+    effective_from: 2018-01-01
+    fraction: 0.3333333333333333
+""")
+    w = simulate(SimulationParams(persons=5_000, seed=3, start=dt.date(2016, 1, 1), end=dt.date(2025, 12, 31),
+                                  policy_files=(str(tmp_path / "third.yaml"),)))
     s, m, length = _sentenced_without_remand(w)
     later = s["sentence_date"][m] >= ref.day_number("2018-06-01")
+    assert later.sum() > 100
     assert np.all(s["release_rule"][m][later] == "one_third_from_2018")
     expected = s["sentence_date"][m] + np.round(length / 3).astype(np.int64)
     assert np.array_equal(s["release_date"][m][later], expected[later])

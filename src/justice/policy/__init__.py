@@ -19,6 +19,7 @@ from justice.policy.engine import (
     RecallOutcome,
     ReleaseOutcome,
     ReleaseRules,
+    default_release_rules,
     load_release_rules,
     months_to_days,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "ReleaseOutcome",
     "ReleaseRules",
     "Rule",
+    "default_release_rules",
     "load_release_rules",
     "months_to_days",
     "read_rule_file",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -297,6 +298,12 @@ def load_release_rules(extra: Iterable[str | Path | Mapping] = (), without: Iter
             rules.append(r)
     rules = _withdraw(rules, tuple(without), "--without-rule")
     return ReleaseRules(rules)
+
+
+@cache
+def default_release_rules() -> ReleaseRules:
+    """The package's rule files alone (loaded once per process)."""
+    return load_release_rules()
 
 
 def _withdraw(rules: list[Rule], names: Sequence[str], where: str) -> list[Rule]:

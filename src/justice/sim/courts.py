@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from justice.policy import default_release_rules, months_to_days
 from justice.sim import reference as ref
 
 Columns = dict[str, np.ndarray]
@@ -290,27 +291,19 @@ def _release(rng: np.random.Generator, ep: Columns, w: dict) -> None:
     ep["remand_start_day"] = np.where(remanded, remand_start, NONE)
     remand_days = np.where(remanded, np.maximum(remand_end - remand_start, 0), 0)
 
-    length_days = np.round(months * 30.4375).astype(np.int64)
-    group = off.group[ep["principal_code"]]
-    rules = ref.release_rules()
-    fraction = np.full(n, rules[0].fraction)
-    rule_name = np.full(n, rules[0].name, dtype=object)
-    effective = np.zeros(n, dtype=np.int64)
-    for rule in rules[1:]:
-        eligible = ~np.isin(group, rule.exclude_offence_groups)
-        if rule.exclude_violent_with_sentence_months_at_least is not None:
-            eligible &= ~(np.isin(group, rule.violent_offence_groups)
-                          & (months >= rule.exclude_violent_with_sentence_months_at_least))
-        # A rule applies to releases on or after its date: it governs a sentence whose earlier
-        # release point under the old rule falls on or after that date.
-        old_release = sentence_day + np.round(fraction * length_days) - remand_days
-        applies = eligible & (old_release >= rule.effective_from)
-        fraction = np.where(applies, rule.fraction, fraction)
-        rule_name = np.where(applies, rule.name, rule_name)
-        effective = np.where(applies, rule.effective_from, effective)
-    release = sentence_day + np.round(fraction * length_days).astype(np.int64) - remand_days
-    release = np.maximum(release, effective)  # release point already passed: out on the day
-    release = np.maximum(release, sentence_day)
+    length_days = months_to_days(months)
+    # The release day and its rule come from the policy engine (justice.policy), so a rule
+    # change is a rule-file edit; only sentenced custody is asked about.
+    rules = w.get("_release_rules") or default_release_rules()
+    sentenced = np.flatnonzero(custody)
+    outcome = rules.release(sentence_day=sentence_day[sentenced],
+                            length_days=length_days[sentenced],
+                            offence_group=off.group[ep["principal_code"][sentenced]],
+                            remand_days=remand_days[sentenced])
+    release = np.full(n, NONE, dtype=np.int64)
+    release[sentenced] = outcome.release_day
+    rule_name = np.full(n, None, dtype=object)
+    rule_name[sentenced] = outcome.rule
     ep["release_day"] = np.where(custody, release, np.where(remanded, remand_end, NONE))
     ep["release_rule"] = np.where(custody, rule_name, None).astype(object)
     ep["licence_end_day"] = np.where(custody, sentence_day + length_days, NONE)

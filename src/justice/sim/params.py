@@ -56,7 +56,17 @@ class SimulationParams:
     world_file: str | None = None
     """A YAML file overriding any behavioural rate of `reference/world.yaml` (same keys)."""
 
+    policy_files: tuple[str, ...] = ()
+    """Release-rule files (justice.policy format, docs/policy-rules.md) added to the package's
+    rules in order; a file's `withdraw:` list removes rules loaded before it."""
+
+    withdrawn_rules: tuple[str, ...] = ()
+    """Names of release or recall rules left out (e.g. `sds40`: the world without that policy)."""
+
     def __post_init__(self) -> None:
+        # Lists from JSON or the command line are kept as tuples so params stay hashable.
+        object.__setattr__(self, "policy_files", tuple(str(f) for f in self.policy_files))
+        object.__setattr__(self, "withdrawn_rules", tuple(self.withdrawn_rules))
         if self.persons < 100:
             raise SimulationError(f"--persons {self.persons}: at least 100 people are needed")
         if self.end <= self.start:

@@ -1,7 +1,8 @@
 """Reference data of the simulated world: offences, policy rules and behavioural rates.
 
-All of it lives in versioned files under `reference/`, so a policy change (a new release point,
-new magistrates' sentencing powers) is a data edit, not a code change.
+All of it lives in versioned files under `reference/`, so a policy change (new magistrates'
+sentencing powers) is a data edit, not a code change. Release and recall rules live in the
+policy package's rule files (justice.policy, docs/policy-rules.md).
 """
 
 from __future__ import annotations
@@ -115,44 +116,6 @@ def world(override_file: str | Path | None = None) -> dict:
     if not isinstance(override, dict):
         raise ConfigError(f"world file {path}: expected a mapping at the top level")
     return _deep_merge(base, override)
-
-
-@dataclass(frozen=True)
-class ReleaseRule:
-    """One effective-dated release point for determinate custodial sentences."""
-
-    name: str
-    effective_from: int  # day number
-    fraction: float
-    exclude_offence_groups: tuple[str, ...]
-    exclude_violent_with_sentence_months_at_least: float | None
-    violent_offence_groups: tuple[str, ...]
-
-
-@cache
-def release_rules() -> tuple[ReleaseRule, ...]:
-    """Release rules ordered by effective date (`reference/release_rules.yaml`)."""
-    data = _load_yaml("release_rules.yaml")
-    rules = []
-    for i, r in enumerate(data.get("rules", [])):
-        try:
-            elig = r.get("eligibility") or {}
-            rules.append(ReleaseRule(
-                name=r["name"],
-                effective_from=day_number(str(r["effective_from"])),
-                fraction=float(r["fraction"]),
-                exclude_offence_groups=tuple(elig.get("exclude_offence_groups", ())),
-                exclude_violent_with_sentence_months_at_least=elig.get(
-                    "exclude_violent_with_sentence_months_at_least"),
-                violent_offence_groups=tuple(elig.get("violent_offence_groups", ())),
-            ))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ConfigError(f"reference/release_rules.yaml rule {i + 1}: {exc!r}") from exc
-        if not 0 < rules[-1].fraction <= 1:
-            raise ConfigError(f"reference/release_rules.yaml rule {r['name']}: fraction must be in (0, 1]")
-    if not rules:
-        raise ConfigError("reference/release_rules.yaml: no rules")
-    return tuple(sorted(rules, key=lambda r: r.effective_from))
 
 
 @cache

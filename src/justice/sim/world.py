@@ -12,6 +12,7 @@ from faker import Faker
 
 from justice import identifiers
 from justice.errors import SimulationError
+from justice.policy import load_release_rules
 from justice.sim import careers
 from justice.sim import people as people_mod
 from justice.sim import reference as ref
@@ -75,6 +76,9 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     w = ref.world(params.world_file)
     w["_intervention_effect"] = params.intervention_effect
     w["_referral"] = params.referral
+    # One rule set for the whole run: the package's rules plus the params' policy files.
+    w["_release_rules"] = load_release_rules(extra=params.policy_files,
+                                             without=params.withdrawn_rules)
     start, end = ref.day_number(params.start), ref.day_number(params.end)
     pools = people_mod.name_pools()
     postcodes = people_mod.postcode_pool(params.seed, max(2_000, min(params.persons // 4, 100_000)))
