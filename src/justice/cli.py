@@ -951,7 +951,7 @@ def _demo_accounts(settings: Settings) -> None:
     console.print("then open http://127.0.0.1:8000/ and sign in as one of these "
                   f"(password [bold]{auth.DEMO_PASSWORD}[/], for this simulated world only):")
     for user in accounts:
-        console.print(f"  {user.name:24s} {user.role:8s} {', '.join(user.prisons)}")
+        console.print(f"  {user.name:30s} {user.role:8s} {', '.join(user.prisons) or user.provider or ''}")
     console.print("For a live prison (receptions, moves, alerts, incidents as they happen), run in "
                   "another terminal:")
     console.print(f"  justice feed --home {settings.home.resolve()} --speed 60 --rate 20")

@@ -591,3 +591,20 @@ def test_a_key_file_others_may_read_is_refused(crypto, web_settings):
     web_settings.portal_key_path.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         store.load_key(web_settings)
+
+
+def test_the_demo_has_a_provider_account_for_its_largest_list(tmp_path):
+    from justice.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    assert auth.demo_provider(settings) is None  # no lists: no portal accounts
+    folder = tmp_path / "legacy" / "interventions"
+    folder.mkdir(parents=True)
+    header = ["First name", "Surname", "Date of birth", "Programme start date"]
+    small = [["Participant list – A"], ["Provider: Small Org"], header,
+             ["Ann", "Ash", dt.date(1980, 1, 1), dt.date(2020, 1, 1)]]
+    large = [["Participant list – B"], ["Provider: Pathways Partnership"], header,
+             *[["Ben", f"Birch{i}", dt.date(1980, 1, 1 + i), dt.date(2020, 1, 1)] for i in range(20)]]
+    (folder / "small.xlsx").write_bytes(xlsx_bytes(small))
+    (folder / "large.xlsx").write_bytes(xlsx_bytes(large))
+    assert auth.demo_provider(settings) == ("provider.pathways-partnership", PATHWAYS)

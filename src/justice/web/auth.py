@@ -613,17 +613,41 @@ def busiest_prisons(settings, count: int = 2) -> list[str]:
         prison_engine.dispose()
 
 
+def demo_provider(settings) -> tuple[str, str] | None:
+    """(account name, provider name) for the provider of the largest participant list in
+    HOME/legacy/interventions (the one the demo evaluates), or None when there is none."""
+    from justice.errors import JusticeError
+    from justice.evaluate.cohort import read_cohort
+
+    folder = settings.legacy_dir / "interventions"
+    files = sorted(folder.glob("*.xlsx"), key=lambda f: (-f.stat().st_size, f.name))
+    for path in files:
+        try:
+            provider = read_cohort(path, on_row_problem="exclude").provider
+        except JusticeError:
+            continue
+        if provider:
+            slug = "-".join("".join(ch if ch.isalnum() else " " for ch in provider.lower()).split())
+            return f"provider.{slug}"[:100], provider
+    return None
+
+
 def ensure_demo_accounts(settings, engine: sa.Engine) -> list[User]:
-    """`officer.<prison>` for the two busiest prisons and `admin`, with DEMO_PASSWORD; accounts
-    that exist already are left as they are."""
-    wanted = [(f"officer.{p.lower()}", "officer", [p]) for p in busiest_prisons(settings)]
-    wanted.append(("admin", "admin", []))
+    """`officer.<prison>` for the two busiest prisons and `admin`, and where the world has
+    providers' participant lists `provider.<provider>` and `analyst` for the provider portal,
+    with DEMO_PASSWORD; accounts that exist already are left as they are."""
+    wanted = [(f"officer.{p.lower()}", "officer", [p], None) for p in busiest_prisons(settings)]
+    wanted.append(("admin", "admin", [], None))
+    portal = demo_provider(settings)
+    if portal is not None:
+        wanted.append((portal[0], "provider", [], portal[1]))
+        wanted.append(("analyst", "analyst", [], None))
     made = []
-    for name, role, prisons in wanted:
+    for name, role, prisons, provider in wanted:
         with engine.connect() as conn:
             existing = conn.execute(sa.select(users.c.id).where(users.c.name == name)).scalar()
             if existing is not None:
                 made.append(load_user(conn, existing))
                 continue
-        made.append(add_user(engine, name, role, prisons, DEMO_PASSWORD))
+        made.append(add_user(engine, name, role, prisons, DEMO_PASSWORD, provider=provider))
     return made
