@@ -207,3 +207,11 @@ def test_no_query_shows_a_hidden_cell(explorer):
     by_key = {(r["court_code"], r["case_type"]): r for r in body["records"]}
     for key in (("C1", "appeal"), ("C1", "Total"), ("Total", "appeal"), ("Total", "Total")):
         assert by_key[key]["value"] is None and by_key[key]["symbol"] == "[c]", key
+
+
+def test_a_signed_in_visitor_keeps_their_header_on_explorer_pages(web_settings, client_for):
+    publish_sample(web_settings.home)
+    officer = client_for("officer.a")
+    page = officer.get("/explore/court_receipts_disposals").text
+    assert "officer.a" in page and 'action="/sign-out"' in page
+    assert re.search(r'href="/explore" aria-current="true"', page)  # "Statistics", marked current

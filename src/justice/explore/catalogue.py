@@ -105,7 +105,7 @@ class Dataset:
 
 
 def _label(column: str) -> str:
-    words = column.replace("_", " ")
+    words = column.replace("_", " ").replace(" per 1000", " per 1,000").replace("self harm", "self-harm")
     return words[:1].upper() + words[1:]
 
 

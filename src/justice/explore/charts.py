@@ -77,7 +77,7 @@ def draw(chart_id: str, title: str, periods: list[str], series: list[Series], pe
             f"{periods[0]} to {periods[-1]}. Gaps are figures withheld. The figures are in the table.")
     opening = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
                f'class="app-chart" role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
-               f'focusable="false" width="100%">')
+               f'focusable="false" width="100%" font-family="GDS Transport, arial, sans-serif">')
     parts = [opening,
              f'<title id="{chart_id}-title">{escape(title)}</title>',
              f'<desc id="{chart_id}-desc">{escape(desc)}</desc>']
@@ -90,7 +90,9 @@ def draw(chart_id: str, title: str, periods: list[str], series: list[Series], pe
                      f'fill="#0b0c0c">{escape(_number(value, percent))}</text>')
     every = max(1, math.ceil(len(periods) / 8))
     for i, period in enumerate(periods):
-        if i % every == 0 or i == len(periods) - 1:
+        # The last period is labelled too, unless that would overlap the label before it.
+        last = i == len(periods) - 1 and i % every >= every / 2
+        if i % every == 0 or last:
             parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle" '
                          f'font-size="12" fill="#0b0c0c">{escape(period)}</text>')
     for n, s in enumerate(series):
@@ -139,7 +141,7 @@ def charts_of(table: Table, id_prefix: str = "chart") -> list[Chart]:
         return []
     out = []
     for n, measure in enumerate(table.measures):
-        title = f"{measure.label}, {table.dataset.dim_label(time).lower()}"
+        title = f"{measure.label}, by {table.dataset.dim_label(time).lower()}"
         if len(line_keys) > MAX_SERIES:
             out.append(Chart(title, tuple(periods), (), measure.percent, "",
                              note=f"No chart: {len(line_keys)} lines are too many to read. "

@@ -74,6 +74,9 @@ class Table:
     col_keys: list[tuple[str, ...]]
     cells: dict[tuple[tuple[str, ...], tuple[str, ...], str], Cell]
     symbols: set[str] = field(default_factory=set)
+    memo: dict = field(default_factory=dict, repr=False, compare=False)
+    """What callers derive from the table (a page's view of it, its JSON), kept with it while
+    the table is cached: a table never changes once made."""
 
     def cell(self, row: tuple[str, ...], col: tuple[str, ...], measure: str) -> Cell:
         """The cell at (row, col, measure); [x] where the file has no row for it."""
@@ -93,6 +96,8 @@ class Table:
     def records(self) -> list[dict]:
         """The table in long form, one record per cell: its dimension values, the measure, the
         value (None where a symbol stands) and the symbol; what every download holds."""
+        if "records" in self.memo:
+            return self.memo["records"]
         dims = [*self.query.rows, *self.query.cols]
         out = []
         for row in self.row_keys:
@@ -102,6 +107,7 @@ class Table:
                     record = dict(zip(dims, (*row, *col)))
                     record.update(measure=measure, value=cell.value, symbol=cell.symbol)
                     out.append(record)
+        self.memo["records"] = out
         return out
 
 
@@ -111,7 +117,6 @@ _SIZE = "__rows__"
 _SPAN = "__span__"
 _FIRST = "__first__"
 _FIRST_HIDDEN = "__first_hidden__"
-_KEY = "__key__"
 
 
 @dataclass
@@ -165,13 +170,23 @@ def _base_columns(dataset: Dataset, measures: list[str]) -> list[str]:
     return need
 
 
+@dataclass
+class _Groups:
+    """The groups of one aggregation: each group's key and, per name, an array over groups."""
+
+    keys: list[tuple[str, ...]]
+    arrays: dict[str, np.ndarray]
+    size: int
+
+
 def _aggregate(columns: _Columns, rows: np.ndarray, keys: list[str], dataset: Dataset,
-               measures: list[str]) -> list[dict]:
-    """One dict per group of `keys` among the published rows `rows` (indices): its key, sums,
-    hidden and missing flags, how many values it spans of each dimension a measure cannot be
-    added across, the derived values of its first row, and its row count."""
+               measures: list[str]) -> _Groups:
+    """The groups of `keys` among the published rows `rows` (indices): per group its key, the
+    sums, hidden and missing flags of the counts and sums the measures need, how many values
+    it spans of each dimension a measure cannot be added across, the derived values of its
+    first row (used where the group is one row), and its row count."""
     if len(rows) == 0:
-        return []
+        return _Groups([], {}, 0)
     if keys:
         combined = np.zeros(len(rows), np.int64)
         for d in keys:
@@ -200,51 +215,57 @@ def _aggregate(columns: _Columns, rows: np.ndarray, keys: list[str], dataset: Da
                 if source in columns.values:
                     out[_FIRST + source] = columns.values[source][at_first]
                     out[_FIRST_HIDDEN + source] = columns.hidden[source][at_first]
-    groups = []
-    for i in range(n):
-        g = {k: a[i] for k, a in out.items()}
-        g[_KEY] = tuple(dataset.values[d][columns.codes[d][at_first[i]]] for d in keys)
-        groups.append(g)
-    return groups
+    values = [np.array(dataset.values[d], dtype=object)[columns.codes[d][at_first]] for d in keys]
+    return _Groups(list(zip(*values)) if keys else [()], out, n)
 
 
-def _count_cell(group: dict, name: str, dataset: Dataset) -> Cell:
-    if any(group.get(_SPAN + d, 1) > 1 for d in dataset.not_additive.get(name, ())):
-        return Cell(None, SYMBOL_NOT_APPLICABLE)
-    if group[_HIDDEN + name]:
-        return Cell(None, SYMBOL_CONFIDENTIAL)
-    if group[_MISSING + name]:
-        return Cell(None, SYMBOL_NOT_AVAILABLE)
-    value = float(group[name])
-    return Cell(round(value) if dataset.measures[name].kind == "count" else round(value, 2))
+
+def _symbols(*rules: tuple[np.ndarray, str], n: int) -> np.ndarray:
+    """Per group, the symbol of the first rule (mask, symbol) that holds; None where none."""
+    out = np.full(n, None, dtype=object)
+    for mask, symbol in reversed(rules):
+        out = np.where(mask, symbol, out)
+    return out
 
 
-def _measure_cell(group: dict, measure: Measure, dataset: Dataset) -> Cell:
+def _count_figures(g: _Groups, name: str, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Values (float) and symbols of a count or sum per group: [z] across a dimension it cannot
+    be added over, [c] with a suppressed cell, [x] with a published null."""
+    spans = [g.arrays[_SPAN + d] > 1 for d in dataset.not_additive.get(name, ())]
+    not_additive = np.logical_or.reduce(spans) if spans else np.zeros(g.size, bool)
+    symbols = _symbols((not_additive, SYMBOL_NOT_APPLICABLE),
+                       (g.arrays[_HIDDEN + name], SYMBOL_CONFIDENTIAL),
+                       (g.arrays[_MISSING + name], SYMBOL_NOT_AVAILABLE), n=g.size)
+    return g.arrays[name], symbols
+
+
+def _measure_figures(g: _Groups, measure: Measure, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Values and symbols of a measure per group (see the module doc for the rules)."""
     if measure.kind in ("count", "sum"):
-        return _count_cell(group, measure.name, dataset)
-    first = group.get(_FIRST + measure.name)
-    single = group[_SIZE] == 1
+        return _count_figures(g, measure.name, dataset)
+    first = g.arrays[_FIRST + measure.name]
+    single = g.arrays[_SIZE] == 1
+    published = single & ~np.isnan(first)
     if measure.kind == "ratio":
-        if single and first is not None and not np.isnan(first):
-            return Cell(float(first))  # one published row: its own published figure
-        numerator, denominator = (_count_cell(group, s, dataset) for s in measure.sources)
-        symbols = {numerator.symbol, denominator.symbol} - {None}
-        for symbol in (SYMBOL_NOT_APPLICABLE, SYMBOL_CONFIDENTIAL, SYMBOL_NOT_AVAILABLE):
-            if symbol in symbols:
-                return Cell(None, symbol)
-        if not denominator.value:
-            return Cell(None, SYMBOL_NOT_APPLICABLE)
-        return Cell(numerator.value / denominator.value * measure.scale)
+        (num, num_sym), (den, den_sym) = (_count_figures(g, s, dataset) for s in measure.sources)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(published, first, num / np.where(den == 0, np.nan, den) * measure.scale)
+        either = lambda symbol: (num_sym == symbol) | (den_sym == symbol)
+        symbols = _symbols((published, None), (either(SYMBOL_NOT_APPLICABLE), SYMBOL_NOT_APPLICABLE),
+                           (either(SYMBOL_CONFIDENTIAL), SYMBOL_CONFIDENTIAL),
+                           (either(SYMBOL_NOT_AVAILABLE), SYMBOL_NOT_AVAILABLE),
+                           (den == 0, SYMBOL_NOT_APPLICABLE), n=g.size)
+        return values, symbols
     # A published mean or median: only where the cell is one published row.
-    if not single:
-        return Cell(None, SYMBOL_NOT_APPLICABLE)
-    if first is not None and not np.isnan(first):
-        return Cell(float(first))
-    if any(group.get(_FIRST_HIDDEN + s) for s in measure.sources):
-        return Cell(None, SYMBOL_CONFIDENTIAL)
-    if any(group.get(_FIRST + s) == 0 for s in measure.sources):
-        return Cell(None, SYMBOL_NOT_APPLICABLE)
-    return Cell(None, SYMBOL_NOT_AVAILABLE)
+    hidden = [g.arrays[_FIRST_HIDDEN + s] for s in measure.sources if _FIRST_HIDDEN + s in g.arrays]
+    zero = [g.arrays[_FIRST + s] == 0 for s in measure.sources if _FIRST + s in g.arrays]
+    symbols = _symbols((~single, SYMBOL_NOT_APPLICABLE), (published, None),
+                       (np.logical_or.reduce(hidden) if hidden else np.zeros(g.size, bool),
+                        SYMBOL_CONFIDENTIAL),
+                       (np.logical_or.reduce(zero) if zero else np.zeros(g.size, bool),
+                        SYMBOL_NOT_APPLICABLE),
+                       (np.ones(g.size, bool), SYMBOL_NOT_AVAILABLE), n=g.size)
+    return first, symbols
 
 
 _results: OrderedDict[tuple, Table] = OrderedDict()
@@ -278,15 +299,15 @@ def _compute(dataset: Dataset, query: Query) -> Table:
     selected = np.nonzero(keep)[0]
     rows, cols, measures = list(query.rows), list(query.cols), list(query.measures)
     body = _aggregate(columns, selected, [*rows, *cols], dataset, measures)
-    row_keys = sorted({g[_KEY][:len(rows)] for g in body}) if rows else [()]
-    col_keys = sorted({g[_KEY][len(rows):] for g in body}) if cols else [()]
+    row_keys = sorted({k[:len(rows)] for k in body.keys}) if rows else [()]
+    col_keys = sorted({k[len(rows):] for k in body.keys}) if cols else [()]
     size = len(row_keys) * len(col_keys) * len(measures)
     if size > MAX_CELLS:
         raise QueryError(f"the table would have {size:,} cells; the most is {MAX_CELLS:,}: "
                          "filter it, or put fewer dimensions in the rows and columns")
     # The body, and with totals the total row (added over the row dimensions), the total
     # column (over the column dimensions) and the grand total.
-    groupings: list[tuple[list[str], list[str], list[dict] | None]] = [(rows, cols, body)]
+    groupings: list[tuple[list[str], list[str], _Groups | None]] = [(rows, cols, body)]
     if query.totals:
         if rows:
             groupings.append(([], cols, None))
@@ -299,18 +320,24 @@ def _compute(dataset: Dataset, query: Query) -> Table:
     for by_rows, by_cols, groups in groupings:
         if groups is None:
             groups = _aggregate(columns, selected, [*by_rows, *by_cols], dataset, measures)
-        for group in groups:
-            key = group[_KEY]
-            row = key[:len(by_rows)] if by_rows else (TOTAL,) * len(rows)
-            col = key[len(by_rows):] if by_cols else (TOTAL,) * len(cols)
-            for name in measures:
-                cell = _measure_cell(group, dataset.measures[name], dataset)
-                cells[(row, col, name)] = cell
-                if cell.symbol:
-                    symbols.add(cell.symbol)
-    if query.totals and rows and body:
+        if not groups.size:
+            continue
+        keys = [(k[:len(by_rows)] if by_rows else (TOTAL,) * len(rows),
+                 k[len(by_rows):] if by_cols else (TOTAL,) * len(cols)) for k in groups.keys]
+        for name in measures:
+            measure = dataset.measures[name]
+            values, marks = _measure_figures(groups, measure, dataset)
+            whole = measure.kind == "count"
+            for (row, col), value, mark in zip(keys, values.tolist(), marks.tolist()):
+                if mark is not None:
+                    cells[(row, col, name)] = Cell(None, mark)
+                    symbols.add(mark)
+                else:
+                    cells[(row, col, name)] = Cell(round(value) if whole else
+                                                   round(value, 2) if measure.kind == "sum" else value)
+    if query.totals and rows and body.size:
         row_keys.append((TOTAL,) * len(rows))
-    if query.totals and cols and body:
+    if query.totals and cols and body.size:
         col_keys.append((TOTAL,) * len(cols))
     if len(cells) < len(row_keys) * len(col_keys) * len(measures):
         symbols.add(SYMBOL_NOT_AVAILABLE)  # combinations with no published row

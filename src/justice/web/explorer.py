@@ -32,6 +32,7 @@ from justice.explore import (
 from justice.explore.catalogue import Catalogue, Measure, explorer_config
 from justice.explore.charts import charts_of
 from justice.explore.table import TOTAL, Cell
+from justice.web.auth import optional_user
 from justice.web.context import TEMPLATES_DIR, render
 
 router = APIRouter()
@@ -48,6 +49,13 @@ def dataset_or_404(request: Request, name: str) -> Dataset:
     if dataset is None:
         raise HTTPException(status_code=404)
     return dataset
+
+
+def page(request: Request, template: str, context: dict, status_code: int = 200) -> Response:
+    """An explorer page: no sign-in needed, but a signed-in visitor keeps their header (their
+    name, sign-out and navigation); a signed-out one costs no store lookup."""
+    optional_user(request)
+    return render(request, template, context, status_code=status_code)
 
 
 def figure(cell: Cell, measure: Measure) -> str:
@@ -82,10 +90,44 @@ def describe_query(table: Table) -> str:
     return "; ".join(parts)
 
 
+def table_view(table: Table, chart_id: str) -> dict:
+    """What a page shows of a table, as plain text (made once per cached table: the pages
+    render it in a simple loop): caption, column headings, rows of row headings and figures,
+    charts, footnotes and the query string."""
+    key = ("view", chart_id)
+    if key in table.memo:
+        return table.memo[key]
+    ds, q = table.dataset, table.query
+    measures = table.measures
+    many = len(measures) > 1
+    headings = [ds.dim_label(d) for d in q.rows] or ["Selection"]
+    for col in table.col_keys:
+        for m in measures:
+            label = key_label(ds, q.cols, col) if q.cols else ""
+            if many or not q.cols:
+                label = f"{label}: {m.label}" if label else m.label
+            headings.append(label)
+    rows = []
+    for row in table.row_keys:
+        total = bool(q.rows) and all(v == TOTAL for v in row)
+        heads = ([TOTAL] if total else [ds.value_label(d, v) for d, v in zip(q.rows, row)]) or ["All"]
+        cells = []
+        for col in table.col_keys:
+            for m in measures:
+                cell = table.cell(row, col, m.name)
+                cells.append((figure(cell, m), cell.symbol))
+        rows.append({"heads": heads, "total": total, "cells": cells})
+    view = {"caption": describe_query(table), "headings": headings, "row_dims": max(len(q.rows), 1),
+            "rows": rows, "charts": charts_of(table, chart_id), "notes": table.footnotes(),
+            "query_string": q.query_string()}
+    table.memo[key] = view
+    return view
+
+
 def _table_context(table: Table, name: str) -> dict:
-    query = table.query.query_string()
-    return {"table": table, "caption": describe_query(table), "charts": charts_of(table, name),
-            "query_string": query, "notes": table.footnotes()}
+    view = table_view(table, name)
+    return {"table": table, "view": view, "charts": view["charts"], "notes": view["notes"],
+            "query_string": view["query_string"]}
 
 
 # ---------------------------------------------------------------- catalogue
@@ -109,7 +151,7 @@ def catalogue_page(request: Request, q: str = "") -> Response:
         text = " ".join([ds.name, ds.title, ds.topic, ds.description, *ds.dims, *ds.measures]).lower()
         if all(w in text for w in words):
             found.append(ds)
-    return render(request, "explorer/catalogue.html",
+    return page(request, "explorer/catalogue.html",
                   {"datasets": found, "q": q[:200], "catalogue": catalogue,
                    "headlines": explorer_config().get("headlines") or {}})
 
@@ -119,7 +161,7 @@ def catalogue_page(request: Request, q: str = "") -> Response:
 @router.get("/explore/numbers")
 def numbers_index(request: Request) -> Response:
     """The headline topics."""
-    return render(request, "explorer/numbers_index.html",
+    return page(request, "explorer/numbers_index.html",
                   {"headlines": explorer_config().get("headlines") or {}})
 
 
@@ -143,7 +185,7 @@ def numbers_page(request: Request, topic: str) -> Response:
             continue
         sections.append({"title": spec["title"], "dataset": dataset,
                          **_table_context(table, f"chart-{n}")})
-    return render(request, "explorer/numbers.html",
+    return page(request, "explorer/numbers.html",
                   {"headline": headline, "topic": topic, "sections": sections,
                    "figure": figure, "key_label": key_label})
 
@@ -166,7 +208,7 @@ def table_builder(request: Request, name: str) -> Response:
                "key_label": key_label, "urlencode": urlencode}
     if table is not None:
         context.update(_table_context(table, "chart"))
-    return render(request, "explorer/builder.html", context, status_code=400 if error else 200)
+    return page(request, "explorer/builder.html", context, status_code=400 if error else 200)
 
 
 @router.get("/explore/{name}/download.{fmt}")

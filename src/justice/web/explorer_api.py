@@ -13,6 +13,7 @@ files included: they are not in the catalogue) a 404.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 from fastapi import APIRouter, Request
@@ -20,8 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse, Response
 
 from justice.explore import Dataset, QueryError, downloads, parse_query, run_query
-from justice.web.context import render
-from justice.web.explorer import catalogue_of
+from justice.web.explorer import catalogue_of, page
 
 router = APIRouter()
 
@@ -101,7 +101,9 @@ def api_table(request: Request, name: str) -> Response:
         table = run_query(ds, parse_query(ds, request.query_params.multi_items()))
     except QueryError as exc:
         return _error(400, str(exc))
-    return JSONResponse(downloads.as_json(table))
+    if "api-json" not in table.memo:
+        table.memo["api-json"] = json.dumps(downloads.as_json(table), separators=(",", ":")).encode()
+    return Response(table.memo["api-json"], media_type="application/json")
 
 
 @cache
@@ -125,5 +127,5 @@ def api_docs(request: Request) -> Response:
     operations = [{"path": path, "method": method.upper(), **op}
                   for path, item in doc["paths"].items() for method, op in item.items()]
     example = next(iter(catalogue_of(request).datasets.values()), None)
-    return render(request, "explorer/api_docs.html", {"doc": doc, "operations": operations,
-                                                       "example": example})
+    return page(request, "explorer/api_docs.html", {"doc": doc, "operations": operations,
+                                                     "example": example})
