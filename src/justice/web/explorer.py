@@ -15,10 +15,12 @@ parameter is checked against the dataset's columns and values before anything is
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from justice.explore import (
     Dataset,
@@ -33,7 +35,7 @@ from justice.explore.catalogue import Catalogue, Measure, explorer_config
 from justice.explore.charts import charts_of
 from justice.explore.table import TOTAL, Cell
 from justice.web.auth import optional_user
-from justice.web.context import TEMPLATES_DIR, render
+from justice.web.context import TEMPLATES_DIR, render, templates
 
 router = APIRouter()
 
@@ -51,11 +53,35 @@ def dataset_or_404(request: Request, name: str) -> Dataset:
     return dataset
 
 
-def page(request: Request, template: str, context: dict, status_code: int = 200) -> Response:
+_pages: OrderedDict[tuple, bytes] = OrderedDict()
+_pages_lock = threading.Lock()
+PAGES_CACHED = 256
+
+
+def page(request: Request, template: str, context: dict, status_code: int = 200, *,
+         cache_key: tuple | None = None) -> Response:
     """An explorer page: no sign-in needed, but a signed-in visitor keeps their header (their
-    name, sign-out and navigation); a signed-out one costs no store lookup."""
-    optional_user(request)
-    return render(request, template, context, status_code=status_code)
+    name, sign-out and navigation); a signed-out one costs no store lookup.
+
+    With `cache_key` (what the page shows: its dataset, the build and the query), the page a
+    signed-out visitor gets is kept and served again as it is: it holds published figures
+    only, no token or name (explorer forms are GET forms, which carry no CSRF token)."""
+    if optional_user(request) is not None or cache_key is None:
+        return render(request, template, context, status_code=status_code)
+    key = (template, status_code, *cache_key)
+    with _pages_lock:
+        body = _pages.get(key)
+        if body is not None:
+            _pages.move_to_end(key)
+    if body is None:
+        body = templates.get_template(template).render(
+            {"request": request, "user": None, "csrf_token": None, "data_as_at": None, "nav": [],
+             **context}).encode()
+        with _pages_lock:
+            _pages[key] = body
+            while len(_pages) > PAGES_CACHED:
+                _pages.popitem(last=False)
+    return HTMLResponse(body, status_code=status_code)
 
 
 def figure(cell: Cell, measure: Measure) -> str:
@@ -186,8 +212,9 @@ def numbers_page(request: Request, topic: str) -> Response:
         sections.append({"title": spec["title"], "dataset": dataset,
                          **_table_context(table, f"chart-{n}")})
     return page(request, "explorer/numbers.html",
-                  {"headline": headline, "topic": topic, "sections": sections,
-                   "figure": figure, "key_label": key_label})
+                {"headline": headline, "topic": topic, "sections": sections,
+                 "figure": figure, "key_label": key_label},
+                cache_key=(topic, catalogue.published_at))
 
 
 # ---------------------------------------------------------------- table builder
@@ -208,7 +235,9 @@ def table_builder(request: Request, name: str) -> Response:
                "key_label": key_label, "urlencode": urlencode}
     if table is not None:
         context.update(_table_context(table, "chart"))
-    return page(request, "explorer/builder.html", context, status_code=400 if error else 200)
+    return page(request, "explorer/builder.html", context, status_code=400 if error else 200,
+                cache_key=None if error else (dataset.name, dataset.published_at,
+                                              query.query_string()))
 
 
 @router.get("/explore/{name}/download.{fmt}")
