@@ -91,18 +91,19 @@ def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
     ]
     segs = [seg for part in parts for seg in part]
     s = data.spells
-    rep = np.concatenate([g["rep"] for g in segs])
+    # Codes a spell at a time (tens of thousands), then gathered for millions of segments.
+    sex_code = (s.sex == "F").astype(np.int8)
+    est_code = np.array([est_index[e] for e in s.establishment.tolist()], dtype=np.int32)
     spell = np.concatenate([g["spell"] for g in segs])
     seg = Segments(
-        rep=rep,
+        rep=np.concatenate([g["rep"] for g in segs]),
         start=np.concatenate([g["start"] for g in segs]),
         end=np.concatenate([g["end"] for g in segs]),
-        case_type=np.concatenate([np.full(len(g["rep"]), CASE_TYPES.index(g["case_type"]))
+        case_type=np.concatenate([np.full(len(g["rep"]), CASE_TYPES.index(g["case_type"]), np.int8)
                                   for g in segs]),
-        band=np.concatenate([g["band"] for g in segs]),
-        sex=(s.sex[spell] == "F").astype(np.int64) if len(spell) else np.zeros(0, np.int64),
-        establishment=np.array([est_index[e] for e in s.establishment[spell]], dtype=np.int64)
-        if len(spell) else np.zeros(0, np.int64),
+        band=np.concatenate([g["band"] for g in segs]).astype(np.int8),
+        sex=sex_code[spell],
+        establishment=est_code[spell],
     )
     people = People(
         rep=np.concatenate([g["rep"] for g in segs if g["whole"]]),
@@ -123,11 +124,12 @@ def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None) 
 
 
 def _sentenced_stays(rules, rep, spell, sentence_day, length, group, remand_days, remand_start,
-                     entry, origin, rng) -> list[dict]:
+                     entry, origin, rng, release=None) -> list[dict]:
     """Status spans of people sentenced on `sentence_day`: remand up to it (if any), then
-    sentenced to the release day the rules give."""
-    release = release_rules.release_days(rules, sentence_day=sentence_day, length_days=length,
-                                         offence_group=group, remand_days=remand_days)
+    sentenced to the release day the rules give (or `release`, if already worked out)."""
+    if release is None:
+        release = release_rules.release_days(rules, sentence_day=sentence_day, length_days=length,
+                                             offence_group=group, remand_days=remand_days)
     release = np.maximum(release, sentence_day)
     # Still held past the rules' release day on the origin: out within a fortnight.
     overdue = release <= origin
@@ -185,11 +187,15 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
         return np.repeat(np.arange(reps), len(idx)), np.tile(idx, reps)
 
     out: list[dict] = []
+    # Their release under the rules is the same in every repetition: worked out once.
+    remand_days = np.where(s.reason[known] == "remand", s.sentence_day[known] - s.start[known], 0)
+    release = release_rules.release_days(
+        rules, sentence_day=s.sentence_day[known], length_days=s.length_days[known],
+        offence_group=s.offence_group[known], remand_days=remand_days)
     rep, spell = tiled(known)
-    remand_days = np.where(s.reason[spell] == "remand", s.sentence_day[spell] - s.start[spell], 0)
     out += _sentenced_stays(rules, rep, spell, s.sentence_day[spell], s.length_days[spell],
-                            s.offence_group[spell], remand_days, s.start[spell], s.start[spell],
-                            origin, rng)
+                            None, np.tile(remand_days, reps), s.start[spell], s.start[spell],
+                            origin, rng, release=np.tile(release, reps))
 
     # A sentenced reception whose sentence the courts' data does not show (not linked): a recent
     # sentence long enough to still be serving at half-time.

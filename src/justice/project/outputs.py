@@ -47,7 +47,7 @@ def summary_lines(p) -> list[str]:
                 f"to {-lower[peak] if verb == 'frees' else upper[peak]:,.0f}), "
                 f"{'freeing' if mean[last] <= 0 else 'filling'} about {abs(mean[last]):,.0f} "
                 f"by month {last}")
-        if s.name in p.first_day and s.changes_rules:
+        if s.name in p.first_day and s.add_rules:
             day, n, b = p.first_day[s.name]
             line += (f"; about {n:,.0f} released on its first day, {day:%d %B %Y} "
                      f"({n - b:,.0f} more than the baseline's {b:,.0f})")
