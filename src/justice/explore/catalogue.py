@@ -157,7 +157,9 @@ def _measures(spec: Export, rules: dict, columns: list[str], descriptions: dict[
             continue
         if name in ratios:
             numerator, denominator, scale = ratios[name]
-            if numerator in out and denominator in out:
+            # Recomputed only from counts that cover everything disclosure control hides it
+            # with: otherwise a recomputed rate could show what the published one withholds.
+            if numerator in out and denominator in out and set(sources) <= {numerator, denominator}:
                 out[name] = Measure(name, "ratio", (numerator, denominator), float(scale),
                                     name in percent, descriptions.get(name, ""))
                 continue

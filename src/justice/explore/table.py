@@ -9,9 +9,9 @@ rules, each checked in this order:
    [z] in any cell that spans more than one value of it.
 2. **A sum that includes a suppressed cell is [c]**, totals included. Adding only the published
    cells would give a number that, taken from a total published elsewhere (or from the "all"
-   row of the same file), reveals the hidden cells by subtraction. The one exception is a total
-   the file itself publishes (a row in the file): it is shown as published, because it is
-   only ever read, never computed.
+   row of the same file), reveals the hidden cells by subtraction. A total the file itself
+   publishes as a row (proven reoffending's ``all`` breakdown) is a published cell like any
+   other: a filter chooses it, and it is shown as published.
 3. A published null that was not suppressed is [x] (not available); a cell with no published
    row is [x] too.
 4. **Derived measures** are never added. A ratio (a rate, a share, a rate per 1,000) is
