@@ -93,7 +93,8 @@ def draw(chart_id: str, title: str, periods: list[str], series: list[Series], pe
         # The last period is labelled too, unless that would overlap the label before it.
         last = i == len(periods) - 1 and i % every >= every / 2
         if i % every == 0 or last:
-            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle" '
+            anchor = "end" if i == len(periods) - 1 and len(periods) > 1 else "middle"
+            parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="{anchor}" '
                          f'font-size="12" fill="#0b0c0c">{escape(period)}</text>')
     for n, s in enumerate(series):
         colour, dash = COLOURS[n % len(COLOURS)], DASHES[n % len(DASHES)]
