@@ -494,6 +494,7 @@ def test_an_evaluation_runs_in_the_background_to_its_report(crypto, built_portal
     assert identification.headers["content-disposition"].startswith("attachment")
     summary = client.get(f"/portal/submissions/{submission_id}/files/report.json").json()
     assert summary["programme"] == "All programmes" and summary["treated"] >= 60
+    assert summary["provider"] == PATHWAYS  # the account's organisation; the file names none
     from homes import warehouse_rows
 
     person_ids = {r[0] for r in warehouse_rows(built_portal.state.settings,
@@ -608,3 +609,53 @@ def test_the_demo_has_a_provider_account_for_its_largest_list(tmp_path):
     (folder / "small.xlsx").write_bytes(xlsx_bytes(small))
     (folder / "large.xlsx").write_bytes(xlsx_bytes(large))
     assert auth.demo_provider(settings) == ("provider.pathways-partnership", PATHWAYS)
+
+
+def _queue(engine, count: int) -> list[str]:
+    now = store.utcnow()
+    ids = [store.new_submission_id() for _ in range(count)]
+    with engine.begin() as conn:
+        conn.execute(store.portal_submissions.insert(), [
+            {"id": sid, "organisation": PATHWAYS, "uploaded_by": "provider.pathways",
+             "uploaded_at": now + dt.timedelta(seconds=i), "file_name": "c.csv",
+             "file_kind": "csv", "file_bytes": 1, "programme": "P", "participants": 1,
+             "rows_left_out": 0, "exclude_bad_rows": False, "status": "queued",
+             "updated_at": now} for i, sid in enumerate(ids)])
+    return ids
+
+
+def _claim_from_threads(engine, threads: int = 4) -> list[str]:
+    import threading
+
+    claimed: list[str] = []
+
+    def claim():
+        while (submission_id := store.claim_next(engine)) is not None:
+            claimed.append(submission_id)
+
+    workers = [threading.Thread(target=claim) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return claimed
+
+
+def test_runners_never_claim_the_same_submission(engine):
+    ids = _queue(engine, 12)
+    claimed = _claim_from_threads(engine)
+    assert sorted(claimed) == sorted(ids)  # each once, none twice
+
+
+@pytest.mark.postgres
+def test_runners_on_one_postgresql_store_never_claim_the_same_submission(postgres_url, tmp_path):
+    from justice.settings import Settings
+    from justice.web.store import open_store
+
+    engine = open_store(Settings(home=tmp_path, serving_db=postgres_url))
+    with engine.begin() as conn:
+        conn.execute(store.portal_submissions.delete())
+    ids = _queue(engine, 20)
+    claimed = _claim_from_threads(engine)
+    assert sorted(claimed) == sorted(ids)
+    engine.dispose()

@@ -52,6 +52,10 @@ def run_submission(settings: Settings, engine: sa.Engine, submission_id: str) ->
         # found to be (the person ids of the justice system's records).
         evaluation.identification_table = evaluation.identification_table.drop(
             columns=["person_id"], errors="ignore")
+        if row["organisation"]:
+            # The organisation the submission is for (a provider account's own), whatever the
+            # file's "Provider:" line says or when it has none.
+            evaluation.summary["provider"] = row["organisation"]
         write_report(evaluation, store.report_dir(settings, submission_id))
     except CohortError as exc:
         # About the file or its people (too few found): the sender can act on it.
