@@ -84,3 +84,35 @@ rules:
     assert np.all(s["release_rule"][m][later] == "one_third_from_2018")
     expected = s["sentence_date"][m] + np.round(length / 3).astype(np.int64)
     assert np.array_equal(s["release_date"][m][later], expected[later])
+
+
+def _recalls(world):
+    s = world.tables["custody_spells"]
+    m = (s["reason"] == "recall") & (s["release_date"] != NONE)
+    days = s["release_date"][m] - s["reception_date"][m]
+    sentence_end = s["sentence_date"][m] + np.round(s["sentence_months"][m] * 30.4375).astype(np.int64)
+    return s, m, days, sentence_end
+
+
+def test_time_on_recall_follows_the_recall_rules(late_world):
+    s, m, days, sentence_end = _recalls(late_world)
+    months = s["sentence_months"][m]
+    assert m.sum() > 300
+    # Recall is from licence: back out by the sentence end at the latest.
+    assert np.all(s["release_date"][m] <= sentence_end) and np.all(days >= 1)
+    # Fixed-term recalls: 14 days for sentences under 12 months, 28 otherwise (unless the
+    # sentence ends first); no 28-day fixed term on a short sentence.
+    uncut = s["release_date"][m] < sentence_end
+    short, long = uncut & (months < 12), uncut & (months >= 12)
+    assert (days[short] == 14).mean() > 0.5 and (days[long] == 28).mean() > 0.3
+    assert (days[short] == 28).mean() < 0.01
+
+
+def test_withdrawing_fixed_term_recall_makes_every_recall_standard():
+    w = simulate(SimulationParams(persons=8_000, seed=3, start=dt.date(2020, 1, 1), end=dt.date(2025, 12, 31),
+                                  withdrawn_rules=("fixed_term_recall",)))
+    s, m, days, sentence_end = _recalls(w)
+    uncut = s["release_date"][m] < sentence_end
+    long = uncut & (s["sentence_months"][m] >= 12)
+    # Only a Parole Board stay drawn to the day could last exactly 28 days now.
+    assert long.sum() > 30 and (days[long] == 28).mean() < 0.02

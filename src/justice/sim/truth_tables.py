@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from justice import identifiers
+from justice.policy import default_release_rules
 from justice.sim import custody
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
@@ -195,15 +196,27 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     release = e["release_day"][s_idx]
     reason = np.where(remanded[s_idx], "remand", "sentenced").astype(object)
     spell_case = np.where(crown_case_of_ep[s_idx] != None, crown_case_of_ep[s_idx], mags_case_id[s_idx])
-    # Recalls: some people released on licence go back for breaking its conditions.
-    lic = np.flatnonzero(sentenced & (e["release_day"] != NONE) & (e["supervision_end_day"] != NONE))
-    lic = lic[e["supervision_end_day"][lic] > e["release_day"][lic] + 14]
+    # Recalls: some people released on licence go back for breaking its conditions. Recall is
+    # from licence (to the sentence end), not from the supervision that follows a short sentence.
+    lic = np.flatnonzero(sentenced & (e["release_day"] != NONE) & (e["licence_end_day"] != NONE))
+    lic = lic[e["licence_end_day"][lic] > e["release_day"][lic] + 14]
     recalled = lic[crng.random(len(lic)) < w["custody"]["recall_probability"]]
-    r_start = e["release_day"][recalled] + np.floor(crng.random(len(recalled)) * (
-        e["supervision_end_day"][recalled] - e["release_day"][recalled])).astype(np.int64)
-    r_end = r_start + np.maximum(14, np.round(w["custody"]["recall_median_days"] * np.exp(
+    # Recalls come early in a licence more often than late (a cubed uniform: a quarter of the
+    # way in on average).
+    r_start = e["release_day"][recalled] + np.floor(crng.random(len(recalled)) ** 3 * (
+        e["licence_end_day"][recalled] - e["release_day"][recalled])).astype(np.int64)
+    # Time back inside follows the recall rules (justice.policy): a fixed-term recall for those
+    # judged suitable (a risk judgement no record holds, drawn here), else a standard recall to
+    # the sentence end unless the Parole Board re-releases first (the drawn stay).
+    stay = np.maximum(14, np.round(w["custody"]["standard_recall_median_days"] * np.exp(
         crng.normal(0, 0.6, len(recalled))))).astype(np.int64)
-    r_end = np.minimum(r_end, e["supervision_end_day"][recalled])
+    suitable = crng.random(len(recalled)) < w["custody"]["fixed_term_recall_share"]
+    rules = w.get("_release_rules") or default_release_rules()
+    back = rules.recall(recall_day=r_start, sentence_day=e["sentence_day"][recalled],
+                        length_days=e["licence_end_day"][recalled] - e["sentence_day"][recalled],
+                        offence_group=off_ref.group[e["principal_code"][recalled]],
+                        fixed_term_suitable=suitable, rerelease_day=r_start + stay)
+    r_end = back.release_day
     # A recall cannot overlap another custody spell or an offence committed outside.
     r_person = ep_person[recalled]
     ok = np.ones(len(recalled), bool)
