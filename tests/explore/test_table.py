@@ -247,3 +247,17 @@ def test_charts_are_svg_with_gaps_for_withheld_figures(catalogue):
     assert "style=" not in chart.svg
     assert charts_of(table_of(catalogue, "court_receipts_disposals",
                               "measure=receipts&row=court_type")) == []
+
+
+def test_a_new_publish_is_read_again(tmp_path):
+    data = publish_sample(tmp_path / "home")
+    reports = tmp_path / "home" / "reports"
+    first = load_catalogue(reports)
+    assert load_catalogue(reports) is first  # read once while the manifest is unchanged
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["published_at"] = "2026-12-02T10:00:00+00:00"
+    del manifest["files"]["court_open_caseload"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    again = load_catalogue(reports)
+    assert again.published_at == "2026-12-02T10:00:00+00:00"
+    assert again.get("court_open_caseload") is None and again.get("proven_reoffending") is not None

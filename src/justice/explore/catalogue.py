@@ -219,7 +219,7 @@ class Catalogue:
         return self.datasets.get(name)
 
 
-_cache: dict[Path, tuple[int, Catalogue]] = {}
+_cache: dict[Path, tuple[tuple[int, int, int], Catalogue]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -228,7 +228,9 @@ def load_catalogue(reports: Path) -> Catalogue:
     empty when nothing has been published."""
     manifest_path = reports / "data" / "manifest.json"
     try:
-        stamp = manifest_path.stat().st_mtime_ns
+        st = manifest_path.stat()
+        # A publish swaps in a new data folder: a new file, so a new inode even within a tick.
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
     except FileNotFoundError:
         return Catalogue(reports, "", {})
     cached = _cache.get(reports)
