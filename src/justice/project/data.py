@@ -43,10 +43,13 @@ with spells as (
       and (s.start_date >= $lookback or s.end_date is null or s.end_date >= $window)
 ),
 sentences as (
-    -- One custodial sentence a person a day: the longest term, and the offence group it was for.
+    -- One custodial sentence a person a day: the longest term, and the offence group of the
+    -- case's principal offence (the rules' exclusions go by it; the other offences of a case
+    -- carry the same term, so the term alone would pick one at random).
     select d.person_id, d.disposal_date,
            max(d.custody_days) as length_days,
-           arg_max(coalesce(o.offence_group, ''), d.custody_days) as offence_group
+           arg_max(coalesce(o.offence_group, ''),
+                   d.custody_days * 2 + coalesce(d.is_principal, false)::int) as offence_group
     from core.disposal as d
     left join core.offence as o using (offence_id)
     where d.disposal_type = 'immediate_custody' and d.disposal_date <= $origin
