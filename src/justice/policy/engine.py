@@ -334,9 +334,10 @@ def _validate(rules: ReleaseRules) -> None:
                 other = (f"its tranche {first.clause_index + 1}" if later is earlier
                          else f"rule {earlier.name!r} ({earlier.file})")
                 raise PolicyError(
-                    f"overlaps {other}: both cover {cell} from {iso_date(a.effective_from)} with "
-                    f"the same precedence ({a.precedence}); give one a higher `precedence`, a "
-                    "different date, or narrower eligibility", file=later.file, rule=later.name)
+                    f"overlaps {other}: both cover {cell}; both come into force on "
+                    f"{iso_date(a.effective_from)} with the same precedence ({a.precedence}); give "
+                    "one a higher `precedence`, a different date, or narrower eligibility",
+                    file=later.file, rule=later.name)
     for kind in ("release", "standard_recall"):
         steps = rules._steps[kind]
         if not steps:
@@ -385,11 +386,15 @@ def _grid(rules: ReleaseRules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return codes.ravel(), length.ravel().astype(np.int64), day.ravel().astype(np.int64)
 
 
+def _months(days: int) -> str:
+    return f"{round(days / MONTH_DAYS, 1):g}"
+
+
 def _describe_cell(rules: ReleaseRules, codes, length, sentence_day, i: int) -> str:
     lengths = np.unique(length)
     upper = lengths[lengths > length[i]]
-    band = (f"sentences of {length[i] / MONTH_DAYS:g} months or more" if not len(upper) else
-            f"sentences from {length[i] / MONTH_DAYS:g} to under {upper[0] / MONTH_DAYS:g} months")
+    band = (f"sentences of {_months(length[i])} months or more" if not len(upper) else
+            f"sentences from {_months(length[i])} to under {_months(upper[0])} months")
     days = np.unique(sentence_day)
     later = days[days > sentence_day[i]]
     when = "" if len(days) == 1 else (
