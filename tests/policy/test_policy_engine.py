@@ -158,3 +158,23 @@ def test_an_invalid_extra_file_names_itself(tmp_path):
                    "source: {title: t}\n")
     with pytest.raises(PolicyError, match=r"bad\.yaml: rule 'x': fraction 2 must be in \(0, 1\]"):
         load_release_rules(extra=[bad])
+
+
+def test_public_api_is_pinned():
+    """The names helper P's projections and the simulator rely on; change them deliberately."""
+    import inspect
+
+    from justice import policy
+
+    assert sorted(policy.__all__) == sorted([
+        "MONTH_DAYS", "OTHER_GROUP", "PolicyError", "RecallOutcome", "ReleaseOutcome",
+        "ReleaseRules", "Rule", "default_release_rules", "load_release_rules", "months_to_days",
+        "read_rule_file"])
+    assert list(inspect.signature(policy.load_release_rules).parameters) == ["extra", "without"]
+    assert list(inspect.signature(ReleaseRules.release).parameters) == [
+        "self", "sentence_day", "length_days", "offence_group", "remand_days"]
+    assert list(inspect.signature(ReleaseRules.recall).parameters) == [
+        "self", "recall_day", "sentence_day", "length_days", "offence_group",
+        "fixed_term_suitable", "rerelease_day"]
+    assert [f for f in policy.ReleaseOutcome.__dataclass_fields__] == [
+        "release_day", "rule", "fraction"]
