@@ -659,3 +659,22 @@ def test_runners_on_one_postgresql_store_never_claim_the_same_submission(postgre
     claimed = _claim_from_threads(engine)
     assert sorted(claimed) == sorted(ids)
     engine.dispose()
+
+
+def test_the_runner_purges_periodically(crypto, web_settings):
+    from justice.web.portal_jobs import PortalRunner
+    from justice.web.store import open_store
+
+    engine = open_store(web_settings)
+    runner = PortalRunner(web_settings, engine, poll_seconds=0.05, purge_seconds=0.2).start()
+    try:
+        time.sleep(0.3)  # past the start-up purge
+        old = _kept(web_settings, engine, days_ago=40)
+        deadline = time.monotonic() + 30
+        while store.upload_path(web_settings, old).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not store.upload_path(web_settings, old).exists()
+        assert submissions(engine)[0]["purged_at"] is not None
+    finally:
+        runner.stop()
+    assert not runner.running
