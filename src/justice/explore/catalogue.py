@@ -94,6 +94,15 @@ class Dataset:
         periods = self.values[self.time]
         return f"{periods[0]} to {periods[-1]}"
 
+    @property
+    def options(self) -> dict[str, list[tuple[str, str]]]:
+        """Per dimension, its values with their labels (for the builder's filters; made once)."""
+        made = self.__dict__.get("_options")
+        if made is None:
+            made = self.__dict__["_options"] = {
+                d: [(v, self.value_label(d, v)) for v in self.values[d]] for d in self.dims}
+        return made
+
     def value_label(self, dim: str, value: str) -> str:
         """A dimension value as shown: the code and its name where the file has one."""
         name = self.value_labels.get(dim, {}).get(value)
