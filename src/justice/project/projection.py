@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from justice.errors import ConfigError
+from justice.policy import read_rule_file
 from justice.settings import Settings
 from justice.sim.reference import EPOCH, day_number
 
@@ -135,11 +136,17 @@ def run_projection(data: OriginData, flows: Flows, scenarios: list[Scenario], *,
 
 def _first_day(scenario: Scenario, data: OriginData, exits: np.ndarray,
                base_exits: np.ndarray) -> dt.date:
-    """The scenario's first day: its `from` date, else the day its rules release the most
-    people more than the baseline does."""
+    """The scenario's first day: its `from` date, else the first date after the origin on
+    which one of its added rules takes effect, else the day it releases the most people more
+    than the baseline does."""
     if scenario.start is not None:
         return scenario.start
     origin = data.origin_day
+    starts = [c.effective_from for path in scenario.add_rules
+              for r in read_rule_file(path).rules for c in r.clauses
+              if c.effective_from > origin]
+    if starts:
+        return EPOCH + dt.timedelta(days=int(min(starts)))
     n = int(max(exits.max(initial=origin), base_exits.max(initial=origin)) - origin + 1)
     extra = (np.bincount(np.clip(exits - origin, 0, None), minlength=n)[:n]
              - np.bincount(np.clip(base_exits - origin, 0, None), minlength=n)[:n])
