@@ -345,8 +345,9 @@ def report_file(request: Request, name: str,
         html = path.read_text(encoding="utf-8")
         # The report is one self-contained page with its stylesheet inline; the service's CSP
         # allows no inline style, so the same stylesheet is linked instead.
-        html = re.sub(r"<style>.*?</style>", '<link rel="stylesheet" href="/portal/report.css">',
-                      html, count=1, flags=re.DOTALL)
+        html = re.sub(r"<style\b[^>]*>.*?</style>",
+                      '<link rel="stylesheet" href="/portal/report.css">', html, count=1,
+                      flags=re.DOTALL | re.IGNORECASE)
         return Response(html, media_type=media_type)
     download_name = f"{Path(submission['file_name']).stem}-{name}"
     return FileResponse(path, media_type=media_type, filename=download_name,
