@@ -12,7 +12,9 @@ The tree::
     ├── TransformError            a dbt model or test failed (the message names which)
     ├── CohortError               a provider's cohort file cannot be evaluated (every problem,
     │                             each with its row and column; or too few people identified)
-    └── AccountError              a safety-service account cannot be made or changed as asked
+    ├── AccountError              a safety-service account cannot be made or changed as asked
+    └── QueryError                a statistics-explorer query names what its dataset lacks or
+                                  asks for too much (the parameter, and what it may be)
 
 Every message says what was wrong, where (file, line, column or option) and what to do.
 """
@@ -75,3 +77,8 @@ class CohortError(JusticeError):
     def __init__(self, message: str, problems: list | tuple = ()) -> None:
         super().__init__(message)
         self.problems = list(problems)
+
+
+class QueryError(JusticeError):
+    """A table query names something its dataset does not have, or asks for too much; the
+    message says which parameter and what it may be (the explorer answers 400 with it)."""

@@ -15,17 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
-from justice.errors import JusticeError
+from justice.errors import QueryError
 from justice.explore.catalogue import Dataset
 
 FILTER_PREFIX = "f."
 MAX_PARAMETERS = 1000
 MAX_SHOWN = 40  # characters of a refused name or value repeated in a message
-
-
-class QueryError(JusticeError):
-    """A table query names something its dataset does not have, or asks for too much; the
-    message says which parameter and what it may be."""
 
 
 @dataclass(frozen=True)
