@@ -215,3 +215,16 @@ def test_a_signed_in_visitor_keeps_their_header_on_explorer_pages(web_settings, 
     page = officer.get("/explore/court_receipts_disposals").text
     assert "officer.a" in page and 'action="/sign-out"' in page
     assert re.search(r'href="/explore" aria-current="true"', page)  # "Statistics", marked current
+
+
+def test_each_section_names_its_own_service_and_only_prison_pages_say_data_as_at(web_settings,
+                                                                                client_for):
+    publish_sample(web_settings.home)
+    officer = client_for("officer.a")
+    for path, service in (("/explore", "Justice statistics"), ("/api/docs", "Justice statistics"),
+                          ("/explore/court_receipts_disposals", "Justice statistics")):
+        page = officer.get(path).text
+        assert f"– {service}</title>" in page and "Prison safety" not in page, path
+        assert 'id="data-as-at"' not in page, path
+    prison = officer.get("/prisons/PRA").text
+    assert "– Prison safety</title>" in prison and 'id="data-as-at"' in prison

@@ -184,6 +184,19 @@ def data_as_at(request: Request) -> tuple | None:
         return None
 
 
+# One app, several services: the header names the one a page belongs to.
+SECTION_SERVICE_NAMES = (("/explore", "Justice statistics"), ("/api", "Justice statistics"),
+                         ("/portal", "Intervention evaluations"))
+
+
+def service_name_for(path: str) -> str:
+    """The service a page at `path` belongs to, as its header and title name it."""
+    for prefix, name in SECTION_SERVICE_NAMES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return name
+    return SERVICE_NAME
+
+
 def render(request: Request, template: str, context: dict[str, Any] | None = None, *,
            status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     """The page `template` rendered with `context` plus `user`, `csrf_token`, `data_as_at`,
@@ -193,9 +206,14 @@ def render(request: Request, template: str, context: dict[str, Any] | None = Non
 
     user = request.scope.get("state", {}).get("user")
     token, cookie = csrf.token_for(request)
+    service = service_name_for(request.url.path)
     values = {"request": request, "user": user, "csrf_token": token,
-              "data_as_at": data_as_at(request) if user is not None else None,
+              "service_name": service,
+              # Only the prison pages show the prison database's "data as at" line.
+              "show_data_as_at": user is not None and service == SERVICE_NAME,
               "nav": navigation(request, user)}
+    if values["show_data_as_at"]:
+        values["data_as_at"] = data_as_at(request)
     values.update(context or {})
     html = templates.get_template(template).render(values)
     response = HTMLResponse(html, status_code=status_code, headers=headers)

@@ -35,7 +35,7 @@ from justice.explore.catalogue import Catalogue, Measure, explorer_config
 from justice.explore.charts import charts_of
 from justice.explore.table import TOTAL, Cell
 from justice.web.auth import optional_user
-from justice.web.context import TEMPLATES_DIR, render, templates
+from justice.web.context import TEMPLATES_DIR, render, service_name_for, templates
 
 router = APIRouter()
 
@@ -75,8 +75,8 @@ def page(request: Request, template: str, context: dict, status_code: int = 200,
             _pages.move_to_end(key)
     if body is None:
         body = templates.get_template(template).render(
-            {"request": request, "user": None, "csrf_token": None, "data_as_at": None, "nav": [],
-             **context}).encode()
+            {"request": request, "user": None, "csrf_token": None, "show_data_as_at": False,
+             "service_name": service_name_for(request.url.path), "nav": [], **context}).encode()
         with _pages_lock:
             _pages[key] = body
             while len(_pages) > PAGES_CACHED:
