@@ -153,6 +153,7 @@ def test_demo_runs_every_step_and_says_where(tmp_path):
     # 300 people are too few for an evaluation: the demo says so rather than failing.
     assert "an evaluation needs at least 60 people" in out and "try a larger world" in out
     assert f"justice serve --home {tmp_path}" in out and "officer." in out and "admin" in out
+    assert "/explore" in out
 
 
 def test_a_new_demo_world_gets_a_new_serving_store(tmp_path):

@@ -946,16 +946,20 @@ def _demo_accounts(settings: Settings) -> None:
     except JusticeError as exc:
         _fail(exc)
         return
-    console.print("\n[bold]Prison safety service[/]: start it with")
+    console.print("\n[bold]The web app[/] (prison safety, statistics explorer, providers' "
+                  "evaluations): start it with")
     console.print(f"  justice serve --home {settings.home.resolve()}")
-    console.print("then open http://127.0.0.1:8000/ and sign in as one of these "
-                  f"(password [bold]{auth.DEMO_PASSWORD}[/], for this simulated world only):")
+    console.print("then open http://127.0.0.1:8000/explore for the published statistics (no "
+                  "sign-in), or http://127.0.0.1:8000/ and sign in as one of these (password "
+                  f"[bold]{auth.DEMO_PASSWORD}[/], for this simulated world only):")
     for user in accounts:
-        console.print(f"  {user.name:30s} {user.role:8s} {', '.join(user.prisons) or user.provider or ''}")
+        where = ", ".join(user.prisons) or user.provider or ""
+        page = ("/portal (upload a cohort file, read its evaluation)"
+                if user.role in ("provider", "analyst") else "")
+        console.print(f"  {user.name:30s} {user.role:8s} {where} {page}".rstrip())
     console.print("For a live prison (receptions, moves, alerts, incidents as they happen), run in "
                   "another terminal:")
     console.print(f"  justice feed --home {settings.home.resolve()} --speed 60 --rate 20")
-
 
 
 @app.command()
