@@ -23,7 +23,11 @@ from justice.sim.reference import day_number
 from .scenario import ScenarioError
 
 LOOKBACK_YEARS = 3
-"""Receptions of the last three years teach the time to outcome on remand and on recall."""
+"""Remands of the last three years teach how a remand ends (a sentence or release)."""
+
+LICENCE_YEARS = 12
+"""Spells released up to twelve years before the origin are read for the licences still
+running (a licence runs to the end of the sentence)."""
 
 FLOW_DAYS = 365
 """Receptions of the last year set the monthly volumes (recent flows, as a stock-flow model)."""
@@ -40,7 +44,7 @@ with spells as (
     from core.custody_spell as s
     left join core.person as p using (person_id)
     where s.start_date <= $origin
-      and (s.start_date >= $lookback or s.end_date is null or s.end_date >= $window)
+      and (s.start_date >= $lookback or s.end_date is null or s.end_date >= $licences)
 ),
 sentences as (
     -- One custodial sentence a person a day: the longest term, and the offence group of the
@@ -168,6 +172,7 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         raise ScenarioError(f"{path}: no warehouse; run `justice ingest`, `justice link` and "
                             "`justice build` first")
     con = duckdb.connect(str(path), read_only=True)
+    con.execute("set enable_progress_bar = false")  # the CLI shows its own
     try:
         try:
             data_start, data_end = data_bounds(con)
@@ -177,8 +182,9 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         check_origin(origin, data_start, data_end)
         lookback = origin - dt.timedelta(days=365 * LOOKBACK_YEARS)
         window = origin - dt.timedelta(days=FLOW_DAYS)
+        licences = origin - dt.timedelta(days=365 * LICENCE_YEARS)
         cols = con.execute(_SPELLS_SQL, {"origin": origin, "lookback": lookback,
-                                         "window": window}).fetchnumpy()
+                                         "licences": min(licences, window)}).fetchnumpy()
         names, capacity, source = _capacity(con)
     finally:
         con.close()

@@ -19,7 +19,7 @@ from justice.sim.reference import day_number
 
 from . import rules as release_rules
 from .data import OriginData
-from .flows import Flows
+from .flows import Flows, licence_end
 from .scenario import Scenario
 
 CASE_TYPES = ("remand", "sentenced", "recall")
@@ -87,9 +87,9 @@ def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
         _stock(data, flows, scenario, rules, streams[0], repetitions, change),
         _remand_receptions(data, flows, scenario, rules, streams[1], repetitions, change, horizon),
         _sentenced_receptions(data, flows, scenario, rules, streams[2], repetitions, change, horizon),
-        _recall_receptions(data, flows, scenario, streams[3], repetitions, change, horizon),
     ]
     segs = [seg for part in parts for seg in part]
+    segs += _recalls(data, flows, scenario, streams[3], repetitions, change, horizon, segs)
     s = data.spells
     # Codes a spell at a time (tens of thousands), then gathered for millions of segments.
     sex_code = (s.sex == "F").astype(np.int8)
@@ -117,10 +117,13 @@ def _band(length_days: np.ndarray) -> np.ndarray:
     return 1 + np.searchsorted(BAND_EDGES, length_days, side="right")
 
 
-def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None) -> dict:
-    """A block of status spans; with entry/exit it is also each person's whole stay."""
+def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None,
+             licence_end=None) -> dict:
+    """A block of status spans; with entry/exit it is also each person's whole stay, and with
+    licence_end a release on licence (which may end in a recall)."""
     return {"rep": rep, "spell": spell, "start": start, "end": end, "case_type": case_type,
-            "band": band, "whole": entry is not None, "entry": entry, "exit": exit}
+            "band": band, "whole": entry is not None, "entry": entry, "exit": exit,
+            "licence_end": licence_end}
 
 
 def _sentenced_stays(rules, rep, spell, sentence_day, length, group, remand_days, remand_start,
@@ -139,7 +142,8 @@ def _sentenced_stays(rules, rep, spell, sentence_day, length, group, remand_days
     return [
         _segment(rep[remanded], spell[remanded], remand_start[remanded], sentence_day[remanded],
                  "remand", np.zeros(remanded.sum(), np.int64)),
-        _segment(rep, spell, sentence_day, release, "sentenced", band, entry=entry, exit=release),
+        _segment(rep, spell, sentence_day, release, "sentenced", band, entry=entry, exit=release,
+                 licence_end=licence_end(sentence_day, length, release)),
     ]
 
 
@@ -258,11 +262,32 @@ def _sentenced_receptions(data, flows, scenario, rules, rng, reps, change, horiz
                             np.zeros(len(day), np.int64), day, day, data.origin_day, rng)
 
 
-def _recall_receptions(data, flows, scenario, rng, reps, change, horizon) -> list[dict]:
-    rep, day, spell = _arrivals(flows, "recall", rng, reps, data.origin_day, horizon,
-                                scenario.recall_rate, change)
-    stay = flows.recall_duration.draw(rng, np.zeros(len(day), np.int64))
+def _recalls(data, flows, scenario, rng, reps, change, horizon, segs) -> list[dict]:
+    """Recalls from licence: of each release in the projection, and of the licences already
+    running on the origin, at the chance learnt from the data (times the scenario's `rate` from
+    its date), on a day spread evenly over the licence; back in custody for a stay drawn from
+    recent recalls (times `time_on_recall`), never past the licence's end."""
+    origin = data.origin_day
+    released = [g for g in segs if g["licence_end"] is not None]
+    rep = np.concatenate([np.repeat(np.arange(reps), len(flows.on_licence))]
+                         + [g["rep"] for g in released])
+    spell = np.concatenate([np.tile(flows.on_licence, reps)] + [g["spell"] for g in released])
+    last = np.concatenate([np.tile(flows.on_licence_end, reps)] + [g["licence_end"] for g in released])
+    out = np.concatenate([np.tile(data.spells.end[flows.on_licence], reps)]
+                         + [g["exit"] for g in released])
+    # Only the part of a licence after the origin can still hold a recall.
+    span = np.maximum(last - out, 1)
+    begin = np.maximum(out, origin)
+    chance = flows.recall_probability * np.clip(last - begin, 0, None) / span
+    day = begin + 1 + np.floor(rng.random(len(rep)) * np.maximum(last - begin, 0)).astype(np.int64)
+    chance = np.where(day >= change, chance * scenario.recall_rate, chance)
+    # Every draw is made for every licence, recalled or not, so a scenario that moves some
+    # releases leaves everyone else's recall as the baseline has it.
+    u = rng.random(len(rep))
+    r = np.flatnonzero((rng.random(len(rep)) < chance) & (day <= horizon) & (last > begin))
+    rep, spell, day, last = rep[r], spell[r], day[r], last[r]
+    stay = flows.recall_duration.at(u[r], np.zeros(len(r), np.int64))
     stay = np.where(day >= change, np.maximum(1, np.round(stay * scenario.time_on_recall)), stay)
-    end = day + stay.astype(np.int64)
-    return [_segment(rep, spell, day, end, "recall", np.full(len(day), SENTENCE_BANDS.index("recall")),
-                     entry=day, exit=end)]
+    end = np.minimum(day + stay.astype(np.int64), np.maximum(last, day + 1))
+    return [_segment(rep, spell, day, end, "recall",
+                     np.full(len(r), SENTENCE_BANDS.index("recall")), entry=day, exit=end)]

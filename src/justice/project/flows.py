@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import FLOW_DAYS, OriginData
+from justice.sim.reference import day_number
+
+from .data import FLOW_DAYS, LOOKBACK_YEARS, OriginData
 
 MAX_DAYS = 10 * 365
 """Longest stay learnt (ten years); a longer recorded stay counts as this long."""
@@ -24,6 +26,18 @@ WINDOW_DAYS = 365
 duration as it was then (a period measure), so lengthening court waits show at once."""
 
 TAIL_MEAN_DAYS = 180.0
+
+SUPERVISION_FROM = day_number("2015-02-01")
+"""Offender Rehabilitation Act 2014: sentences under two years passed from this day are followed
+by supervision to at least a year after release."""
+
+
+def licence_end(sentence_day: np.ndarray, length_days: np.ndarray, release_day: np.ndarray) -> np.ndarray:
+    """Last day a released prisoner can be recalled: the sentence's end (licence), or a year
+    after release for a sentence under two years passed from February 2015 (supervision)."""
+    end = sentence_day + length_days
+    supervised = (length_days < 730) & (sentence_day >= SUPERVISION_FROM)
+    return np.where(supervised, np.maximum(end, release_day + 365), end)
 """Mean of the extra days drawn for someone who has waited longer than any recorded stay."""
 
 
@@ -61,14 +75,20 @@ class Duration:
     def draw(self, rng: np.random.Generator, served: np.ndarray) -> np.ndarray:
         """Total stay of people who have been in `served` days so far (0 for a new reception),
         drawn from the distribution given that it is longer than that."""
+        return self.at(rng.random(len(served)), served)
+
+    def at(self, u: np.ndarray, served: np.ndarray) -> np.ndarray:
+        """The stays at uniform draws `u` (the inverse of the distribution given `served`)."""
         served = np.asarray(served, dtype=np.int64)
         floor = self.cdf_at(served)
-        target = floor + rng.random(len(served)) * (1.0 - floor)
+        target = floor + u * (1.0 - floor)
         idx = np.searchsorted(self.cdf, target, side="left")
         inside = idx < len(self.times)
         stay = self.times[np.minimum(idx, len(self.times) - 1)]
-        # Beyond the longest recorded stay: a little longer, not forever.
-        tail = np.maximum(self.times[-1], served) + 1 + rng.exponential(TAIL_MEAN_DAYS, len(served))
+        # Beyond the longest recorded stay: a little longer, not forever (an exponential tail
+        # drawn from the same uniform, rescaled to the mass left beyond it).
+        left = np.clip((target - self.cdf[-1]) / np.maximum(1.0 - self.cdf[-1], 1e-12), 0, 1 - 1e-12)
+        tail = np.maximum(self.times[-1], served) + 1 - TAIL_MEAN_DAYS * np.log1p(-left)
         stay = np.where(inside, stay, np.round(tail).astype(np.int64))
         return np.maximum(stay, served + 1)
 
@@ -101,6 +121,9 @@ class Flows:
     remand_outcomes: RemandOutcomes
     recall_duration: Duration
     sentence_lengths: np.ndarray             # known custodial terms of recent spells, sorted
+    recall_probability: float                # chance a licence ends in a recall
+    on_licence: np.ndarray                   # spells released by the origin whose licence runs on
+    on_licence_end: np.ndarray               # ... and the last day of it
 
 
 def learn_flows(data: OriginData) -> Flows:
@@ -118,7 +141,10 @@ def learn_flows(data: OriginData) -> Flows:
         daily[reason] = float((recent & (s.reason == reason)).sum()) / FLOW_DAYS
         pools[reason] = idx
 
-    remand = s.reason == "remand"
+    # The spells of the last few years, and any still open or ended in the last year: the older
+    # ones read for their licences stay out of what teaches sentences and remand outcomes.
+    current = (s.start > origin - 365 * LOOKBACK_YEARS) | (s.end < 0) | (s.end >= origin - WINDOW_DAYS)
+    remand = (s.reason == "remand") & current
     sentenced_by_origin = remand & (s.sentence_day >= 0)
     ended = remand & ((s.end >= 0) | sentenced_by_origin)
     outcome_day = np.where(sentenced_by_origin, s.sentence_day, np.where(s.end >= 0, s.end, origin))
@@ -142,7 +168,21 @@ def learn_flows(data: OriginData) -> Flows:
     recall_end = np.where(s.end[recall] >= 0, s.end[recall], origin)
     recall_duration = Duration.fit(window - s.start[recall], recall_end - s.start[recall],
                                    s.end[recall] >= 0)
-    lengths = np.sort(s.length_days[s.length_days > 0])
+    lengths = np.sort(s.length_days[(s.length_days > 0) & current])
     if len(lengths) == 0:
         lengths = np.array([180])
-    return Flows(daily, pools, remand_duration, outcomes, recall_duration, lengths)
+
+    # Recalls come from licences: each licence ends in a recall with one chance, on a day spread
+    # evenly over it (as the recall statistics' licence populations are modelled). The chance
+    # is the last year's recalls over the licence-time that year, each licence-day weighted by
+    # one over its licence's length.
+    released = np.flatnonzero((s.sentence_day >= 0) & (s.end >= 0) & (s.reason != "recall"))
+    last = licence_end(s.sentence_day[released], s.length_days[released], s.end[released])
+    span = np.maximum(last - s.end[released], 1)
+    seen = np.clip(np.minimum(last, origin) - np.maximum(s.end[released], window), 0, None)
+    exposure = float((seen / span).sum())
+    recalls = float((recent & (s.reason == "recall")).sum())
+    probability = min(1.0, recalls / exposure) if exposure > 0 else 0.0
+    running = last > origin
+    return Flows(daily, pools, remand_duration, outcomes, recall_duration, lengths, probability,
+                 released[running], last[running])

@@ -15,7 +15,7 @@ Example (every key optional)::
     sentence_lengths:
       stretch: 1.10                 # x lengths of sentences passed from `from`
     recalls:
-      rate: 1.0                     # x recall receptions
+      rate: 1.0                     # x the chance a licence ends in a recall
       time_on_recall: 1.0           # x days back in custody on recall
 
 Rule files carry their own effective dates, so `from` does not move them.
@@ -83,7 +83,7 @@ class Scenario:
     """Multiplier on the lengths of custodial sentences passed from `start`."""
 
     recall_rate: float = 1.0
-    """Multiplier on recall receptions."""
+    """Multiplier on the chance that a licence ends in a recall (recalls from `start`)."""
 
     time_on_recall: float = 1.0
     """Multiplier on the days a recalled person spends back in custody."""
