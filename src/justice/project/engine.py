@@ -1,5 +1,6 @@
 """The Monte Carlo microsimulation: every person in custody on the origin day, plus receptions drawn
-from recent flows, each released under the rules; counted on the same day of each month.
+from recent flows, each released under the rules and perhaps recalled from licence; counted on
+the same day of each month.
 
 Each repetition draws everything that is uncertain (how many receptions, who they are, how long a
 remand or a recall lasts, the sentence of someone on remand) from its own stream. Scenarios run

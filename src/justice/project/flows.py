@@ -1,11 +1,12 @@
 """The flows a projection carries forward, learnt from the data known on the origin day.
 
-Three kinds of reception (remand, sentenced, recall), each with a daily rate from the last year
-and a pool of recent receptions to draw people like them from (sex, establishment, sentence). How
-long people stay is learnt with censoring handled: a spell still open on the origin day counts as
-"at least this long" (Kaplan-Meier), so recent long remands are not lost. A remand ends either in
-a custodial sentence (the person stays, now sentenced) or in release; which, and the sentence,
-come from remand spells that ended after a similar time.
+Receptions from court (remand, sentenced) come at the last year's daily rate, each a copy of a
+recent reception (sex, establishment, sentence). Recalls come from licences: the chance that a
+licence ends in a recall is learnt from the last year. How long people stay is learnt with
+censoring handled: a spell still open on the origin day counts as "at least this long"
+(Kaplan-Meier, over the last year's exits), so recent long remands are not lost. A remand ends
+either in a custodial sentence (the person stays, now sentenced) or in release; which, and the
+sentence, come from remand spells that ended after a similar time.
 """
 
 from __future__ import annotations
