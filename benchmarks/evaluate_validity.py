@@ -11,10 +11,14 @@ put together into one cohort file as a provider would send them. The pipeline ne
 this script reads it only to say what the right answer was.
 
 The true effect on what the evaluation measures: a programme changes the probability of any
-reoffence within the year by `effect`, but the evaluation counts *proven* reoffences (proven
-within a further six months), so the true effect on that measure is `effect` times the share of
-the participants' reoffences in the year that are proven in time, measured in the same world
-from truth (about 0.78). The programme with no effect has a true effect of exactly 0.
+reoffence within the year by `effect`, but the evaluation counts *proven reoffences* (a
+recordable offence that is not a breach, by the platform's reference offence codes in force on
+the offence date, committed in the year and proven within a further 183 days, as the proven
+reoffending mart counts them), so the true effect on that measure is `effect` times the share of
+the participants who reoffend within the year that have such a reoffence, measured in the same
+world from truth (about 0.58; counting every proven offence, summary and breach ones too, gave
+0.72 and overstated the true effect by a quarter). The programme with no effect has a true
+effect of exactly 0.
 
 Prints one line per seed and programme, then per programme: coverage of the 95% confidence
 interval, bias (mean estimate - truth), the spread of the estimates beside the mean standard
@@ -38,7 +42,8 @@ PROGRAMMES = (
     {"name": "Thinking Skills Programme", "provider": "Pathways Partnership", "share": 0.5},
     {"name": "Employment Support Scheme", "provider": "Second Chance Works", "share": 0.5},
 )
-FOLLOW_UP_DAYS, WAITING_DAYS = 365, 182
+FOLLOW_UP_DAYS, WAITING_DAYS = 365, 183
+OFFENCE_CODES = Path(__file__).resolve().parents[1] / "src/justice/transform/seeds/offence_codes.csv"
 
 
 def _world_file(folder: Path, effect: float) -> Path:
@@ -63,18 +68,28 @@ def _cohort_csv(settings, programme_slug: str, out: Path) -> int:
 
 def _proven_share(truth_dir: Path, programme: str) -> float:
     """Of this programme's participations followed by an offence within the year, the share
-    with an offence in the year proven within the waiting time: what a proven measure sees."""
+    with a proven reoffence as the evaluation counts one: what a proven measure sees."""
     import duckdb
 
     con = duckdb.connect()
     iv, off = truth_dir / "interventions.parquet", truth_dir / "offences.parquet"
     share = con.execute(f"""
-        with p as (
+        with codes as (
+            select offence_code, recordable, is_breach, effective_from::date as effective_from,
+                   coalesce(try_cast(effective_to as date), date '9999-12-31') as effective_to
+            from read_csv('{OFFENCE_CODES}', header = true, all_varchar = true)),
+        reoffence as (
+            select o.person_id, o.offence_date, o.proven_date
+            from read_parquet('{off}') o
+            join codes c on c.offence_code = o.offence_code
+             and o.offence_date between c.effective_from and c.effective_to
+            where o.proven and c.recordable = 'true' and c.is_breach = 'false'),
+        p as (
             select person_id, follow_up_start_date as s
             from read_parquet('{iv}') where programme = ? and reoffends_within_year)
         select avg(case when exists (
-            select 1 from read_parquet('{off}') o
-            where o.person_id = p.person_id and o.proven
+            select 1 from reoffence o
+            where o.person_id = p.person_id
               and o.offence_date > p.s and o.offence_date <= p.s + {FOLLOW_UP_DAYS}
               and o.proven_date <= p.s + {FOLLOW_UP_DAYS + WAITING_DAYS}) then 1.0 else 0.0 end)
         from p""", [programme]).fetchall()[0][0]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
-import pandas as pd
 import pytest
 from homes import copy_home, warehouse_rows
 
@@ -53,9 +52,10 @@ def test_frame_columns_pool_and_exclusions(built_home, identification):
     assert not set(treated.cohort_row) & set(excluded)
     assert all(isinstance(why, str) and why for why in excluded.values())
     assert len(treated) >= 20
-    # The pool: index events no programme belongs to (no start on any provider's list or in
-    # this file from a year before the event to 183 days after it), each person-quarter once, in
-    # the participants' quarters and kinds of index event.
+    # The pool: index events no programme belongs to, by the participants' rule applied to
+    # every start on any provider's list or in this file (the latest event in the 183 days up
+    # to the start, unless a sentence or release came between; else the first in the year
+    # after), each person-quarter once, in the participants' quarters and kinds of index event.
     starts = [(r[0], r[1]) for r in warehouse_rows(
         built_home, "select person_id, start_date from core.intervention_participation "
                     "where person_id is not null")]
@@ -64,10 +64,30 @@ def test_frame_columns_pool_and_exclusions(built_home, identification):
     by_person: dict[str, list] = {}
     for person, start in starts:
         by_person.setdefault(person, []).append(start)
-    followed = [any(-365 <= (start - pd.Timestamp(event).date()).days <= 183
-                    for start in by_person.get(person, ()))
-                for person, event in zip(pool.person_id, pool.index_date)]
-    assert not any(followed)
+    members = dict(_mart(built_home))
+    sentences: dict[str, list] = {}
+    for person, day in warehouse_rows(built_home, """
+            select person_id, disposal_date from core.disposal where is_principal
+            union all select person_id, end_date from core.custody_spell"""):
+        if day is not None:
+            sentences.setdefault(person, []).append(day)
+
+    def belongs(person, start):
+        dates = members.get(person, [])
+        before = [d for d in dates if start - dt.timedelta(days=183) <= d <= start]
+        if before:
+            event = max(before)
+            between = any(event < d <= start for d in sentences.get(person, ()))
+            return None if between else event
+        return min((d for d in dates if start < d <= start + dt.timedelta(days=365)),
+                   default=None)
+
+    programme_events = {(p, belongs(p, start)) for p, start in starts}
+    pool_events = set(zip(pool.person_id, pool.index_date))
+    assert not programme_events & pool_events
+    start_of = {p.row: (p.person_id, p.start_date) for p in identification.participants}
+    assert all(belongs(*start_of[row]) == day
+               for row, day in zip(treated.cohort_row, treated.index_date))
     # ...and it is made of events, not people: someone who took part at another time is still
     # a comparison at an event no programme followed (the fixture has such people).
     assert set(pool.person_id) & set(by_person)
@@ -146,6 +166,12 @@ def _add_events_after_index(con, frame) -> None:
     con.execute("create temp table m as select person_id, index_date::date as index_date, "
                 "cohort_quarter from members "
                 "qualify index_date = max(index_date) over (partition by person_id)")
+    # The person's latest index event anywhere in the cohort (one outside the frame too): a
+    # sentence after it and its 183 days is after every programme start that belongs to one.
+    con.execute("""create temp table latest as
+                   select person_id, max(index_date) as index_date
+                   from marts.proven_reoffending_cohort
+                   where person_id in (select person_id from m) group by person_id""")
     # Later events that already exist change: outcomes brought forward, verdicts flipped.
     con.execute("""update core.offence o set outcome_date = m.index_date + 1, convicted = not o.convicted
                    from m where o.person_id = m.person_id and o.offence_date > m.index_date""")
@@ -162,10 +188,11 @@ def _add_events_after_index(con, frame) -> None:
         insert into core.disposal by name
         select 'LEAKD' || person_id as disposal_id, person_id, 'immediate_custody' as disposal_type,
                -- after any programme start too (a start is at most 183 days after its index
-               -- date): a sentence between the index date and the start would rightly move
-               -- the participant's index event
-               index_date + 200 as disposal_date, true as is_principal, 200 as custody_days
-        from m""")
+               -- date): a sentence between an index date and a start would rightly move the
+               -- event that programme belongs to, a participant's or a comparison's
+               greatest(m.index_date, l.index_date) + 200 as disposal_date,
+               true as is_principal, 200 as custody_days
+        from m join latest l using (person_id)""")
     con.execute("""
         insert into core.supervision by name
         select 'LEAKS' || person_id as supervision_id, person_id, index_date + 5 as start_date,
@@ -227,3 +254,79 @@ def test_no_participants_gives_an_empty_frame(built_home):
     frame, excluded = analysis_frame(built_home, _identification([]))
     assert list(frame.columns) == list(COLUMNS) and len(frame) == 0 and excluded == {}
     assert frame.attrs["participants"] == frame.attrs["pool"] == 0
+
+
+def test_an_event_followed_by_a_referral_at_a_later_sentence_stays_in_the_pool(built_home,
+                                                                            tmp_path):
+    """A programme belongs to one index event, for the pool as for the participants: the event
+    before a later sentence at which the person was referred is a comparison, not left out (that
+    would drop events because a reoffence followed them)."""
+    copy = copy_home(built_home, tmp_path / "home")
+    # People with two cohort events under 150 days apart and no programme anywhere near them.
+    pairs = warehouse_rows(copy, """
+        with m as (
+            select person_id, index_date, index_event,
+                   lead(index_date) over (partition by person_id order by index_date) as next_date,
+                   lead(index_event) over (partition by person_id order by index_date) as next_kind
+            from marts.proven_reoffending_cohort)
+        select person_id, index_date, next_date from m
+        where next_date <= index_date + 150
+          and index_event = 'non-custodial sentence' and next_kind = index_event
+          and not exists (select 1 from core.intervention_participation ip
+                          where ip.person_id = m.person_id
+                            and ip.start_date between m.index_date - 400 and m.next_date + 400)
+        order by index_date, person_id""")
+    assert len(pairs) >= 2
+    (listed, first, second), (in_file, file_first, file_second) = pairs[:2]
+    # Someone of the same kind of event whose start opens the window in the first quarter.
+    opener = next(r for r in warehouse_rows(copy, f"""
+        select person_id, index_date from marts.proven_reoffending_cohort
+        where index_event = 'non-custodial sentence'
+          and index_date <= date '{min(first, file_first)}'
+          and person_id not in ('{listed}', '{in_file}')
+        order by index_date desc limit 1"""))
+    con = duckdb.connect(str(copy.home / "warehouse.duckdb"))
+    try:
+        con.execute("""insert into core.intervention_participation by name
+                       select 'TEST1' as intervention_participation_id, ? as person_id,
+                              ?::date as start_date""", [listed, second])
+    finally:
+        con.close()
+    people = [(opener[0], opener[1]), (in_file, file_second)]
+    frame, _ = analysis_frame(copy, _identification(people))
+    pool = {(p, d) for p, d in zip(frame[frame.treated == 0].person_id,
+                                   frame[frame.treated == 0].index_date)}
+    treated = {(p, d) for p, d in zip(frame[frame.treated == 1].person_id,
+                                      frame[frame.treated == 1].index_date)}
+    assert (in_file, file_second) in treated
+    # The event each programme belongs to is out of the pool; the one before it is in.
+    assert (listed, second) not in pool and (in_file, file_second) not in pool
+    assert (listed, first) in pool
+    assert (in_file, file_first) in pool
+
+
+def test_a_person_on_the_programme_at_two_sentences_is_two_participants(built_home):
+    events = dict(_mark_events(built_home))
+    person, (first, second) = next((p, dates[:2]) for p, dates in sorted(events.items())
+                                   if len(dates) >= 2 and (dates[1] - dates[0]).days > 200)
+    people = [(person, first + dt.timedelta(days=10)), (person, second + dt.timedelta(days=5)),
+              # A second start at the same sentence is the same participation.
+              (person, second + dt.timedelta(days=20))]
+    frame, excluded = analysis_frame(built_home, _identification(people))
+    treated = frame[frame.treated == 1]
+    assert sorted(treated.cohort_row) == [5, 6]
+    assert sorted(treated.index_date) == [first, second]
+    assert "the same sentence or release as row 6" in excluded[7]
+
+
+def _mark_events(built_home):
+    return warehouse_rows(built_home, """
+        select m.person_id, list(m.index_date order by m.index_date)
+        from marts.proven_reoffending_cohort m
+        where not exists (
+            select 1 from core.disposal d where d.person_id = m.person_id and d.is_principal
+              and d.disposal_date > m.index_date and d.disposal_date <= m.index_date + 20)
+          and not exists (
+            select 1 from core.custody_spell s where s.person_id = m.person_id
+              and s.end_date > m.index_date and s.end_date <= m.index_date + 20)
+        group by m.person_id""")

@@ -111,7 +111,8 @@ def test_identifies_the_provider_files(built_home, linked_home):
 
 def test_fewer_than_the_minimum_matched_is_an_error(built_home, linked_home):
     cohort = read_cohort(_files(linked_home)[0], on_row_problem="exclude")
-    people = len(identify(built_home, cohort, min_matched=1).participants)
+    # People, not participations: someone on the programme twice counts once.
+    people = identify(built_home, cohort, min_matched=1).counts["people"]
     with pytest.raises(CohortError, match=f"only {people} of {len(cohort.rows)} rows were found"
                                           r".*at least 60 people") as excinfo:
         identify(built_home, cohort)  # the default minimum: 60
@@ -121,20 +122,26 @@ def test_fewer_than_the_minimum_matched_is_an_error(built_home, linked_home):
         identify(built_home, cohort, min_matched=people + 1)
 
 
-def test_the_same_person_twice_keeps_the_earliest_start(built_home, linked_home):
+def test_the_same_person_twice_is_two_participations_unless_the_start_is_the_same(
+        built_home, linked_home):
     cohort = read_cohort(_files(linked_home)[2], on_row_problem="exclude")
     first = identify(built_home, cohort, min_matched=1)
     row = next(r for r in first.rows if r.status == "matched")
-    # The same participant again, on a later row with an earlier start.
+    # The same participant on two later rows: once more with an earlier start (on the programme
+    # twice), once with the same start (entered twice).
     again = dataclasses.replace(row.participant, row=999,
-                                start_date=row.participant.start_date - dt.timedelta(days=30))
-    doubled = CohortFile(cohort.path, cohort.programme, cohort.provider, [*cohort.rows, again],
-                         cohort.header_row, cohort.columns)
+                                start_date=row.participant.start_date - dt.timedelta(days=300))
+    twice = dataclasses.replace(row.participant, row=1000)
+    doubled = CohortFile(cohort.path, cohort.programme, cohort.provider,
+                         [*cohort.rows, again, twice], cohort.header_row, cohort.columns)
     ident = identify(built_home, doubled, min_matched=1)
     by_row = {r.row: r for r in ident.rows}
-    assert by_row[999].status == "matched"
-    assert by_row[row.row].status == "repeat"
-    assert "the same person as row 999" in by_row[row.row].note
+    assert by_row[999].status == by_row[row.row].status == "matched"
+    assert by_row[1000].status == "repeat"
+    assert f"the same person and start as row {row.row}" in by_row[1000].note
     kept = [p for p in ident.participants if p.person_id == row.person_id]
-    assert [(p.row, p.start_date) for p in kept] == [(999, again.start_date)]
+    assert sorted((p.row, p.start_date) for p in kept) == [
+        (row.row, row.participant.start_date), (999, again.start_date)]
+    # People are counted once however many times they took part.
     assert ident.counts["people"] == first.counts["people"]
+    assert len(ident.participants) == len(first.participants) + 1

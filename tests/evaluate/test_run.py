@@ -52,7 +52,8 @@ def test_the_analysis_frame_and_the_figures_agree(evaluation):
 
 def test_participants_left_out_after_being_found_have_a_reason(evaluation):
     ident = evaluation.summary["identification"]
-    left_out = ident["people"] - ident["in_analysis"]
+    left_out = ident["participations"] - ident["in_analysis"]
+    assert ident["people"] <= ident["participations"]
     assert len(ident["excluded"]) == left_out
     assert all(e["reason"] for e in ident["excluded"])
     assert sum(ident["excluded_reasons"].values()) == left_out

@@ -12,18 +12,23 @@ custody; one per person per quarterly cohort; a quarter is there once it is publ
 `belongs_days` (default 183) before its start, up to the start day: the sentence being served or
 the release it follows. Failing one, the first index event after the start (within 365 days)
 counts. A participant with neither, or whose start is past the last published cohort quarter
-(the event that counts may be one not yet published), is excluded, with the reason.
+(the event that counts may be one not yet published), is excluded, with the reason; so is one
+whose programme followed a later sentence or release than the cohort's member (a person's second
+in a quarter). The unit is the participation: a person on the programme at two sentences is two
+participants (two starts belonging to one sentence or release are one, the earliest kept).
 
 **Comparison pool.** The index events (cohort members, one per person and quarter) from the
 participants' first to last cohort quarter, of a kind the participants have, that no programme
-belongs to: no participation on any provider's list (core.intervention_participation) nor in
-this file starts within the belonging window of the event (from AFTER_DAYS before it to
-`belongs_days` after). The unit is the event, as the participant's is: a person may be in the
-pool at several untreated index events, and someone who took part at another time is still a
-comparison at an event no programme followed. Keeping one event per person, or leaving out
-everyone who ever took part, would each choose the pool by how often people come back to court
-(a frequent offender has more sentences, each a chance of referral), which the validity
-benchmark measured as a bias of +0.12 to +0.17 in the reoffending rate with no true effect.
+belongs to, by the participants' own rule (`_belonging_sql`) applied to every start on any
+provider's list (core.intervention_participation) and in this file. The unit is the event, as
+the participant's is: a person may be in the pool at several untreated index events, and someone
+who took part at another time is still a comparison at an event no programme belonged to.
+Keeping one event per person, or leaving out everyone who ever took part, would each choose the
+pool by how often people come back to court (a frequent offender has more sentences, each a
+chance of referral), which the validity benchmark measured as a bias of +0.12 to +0.17 in the
+reoffending rate with no true effect. Likewise, leaving out every event with any start near it
+drops events after which the person was soon sentenced again and referred at that later
+sentence: events chosen because they were followed by a reoffence.
 
 **Covariates** use only events dated before the index date (the leakage test in
 tests/evaluate/test_groups.py adds and alters later events and checks that none moves):
@@ -256,6 +261,36 @@ def _quarter_end(start: dt.date) -> dt.date:
     return dt.date(year, (month - 1) % 12 + 1, 1) - dt.timedelta(days=1)
 
 
+def _belonging_sql(starts: str, key: str, belongs: int, extra: str = "") -> str:
+    """For each programme start in the table `starts` (columns `key`, person_id, start_date), the
+    cohort member it belongs to (its `key`, start_date and every column of the mart), with
+    ``superseded_day``: the latest sentence or release after that member's index date and up to
+    the start, when there is one (the programme then followed an event the cohort does not hold,
+    and belongs to no member). One rule for the participants and for the comparison pool, so that
+    the pool is exactly the events no programme belongs to."""
+    extra = f"{extra}, " if extra else ""
+    return f"""
+        select s.{key}, s.start_date, {extra}m.*,
+               case when m.index_date <= s.start_date then greatest(
+                   (select max(d.disposal_date) from core.disposal d
+                    where d.person_id = m.person_id and d.is_principal
+                      and d.disposal_date > m.index_date and d.disposal_date <= s.start_date),
+                   (select max(c.end_date) from core.custody_spell c
+                    where c.person_id = m.person_id
+                      and c.end_date > m.index_date and c.end_date <= s.start_date))
+               end as superseded_day
+        from {starts} s
+        join {_MART} m on m.person_id = s.person_id
+         and m.index_date between s.start_date - {belongs} and s.start_date + {AFTER_DAYS}
+        qualify row_number() over (
+            partition by s.{key}
+            order by (m.index_date <= s.start_date) desc,
+                     case when m.index_date <= s.start_date
+                          then date_diff('day', m.index_date, s.start_date)
+                          else date_diff('day', s.start_date, m.index_date) end) = 1
+    """
+
+
 def analysis_frame(settings: Settings, identification: Any, options: Any = None
                    ) -> tuple[pd.DataFrame, dict[int, str]]:
     """Participants (treated = 1) and the comparison pool (0) at their index dates: one row
@@ -293,45 +328,45 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
         # Kept in DuckDB (not pandas) so that dates stay dates.
         con.execute(f"""
             create or replace table memory.main.frame_chosen as
-            select p.cohort_row, m.*
-            from memory.main.frame_participants p
-            join {_MART} m on m.person_id = p.person_id
-             and m.index_date between p.start_date - {belongs} and p.start_date + {AFTER_DAYS}
-            where p.start_date <= $published_end
-            qualify row_number() over (
-                partition by p.cohort_row
-                order by (m.index_date <= p.start_date) desc,
-                         case when m.index_date <= p.start_date
-                              then date_diff('day', m.index_date, p.start_date)
-                              else date_diff('day', p.start_date, m.index_date) end) = 1
+            select * from ({_belonging_sql("memory.main.frame_participants", "cohort_row",
+                                           belongs)})
+            where start_date <= $published_end
         """, {"published_end": published_end}).fetchall()
         # The cohort holds a person's first index event in each quarter. A programme that
         # followed a later sentence or release in that quarter belongs to an event the cohort
         # does not hold, and measuring from the quarter's first event would count the offence
         # that led to the programme as a reoffence (the validity benchmark measured +0.04 on
         # the reoffending rate from it): such participants are left out, with the reason.
-        superseded = dict(con.execute("""
-            select c.cohort_row, greatest(
-                (select max(d.disposal_date) from core.disposal d
-                 where d.person_id = c.person_id and d.is_principal
-                   and d.disposal_date > c.index_date and d.disposal_date <= p.start_date),
-                (select max(s.end_date) from core.custody_spell s
-                 where s.person_id = c.person_id
-                   and s.end_date > c.index_date and s.end_date <= p.start_date))
-            from memory.main.frame_chosen c
-            join memory.main.frame_participants p using (cohort_row)
-            where c.index_date <= p.start_date
-        """).fetchall())
+        superseded = dict(con.execute(
+            "select cohort_row, superseded_day from memory.main.frame_chosen").fetchall())
         superseded = {row: day for row, day in superseded.items() if day is not None}
         if superseded:
             con.execute("delete from memory.main.frame_chosen where list_contains($rows, cohort_row)",
                         {"rows": sorted(superseded)}).fetchall()
+        # Two starts of one person that belong to the same sentence or release are one
+        # participation: the earliest start (then the first row) is kept.
+        same_event = dict(con.execute("""
+            select cohort_row, first_value(cohort_row) over (
+                partition by person_id, cohort_quarter order by start_date, cohort_row)
+            from memory.main.frame_chosen
+            qualify cohort_row <> first_value(cohort_row) over (
+                partition by person_id, cohort_quarter order by start_date, cohort_row)
+        """).fetchall())
+        if same_event:
+            con.execute("delete from memory.main.frame_chosen where list_contains($rows, cohort_row)",
+                        {"rows": sorted(same_event)}).fetchall()
         chosen = con.execute("select cohort_row, index_event, cohort_quarter_start "
                              "from memory.main.frame_chosen").fetchall()
         excluded: dict[int, str] = {}
         found = {row for row, _, _ in chosen}
         for p in people:
             if p.row in found:
+                continue
+            if p.row in same_event:
+                excluded[p.row] = (
+                    f"the programme (started {p.start_date:%d/%m/%Y}) belongs to the same "
+                    f"sentence or release as row {same_event[p.row]}, which is kept: one "
+                    "participation per sentence or release")
                 continue
             if p.row in superseded:
                 excluded[p.row] = (
@@ -362,36 +397,45 @@ def analysis_frame(settings: Settings, identification: Any, options: Any = None
         con.execute("""
             create or replace table memory.main.frame_index as
             select row_number() over (order by c.cohort_row) as frame_key, 1 as treated,
-                   c.cohort_row::bigint as cohort_row, c.* exclude (cohort_row)
+                   c.cohort_row::bigint as cohort_row,
+                   c.* exclude (cohort_row, start_date, superseded_day)
             from memory.main.frame_chosen c
         """).fetchall()
         # An index event a programme belongs to (by the rule above, for any provider's list or
         # this file) is a treated event, not a comparison. Only that event is left out: leaving
         # out everyone who ever took part would keep in the pool only people never referred in
         # all their years of records, a choice made on their later offending (more sentences,
-        # more referrals), which would make the pool look far less likely to reoffend.
+        # more referrals), which would make the pool look far less likely to reoffend. The rule
+        # is the participants' own, applied to every start: leaving out any event with a start
+        # near it (a year before to `belongs` days after) would also drop events whose person
+        # was soon sentenced again and referred then, which is a choice made on the outcome
+        # (in the validity worlds such events reoffended at 86%, the pool at 25%).
+        con.execute("""
+            create or replace table memory.main.frame_starts as
+            select row_number() over () as start_key, person_id, start_date,
+                   bool_or(this_file) as this_file
+            from (select person_id, start_date, false as this_file
+                  from core.intervention_participation
+                  where person_id is not null and start_date is not null
+                  union all
+                  select person_id, start_date, true from frame_identified_events)
+            group by person_id, start_date
+        """).fetchall()
         con.execute(f"""
             create or replace table memory.main.frame_pool_events as
-            with window_members as (
-                select m.* from {_MART} m
-                where m.cohort_quarter_start between $q0 and $q1
-                  and list_contains($kinds, m.index_event)
-            ),
-            marked as (
-                select w.*,
-                    exists (select 1 from core.intervention_participation ip
-                            where ip.person_id = w.person_id
-                              and ip.start_date between w.index_date - {AFTER_DAYS}
-                                                    and w.index_date + {belongs})
-                        as other_programme,
-                    exists (select 1 from frame_identified_events fe
-                            where fe.person_id = w.person_id
-                              and fe.start_date between w.index_date - {AFTER_DAYS}
-                                                    and w.index_date + {belongs})
-                        as this_programme
-                from window_members w
+            with treated_events as (
+                select person_id, cohort_quarter, bool_or(this_file) as this_programme
+                from ({_belonging_sql("memory.main.frame_starts", "start_key", belongs,
+                                      extra="s.this_file")})
+                where superseded_day is null
+                group by person_id, cohort_quarter
             )
-            select * from marked
+            select m.*, coalesce(not t.this_programme, false) as other_programme,
+                   coalesce(t.this_programme, false) as this_programme
+            from {_MART} m
+            left join treated_events t using (person_id, cohort_quarter)
+            where m.cohort_quarter_start between $q0 and $q1
+              and list_contains($kinds, m.index_event)
         """, {"q0": quarters[0], "q1": quarters[1], "kinds": kinds}).fetchall()
         pool_counts = con.execute("""
             select count(distinct person_id),

@@ -14,8 +14,14 @@ runner-up (the best candidate of a different person) and a status:
 * ``doubtful``: at or above the threshold but not clearly (either margin under
   DOUBTFUL_MARGIN); reported, and left out of the analysis unless ``include_doubtful``;
 * ``unmatched``: no candidate at or above the threshold;
-* ``repeat``: matched to a person an earlier-starting row already matched (the same person
-  entered twice, or on the programme twice): the earliest start is kept.
+* ``repeat``: the same person and the same programme start as an earlier row (the same
+  participation entered twice): the first row is kept.
+
+A person on the programme twice (two rows, two starts) is two participations, each measured from
+the sentence or release it belongs to, as the comparison pool is made of index events and not of
+people: keeping only a person's earliest start would keep, for everyone who came back, a start
+followed by another sentence, which is a choice made on the outcome. Two starts that belong to
+the same sentence or release are one participation (`groups` keeps the earliest).
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ class IdentifiedRow:
 
 @dataclass(frozen=True)
 class MatchedParticipant:
-    """A person taken into the analysis, with the programme start that counts for them."""
+    """A participation taken into the analysis: the person and the programme's start."""
 
     person_id: str
     start_date: dt.date
@@ -80,7 +86,7 @@ class Identification:
         """Rows by status, the rows read, and the distinct people taken into the analysis."""
         by = Counter(r.status for r in self.rows)
         return {"rows": len(self.rows), **{s: by.get(s, 0) for s in STATUSES},
-                "people": len(self.participants)}
+                "people": len({p.person_id for p in self.participants})}
 
     @property
     def match_rate(self) -> float:
@@ -90,7 +96,8 @@ class Identification:
 
     @property
     def participants(self) -> list[MatchedParticipant]:
-        """One entry per person taken into the analysis (their earliest start)."""
+        """One entry per participation taken into the analysis (a person on the programme
+        twice is there twice, once per start)."""
         used = ("matched", "doubtful") if self.include_doubtful else ("matched",)
         return [MatchedParticipant(r.person_id, r.participant.start_date, r.row, r.status)
                 for r in self.rows if r.status in used]
@@ -147,7 +154,7 @@ def identify(settings: Settings, cohort: CohortFile, *, min_matched: int = MIN_M
                                   runner.person_id if runner else None, runner_w, note))
     rows = _mark_repeats(rows, include_doubtful)
     identification = Identification(cohort, rows, threshold, min_matched, include_doubtful)
-    people = len(identification.participants)
+    people = identification.counts["people"]
     if people < min_matched:
         counts = identification.counts
         error = CohortError(
@@ -162,20 +169,20 @@ def identify(settings: Settings, cohort: CohortFile, *, min_matched: int = MIN_M
 
 
 def _mark_repeats(rows: list[IdentifiedRow], include_doubtful: bool) -> list[IdentifiedRow]:
-    """A person matched by several rows keeps the row with the earliest start (then the first
-    row); the others become ``repeat``, naming the row kept."""
+    """Rows matching the same person with the same start keep the first row; the others become
+    ``repeat``, naming the row kept. The same person with another start is another
+    participation."""
     used = ("matched", "doubtful") if include_doubtful else ("matched",)
-    kept: dict[str, IdentifiedRow] = {}
-    for r in sorted((r for r in rows if r.status in used),
-                    key=lambda r: (r.participant.start_date, r.row)):
-        kept.setdefault(r.person_id, r)
+    kept: dict[tuple[str, dt.date], IdentifiedRow] = {}
+    for r in sorted((r for r in rows if r.status in used), key=lambda r: r.row):
+        kept.setdefault((r.person_id, r.participant.start_date), r)
     out = []
     for r in rows:
-        first = kept.get(r.person_id) if r.status in used else None
+        first = (kept.get((r.person_id, r.participant.start_date)) if r.status in used
+                 else None)
         if first is not None and first is not r:
             r = IdentifiedRow(r.participant, "repeat", r.person_id, r.match_weight,
                               r.runner_up_person_id, r.runner_up_weight,
-                              f"the same person as row {first.row}, whose start "
-                              f"{first.participant.start_date:%d/%m/%Y} is kept")
+                              f"the same person and start as row {first.row}, which is kept")
         out.append(r)
     return out

@@ -305,6 +305,8 @@ def assemble(*, programme: str, provider: str | None, cohort_file: str, identifi
             "unmatched": counts["unmatched"], "repeat": counts.get("repeat", 0),
             "match_rate": identification.match_rate, "threshold": identification.threshold,
             "doubtful_included": options.include_doubtful, "people": counts["people"],
+            # A person on the programme at two sentences is two participations.
+            "participations": len(identification.participants),
             "in_analysis": len(treated_rows),
             "excluded": [{"row": row, "reason": reason}
                          for row, reason in sorted(excluded.items())],
@@ -340,6 +342,7 @@ _REASON_KINDS = (
     ("no sentence or release", "no sentence or release from custody the programme could belong to"),
     ("not the first in its quarter", ("followed a sentence or release the reoffending cohort "
                                       "does not hold (a person's second or later in a quarter)")),
+    ("belongs to the same", "belongs to the same sentence or release as another row of the person"),
 )
 
 
