@@ -521,3 +521,45 @@ def test_million_values_in_a_few_seconds(upper_forenames: np.ndarray, dobs: np.n
         start = time.perf_counter()
         call(np.random.default_rng(71))
         assert time.perf_counter() - start < 5.0, name
+
+
+# --------------------------------------------------------------------------------------------
+# Spelling variants and name forms (issue 13)
+# --------------------------------------------------------------------------------------------
+
+
+def test_respell_uses_the_variant_table_then_rules() -> None:
+    names = np.array(["Mohammed", "CHAUDHRY", "Phillip", "Bob", None], dtype=object)
+    out, applied = mess.respell(np.random.default_rng(3), names, 1.0, 1.0)
+    assert out[0] in {"Muhammad", "Mohammad", "Mohamed", "Muhammed", "Mohamad"}
+    assert out[1].isupper() and out[1] != "CHAUDHRY"
+    assert out[2] in mess.respellings("Phillip")
+    assert out[3] == "Bob" and out[4] is None  # no rule applies; missing stays missing
+    assert applied.tolist() == [True, True, True, False, False]
+    # Rules never touch the first letter.
+    for name in ("Chaudhary", "Smith", "Zoe", "Aaliyah"):
+        assert all(v[0].lower() == name[0].lower() for v in mess.respellings(name))
+
+
+def test_mac_forms_and_compound_surnames_in_part() -> None:
+    rng = np.random.default_rng(4)
+    out, applied = mess.mac_form(rng, np.array(["MacDonald", "O'BRIEN", "Smith"], object), 1.0)
+    assert out[0] in {"McDonald", "Mac Donald"} and out[1] in {"OBRIEN", "O BRIEN"}
+    assert applied.tolist() == [True, True, False]
+    many = np.array(["Smith-Jones"] * 400 + ["Hall"], dtype=object)
+    out, applied = mess.partial_surname(rng, many, 1.0)
+    assert set(out[:400]) <= {"Smith", "Jones", "Smithjones", "Smith Jones"}
+    assert (out[:400] == "Jones").mean() > (out[:400] == "Smith").mean()  # the last part more
+    assert not applied[400]
+
+
+def test_initials_and_postcode_typos() -> None:
+    rng = np.random.default_rng(5)
+    out, applied = mess.initial_only(rng, np.array(["JOHN", "J", None], object), 1.0)
+    assert out.tolist() == ["J", "J", None] and applied.tolist() == [True, False, False]
+    pcs = np.array(["SW1A 1AA"] * 300, dtype=object)
+    out, applied = mess.postcode_typo(rng, pcs, 1.0)
+    assert applied.all()
+    for new in out:
+        assert len(new) == 8 and new[0] == "S" and new[4] == " "
+        assert sum(a != b for a, b in zip(new, "SW1A 1AA", strict=True)) in (1, 2)
