@@ -42,9 +42,9 @@ def summary_lines(p) -> list[str]:
         mean, lower, upper = summarise(diff)
         peak = int(np.argmax(np.abs(mean)))
         verb = "frees" if mean[peak] <= 0 else "fills"
+        low, high = (-upper[peak], -lower[peak]) if verb == "frees" else (lower[peak], upper[peak])
         line = (f"{s.name}: {verb} about {abs(mean[peak]):,.0f} places by month {peak} "
-                f"({p.dates[peak]:%B %Y}; 95% interval {-upper[peak] if verb == 'frees' else lower[peak]:,.0f} "
-                f"to {-lower[peak] if verb == 'frees' else upper[peak]:,.0f}), "
+                f"({p.dates[peak]:%B %Y}; 95% interval {_whole(low)} to {_whole(high)}), "
                 f"{'freeing' if mean[last] <= 0 else 'filling'} about {abs(mean[last]):,.0f} "
                 f"by month {last}")
         if s.name in p.first_day and s.add_rules:
@@ -58,6 +58,11 @@ def summary_lines(p) -> list[str]:
                           for _, r in rows.iterrows())
         lines.append(f"{scen}: over capacity by month {last}: {names}.")
     return lines
+
+
+def _whole(x: float) -> str:
+    """A count to the nearest whole number, never "-0"."""
+    return f"{round(float(x)):,}"
 
 
 def write_outputs(p, folder: Path) -> dict[str, Path]:
