@@ -185,3 +185,26 @@ def test_the_command_writes_the_tables_and_names_a_bad_file(built_home, tmp_path
                               str(scenario), "--out", str(tmp_path / "out2")])
     assert bad.exit_code == 2
     assert "volumes.charges" in bad.output and "charges.yaml" in bad.output
+
+
+def test_recall_and_volume_keys_move_their_part_of_the_population(built_home):
+    start = dt.date(2024, 2, 1)
+    result = project(built_home, [
+        Scenario(name="recalls", start=start, recall_rate=2.0, time_on_recall=1.5),
+        Scenario(name="fewer remands", start=start, remand_rate=0.5)],
+        origin=ORIGIN, months=12, repetitions=30)
+    diff = result.difference[(result.difference.breakdown == "case_type")
+                             & (result.difference.month == 12)].set_index(["scenario", "level"])
+    assert diff.loc[("recalls", "recall"), "mean"] > 0
+    assert diff.loc[("recalls", "remand"), "mean"] == 0  # remand draws are shared
+    assert diff.loc[("fewer remands", "remand"), "mean"] < 0
+
+
+def test_a_bad_rule_file_is_named_with_the_scenario(built_home, tmp_path):
+    (tmp_path / "rule.yaml").write_text("rules:\n  - name: half_again\n    kind: release\n"
+                                        "    effective_from: 2024-06-01\n    fraction: 1.5\n")
+    path = tmp_path / "scenario.yaml"
+    path.write_text("name: odd\nrules:\n  add: [rule.yaml]\n")
+    with pytest.raises(ScenarioError) as caught:
+        project(built_home, [path], origin=ORIGIN, months=3, repetitions=5)
+    assert str(path) in str(caught.value) and "rule.yaml" in str(caught.value)
