@@ -24,7 +24,8 @@ Prints one line per seed and programme, then per programme: coverage of the 95% 
 interval, bias (mean estimate - truth), the spread of the estimates beside the mean standard
 error, the share found significant, the doubly robust estimate's coverage, how often the placebo
 check (offending in the year before the index date) was significant, and the median E-value.
-Seeds 101 onwards are used for the figures; tests and tuning use seeds 1-20.
+Seeds 101-130 were used to diagnose and change the method (December 2026); 131-160 are the
+check on worlds it was not tuned on; 201-210 the latent-referral worlds (docs/evaluation.md).
 """
 
 from __future__ import annotations
