@@ -26,8 +26,7 @@ Tables (parents first; keys and what a row is)
                                 simulation never puts more than two in a cell), summed upwards.
     OFFENDERS                   OFFENDER_ID (the person-bearing record). OFFENDER_ID_DISPLAY is
                                 the prison number (``A1234BC``), shared by a root row and its
-                                aliases (and, rarely, reused on another person's root row).
-                                Alias rows have ALIAS_OFFENDER_ID = their root row's
+                                aliases. Alias rows have ALIAS_OFFENDER_ID = their root row's
                                 OFFENDER_ID and carry no bookings. Names upper case, BIRTH_DATE,
                                 SEX_CODE M/F, RACE_CODE the ethnicity as recorded at that
                                 row's reception (justice.sim.legacy.ethnicity: a 2011 census
@@ -80,12 +79,6 @@ Mess (answer key: one row per OFFENDERS row, record_id = str(OFFENDER_ID))
     * duplicate_row: prison numbers are unreliable across custody spells, so with rate
       duplicate_row a later spell is received under a NEW root row with a new prison number
       (later spells follow the newest root);
-    * alias_untied: an alias row whose ALIAS_OFFENDER_ID was never filled (it looks like a root
-      row with no bookings and no identifiers);
-    * prison_number_reused: a root row under another person's prison number (the answer key's
-      other_person_id names that person);
-    * the person-level mess of `messy_identity` with traits (alias and borrowed identities,
-      surname changes from a date, a false DOB given to the prison every time);
     * ethnicity: RACE_CODE is the person's usual code, or NS (not stated), or another code, per
       row at the rates of reference/ethnicity_codes.yaml (no label: truth/persons holds the
       true ethnicity);
