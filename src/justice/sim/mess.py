@@ -432,17 +432,15 @@ def respell(
 
 def _mac_forms(s: str) -> list[str]:
     low = s.lower()
-    # (Case alone, MacDonald / Macdonald, is not a different form: upper-case systems and any
-    # matcher see the same name.)
     if low.startswith("mac") and len(s) > 4:
         rest = s[3:]
-        return ["Mc" + rest, "Mac " + rest]
+        return ["Mc" + rest, "Mac " + rest, "Mac" + rest.lower()]
     if low.startswith("mc") and len(s) > 3:
         rest = s[2:]
-        return ["Mac" + rest, "Mc " + rest]
+        return ["Mac" + rest, "Mc " + rest, "Mc" + rest.lower()]
     if "'" in s:
         i = s.index("'")
-        return [s[:i] + s[i + 1:], s[:i] + " " + s[i + 1:]]
+        return [s[:i] + s[i + 1:], s[:i] + " " + s[i + 1:], s[:i] + s[i + 1:].lower()]
     return []
 
 
