@@ -289,9 +289,8 @@ def test_dob_shift(dobs: np.ndarray) -> None:
     assert np.isnat(out[~present(dobs)]).all()
 
 
-def test_default_dob_keying_errors_are_about_five_percent(dobs: np.ndarray) -> None:
-    # Swiss National Cohort: DOB identical for ~97% of true links; the default date 1 January
-    # on 1 in 25 entries (issue 13) takes the keying errors at default to about 5.5%.
+def test_default_dob_disagreement_is_about_three_percent(dobs: np.ndarray) -> None:
+    # Swiss National Cohort: DOB identical for ~97% of true links.
     levels = mess.load_mess_levels()["default"]
     rng = np.random.default_rng(33)
     d, _ = mess.dob_day_month_swap(rng, dobs, levels["dob_day_month_swap"])
@@ -299,7 +298,7 @@ def test_default_dob_keying_errors_are_about_five_percent(dobs: np.ndarray) -> N
     d, _ = mess.dob_shift(rng, d, levels["dob_shift"])
     ok = present(dobs)
     disagree = (d[ok] != dobs[ok]).mean()
-    assert 0.045 < disagree < 0.065
+    assert 0.024 < disagree < 0.036
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,7 +471,7 @@ def test_default_level_follows_published_figures() -> None:
     assert 0.15 <= 1 - math.exp(-default["alias_count"]) < 0.2
     high = mess.load_mess_levels()["high"]
     assert high["name_typo"] == 0.20 and high["nickname"] == 0.40 and high["name_swap"] == 0.05
-    assert high["dob_missing"] == 0.10 and default["dob_first_jan"] == 0.04  # 1 in 25
+    assert high["dob_missing"] == 0.10 and high["dob_first_jan"] == 0.04
 
 
 def test_load_mess_levels_rejects_bad_files(tmp_path) -> None:
