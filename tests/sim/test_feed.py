@@ -104,7 +104,7 @@ def _check_tables(conn, world_end: str) -> None:
     assert _all(conn, """SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE ACTIVE_FLAG = 'Y' AND
                          (IN_OUT_STATUS != 'IN' OR AGY_LOC_ID = 'OUT')""") == [(0,)]
     # Nothing the feed wrote is dated before the world's end.
-    assert _all(conn, f"""SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE CREATE_DATETIME > '{world_end}'
+    assert _all(conn, f"""SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE CREATE_DATETIME > '{world_end} 23:59:59'
                           AND BOOKING_BEGIN_DATE <= '{world_end}'""") == [(0,)]
 
 
