@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from justice.policy import load_release_rules
 from justice.sim.reference import day_number
 
 from . import rules as release_rules
@@ -78,7 +79,7 @@ def months_from(origin: dt.date, months: int) -> list[dt.date]:
 def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
              repetitions: int, seed: int) -> Run:
     """Run `repetitions` futures of `months` months under `scenario`."""
-    rules = release_rules.load_rules(scenario.add_rules, scenario.withdraw_rules)
+    rules = load_release_rules(extra=scenario.add_rules, without=scenario.withdraw_rules)
     origin = data.origin_day
     horizon = day_number(months_from(data.origin, months)[-1])
     change = day_number(scenario.start) if scenario.start else origin

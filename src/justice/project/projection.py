@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from justice.errors import ConfigError
-from justice.policy import read_rule_file
+from justice.policy import load_release_rules, read_rule_file
 from justice.settings import Settings
 from justice.sim.reference import EPOCH, day_number
 
@@ -19,7 +19,6 @@ from . import results
 from .data import OriginData, load_origin
 from .engine import months_from, simulate
 from .flows import Flows, learn_flows
-from .rules import load_rules
 from .scenario import BASELINE, Scenario, ScenarioError, load_scenario
 
 
@@ -85,7 +84,7 @@ def _check_rules(scenario: Scenario) -> None:
     """Load a scenario's rules once before any work, so a bad rule file or an unknown rule to
     withdraw is reported against the scenario that names it."""
     try:
-        load_rules(scenario.add_rules, scenario.withdraw_rules)
+        load_release_rules(extra=scenario.add_rules, without=scenario.withdraw_rules)
     except ConfigError as exc:
         raise ScenarioError(f"{scenario.source or scenario.name}: rules: {exc}") from exc
 

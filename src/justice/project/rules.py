@@ -7,18 +7,9 @@ same engine the simulator releases its prisoners by, so a rule file changes both
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
 
-from justice.policy import ReleaseRules, load_release_rules
-
-
-def load_rules(extra: Sequence[Path] = (), without: Sequence[str] = ()) -> ReleaseRules:
-    """The release rules in force for a scenario: the package's rule files, plus `extra` rule
-    files, less the rules named in `without` (a PolicyError says what is wrong with a file)."""
-    return load_release_rules(extra=list(extra), without=list(without))
+from justice.policy import ReleaseRules
 
 
 def release_days(rules: ReleaseRules, *, sentence_day: np.ndarray, length_days: np.ndarray,
