@@ -13,6 +13,7 @@ import numpy as np
 from justice.errors import ConfigError
 from justice.sim import courts
 from justice.sim import reference as ref
+from justice.sim.arrays import KeyedRandom, derive_keys, rank_within_runs
 from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
@@ -111,6 +112,11 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
                      window_end: int, window_start: int) -> tuple[Columns, Columns]:
     """Run every candidate's career; returns (episodes, offences), one row per episode / offence.
 
+    `rng` only seeds the run: every later draw is keyed by person and episode number
+    (`arrays.KeyedRandom`), so a change to one person's career (an earlier release) changes
+    nobody else's, and nothing of theirs before it. Episodes and offences carry their key
+    (`draw_key`) for the draws made from them later (recalls, stays).
+
     Also returns, inside episodes, the intervention referral decided at each index event.
     `window_start` is the first day the legacy extracts cover: referral in `recorded` mode sees
     only proven offences from then on.
@@ -136,13 +142,19 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
     group_of_code = ref.offences().group
     a_first = np.log(offw["first_quarter_share"]) / np.log(91.0 / 365.0)
     episode_base = 0
+    person_keys = derive_keys(np.uint64(rng.integers(0, 2**63)), np.arange(len(prior)))
+    round_no = 0
     while len(active):
         k = len(active)
+        # Everyone's n-th episode is dealt with in round n: its draws are keyed by (person, n).
+        rng = KeyedRandom(derive_keys(person_keys[active], round_no))
+        round_no += 1
         ep: Columns = {
             "episode": np.arange(episode_base, episode_base + k, dtype=np.int64),
             "person": active,
             "offence_day": next_day[active],
             "prior": prior[active],
+            "draw_key": rng.keys,
         }
         episode_base += k
         ep["age"] = (ep["offence_day"] - people["dob"][active]) / 365.25
@@ -152,14 +164,16 @@ def simulate_careers(rng: np.random.Generator, people: Columns, entry_day: np.nd
         courts.respond(rng, ep, w, window_end)
 
         # Offences: extras of a spree fall within a few weeks of the principal one.
-        spread = np.where(np.r_[True, np.diff(ep_idx) != 0], 0, rng.integers(0, 45, len(ep_idx)))
+        off_rng = rng.child(ep_idx, rank_within_runs(ep_idx))
+        spread = np.where(np.r_[True, np.diff(ep_idx) != 0], 0, off_rng.integers(0, 45, len(ep_idx)))
         offence_day = np.maximum(ep["offence_day"][ep_idx] - spread, earliest[active][ep_idx])
-        dropped = (rng.random(len(ep_idx)) < 0.12) & (spread > 0)  # left on file or withdrawn
+        dropped = (off_rng.random(len(ep_idx)) < 0.12) & (spread > 0)  # left on file or withdrawn
         proven = (ep["conviction_day"][ep_idx] != NONE) | (ep["caution"][ep_idx] & (ep["charge_day"][ep_idx] != NONE))
         proven &= ~dropped
         offence_batches.append({
             "episode": ep["episode"][ep_idx], "person": active[ep_idx], "code": codes,
             "offence_day": offence_day, "proven": proven, "dropped": dropped,
+            "draw_key": off_rng.keys,
         })
 
         # Reoffending: the clock starts at the index day (release, sentence or caution); an

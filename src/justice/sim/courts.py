@@ -11,6 +11,7 @@ import numpy as np
 
 from justice.policy import default_release_rules, months_to_days
 from justice.sim import reference as ref
+from justice.sim.arrays import KeyedRandom, rank_within_runs
 
 Columns = dict[str, np.ndarray]
 NONE = np.iinfo(np.int64).min  # "no such day" in day-number columns
@@ -21,12 +22,12 @@ PLANNED_DAYS = ("licence_end_day", "supervision_end_day")
 DISPOSALS = ("caution", "discharge", "fine", "community_order", "suspended_sentence", "custody")
 
 
-def lognormal_days(rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
+def lognormal_days(rng: KeyedRandom, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
     """Whole days from a lognormal with the given median(s); at least one day."""
     return np.maximum(1, np.round(np.asarray(median) * np.exp(rng.normal(0.0, sigma, n)))).astype(np.int64)
 
 
-def choose_offences(rng: np.random.Generator, risk: np.ndarray, w: dict) -> tuple[np.ndarray, np.ndarray]:
+def choose_offences(rng: KeyedRandom, risk: np.ndarray, w: dict) -> tuple[np.ndarray, np.ndarray]:
     """Offences of each episode: (episode index per offence, offence-table row per offence).
 
     The first offence of an episode is its most serious; riskier people commit more offences
@@ -42,15 +43,19 @@ def choose_offences(rng: np.random.Generator, risk: np.ndarray, w: dict) -> tupl
     # Fine-only summary matters (speeding, TV licence) come one at a time.
     extra[off.max_penalty_months[first] == 0] = 0
     ep_of_extra = np.repeat(np.arange(n), extra)
-    same_group = rng.random(len(ep_of_extra)) < 0.6
-    redraw = (cum[ep_of_extra] < rng.random(len(ep_of_extra))[:, None] * cum[ep_of_extra, -1:]).sum(axis=1)
+    # Each extra offence draws by its episode and its place in it (keyed draws).
+    extra_rng = rng.child(ep_of_extra, rank_within_runs(ep_of_extra))
+    same_group = extra_rng.random(len(ep_of_extra)) < 0.6
+    redraw = (cum[ep_of_extra] < extra_rng.random(len(ep_of_extra))[:, None]
+              * cum[ep_of_extra, -1:]).sum(axis=1)
+    u_same = extra_rng.random(len(ep_of_extra))[same_group]
     # An extra offence of the same group is the principal itself or a lesser one of its group.
     group_code = np.searchsorted(np.unique(off.group), off.group)
     members = np.argsort(group_code, kind="stable")  # offence rows grouped by offence group
     size = np.bincount(group_code)
     offset = np.r_[0, np.cumsum(size)[:-1]]
     g = group_code[first[ep_of_extra[same_group]]]
-    pick_same = members[offset[g] + np.floor(rng.random(len(g)) * size[g]).astype(np.int64)]
+    pick_same = members[offset[g] + np.floor(u_same * size[g]).astype(np.int64)]
     extra_code = redraw.copy()
     extra_code[same_group] = pick_same
     # Keep the principal the most severe: swap if an extra turned out more severe.
@@ -61,7 +66,7 @@ def choose_offences(rng: np.random.Generator, risk: np.ndarray, w: dict) -> tupl
     return episode[order], code[order]
 
 
-def respond(rng: np.random.Generator, ep: Columns, w: dict, window_end: int) -> None:
+def respond(rng: KeyedRandom, ep: Columns, w: dict, window_end: int) -> None:
     """Caution or charge each episode, then run the court journey and the sentence (in place)."""
     off = ref.offences()
     n = len(ep["person"])
@@ -100,7 +105,7 @@ def respond(rng: np.random.Generator, ep: Columns, w: dict, window_end: int) -> 
         ep[col] = np.where(ep[col] > window_end, NONE, ep[col])
 
 
-def _courts(rng: np.random.Generator, ep: Columns, mode: np.ndarray, severity: np.ndarray, w: dict) -> None:
+def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarray, w: dict) -> None:
     n = len(mode)
     mags, crown = w["response"]["magistrates"], w["response"]["crown"]
     charged = ~ep["caution"]
@@ -173,7 +178,7 @@ def _courts(rng: np.random.Generator, ep: Columns, mode: np.ndarray, severity: n
     ep["convicted_in_crown"] = sent & ep["convicted"]
 
 
-def _sentence(rng: np.random.Generator, ep: Columns, w: dict) -> None:
+def _sentence(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     """Disposal, custodial length, committals for sentence, appeals, release and index day."""
     off = ref.offences()
     sw = w["sentencing"]
@@ -277,7 +282,7 @@ def _sentence(rng: np.random.Generator, ep: Columns, w: dict) -> None:
     _release(rng, ep, w)
 
 
-def _release(rng: np.random.Generator, ep: Columns, w: dict) -> None:
+def _release(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     """Remand, reception and release under the effective-dated release rules; the index day."""
     off = ref.offences()
     n = len(ep["person"])

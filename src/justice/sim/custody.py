@@ -14,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 
+from justice.sim.arrays import KeyedRandom, rank_within_runs
 from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
@@ -45,22 +46,31 @@ def make_establishments(rng: np.random.Generator, n: int, town_names: np.ndarray
     return {"establishment_code": np.array(codes, dtype=object), "name": names, "function": kind}
 
 
-def split_into_stays(rng: np.random.Generator, spells: Columns, establishments: Columns, w: dict,
-                     window_end: int) -> Columns:
-    """Cut each custody spell into stays at one establishment and one cell (transfers, moves)."""
+def split_into_stays(spells: Columns, establishments: Columns, w: dict, window_end: int) -> Columns:
+    """Cut each custody spell into stays at one establishment and one cell (transfers, moves).
+
+    Draws are keyed by each spell's `draw_key` (arrays.KeyedRandom), so a spell that another
+    policy leaves alone keeps its stays and establishments. Stays carry their own `draw_key`.
+    """
     cw = w["custody"]
     n = len(spells["spell_id"])
+    rng = KeyedRandom(spells["draw_key"], 4)
     end = np.where(spells["release_day"] == NONE, window_end + 1, spells["release_day"])
     years = np.maximum(end - spells["reception_day"], 1) / 365.25
     n_moves = rng.poisson((cw["cell_move_rate_per_year"] + cw["transfer_rate_per_year"]) * years)
     n_moves = np.minimum(n_moves, 60)
     spell_of = np.repeat(np.arange(n), n_moves + 1)
+    stay_rng = rng.child(spell_of, rank_within_runs(spell_of))
     # Cut points uniform in the spell, sorted within each spell.
-    u = rng.random(len(spell_of))
+    u = stay_rng.random(len(spell_of))
     first = np.r_[True, spell_of[1:] != spell_of[:-1]]
     u[first] = 0.0
     order = np.lexsort((u, spell_of))
     u = u[order]
+    # A spell's establishment and transfers are drawn per stay in time order, so a spell cut
+    # short by an earlier release keeps the same start.
+    u_est, u_transfer = stay_rng.random(len(spell_of)), stay_rng.random(len(spell_of))
+    stay_key = stay_rng.keys
     start = spells["reception_day"][spell_of] + np.floor(u * (end[spell_of] - spells["reception_day"][spell_of])).astype(np.int64)
     stay_end = np.r_[start[1:], 0]
     last = np.r_[spell_of[1:] != spell_of[:-1], True]
@@ -68,6 +78,7 @@ def split_into_stays(rng: np.random.Generator, spells: Columns, establishments: 
     keep = stay_end > start
     keep[first] = True
     spell_of, start, stay_end, first = spell_of[keep], start[keep], stay_end[keep], first[keep]
+    u_est, u_transfer, stay_key = u_est[keep], u_transfer[keep], stay_key[keep]
     stay_end = np.maximum(stay_end, start + 1)
 
     # Establishment: chosen at reception by function; a move is a transfer with some chance.
@@ -82,14 +93,14 @@ def split_into_stays(rng: np.random.Generator, spells: Columns, establishments: 
         if len(pool) == 0:
             pool = np.flatnonzero(func == "male_adult")
         m = want == kind
-        est[m] = pool[rng.integers(0, len(pool), int(m.sum()))]
-    transfer = ~first & (rng.random(len(spell_of)) < cw["transfer_rate_per_year"] / (
+        est[m] = pool[np.minimum(np.floor(u_est[m] * len(pool)).astype(np.int64), len(pool) - 1)]
+    transfer = ~first & (u_transfer < cw["transfer_rate_per_year"] / (
         cw["cell_move_rate_per_year"] + cw["transfer_rate_per_year"]))
     # Carry the establishment forward within a spell unless a transfer happens.
     block = np.cumsum(first | transfer)
     est = est[np.r_[0, np.flatnonzero(np.diff(block)) + 1]][block - 1]
     return {"spell": spell_of, "start_day": start, "end_day": stay_end, "establishment": est,
-            "is_reception": first, "is_transfer": transfer}
+            "is_reception": first, "is_transfer": transfer, "draw_key": stay_key}
 
 
 def allocate_cells(rng: np.random.Generator, stays: Columns, csra_high: np.ndarray, n_establishments: int,

@@ -9,6 +9,7 @@ from justice import identifiers
 from justice.policy import default_release_rules
 from justice.sim import custody
 from justice.sim import reference as ref
+from justice.sim.arrays import KeyedRandom, derive_keys
 from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
@@ -146,7 +147,8 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     first_of_ep = np.r_[True, oe[1:] != oe[:-1]]
     # The principal offence carries the case's disposal; others share it or take a lesser one.
     disp = e["disposal"][oe].astype(object)
-    lesser = ~first_of_ep & (rng["probation"].random(len(oe)) < 0.4) & np.isin(disp, ["custody", "suspended_sentence", "community_order"])
+    # Draws keyed by offence (arrays.KeyedRandom): another person's extra offence shifts nothing.
+    lesser = ~first_of_ep & (KeyedRandom(o["draw_key"], 1).random(len(oe)) < 0.4) & np.isin(disp, ["custody", "suspended_sentence", "community_order"])
     disp = np.where(lesser, "no_separate_penalty", disp)
     disp = np.where(proven, disp, None).astype(object)
     offences = {
@@ -200,17 +202,23 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     # from licence (to the sentence end), not from the supervision that follows a short sentence.
     lic = np.flatnonzero(sentenced & (e["release_day"] != NONE) & (e["licence_end_day"] != NONE))
     lic = lic[e["licence_end_day"][lic] > e["release_day"][lic] + 14]
-    recalled = lic[crng.random(len(lic)) < w["custody"]["recall_probability"]]
+    # Draws keyed by the licence's episode: whether and when someone is recalled does not move
+    # when someone else's licence comes or goes (same-seed worlds under other rules).
+    lic_rng = KeyedRandom(e["draw_key"][lic], 2)
+    u_recall, u_when, z_stay, u_suitable = (lic_rng.random(len(lic)), lic_rng.random(len(lic)),
+                                            lic_rng.normal(0, 0.6, len(lic)), lic_rng.random(len(lic)))
+    chosen = u_recall < w["custody"]["recall_probability"]
+    recalled = lic[chosen]
     # Recalls come early in a licence more often than late (a cubed uniform: a quarter of the
     # way in on average).
-    r_start = e["release_day"][recalled] + np.floor(crng.random(len(recalled)) ** 3 * (
+    r_start = e["release_day"][recalled] + np.floor(u_when[chosen] ** 3 * (
         e["licence_end_day"][recalled] - e["release_day"][recalled])).astype(np.int64)
     # Time back inside follows the recall rules (justice.policy): a fixed-term recall for those
     # judged suitable (a risk judgement no record holds, drawn here), else a standard recall to
     # the sentence end unless the Parole Board re-releases first (the drawn stay).
     stay = np.maximum(14, np.round(w["custody"]["standard_recall_median_days"] * np.exp(
-        crng.normal(0, 0.6, len(recalled))))).astype(np.int64)
-    suitable = crng.random(len(recalled)) < w["custody"]["fixed_term_recall_share"]
+        z_stay[chosen]))).astype(np.int64)
+    suitable = u_suitable[chosen] < w["custody"]["fixed_term_recall_share"]
     rules = w.get("_release_rules") or default_release_rules()
     back = rules.recall(recall_day=r_start, sentence_day=e["sentence_day"][recalled],
                         length_days=e["licence_end_day"][recalled] - e["sentence_day"][recalled],
@@ -263,6 +271,7 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
                                         np.full(len(recalled), None, object)]).astype(object),
         "case_id": np.concatenate([spell_case, np.where(crown_case_of_ep[recalled] != None, crown_case_of_ep[recalled],
                                                         mags_case_id[recalled])]),
+        "draw_key": np.concatenate([e["draw_key"][s_idx], derive_keys(e["draw_key"][recalled], 1)]),
     }
     order = np.lexsort((sp["reception_day"], sp["person"]))
     sp = {k: v[order] for k, v in sp.items()}
@@ -288,12 +297,12 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     rng_towns = crng.permutation(np.unique(towns))
     est = custody.make_establishments(crng, n_est, rng_towns, w)
     tables["establishments"] = est
-    stays = custody.split_into_stays(crng, sp, est, w, end)
+    stays = custody.split_into_stays(sp, est, w, end)
     stays["person"] = sp["person"][stays["spell"]]
     # CSRA: the riskiest few, and more so for violent or sexual offending, must be celled alone.
     risk = people["risk"][stays["person"]]
     violent = np.isin(grp[stays["spell"]], ["01 Violence against the person", "03 Robbery", "02 Sexual offences"])
-    score = np.log(risk) + 0.8 * violent + crng.normal(0, 0.7, len(risk))
+    score = np.log(risk) + 0.8 * violent + KeyedRandom(stays["draw_key"], 5).normal(0, 0.7, len(risk))
     spell_high = np.zeros(n_sp, bool)
     rec = stays["is_reception"]
     thr = np.quantile(score[rec], 1 - w["custody"]["csra_high_share"]) if rec.any() else np.inf
@@ -351,7 +360,6 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
                                "charge": ad["charge"], "finding": ad["finding"], "punishment": ad["punishment"]}
 
     # ---- probation supervision -------------------------------------------------------------
-    prng = rng["probation"]
     co = np.flatnonzero(e["supervised"] & (e["sentence_day"] != NONE))
     months = e["order_months"][co]
     co_end = e["sentence_day"][co] + np.round(months * 30.4375).astype(np.int64)
@@ -365,8 +373,9 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "planned_end_day": np.concatenate([co_end, e["supervision_end_day"][lic]]),
     }
     k = len(sup["episode"])
-    breach = prng.random(k) < np.where(sup["type"] == "licence", 0.0, 0.14)
-    breach_day = sup["start_day"] + np.floor(prng.random(k) * (sup["planned_end_day"] - sup["start_day"])).astype(np.int64)
+    sup_rng = KeyedRandom(e["draw_key"][sup["episode"]], 3)
+    breach = sup_rng.random(k) < np.where(sup["type"] == "licence", 0.0, 0.14)
+    breach_day = sup["start_day"] + np.floor(sup_rng.random(k) * (sup["planned_end_day"] - sup["start_day"])).astype(np.int64)
     sup["breach_day"] = np.where(breach & (breach_day <= end), breach_day, NONE)
     sup["end_day"] = np.where(sup["planned_end_day"] > end, NONE, sup["planned_end_day"])
     order = np.lexsort((sup["start_day"], ep_person[sup["episode"]]))
