@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -28,7 +29,12 @@ import yaml
 
 from justice import disclosure
 from justice.errors import ConfigError
-from justice.transform.publish import Export, exports
+from justice.transform.publish import exports
+
+if TYPE_CHECKING:
+    # Only an annotation here; its home moved from publish to exports (publish re-exports
+    # `exports`, not the class).
+    from justice.transform.exports import Export
 
 log = logging.getLogger(__name__)
 
