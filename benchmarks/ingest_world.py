@@ -26,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", type=Path, default=None)
     parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--no-staging", action="store_true", help="land only; skip dbt staging")
     args = parser.parse_args()
 
     from justice.ingest import warehouse
@@ -58,10 +59,13 @@ def main() -> None:
         print(f"  {spec.system:<14} {dt:7.1f}s  {report.rows_read:>11,} rows read  "
               f"{report.rows_rejected:>7,} set aside  {len(report.errors)} failed files  "
               f"{report.rows_read / max(dt, 1e-9):>9,.0f} rows/s  peak {peak_rss_gb():.2f} GB", flush=True)
-    t = time.perf_counter()
-    tables = warehouse.refresh_views(settings)
-    staging.stage(settings, specs_for(settings), tables)
-    print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
+    print(f"  {'landing':<14} {time.perf_counter() - total:7.1f}s  {rows:>11,} rows read  "
+          f"peak {peak_rss_gb():.2f} GB", flush=True)
+    if not args.no_staging:
+        t = time.perf_counter()
+        tables = warehouse.refresh_views(settings)
+        staging.stage(settings, specs_for(settings), tables)
+        print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
     print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "
           f"peak_rss_gb={peak_rss_gb():.2f}")
 

@@ -78,8 +78,10 @@ Whole-file problems raise, naming the file and what to do:
 Atomic files
 ------------
 A half-read file must never look like a complete one. By default (``check_first``) the reader
-first checks the whole file is well-formed with a parse that builds nothing (libxml2 speed,
-constant memory), so a truncated or damaged file raises before any batch of it is yielded.
+checks the whole file is well-formed with a parse that builds nothing (libxml2 speed, constant
+memory) before it yields any batch, so a truncated or damaged file raises before any batch of it
+is yielded. That parse is done only when a batch is due before the end of the file: a file of
+fewer than ``chunk_rows`` rows (the daily files) is proven well-formed by the reading itself.
 Rows are then streamed: records are parsed one at a time and cleared; rows are buffered, and
 once ``chunk_rows`` rows are held over all tables every table's are yielded (and the rest at the
 end), so memory stays bounded however big the file is (a 270 MB, million-row file reads in about
@@ -120,6 +122,9 @@ from justice.sources.spec import SourceSpec, TableSpec
 CHUNK_ROWS = 100_000
 MAX_FIELD_CHARS = 1_000_000
 _SNIFF_BYTES = 1 << 16
+_SNIFF_PIECE = 1 << 12
+"""The root is looked for in pieces this small: libxml2's pull parser takes milliseconds over a
+64 KiB piece (it reports every element in it), and the root is in the first few hundred bytes."""
 _PARSER_OPTIONS = {"huge_tree": True, "resolve_entities": False, "no_network": True,
                    "load_dtd": False}
 """huge_tree: a text node over libxml2's 10 MB limit is a row reject (field_too_long), not a
@@ -390,6 +395,8 @@ class _FileReader:
         self.last_parent: etree._Element | None = None
         self.ploc_of: tuple[etree._Element | None, str] = (None, "")
         """The last records' parent and its locator."""
+        self.unchecked = False
+        """Well-formedness is still to be proven before a batch is yielded mid-file."""
 
     @staticmethod
     def _new_buffer(tab: _Table) -> _Buffer:
@@ -420,19 +427,26 @@ class _FileReader:
                               f"but the spec ({self.spec.path}) expects {expected}: this "
                               f"is not a {self.spec.system} file, or the source has changed its "
                               "format; check the file, or update the spec")
-        if self.spec.options.get("check_first", True):
-            parser = etree.XMLParser(target=_NullTarget(), **_PARSER_OPTIONS)
-            try:
-                etree.parse(self.location, parser)
-            except etree.XMLSyntaxError as exc:
-                raise _malformed(self.location, exc) from None
+        # The whole-file parse that proves well-formedness waits until a batch is about to be
+        # yielded before the end of the file (see _full_batches): a file smaller than one batch
+        # is proven well-formed by the reading itself, which raises before anything is yielded.
+        self.unchecked = bool(self.spec.options.get("check_first", True))
+
+    def check_well_formed(self) -> None:
+        """Parse the whole file building nothing; raise if it is not well-formed XML."""
+        self.unchecked = False
+        parser = etree.XMLParser(target=_NullTarget(), **_PARSER_OPTIONS)
+        try:
+            etree.parse(self.location, parser)
+        except etree.XMLSyntaxError as exc:
+            raise _malformed(self.location, exc) from None
 
     def _sniff_root(self) -> str:
         """The root element's tag, from the first bytes of the file."""
         parser = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
         try:
             with open(self.location, "rb") as fh:
-                while chunk := fh.read(_SNIFF_BYTES):
+                while chunk := fh.read(_SNIFF_PIECE):
                     parser.feed(chunk)
                     for _, el in parser.read_events():
                         return el.tag
@@ -721,6 +735,8 @@ class _FileReader:
         """Once chunk_rows rows (and rejects) are held over all tables, yield every table's."""
         held = sum(len(b.rows) + len(b.rejects) for b in self.buffers.values())
         if held >= self.chunk:
+            if self.unchecked:
+                self.check_well_formed()
             for tab in self.tables:
                 buf = self.buffers[tab.spec.name]
                 if buf.rows or buf.rejects:
