@@ -135,9 +135,11 @@ def charts_of(table: Table, id_prefix: str = "chart") -> list[Chart]:
     if time is None or not ((q.rows == (time,)) or (q.cols == (time,) and not q.rows)):
         return []
     along_rows = q.rows == (time,)
-    period_keys = [k for k in (table.row_keys if along_rows else table.col_keys) if k != (TOTAL,)]
+    at_period = [i for i, k in enumerate(table.row_keys if along_rows else table.col_keys)
+                 if k != (TOTAL,)]
+    periods = [(table.row_keys if along_rows else table.col_keys)[i][0] for i in at_period]
     line_keys = table.col_keys if along_rows else table.row_keys
-    periods = [k[0] for k in period_keys]
+    width = len(table.col_keys)
     if not periods:
         return []
     out = []
@@ -148,13 +150,12 @@ def charts_of(table: Table, id_prefix: str = "chart") -> list[Chart]:
                              note=f"No chart: {len(line_keys)} lines are too many to read. "
                                   f"Filter to {MAX_SERIES} or fewer."))
             continue
+        figures = table.values(measure.name)  # row by row
         series = []
-        for line in line_keys:
-            values = []
-            for period in period_keys:
-                row, col = (period, line) if along_rows else (line, period)
-                cell = table.cell(row, col, measure.name)
-                values.append(None if cell.value is None else float(cell.value))
+        for n_line, line in enumerate(line_keys):
+            at = ([i * width + n_line for i in at_period] if along_rows
+                  else [n_line * width + i for i in at_period])
+            values = [None if figures[k] is None else float(figures[k]) for k in at]
             name = ", ".join(table.dataset.value_label(d, v) if v != TOTAL else TOTAL
                              for d, v in zip(q.cols if along_rows else q.rows, line)) or measure.label
             series.append(Series(name, tuple(values)))

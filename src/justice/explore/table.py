@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,8 +56,7 @@ FOOTNOTES = {
 }
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     """One figure: a value, or None with the GSS symbol that says why."""
 
     value: float | int | None
@@ -66,13 +66,17 @@ class Cell:
 @dataclass
 class Table:
     """The result of a query: keys of the rows and columns (tuples of dimension values, TOTAL
-    in a total row or column) and a cell for each (row, column, measure)."""
+    in a total row or column) and, per measure, a grid of figures and a grid of symbols.
+
+    The grids are numpy arrays (a handful of objects per table, however many cells it has), so
+    the tables kept for reuse cost the garbage collector next to nothing to walk."""
 
     dataset: Dataset
     query: Query
     row_keys: list[tuple[str, ...]]
     col_keys: list[tuple[str, ...]]
-    cells: dict[tuple[tuple[str, ...], tuple[str, ...], str], Cell]
+    figures: dict[str, np.ndarray]  # measure -> [row, col] float64, NaN where a symbol stands
+    marks: dict[str, np.ndarray]  # measure -> [row, col] object: the symbol, None with a figure
     symbols: set[str] = field(default_factory=set)
     memo: dict = field(default_factory=dict, repr=False, compare=False)
     """What callers derive from the table (a page's view of it, its JSON), kept with it while
@@ -80,7 +84,29 @@ class Table:
 
     def cell(self, row: tuple[str, ...], col: tuple[str, ...], measure: str) -> Cell:
         """The cell at (row, col, measure); [x] where the file has no row for it."""
-        return self.cells.get((row, col, measure), Cell(None, SYMBOL_NOT_AVAILABLE))
+        index = self.memo.get("index")
+        if index is None:
+            index = self.memo["index"] = ({k: i for i, k in enumerate(self.row_keys)},
+                                          {k: j for j, k in enumerate(self.col_keys)})
+        i, j = index[0].get(row), index[1].get(col)
+        if i is None or j is None or measure not in self.figures:
+            return Cell(None, SYMBOL_NOT_AVAILABLE)
+        mark = self.marks[measure][i, j]
+        if mark is not None:
+            return Cell(None, mark)
+        return Cell(_python_value(self.dataset.measures[measure], float(self.figures[measure][i, j])))
+
+    def values(self, measure: str) -> list[float | int | None]:
+        """The figures of `measure`, row by row (a row's columns in order), as the cells hold
+        them: None where a symbol stands."""
+        kind = self.dataset.measures[measure].kind
+        marks = self.marks[measure].ravel().tolist()
+        figures = self.figures[measure].ravel().tolist()
+        if kind == "count":
+            return [None if m is not None else round(v) for v, m in zip(figures, marks)]
+        if kind == "sum":
+            return [None if m is not None else round(v, 2) for v, m in zip(figures, marks)]
+        return [None if m is not None else v for v, m in zip(figures, marks)]
 
     @property
     def measures(self) -> list[Measure]:
@@ -95,20 +121,29 @@ class Table:
 
     def records(self) -> list[dict]:
         """The table in long form, one record per cell: its dimension values, the measure, the
-        value (None where a symbol stands) and the symbol; what every download holds."""
-        if "records" in self.memo:
-            return self.memo["records"]
+        value (None where a symbol stands) and the symbol; what every download holds. Made
+        afresh each time (callers keep what they make of it, not the records)."""
         dims = [*self.query.rows, *self.query.cols]
+        names = list(self.query.measures)
+        values = [self.values(m) for m in names]
+        marks = [self.marks[m].ravel().tolist() for m in names]
         out = []
+        n = 0
         for row in self.row_keys:
             for col in self.col_keys:
-                for measure in self.query.measures:
-                    cell = self.cell(row, col, measure)
-                    record = dict(zip(dims, (*row, *col)))
-                    record.update(measure=measure, value=cell.value, symbol=cell.symbol)
-                    out.append(record)
-        self.memo["records"] = out
+                place = dict(zip(dims, (*row, *col)))
+                for k, measure in enumerate(names):
+                    out.append({**place, "measure": measure, "value": values[k][n],
+                                "symbol": marks[k][n]})
+                n += 1
         return out
+
+
+def _python_value(measure: Measure, value: float) -> float | int:
+    """A figure as a cell holds it: a count whole, a sum to 2 places, a ratio as worked out."""
+    if measure.kind == "count":
+        return round(value)
+    return round(value, 2) if measure.kind == "sum" else value
 
 
 _HIDDEN = "__hidden__"
@@ -129,6 +164,8 @@ class _Columns:
     values: dict[str, np.ndarray]
     hidden: dict[str, np.ndarray]
     missing: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]  # per dimension, its values (object array): code -> value
+    index: dict[str, dict[str, int]]  # per dimension, value -> code
 
 
 def _columns(dataset: Dataset) -> _Columns:
@@ -136,8 +173,8 @@ def _columns(dataset: Dataset) -> _Columns:
     if cached is not None:
         return cached
     frame = dataset.frame
-    codes = {d: np.searchsorted(np.array(dataset.values[d], dtype=object),
-                                frame[d].to_numpy(object)).astype(np.int64)
+    labels = {d: np.array(dataset.values[d], dtype=object) for d in dataset.dims}
+    codes = {d: np.searchsorted(labels[d], frame[d].to_numpy(object)).astype(np.int64)
              for d in dataset.dims}
     values, hidden, missing = {}, {}, {}
     for name in dataset.measures:
@@ -155,7 +192,8 @@ def _columns(dataset: Dataset) -> _Columns:
                 flag = f"{source}_suppressed"
                 hidden[source] = (frame[flag].fillna(False).to_numpy(bool) if flag in frame
                                   else np.zeros(len(frame), bool))
-    cached = dataset._columns = _Columns(codes, values, hidden, missing)
+    index = {d: {v: i for i, v in enumerate(dataset.values[d])} for d in dataset.dims}
+    cached = dataset._columns = _Columns(codes, values, hidden, missing, labels, index)
     return cached
 
 
@@ -172,21 +210,22 @@ def _base_columns(dataset: Dataset, measures: list[str]) -> list[str]:
 
 @dataclass
 class _Groups:
-    """The groups of one aggregation: each group's key and, per name, an array over groups."""
+    """The groups of one aggregation: per key dimension each group's value (as its code), and
+    per name an array over groups."""
 
-    keys: list[tuple[str, ...]]
+    codes: dict[str, np.ndarray]
     arrays: dict[str, np.ndarray]
     size: int
 
 
 def _aggregate(columns: _Columns, rows: np.ndarray, keys: list[str], dataset: Dataset,
                measures: list[str]) -> _Groups:
-    """The groups of `keys` among the published rows `rows` (indices): per group its key, the
+    """The groups of `keys` among the published rows `rows` (indices): per group its codes, the
     sums, hidden and missing flags of the counts and sums the measures need, how many values
     it spans of each dimension a measure cannot be added across, the derived values of its
     first row (used where the group is one row), and its row count."""
     if len(rows) == 0:
-        return _Groups([], {}, 0)
+        return _Groups({}, {}, 0)
     if keys:
         combined = np.zeros(len(rows), np.int64)
         for d in keys:
@@ -215,9 +254,7 @@ def _aggregate(columns: _Columns, rows: np.ndarray, keys: list[str], dataset: Da
                 if source in columns.values:
                     out[_FIRST + source] = columns.values[source][at_first]
                     out[_FIRST_HIDDEN + source] = columns.hidden[source][at_first]
-    values = [np.array(dataset.values[d], dtype=object)[columns.codes[d][at_first]] for d in keys]
-    return _Groups(list(zip(*values)) if keys else [()], out, n)
-
+    return _Groups({d: columns.codes[d][at_first] for d in keys}, out, n)
 
 
 def _symbols(*rules: tuple[np.ndarray, str], n: int) -> np.ndarray:
@@ -293,18 +330,29 @@ def _compute(dataset: Dataset, query: Query) -> Table:
     columns = _columns(dataset)
     keep = np.ones(dataset.rows, bool)
     for dim, values in query.filters:
-        wanted = np.searchsorted(np.array(dataset.values[dim], dtype=object),
-                                 np.array(values, dtype=object))
-        keep &= np.isin(columns.codes[dim], wanted)
+        index = columns.index[dim]
+        keep &= np.isin(columns.codes[dim], [index[v] for v in values])
     selected = np.nonzero(keep)[0]
     rows, cols, measures = list(query.rows), list(query.cols), list(query.measures)
     body = _aggregate(columns, selected, [*rows, *cols], dataset, measures)
-    row_keys = sorted({k[:len(rows)] for k in body.keys}) if rows else [()]
-    col_keys = sorted({k[len(rows):] for k in body.keys}) if cols else [()]
+    # A row (column) is one combination of its dimensions' codes, as one mixed-radix number:
+    # codes follow the sorted values, so these numbers sort as the keys do.
+    row_codes = _combined(body, rows, dataset)
+    col_codes = _combined(body, cols, dataset)
+    row_order = np.unique(row_codes) if rows else np.zeros(1, np.int64)
+    col_order = np.unique(col_codes) if cols else np.zeros(1, np.int64)
+    row_keys = _keys(row_order, rows, columns, dataset)
+    col_keys = _keys(col_order, cols, columns, dataset)
     size = len(row_keys) * len(col_keys) * len(measures)
     if size > MAX_CELLS:
         raise QueryError(f"the table would have {size:,} cells; the most is {MAX_CELLS:,}: "
                          "filter it, or put fewer dimensions in the rows and columns")
+    total_row = query.totals and bool(rows) and body.size > 0
+    total_col = query.totals and bool(cols) and body.size > 0
+    if total_row:
+        row_keys.append((TOTAL,) * len(rows))
+    if total_col:
+        col_keys.append((TOTAL,) * len(cols))
     # The body, and with totals the total row (added over the row dimensions), the total
     # column (over the column dimensions) and the grand total.
     groupings: list[tuple[list[str], list[str], _Groups | None]] = [(rows, cols, body)]
@@ -315,30 +363,48 @@ def _compute(dataset: Dataset, query: Query) -> Table:
             groupings.append((rows, [], None))
         if rows and cols:
             groupings.append(([], [], None))
-    cells: dict = {}
-    symbols: set[str] = set()
+    shape = (len(row_keys), len(col_keys))
+    # A combination with no published row stays [x].
+    figures = {m: np.full(shape, np.nan) for m in measures}
+    marks = {m: np.full(shape, SYMBOL_NOT_AVAILABLE, dtype=object) for m in measures}
     for by_rows, by_cols, groups in groupings:
         if groups is None:
             groups = _aggregate(columns, selected, [*by_rows, *by_cols], dataset, measures)
         if not groups.size:
             continue
-        keys = [(k[:len(by_rows)] if by_rows else (TOTAL,) * len(rows),
-                 k[len(by_rows):] if by_cols else (TOTAL,) * len(cols)) for k in groups.keys]
+        at_row = (np.searchsorted(row_order, _combined(groups, by_rows, dataset)) if by_rows
+                  else np.full(groups.size, len(row_keys) - 1 if rows else 0))
+        at_col = (np.searchsorted(col_order, _combined(groups, by_cols, dataset)) if by_cols
+                  else np.full(groups.size, len(col_keys) - 1 if cols else 0))
         for name in measures:
-            measure = dataset.measures[name]
-            values, marks = _measure_figures(groups, measure, dataset)
-            whole = measure.kind == "count"
-            for (row, col), value, mark in zip(keys, values.tolist(), marks.tolist()):
-                if mark is not None:
-                    cells[(row, col, name)] = Cell(None, mark)
-                    symbols.add(mark)
-                else:
-                    cells[(row, col, name)] = Cell(round(value) if whole else
-                                                   round(value, 2) if measure.kind == "sum" else value)
-    if query.totals and rows and body.size:
-        row_keys.append((TOTAL,) * len(rows))
-    if query.totals and cols and body.size:
-        col_keys.append((TOTAL,) * len(cols))
-    if len(cells) < len(row_keys) * len(col_keys) * len(measures):
-        symbols.add(SYMBOL_NOT_AVAILABLE)  # combinations with no published row
-    return Table(dataset, query, row_keys, col_keys, cells, symbols)
+            values, symbols = _measure_figures(groups, dataset.measures[name], dataset)
+            figures[name][at_row, at_col] = np.where(np.equal(symbols, None), values, np.nan)
+            marks[name][at_row, at_col] = symbols
+    used: set[str] = set()
+    for name in measures:
+        used.update(marks[name].ravel().tolist())
+    used.discard(None)
+    return Table(dataset, query, row_keys, col_keys, figures, marks, used)
+
+
+def _combined(groups: _Groups, dims: list[str], dataset: Dataset) -> np.ndarray:
+    """Per group, its codes of `dims` as one mixed-radix number (the first dimension most
+    significant)."""
+    out = np.zeros(groups.size, np.int64)
+    for d in dims if groups.size else ():
+        out = out * len(dataset.values[d]) + groups.codes[d]
+    return out
+
+
+def _keys(order: np.ndarray, dims: list[str], columns: _Columns,
+          dataset: Dataset) -> list[tuple[str, ...]]:
+    """The keys (tuples of values) of the mixed-radix numbers `order`, in its order."""
+    if not dims:
+        return [()]
+    parts = []
+    rest = order
+    for d in reversed(dims):
+        width = len(dataset.values[d])
+        parts.append(columns.labels[d][rest % width])
+        rest = rest // width
+    return list(zip(*(p.tolist() for p in reversed(parts))))

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, Response
 
 from justice.explore import (
@@ -31,9 +31,16 @@ from justice.explore import (
     parse_query,
     run_query,
 )
-from justice.explore.catalogue import Catalogue, Measure, explorer_config
+from justice.explore.catalogue import (
+    SYMBOL_CONFIDENTIAL,
+    SYMBOL_NOT_APPLICABLE,
+    SYMBOL_NOT_AVAILABLE,
+    Catalogue,
+    Measure,
+    explorer_config,
+)
 from justice.explore.charts import charts_of
-from justice.explore.table import TOTAL, Cell
+from justice.explore.table import TOTAL
 from justice.web.auth import optional_user
 from justice.web.context import TEMPLATES_DIR, render, service_name_for, templates
 
@@ -84,16 +91,15 @@ def page(request: Request, template: str, context: dict, status_code: int = 200,
     return HTMLResponse(body, status_code=status_code)
 
 
-def figure(cell: Cell, measure: Measure) -> str:
-    """A cell as the page shows it: the GSS symbol, or the value (percentages, thousands)."""
-    if cell.symbol:
-        return cell.symbol
-    value = cell.value
+def _figure_format(measure: Measure):
+    """How `measure`'s figures are written: a percentage to one place, a count whole with
+    thousands separators, a rate or published mean to one place, a sum to two."""
     if measure.percent:
-        return f"{value * 100:.1f}%"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.1f}" if measure.kind in ("ratio", "published") else f"{value:,.2f}"
+        return lambda value: f"{value * 100:.1f}%"
+    if measure.kind == "count":
+        return lambda value: f"{value:,}"
+    places = ",.1f" if measure.kind in ("ratio", "published") else ",.2f"
+    return lambda value: format(value, places)
 
 
 def key_label(dataset: Dataset, dims: tuple[str, ...], key: tuple[str, ...]) -> str:
@@ -116,16 +122,44 @@ def describe_query(table: Table) -> str:
     return "; ".join(parts)
 
 
+_TD = '<td class="govuk-table__cell govuk-table__cell--numeric">'
+_TD_SYMBOL = {s: f'<td class="govuk-table__cell govuk-table__cell--numeric" data-symbol="{s}">{s}</td>'
+              for s in (SYMBOL_CONFIDENTIAL, SYMBOL_NOT_AVAILABLE, SYMBOL_NOT_APPLICABLE)}
+_TH_ROW = '<th scope="row" class="govuk-table__header">'
+
+
+def _body_cells(table: Table) -> list[str]:
+    """Per table row, its figures as <td> elements (a column's measures side by side)."""
+    width = len(table.col_keys)
+    per_measure = []
+    for measure in table.measures:
+        write = _figure_format(measure)
+        per_measure.append([_TD_SYMBOL[mark] if mark is not None else f"{_TD}{write(value)}</td>"
+                            for value, mark in zip(table.values(measure.name),
+                                                   table.marks[measure.name].ravel().tolist())])
+    if len(per_measure) == 1:
+        tds = per_measure[0]
+    else:
+        tds = [td for cells in zip(*per_measure) for td in cells]
+    step = width * len(per_measure)
+    return ["".join(tds[i:i + step]) for i in range(0, len(tds), step)]
+
+
 def table_view(table: Table, chart_id: str) -> dict:
-    """What a page shows of a table, as plain text (made once per cached table: the pages
-    render it in a simple loop): caption, column headings, rows of row headings and figures,
-    charts, footnotes and the query string."""
+    """What a page shows of a table (made once per cached table): caption, the cross-tab's
+    heading row and body as markup, charts, footnotes and the query string.
+
+    The body is written here rather than in a template loop: a table can have thousands of
+    cells, and a Jinja loop with autoescaping costs several times as much per cell as one
+    string join (every dimension value and label is escaped here; figures and symbols are
+    the explorer's own digits and brackets)."""
     key = ("view", chart_id)
     if key in table.memo:
         return table.memo[key]
     ds, q = table.dataset, table.query
     measures = table.measures
     many = len(measures) > 1
+    row_dims = max(len(q.rows), 1)
     headings = [ds.dim_label(d) for d in q.rows] or ["Selection"]
     for col in table.col_keys:
         for m in measures:
@@ -133,21 +167,43 @@ def table_view(table: Table, chart_id: str) -> dict:
             if many or not q.cols:
                 label = f"{label}: {m.label}" if label else m.label
             headings.append(label)
-    rows = []
-    for row in table.row_keys:
-        total = bool(q.rows) and all(v == TOTAL for v in row)
-        heads = ([TOTAL] if total else [ds.value_label(d, v) for d, v in zip(q.rows, row)]) or ["All"]
-        cells = []
-        for col in table.col_keys:
-            for m in measures:
-                cell = table.cell(row, col, m.name)
-                cells.append((figure(cell, m), cell.symbol))
-        rows.append({"heads": heads, "total": total, "cells": cells})
-    view = {"caption": describe_query(table), "headings": headings, "row_dims": max(len(q.rows), 1),
-            "rows": rows, "charts": charts_of(table, chart_id), "notes": table.footnotes(),
+    head = "".join(
+        f'<th scope="col" class="govuk-table__header'
+        f'{" govuk-table__header--numeric" if n > row_dims else ""}">{escape(h)}</th>'
+        for n, h in enumerate(headings, start=1))
+    total_heads = f'<th scope="row" class="govuk-table__header" colspan="{row_dims}">Total</th>'
+    body = []
+    for row, cells in zip(table.row_keys, _body_cells(table)):
+        if q.rows and all(v == TOTAL for v in row):
+            heads = total_heads
+        else:
+            labels = [ds.value_label(d, v) for d, v in zip(q.rows, row)] or ["All"]
+            heads = "".join(f"{_TH_ROW}{escape(label)}</th>" for label in labels)
+        body.append(f'<tr class="govuk-table__row">{heads}{cells}</tr>')
+    view = {"caption": describe_query(table), "head": Markup(head), "body": Markup("".join(body)),
+            "charts": charts_of(table, chart_id), "notes": table.footnotes(),
             "query_string": q.query_string()}
     table.memo[key] = view
     return view
+
+
+def filter_options(dataset: Dataset, dim: str, chosen: tuple[str, ...]) -> Markup:
+    """The builder's checkboxes for filtering `dim`, those in `chosen` ticked.
+
+    A dimension can have hundreds of values (courts, establishments, breakdowns), each a
+    checkbox that is the same on every page of the dataset but for its tick: each is rendered
+    (by the `filter_option` macro) once per dataset, ticked and not, and a page joins them."""
+    made = dataset.__dict__.get("_filter_options")
+    if made is None:
+        option = templates.get_template("explorer/_macros.html").module.filter_option
+        made = {}
+        for n, d in enumerate(dataset.dims, start=1):
+            made[d] = [(value, str(option(f"f-{n}-{k}", d, value, label, False)).strip(),
+                        str(option(f"f-{n}-{k}", d, value, label, True)).strip())
+                       for k, (value, label) in enumerate(dataset.options[d], start=1)]
+        dataset.__dict__["_filter_options"] = made
+    ticked = set(chosen)
+    return Markup("\n".join(on if value in ticked else off for value, off, on in made[dim]))
 
 
 def _table_context(table: Table, name: str) -> dict:
@@ -212,8 +268,7 @@ def numbers_page(request: Request, topic: str) -> Response:
         sections.append({"title": spec["title"], "dataset": dataset,
                          **_table_context(table, f"chart-{n}")})
     return page(request, "explorer/numbers.html",
-                {"headline": headline, "topic": topic, "sections": sections,
-                 "figure": figure, "key_label": key_label},
+                {"headline": headline, "topic": topic, "sections": sections},
                 cache_key=(topic, catalogue.published_at))
 
 
@@ -231,8 +286,8 @@ def table_builder(request: Request, name: str) -> Response:
     except QueryError as exc:
         error, table = str(exc), None
         query = parse_query(dataset, [])
-    context = {"dataset": dataset, "query": query, "error": error, "figure": figure,
-               "key_label": key_label, "urlencode": urlencode}
+    context = {"dataset": dataset, "query": query, "error": error,
+               "filter_options": filter_options}
     if table is not None:
         context.update(_table_context(table, "chart"))
     return page(request, "explorer/builder.html", context, status_code=400 if error else 200,
