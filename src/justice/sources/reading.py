@@ -63,13 +63,18 @@ def lineage_arrays(spec: SourceSpec, table: str, file: str, locators: list[str] 
                    lineage: Lineage) -> dict[str, pa.Array]:
     """The LINEAGE_COLUMNS for n rows of one table of one file."""
     n = len(locators)
+
+    def constant(value: str) -> pa.Array:
+        # Repeated in Arrow: a Python list of n copies costs more than reading the rows did.
+        return pa.repeat(pa.scalar(value, pa.string()), n)
+
     values = {
-        "_system": pa.array([spec.system] * n, pa.string()),
-        "_table": pa.array([table] * n, pa.string()),
-        "_file": pa.array([file] * n, pa.string()),
+        "_system": constant(spec.system),
+        "_table": constant(table),
+        "_file": constant(file),
         "_locator": pa.array(locators, pa.string()),
-        "_load_id": pa.array([lineage.load_id] * n, pa.string()),
-        "_extracted_at": pa.array([lineage.extracted_at] * n, pa.string()),
+        "_load_id": constant(lineage.load_id),
+        "_extracted_at": constant(lineage.extracted_at),
     }
     assert tuple(values) == LINEAGE_COLUMNS
     return values

@@ -323,7 +323,8 @@ def _read_table(spec: SourceSpec, conn: sa.Connection, plan: _Plan, since: str |
                     rows = result.fetchmany(chunk)
                     if not rows:
                         break
-                    columns = [[row[i] for row in rows] for i in range(len(plan.columns))]
+                    # zip transposes in C; each column a list (pyarrow is slow on tuples).
+                    columns = [list(c) for c in zip(*rows)]
                     batch, last = _batch(spec, plan, columns, start, file, lineage)
                 start += len(rows)
                 high = last if last is not None else high
