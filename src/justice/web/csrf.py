@@ -9,6 +9,13 @@ form field ``csrf_token`` or the header ``X-CSRF-Token`` and is compared in cons
 `CsrfMiddleware` checks every POST, PUT, PATCH and DELETE before any route runs, so a new form
 is protected without remembering to be; a failure answers the 403 page and appends a ``denied``
 audit row.
+
+It reads the whole body first, so it also bounds it: `MAX_FORM_BYTES` (the service's forms are
+small: a larger body is answered with a plain 413), except the provider portal's upload, which
+takes a cohort file of up to `justice.web.portal_store.max_upload_bytes` (JUSTICE_PORTAL_MAX_UPLOAD_MB)
+and answers a larger one with the portal's own page (`justice.web.portal.refuse_oversized_upload`).
+Forms are parsed in memory (`form_in_memory`): the form parser would otherwise write an uploaded
+file over 1 MiB to a temporary file on disk, in plain text.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
+from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +44,14 @@ HEADER = "x-csrf-token"
 PRESESSION_COOKIE = "justice_csrf"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FORM_BYTES = 1_000_000  # the service's forms are small; refuse a body meant to exhaust memory
+PORTAL_UPLOAD = "/portal/upload"
+UPLOAD_FORM_OVERHEAD = 100_000  # the upload form's other fields and part headers, beside the file
+DRAIN_FACTOR = 10  # read (and drop) at most this many times the limit of an oversized upload
+_PREFIX_BYTES = 65_536  # of an oversized upload, kept to find its token and file name
+_TOKEN_PART = re.compile(rb'content-disposition:[ \t]*form-data;[ \t]*name="csrf_token"\r\n'
+                         rb'(?:[^\r\n]+\r\n)*\r\n([^\r\n]{1,200})\r\n', re.IGNORECASE)
+_FILE_NAME = re.compile(rb'content-disposition:[ \t]*form-data;[ \t]*name="cohort";[ \t]*'
+                        rb'filename="([^"\r\n]{0,300})"', re.IGNORECASE)
 
 service_keys = sa.Table(
     "service_keys", metadata,
@@ -109,6 +128,45 @@ def token_is_valid(request: Request, supplied: str | None) -> bool:
             and hmac.compare_digest(supplied.encode("utf-8", "replace"), cookie.encode()))
 
 
+def body_ceiling(path: str) -> int:
+    """The largest request body taken on `path`: the portal's upload form takes a cohort file
+    (its own limit, plus the form around it); every other form `MAX_FORM_BYTES`."""
+    if path == PORTAL_UPLOAD:
+        from justice.web.portal_store import max_upload_bytes
+
+        return max_upload_bytes() + UPLOAD_FORM_OVERHEAD
+    return MAX_FORM_BYTES
+
+
+async def form_in_memory(request: Request) -> FormData:
+    """The request's form with every uploaded file held in memory. The body is bounded (and
+    read whole by `CsrfMiddleware` already); Starlette's own parser would write a file part
+    over 1 MiB to a temporary file on disk, and an uploaded cohort must never be on disk in
+    plain text."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await request.form()
+    body = await request.body()
+
+    async def once() -> AsyncIterator[bytes]:
+        yield body
+
+    parser = MultiPartParser(request.headers, once())
+    parser.spool_max_size = len(body) + 1  # so no part ever rolls over to disk
+    return await parser.parse()
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and drop the rest of a request body, at most `limit` bytes of it."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 class CsrfMiddleware:
     """Refuses unsafe requests without the right token, before any route sees them."""
 
@@ -119,14 +177,16 @@ class CsrfMiddleware:
         if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             await self.app(scope, receive, send)
             return
+        ceiling = body_ceiling(scope["path"])
         body = bytearray()
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > MAX_FORM_BYTES:
-                await Response("Request too large", status_code=413)(scope, receive, send)
+            if len(body) > ceiling:
+                await self._too_large(scope, receive, send, bytes(body[:_PREFIX_BYTES]),
+                                      ceiling, more=message.get("more_body", False))
                 return
             if not message.get("more_body", False):
                 break
@@ -143,7 +203,10 @@ class CsrfMiddleware:
         supplied = request.headers.get(HEADER)
         if supplied is None and request.headers.get("content-type", "").startswith(
                 ("application/x-www-form-urlencoded", "multipart/form-data")):
-            form = await request.form()
+            try:
+                form = await form_in_memory(request)
+            except MultiPartException:
+                form = FormData()  # a body that is not a form has no token in it
             value = form.get(FIELD)
             supplied = value if isinstance(value, str) else None
             await form.close()
@@ -157,6 +220,33 @@ class CsrfMiddleware:
             await self.app(scope, replay, send)
             return
         response = await run_in_threadpool(_refuse, request, supplied is None)
+        await response(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, prefix: bytes,
+                         ceiling: int, *, more: bool) -> None:
+        """Answer a body over `ceiling`: a plain 413, or for the portal's upload form (once its
+        token is checked) the upload page saying how large a file may be."""
+        if scope["path"] != PORTAL_UPLOAD:
+            await Response("Request too large", status_code=413)(scope, receive, send)
+            return
+        if more:
+            # A browser still sending the file when the answer comes may show a connection
+            # error instead of the page: read the rest first (up to a bound), keeping nothing.
+            await _drain(receive, ceiling * DRAIN_FACTOR)
+        # Only the start of the form was kept: the token (a hidden field before the file in
+        # the page's form) and the file's name are in it.
+        request = Request(scope)
+        supplied = request.headers.get(HEADER)
+        if supplied is None and (found := _TOKEN_PART.search(prefix)):
+            supplied = found.group(1).decode("utf-8", "replace")
+        if await run_in_threadpool(token_is_valid, request, supplied):
+            from justice.web.portal import refuse_oversized_upload
+
+            named = _FILE_NAME.search(prefix)
+            file_name = named.group(1).decode("utf-8", "replace") if named else ""
+            response = await run_in_threadpool(refuse_oversized_upload, request, file_name)
+        else:
+            response = await run_in_threadpool(_refuse, request, supplied is None)
         await response(scope, receive, send)
 
 

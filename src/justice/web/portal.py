@@ -7,8 +7,11 @@ Pages (signed in as a provider or an analyst; every other role gets the 403 page
   all), newest first.
 - ``GET /portal/upload``, ``POST /portal/upload``: the upload form (multipart, CSRF token in the
   form). The file is checked at once (CSV or xlsx by content, at most
-  `portal_store.MAX_UPLOAD_BYTES`, then `justice.evaluate.cohort.read_cohort`); problems are
-  shown in a GOV.UK error summary naming row and column, and nothing is kept. Ticking "leave out
+  `portal_store.max_upload_bytes()`: 10 MB unless JUSTICE_PORTAL_MAX_UPLOAD_MB says otherwise,
+  then `justice.evaluate.cohort.read_cohort`); problems are shown in a GOV.UK error summary
+  naming row and column, and nothing is kept. The upload is held in memory while it is checked,
+  never in a plain-text temporary file; a request too large to hold is stopped by the CSRF
+  check (`justice.web.csrf`), which answers with this page (`refuse_oversized_upload`). Ticking "leave out
   rows with problems" mirrors ``justice evaluate --exclude-bad-rows``. A file that passes is
   kept encrypted and queued; the browser goes to its page.
 - ``GET /portal/submissions/{id}``: progress while queued or running (a "check progress" link;
@@ -36,13 +39,15 @@ from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from justice.errors import CohortError, ConfigError
-from justice.web import audit
+from justice.web import audit, csrf
 from justice.web import portal_store as store
-from justice.web.auth import CurrentUser, Forbidden, User
+from justice.web.auth import CurrentUser, Forbidden, User, optional_user, sign_in_url
 from justice.web.context import committed, render
 from justice.web.portal_jobs import PortalRunner
 
@@ -87,7 +92,8 @@ def runner_for(app) -> PortalRunner:
 @contextlib.asynccontextmanager
 async def lifespan(app):
     """Starts the runner with the app (so queued work resumes and old files are purged at
-    start-up) and stops it with the app."""
+    start-up) and stops it with the app. A bad upload limit stops the app starting."""
+    store.max_upload_bytes()
     runner = runner_for(app)
     try:
         yield
@@ -190,7 +196,7 @@ def _upload_page(request: Request, *, errors: list[dict] | None = None, can_excl
                  values: dict | None = None, status_code: int = 200) -> Response:
     return render(request, "portal/upload.html", {
         "errors": errors or [], "can_exclude": can_exclude, "values": values or {},
-        "max_kb": store.MAX_UPLOAD_BYTES // 1000,
+        "max_size": store.size_text(store.max_upload_bytes()),
         "retention_days": request.app.state.settings.portal_retention_days},
         status_code=status_code)
 
@@ -216,23 +222,36 @@ def _problem_items(problems: list) -> list[dict]:
 
 
 @router.post("/portal/upload")
-def upload(request: Request, user: PortalUser, cohort: Annotated[UploadFile | None, File()] = None,
-           programme: Annotated[str, Form()] = "",
-           exclude_bad_rows: Annotated[str, Form()] = "") -> Response:
+async def upload(request: Request, user: PortalUser) -> Response:
     """Check the file; keep it encrypted and queue its evaluation, or show its problems."""
+    # The form is parsed here rather than by FastAPI's File() so the file stays in memory.
+    form = await csrf.form_in_memory(request)
+    try:
+        cohort = form.get("cohort")
+        programme, exclude_bad_rows = form.get("programme"), form.get("exclude_bad_rows")
+        return await run_in_threadpool(
+            take_upload, request, user, cohort if isinstance(cohort, UploadFile) else None,
+            programme if isinstance(programme, str) else "", exclude_bad_rows == "yes")
+    finally:
+        await form.close()
+
+
+def take_upload(request: Request, user: User, cohort: UploadFile | None, programme: str,
+                exclude: bool) -> Response:
+    """The upload's checks, then the submission kept and queued (see `upload`)."""
     from justice.evaluate.cohort import read_cohort
 
     settings = request.app.state.settings
     programme = " ".join(programme.split())[:200]
-    exclude = exclude_bad_rows == "yes"
     values = {"programme": programme, "exclude_bad_rows": exclude}
     name = store.clean_file_name(cohort.filename if cohort is not None else "")
     if cohort is None or not cohort.filename:
         return _refused(request, user, values, [{"text": "Select a CSV or Excel file",
                                                  "href": "#cohort"}], "no file selected")
-    data = cohort.file.read(store.MAX_UPLOAD_BYTES + 1)
+    limit = store.max_upload_bytes()
+    data = cohort.file.read(limit + 1)
     try:
-        kind = store.file_kind(name, data)
+        kind = store.file_kind(name, data, limit)
     except store.UploadRefused as refused:
         return _refused(request, user, values, [{"text": str(refused), "href": "#cohort"}],
                         f"file {name} refused: {refused}")
@@ -271,11 +290,34 @@ def upload(request: Request, user: PortalUser, cohort: Annotated[UploadFile | No
     return RedirectResponse(f"/portal/submissions/{submission_id}", status_code=303)
 
 
+def refuse_oversized_upload(request: Request, file_name: str) -> Response:
+    """The answer to an upload too large to read (called by the CSRF check once the form's
+    token is right, the rest of the body dropped unread): for a portal user, the upload page
+    saying how large a file may be, and a ``denied`` audit row; nothing is kept. Anyone else
+    gets what the route would give them (sign-in, or the 403 page)."""
+    from justice.web.app import error_page
+
+    user = optional_user(request)
+    if user is None:
+        return RedirectResponse(sign_in_url(request.url.path), status_code=303)
+    try:
+        portal_user(request, user)
+    except Forbidden:
+        return error_page(request, 403)
+    name = store.clean_file_name(file_name)
+    limit = store.max_upload_bytes()
+    declared = request.headers.get("content-length", "")
+    sent = f"{int(declared):,} bytes sent" if declared.isdigit() else "size not declared"
+    return _refused(request, user, {}, [{"text": store.too_large(limit), "href": "#cohort"}],
+                    f"file {name} refused: over {store.size_text(limit)} ({sent}); not read",
+                    status_code=413)
+
+
 def _refused(request: Request, user: User, values: dict, errors: list[dict], detail: str, *,
-             can_exclude: bool = False) -> Response:
+             can_exclude: bool = False, status_code: int = 400) -> Response:
     audit.record_committed(request, user, "portal upload", outcome="denied", detail=detail[:1000])
     return _upload_page(request, errors=errors, can_exclude=can_exclude, values=values,
-                        status_code=400)
+                        status_code=status_code)
 
 
 ViewedSubmission = Annotated[sa.RowMapping, Depends(scoped_submission("portal view submission"))]

@@ -51,10 +51,14 @@ from justice.web.store import metadata
 log = logging.getLogger(__name__)
 
 STATUSES = ("queued", "running", "done", "failed")
-MAX_UPLOAD_BYTES = 900_000
-"""Largest cohort file taken (about 12,000 participants as CSV, many more as xlsx). Below the
-CSRF check's 1,000,000-byte ceiling on a request body (justice.web.csrf.MAX_FORM_BYTES), and
-below the 1 MiB at which the form parser would spool an upload to a plain-text temporary file."""
+MAX_UPLOAD_ENV = "JUSTICE_PORTAL_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 10.0
+"""The largest cohort file taken unless JUSTICE_PORTAL_MAX_UPLOAD_MB says otherwise: a cohort
+row (names, date of birth, gender, PNC and prison number, start date) is 60 to 80 bytes of CSV,
+so 10 MB is about 130,000 participants (more as xlsx), more than one programme has; while the
+upload is checked it is held in memory (never spooled to a plain-text temporary file), so the
+limit also bounds what one upload can make the service hold."""
+HIGHEST_MAX_UPLOAD_MB = 100.0
 ORPHAN_AGE = dt.timedelta(hours=1)
 """A file under HOME/portal that no submission owns is deleted once it is this old."""
 STALE_RUNNING = dt.timedelta(hours=1)
@@ -129,17 +133,45 @@ class UploadRefused(Exception):
     """An uploaded file the portal does not take, with the words to show the sender."""
 
 
-def file_kind(name: str, data: bytes) -> str:
-    """'csv' or 'xlsx' for an upload named `name` holding `data`, checked by its content (an
-    .xlsx must be a workbook, a .csv text); raise UploadRefused saying what is wrong."""
+def max_upload_bytes() -> int:
+    """The largest cohort file the portal takes, in bytes: JUSTICE_PORTAL_MAX_UPLOAD_MB
+    (megabytes of 1,000,000 bytes, more than 0 and at most 100), else 10 MB."""
+    text = os.environ.get(MAX_UPLOAD_ENV, "").strip()
+    if not text:
+        return int(DEFAULT_MAX_UPLOAD_MB * 1_000_000)
+    try:
+        megabytes = float(text)
+    except ValueError:
+        raise ConfigError(f"{MAX_UPLOAD_ENV}={text[:40]!r} is not a number of megabytes") from None
+    if not 0 < megabytes <= HIGHEST_MAX_UPLOAD_MB:
+        raise ConfigError(f"{MAX_UPLOAD_ENV}={text[:40]!r}: the largest upload must be more than "
+                          f"0 and at most {HIGHEST_MAX_UPLOAD_MB:g} MB (the upload is held in memory "
+                          "while it is checked)")
+    return int(megabytes * 1_000_000)
+
+
+def size_text(limit: int) -> str:
+    """A size limit as the pages say it: "10 MB", "0.5 MB"."""
+    return f"{limit / 1_000_000:g} MB"
+
+
+def too_large(limit: int) -> str:
+    """What the sender is told about a file over `limit` bytes."""
+    return f"The selected file must be smaller than {size_text(limit)}"
+
+
+def file_kind(name: str, data: bytes, limit: int) -> str:
+    """'csv' or 'xlsx' for an upload named `name` holding `data` (at most `limit` bytes),
+    checked by its content (an .xlsx must be a workbook, a .csv text); raise UploadRefused
+    saying what is wrong."""
     suffix = Path(name).suffix.lower()
     if suffix not in (".csv", ".xlsx"):
         raise UploadRefused(f"The selected file must be a CSV or an Excel (.xlsx) file; "
                             f"{name or 'it'} is {suffix or 'a file with no extension'}")
     if not data:
         raise UploadRefused("The selected file is empty")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise UploadRefused(f"The selected file must be smaller than {MAX_UPLOAD_BYTES // 1000:,} KB")
+    if len(data) > limit:
+        raise UploadRefused(too_large(limit))
     kind = _kind_of_content(data)
     if kind is None:
         raise UploadRefused("The selected file is not a CSV or an Excel (.xlsx) file: save it "
