@@ -78,7 +78,7 @@ located as (
       and (to_date is null or to_date > $origin)
     qualify row_number() over (partition by custody_spell_id order by from_date desc) = 1
 )
-select s.reason, s.start_date, s.end_date, s.sex,
+select s.person_id, s.reason, s.start_date, s.end_date, s.sex,
        coalesce(l.establishment_code, s.reception_establishment) as establishment,
        s.reception_establishment,
        m.disposal_date as sentence_date, m.length_days, m.offence_group
@@ -101,6 +101,7 @@ class Spells:
     sentence_day: np.ndarray    # day of the custodial sentence the spell serves, or -1
     length_days: np.ndarray     # its term in days, or 0
     offence_group: np.ndarray   # its offence group (object), or ''
+    person: np.ndarray          # the person (a number for each person_id; -1 if none)
 
     def __len__(self) -> int:
         return len(self.start)
@@ -197,9 +198,20 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         sentence_day=_days(cols["sentence_date"]),
         length_days=np.nan_to_num(np.asarray(cols["length_days"], dtype=float)).astype(np.int64),
         offence_group=np.asarray([g or "" for g in _objects(cols["offence_group"])], dtype=object),
+        person=_person_numbers(_objects(cols["person_id"])),
     )
     ests = tuple(sorted(set(spells.establishment.tolist()) | set(capacity)))
     return OriginData(origin, data_start, data_end, spells, ests, names, capacity, source)
+
+
+def _person_numbers(ids: list) -> np.ndarray:
+    """A number for each distinct person id (in sorted order), -1 where there is none."""
+    known = np.array([i if i is not None else "" for i in ids], dtype=object).astype(str)
+    distinct, number = np.unique(known, return_inverse=True)
+    number = number.astype(np.int64)
+    if len(distinct) and distinct[0] == "":
+        number = number - 1  # the empty id sorts first: it becomes -1, the rest 0..n-1
+    return number
 
 
 def _objects(values) -> list:

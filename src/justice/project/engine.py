@@ -22,7 +22,7 @@ from justice.sim.reference import day_number
 from . import rules as release_rules
 from .data import OriginData
 from .flows import Flows, licence_end
-from .scenario import Scenario
+from .scenario import BASELINE, Scenario
 
 CASE_TYPES = ("remand", "sentenced", "recall")
 SENTENCE_BANDS = ("remand", "less than 12 months", "12 months to less than 4 years",
@@ -77,20 +77,33 @@ def months_from(origin: dt.date, months: int) -> list[dt.date]:
 
 
 def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
-             repetitions: int, seed: int) -> Run:
-    """Run `repetitions` futures of `months` months under `scenario`."""
+             repetitions: int, seed: int, kept_returns: dict[str, np.ndarray] | None = None) -> Run:
+    """Run `repetitions` futures of `months` months under `scenario`.
+
+    With `kept_returns` (from `returns_in_flows`), the people released in the projection come
+    back on new charges (`flows.returns`), and the court receptions that were such returns are
+    thinned to the chance given for each day after the origin, so the modelled returns take
+    their place rather than adding to them. Without it, receptions are the recent flows as they
+    are and releases bring no returns.
+    """
     rules = load_release_rules(extra=scenario.add_rules, without=scenario.withdraw_rules)
     origin = data.origin_day
     horizon = day_number(months_from(data.origin, months)[-1])
     change = day_number(scenario.start) if scenario.start else origin
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     est_index = {e: i for i, e in enumerate(data.establishments)}
+    modelled = kept_returns is not None and flows.returns is not None and len(flows.returns.pool) > 0
+    thin = kept_returns if modelled else None
     parts = [
         _stock(data, flows, scenario, rules, streams[0], repetitions, change),
-        _remand_receptions(data, flows, scenario, rules, streams[1], repetitions, change, horizon),
-        _sentenced_receptions(data, flows, scenario, rules, streams[2], repetitions, change, horizon),
+        _remand_receptions(data, flows, scenario, rules, streams[1], repetitions, change, horizon,
+                           thin),
+        _sentenced_receptions(data, flows, scenario, rules, streams[2], repetitions, change,
+                              horizon, thin),
     ]
     segs = [seg for part in parts for seg in part]
+    if modelled:
+        segs += _returns(data, flows, scenario, rules, streams[4], change, segs)
     segs += _recalls(data, flows, scenario, streams[3], repetitions, change, horizon, segs)
     s = data.spells
     # Codes a spell at a time (tens of thousands), then gathered for millions of segments.
@@ -221,6 +234,10 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
 
     rep, spell = tiled(recall)
     end = s.start[spell] + flows.recall_duration.draw(rng, origin - s.start[spell])
+    if flows.recall_licence_end is not None:
+        # The stay learnt runs past the licence's end; a recall ends there at the latest.
+        last = flows.recall_licence_end[spell]
+        end = np.where(last > origin, np.minimum(end, last), end)
     out.append(_segment(rep, spell, s.start[spell], end, "recall",
                         np.full(len(spell), SENTENCE_BANDS.index("recall")),
                         entry=s.start[spell], exit=end))
@@ -228,9 +245,11 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
 
 
 def _arrivals(flows: Flows, reason: str, rng, reps: int, origin: int, horizon: int,
-              multiplier_from: float, change: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+              multiplier_from: float, change: int,
+              thin: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(repetition, reception day, pool spell) of the receptions of one kind after the origin:
-    a Poisson number each day at the recent rate, times the scenario's multiplier from its date."""
+    a Poisson number each day at the recent rate, times the scenario's multiplier from its date;
+    with `thin`, a copy of a return (flows.returns.pool) is kept with the day's chance in it."""
     days = np.arange(origin + 1, horizon + 1)
     pool = flows.pools[reason]
     if len(pool) == 0 or len(days) == 0:
@@ -241,19 +260,33 @@ def _arrivals(flows: Flows, reason: str, rng, reps: int, origin: int, horizon: i
     rep = np.repeat(np.arange(reps), counts.sum(axis=1))
     day = np.repeat(np.tile(days, reps), counts.ravel())
     spell = pool[rng.integers(0, len(pool), len(day))]
+    if thin is not None:
+        u = rng.random(len(day))
+        is_return = np.isin(spell, flows.returns.pool)
+        keep = ~is_return | (u < thin[reason][day - origin - 1])
+        rep, day, spell = rep[keep], day[keep], spell[keep]
     return rep, day, spell
 
 
-def _remand_receptions(data, flows, scenario, rules, rng, reps, change, horizon) -> list[dict]:
+def _remand_receptions(data, flows, scenario, rules, rng, reps, change, horizon,
+                       thin=None) -> list[dict]:
     mult = scenario.charges * scenario.remand_rate
-    rep, day, spell = _arrivals(flows, "remand", rng, reps, data.origin_day, horizon, mult, change)
+    rep, day, spell = _arrivals(flows, "remand", rng, reps, data.origin_day, horizon, mult, change,
+                                thin)
     return _remand_pathways(flows, scenario, rules, rng, rep, spell, day, np.zeros(len(day), np.int64),
                             data.origin_day, change, day)
 
 
-def _sentenced_receptions(data, flows, scenario, rules, rng, reps, change, horizon) -> list[dict]:
+def _sentenced_receptions(data, flows, scenario, rules, rng, reps, change, horizon,
+                          thin=None) -> list[dict]:
     mult = scenario.charges * scenario.court_sitting_capacity
-    rep, day, spell = _arrivals(flows, "sentenced", rng, reps, data.origin_day, horizon, mult, change)
+    rep, day, spell = _arrivals(flows, "sentenced", rng, reps, data.origin_day, horizon, mult,
+                                change, thin)
+    return _sentenced_from(data, flows, scenario, rules, rng, rep, day, spell, change)
+
+
+def _sentenced_from(data, flows, scenario, rules, rng, rep, day, spell, change) -> list[dict]:
+    """Sentenced receptions on `day`, each a copy of the reception `spell`."""
     s = data.spells
     length = s.length_days[spell]
     if (length <= 0).any():
@@ -262,6 +295,76 @@ def _sentenced_receptions(data, flows, scenario, rules, rng, reps, change, horiz
     length = np.where(day >= change, np.round(length * scenario.stretch), length).astype(np.int64)
     return _sentenced_stays(rules, rep, spell, day, length, s.offence_group[spell],
                             np.zeros(len(day), np.int64), day, day, data.origin_day, rng)
+
+
+def _return_draws(flows: Flows, rng, segs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(repetition, reception day, pool spell) of the returns on a new charge of everyone
+    released from a sentence in the projection. Every release gets its draws, returning or not,
+    so a scenario that moves some releases leaves every other return as the baseline has it."""
+    released = [g for g in segs if g["licence_end"] is not None]
+    rep = np.concatenate([g["rep"] for g in released])
+    out = np.concatenate([g["exit"] for g in released])
+    after = flows.returns.after(rng.random(len(rep)))
+    pick = rng.integers(0, len(flows.returns.pool), len(rep))
+    r = after >= 0
+    return rep[r], out[r] + after[r], flows.returns.pool[pick[r]]
+
+
+def _returns(data, flows, scenario, rules, rng, change, segs) -> list[dict]:
+    """Custody of the people released in the projection who come back on a new charge: a copy of
+    a recent return, remanded (then sentenced or released) or sentenced, from the return day.
+    Returns beyond the horizon are kept (counted nowhere) so every scenario draws alike."""
+    rep, day, spell = _return_draws(flows, rng, segs)
+    remand = data.spells.reason[spell] == "remand"
+    r, s = remand, ~remand
+    out = _remand_pathways(flows, scenario, rules, rng, rep[r], spell[r], day[r],
+                           np.zeros(r.sum(), np.int64), data.origin_day, change, day[r])
+    out += _sentenced_from(data, flows, scenario, rules, rng, rep[s], day[s], spell[s], change)
+    return out
+
+
+def returns_in_flows(data: OriginData, flows: Flows, *, months: int, repetitions: int,
+                     seed: int) -> dict[str, np.ndarray] | None:
+    """By reason, the chance on each day after the origin that a court reception which was a
+    return (a copy from flows.returns.pool) is kept, once modelled returns come in its place.
+
+    The baseline is run once without returns; its releases' returns, expected by day (a 31-day
+    moving mean over the repetitions), are the part of each day's returns the model now makes,
+    out of the recent flow's returns (its `share` of the daily rate). None if nothing returns."""
+    ret = flows.returns
+    if ret is None or len(ret.pool) == 0:
+        return None
+    origin = data.origin_day
+    horizon = day_number(months_from(data.origin, months)[-1])
+    run_segs = _baseline_segments(data, flows, months=months, repetitions=repetitions, seed=seed)
+    _, day, spell = _return_draws(flows, np.random.default_rng([seed, 4]), run_segs)
+    n = horizon - origin
+    inside = (day > origin) & (day <= horizon)
+    kernel = np.ones(31) / 31
+    kept = {}
+    for reason in ("remand", "sentenced"):
+        of_reason = inside & (data.spells.reason[spell] == reason)
+        expected = np.bincount(day[of_reason] - origin - 1, minlength=n)[:n] / repetitions
+        expected = np.convolve(np.pad(expected, 15, mode="edge"), kernel, mode="valid")
+        in_flow = ret.share[reason] * flows.daily_rate[reason]
+        kept[reason] = (np.clip(1.0 - expected / in_flow, 0.0, 1.0) if in_flow > 0
+                        else np.ones(n))
+    return kept
+
+
+def _baseline_segments(data, flows, *, months, repetitions, seed) -> list[dict]:
+    """The baseline's segments without returns (to see when its releases come)."""
+    rules = load_release_rules()
+    origin = data.origin_day
+    horizon = day_number(months_from(data.origin, months)[-1])
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    parts = [
+        _stock(data, flows, BASELINE, rules, streams[0], repetitions, origin),
+        _remand_receptions(data, flows, BASELINE, rules, streams[1], repetitions, origin, horizon),
+        _sentenced_receptions(data, flows, BASELINE, rules, streams[2], repetitions, origin,
+                              horizon),
+    ]
+    return [seg for part in parts for seg in part]
 
 
 def _recalls(data, flows, scenario, rng, reps, change, horizon, segs) -> list[dict]:
@@ -280,8 +383,19 @@ def _recalls(data, flows, scenario, rng, reps, change, horizon, segs) -> list[di
     # Only the part of a licence after the origin can still hold a recall.
     span = np.maximum(last - out, 1)
     begin = np.maximum(out, origin)
-    chance = flows.recall_probability * np.clip(last - begin, 0, None) / span
-    day = begin + 1 + np.floor(rng.random(len(rep)) * np.maximum(last - begin, 0)).astype(np.int64)
+    if flows.recall_timing is None:
+        chance = flows.recall_probability * np.clip(last - begin, 0, None) / span
+        day = begin + 1 + np.floor(rng.random(len(rep)) * np.maximum(last - begin, 0)).astype(np.int64)
+    else:
+        # When in the licence, as learnt: a licence already running on the origin has its
+        # remaining chance, given no recall so far.
+        timing = flows.recall_timing
+        gone = np.clip((begin - out) / span, 0, 1)
+        before = timing.at(gone)
+        chance = (timing.probability - before) / np.maximum(1.0 - before, 1e-12)
+        target = before + rng.random(len(rep)) * (timing.probability - before)
+        day = out + np.ceil(timing.fraction_at(target) * span).astype(np.int64)
+        day = np.clip(day, begin + 1, np.maximum(last, begin + 1))
     chance = np.where(day >= change, chance * scenario.recall_rate, chance)
     # Every draw is made for every licence, recalled or not, so a scenario that moves some
     # releases leaves everyone else's recall as the baseline has it.

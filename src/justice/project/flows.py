@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from justice.sim.reference import day_number
-
 from .data import FLOW_DAYS, LOOKBACK_YEARS, OriginData
 
 MAX_DAYS = 10 * 365
@@ -27,19 +25,16 @@ WINDOW_DAYS = 365
 duration as it was then (a period measure), so lengthening court waits show at once."""
 
 TAIL_MEAN_DAYS = 180.0
-
-SUPERVISION_FROM = day_number("2015-02-01")
-"""Offender Rehabilitation Act 2014: sentences under two years passed from this day are followed
-by supervision to at least a year after release."""
+"""Mean of the extra days drawn for someone who has waited longer than any recorded stay."""
 
 
 def licence_end(sentence_day: np.ndarray, length_days: np.ndarray, release_day: np.ndarray) -> np.ndarray:
-    """Last day a released prisoner can be recalled: the sentence's end (licence), or a year
-    after release for a sentence under two years passed from February 2015 (supervision)."""
-    end = sentence_day + length_days
-    supervised = (length_days < 730) & (sentence_day >= SUPERVISION_FROM)
-    return np.where(supervised, np.maximum(end, release_day + 365), end)
-"""Mean of the extra days drawn for someone who has waited longer than any recorded stay."""
+    """Last day a released prisoner can be recalled: the sentence's end, where the licence ends.
+
+    The supervision that follows a sentence under two years (Offender Rehabilitation Act 2014)
+    runs to a year after release, but breaking it is dealt with by a court, not by recall
+    (Criminal Justice Act 2003 s.256AC), and a recall lasts at most to the sentence's end."""
+    return np.maximum(sentence_day + length_days, release_day)
 
 
 @dataclass(frozen=True)
@@ -112,6 +107,156 @@ class RemandOutcomes:
         return np.clip(pos, 0, n - 1)
 
 
+RECALL_BINS = 100
+"""The licence is cut into this many equal parts to learn when in it recalls come."""
+
+
+@dataclass(frozen=True)
+class RecallTiming:
+    """When in a licence recalls come: `incidence[k]` is the chance that a licence has ended in
+    a recall by the fraction k / RECALL_BINS of its length (from release to its last day)."""
+
+    incidence: np.ndarray
+
+    @property
+    def probability(self) -> float:
+        """The chance a whole licence ends in a recall."""
+        return float(self.incidence[-1])
+
+    def at(self, fraction: np.ndarray) -> np.ndarray:
+        """Chance of a recall by `fraction` of the licence."""
+        return np.interp(fraction, np.linspace(0, 1, RECALL_BINS + 1), self.incidence)
+
+    def fraction_at(self, target: np.ndarray) -> np.ndarray:
+        """The fraction of the licence by which the chance of a recall reaches `target`."""
+        grid = np.linspace(0, 1, RECALL_BINS + 1)
+        # np.interp needs rising x: flat stretches (no recalls there) are nudged apart.
+        rising = self.incidence + grid * 1e-12
+        return np.interp(target, rising, grid)
+
+
+def learn_recall_timing(data: OriginData, released: np.ndarray, last: np.ndarray) -> RecallTiming:
+    """The recall incidence over the licence, from the licences of `released` spells (ending on
+    `last`) watched over the last RETURN_YEARS years: Kaplan-Meier on the fraction of the
+    licence gone, a licence entering when the window opens (left truncation) and leaving at its
+    first recall, its end or the origin (censored)."""
+    s = data.spells
+    origin = data.origin_day
+    window = origin - 365 * RETURN_YEARS
+    span = np.maximum(last - s.end[released], 1).astype(float)
+    # The person's first recall after the release, within the licence.
+    recalls = np.flatnonzero((s.reason == "recall") & (s.person >= 0))
+    recalls = recalls[np.lexsort((s.start[recalls], s.person[recalls]))]
+    key = s.person[recalls] * (1 << 32) + s.start[recalls]
+    nxt = np.searchsorted(key, s.person[released] * (1 << 32) + s.end[released], side="right")
+    hit = recalls[np.minimum(nxt, max(len(recalls) - 1, 0))] if len(recalls) else nxt
+    found = (nxt < len(recalls)) & (s.person[hit] == s.person[released]) if len(recalls) else (
+        np.zeros(len(released), bool))
+    recall_day = np.where(found, s.start[hit] if len(recalls) else 0, -1)
+    event = found & (recall_day <= np.minimum(last, origin))
+    stop = np.where(event, recall_day, np.minimum(last, origin))
+    enter = np.maximum(s.end[released], window)
+    seen = stop > enter
+    bins = RECALL_BINS
+    a = np.clip(((enter - s.end[released]) / span * bins).astype(np.int64), 0, bins - 1)[seen]
+    b = np.clip(((stop - s.end[released]) / span * bins).astype(np.int64), 0, bins - 1)[seen]
+    ev = event[seen]
+    at_risk = np.cumsum(np.bincount(a, minlength=bins + 1) - np.bincount(b + 1, minlength=bins + 1))[:bins]
+    events = np.bincount(b[ev], minlength=bins)[:bins]
+    hazard = np.where(at_risk > 0, events / np.maximum(at_risk, 1), 0.0)
+    return RecallTiming(np.r_[0.0, 1.0 - np.cumprod(1.0 - hazard)])
+
+
+def recall_licence_end(s, recall: np.ndarray) -> np.ndarray:
+    """The last day of the licence each recall spell in `recall` is from: the licence of the
+    person's latest release from a sentence before it; -1 where there is none."""
+    released = np.flatnonzero((s.reason != "recall") & (s.sentence_day >= 0) & (s.end >= 0)
+                              & (s.person >= 0))
+    released = released[np.lexsort((s.end[released], s.person[released]))]
+    key = s.person[released] * (1 << 32) + s.end[released]
+    prev = np.searchsorted(key, s.person[recall] * (1 << 32) + s.start[recall], side="right") - 1
+    spell = released[np.maximum(prev, 0)] if len(released) else np.zeros(len(recall), np.int64)
+    found = (prev >= 0) & (s.person[spell] == s.person[recall]) if len(released) else (
+        np.zeros(len(recall), bool))
+    last = licence_end(s.sentence_day[spell], s.length_days[spell], s.end[spell])
+    return np.where(found & (last > s.start[recall]), last, -1)
+
+
+RETURN_YEARS = 3
+"""How long after a release a new reception on a new charge counts as that release's return:
+the return-time distribution is learnt over this long, and releases this recent are watched."""
+
+
+@dataclass(frozen=True)
+class Returns:
+    """People released from a sentence coming back into custody on a new charge (not recall):
+    when, after their release, and as whom.
+
+    `cdf` is the chance of a return by each of `times` days after release, learnt from the
+    releases of the last RETURN_YEARS years (Kaplan-Meier, a release still out on the origin
+    counting as "not yet"); it stays below one, the rest never return within RETURN_YEARS.
+    `pool` are last year's remand and sentenced receptions that were such returns (indices into
+    OriginData.spells): a modelled return is a copy of one. `share` is, by reason, the part of
+    last year's receptions that were returns: the part of the court flow the model takes over.
+    """
+
+    times: np.ndarray
+    cdf: np.ndarray
+    pool: np.ndarray
+    share: dict[str, float]
+
+    def after(self, u: np.ndarray) -> np.ndarray:
+        """Days from release to return at uniform draws `u`; -1 where `u` falls in "no return"."""
+        idx = np.searchsorted(self.cdf, u, side="right")
+        inside = idx < len(self.times)
+        return np.where(inside, self.times[np.minimum(idx, len(self.times) - 1)], -1)
+
+
+def learn_returns(data: OriginData) -> Returns:
+    """How released prisoners come back on a new charge, from the spells known on the origin."""
+    s = data.spells
+    origin = data.origin_day
+    since = origin - 365 * RETURN_YEARS
+    court = (s.reason != "recall") & (s.person >= 0)
+    # Receptions from court ordered by person and day, to find each release's next one.
+    rec = np.flatnonzero(court)
+    rec = rec[np.lexsort((s.start[rec], s.person[rec]))]
+    key = s.person[rec] * (1 << 32) + s.start[rec]
+    released = np.flatnonzero(court & (s.sentence_day >= 0) & (s.end >= since) & (s.end < origin))
+    nxt = np.searchsorted(key, s.person[released] * (1 << 32) + s.end[released], side="right")
+    found = nxt < len(rec)
+    nxt_rec = rec[np.minimum(nxt, len(rec) - 1)]
+    found &= s.person[nxt_rec] == s.person[released]
+    back = np.where(found, s.start[nxt_rec] - s.end[released], -1)
+    watched = origin - s.end[released]
+    returned = found & (back <= np.minimum(watched, 365 * RETURN_YEARS))
+    exit = np.where(returned, back, np.minimum(watched, 365 * RETURN_YEARS))
+    if returned.any():
+        fitted = Duration.fit(np.zeros(len(exit), np.int64), exit, returned)
+        times, cdf = fitted.times, fitted.cdf
+    else:
+        times, cdf = np.array([1]), np.array([0.0])
+
+    # Last year's receptions that came within RETURN_YEARS of a release from a sentence: the
+    # returns among the flows. The previous release is the person's latest spell end before.
+    recent = rec[s.start[rec] > origin - FLOW_DAYS]
+    ends = np.flatnonzero(court & (s.sentence_day >= 0) & (s.end >= 0))
+    ends = ends[np.lexsort((s.end[ends], s.person[ends]))]
+    end_key = s.person[ends] * (1 << 32) + s.end[ends]
+    prev = np.searchsorted(end_key, s.person[recent] * (1 << 32) + s.start[recent], side="right") - 1
+    prev_spell = ends[np.maximum(prev, 0)]
+    is_return = ((prev >= 0) & (s.person[prev_spell] == s.person[recent])
+                 & (s.start[recent] - s.end[prev_spell] <= 365 * RETURN_YEARS))
+    pool = recent[is_return]
+    # A sentenced copy needs a known sentence, as the sentenced receptions' pool.
+    pool = pool[(s.reason[pool] == "remand") | (s.length_days[pool] > 0)]
+    share = {}
+    for reason in ("remand", "sentenced"):
+        of_reason = s.reason[recent] == reason
+        share[reason] = float(is_return[of_reason].mean()) if of_reason.any() else 0.0
+    return Returns(times, cdf, pool, share)
+
+
 @dataclass(frozen=True)
 class Flows:
     """Everything learnt from the origin's data that drives the projection."""
@@ -125,6 +270,9 @@ class Flows:
     recall_probability: float                # chance a licence ends in a recall
     on_licence: np.ndarray                   # spells released by the origin whose licence runs on
     on_licence_end: np.ndarray               # ... and the last day of it
+    returns: Returns | None = None           # returns on a new charge after release
+    recall_timing: RecallTiming | None = None  # when in a licence recalls come
+    recall_licence_end: np.ndarray | None = None  # by spell: a recall's licence end, or -1
 
 
 def learn_flows(data: OriginData) -> Flows:
@@ -167,8 +315,14 @@ def learn_flows(data: OriginData) -> Flows:
 
     recall = np.flatnonzero(s.reason == "recall")
     recall_end = np.where(s.end[recall] >= 0, s.end[recall], origin)
+    # A recall ends at the Parole Board's re-release or at the licence's end, whichever is
+    # first: one released at its licence's end would have stayed longer, so it counts as
+    # censored there and the stay learnt is the one before the cap, which the projection then
+    # caps at each recall's own licence end (early in a long licence, long stays are possible).
+    recall_last = recall_licence_end(s, recall)
+    capped = (recall_last >= 0) & (recall_end >= recall_last - 1)
     recall_duration = Duration.fit(window - s.start[recall], recall_end - s.start[recall],
-                                   s.end[recall] >= 0)
+                                   (s.end[recall] >= 0) & ~capped)
     lengths = np.sort(s.length_days[(s.length_days > 0) & current])
     if len(lengths) == 0:
         lengths = np.array([180])
@@ -185,5 +339,10 @@ def learn_flows(data: OriginData) -> Flows:
     recalls = float((recent & (s.reason == "recall")).sum())
     probability = min(1.0, recalls / exposure) if exposure > 0 else 0.0
     running = last > origin
+    timing = learn_recall_timing(data, released, last)
+    if timing.probability > 0:
+        probability = timing.probability
+    licence_of = np.full(len(s), -1, np.int64)
+    licence_of[recall] = recall_last
     return Flows(daily, pools, remand_duration, outcomes, recall_duration, lengths, probability,
-                 released[running], last[running])
+                 released[running], last[running], learn_returns(data), timing, licence_of)

@@ -17,9 +17,12 @@ from justice.sim.reference import EPOCH, day_number
 
 from . import results
 from .data import OriginData, load_origin
-from .engine import months_from, simulate
+from .engine import months_from, returns_in_flows, simulate
 from .flows import Flows, learn_flows
 from .scenario import BASELINE, Scenario, ScenarioError, load_scenario
+
+RETURN_REPETITIONS = 20
+"""Repetitions of the baseline run that sets how many returns the court flows hold by day."""
 
 
 @dataclass
@@ -97,8 +100,13 @@ def run_projection(data: OriginData, flows: Flows, scenarios: list[Scenario], *,
     ests = data.establishments
     tables, diffs, flow_rows, totals, counts_by = [], [], [], {}, {}
     exits: dict[str, np.ndarray] = {}
+    # How much of the court flow the modelled returns of the projection's releases take over:
+    # learnt once from the baseline, then the same for every scenario.
+    kept_returns = returns_in_flows(data, flows, months=months,
+                                    repetitions=min(repetitions, RETURN_REPETITIONS), seed=seed)
     for scenario in scenarios:
-        run = simulate(data, flows, scenario, months=months, repetitions=repetitions, seed=seed)
+        run = simulate(data, flows, scenario, months=months, repetitions=repetitions, seed=seed,
+                       kept_returns=kept_returns)
         counts = results.count(run, snapshots, repetitions, ests)
         counts_by[scenario.name] = counts
         totals[scenario.name] = counts["total"][:, 0, :]
