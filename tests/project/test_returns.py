@@ -115,3 +115,10 @@ def test_earlier_releases_bring_their_own_returns(built_home, tmp_path):
     # many receptions from court either way.
     with_model, without = (_receptions(runs["base", m], O).mean() for m in (False, True))
     assert with_model == pytest.approx(without, rel=0.1)
+
+
+
+def test_no_releases_from_a_sentence_means_no_returns():
+    rows = [(i, "remand", start, start + 100, -1, 0) for i, start in enumerate(range(O - 900, O - 200))]
+    flows = learn_flows(_origin(rows))
+    assert len(flows.returns.pool) == 0 and flows.returns.after(np.array([0.0])).tolist() == [-1]

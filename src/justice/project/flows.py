@@ -244,9 +244,12 @@ def learn_returns(data: OriginData) -> Returns:
     ends = ends[np.lexsort((s.end[ends], s.person[ends]))]
     end_key = s.person[ends] * (1 << 32) + s.end[ends]
     prev = np.searchsorted(end_key, s.person[recent] * (1 << 32) + s.start[recent], side="right") - 1
-    prev_spell = ends[np.maximum(prev, 0)]
-    is_return = ((prev >= 0) & (s.person[prev_spell] == s.person[recent])
-                 & (s.start[recent] - s.end[prev_spell] <= 365 * RETURN_YEARS))
+    if len(ends):
+        prev_spell = ends[np.maximum(prev, 0)]
+        is_return = ((prev >= 0) & (s.person[prev_spell] == s.person[recent])
+                     & (s.start[recent] - s.end[prev_spell] <= 365 * RETURN_YEARS))
+    else:  # nobody released from a sentence: no returns
+        is_return = np.zeros(len(recent), bool)
     pool = recent[is_return]
     # A sentenced copy needs a known sentence, as the sentenced receptions' pool.
     pool = pool[(s.reason[pool] == "remand") | (s.length_days[pool] > 0)]
