@@ -12,17 +12,26 @@ Guarantees:
   ledger (so it is tried again next time) and every other file still loads.
 - A killed run leaves no partial data visible: dlt finishes or discards the pending package on the
   next run, and the warehouse's raw views read only files of completed loads.
+
+Speed: when a system's files come to PARALLEL_MIN_BYTES or more (or a SQLite database is that
+big), worker processes read them (a database: its tables) while this process hands finished
+files' rows to dlt, in the same order and with the same ledger as reading them one by one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import importlib
+import itertools
 import json
+import multiprocessing
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +51,15 @@ READER_MODULES = {
 }
 FLUSH_ROWS = 100_000  # completed files' rows handed to dlt together
 SPOOL_ROWS = 250_000  # above this a file's rows wait on disk, not in memory, until it has been read
+WORKERS = int(os.environ.get("JUSTICE_INGEST_WORKERS") or os.cpu_count() or 1)
+"""Processes reading a system's files (or a SQLite database's tables) at once: the files are
+independent and reading them is CPU-bound. The landing process hands their rows to dlt in file
+order. 1 reads everything in the landing process. Workers are spawned, so a script that lands
+must guard its entry point with `if __name__ == "__main__":`, as multiprocessing requires."""
+PARALLEL_MIN_BYTES = 32 << 20
+"""Below this many bytes of files in all, starting worker processes costs more than it saves."""
 Progress = Callable[[str, int, int], None]
+_SPOOL_IDS = itertools.count()
 
 
 @dataclass
@@ -127,15 +144,18 @@ class _Spool:
     starts a new segment with the wider schema, so nothing is dropped.
     """
 
-    def __init__(self, tmpdir: str) -> None:
+    def __init__(self, tmpdir: str, limit: int | None = None) -> None:
         self.tmpdir = tmpdir
+        self.limit = SPOOL_ROWS if limit is None else limit
         self.tables: dict[str, list[pa.Table]] = {}
         self.segments: dict[str, list[tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]]] = {}
         self.rows = 0
         self.n_files = 0
+        # Unique across the worker processes that share the folder.
+        self.prefix = f"{os.getpid()}-{next(_SPOOL_IDS)}"
 
     def _segment(self, name: str, schema: pa.Schema) -> tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]:
-        path = os.path.join(self.tmpdir, f"{self.n_files}.arrows")
+        path = os.path.join(self.tmpdir, f"{self.prefix}-{self.n_files}.arrows")
         self.n_files += 1
         seg = (pa.ipc.new_stream(path, schema), path, schema)
         self.segments.setdefault(name, []).append(seg)
@@ -155,26 +175,42 @@ class _Spool:
             self._write(name, table)
             return
         self.tables.setdefault(name, []).append(table)
-        if self.rows > SPOOL_ROWS:
+        if self.rows > self.limit:
             for key, parts in list(self.tables.items()):
                 self._segment(key, pa.unify_schemas([p.schema for p in parts]))
                 for part in parts:
                     self._write(key, part)
             self.tables.clear()
 
-    def drain(self) -> Iterator[tuple[str, pa.Table]]:
+    def detach(self) -> list[tuple[str, pa.Table | str]]:
+        """The spooled parts in the order they are to be handed on: each table's rows, or the
+        path of an Arrow IPC file holding them (closed; `parts` reads and removes it). Picklable,
+        so a worker process can hand a file's rows to the landing process."""
+        out: list[tuple[str, pa.Table | str]] = []
         for name, parts in self.tables.items():
-            for part in parts:
-                yield name, part
+            out.extend((name, part) for part in parts)
         for name, segments in self.segments.items():
             for writer, path, _ in segments:
                 writer.close()
-                with pa.memory_map(path) as source:
-                    for batch in pa.ipc.open_stream(source):
-                        yield name, pa.Table.from_batches([batch])
-                os.remove(path)
+                out.append((name, path))
         self.tables.clear()
         self.segments.clear()
+        return out
+
+    def drain(self) -> Iterator[tuple[str, pa.Table]]:
+        yield from parts(self.detach())
+
+
+def parts(detached: list[tuple[str, pa.Table | str]]) -> Iterator[tuple[str, pa.Table]]:
+    """A detached spool's rows as (table name, rows), its disk files removed once read."""
+    for name, part in detached:
+        if isinstance(part, pa.Table):
+            yield name, part
+            continue
+        with pa.memory_map(part) as source:
+            for batch in pa.ipc.open_stream(source):
+                yield name, pa.Table.from_batches([batch])
+        os.remove(part)
 
 
 def _unify(schema: pa.Schema, table: pa.Table) -> pa.Table:
@@ -207,12 +243,150 @@ def _read_file(spec: SourceSpec, read, location: str, relative: str, lineage: Li
     return json.dumps(table_cursors, sort_keys=True) if table_cursors else None
 
 
+@dataclass
+class _FileRead:
+    """One file (or database) read whole: what happened, and its rows ready to hand on."""
+
+    result: FileResult
+    digest: str | None = None
+    cursor: str | None = None
+    parts: list[tuple[str, pa.Table | str]] = field(default_factory=list)
+
+
+def _read_whole(spec: SourceSpec, location: str, relative: str, lineage: Lineage,
+                landed_digest: str | None, cursor: str | None, tmpdir: str,
+                spool_rows: int) -> _FileRead:
+    """Hash and read one file completely (in this process or a worker); nothing of a file that
+    fails, or that is unchanged since it was landed (`landed_digest`), is kept."""
+    read = reader_for(spec)
+    done = _FileRead(FileResult(file=relative))
+    if spec.format != "database":
+        done.digest = sha256_of(Path(location))
+        if landed_digest == done.digest:
+            done.result.skipped = True
+            return done
+    spool = _Spool(tmpdir, spool_rows)
+    try:
+        done.cursor = _read_file(spec, read, location, relative, lineage, done.result, spool, cursor)
+    except JusticeError as exc:
+        done.result.error = str(exc)
+        done.result.rows_landed = done.result.rows_rejected = 0
+        for _ in spool.drain():  # discard: nothing of a failed file lands
+            pass
+        return done
+    done.parts = spool.detach()
+    return done
+
+
+def _database_bytes(url: str) -> int:
+    """The size of a SQLite database file; 0 for any other database (read by one process)."""
+    try:
+        parsed = _sa_url(url)
+    except ValueError:
+        return 0
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return 0
+    path = Path(parsed.database)
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _sa_url(url: str):
+    """A SQLAlchemy URL object (ValueError if `url` is not one)."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the landing process runs dlt's and DuckDB's threads, and a forked child
+    # of a threaded process can inherit a lock held by a thread that does not exist in it.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _in_order(pool: ProcessPoolExecutor, calls: list[tuple], ahead_max: int) -> Iterator:
+    """The results of `calls` (function and arguments) run by `pool`, in order, with at most
+    `ahead_max` of them started before the caller has taken the earlier ones."""
+    ahead: deque[Future] = deque()
+    try:
+        for fn, *args in calls:
+            ahead.append(pool.submit(fn, *args))
+            if len(ahead) > ahead_max:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+    finally:
+        for future in ahead:
+            future.cancel()
+
+
+def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: Lineage,
+                            cursor: str | None, tmpdir: str, workers: int) -> _FileRead:
+    """A database read whole with its tables shared among worker processes: the same rows and
+    cursor state as one read of every table. If any table fails, the database is read again in
+    one process so that the error is exactly the one a single read gives (and nothing lands)."""
+    # Every worker's rows go to disk (spool limit 0), so that all tables can be read at once
+    # and the landing process holds only the batch it is handing on.
+    calls = [(_read_whole, dataclasses.replace(spec, tables=(table,)), url, relative, lineage,
+              None, cursor, tmpdir, 0) for table in spec.tables]
+    done = _FileRead(FileResult(file=relative))
+    state: dict = json.loads(cursor) if cursor else {}
+    with _pool(workers) as pool:
+        reads = list(_in_order(pool, calls, len(calls)))
+    if any(r.result.error for r in reads):
+        for r in reads:
+            for _ in parts(r.parts):  # discard
+                pass
+        return _read_whole(spec, url, relative, lineage, None, cursor, tmpdir, SPOOL_ROWS)
+    for table, r in zip(spec.tables, reads, strict=True):
+        done.result.rows_landed += r.result.rows_landed
+        done.result.rows_rejected += r.result.rows_rejected
+        done.result.new_columns = sorted(set(done.result.new_columns) | set(r.result.new_columns))
+        table_state = json.loads(r.cursor) if r.cursor else {}
+        if table.name in table_state:
+            state[table.name] = table_state[table.name]
+        done.parts += r.parts
+    done.cursor = json.dumps(state, sort_keys=True) if state else None
+    return done
+
+
+def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Lineage,
+              ledger: dict, cursors: dict, tmpdir: str) -> Iterator[_FileRead]:
+    """Every location read whole, in order; by several processes when the files (or a SQLite
+    database's tables) are many and big enough, at most a few files ahead of the caller, so
+    memory stays bounded."""
+    jobs = [(location, relative, ledger.get(relative, {}).get("sha256"), cursors.get(relative))
+            for location, relative in locations]
+    if spec.format == "database":
+        for location, relative, _, cursor in jobs:
+            workers = min(WORKERS, len(spec.tables))
+            if workers > 1 and _database_bytes(location) >= PARALLEL_MIN_BYTES:
+                yield _read_database_by_table(spec, location, relative, lineage, cursor, tmpdir,
+                                              workers)
+            else:
+                yield _read_whole(spec, location, relative, lineage, None, cursor, tmpdir,
+                                  SPOOL_ROWS)
+        return
+    workers = min(WORKERS, len(jobs))
+    if workers < 2 or sum(os.path.getsize(location) for location, *_ in jobs) < PARALLEL_MIN_BYTES:
+        for location, relative, digest, cursor in jobs:
+            yield _read_whole(spec, location, relative, lineage, digest, cursor, tmpdir,
+                              SPOOL_ROWS)
+        return
+    with _pool(workers) as pool:
+        yield from _in_order(pool, [(_read_whole, spec, location, relative, lineage, digest,
+                                     cursor, tmpdir, SPOOL_ROWS)
+                                    for location, relative, digest, cursor in jobs], workers)
+
+
 def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = lambda *_: None) -> LoadReport:
     """Land every new or changed file (or database change) of one system; return the report."""
     import dlt
     from dlt.destinations import filesystem
 
-    read = reader_for(spec)
+    reader_for(spec)  # an unknown format fails here, before dlt starts
     now = dt.datetime.now(dt.UTC)
     load_id = f"{spec.system}-{now:%Y%m%dT%H%M%S%f}"
     report = LoadReport(system=spec.system, load_id=load_id, started_at=now.isoformat(timespec="seconds"))
@@ -243,35 +417,24 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
         ledger = state.setdefault("files", {})
         cursors = state.setdefault("cursors", {})
         with tempfile.TemporaryDirectory(prefix=f"justice-{spec.system}-") as tmpdir:
-            for i, (location, relative) in enumerate(locations):
+            reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir)
+            for i, done in enumerate(reads):
                 progress(spec.system, i, len(locations))
-                result = FileResult(file=relative)
+                result, relative = done.result, done.result.file
                 report.files.append(result)
-                digest = None
-                if spec.format != "database":
-                    digest = sha256_of(Path(location))
-                    if ledger.get(relative, {}).get("sha256") == digest:
-                        result.skipped = True
-                        continue
-                spool = _Spool(tmpdir)
-                try:
-                    cursor = _read_file(spec, read, location, relative, lineage, result, spool,
-                                        cursors.get(relative))
-                except JusticeError as exc:
-                    result.error = str(exc)
-                    result.rows_landed = result.rows_rejected = 0
-                    spool.drain()  # discard: nothing of a failed file lands
+                if result.skipped or result.error:
                     continue
                 # The file was read whole without error: its rows may now go on, in batches.
-                for name, table in spool.drain():
+                for name, table in parts(done.parts):
                     pending.setdefault(name, []).append(table)
                     pending_rows[0] += table.num_rows
                     if pending_rows[0] >= FLUSH_ROWS:
                         yield from flush()
-                if digest:
-                    ledger[relative] = {"sha256": digest, "load_id": load_id, "rows": result.rows_read}
-                if cursor:
-                    cursors[relative] = cursor
+                if done.digest:
+                    ledger[relative] = {"sha256": done.digest, "load_id": load_id,
+                                        "rows": result.rows_read}
+                if done.cursor:
+                    cursors[relative] = done.cursor
             yield from flush()
             progress(spec.system, len(locations), len(locations))
         report.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,196 @@
+"""Files read by worker processes land exactly as files read one by one: the same rows, rejects,
+ledger and errors, in the same order, with a failed file isolated and unchanged files skipped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from justice.ingest import landing, warehouse
+from justice.settings import Settings
+from justice.sources.spec import parse_spec
+
+SPEC = parse_spec({"system": "fines", "format": "csv", "files": "*.csv", "options": {"chunk_rows": 3},
+                   "tables": [{"name": "payments", "record_key": ["account"], "fields": [
+                       {"source": "Account", "name": "account", "required": True},
+                       {"source": "Amount", "name": "amount", "type": "decimal"}]}]}, "fines.yaml")
+
+FILES = {
+    "a.csv": "Account,Amount\n1,10.00\n2,oops\n3,5\n4,6\n5,7\n",
+    "b.csv": "Account,Amount\n6,1\n7,2,extra\n8,3\n",  # a ragged row: a reject
+    "c.csv": "Amount\n9\n",  # no Account column: the whole file fails
+    "d.csv": "Account,Amount,Note\n10,4,late\n11,5,\n",  # an undeclared column: x_note
+}
+
+
+def _home(tmp_path, name: str) -> Settings:
+    folder = tmp_path / name / "legacy" / "fines"
+    folder.mkdir(parents=True)
+    for file, text in FILES.items():
+        (folder / file).write_text(text)
+    return Settings(home=tmp_path / name)
+
+
+def _lake(home: Settings) -> dict[str, list[tuple]]:
+    warehouse.refresh_views(home)
+    con = warehouse.connect(home, read_only=True)
+    try:
+        out = {}
+        for table in ("fines__payments", "fines__rejects"):
+            cols = [c for c, *_ in con.execute(f"DESCRIBE raw.{table}").fetchall()
+                    if c not in ("_load_id", "_extracted_at")]
+            out[table] = [tuple(cols)] + sorted(con.execute(
+                f"SELECT {', '.join(cols)} FROM raw.{table}").fetchall(), key=repr)
+        return out
+    finally:
+        con.close()
+
+
+def _summary(report) -> list[tuple]:
+    return [(f.file, f.rows_landed, f.rows_rejected, f.new_columns, bool(f.error), f.skipped)
+            for f in report.files]
+
+
+@pytest.mark.parametrize("spool_rows", [250_000, 1])  # in memory, and spilled to disk by workers
+def test_files_read_by_workers_land_as_files_read_in_turn(tmp_path, monkeypatch, spool_rows):
+    monkeypatch.setattr(landing, "SPOOL_ROWS", spool_rows)
+    monkeypatch.setattr(landing, "WORKERS", 1)
+    serial_home = _home(tmp_path, "serial")
+    serial = landing.land_system(SPEC, serial_home)
+
+    monkeypatch.setattr(landing, "WORKERS", 2)
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    used = []
+    real_pool = landing.ProcessPoolExecutor
+    monkeypatch.setattr(landing, "ProcessPoolExecutor",
+                        lambda *a, **k: used.append(a) or real_pool(*a, **k))
+    parallel_home = _home(tmp_path, "parallel")
+    parallel = landing.land_system(SPEC, parallel_home)
+    assert used, "the files were not read by worker processes"
+
+    assert _summary(parallel) == _summary(serial)
+    assert [f.file for f in parallel.files if f.error] == ["c.csv"]
+    assert "Account" in next(f.error for f in parallel.files if f.error)
+    assert (parallel.rows_landed, parallel.rows_rejected) == (9, 1)
+    assert _lake(parallel_home) == _lake(serial_home)
+    rejects = _lake(parallel_home)["fines__rejects"]
+    assert [(r[2], r[3], r[4]) for r in rejects[1:]] == [("b.csv", "line 3", "ragged_row")]
+
+    # The ledger written by a parallel load is honoured: a re-run skips every landed file and
+    # tries the failed one again.
+    again = landing.land_system(SPEC, parallel_home)
+    assert [(f.file, f.skipped, bool(f.error)) for f in again.files] == [
+        ("a.csv", True, False), ("b.csv", True, False), ("c.csv", False, True),
+        ("d.csv", True, False)]
+
+
+DB_SPEC = {"system": "gaol", "format": "database", "url": "sqlite:///{legacy}/gaol/gaol.sqlite",
+           "cursor": "modified_timestamp", "tables": [
+               {"name": "inmates", "source": "INMATES", "record_key": ["inmate_id"],
+                "cursor_field": "modified", "fields": [
+                    {"source": "INMATE_ID", "name": "inmate_id", "type": "integer", "required": True},
+                    {"source": "SURNAME", "name": "surname"},
+                    {"source": "MODIFIED", "name": "modified", "required": True}]},
+               {"name": "moves", "source": "MOVES", "record_key": ["move_id"],
+                "cursor_field": "modified", "fields": [
+                    {"source": "MOVE_ID", "name": "move_id", "type": "integer", "required": True},
+                    {"source": "MODIFIED", "name": "modified", "required": True}]}]}
+
+
+def _gaol(tmp_path, name: str) -> Settings:
+    import sqlite3
+
+    folder = tmp_path / name / "legacy" / "gaol"
+    folder.mkdir(parents=True)
+    con = sqlite3.connect(folder / "gaol.sqlite")
+    con.execute("CREATE TABLE INMATES (INMATE_ID INTEGER, SURNAME TEXT, MODIFIED TEXT)")
+    con.execute("CREATE TABLE MOVES (MOVE_ID INTEGER, WING TEXT, MODIFIED TEXT)")
+    con.executemany("INSERT INTO INMATES VALUES (?, ?, ?)",
+                    [(1, "Smith", "2025-01-01 10:00:00"), (2, None, "2025-01-02 10:00:00")])
+    # Text that is not UTF-8: a reject.
+    con.execute("INSERT INTO INMATES VALUES (3, CAST(X'4FD5427269656E' AS TEXT), "
+                "'2025-01-03 10:00:00')")
+    con.executemany("INSERT INTO MOVES VALUES (?, ?, ?)",
+                    [(i, "B", f"2025-02-{i:02d} 09:00:00") for i in range(1, 6)])
+    con.commit()
+    con.close()
+    return Settings(home=tmp_path / name)
+
+
+def _gaol_lake(home: Settings) -> dict[str, list[tuple]]:
+    warehouse.refresh_views(home)
+    con = warehouse.connect(home, read_only=True)
+    try:
+        out = {}
+        for table in warehouse.raw_tables(home):
+            cols = [c for c, *_ in con.execute(f"DESCRIBE raw.{table}").fetchall()
+                    if c not in ("_load_id", "_extracted_at", "load_id", "started_at", "finished_at")]
+            out[table] = [tuple(cols)] + sorted(con.execute(
+                f"SELECT {', '.join(cols)} FROM raw.{table}").fetchall(), key=repr)
+        return out
+    finally:
+        con.close()
+
+
+def _cursor_state(home: Settings, spec) -> dict:
+    import dlt
+
+    pipeline = dlt.attach(pipeline_name=f"justice_{spec.system}", pipelines_dir=str(home.home / ".dlt"))
+    return pipeline.state["sources"][spec.system]["resources"][f"{spec.system}_rows"]["cursors"]
+
+
+def test_a_database_read_table_by_table_by_workers_lands_as_one_read(tmp_path, monkeypatch):
+    import sqlite3
+
+    spec = parse_spec(DB_SPEC, "gaol.yaml")
+    monkeypatch.setattr(landing, "WORKERS", 1)
+    serial_home = _gaol(tmp_path, "serial")
+    serial = landing.land_system(spec, serial_home)
+    monkeypatch.setattr(landing, "WORKERS", 2)
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    parallel_home = _gaol(tmp_path, "parallel")
+    parallel = landing.land_system(spec, parallel_home)
+
+    assert _summary(parallel) == _summary(serial)
+    assert (parallel.rows_landed, parallel.rows_rejected) == (7, 1)
+    assert parallel.files[0].new_columns == ["x_wing"]
+    lake = _gaol_lake(parallel_home)
+    assert lake == _gaol_lake(serial_home)
+    assert [r[4] for r in lake["gaol__rejects"][1:]] == ["undecodable_text"]
+    state = _cursor_state(parallel_home, spec)
+    assert state == _cursor_state(serial_home, spec)
+    assert json.loads(state["gaol"]) == {"inmates": "2025-01-03 10:00:00",
+                                         "moves": "2025-02-05 09:00:00"}
+
+    # The next load takes only what changed since each table's cursor.
+    for home in (serial_home, parallel_home):
+        con = sqlite3.connect(home.legacy_dir / "gaol" / "gaol.sqlite")
+        con.execute("INSERT INTO MOVES VALUES (6, 'C', '2025-03-01 09:00:00')")
+        con.commit()
+        con.close()
+    monkeypatch.setattr(landing, "WORKERS", 1)
+    serial_again = landing.land_system(spec, serial_home)
+    monkeypatch.setattr(landing, "WORKERS", 2)
+    parallel_again = landing.land_system(spec, parallel_home)
+    assert parallel_again.rows_landed == serial_again.rows_landed == 1
+    assert _gaol_lake(parallel_home) == _gaol_lake(serial_home)
+    assert _cursor_state(parallel_home, spec) == _cursor_state(serial_home, spec)
+
+
+def test_a_database_table_that_fails_fails_the_whole_database_with_the_error_of_one_read(
+        tmp_path, monkeypatch):
+    broken = json.loads(json.dumps(DB_SPEC))
+    broken["tables"][1]["fields"].append({"source": "DEST", "name": "dest", "required": True})
+    broken["tables"][0]["fields"].append({"source": "DOB", "name": "dob", "required": True})
+    spec = parse_spec(broken, "gaol.yaml")
+    monkeypatch.setattr(landing, "WORKERS", 1)
+    serial = landing.land_system(spec, _gaol(tmp_path, "serial"))
+    monkeypatch.setattr(landing, "WORKERS", 2)
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    parallel_home = _gaol(tmp_path, "parallel")
+    parallel = landing.land_system(spec, parallel_home)
+    assert parallel.files[0].error == serial.files[0].error.replace("/serial/", "/parallel/")
+    assert "DOB" in parallel.files[0].error and "DEST" in parallel.files[0].error
+    assert parallel.rows_read == 0
+    assert [t for t in warehouse.raw_tables(parallel_home) if not t.endswith(("__loads", "__load_errors"))] == []
