@@ -130,7 +130,7 @@ def test_demo_runs_every_step_and_says_where(tmp_path):
     to start the service."""
     import duckdb
 
-    from justice.transform.publish import exports
+    from justice.transform.exports import exports
 
     result = runner.invoke(app, ["demo", "--persons", "300", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -19,16 +19,16 @@ from pathlib import Path
 import pandas as pd
 
 from justice.settings import Settings
-from justice.transform import publish
+from justice.transform.exports import exports, protect_export, pseudonym_key, read_mart
 
 
 def _mart(name: str, home: str | Path | None, protected: bool) -> pd.DataFrame:
     settings = Settings.from_env(home=home)
-    table = publish.read_mart(settings, name)
-    spec = publish.exports().get(name)
+    table = read_mart(settings, name)
+    spec = exports().get(name)
     if spec is not None and (protected or spec.person_level):
-        key = publish.pseudonym_key(settings) if spec.person_level else None
-        table = publish.protect_export(table, spec, key=key)
+        key = pseudonym_key(settings) if spec.person_level else None
+        table = protect_export(table, spec, key=key)
     return table.to_pandas()
 
 
@@ -36,7 +36,7 @@ def available(home: str | Path | None = None) -> pd.DataFrame:
     """The datasets this module serves, with their titles and whether each is person-level."""
     del home  # the list is the export specification, the same for every home
     return pd.DataFrame([{"dataset": name, "title": spec.title, "person_level": spec.person_level}
-                         for name, spec in publish.exports().items()])
+                         for name, spec in exports().items()])
 
 
 def court_receipts_disposals(home: str | Path | None = None, protected: bool = False) -> pd.DataFrame:

@@ -19,10 +19,10 @@ from homes import copy_home
 from justice import datasets, disclosure
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
-from justice.transform import publish
+from justice.transform import exports, publish
 from justice.transform.staging import _DBT_STEP
 
-SPECS = publish.exports()
+SPECS = exports.exports()
 
 
 def _mart(settings, name):
@@ -164,7 +164,7 @@ def test_a_failed_publish_keeps_the_previous_outputs(built_home, tmp_path, monke
     assert steps[-1][1] == steps[-1][2] == len(SPECS) + 5 and [s[1] for s in steps] == sorted(s[1] for s in steps)
     before = _outputs(settings)
     broken = dict(SPECS)
-    broken["court_outcomes"] = publish.Export(name="court_outcomes", title="x", dims=["quarter"],
+    broken["court_outcomes"] = exports.Export(name="court_outcomes", title="x", dims=["quarter"],
                                               counts=["no_such_column"])
     with monkeypatch.context() as m:
         m.setattr(publish, "exports", lambda path=None: broken)
@@ -214,45 +214,45 @@ def test_threshold_comes_from_the_environment(built_home, tmp_path, monkeypatch)
 
 
 def test_a_declared_row_sum_that_does_not_hold_stops_the_publish():
-    spec = publish.Export(name="assaults", title="t", dims=["q", "kind"],
+    spec = exports.Export(name="assaults", title="t", dims=["q", "kind"],
                           counts=["all", "on_prisoners", "on_staff"],
                           sums={"all": ["on_prisoners", "on_staff"]},
                           sums_except={"all": {"kind": ["estimate"]}})
     good = pa.table({"q": ["2024Q1", "2024Q2", "2024Q2"], "kind": ["count", "count", "estimate"],
                      "all": [30, 40, 99], "on_prisoners": [20, 25, 10], "on_staff": [10, 15, 10]})
-    assert publish.protect_export(good, spec).num_rows == 3  # the excepted row may differ
+    assert exports.protect_export(good, spec).num_rows == 3  # the excepted row may differ
     bad = good.set_column(2, "all", pa.array([30, 41, 99]))
     with pytest.raises(ConfigError, match=r"exports.assaults.sums.all: is not on_prisoners \+ "
                                           r"on_staff on 1 of 3 row\(s\), e.g. q=2024Q2, kind=count"):
-        publish.protect_export(bad, spec)
+        exports.protect_export(bad, spec)
 
 
 def test_export_spec_errors_name_the_entry(tmp_path):
     bad = tmp_path / "exports.yaml"
     bad.write_text("exports:\n  x:\n    title: t\n    counts: [a]\n    derived: {rate: [b]}\n")
     with pytest.raises(ConfigError, match=r"exports\.x\.derived\.rate: b is not one of its counts"):
-        publish.exports(bad)
+        exports.exports(bad)
     bad.write_text("exports:\n  x:\n    title: t\n")
     with pytest.raises(ConfigError, match=r"exports\.x\.counts"):
-        publish.exports(bad)
+        exports.exports(bad)
     bad.write_text("exports:\n  x:\n    title: t\n    counts: [a]\n    colour: red\n")
     with pytest.raises(ConfigError, match="unknown key"):
-        publish.exports(bad)
+        exports.exports(bad)
     bad.write_text("exports:\n  x:\n    title: t\n    dims: [q]\n    counts: [a, b]\n"
                    "    sums: {a: {parts: [b], except_where: {region: [x]}}}\n")
     with pytest.raises(ConfigError, match=r"exports\.x\.sums\.a\.except_where: region is not one of its dims"):
-        publish.exports(bad)
+        exports.exports(bad)
 
 
 def test_pseudonym_key_is_created_private_and_reused(tmp_path, monkeypatch):
-    monkeypatch.delenv(publish.PSEUDONYM_KEY_ENV, raising=False)
+    monkeypatch.delenv(exports.PSEUDONYM_KEY_ENV, raising=False)
     settings = Settings(home=tmp_path)
-    key = publish.pseudonym_key(settings)
+    key = exports.pseudonym_key(settings)
     path = tmp_path / "secrets" / "pseudonym.key"
     assert len(key) == 64 and path.stat().st_mode & 0o077 == 0
-    assert publish.pseudonym_key(settings) == key
-    monkeypatch.setenv(publish.PSEUDONYM_KEY_ENV, "from-the-vault")
-    assert publish.pseudonym_key(settings) == b"from-the-vault"
+    assert exports.pseudonym_key(settings) == key
+    monkeypatch.setenv(exports.PSEUDONYM_KEY_ENV, "from-the-vault")
+    assert exports.pseudonym_key(settings) == b"from-the-vault"
 
 
 def test_dbt_progress_lines_are_parsed():

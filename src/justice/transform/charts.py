@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from justice.ingest import warehouse
 from justice.settings import Settings
-from justice.transform import publish
+from justice.transform import exports
 
 Chart = Callable[[Settings, Path, int, dict[str, pa.Table]], Path]
 CHARTS: list[Chart] = []
@@ -42,9 +42,9 @@ def _query(settings: Settings, sql: str) -> pd.DataFrame:
 
 def _protected(df: pd.DataFrame, dims: list[str], counts: list[str], derived: dict[str, list[str]],
                threshold: int) -> pd.DataFrame:
-    """Chart totals protected as an export of them would be (publish.protect_export)."""
-    spec = publish.Export(name="chart", title="chart totals", dims=dims, counts=counts, derived=derived)
-    return publish.protect_export(pa.Table.from_pandas(df, preserve_index=False), spec, threshold=threshold).to_pandas()
+    """Chart totals protected as an export of them would be (exports.protect_export)."""
+    spec = exports.Export(name="chart", title="chart totals", dims=dims, counts=counts, derived=derived)
+    return exports.protect_export(pa.Table.from_pandas(df, preserve_index=False), spec, threshold=threshold).to_pandas()
 
 
 def _save(fig, df: pd.DataFrame, out: Path, name: str, note: str) -> Path:
