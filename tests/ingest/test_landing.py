@@ -142,3 +142,15 @@ def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
     out = pa.concat_tables([t for _, t in spool.drain()], promote_options="default")
     assert out.to_pylist() == [{"a": "1", "x_new": None}, {"a": "2", "x_new": None}, {"a": "3", "x_new": None},
                                {"a": "4", "x_new": "n"}]
+
+
+def test_a_new_file_hashed_while_it_is_read_is_in_the_ledger(home, monkeypatch):
+    monkeypatch.setattr(landing, "HASH_ALONGSIDE_BYTES", 0)
+    _write(home, "a.txt", "1,x")
+    _write(home, "b.txt", "BROKEN", "2,y")
+    first = _land(home)
+    assert [(f.file, bool(f.error)) for f in first.files] == [("a.txt", False), ("b.txt", True)]
+    again = _land(home)
+    assert [(f.file, f.skipped) for f in again.files] == [("a.txt", True), ("b.txt", False)]
+    _write(home, "a.txt", "1,x-corrected")
+    assert _land(home).rows_landed == 1

@@ -31,7 +31,7 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +58,8 @@ order. 1 reads everything in the landing process. Workers are spawned, so a scri
 must guard its entry point with `if __name__ == "__main__":`, as multiprocessing requires."""
 PARALLEL_MIN_BYTES = 32 << 20
 """Below this many bytes of files in all, starting worker processes costs more than it saves."""
+HASH_ALONGSIDE_BYTES = 8 << 20
+"""A new file at least this big is hashed on a thread while it is read, not before."""
 Progress = Callable[[str, int, int], None]
 _SPOOL_IDS = itertools.count()
 
@@ -260,20 +262,30 @@ def _read_whole(spec: SourceSpec, location: str, relative: str, lineage: Lineage
     fails, or that is unchanged since it was landed (`landed_digest`), is kept."""
     read = reader_for(spec)
     done = _FileRead(FileResult(file=relative))
-    if spec.format != "database":
-        done.digest = sha256_of(Path(location))
-        if landed_digest == done.digest:
-            done.result.skipped = True
+    with ThreadPoolExecutor(1) as hasher:
+        hashing = None
+        if spec.format != "database":
+            if landed_digest is None and os.path.getsize(location) >= HASH_ALONGSIDE_BYTES:
+                # Never landed under this name, so read whatever its digest: hash it meanwhile
+                # (hashlib and file reads let other threads run).
+                hashing = hasher.submit(sha256_of, Path(location))
+            else:
+                done.digest = sha256_of(Path(location))
+                if landed_digest == done.digest:
+                    done.result.skipped = True
+                    return done
+        spool = _Spool(tmpdir, spool_rows)
+        try:
+            done.cursor = _read_file(spec, read, location, relative, lineage, done.result, spool,
+                                     cursor)
+        except JusticeError as exc:
+            done.result.error = str(exc)
+            done.result.rows_landed = done.result.rows_rejected = 0
+            for _ in spool.drain():  # discard: nothing of a failed file lands
+                pass
             return done
-    spool = _Spool(tmpdir, spool_rows)
-    try:
-        done.cursor = _read_file(spec, read, location, relative, lineage, done.result, spool, cursor)
-    except JusticeError as exc:
-        done.result.error = str(exc)
-        done.result.rows_landed = done.result.rows_rejected = 0
-        for _ in spool.drain():  # discard: nothing of a failed file lands
-            pass
-        return done
+        if hashing is not None:
+            done.digest = hashing.result()
     done.parts = spool.detach()
     return done
 
