@@ -228,3 +228,50 @@ def test_each_section_names_its_own_service_and_only_prison_pages_say_data_as_at
         assert 'id="data-as-at"' not in page, path
     prison = officer.get("/prisons/PRA").text
     assert "– Prison safety</title>" in prison and 'id="data-as-at"' in prison
+
+
+# ---------------------------------------------------------------- under load
+
+def test_a_table_being_worked_out_holds_up_no_other_page(explorer, monkeypatch):
+    """Explorer work runs in a worker thread, in turn: while a table is being worked out, the
+    rest of the service (here the sign-in page) is answered, and the next explorer request
+    waits for it rather than sharing the GIL with it."""
+    import threading
+    import time
+
+    from justice.web import explorer as explorer_module
+
+    working, release = threading.Event(), threading.Event()
+    real_run_query = explorer_module.run_query
+
+    def slow_run_query(dataset, query):
+        working.set()
+        assert release.wait(30), "never released"
+        return real_run_query(dataset, query)
+
+    monkeypatch.setattr(explorer_module, "run_query", slow_run_query)
+    answers = {}
+
+    def fetch(name, path):
+        answers[name] = (explorer.get(path), time.monotonic())
+
+    explorer.__enter__()  # one event loop for every request, as under `justice serve`
+    first = threading.Thread(target=fetch, args=("table", "/explore/court_receipts_disposals"))
+    first.start()
+    try:
+        assert working.wait(30)
+        second = threading.Thread(target=fetch, args=("catalogue", "/explore"))
+        second.start()
+        started = time.monotonic()
+        sign_in = explorer.get("/sign-in")
+        assert sign_in.status_code == 200 and time.monotonic() - started < 10
+        assert "catalogue" not in answers  # waiting its turn behind the table
+        released = time.monotonic()
+        release.set()
+        first.join(30)
+        second.join(30)
+    finally:
+        release.set()
+        explorer.__exit__(None, None, None)
+    assert answers["table"][0].status_code == 200 and answers["catalogue"][0].status_code == 200
+    assert answers["catalogue"][1] >= released

@@ -14,10 +14,19 @@ parameter is checked against the dataset's columns and values before anything is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import gc
 import json
+import logging
 import threading
+import weakref
 from collections import OrderedDict
+from pathlib import Path
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Request
 from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, Response
@@ -44,12 +53,41 @@ from justice.explore.table import TOTAL
 from justice.web.auth import optional_user
 from justice.web.context import TEMPLATES_DIR, render, service_name_for, templates
 
-router = APIRouter()
+log = logging.getLogger(__name__)
+_frozen = False
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    """Reads the published catalogue as the app starts (seconds on a large home: not in the
+    first visitor's request), then, once per process, sets everything alive by then aside
+    from the garbage collector (`gc.freeze`): modules, templates and the catalogue live as long
+    as the process, and a full collection that walked them (several hundred thousand objects)
+    stopped every request for 100 to 200 ms."""
+    global _frozen
+    try:
+        await anyio.to_thread.run_sync(catalogue_of_home, app.state.settings.home)
+    except Exception:
+        # The safety service and the portal start anyway; explorer pages say what is wrong.
+        log.exception("explorer: cannot read the published files at start-up")
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+    yield
+
+
+router = APIRouter(lifespan=lifespan)
+
+
+def catalogue_of_home(home: Path) -> Catalogue:
+    """The catalogue of `home` (HOME/reports)."""
+    return load_catalogue(home / "reports")
 
 
 def catalogue_of(request: Request) -> Catalogue:
     """The catalogue of the app's home (HOME/reports)."""
-    return load_catalogue(request.app.state.settings.home / "reports")
+    return catalogue_of_home(request.app.state.settings.home)
 
 
 def dataset_or_404(request: Request, name: str) -> Dataset:
@@ -63,6 +101,36 @@ def dataset_or_404(request: Request, name: str) -> Dataset:
 _pages: OrderedDict[tuple, bytes] = OrderedDict()
 _pages_lock = threading.Lock()
 PAGES_CACHED = 256
+
+# The app's templates without `auto_reload`: that checks the modification time of every
+# template a page uses (about 27 for a builder page, with GOV.UK's macros) on every render, and
+# each check is a system call that gives up the GIL, to wait for it again behind busy threads.
+# The templates are the installed package's: they do not change while the service runs.
+page_templates = templates.overlay(auto_reload=False)
+
+TABLES_AT_ONCE = 1
+"""Explorer requests worked on at once (in worker threads; the others wait their turn)."""
+_turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its limiter
+
+
+def in_turn(route):
+    """Decorator: the route's work runs in a worker thread, TABLES_AT_ONCE at a time, the
+    others waiting in arrival order.
+
+    An explorer request is all CPU work under the GIL. Left in FastAPI's pool of 40 threads,
+    20 concurrent requests share the GIL turn and turn about, so each takes about as long as
+    all of them and a large table takes many times its own time (the slow tail); first come,
+    first served, each waits only for those ahead of it, and fewer threads contend for the
+    GIL. The event loop is not blocked: other routes are served meanwhile."""
+    @functools.wraps(route)
+    async def queued(*args, **kwargs):
+        loop = asyncio.get_running_loop()
+        limiter = _turns.get(loop)
+        if limiter is None:
+            limiter = _turns[loop] = anyio.CapacityLimiter(TABLES_AT_ONCE)
+        return await anyio.to_thread.run_sync(functools.partial(route, *args, **kwargs),
+                                              limiter=limiter)
+    return queued
 
 
 def page(request: Request, template: str, context: dict, status_code: int = 200, *,
@@ -81,7 +149,7 @@ def page(request: Request, template: str, context: dict, status_code: int = 200,
         if body is not None:
             _pages.move_to_end(key)
     if body is None:
-        body = templates.get_template(template).render(
+        body = page_templates.get_template(template).render(
             {"request": request, "user": None, "csrf_token": None, "show_data_as_at": False,
              "service_name": service_name_for(request.url.path), "nav": [], **context}).encode()
         with _pages_lock:
@@ -195,7 +263,7 @@ def filter_options(dataset: Dataset, dim: str, chosen: tuple[str, ...]) -> Marku
     (by the `filter_option` macro) once per dataset, ticked and not, and a page joins them."""
     made = dataset.__dict__.get("_filter_options")
     if made is None:
-        option = templates.get_template("explorer/_macros.html").module.filter_option
+        option = page_templates.get_template("explorer/_macros.html").module.filter_option
         made = {}
         for n, d in enumerate(dataset.dims, start=1):
             made[d] = [(value, str(option(f"f-{n}-{k}", d, value, label, False)).strip(),
@@ -224,6 +292,7 @@ def stylesheet() -> Response:
 
 
 @router.get("/explore")
+@in_turn
 def catalogue_page(request: Request, q: str = "") -> Response:
     """Every published dataset, with its description, coverage and last build; searchable."""
     catalogue = catalogue_of(request)
@@ -241,6 +310,7 @@ def catalogue_page(request: Request, q: str = "") -> Response:
 # ---------------------------------------------------------------- justice in numbers
 
 @router.get("/explore/numbers")
+@in_turn
 def numbers_index(request: Request) -> Response:
     """The headline topics."""
     return page(request, "explorer/numbers_index.html",
@@ -248,6 +318,7 @@ def numbers_index(request: Request) -> Response:
 
 
 @router.get("/explore/numbers/{topic}")
+@in_turn
 def numbers_page(request: Request, topic: str) -> Response:
     """A topic's headline tables, each with its chart and a link to it in the table builder."""
     headline = (explorer_config().get("headlines") or {}).get(topic)
@@ -275,6 +346,7 @@ def numbers_page(request: Request, topic: str) -> Response:
 # ---------------------------------------------------------------- table builder
 
 @router.get("/explore/{name}")
+@in_turn
 def table_builder(request: Request, name: str) -> Response:
     """The table builder: the form, the table of the query in the URL, its charts and links
     to share and download it."""
@@ -296,6 +368,7 @@ def table_builder(request: Request, name: str) -> Response:
 
 
 @router.get("/explore/{name}/download.{fmt}")
+@in_turn
 def download(request: Request, name: str, fmt: str) -> Response:
     """The table of the query in the URL as CSV, Parquet or JSON (the cells the page shows)."""
     dataset = dataset_or_404(request, name)

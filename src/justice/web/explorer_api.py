@@ -21,7 +21,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse, Response
 
 from justice.explore import Dataset, QueryError, downloads, parse_query, run_query
-from justice.web.explorer import catalogue_of, page
+from justice.web.explorer import catalogue_of, in_turn, page
 
 router = APIRouter()
 
@@ -63,6 +63,7 @@ def _summary(ds: Dataset) -> dict:
 
 
 @router.get("/api/datasets", summary="The published datasets")
+@in_turn
 def api_datasets(request: Request) -> JSONResponse:
     """Every dataset the explorer serves, with where it comes from and when it was built."""
     catalogue = catalogue_of(request)
@@ -71,6 +72,7 @@ def api_datasets(request: Request) -> JSONResponse:
 
 
 @router.get("/api/datasets/{name}", summary="A dataset's dimensions and measures")
+@in_turn
 def api_dataset(request: Request, name: str) -> JSONResponse:
     """A dataset's dimensions with their values, its measures with their definitions, and its
     default table query."""
@@ -91,6 +93,7 @@ def api_dataset(request: Request, name: str) -> JSONResponse:
 
 @router.get("/api/datasets/{name}/table", summary="A table of a dataset",
             openapi_extra={"parameters": _TABLE_PARAMETERS})
+@in_turn
 def api_table(request: Request, name: str) -> Response:
     """The table the query asks for, one record per cell (dimension values, measure, value,
     symbol), with the source, dimensions and footnotes."""
@@ -121,6 +124,7 @@ def api_openapi() -> JSONResponse:
 
 
 @router.get("/api/docs", include_in_schema=False)
+@in_turn
 def api_docs(request: Request) -> Response:
     """The API's documentation, drawn from its OpenAPI document."""
     doc = openapi_document()
