@@ -3,7 +3,7 @@
 Example::
 
     settings = Settings.from_env()          # JUSTICE_HOME=/data/justice justice ...
-    settings.home / "warehouse.duckdb"
+    settings.warehouse_path               # HOME/warehouse.duckdb: every path under HOME is named here
 """
 
 from __future__ import annotations
@@ -123,6 +123,37 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["home"] = Path(str(values["home"])).expanduser()
         return cls(**values)  # type: ignore[arg-type]
+
+    # Every path under HOME is named here, once; the steps ask for them by name.
+    @property
+    def lake_dir(self) -> Path:
+        """The landed extracts (HOME/lake: raw Parquet per system and table, rejects, the ledger)."""
+        return self.home / "lake"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse file the staging, core and mart models are built in."""
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def transform_dir(self) -> Path:
+        """The dbt project written for this home (HOME/transform)."""
+        return self.home / "transform"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Everything written for people to read: data tool files, charts, reports, dbt docs."""
+        return self.home / "reports"
+
+    @property
+    def specs_dir(self) -> Path:
+        """Extra source specifications for this home (HOME/specs), read beside the packaged ones."""
+        return self.home / "specs"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Keys made on first use (the pseudonym key), readable by their owner only."""
+        return self.home / "secrets"
 
     @property
     def legacy_dir(self) -> Path:

@@ -1,7 +1,7 @@
 """One evaluation of a provider's cohort file, from the file to the figures of the report.
 
     evaluation = evaluate(settings, "participants.xlsx")
-    write_report(evaluation, settings.home / "reports" / "evaluation" / "participants")
+    write_report(evaluation, settings.reports_dir / "evaluation" / "participants")
 
 The steps: read the file (`cohort`), find each participant in the person index (`identify`),
 build the analysis frame of participants and the comparison pool from the warehouse (`groups`),

@@ -23,7 +23,7 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
     HOME/reports/ (justice.transform.publish) unless `outputs` is false.
 
     `progress(step, done, total)` is called as each dbt node and each output finishes."""
-    path = settings.home / "warehouse.duckdb"
+    path = settings.warehouse_path
     if not path.exists():
         raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
     if not warehouse.has_table(settings, "linkage", "person_links"):
@@ -40,11 +40,11 @@ def docs(settings: Settings) -> Path:
     """Generate the dbt docs site (every model, column and test, with lineage) into
     HOME/reports/dbt-docs/ and return the folder; open its index.html, or `justice docs --serve`."""
     if not warehouse.has_table(settings, "core"):
-        raise TransformError(f"no core model in {settings.home / 'warehouse.duckdb'}: run `justice build` first")
+        raise TransformError(f"no core model in {settings.warehouse_path}: run `justice build` first")
     # `justice ingest` rewrites the working project without the analysts' models: write it whole.
     project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
     staging.run_dbt(project, "docs", "generate")
-    out = settings.home / "reports" / "dbt-docs"
+    out = settings.reports_dir / "dbt-docs"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("index.html", "manifest.json", "catalog.json"):
         (out / name).write_bytes((project / "target" / name).read_bytes())

@@ -152,7 +152,7 @@ def pseudonym_key(settings: Settings) -> bytes:
     env = os.environ.get(PSEUDONYM_KEY_ENV)
     if env:
         return env.encode()
-    path = settings.home / "secrets" / "pseudonym.key"
+    path = settings.secrets_dir / "pseudonym.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -163,7 +163,7 @@ def pseudonym_key(settings: Settings) -> bytes:
 
 def read_mart(settings: Settings, name: str) -> pa.Table:
     """A mart as built, straight from the warehouse (read-only)."""
-    path = settings.home / "warehouse.duckdb"
+    path = settings.warehouse_path
     if not warehouse.has_table(settings, "marts", name):
         raise TransformError(f"no mart marts.{name} in {path}: run `justice build` first")
     con = warehouse.connect(settings, read_only=True)

@@ -31,7 +31,7 @@ def publish(settings: Settings, progress: Callable[[str, int, int], None] | None
     reports folder. A manifest (data/manifest.json) lists each file with its rows, suppressed
     cells and the threshold used."""
     specs = exports()
-    reports = settings.home / "reports"
+    reports = settings.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
     work = reports / f".publish-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)

@@ -171,7 +171,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     The analysts' models (core, marts) and seeds are included only with `analytics` (for
     `justice build`): they need every system staged and linked, and dbt compiles every model in
     a project, so staging a subset of systems must not see them."""
-    target = settings.home / "transform"
+    target = settings.transform_dir
     package = Path(str(resources.files("justice.transform")))
     if target.exists():
         shutil.rmtree(target)
@@ -225,7 +225,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
                         {"name": "rows_quarantined", "description": "Rows set aside at read time or by a rule."}],
             "data_tests": ["reconciles"]}]}, sort_keys=False))
     (target / "profiles.yml").write_text(yaml.safe_dump({"justice": {"target": "duckdb", "outputs": {"duckdb": {
-        "type": "duckdb", "path": str((settings.home / "warehouse.duckdb").resolve()), "schema": "main",
+        "type": "duckdb", "path": str((settings.warehouse_path).resolve()), "schema": "main",
         "threads": 2}}}}))
     return target
 

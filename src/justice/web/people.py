@@ -66,7 +66,7 @@ class WarehouseUnavailable(JusticeError):
 
 def warehouse_signature(settings: Settings) -> str | None:
     """A token that changes whenever the warehouse file is rewritten (None: no warehouse)."""
-    path = settings.home / "warehouse.duckdb"
+    path = settings.warehouse_path
     try:
         stat = path.stat()
     except FileNotFoundError:
