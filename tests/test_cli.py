@@ -170,3 +170,19 @@ def test_a_new_demo_world_gets_a_new_serving_store(tmp_path):
     open_store(settings).dispose()
     _fresh_demo_store(Settings(home=tmp_path, serving_db=f"sqlite:///{store}"))
     assert store.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["link", "review"],            # a sub-command: no warehouse yet
+    ["users", "list"],             # another sub-command group
+    ["build"],                     # a top-level step with nothing landed
+])
+def test_every_command_reports_a_step_error_once_as_one_line(tmp_path, args):
+    """A JusticeError from any command, nested or not, is reported by the entry point: a line
+    saying what is wrong and exit status 2, never a traceback."""
+    (tmp_path / "serving").mkdir()
+    (tmp_path / "serving" / "safety.sqlite").write_text("not a database")
+    result = runner.invoke(app, [*args, "--home", str(tmp_path)])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "error:" in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)

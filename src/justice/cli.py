@@ -22,25 +22,36 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from justice.errors import JusticeError
 from justice.settings import Settings
 
-app = typer.Typer(help="The justice data platform: extract, link and analyse legacy justice data.",
-                  no_args_is_help=True, add_completion=False)
 console = Console()
 err = Console(stderr=True)
+
+
+class _Commands(TyperGroup):
+    """The command tree, with a step's errors reported in one place: a JusticeError (bad input,
+    a missing step, a bad setting) is one red line on stderr naming what and where, exit status 2;
+    anything else is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except JusticeError as exc:
+            err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+
+app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
+                  help="The justice data platform: extract, link and analyse legacy justice data.")
 
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default $JUSTICE_HOME or ./justice-home).")]
 
 
 def _settings(home: Path | None) -> Settings:
     return Settings.from_env(home=home)
-
-
-def _fail(exc: JusticeError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def _parse_date(value: str, option: str) -> dt.date:
@@ -81,22 +92,18 @@ def simulate(
     from justice.sim.world import simulate_to
 
     target = out or _settings(home).home
-    try:
-        params = SimulationParams(persons=persons, seed=seed, start=_parse_date(start, "--start"),
-                                  end=_parse_date(end, "--end"), intervention_effect=intervention_effect,
-                                  referral=referral, mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None,
-                                  policy_files=tuple(str(p.resolve()) for p in policy or ()),
-                                  withdrawn_rules=tuple(without_rule or ()))
-        t0 = time.perf_counter()
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err, transient=True, disable=as_json) as progress:
-            task = progress.add_task("simulating", total=None)
-            world = simulate_to(params, target, progress=lambda stage: progress.update(task, description=stage),
-                                prison_db=prison_db)
-        seconds = time.perf_counter() - t0
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    params = SimulationParams(persons=persons, seed=seed, start=_parse_date(start, "--start"),
+                              end=_parse_date(end, "--end"), intervention_effect=intervention_effect,
+                              referral=referral, mess=mess, prisons=prisons, world_file=str(world_file) if world_file else None,
+                              policy_files=tuple(str(p.resolve()) for p in policy or ()),
+                              withdrawn_rules=tuple(without_rule or ()))
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("simulating", total=None)
+        world = simulate_to(params, target, progress=lambda stage: progress.update(task, description=stage),
+                            prison_db=prison_db)
+    seconds = time.perf_counter() - t0
     summary = {"out": str(target), "seconds": round(seconds, 1),
                "tables": {k: len(next(iter(v.values()))) for k, v in sorted(world.tables.items())},
                "calibration": world.calibration}
@@ -144,30 +151,26 @@ def feed(
 
     from justice.sim.feed import FeedOptions, run_feed
 
-    try:
-        settings = Settings.from_env(home=home, prison_db=prison_db)
-        options = FeedOptions(seed=seed, speed=speed, rate=rate, tick=tick, steps=steps, duration=duration)
-        shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
-        if not as_json:
-            err.print(f"feeding {shown} at {speed:g}x real time, rates x{rate:g}, a write every "
-                      f"{tick:g} s" + (f", {steps} ticks" if steps is not None else " (Ctrl-C to stop)"),
-                      soft_wrap=True)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
-            task = bar.add_task("feed", total=steps)
-            written = 0
+    settings = Settings.from_env(home=home, prison_db=prison_db)
+    options = FeedOptions(seed=seed, speed=speed, rate=rate, tick=tick, steps=steps, duration=duration)
+    shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
+    if not as_json:
+        err.print(f"feeding {shown} at {speed:g}x real time, rates x{rate:g}, a write every "
+                  f"{tick:g} s" + (f", {steps} ticks" if steps is not None else " (Ctrl-C to stop)"),
+                  soft_wrap=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
+        task = bar.add_task("feed", total=steps)
+        written = 0
 
-            def progress(result, live) -> None:
-                nonlocal written
-                written += sum(result.counts.values())
-                bar.update(task, advance=1, description=(
-                    f"feed: prison clock {live.state.clock_text}, {written:,} events, "
-                    f"roll {len(live.state.bookings):,}"))
+        def progress(result, live) -> None:
+            nonlocal written
+            written += sum(result.counts.values())
+            bar.update(task, advance=1, description=(
+                f"feed: prison clock {live.state.clock_text}, {written:,} events, "
+                f"roll {len(live.state.bookings):,}"))
 
-            summary = run_feed(settings.prison_db_url, settings.truth_dir, options, progress=progress)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+        summary = run_feed(settings.prison_db_url, settings.truth_dir, options, progress=progress)
     if as_json:
         print(json.dumps({"from": summary.started_at, "to": summary.ended_at, "ticks": summary.ticks,
                           "events": dict(sorted(summary.counts.items())), "roll": summary.roll,
@@ -203,8 +206,8 @@ def demo(
     _demo_evaluation(settings)
     console.print(f"\n[bold]Demo outputs[/] under {settings.home.resolve()}:")
     for label, path in (("legacy/", settings.legacy_dir), ("truth/", settings.truth_dir),
-                        ("lake/", settings.home / "lake"), ("warehouse", settings.home / "warehouse.duckdb"),
-                        ("reports/", settings.home / "reports")):
+                        ("lake/", settings.lake_dir), ("warehouse", settings.warehouse_path),
+                        ("reports/", settings.reports_dir)):
         if path.exists():
             console.print(f"  {label:10s} {path.resolve()}  {_describe(path)}")
     _fresh_demo_store(settings)
@@ -235,20 +238,16 @@ def ingest(
     from justice.ingest.run import ingest as run_ingest
 
     settings = _settings(home)
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
-            tasks: dict[str, int] = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True, disable=as_json) as bar:
+        tasks: dict[str, int] = {}
 
-            def progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(f"ingest {name}", total=total)
-                bar.update(tasks[name], completed=done, total=total)
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"ingest {name}", total=total)
+            bar.update(tasks[name], completed=done, total=total)
 
-            reports = run_ingest(settings, system, progress=progress)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+        reports = run_ingest(settings, system, progress=progress)
     if as_json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -351,15 +350,11 @@ def _run_link(home: Path | None, *, retrain: bool = False, full: bool = False, a
     from justice.link.run import link as run_link
 
     settings = _settings(home)
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                      transient=True, disable=as_json) as bar:
-            task = bar.add_task("link", total=None)
-            result = run_link(settings, retrain=retrain, full=full,
-                              progress=lambda msg: bar.update(task, description=f"link: {msg}"))
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True, disable=as_json) as bar:
+        task = bar.add_task("link", total=None)
+        result = run_link(settings, retrain=retrain, full=full,
+                          progress=lambda msg: bar.update(task, description=f"link: {msg}"))
     summary = {"run_id": result.run_id, "mode": result.mode, "model_version": result.model_version,
                "model": str(result.model_path), "records": result.records,
                "new_or_changed_records": result.changed_records, "pairs_scored": result.pairs_scored,
@@ -421,11 +416,7 @@ def link_explain(
     given = {k: v for k, v in fields.items() if v is not None}
     if (record_id is None) == (not given):
         raise typer.BadParameter("give either a record id or the fields of a new record (--surname ...)")
-    try:
-        result = explain(_settings(home), record_id if record_id is not None else given, top=top)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    result = explain(_settings(home), record_id if record_id is not None else given, top=top)
     if as_json:
         print(json.dumps({"record": result.record, "prior_weight": result.prior_weight,
                           "threshold": result.threshold, "person_id": result.person_id,
@@ -443,19 +434,15 @@ def link_review(
     """List pairs in the uncertainty band awaiting a clerical decision."""
     from justice.link.run import open_warehouse, require_links
 
+    con = open_warehouse(_settings(home), read_only=True)
     try:
-        con = open_warehouse(_settings(home), read_only=True)
-        try:
-            require_links(con)
-            cur = con.execute("select * from linkage.clerical_review limit ?", [limit])
-            cols = [d[0] for d in cur.description]
-            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
-            total = con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
-        finally:
-            con.close()
-    except JusticeError as exc:
-        _fail(exc)
-        return
+        require_links(con)
+        cur = con.execute("select * from linkage.clerical_review limit ?", [limit])
+        cols = [d[0] for d in cur.description]
+        rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        total = con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
+    finally:
+        con.close()
     if as_json:
         print(json.dumps({"pending": total, "pairs": rows}, indent=2, default=str))
         return
@@ -482,11 +469,7 @@ def link_decide(
     """Store a reviewer's decision on a pair; every later `justice link` honours it."""
     from justice.link.run import record_decision
 
-    try:
-        record_decision(_settings(home), record, other, "match" if match else "non_match", reviewer, note)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    record_decision(_settings(home), record, other, "match" if match else "non_match", reviewer, note)
     console.print(f"recorded: {record} and {other} {'are' if match else 'are not'} the same person; "
                   "run `justice link` to apply it")
 
@@ -509,16 +492,12 @@ def link_calibrate(
     version and re-cluster. See docs/linkage.md section 8."""
     from justice.link.calibrate import run_calibration
 
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                      transient=True, disable=as_json) as bar:
-            task = bar.add_task("calibrate", total=None)
-            result = run_calibration(_settings(home), labels=labels, clerk=clerk, simulated_clerk=simulated_clerk,
-                                     redraw=redraw,
-                                     progress=lambda msg: bar.update(task, description=f"calibrate: {msg}"))
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                  transient=True, disable=as_json) as bar:
+        task = bar.add_task("calibrate", total=None)
+        result = run_calibration(_settings(home), labels=labels, clerk=clerk, simulated_clerk=simulated_clerk,
+                                 redraw=redraw,
+                                 progress=lambda msg: bar.update(task, description=f"calibrate: {msg}"))
     if as_json:
         print(json.dumps({"status": result.status, "sample_pairs": result.sample_pairs,
                           "labelled": result.labelled, "sample_file": str(result.sample_file),
@@ -542,11 +521,7 @@ def link_report(home: HomeOption = None) -> None:
     """Write the linkage quality report (and charts) to HOME/reports/."""
     from justice.link.report import write_report
 
-    try:
-        path = write_report(_settings(home))
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    path = write_report(_settings(home))
     console.print(f"linkage quality report: {path}")
 
 
@@ -559,21 +534,17 @@ def build(home: HomeOption = None) -> None:
     from justice.transform.build import build as run_build
 
     settings = _settings(home)
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=True) as bar:
-            task = bar.add_task("dbt build: seeds, core, marts", total=None)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("dbt build: seeds, core, marts", total=None)
 
-            def progress(step: str, done: int, total: int) -> None:
-                kind, _, what = step.partition(" ")
-                label = "dbt build" if kind == "dbt" else f"publish {kind}"
-                bar.update(task, description=f"{label}: {what}", completed=done, total=total)
+        def progress(step: str, done: int, total: int) -> None:
+            kind, _, what = step.partition(" ")
+            label = "dbt build" if kind == "dbt" else f"publish {kind}"
+            bar.update(task, description=f"{label}: {what}", completed=done, total=total)
 
-            project = run_build(settings, progress=progress)
-    except JusticeError as exc:
-        _fail(exc)
-        return
-    reports = settings.home / "reports"
+        project = run_build(settings, progress=progress)
+    reports = settings.reports_dir
     console.print(f"built seeds, core and marts (dbt project {project}); data tool files in {reports / 'data'}, "
                   f"charts in {reports / 'charts'}; dbt docs: `justice docs`")
 
@@ -586,11 +557,7 @@ def docs(home: HomeOption = None,
     from justice.transform.build import docs as run_docs
 
     settings = _settings(home)
-    try:
-        out = run_docs(settings)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    out = run_docs(settings)
     console.print(f"dbt docs: {out / 'index.html'}")
     if serve:
         import functools
@@ -635,18 +602,14 @@ def evaluate_cohort(
     from justice.evaluate.run import EvaluationOptions, evaluate, write_report
 
     settings = _settings(home)
-    target = out or settings.home / "reports" / "evaluation" / cohort.stem
-    try:
-        options = EvaluationOptions(comparators=comparators, caliper=caliper,
-                                    min_matched=min_matched, exclude_bad_rows=exclude_bad_rows)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err, transient=True, disable=as_json) as bar:
-            bar.add_task(f"evaluating {cohort.name}", total=None)
-            evaluation = evaluate(settings, cohort, programme=programme, options=options)
-            folder = write_report(evaluation, target)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    target = out or settings.reports_dir / "evaluation" / cohort.stem
+    options = EvaluationOptions(comparators=comparators, caliper=caliper,
+                                min_matched=min_matched, exclude_bad_rows=exclude_bad_rows)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True, disable=as_json) as bar:
+        bar.add_task(f"evaluating {cohort.name}", total=None)
+        evaluation = evaluate(settings, cohort, programme=programme, options=options)
+        folder = write_report(evaluation, target)
     summary = evaluation.summary
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -688,14 +651,14 @@ def _demo_evaluation(settings: Settings) -> None:
     cohort = max(sizes, key=lambda path: (sizes[path], path.name))
     try:
         evaluate_cohort(cohort=cohort, programme=None,
-                        out=settings.home / "reports" / "evaluation" / cohort.stem, comparators=5,
+                        out=settings.reports_dir / "evaluation" / cohort.stem, comparators=5,
                         caliper=0.2, min_matched=60, exclude_bad_rows=True, home=settings.home,
                         as_json=False)
-    except typer.Exit:
+    except JusticeError as exc:
         # A small demo world can leave a programme with too few people to evaluate; the rest of
-        # the demo still stands, and the message above says why.
-        console.print("[yellow]demo: the evaluation did not run (see the message above); try a "
-                      "larger world (--persons)[/]")
+        # the demo still stands.
+        err.print(f"[yellow]demo: the evaluation did not run:[/] {exc}", soft_wrap=True)
+        console.print("[yellow]demo: try a larger world (--persons) for an evaluation[/]")
 
 
 @app.command("project")
@@ -722,16 +685,12 @@ def project_population(
 
     settings = _settings(home)
     start = _parse_date(origin, "--from") if origin else None
-    target = out or settings.home / "reports" / "projections"
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err, transient=True, disable=as_json) as bar:
-            bar.add_task(f"projecting {months} months, {repetitions} repetitions", total=None)
-            result = project(settings, scenario or [], origin=start, months=months,
-                             repetitions=repetitions, seed=seed, out=target)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    target = out or settings.reports_dir / "projections"
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err, transient=True, disable=as_json) as bar:
+        bar.add_task(f"projecting {months} months, {repetitions} repetitions", total=None)
+        result = project(settings, scenario or [], origin=start, months=months,
+                         repetitions=repetitions, seed=seed, out=target)
     if as_json:
         print((target / "summary.json").read_text("utf-8"))
         return
@@ -747,8 +706,8 @@ def _demo_projection(settings: Settings) -> None:
     try:
         project_population(scenario=[example], origin=None, months=24, repetitions=100, seed=1,
                            out=None, home=settings.home, as_json=False)
-    except typer.Exit:
-        console.print("[yellow]demo: the projection did not run (see the message above)[/]")
+    except JusticeError as exc:
+        err.print(f"[yellow]demo: the projection did not run:[/] {exc}", soft_wrap=True)
 
 
 StoreOption = Annotated[str | None, typer.Option(
@@ -775,17 +734,13 @@ def serve(
     from justice.web.app import app_from_env, assets_folder, create_app
 
     settings = Settings.from_env(home=home, serving_db=store)
-    try:
-        if workers < 1:
-            raise JusticeError(f"--workers {workers}: give 1 or more")
-        if workers > 1 and not settings.serving_db_url.startswith("postgresql"):
-            raise JusticeError(f"--workers {workers} needs a PostgreSQL serving store (--store or "
-                               "JUSTICE_SERVING_DB=postgresql+psycopg://...): SQLite serves one process")
-        assets_folder(settings)
-        application = create_app(settings, sync=sync) if workers == 1 else None
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    if workers < 1:
+        raise JusticeError(f"--workers {workers}: give 1 or more")
+    if workers > 1 and not settings.serving_db_url.startswith("postgresql"):
+        raise JusticeError(f"--workers {workers} needs a PostgreSQL serving store (--store or "
+                           "JUSTICE_SERVING_DB=postgresql+psycopg://...): SQLite serves one process")
+    assets_folder(settings)
+    application = create_app(settings, sync=sync) if workers == 1 else None
     console.print(f"Prison safety on http://{host}:{port}/ (Ctrl-C to stop); "
                   f"{'syncing every ' + format(settings.sync_interval, 'g') + 's' if sync else 'not syncing'}")
     if workers == 1:
@@ -831,22 +786,18 @@ def users_add(
 
     from justice.web import auth
 
-    try:
-        settings, engine = _store(home, store)
-        if role not in auth.ROLES:
-            raise JusticeError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
-        known = auth.known_prisons(settings, engine) if prison else None
-        if password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
-        elif sys.stdin.isatty():
-            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            raise JusticeError("no terminal to ask for the password: use --password-stdin")
-        user = auth.add_user(engine, name, role, prison or [], password, known_prisons=known,
-                             provider=provider)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    settings, engine = _store(home, store)
+    if role not in auth.ROLES:
+        raise JusticeError(f"role {role!r}: choose one of {', '.join(auth.ROLES)}")
+    known = auth.known_prisons(settings, engine) if prison else None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        raise JusticeError("no terminal to ask for the password: use --password-stdin")
+    user = auth.add_user(engine, name, role, prison or [], password, known_prisons=known,
+                         provider=provider)
     where = f" for {', '.join(user.prisons)}" if user.prisons else ""
     where += f" for {user.provider}" if user.provider else ""
     console.print(f"added {user.name} ({user.role}){where}")
@@ -858,12 +809,8 @@ def users_list(home: HomeOption = None, store: StoreOption = None,
     """List accounts: role, prisons, active or disabled, locked."""
     from justice.web import auth
 
-    try:
-        _, engine = _store(home, store)
-        accounts = auth.list_users(engine)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    _, engine = _store(home, store)
+    accounts = auth.list_users(engine)
     if as_json:
         print(json.dumps(accounts, indent=2, default=str))
         return
@@ -884,11 +831,7 @@ def users_disable(name: Annotated[str, typer.Argument(help="User name.")],
     """Disable an account and end its sessions."""
     from justice.web import auth
 
-    try:
-        auth.disable_user(_store(home, store)[1], name)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    auth.disable_user(_store(home, store)[1], name)
     console.print(f"disabled {name}; their sessions are ended")
 
 
@@ -898,11 +841,7 @@ def users_unlock(name: Annotated[str, typer.Argument(help="User name.")],
     """Lift a lockout after too many failed sign-ins."""
     from justice.web import auth
 
-    try:
-        auth.unlock_user(_store(home, store)[1], name)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    auth.unlock_user(_store(home, store)[1], name)
     console.print(f"unlocked {name}")
 
 
@@ -916,13 +855,9 @@ def audit_verify(home: HomeOption = None, store: StoreOption = None) -> None:
     outside the service."""
     from justice.web import audit
 
-    try:
-        _, engine = _store(home, store)
-        with engine.connect() as conn:
-            report = audit.verify_chain(conn)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    _, engine = _store(home, store)
+    with engine.connect() as conn:
+        report = audit.verify_chain(conn)
     if report.intact:
         older = (f" ({report.unchained_rows:,} older rows, written before the store had the "
                  "chain, are not checked)" if report.unchained_rows else "")
@@ -941,11 +876,7 @@ def _demo_accounts(settings: Settings) -> None:
     from justice.web import auth
     from justice.web.store import open_store
 
-    try:
-        accounts = auth.ensure_demo_accounts(settings, open_store(settings))
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    accounts = auth.ensure_demo_accounts(settings, open_store(settings))
     console.print("\n[bold]The web app[/] (prison safety, statistics explorer, providers' "
                   "evaluations): start it with")
     console.print(f"  justice serve --home {settings.home.resolve()}")
@@ -989,14 +920,10 @@ def sync(
 
     if look_back < 0:
         raise typer.BadParameter("must be 0 or more seconds", param_hint="--look-back")
-    try:
-        settings = Settings.from_env(home=home, prison_db=prison_db, serving_db=store,
-                                     sync_interval=interval)
-        engine = open_store(settings)
-        source = open_prison(settings)
-    except JusticeError as exc:
-        _fail(exc)
-        return
+    settings = Settings.from_env(home=home, prison_db=prison_db, serving_db=store,
+                                 sync_interval=interval)
+    engine = open_store(settings)
+    source = open_prison(settings)
     shown = sa.engine.make_url(settings.prison_db_url).render_as_string(hide_password=True)
     err.print(f"syncing {shown} into {engine.url.render_as_string(hide_password=True)}"
               + ("" if once else f" every {settings.sync_interval:g} s (Ctrl-C to stop)"), soft_wrap=True)

@@ -58,7 +58,8 @@ def open_store(settings: Settings) -> sa.Engine:
     _declare_tables()
     try:
         metadata.create_all(engine)
-    except sa.exc.OperationalError as exc:
+    except sa.exc.DatabaseError as exc:
+        # Also a file that is there but is not a database (a wrong path, a damaged file).
         raise ConfigError(f"cannot open the serving store {engine.url.render_as_string(hide_password=True)}: "
                           f"{exc.orig}") from None
     return engine
