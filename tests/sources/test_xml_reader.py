@@ -355,6 +355,25 @@ def test_repeated_declared_element_is_a_reject(spec, tmp_path):
     assert rows.num_rows == 1 and rejects["rule"].to_pylist() == ["repeated_element"]
 
 
+def test_repeated_leaf_reason_and_a_declared_leaf_with_attributes_and_children(spec, tmp_path):
+    twice = "<Surname>Smith</Surname><Gender>1</Gender>"
+    marked = '<Surname Verified="Y">Jones<Note>alias</Note></Surname>'
+    path = write(tmp_path, document(message(1, surname=marked), message(2, surname="", gender="1"),
+                                    message(3, extra_pd=twice)))
+    rows, rejects, new = read_file(spec, path)["defendants"]
+    # The declared leaf keeps its own text; its attribute and child element are new columns.
+    assert rows["surname"].to_pylist() == ["Jones", None]
+    assert rows["gender"].to_pylist() == ["2", "1"]
+    assert new == {"x_personal_details_surname_verified", "x_personal_details_surname_note"}
+    assert rows["x_personal_details_surname_verified"].to_pylist() == ["Y", None]
+    assert rows["x_personal_details_surname_note"].to_pylist() == ["alias", None]
+    r = rejects.to_pylist()
+    assert [(x["_locator"], x["rule"]) for x in r] == [
+        ("/CaseMessages/CaseMessage[3]/Case/Defendants/Defendant[1]", "repeated_element")]
+    assert r[0]["reason"] == ("<Defendant>: <Surname> (surname) occurs more than once; "
+                              "<Gender> (gender) occurs more than once")
+
+
 def test_undeclared_element_beside_the_records_is_a_reject(spec, tmp_path):
     path = write(tmp_path, document(message(1), "<Trailer><Count>2</Count></Trailer>\n",
                                     message(2), tail="<Checksum>abc</Checksum>\n"))

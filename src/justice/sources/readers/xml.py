@@ -144,6 +144,8 @@ class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     attrs: dict[str, str] = field(default_factory=dict)
     """Attribute name -> our field name."""
+    leaves: dict[str, str] = field(default_factory=dict)
+    """The plain children (see `plain`): tag -> our field name. Most children are."""
     field: str | None = None
     """Our field name taking this element's text."""
     table: _Table | None = None
@@ -269,6 +271,8 @@ def _compile(spec: SourceSpec) -> list[_Table]:
         for node in _all_nodes(tab.tree):
             node.plain = (node.field is not None and not node.children and not node.attrs
                           and node.table is None)
+        for node in (tab.tree, *_all_nodes(tab.tree)):
+            node.leaves = {tag: c.field for tag, c in node.children.items() if c.plain}
 
     for tab in tables:  # a parent's field must not reach into a child table's element
         def check(node: _Node, tab: _Table = tab) -> None:
@@ -646,16 +650,12 @@ class _FileReader:
                 if len(v) > MAX_FIELD_CHARS:
                     problems.append(_too_long(name, v))
         declared = node.children
+        leaves = node.leaves
         counts: dict[str, int] | None = None
         for child in el:
             tag = child.tag
-            sub = declared.get(tag)
-            if sub is None:
-                if tag.__class__ is str:
-                    self._visit_undeclared(child, rel, tag, x)
-                continue
-            if sub.plain:  # the common case: a declared leaf
-                name = sub.field
+            name = leaves.get(tag)
+            if name is not None:  # the common case: a declared leaf
                 text = child.text
                 if text is None:
                     text = ""
@@ -663,11 +663,17 @@ class _FileReader:
                     problems.append(_too_long(name, text))
                 if name in row:
                     problems.append(("repeated_element",
-                                     f"<{sub.local}> ({name}) occurs more than once"))
+                                     f"<{declared[tag].local}> ({name}) occurs more than once"))
                 else:
                     row[name] = text
                 if len(child) or child.keys():
+                    sub = declared[tag]
                     self._visit(child, sub, (*rel, sub.local), loc, row, x, children, problems)
+                continue
+            sub = declared.get(tag)
+            if sub is None:
+                if tag.__class__ is str:
+                    self._visit_undeclared(child, rel, tag, x)
                 continue
             child_loc = loc
             if sub.leads_to_table:
