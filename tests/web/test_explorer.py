@@ -275,3 +275,23 @@ def test_a_table_being_worked_out_holds_up_no_other_page(explorer, monkeypatch):
         explorer.__exit__(None, None, None)
     assert answers["table"][0].status_code == 200 and answers["catalogue"][0].status_code == 200
     assert answers["catalogue"][1] >= released
+
+
+def test_a_page_drawn_inside_a_kept_shell_is_the_whole_page(explorer, monkeypatch):
+    """A signed-out builder page after the first of its dataset renders only its content
+    block inside the rest of the first page (justice.web.explorer._signed_out_html): byte for
+    byte what rendering it whole gives."""
+    from justice.web import explorer as explorer_module
+
+    queries = ["", "measure=receipts&row=quarter&col=court_type&totals=1",
+               "measure=disposals&row=region&f.quarter=2024Q2", "measure=receipts&col=quarter"]
+    base = "/explore/court_receipts_disposals"
+    composed = [explorer.get(f"{base}?{q}" if q else base).text for q in queries]
+    assert len(explorer_module._shells) >= 1
+    for query, page in zip(queries, composed):
+        # Without a kept shell (or the kept page), the page is rendered whole.
+        monkeypatch.setattr(explorer_module, "_shells", type(explorer_module._shells)())
+        monkeypatch.setattr(explorer_module, "_pages", type(explorer_module._pages)())
+        whole = explorer.get(f"{base}?{query}" if query else base).text
+        assert page == whole, query
+    assert len({page for page in composed}) == len(queries)
