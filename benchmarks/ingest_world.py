@@ -46,9 +46,9 @@ def main() -> None:
 
     from justice.ingest import landing, warehouse
     from justice.ingest.landing import land_system
-    from justice.ingest.run import specs_for
     from justice.settings import Settings
-    from justice.transform import staging
+    from justice.sources.spec import specs_for
+    from justice.transform.build import stage
 
     world = args.world
     if world is None:
@@ -85,7 +85,7 @@ def main() -> None:
     if not args.no_staging:
         t = time.perf_counter()
         tables = warehouse.refresh_views(settings)
-        staging.stage(settings, specs_for(settings), tables)
+        stage(settings, specs_for(settings), tables)
         print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
     print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "
           f"peak_rss_gb={peak_rss_gb():.2f} worker_peak_rss_gb={worker_peak_gb():.2f} "

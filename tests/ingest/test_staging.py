@@ -12,7 +12,9 @@ from justice.errors import TransformError
 from justice.ingest import landing, warehouse
 from justice.settings import Settings
 from justice.sources.spec import parse_spec
-from justice.transform import staging
+from justice.transform.build import stage
+from justice.transform.dbt_project import write_project
+from justice.transform.dbt_runner import run_dbt
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_reader
@@ -33,7 +35,7 @@ def home(tmp_path, monkeypatch):
 
 def _build(home: Settings) -> None:
     landing.land_system(SPEC, home)
-    staging.stage(home, [SPEC], warehouse.refresh_views(home))
+    stage(home, [SPEC], warehouse.refresh_views(home))
 
 
 def test_rows_are_typed_quarantined_with_reasons_and_reconciled(home):
@@ -58,13 +60,13 @@ def test_a_field_added_to_the_spec_after_a_load_stages_as_null_for_that_load(hom
             {"source": "key", "name": "key", "required": True},
             {"source": "value", "name": "value", "type": "integer"},
             {"source": "colour", "name": "colour"}]}]}, "lines.yaml")
-    staging.stage(home, [newer], warehouse.refresh_views(home, [newer]))
+    stage(home, [newer], warehouse.refresh_views(home, [newer]))
     assert _query(home, "select key, value, colour from staging.lines__items order by key") == [
         ("1", 10, None), ("2", 20, None)]
     # Without the spec the view is the files as landed, and staging from the new spec cannot
     # read it: the column really is missing (this is what the views' nulls are for).
     with pytest.raises(TransformError, match="colour"):
-        staging.stage(home, [newer], warehouse.refresh_views(home))
+        stage(home, [newer], warehouse.refresh_views(home))
 
 
 def test_the_reconciliation_test_fails_when_a_row_goes_missing(home):
@@ -76,6 +78,6 @@ def test_the_reconciliation_test_fails_when_a_row_goes_missing(home):
     con.execute("create table raw.items_copy as select * from raw.lines__items")
     con.execute("create or replace view raw.lines__items as select * from raw.items_copy where key <> '2'")
     con.close()
-    project = staging.write_project(home, [SPEC], tables)
+    project = write_project(home, [SPEC], tables)
     with pytest.raises(TransformError, match="reconciles"):
-        staging.run_dbt(project, "build")
+        run_dbt(project, "build")

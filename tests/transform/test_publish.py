@@ -20,7 +20,7 @@ from justice import datasets, disclosure
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
 from justice.transform import exports, publish
-from justice.transform.staging import _DBT_STEP
+from justice.transform.dbt_runner import read_events
 
 SPECS = exports.exports()
 
@@ -255,15 +255,27 @@ def test_pseudonym_key_is_created_private_and_reused(tmp_path, monkeypatch):
     assert exports.pseudonym_key(settings) == b"from-the-vault"
 
 
-def test_dbt_progress_lines_are_parsed():
-    lines = {
-        "03:43:03  3 of 69 START sql table model marts.court_timeliness ....... [RUN]": ("3", "69", "START"),
-        "03:43:03  3 of 69 OK created sql table model marts.court_timeliness ....... [OK in 0.2s]":
-            ("3", "69", "OK"),
-        "03:43:03  66 of 69 PASS not_null_court_timeliness_quarter ........ [PASS in 0.05s]": ("66", "69", "PASS"),
-        "03:43:03  7 of 69 ERROR creating sql table model core.person ..... [ERROR in 0.1s]": ("7", "69", "ERROR"),
-    }
-    for line, want in lines.items():
-        m = _DBT_STEP.search(line)
-        assert m is not None and m.groups()[:3] == want, line
-    assert _DBT_STEP.search("Running with dbt=1.11") is None
+def test_dbt_json_events_give_progress_and_failures():
+    """The runner reads dbt's JSON log (one event a line), not its console text."""
+    def event(name, level="info", **data):
+        return json.dumps({"info": {"name": name, "level": level, "msg": data.pop("msg", "")},
+                           "data": data})
+
+    def node(uid):
+        return {"unique_id": uid, "node_status": "x"}
+
+    lines = [
+        event("MainReportVersion", version="=1.11.16"),
+        event("LogStartLine", index=1, total=3, node_info=node("model.justice.person")),
+        event("LogModelResult", index=1, total=3, status="success", node_info=node("model.justice.person")),
+        "a Python warning printed by a library\n",
+        event("LogTestResult", index=2, total=3, status="fail", node_info=node("test.justice.not_null_x")),
+        event("LogSeedResult", index=3, total=3, status="success", node_info=node("seed.justice.codes")),
+        event("RunResultError", level="error", msg="Got 2 results, configured to fail if != 0"),
+    ]
+    seen = []
+    events = read_events(lines, lambda n, done, total: seen.append((n, done, total)))
+    assert seen == [("person", 1, 3), ("not_null_x", 2, 3), ("codes", 3, 3)]
+    assert events.failures == ["not_null_x: fail"]
+    assert events.errors == ["Got 2 results, configured to fail if != 0"]
+    assert events.other == ["a Python warning printed by a library"]

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from justice.errors import ConfigError, JusticeError
+from justice.errors import JusticeError
 from justice.ingest import warehouse
 from justice.ingest.landing import FileResult, LoadReport, Progress, land_system
 from justice.settings import Settings
-from justice.sources.spec import SourceSpec, load_specs
-from justice.transform import staging
-
-
-def specs_for(settings: Settings, system: str | None = None) -> list[SourceSpec]:
-    """The built-in specs plus any in HOME/specs (which override by system name)."""
-    extra = settings.home / "specs"
-    specs = load_specs(*([extra] if extra.is_dir() else []))
-    if system is None:
-        return list(specs.values())
-    if system not in specs:
-        raise ConfigError(f"--system {system!r}: no spec; known systems: {', '.join(sorted(specs))}")
-    return [specs[system]]
+from justice.sources.spec import specs_for
+from justice.transform.build import stage
 
 
 def ingest(settings: Settings, system: str | None = None, *, progress: Progress = lambda *_: None) -> list[LoadReport]:
@@ -37,5 +26,5 @@ def ingest(settings: Settings, system: str | None = None, *, progress: Progress 
     every_spec = specs_for(settings)
     tables = warehouse.refresh_views(settings, every_spec)
     # Staging covers every system that has landed, not only this run's, so it is always whole.
-    staging.stage(settings, every_spec, tables)
+    stage(settings, every_spec, tables)
     return reports

@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from justice.errors import ConfigError
+from justice.settings import Settings
 
 FORMATS = ("csv", "xml", "database", "fixed_width", "xlsx")
 TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean")
@@ -232,3 +233,15 @@ def load_specs(*folders: str | Path) -> dict[str, SourceSpec]:
             spec = load_spec(path)
             specs[spec.system] = spec
     return specs
+
+
+def specs_for(settings: Settings, system: str | None = None) -> list[SourceSpec]:
+    """The built-in specs plus any in HOME/specs (which override by system name); with `system`,
+    that system's alone (an unknown one is an error naming the known systems)."""
+    extra = settings.specs_dir
+    specs = load_specs(*([extra] if extra.is_dir() else []))
+    if system is None:
+        return list(specs.values())
+    if system not in specs:
+        raise ConfigError(f"--system {system!r}: no spec; known systems: {', '.join(sorted(specs))}")
+    return [specs[system]]

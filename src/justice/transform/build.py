@@ -1,6 +1,8 @@
-"""`justice build`: the analysts' datasets. dbt seeds (versioned reference data), the canonical
-`core` model keyed on person_id, and the `marts`, with every dbt test, on the warehouse that
-`justice ingest` and `justice link` filled."""
+"""The transform step's entry points. `stage`: what `justice ingest` runs after landing (the
+generated staging, quarantine and audit models, with their tests). `build` (`justice build`): the
+analysts' datasets: dbt seeds (versioned reference data), the canonical `core` model keyed on
+person_id, and the `marts`, with every dbt test, on the warehouse that `justice ingest` and
+`justice link` filled. `docs`: the dbt docs site."""
 
 from __future__ import annotations
 
@@ -9,11 +11,23 @@ from pathlib import Path
 
 from justice.errors import TransformError
 from justice.ingest import warehouse
-from justice.ingest.run import specs_for
 from justice.settings import Settings
-from justice.transform import publish, staging
+from justice.sources.spec import SourceSpec, specs_for
+from justice.transform import publish
+from justice.transform.dbt_project import write_project
+from justice.transform.dbt_runner import run_dbt
 
 BUILD_SELECTION = ("path:seeds", "path:models/core", "path:models/marts")
+
+# What `justice ingest` builds; core and marts need linkage first and are `justice build`'s.
+STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:models/audit")
+
+
+def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str]) -> Path:
+    """Generate the staging project for what has landed and run `dbt build` (models and tests)."""
+    project = write_project(settings, specs, raw_tables)
+    run_dbt(project, "build", "--select", *STAGING_SELECTION)
+    return project
 
 
 def build(settings: Settings, progress: Callable[[str, int, int], None] | None = None,
@@ -28,9 +42,9 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
         raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
     if not warehouse.has_table(settings, "linkage", "person_links"):
         raise TransformError("no person index in the warehouse: run `justice link` first")
-    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
-    staging.run_dbt(project, "build", "--select", *BUILD_SELECTION,
-                    progress=(lambda node, done, total: progress(f"dbt {node}", done, total)) if progress else None)
+    project = write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
+    run_dbt(project, "build", "--select", *BUILD_SELECTION,
+            progress=(lambda node, done, total: progress(f"dbt {node}", done, total)) if progress else None)
     if outputs:
         publish.publish(settings, progress=progress)
     return project
@@ -42,8 +56,8 @@ def docs(settings: Settings) -> Path:
     if not warehouse.has_table(settings, "core"):
         raise TransformError(f"no core model in {settings.warehouse_path}: run `justice build` first")
     # `justice ingest` rewrites the working project without the analysts' models: write it whole.
-    project = staging.write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
-    staging.run_dbt(project, "docs", "generate")
+    project = write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
+    run_dbt(project, "docs", "generate")
     out = settings.reports_dir / "dbt-docs"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("index.html", "manifest.json", "catalog.json"):

@@ -1,9 +1,9 @@
-"""Generate the dbt staging, quarantine and audit models from the source specs, and run dbt.
+"""Generate the SQL of the dbt staging, quarantine and audit models from the source specs.
 
 A source's spec already says each field's type, format and whether it is required, so the
 staging model of every raw table is generated from it: a new or changed source is a YAML edit.
-For each raw table `<system>__<table>` this writes, in HOME/transform (a working copy of the dbt
-project in this package):
+For each raw table `<system>__<table>` these make (justice.transform.dbt_project writes them into
+HOME/transform, a working copy of the dbt project in this package):
 
 - `staging.<system>__<table>__checked`: every raw row, fields trimmed and typed, with the list of
   rules it breaks (`_failures`: rule, field, reason);
@@ -19,20 +19,8 @@ project in this package):
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from justice.errors import TransformError
-from justice.settings import Settings
 from justice.sources.spec import LINEAGE_COLUMNS, FieldSpec, SourceSpec, TableSpec
 
 LINEAGE = ", ".join(LINEAGE_COLUMNS)
@@ -159,121 +147,3 @@ def reconciliation_sql(systems: dict[str, tuple[list[str], bool]]) -> str:
             "select read.system, read.load_id, read.rows_read::bigint as rows_read,\n"
             "    coalesce(staged.n, 0)::bigint as rows_staged, coalesce(quarantined.n, 0)::bigint as rows_quarantined\n"
             "from read left join staged using (load_id) left join quarantined using (load_id)\n")
-
-
-ANALYTICS = ("core", "marts", "seeds")
-
-
-def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
-                  analytics: bool = False) -> Path:
-    """Write HOME/transform: the package's dbt project plus models generated for landed tables.
-
-    The analysts' models (core, marts) and seeds are included only with `analytics` (for
-    `justice build`): they need every system staged and linked, and dbt compiles every model in
-    a project, so staging a subset of systems must not see them."""
-    target = settings.transform_dir
-    package = Path(str(resources.files("justice.transform")))
-    if target.exists():
-        shutil.rmtree(target)
-    skip = ("*.py", "__pycache__", "target", "logs", *(() if analytics else ANALYTICS))
-    shutil.copytree(package, target, ignore=shutil.ignore_patterns(*skip))
-    present = set(raw_tables)
-    sources, systems = [], {}
-    models = target / "models"
-    for sub in ("staging", "quarantine", "audit", "core", "marts"):  # git keeps no empty folders
-        (models / sub).mkdir(parents=True, exist_ok=True)
-    for spec in specs:
-        if f"{spec.system}__loads" not in present:
-            continue
-        sources.append({"name": f"{spec.system}__loads"})
-        tables = []
-        for table in spec.tables:
-            name = f"{spec.system}__{table.name}"
-            if name not in present:
-                continue
-            sources.append({"name": name})
-            folder = models / "staging" / spec.system
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}__checked.sql").write_text(checked_sql(spec, table))
-            (folder / f"{name}.sql").write_text(staged_sql(spec, table))
-            if table.record_key:
-                (folder / f"{name}__latest.sql").write_text(latest_sql(spec, table))
-            qfolder = models / "quarantine"
-            qfolder.mkdir(parents=True, exist_ok=True)
-            (qfolder / f"q_{name}.sql").write_text(
-                "{{ config(alias='" + name + "') }}\n" + quarantined_sql(spec, table))
-            tables.append(name)
-        has_rejects = f"{spec.system}__rejects" in present
-        if has_rejects:
-            sources.append({"name": f"{spec.system}__rejects"})
-            (models / "quarantine").mkdir(parents=True, exist_ok=True)
-            (models / "quarantine" / f"q_{spec.system}__rejects.sql").write_text(
-                "{{ config(alias='" + spec.system + "__rejects') }}\n"
-                f"-- generated: rows set aside at read time\nselect * from {{{{ source('raw', '{spec.system}__rejects') }}}}\n")
-        systems[spec.system] = (tables, has_rejects)
-    (models / "sources.yml").write_text(yaml.safe_dump({"version": 2, "sources": [
-        {"name": "raw", "schema": "raw", "tables": sources}]}, sort_keys=False))
-    if systems:
-        (models / "audit" / "reconciliation.sql").write_text(reconciliation_sql(systems))
-        (models / "audit" / "reconciliation.yml").write_text(yaml.safe_dump({"version": 2, "models": [{
-            "name": "reconciliation",
-            "description": "Per system and load: rows read at extraction, rows staged, rows quarantined.",
-            "columns": [{"name": "system", "description": "Legacy system."},
-                        {"name": "load_id", "description": "The load (see audit.loads)."},
-                        {"name": "rows_read", "description": "Rows the reader counted in the source."},
-                        {"name": "rows_staged", "description": "Rows that passed every staging rule."},
-                        {"name": "rows_quarantined", "description": "Rows set aside at read time or by a rule."}],
-            "data_tests": ["reconciles"]}]}, sort_keys=False))
-    (target / "profiles.yml").write_text(yaml.safe_dump({"justice": {"target": "duckdb", "outputs": {"duckdb": {
-        "type": "duckdb", "path": str((settings.warehouse_path).resolve()), "schema": "main",
-        "threads": 2}}}}))
-    return target
-
-
-# dbt's console line for a node: "12:00:01  3 of 69 OK created sql table model core.person ...".
-_DBT_STEP = re.compile(r"\b(\d+) of (\d+) (START|OK|PASS|WARN|ERROR|FAIL|SKIP)\w*\s+(?:.*\s)?(\S+)\s+\.{3}")
-
-# What `justice ingest` builds; core and marts need linkage first and are `justice build`'s.
-STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:models/audit")
-
-
-def run_dbt(project: Path, *args: str, progress: Callable[[str, int, int], None] | None = None) -> None:
-    """Run dbt on the working project in a child process; raise with the failing nodes if any.
-
-    A child process keeps dbt's global state and dbt-duckdb's open database handle out of ours.
-    `progress(node, done, total)` is called as each model, seed and test finishes.
-    """
-    dbt = Path(sys.executable).parent / "dbt"
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    cmd = [str(dbt), *args, "--project-dir", str(project), "--profiles-dir", str(project),
-           "--no-version-check", "--log-path", str(project / "logs")]
-    lines: list[str] = []
-    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        done = 0
-        for line in proc.stdout:
-            lines.append(line)
-            step = _DBT_STEP.search(line)
-            if step and step.group(3) != "START":
-                done += 1
-                if progress is not None:
-                    progress(step.group(4), done, int(step.group(2)))
-    output = "".join(lines)
-    if proc.returncode == 0:
-        return
-    failures = []
-    results = project / "target" / "run_results.json"
-    if results.exists():
-        for r in json.loads(results.read_text()).get("results", []):
-            if r.get("status") not in ("success", "pass", "skipped"):
-                name = r.get("unique_id", "?").split(".", 2)[-1]
-                failures.append(f"{name}: {r.get('status')} {(r.get('message') or '').strip()}".strip())
-    detail = "; ".join(failures) or output.strip()[-2000:]
-    raise TransformError(f"dbt {' '.join(args)} failed: {detail} (log: {project / 'logs' / 'dbt.log'})")
-
-
-def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str]) -> Path:
-    """Generate the staging project for what has landed and run `dbt build` (models and tests)."""
-    project = write_project(settings, specs, raw_tables)
-    run_dbt(project, "build", "--select", *STAGING_SELECTION)
-    return project
