@@ -44,7 +44,6 @@ from justice.errors import CohortError
 HEADER_SCAN_ROWS = 50
 """How far down the sheet the header row is looked for."""
 
-FIELDS = ("forenames", "surname", "dob", "sex", "start_date", "pnc", "prison_number")
 REQUIRED = ("forenames", "surname", "dob", "start_date")
 FIELD_LABELS = {"forenames": "First name", "surname": "Surname", "dob": "Date of birth",
                 "sex": "Gender", "start_date": "Programme start date", "pnc": "PNC",

@@ -100,13 +100,6 @@ class Rules:
     incident_windows: tuple[int, ...]
     move_rules: tuple[MoveRule, ...]
 
-    def move_rule(self, rule_id: str) -> MoveRule:
-        """The cell-move rule with this id (KeyError if none)."""
-        for rule in self.move_rules:
-            if rule.id == rule_id:
-                return rule
-        raise KeyError(rule_id)
-
 
 def _need(mapping: dict, key: str, where: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):
