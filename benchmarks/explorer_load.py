@@ -19,6 +19,11 @@ and counts statuses):
 Goal (issue 16): p95 <= 200 ms for the table builder and the API at 20 concurrent clients over a
 1,000,000-person world's published files. Prints a table of figures at the end, with the
 machine's load average during each phase (other work on the machine slows every phase).
+
+With --in-process it starts no server and no wrk: it sends the same URLs, one at a time,
+straight to the app (middleware, routing, the work and the page; no HTTP parsing) and reports
+the CPU time each takes (time.process_time: the process's own, so other work on the machine
+changes it far less than it changes latency). 1000 / the mean is what one core could serve.
 """
 
 from __future__ import annotations
@@ -151,6 +156,58 @@ def run_wrk(wrk: str, base: str, work: Path, name: str, paths: list[str], args) 
     return parse_wrk_output(out.stdout)
 
 
+def in_process_costs(home: Path, phases: list[tuple[str, list[str]]]) -> None:
+    """Send each phase's paths to the app in this process, one at a time; print the CPU time
+    per request."""
+    import asyncio
+    import statistics
+
+    from justice.settings import Settings
+    from justice.web.app import create_app
+
+    app = create_app(Settings.from_env(home=str(home)), sync=False)
+
+    async def call(path: str) -> int:
+        route, _, query = path.partition("?")
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": route, "raw_path": route.encode(),
+                 "query_string": query.encode(), "root_path": "", "client": ("127.0.0.1", 1),
+                 "headers": [(b"host", b"127.0.0.1")], "server": ("127.0.0.1", 80)}
+        status = 0
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(scope, receive, send)
+        return status
+
+    async def run() -> None:
+        async with app.router.lifespan_context(app):
+            print(f"\nin process: CPU time per request, one at a time ({os.cpu_count()} CPUs, "
+                  f"load average {os.getloadavg()[0]:.1f})")
+            print(f"{'phase':<34} {'mean ms':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+                  f"{'1 core req/s':>13}")
+            for name, paths in phases:
+                costs = []
+                for path in paths:
+                    started = time.process_time()
+                    status = await call(path)
+                    costs.append((time.process_time() - started) * 1000)
+                    if status != 200:
+                        raise BenchmarkError(f"{path} answered {status}")
+                costs.sort()
+                mean = statistics.mean(costs)
+                print(f"{name:<34} {mean:>8.2f} {costs[len(costs) // 2]:>8.2f} "
+                      f"{costs[int(len(costs) * 0.95)]:>8.2f} {costs[-1]:>8.1f} {1000 / mean:>13.0f}")
+
+    asyncio.run(run())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", type=Path, default=Path("/work/homes/big"))
@@ -158,9 +215,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--distinct", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--in-process", action="store_true",
+                        help="no server: CPU time per request through the app, one at a time")
     args = parser.parse_args()
     wrk = shutil.which("wrk")
-    if wrk is None:
+    if wrk is None and not args.in_process:
         print(f"wrk is not installed: {WRK_INSTALL}")
         return 2
     import httpx
@@ -178,6 +237,15 @@ def main() -> int:
         catalogue = load_catalogue(home / "reports")
         repeated = repeated_queries(catalogue)
         distinct = distinct_queries(catalogue, args.distinct)
+        if args.in_process:
+            in_process_costs(home, [
+                (f"{kind}, {label} ({len(pairs)} URLs)",
+                 # as many requests in each phase: the repeated URLs asked again and again
+                 [make(n, q) for n, q in pairs] * max(1, len(distinct) // len(pairs)))
+                for label, pairs in (("distinct", distinct), ("repeated", repeated))
+                for kind, make in (("builder", lambda n, q: f"/explore/{n}?{q}"),
+                                   ("api", lambda n, q: f"/api/datasets/{n}/table?{q}"))])
+            return 0
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "JUSTICE_HOME": str(home)}

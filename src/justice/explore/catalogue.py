@@ -243,9 +243,7 @@ def load_catalogue(reports: Path) -> Catalogue:
     empty when nothing has been published."""
     manifest_path = reports / "data" / "manifest.json"
     try:
-        st = manifest_path.stat()
-        # A publish swaps in a new data folder: a new file, so a new inode even within a tick.
-        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        stamp = _stamp(manifest_path)
     except FileNotFoundError:
         return Catalogue(reports, "", {})
     cached = _cache.get(reports)
@@ -258,6 +256,23 @@ def load_catalogue(reports: Path) -> Catalogue:
         catalogue = _build(reports, manifest_path)
         _cache[reports] = (stamp, catalogue)
         return catalogue
+
+
+def _stamp(manifest_path: Path) -> tuple[int, int, int]:
+    st = manifest_path.stat()
+    # A publish swaps in a new data folder: a new file, so a new inode even within a tick.
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def current_catalogue(reports: Path) -> Catalogue | None:
+    """The catalogue of `reports` if it has been read and the manifest has not changed since;
+    None otherwise (it is never read here: that can take seconds)."""
+    cached = _cache.get(reports)
+    try:
+        return cached[1] if cached is not None and cached[0] == _stamp(
+            reports / "data" / "manifest.json") else None
+    except FileNotFoundError:
+        return None
 
 
 def _build(reports: Path, manifest_path: Path) -> Catalogue:

@@ -310,6 +310,16 @@ _results_lock = threading.Lock()
 RESULTS_CACHED = 512  # published files change only at a build: a table is worth keeping
 
 
+def kept_table(dataset: Dataset, query: Query) -> Table | None:
+    """The table of `query` if it is among those kept (see `run_query`), else None."""
+    key = (dataset.name, dataset.published_at, id(dataset), query)
+    with _results_lock:
+        table = _results.get(key)
+        if table is not None:
+            _results.move_to_end(key)
+    return table
+
+
 def run_query(dataset: Dataset, query: Query) -> Table:
     """The table `query` asks of `dataset` (see the module doc for the rules); QueryError if it
     would be too big to show."""

@@ -46,11 +46,13 @@ from justice.explore.catalogue import (
     SYMBOL_NOT_AVAILABLE,
     Catalogue,
     Measure,
+    current_catalogue,
     explorer_config,
 )
 from justice.explore.charts import charts_of
+from justice.explore.query import Query
 from justice.explore.table import TOTAL
-from justice.web.auth import optional_user
+from justice.web.auth import SESSION_COOKIE, optional_user
 from justice.web.context import TEMPLATES_DIR, render, service_name_for, templates
 
 log = logging.getLogger(__name__)
@@ -113,17 +115,26 @@ TABLES_AT_ONCE = 1
 _turns: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its limiter
 
 
-def in_turn(route):
+def in_turn(route=None, *, quick=None):
     """Decorator: the route's work runs in a worker thread, TABLES_AT_ONCE at a time, the
-    others waiting in arrival order.
+    others waiting in arrival order. `quick(**the route's arguments)`, when given, is tried
+    first, in the event loop: an answer already made (a kept page), or None.
 
     An explorer request is all CPU work under the GIL. Left in FastAPI's pool of 40 threads,
     20 concurrent requests share the GIL turn and turn about, so each takes about as long as
     all of them and a large table takes many times its own time (the slow tail); first come,
     first served, each waits only for those ahead of it, and fewer threads contend for the
-    GIL. The event loop is not blocked: other routes are served meanwhile."""
+    GIL. The event loop is not blocked: other routes are served meanwhile. A kept answer
+    needs no turn (a thread's turn would cost more than finding it)."""
+    if route is None:
+        return functools.partial(in_turn, quick=quick)
+
     @functools.wraps(route)
     async def queued(*args, **kwargs):
+        if quick is not None:
+            kept = quick(*args, **kwargs)
+            if kept is not None:
+                return kept
         loop = asyncio.get_running_loop()
         limiter = _turns.get(loop)
         if limiter is None:
@@ -135,6 +146,44 @@ def in_turn(route):
 
 _shells: OrderedDict[tuple, tuple[str, str]] = OrderedDict()
 SHELLS_KEPT = 64
+
+
+def kept_page(request: Request, key: tuple) -> Response | None:
+    """The page kept under `key` (see `page`) for a signed-out visitor, or None."""
+    if request.cookies.get(SESSION_COOKIE):
+        return None  # perhaps signed in: `page` looks the session up
+    with _pages_lock:
+        body = _pages.get(key)
+        if body is not None:
+            _pages.move_to_end(key)
+    return None if body is None else HTMLResponse(body)
+
+
+def kept_dataset_query(request: Request, name: str) -> tuple[Dataset, Query] | None:
+    """The dataset `name` of the catalogue as last read (if the manifest has not changed) and
+    the request's query on it; None for anything else (the route then says what is wrong)."""
+    catalogue = current_catalogue(request.app.state.settings.home / "reports")
+    dataset = catalogue.get(name) if catalogue is not None else None
+    if dataset is None:
+        return None
+    try:
+        return dataset, parse_query(dataset, request.query_params.multi_items())
+    except QueryError:
+        return None
+
+
+def _kept_builder_page(request: Request, name: str) -> Response | None:
+    found = kept_dataset_query(request, name)
+    if found is None:
+        return None
+    return kept_page(request, _builder_key(*found))
+
+
+def _builder_key(dataset: Dataset, query: Query) -> tuple:
+    """The key a signed-out builder page is kept under (see `page`): its file (so its home),
+    build and query."""
+    return ("explorer/builder.html", 200, str(dataset.path), dataset.published_at,
+            query.query_string())
 
 
 def page(request: Request, template: str, context: dict, status_code: int = 200, *,
@@ -373,13 +422,13 @@ def numbers_page(request: Request, topic: str) -> Response:
                          **_table_context(table, f"chart-{n}")})
     return page(request, "explorer/numbers.html",
                 {"headline": headline, "topic": topic, "sections": sections},
-                cache_key=(topic, catalogue.published_at))
+                cache_key=(topic, str(catalogue.reports), catalogue.published_at))
 
 
 # ---------------------------------------------------------------- table builder
 
 @router.get("/explore/{name}")
-@in_turn
+@in_turn(quick=_kept_builder_page)
 def table_builder(request: Request, name: str) -> Response:
     """The table builder: the form, the table of the query in the URL, its charts and links
     to share and download it."""
@@ -396,9 +445,8 @@ def table_builder(request: Request, name: str) -> Response:
     if table is not None:
         context.update(_table_context(table, "chart"))
     return page(request, "explorer/builder.html", context, status_code=400 if error else 200,
-                cache_key=None if error else (dataset.name, dataset.published_at,
-                                              query.query_string()),
-                shell_key=(dataset.name, dataset.published_at))
+                cache_key=None if error else _builder_key(dataset, query)[2:],
+                shell_key=(str(dataset.path), dataset.published_at))
 
 
 @router.get("/explore/{name}/download.{fmt}")

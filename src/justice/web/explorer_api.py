@@ -21,7 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse, Response
 
 from justice.explore import Dataset, QueryError, downloads, parse_query, run_query
-from justice.web.explorer import catalogue_of, in_turn, page
+from justice.explore.table import kept_table
+from justice.web.explorer import catalogue_of, in_turn, kept_dataset_query, page
 
 router = APIRouter()
 
@@ -91,9 +92,17 @@ def api_dataset(request: Request, name: str) -> JSONResponse:
         "table_url": f"/api/datasets/{ds.name}/table?{ds.default_query}"})
 
 
+def _kept_table_json(request: Request, name: str) -> Response | None:
+    """The JSON of a table kept with it (see `api_table`), or None."""
+    found = kept_dataset_query(request, name)
+    table = kept_table(*found) if found is not None else None
+    body = table.memo.get("api-json") if table is not None else None
+    return None if body is None else Response(body, media_type="application/json")
+
+
 @router.get("/api/datasets/{name}/table", summary="A table of a dataset",
             openapi_extra={"parameters": _TABLE_PARAMETERS})
-@in_turn
+@in_turn(quick=_kept_table_json)
 def api_table(request: Request, name: str) -> Response:
     """The table the query asks for, one record per cell (dimension values, measure, value,
     symbol), with the source, dimensions and footnotes."""
