@@ -330,21 +330,27 @@ def learn_flows(data: OriginData) -> Flows:
     if len(lengths) == 0:
         lengths = np.array([180])
 
-    # Recalls come from licences: each licence ends in a recall with one chance, on a day spread
-    # evenly over it (as the recall statistics' licence populations are modelled). The chance
-    # is the last year's recalls over the licence-time that year, each licence-day weighted by
-    # one over its licence's length.
+    # Recalls come from licences: each licence ends in a recall with one chance, at a point in it
+    # drawn from when recalls come (the shape of `learn_recall_timing`'s curve). The chance is
+    # the last year's recall receptions over the licence-time that year, each licence's part
+    # weighted by that shape (evenly spread, it is its seen days over its length). Every recall
+    # counts, also those the data cannot tie to a licence (a release whose sentence is not
+    # linked), so the recall flow is not lost with the links.
     released = np.flatnonzero((s.sentence_day >= 0) & (s.end >= 0) & (s.reason != "recall"))
     last = licence_end(s.sentence_day[released], s.length_days[released], s.end[released])
     span = np.maximum(last - s.end[released], 1)
-    seen = np.clip(np.minimum(last, origin) - np.maximum(s.end[released], window), 0, None)
-    exposure = float((seen / span).sum())
-    recalls = float((recent & (s.reason == "recall")).sum())
-    probability = min(1.0, recalls / exposure) if exposure > 0 else 0.0
-    running = last > origin
     timing = learn_recall_timing(data, released, last)
     if timing.probability > 0:
-        probability = timing.probability
+        shape = RecallTiming(timing.incidence / timing.probability)
+    else:
+        shape = RecallTiming(np.linspace(0, 1, RECALL_BINS + 1))
+    first = np.clip((np.maximum(s.end[released], window) - s.end[released]) / span, 0, 1)
+    upto = np.clip((np.minimum(last, origin) - s.end[released]) / span, 0, 1)
+    exposure = float(np.clip(shape.at(upto) - shape.at(first), 0, None).sum())
+    recalls = float((recent & (s.reason == "recall")).sum())
+    probability = min(1.0, recalls / exposure) if exposure > 0 else 0.0
+    timing = RecallTiming(shape.incidence * probability)
+    running = last > origin
     licence_of = np.full(len(s), -1, np.int64)
     licence_of[recall] = recall_last
     return Flows(daily, pools, remand_duration, outcomes, recall_duration, lengths, probability,
