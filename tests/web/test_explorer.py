@@ -237,19 +237,20 @@ def test_each_section_names_its_own_service_and_only_prison_pages_say_data_as_at
 # ---------------------------------------------------------------- under load
 
 def test_a_table_being_worked_out_holds_up_no_other_page(explorer, monkeypatch):
-    """Explorer work runs in a worker thread, in turn: while a table is being worked out, the
-    rest of the service (here the sign-in page) is answered, and the next explorer request
-    waits for it rather than sharing the GIL with it."""
+    """Explorer work runs in worker threads, TABLES_AT_ONCE at a time: while that many tables
+    are being worked out, the rest of the service (here the sign-in page) is answered, and the
+    next explorer request waits its turn rather than sharing the GIL with them."""
     import threading
     import time
 
     from justice.web import explorer as explorer_module
 
-    working, release = threading.Event(), threading.Event()
+    at_once = explorer_module.TABLES_AT_ONCE
+    working, release = threading.Semaphore(0), threading.Event()
     real_run_query = explorer_module.run_query
 
     def slow_run_query(dataset, query):
-        working.set()
+        working.release()
         assert release.wait(30), "never released"
         return real_run_query(dataset, query)
 
@@ -260,26 +261,29 @@ def test_a_table_being_worked_out_holds_up_no_other_page(explorer, monkeypatch):
         answers[name] = (explorer.get(path), time.monotonic())
 
     explorer.__enter__()  # one event loop for every request, as under `justice serve`
-    table = "/explore/court_receipts_disposals?measure=disposals&row=case_type&f.region=Wales"
-    first = threading.Thread(target=fetch, args=("table", table))
-    first.start()
+    base = "/explore/court_receipts_disposals?measure=disposals&row=case_type&f.region=Wales"
+    tables = [threading.Thread(target=fetch, args=(f"table {n}", f"{base}&f.quarter=2024Q{n + 1}"))
+              for n in range(at_once)]
+    waiting = threading.Thread(target=fetch, args=("catalogue", "/explore"))
     try:
-        assert working.wait(30)
-        second = threading.Thread(target=fetch, args=("catalogue", "/explore"))
-        second.start()
+        for thread in tables:
+            thread.start()
+        for _ in tables:
+            assert working.acquire(timeout=30)
+        waiting.start()
         started = time.monotonic()
         sign_in = explorer.get("/sign-in")
         assert sign_in.status_code == 200 and time.monotonic() - started < 10
-        assert "catalogue" not in answers  # waiting its turn behind the table
+        assert "catalogue" not in answers  # waiting its turn behind the tables
         released = time.monotonic()
         release.set()
-        first.join(30)
-        second.join(30)
+        for thread in [*tables, waiting]:
+            thread.join(30)
     finally:
         release.set()
         explorer.__exit__(None, None, None)
-    assert answers["table"][0].status_code == 200 and answers["catalogue"][0].status_code == 200
-    assert answers["catalogue"][1] >= released
+    assert all(response.status_code == 200 for response, _ in answers.values())
+    assert len(answers) == at_once + 1 and answers["catalogue"][1] >= released
 
 
 def test_a_page_drawn_inside_a_kept_shell_is_the_whole_page(explorer, monkeypatch):
