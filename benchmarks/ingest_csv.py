@@ -7,7 +7,7 @@ Builds one file of `--rows` data rows by concatenating the simulated magistrates
 batch written to one Parquet file with pyarrow's ParquetWriter and (2) DuckDB's
 `COPY (SELECT * FROM read_csv(..., all_varchar=true)) TO '...parquet'` on the same file.
 (3) `land_system`, the whole landing `justice ingest` does (hash for the ledger, spool, dlt
-writing Parquet to the lake). The target is a landing/DuckDB ratio of at most about 2, in bounded
+writing Parquet to the lake). The target is a landing/DuckDB ratio of at most 1.5, in bounded
 memory.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import resource
 import tempfile
 import time
@@ -54,6 +55,8 @@ def main() -> None:
     parser.add_argument("--world", type=Path, default=None,
                         help="an existing simulate_to folder to take the files from")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp dir)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="landings (and DuckDB reads) timed in turn; the best of each count")
     args = parser.parse_args()
 
     import duckdb
@@ -95,32 +98,53 @@ def main() -> None:
     print(f"ours:   {ours:6.2f}s  {n_rows:,} rows + {n_rejects:,} rejects  "
           f"({(n_rows + n_rejects) / ours:,.0f} rows/s, peak {peak_rss_gb():.2f} GB)")
 
-    t = time.perf_counter()
-    # DuckDB reads the file as UTF-8 (it has no cp1252, and its latin-1 refuses the file); the
-    # few non-ASCII bytes do not change its timing.
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute(f"COPY (SELECT * FROM read_csv('{big}', all_varchar=true)) "
-                f"TO '{out / 'duckdb.parquet'}' (FORMAT parquet)")
-    theirs = time.perf_counter() - t
+    def duckdb_read() -> float:
+        # DuckDB reads the file as UTF-8 (it has no cp1252, and its latin-1 refuses the file);
+        # the few non-ASCII bytes do not change its timing.
+        t = time.perf_counter()
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"COPY (SELECT * FROM read_csv('{big}', all_varchar=true)) "
+                    f"TO '{out / 'duckdb.parquet'}' (FORMAT parquet)")
+        con.close()
+        return time.perf_counter() - t
+
+    theirs = duckdb_read()
     print(f"duckdb: {theirs:6.2f}s")
     print(f"rows {rows:,}  reader {ours:.2f}s  duckdb {theirs:.2f}s  ratio {ours / theirs:.2f}")
 
     # The whole landing, as `justice ingest` does it: ledger hash, spool, dlt to the lake.
+    import shutil
+
     import dlt  # noqa: F401  (imported before timing, as duckdb is)
 
     from justice.ingest.landing import land_system
     from justice.settings import Settings
 
-    home = out / "home"
-    (home / "legacy" / "magistrates").mkdir(parents=True, exist_ok=True)
-    big.rename(home / "legacy" / "magistrates" / "libra_20250101.csv")
-    t = time.perf_counter()
-    report = land_system(spec, Settings(home=home))
-    landing = time.perf_counter() - t
-    print(f"landing (reader + dlt to the lake): {landing:6.2f}s  {report.rows_read:,} rows read, "
+    def landing() -> tuple[float, int]:
+        home = out / "home"
+        shutil.rmtree(home, ignore_errors=True)
+        (home / "legacy" / "magistrates").mkdir(parents=True)
+        os.link(big, home / "legacy" / "magistrates" / "libra_20250101.csv")
+        t = time.perf_counter()
+        report = land_system(spec, Settings(home=home))
+        return time.perf_counter() - t, report.rows_read
+
+    # On a shared machine one timing says little: DuckDB and the landing take turns, and the
+    # fastest of each (the run least slowed by others) is compared.
+    duck_times, land_times = [theirs], []
+    for i in range(args.repeat):
+        took, read = landing()
+        land_times.append(took)
+        print(f"landing (reader + dlt to the lake): {took:6.2f}s  {read:,} rows read, "
+              f"peak {peak_rss_gb():.2f} GB")
+        if i + 1 < args.repeat:
+            duck_times.append(duckdb_read())
+            print(f"duckdb: {duck_times[-1]:6.2f}s")
+    best_land, best_duck = min(land_times), min(duck_times)
+    print(f"rows {rows:,}  landing {best_land:.2f}s  duckdb {best_duck:.2f}s  (best of "
+          f"{len(land_times)} and {len(duck_times)})  ratio {best_land / best_duck:.2f}  "
           f"peak {peak_rss_gb():.2f} GB")
-    print(f"rows {rows:,}  landing {landing:.2f}s  duckdb {theirs:.2f}s  ratio {landing / theirs:.2f}")
 
 
 if __name__ == "__main__":

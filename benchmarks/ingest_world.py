@@ -11,6 +11,7 @@ large, at most a few files ahead), so peak memory should not grow with the world
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import tempfile
@@ -31,10 +32,58 @@ def cpu_seconds() -> tuple[float, float]:
     return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
-def worker_peak_gb() -> float:
-    """Peak resident memory of the largest finished child (a landing worker process), in GB.
-    While a system lands, memory in use is at most the landing process's plus this per worker."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+class MemorySampler:
+    """Samples, every `every` seconds, the resident memory of this process plus all its
+    descendants (the landing workers), from /proc: the peak of the sum is the memory a landing
+    really takes. (getrusage's figure for children is no use here: a spawned child's peak
+    includes the parent's memory it was forked with before it exec'd.)"""
+
+    def __init__(self, every: float = 0.2) -> None:
+        import threading
+
+        self.peak_total = self.peak_worker = 0
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        out = []
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    out += [int(c) for c in fh.read().split()]
+        except OSError:
+            pass
+        return out
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self.every):
+            pending, workers = self._children(me), []
+            while pending:
+                pid = pending.pop()
+                workers.append(self._rss(pid))
+                pending += self._children(pid)
+            self.peak_total = max(self.peak_total, self._rss(me) + sum(workers))
+            self.peak_worker = max([self.peak_worker, *workers])
+
+    def gb(self) -> str:
+        """The peaks so far, for printing."""
+        return (f"all processes {self.peak_total / 1024**3:.2f} GB, largest worker "
+                f"{self.peak_worker / 1024**3:.2f} GB")
 
 
 def main() -> None:
@@ -67,6 +116,7 @@ def main() -> None:
     total = time.perf_counter()
     rows = 0
     cpu_own = cpu_kids = 0.0
+    memory = MemorySampler()
     for spec in specs_for(settings):
         t, (own0, kids0) = time.perf_counter(), cpu_seconds()
         report = land_system(spec, settings)
@@ -78,8 +128,7 @@ def main() -> None:
         print(f"  {spec.system:<14} {dt:7.1f}s  {report.rows_read:>11,} rows read  "
               f"{report.rows_rejected:>7,} set aside  {len(report.errors)} failed files  "
               f"{report.rows_read / max(dt, 1e-9):>9,.0f} rows/s  cpu {own - own0:6.1f}s + workers "
-              f"{kids - kids0:6.1f}s  peak {peak_rss_gb():.2f} GB "
-              f"(worker {worker_peak_gb():.2f} GB)", flush=True)
+              f"{kids - kids0:6.1f}s  peak {peak_rss_gb():.2f} GB ({memory.gb()})", flush=True)
     print(f"  {'landing':<14} {time.perf_counter() - total:7.1f}s  {rows:>11,} rows read  "
           f"cpu {cpu_own:.1f}s + workers {cpu_kids:.1f}s  peak {peak_rss_gb():.2f} GB", flush=True)
     if not args.no_staging:
@@ -88,8 +137,7 @@ def main() -> None:
         stage(settings, specs_for(settings), tables)
         print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
     print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "
-          f"peak_rss_gb={peak_rss_gb():.2f} worker_peak_rss_gb={worker_peak_gb():.2f} "
-          f"workers={landing.WORKERS}")
+          f"peak_rss_gb={peak_rss_gb():.2f} ({memory.gb()}) workers={landing.WORKERS}")
 
 
 if __name__ == "__main__":
