@@ -194,3 +194,18 @@ def test_a_database_table_that_fails_fails_the_whole_database_with_the_error_of_
     assert "DOB" in parallel.files[0].error and "DEST" in parallel.files[0].error
     assert parallel.rows_read == 0
     assert [t for t in warehouse.raw_tables(parallel_home) if not t.endswith(("__loads", "__load_errors"))] == []
+
+
+def test_a_program_piped_to_python_lands_its_files_in_one_process(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    # Spawned workers re-run the main script; `python -` has none, so files are read in turn.
+    piped = types.ModuleType("__main__")
+    piped.__file__ = "<stdin>"
+    monkeypatch.setitem(sys.modules, "__main__", piped)
+    monkeypatch.setattr(landing, "WORKERS", 2)
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(landing, "ProcessPoolExecutor", None)  # would fail if used
+    report = landing.land_system(SPEC, _home(tmp_path, "piped"))
+    assert (report.rows_landed, report.rows_rejected) == (9, 1)

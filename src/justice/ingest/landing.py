@@ -312,6 +312,16 @@ def _sa_url(url: str):
         raise ValueError(str(exc)) from None
 
 
+def _can_spawn() -> bool:
+    """Whether spawned workers can start: they re-run the main script, so it must be a file
+    (not a program piped to `python -`)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return getattr(main, "__spec__", None) is not None or path is None or os.path.isfile(path)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the landing process runs dlt's and DuckDB's threads, and a forked child
     # of a threaded process can inherit a lock held by a thread that does not exist in it.
@@ -373,7 +383,7 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
             for location, relative in locations]
     if spec.format == "database":
         for location, relative, _, cursor in jobs:
-            workers = min(WORKERS, len(spec.tables))
+            workers = min(WORKERS, len(spec.tables)) if _can_spawn() else 1
             if workers > 1 and _database_bytes(location) >= PARALLEL_MIN_BYTES:
                 yield _read_database_by_table(spec, location, relative, lineage, cursor, tmpdir,
                                               workers)
@@ -381,7 +391,7 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
                 yield _read_whole(spec, location, relative, lineage, None, cursor, tmpdir,
                                   SPOOL_ROWS)
         return
-    workers = min(WORKERS, len(jobs))
+    workers = min(WORKERS, len(jobs)) if _can_spawn() else 1
     if workers < 2 or sum(os.path.getsize(location) for location, *_ in jobs) < PARALLEL_MIN_BYTES:
         for location, relative, digest, cursor in jobs:
             yield _read_whole(spec, location, relative, lineage, digest, cursor, tmpdir,
