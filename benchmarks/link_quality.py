@@ -1,7 +1,7 @@
 """Benchmark: linkage accuracy against the answer key at each mess level, model beside baseline.
 
 Run: .venv/bin/python benchmarks/link_quality.py [--persons 10000] [--seeds 21 22 23]
-         [--levels low default high] [--json FILE]
+         [--levels low default high] [--json FILE] [--keep] [--sim-constant MODULE.NAME=VALUE]
 
 For each seed and level it simulates a world, ingests it and runs `justice link` with a newly
 trained model, whose threshold comes from the label-free rule (the model's own posterior).
@@ -143,7 +143,20 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", default=["low", "default", "high"])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep each world's home (printed)")
+    parser.add_argument("--sim-constant", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                        help="for a sensitivity run, set a constant of justice.sim.legacy.MODULE "
+                             "(e.g. identity.ALIAS_RECORD_SHARE=0.05, traits.CHAOS_SIGMA=0.3)")
     args = parser.parse_args()
+    for item in args.sim_constant:
+        import importlib
+
+        target, _, value = item.partition("=")
+        module, _, name = target.rpartition(".")
+        mod = importlib.import_module(f"justice.sim.legacy.{module}")
+        if not module or not value or not hasattr(mod, name):
+            parser.error(f"--sim-constant {item!r}: no constant {name!r} in justice.sim.legacy.{module}")
+        setattr(mod, name, type(getattr(mod, name))(value))
+        print(f"sensitivity run: justice.sim.legacy.{module}.{name} = {getattr(mod, name)}")
     rows = []
     for seed in args.seeds:
         for level in args.levels:
