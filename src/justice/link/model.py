@@ -194,7 +194,8 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
     model = linker.misc.save_model_to_json()
     if tr.get("u_without_matches", False):
         progress("re-estimating u without the matches among random pairs")
-        refine_u(con, table, model, pairs=int(tr["u_max_pairs"]), seed=int(tr["u_seed"]))
+        refine_u(con, table, model, pairs=int(tr.get("u_refine_pairs", tr["u_max_pairs"])),
+                 seed=int(tr["u_seed"]))
     thresholds, choice = label_free_thresholds(spec)
     model["justice"] = {
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
