@@ -51,6 +51,9 @@ def _environment() -> Environment:
         autoescape=True,
         undefined=ChainableUndefined,  # the macros read params.x.y where x may be absent
         trim_blocks=True, lstrip_blocks=True,
+        # Templates ship with the package and do not change while it runs: checking every file's
+        # mtime on each render costs time and gives up the GIL (docs/explorer.md).
+        auto_reload=False,
     )
     env.globals["service_name"] = SERVICE_NAME
     env.filters["data_as_at_text"] = data_as_at_text
