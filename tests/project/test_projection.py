@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,14 +29,8 @@ rules:
     eligibility: {sentence_months_under: 48}
 """
 
-QUARTER = """
-source: {title: "Scenario: release at a quarter of every sentence"}
-rules:
-  - name: release_at_a_quarter
-    kind: release
-    effective_from: 2024-04-01
-    fraction: 0.25
-"""
+# A rule file releasing every sentence at a quarter from 2024-04-01 (shared by the projection tests).
+QUARTER_RULE = Path(__file__).with_name("quarter_rule.yaml")
 
 
 def _total(result, scenario: str) -> np.ndarray:
@@ -76,7 +72,7 @@ def test_people_are_conserved_month_by_month(built_home):
 
 
 def test_an_earlier_release_lowers_the_population_from_its_date(built_home, tmp_path):
-    (tmp_path / "quarter_rule.yaml").write_text(QUARTER)
+    shutil.copy(QUARTER_RULE, tmp_path / "quarter_rule.yaml")
     (tmp_path / "quarter.yaml").write_text("name: quarter\nrules:\n  add: [quarter_rule.yaml]\n")
     result = project(built_home, [tmp_path / "quarter.yaml"], origin=ORIGIN, months=12,
                      repetitions=20, out=tmp_path / "out")

@@ -4,6 +4,7 @@ from past releases; a scenario's moved releases bring their own returns."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,14 +24,8 @@ from justice.sim.reference import day_number
 ORIGIN = dt.date(2024, 1, 1)
 O = day_number(ORIGIN)
 
-QUARTER = """
-source: {title: "Scenario: release at a quarter of every sentence"}
-rules:
-  - name: release_at_a_quarter
-    kind: release
-    effective_from: 2024-04-01
-    fraction: 0.25
-"""
+# A rule file releasing every sentence at a quarter from 2024-04-01 (shared by the projection tests).
+QUARTER_RULE = Path(__file__).with_name("quarter_rule.yaml")
 
 
 def _origin(rows: list[tuple]) -> OriginData:
@@ -95,8 +90,7 @@ def _receptions(run, origin: int, horizon: int = O + 365) -> np.ndarray:
 
 
 def test_earlier_releases_bring_their_own_returns(built_home, tmp_path):
-    (tmp_path / "quarter_rule.yaml").write_text(QUARTER)
-    quarter = Scenario(name="quarter", add_rules=(tmp_path / "quarter_rule.yaml",))
+    quarter = Scenario(name="quarter", add_rules=(QUARTER_RULE,))
     data = load_origin(built_home, ORIGIN)
     flows = learn_flows(data)
     assert len(flows.returns.pool) > 0 and flows.recall_timing.probability > 0
