@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--no-staging", action="store_true", help="land only; skip dbt staging")
     args = parser.parse_args()
 
-    from justice.ingest import landing, warehouse
+    from justice.ingest import warehouse
     from justice.ingest.landing import land_system
     from justice.settings import Settings
     from justice.sources.spec import specs_for
@@ -137,7 +137,7 @@ def main() -> None:
         stage(settings, specs_for(settings), tables)
         print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
     print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "
-          f"peak_rss_gb={peak_rss_gb():.2f} ({memory.gb()}) workers={landing.WORKERS}")
+          f"peak_rss_gb={peak_rss_gb():.2f} ({memory.gb()}) workers={settings.ingest_workers}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("portal_retention_days", "30", "JUSTICE_PORTAL_RETENTION_DAYS",
             "Days the provider portal keeps an uploaded cohort file (encrypted) and its report; "
             "older ones are deleted at start-up and hourly after."),
+    Setting("ingest_workers", "0", "JUSTICE_INGEST_WORKERS",
+            "Processes that read a system's files when they are big (docs/ingest.md); 0 means one "
+            "per core, 1 reads every file in the landing process itself."),
     Setting("portal_key_file", "", "JUSTICE_PORTAL_KEY_FILE",
             "File holding the key that encrypts the provider portal's uploaded files (made on first "
             "use, permissions 0600); empty means HOME/portal/portal.key. Never in the serving store."),
@@ -87,6 +90,9 @@ class Settings:
     portal_key_file: str = ""
     """The provider portal's encryption key file; empty: HOME/portal/portal.key."""
 
+    ingest_workers: int = 0
+    """Processes reading a system's big files when landing; 0: one per core."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         try:
@@ -111,6 +117,15 @@ class Settings:
         if self.portal_retention_days < 1:
             raise ConfigError(f"portal retention {self.portal_retention_days} days: keep files at "
                               "least 1 day (JUSTICE_PORTAL_RETENTION_DAYS)")
+        try:
+            workers = int(self.ingest_workers)
+        except ValueError:
+            raise ConfigError(f"ingest workers {self.ingest_workers!r} is not a whole number "
+                              "(JUSTICE_INGEST_WORKERS)") from None
+        if workers < 0:
+            raise ConfigError(f"ingest workers {workers}: give 0 (one per core) or more "
+                              "(JUSTICE_INGEST_WORKERS)")
+        object.__setattr__(self, "ingest_workers", workers or os.cpu_count() or 1)
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 

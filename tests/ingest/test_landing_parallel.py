@@ -4,9 +4,11 @@ ledger and errors, in the same order, with a failed file isolated and unchanged 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from justice.errors import ConfigError
 from justice.ingest import landing, warehouse
 from justice.settings import Settings
 from justice.sources.spec import parse_spec
@@ -24,12 +26,12 @@ FILES = {
 }
 
 
-def _home(tmp_path, name: str) -> Settings:
+def _home(tmp_path, name: str, workers: int) -> Settings:
     folder = tmp_path / name / "legacy" / "fines"
     folder.mkdir(parents=True)
     for file, text in FILES.items():
         (folder / file).write_text(text)
-    return Settings(home=tmp_path / name)
+    return Settings(home=tmp_path / name, ingest_workers=workers)
 
 
 FINES_TABLES = ("fines__payments", "fines__rejects")
@@ -60,17 +62,15 @@ def _summary(report) -> list[tuple]:
 @pytest.mark.parametrize("spool_rows", [250_000, 1])  # in memory, and spilled to disk by workers
 def test_files_read_by_workers_land_as_files_read_in_turn(tmp_path, monkeypatch, spool_rows):
     monkeypatch.setattr(landing, "SPOOL_ROWS", spool_rows)
-    monkeypatch.setattr(landing, "WORKERS", 1)
-    serial_home = _home(tmp_path, "serial")
+    serial_home = _home(tmp_path, "serial", 1)
     serial = landing.land_system(SPEC, serial_home)
 
-    monkeypatch.setattr(landing, "WORKERS", 2)
     monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
     used = []
     real_pool = landing.ProcessPoolExecutor
     monkeypatch.setattr(landing, "ProcessPoolExecutor",
                         lambda *a, **k: used.append(a) or real_pool(*a, **k))
-    parallel_home = _home(tmp_path, "parallel")
+    parallel_home = _home(tmp_path, "parallel", 2)
     parallel = landing.land_system(SPEC, parallel_home)
     assert used, "the files were not read by worker processes"
 
@@ -103,7 +103,7 @@ DB_SPEC = {"system": "gaol", "format": "database", "url": "sqlite:///{legacy}/ga
                     {"source": "MODIFIED", "name": "modified", "required": True}]}]}
 
 
-def _gaol(tmp_path, name: str) -> Settings:
+def _gaol(tmp_path, name: str, workers: int) -> Settings:
     import sqlite3
 
     folder = tmp_path / name / "legacy" / "gaol"
@@ -120,7 +120,7 @@ def _gaol(tmp_path, name: str) -> Settings:
                     [(i, "B", f"2025-02-{i:02d} 09:00:00") for i in range(1, 6)])
     con.commit()
     con.close()
-    return Settings(home=tmp_path / name)
+    return Settings(home=tmp_path / name, ingest_workers=workers)
 
 
 def _cursor_state(home: Settings, spec) -> dict:
@@ -134,12 +134,10 @@ def test_a_database_read_table_by_table_by_workers_lands_as_one_read(tmp_path, m
     import sqlite3
 
     spec = parse_spec(DB_SPEC, "gaol.yaml")
-    monkeypatch.setattr(landing, "WORKERS", 1)
-    serial_home = _gaol(tmp_path, "serial")
+    serial_home = _gaol(tmp_path, "serial", 1)
     serial = landing.land_system(spec, serial_home)
-    monkeypatch.setattr(landing, "WORKERS", 2)
     monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
-    parallel_home = _gaol(tmp_path, "parallel")
+    parallel_home = _gaol(tmp_path, "parallel", 2)
     parallel = landing.land_system(spec, parallel_home)
 
     assert _summary(parallel) == _summary(serial)
@@ -159,9 +157,7 @@ def test_a_database_read_table_by_table_by_workers_lands_as_one_read(tmp_path, m
         con.execute("INSERT INTO MOVES VALUES (6, 'C', '2025-03-01 09:00:00')")
         con.commit()
         con.close()
-    monkeypatch.setattr(landing, "WORKERS", 1)
     serial_again = landing.land_system(spec, serial_home)
-    monkeypatch.setattr(landing, "WORKERS", 2)
     parallel_again = landing.land_system(spec, parallel_home)
     assert parallel_again.rows_landed == serial_again.rows_landed == 1
     assert _lake(parallel_home) == _lake(serial_home)
@@ -174,11 +170,9 @@ def test_a_database_table_that_fails_fails_the_whole_database_with_the_error_of_
     broken["tables"][1]["fields"].append({"source": "DEST", "name": "dest", "required": True})
     broken["tables"][0]["fields"].append({"source": "DOB", "name": "dob", "required": True})
     spec = parse_spec(broken, "gaol.yaml")
-    monkeypatch.setattr(landing, "WORKERS", 1)
-    serial = landing.land_system(spec, _gaol(tmp_path, "serial"))
-    monkeypatch.setattr(landing, "WORKERS", 2)
+    serial = landing.land_system(spec, _gaol(tmp_path, "serial", 1))
     monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
-    parallel_home = _gaol(tmp_path, "parallel")
+    parallel_home = _gaol(tmp_path, "parallel", 2)
     parallel = landing.land_system(spec, parallel_home)
     assert parallel.files[0].error == serial.files[0].error.replace("/serial/", "/parallel/")
     assert "DOB" in parallel.files[0].error and "DEST" in parallel.files[0].error
@@ -194,8 +188,21 @@ def test_a_program_piped_to_python_lands_its_files_in_one_process(tmp_path, monk
     piped = types.ModuleType("__main__")
     piped.__file__ = "<stdin>"
     monkeypatch.setitem(sys.modules, "__main__", piped)
-    monkeypatch.setattr(landing, "WORKERS", 2)
     monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(landing, "ProcessPoolExecutor", None)  # would fail if used
-    report = landing.land_system(SPEC, _home(tmp_path, "piped"))
+    report = landing.land_system(SPEC, _home(tmp_path, "piped", 2))
     assert (report.rows_landed, report.rows_rejected) == (9, 1)
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5"])
+def test_a_bad_worker_count_is_a_clear_error(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("JUSTICE_INGEST_WORKERS", value)
+    with pytest.raises(ConfigError, match="JUSTICE_INGEST_WORKERS"):
+        Settings.from_env(home=tmp_path)
+
+
+def test_no_worker_count_means_one_per_core(tmp_path, monkeypatch):
+    monkeypatch.delenv("JUSTICE_INGEST_WORKERS", raising=False)
+    assert Settings.from_env(home=tmp_path).ingest_workers == (os.cpu_count() or 1)
+    monkeypatch.setenv("JUSTICE_INGEST_WORKERS", "3")
+    assert Settings.from_env(home=tmp_path).ingest_workers == 3

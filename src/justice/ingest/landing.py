@@ -51,11 +51,10 @@ READER_MODULES = {
 }
 FLUSH_ROWS = 100_000  # completed files' rows handed to dlt together
 SPOOL_ROWS = 250_000  # above this a file's rows wait on disk, not in memory, until it has been read
-WORKERS = int(os.environ.get("JUSTICE_INGEST_WORKERS") or os.cpu_count() or 1)
-"""Processes reading a system's files (or a SQLite database's tables) at once: the files are
-independent and reading them is CPU-bound. The landing process hands their rows to dlt in file
-order. 1 reads everything in the landing process. Workers are spawned, so a script that lands
-must guard its entry point with `if __name__ == "__main__":`, as multiprocessing requires."""
+# Processes reading a system's files (or a SQLite database's tables) at once come from
+# Settings.ingest_workers (JUSTICE_INGEST_WORKERS): the files are independent and reading them is
+# CPU-bound, and the landing process hands their rows to dlt in file order. Workers are spawned,
+# so a script that lands must guard its entry point with `if __name__ == "__main__":`.
 PARALLEL_MIN_BYTES = 32 << 20
 """Below this many bytes of files in all, starting worker processes costs more than it saves."""
 HASH_ALONGSIDE_BYTES = 8 << 20
@@ -375,7 +374,7 @@ def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: 
 
 
 def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Lineage,
-              ledger: dict, cursors: dict, tmpdir: str) -> Iterator[_FileRead]:
+              ledger: dict, cursors: dict, tmpdir: str, most_workers: int) -> Iterator[_FileRead]:
     """Every location read whole, in order; by several processes when the files (or a SQLite
     database's tables) are many and big enough, at most a few files ahead of the caller, so
     memory stays bounded."""
@@ -383,7 +382,7 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
             for location, relative in locations]
     if spec.format == "database":
         for location, relative, _, cursor in jobs:
-            workers = min(WORKERS, len(spec.tables)) if _can_spawn() else 1
+            workers = min(most_workers, len(spec.tables)) if _can_spawn() else 1
             if workers > 1 and _database_bytes(location) >= PARALLEL_MIN_BYTES:
                 yield _read_database_by_table(spec, location, relative, lineage, cursor, tmpdir,
                                               workers)
@@ -391,7 +390,7 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
                 yield _read_whole(spec, location, relative, lineage, None, cursor, tmpdir,
                                   SPOOL_ROWS)
         return
-    workers = min(WORKERS, len(jobs)) if _can_spawn() else 1
+    workers = min(most_workers, len(jobs)) if _can_spawn() else 1
     if workers < 2 or sum(os.path.getsize(location) for location, *_ in jobs) < PARALLEL_MIN_BYTES:
         for location, relative, digest, cursor in jobs:
             yield _read_whole(spec, location, relative, lineage, digest, cursor, tmpdir,
@@ -439,7 +438,7 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
         ledger = state.setdefault("files", {})
         cursors = state.setdefault("cursors", {})
         with tempfile.TemporaryDirectory(prefix=f"justice-{spec.system}-") as tmpdir:
-            reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir)
+            reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir, settings.ingest_workers)
             for i, done in enumerate(reads):
                 progress(spec.system, i, len(locations))
                 result, relative = done.result, done.result.file
