@@ -37,7 +37,7 @@ bench: setup  ## print the benchmark figures (1,000,000 people; takes minutes)
 
 lock: setup  ## re-resolve the lock file after changing pyproject.toml
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements.lock
 
 clean:
 	rm -rf $(VENV) $(HOME_DIR) .pytest_cache
