@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--no-staging", action="store_true", help="land only; skip dbt staging")
     args = parser.parse_args()
 
-    from justice.ingest import warehouse
+    from justice.engine import engine_for
     from justice.ingest.landing import land_system
     from justice.settings import Settings
     from justice.sources.spec import specs_for
@@ -133,7 +133,7 @@ def main() -> None:
           f"cpu {cpu_own:.1f}s + workers {cpu_kids:.1f}s  peak {peak_rss_gb():.2f} GB", flush=True)
     if not args.no_staging:
         t = time.perf_counter()
-        tables = warehouse.refresh_views(settings)
+        tables = engine_for(settings).refresh_raw_views([])
         stage(settings, specs_for(settings), tables)
         print(f"  {'staging (dbt)':<14} {time.perf_counter() - t:7.1f}s")
     print(f"world={world} rows_read={rows:,} seconds={time.perf_counter() - total:.1f} "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 def warehouse_rows(settings, sql: str) -> list[tuple]:
     """Rows of a query on HOME/warehouse.duckdb, opened read-only."""
-    from justice.ingest import warehouse
+    from justice import warehouse
 
     con = warehouse.connect(settings, read_only=True)
     try:

@@ -47,11 +47,24 @@ class _Commands(TyperGroup):
 app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
                   help="The justice data platform: extract, link and analyse legacy justice data.")
 
+# Options given before the command (`justice --engine spark demo`), for every step's settings.
+_global: dict[str, object] = {}
+
+
+@app.callback()
+def _options(
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Query engine: duckdb (default) or spark (default $JUSTICE_ENGINE).")] = None,
+) -> None:
+    """The justice data platform: extract, link and analyse legacy justice data."""
+    _global["engine"] = engine
+
+
 HomeOption = Annotated[Path | None, typer.Option("--home", help="State folder (default $JUSTICE_HOME or ./justice-home).")]
 
 
 def _settings(home: Path | None) -> Settings:
-    return Settings.from_env(home=home)
+    return Settings.from_env(home=home, engine=_global.get("engine"))
 
 
 def _parse_date(value: str, option: str) -> dt.date:
@@ -275,7 +288,7 @@ def ingest(
 def status(home: HomeOption = None,
            as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Per system: the last load, its rows and rows set aside, and how fresh it is."""
-    from justice.ingest.warehouse import load_history
+    from justice.warehouse import load_history
 
     history = load_history(_settings(home))
     latest: dict[str, dict] = {}
@@ -310,7 +323,7 @@ def quarantine(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List rows set aside when reading, with the rule they broke and why."""
-    from justice.ingest.warehouse import rejects
+    from justice.warehouse import rejects
 
     rows = rejects(_settings(home), system, limit)
     if as_json:

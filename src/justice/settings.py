@@ -30,6 +30,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Folder that holds all state: legacy/ and truth/ (demo), lake/, warehouse.duckdb, reports/."),
     Setting("engine", "duckdb", "JUSTICE_ENGINE",
             "Query engine: duckdb (embedded, the default) or spark (scale-out)."),
+    Setting("spark_master", "local[*]", "JUSTICE_SPARK_MASTER",
+            "With the spark engine: the Spark master (local[*]: every core of this machine; "
+            "spark://host:7077, yarn, k8s://... for a cluster)."),
+    Setting("spark_conf", "", "JUSTICE_SPARK_CONF",
+            "With the spark engine: a file of extra Spark settings, one `key value` (or "
+            "key=value) per line as in spark-defaults.conf (executors, memory, a shared "
+            "metastore); empty: none."),
     Setting("prison_db", "", "JUSTICE_PRISON_DB",
             "SQLAlchemy URL of the prison (NOMIS) database the safety service syncs from and "
             "`justice feed` writes to; empty means the SQLite file HOME/legacy/prison/nomis.sqlite."),
@@ -68,6 +75,12 @@ class Settings:
 
     engine: str = "duckdb"
     """Query engine name."""
+
+    spark_master: str = "local[*]"
+    """The Spark master URL (spark engine)."""
+
+    spark_conf: str = ""
+    """A spark-defaults style file of extra Spark settings (spark engine); empty: none."""
 
     prison_db: str = ""
     """SQLAlchemy URL of the prison database; empty: the SQLite file under HOME/legacy/prison."""
@@ -154,6 +167,12 @@ class Settings:
     def transform_dir(self) -> Path:
         """The dbt project written for this home (HOME/transform)."""
         return self.home / "transform"
+
+    @property
+    def spark_dir(self) -> Path:
+        """The spark engine's state: its metastore (HOME/spark/metastore_db) and table files
+        (HOME/spark/warehouse)."""
+        return self.home / "spark"
 
     @property
     def reports_dir(self) -> Path:

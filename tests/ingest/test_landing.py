@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from justice.ingest import landing, warehouse
+from justice import warehouse
+from justice.engine import engine_for, lake
+from justice.ingest import landing
 from justice.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,7 +35,7 @@ def _write(home: Settings, name: str, *lines: str) -> None:
 
 def _land(home: Settings):
     report = landing.land_system(fake_reader.SPEC, home)
-    warehouse.refresh_views(home)
+    engine_for(home).refresh_raw_views([])
     return report
 
 
@@ -95,12 +97,13 @@ SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     import fake_reader
-    from justice.ingest import landing, warehouse
+    from justice.engine import engine_for
+    from justice.ingest import landing
     from justice.settings import Settings
     landing.reader_for = lambda spec: fake_reader.read
     home = Settings(home={home!r})
     landing.land_system(fake_reader.SPEC, home)
-    warehouse.refresh_views(home)
+    engine_for(home).refresh_raw_views([])
 """)
 
 
@@ -123,8 +126,8 @@ def test_a_run_killed_mid_load_ends_as_a_clean_run_would(home, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     # Nothing of the killed run is visible...
-    warehouse.refresh_views(home)
-    assert warehouse.raw_tables(home) == [] or _rows(home) == []
+    engine_for(home).refresh_raw_views([])
+    assert lake.raw_tables(home) == [] or _rows(home) == []
     # ...and a re-run (the slow file mended) ends exactly as a clean run would.
     _write(home, "f5.txt", "5,v5")
     proc = _run_script(home, env)

@@ -8,8 +8,10 @@ import os
 
 import pytest
 
+from justice import warehouse
+from justice.engine import engine_for, lake
 from justice.errors import ConfigError
-from justice.ingest import landing, warehouse
+from justice.ingest import landing
 from justice.settings import Settings
 from justice.sources.spec import parse_spec
 
@@ -40,11 +42,11 @@ FINES_TABLES = ("fines__payments", "fines__rejects")
 def _lake(home: Settings, tables: tuple[str, ...] | None = None) -> dict[str, list[tuple]]:
     """Each raw table's columns and sorted rows (every raw table unless named), without the
     columns that differ from run to run (load ids, extraction and load times)."""
-    warehouse.refresh_views(home)
+    engine_for(home).refresh_raw_views([])
     con = warehouse.connect(home, read_only=True)
     try:
         out = {}
-        for table in tables or warehouse.raw_tables(home):
+        for table in tables or lake.raw_tables(home):
             cols = [c for c, *_ in con.execute(f"DESCRIBE raw.{table}").fetchall()
                     if c not in ("_load_id", "_extracted_at", "load_id", "started_at", "finished_at")]
             out[table] = [tuple(cols)] + sorted(con.execute(
@@ -177,7 +179,7 @@ def test_a_database_table_that_fails_fails_the_whole_database_with_the_error_of_
     assert parallel.files[0].error == serial.files[0].error.replace("/serial/", "/parallel/")
     assert "DOB" in parallel.files[0].error and "DEST" in parallel.files[0].error
     assert parallel.rows_read == 0
-    assert [t for t in warehouse.raw_tables(parallel_home) if not t.endswith(("__loads", "__load_errors"))] == []
+    assert [t for t in lake.raw_tables(parallel_home) if not t.endswith(("__loads", "__load_errors"))] == []
 
 
 def test_a_program_piped_to_python_lands_its_files_in_one_process(tmp_path, monkeypatch):

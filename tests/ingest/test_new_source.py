@@ -7,8 +7,8 @@ import json
 
 from typer.testing import CliRunner
 
+from justice import warehouse
 from justice.cli import app
-from justice.ingest import warehouse
 from justice.settings import Settings
 
 SPEC = """

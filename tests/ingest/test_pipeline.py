@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from homes import warehouse_rows as _query
 
-from justice.ingest import warehouse
+from justice import warehouse
 from justice.ingest.run import ingest
 from justice.settings import Settings
 from justice.sim.legacy.emit import REFERENCE_SOURCES

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from homes import warehouse_rows as _query
 
+from justice import warehouse
+from justice.engine import engine_for
+from justice.engine.dbt import run_dbt_process as run_dbt
 from justice.errors import TransformError
-from justice.ingest import landing, warehouse
+from justice.ingest import landing
 from justice.settings import Settings
 from justice.sources.spec import parse_spec
 from justice.transform.build import stage
 from justice.transform.dbt_project import write_project
-from justice.transform.dbt_runner import run_dbt
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fake_reader
@@ -35,7 +37,7 @@ def home(tmp_path, monkeypatch):
 
 def _build(home: Settings) -> None:
     landing.land_system(SPEC, home)
-    stage(home, [SPEC], warehouse.refresh_views(home))
+    stage(home, [SPEC], engine_for(home).refresh_raw_views([]))
 
 
 def test_rows_are_typed_quarantined_with_reasons_and_reconciled(home):
@@ -60,24 +62,24 @@ def test_a_field_added_to_the_spec_after_a_load_stages_as_null_for_that_load(hom
             {"source": "key", "name": "key", "required": True},
             {"source": "value", "name": "value", "type": "integer"},
             {"source": "colour", "name": "colour"}]}]}, "lines.yaml")
-    stage(home, [newer], warehouse.refresh_views(home, [newer]))
+    stage(home, [newer], engine_for(home).refresh_raw_views([newer]))
     assert _query(home, "select key, value, colour from staging.lines__items order by key") == [
         ("1", 10, None), ("2", 20, None)]
     # Without the spec the view is the files as landed, and staging from the new spec cannot
     # read it: the column really is missing (this is what the views' nulls are for).
     with pytest.raises(TransformError, match="colour"):
-        stage(home, [newer], warehouse.refresh_views(home))
+        stage(home, [newer], engine_for(home).refresh_raw_views([]))
 
 
 def test_the_reconciliation_test_fails_when_a_row_goes_missing(home):
     (home.legacy_dir / "lines" / "a.txt").write_text("1,10\n2,20\n")
     landing.land_system(SPEC, home)
-    tables = warehouse.refresh_views(home)
+    tables = engine_for(home).refresh_raw_views([])
     # Simulate a row lost between extraction and staging: drop one landed row from the view.
     con = warehouse.connect(home)
     con.execute("create table raw.items_copy as select * from raw.lines__items")
     con.execute("create or replace view raw.lines__items as select * from raw.items_copy where key <> '2'")
     con.close()
-    project = write_project(home, [SPEC], tables)
+    project = write_project(home, [SPEC], tables, profile=engine_for(home).dbt_profile())
     with pytest.raises(TransformError, match="reconciles"):
         run_dbt(project, "build")

@@ -1,12 +1,12 @@
-"""`justice ingest`: land every legacy system (or one), refresh the warehouse's raw views, then
-build staging, quarantine and the reconciliation with dbt (its tests included)."""
+"""`justice ingest`: land every legacy system (or one), refresh the engine's raw views over the
+lake, then build staging, quarantine and the reconciliation with dbt (its tests included)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from justice.engine import engine_for
 from justice.errors import JusticeError
-from justice.ingest import warehouse
 from justice.ingest.landing import FileResult, LoadReport, Progress, land_system
 from justice.settings import Settings
 from justice.sources.spec import specs_for
@@ -24,7 +24,8 @@ def ingest(settings: Settings, system: str | None = None, *, progress: Progress 
             reports.append(LoadReport(system=spec.system, load_id="", started_at=now, finished_at=now,
                                       files=[FileResult(file=spec.files or spec.url or "", error=str(exc))]))
     every_spec = specs_for(settings)
-    tables = warehouse.refresh_views(settings, every_spec)
-    # Staging covers every system that has landed, not only this run's, so it is always whole.
-    stage(settings, every_spec, tables)
+    with engine_for(settings) as engine:
+        tables = engine.refresh_raw_views(every_spec)
+        # Staging covers every system that has landed, not only this run's, so it is always whole.
+        stage(settings, every_spec, tables, engine=engine)
     return reports

@@ -32,6 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from justice.engine import engine_for
 from justice.errors import ConfigError, TransformError
 from justice.link import cluster as clustering
 from justice.link import model as mdl
@@ -40,6 +41,9 @@ from justice.link.standardise import standardise
 from justice.settings import Settings
 
 DECISIONS = ("match", "non_match")
+
+# The linkage tables the dbt models read (transform/models/linkage_sources.yml).
+LINKAGE_TABLES_READ_BY_MODELS = ("person_links", "records")
 
 
 @dataclass
@@ -268,6 +272,10 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
         con.execute(f"drop table if exists {predictions}")
     finally:
         con.close()
+    # Linkage itself runs on DuckDB over the served staging tables on every engine for now
+    # (docs/engines.md); an engine that builds elsewhere gets the index the models read.
+    with engine_for(settings) as engine:
+        engine.load_from_warehouse("linkage", LINKAGE_TABLES_READ_BY_MODELS)
     return LinkResult(run_id, mode, model["justice"]["version"], model_path, n, changed, pairs_scored,
                       links, persons, review, timings)
 

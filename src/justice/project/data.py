@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import numpy as np
 
-from justice.ingest import warehouse
+from justice import warehouse
 from justice.settings import Settings
 from justice.sim.reference import day_number
 

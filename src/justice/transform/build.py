@@ -7,15 +7,15 @@ person_id, and the `marts`, with every dbt test, on the warehouse that `justice 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
+from justice.engine import Engine, engine_for, lake
 from justice.errors import TransformError
-from justice.ingest import warehouse
 from justice.settings import Settings
 from justice.sources.spec import SourceSpec, specs_for
 from justice.transform import publish
 from justice.transform.dbt_project import write_project
-from justice.transform.dbt_runner import run_dbt
 
 BUILD_SELECTION = ("path:seeds", "path:models/core", "path:models/marts")
 
@@ -23,10 +23,21 @@ BUILD_SELECTION = ("path:seeds", "path:models/core", "path:models/marts")
 STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:models/audit")
 
 
-def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str]) -> Path:
-    """Generate the staging project for what has landed and run `dbt build` (models and tests)."""
-    project = write_project(settings, specs, raw_tables)
-    run_dbt(project, "build", "--select", *STAGING_SELECTION)
+# What the readers of the serving warehouse need after each step (on an engine that builds
+# elsewhere, these are copied into HOME/warehouse.duckdb).
+STAGING_SCHEMAS = ("staging", "quarantine", "audit")
+BUILD_SCHEMAS = ("seeds", "core", "marts")
+
+
+def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
+          engine: Engine | None = None) -> Path:
+    """Generate the staging project for what has landed and run `dbt build` (models and tests)
+    on the engine (the settings' engine unless one is given)."""
+    # A caller's engine is the caller's to close.
+    with nullcontext(engine) if engine is not None else engine_for(settings) as eng:
+        project = write_project(settings, specs, raw_tables, profile=eng.dbt_profile())
+        eng.run_dbt(project, "build", "--select", *STAGING_SELECTION)
+        eng.serve(STAGING_SCHEMAS)
     return project
 
 
@@ -37,14 +48,18 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
     HOME/reports/ (justice.transform.publish) unless `outputs` is false.
 
     `progress(step, done, total)` is called as each dbt node and each output finishes."""
-    path = settings.warehouse_path
-    if not path.exists():
-        raise TransformError(f"no warehouse at {path}: run `justice ingest` and `justice link` first")
-    if not warehouse.has_table(settings, "linkage", "person_links"):
-        raise TransformError("no person index in the warehouse: run `justice link` first")
-    project = write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
-    run_dbt(project, "build", "--select", *BUILD_SELECTION,
-            progress=(lambda node, done, total: progress(f"dbt {node}", done, total)) if progress else None)
+    with engine_for(settings) as engine:
+        if not engine.has_table("staging"):
+            raise TransformError(f"nothing staged on {engine.name}: run `justice ingest` and "
+                                 "`justice link` first")
+        if not engine.has_table("linkage", "person_links"):
+            raise TransformError(f"no person index on {engine.name}: run `justice link` first")
+        project = write_project(settings, specs_for(settings), lake.raw_tables(settings),
+                                analytics=True, profile=engine.dbt_profile())
+        engine.run_dbt(project, "build", "--select", *BUILD_SELECTION,
+                       progress=(lambda node, done, total: progress(f"dbt {node}", done, total))
+                       if progress else None)
+        engine.serve(BUILD_SCHEMAS)
     if outputs:
         publish.publish(settings, progress=progress)
     return project
@@ -53,13 +68,16 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
 def docs(settings: Settings) -> Path:
     """Generate the dbt docs site (every model, column and test, with lineage) into
     HOME/reports/dbt-docs/ and return the folder; open its index.html, or `justice docs --serve`."""
-    if not warehouse.has_table(settings, "core"):
-        raise TransformError(f"no core model in {settings.warehouse_path}: run `justice build` first")
-    # `justice ingest` rewrites the working project without the analysts' models: write it whole.
-    project = write_project(settings, specs_for(settings), warehouse.raw_tables(settings), analytics=True)
-    run_dbt(project, "docs", "generate")
+    with engine_for(settings) as engine:
+        if not engine.has_table("core"):
+            raise TransformError(f"no core model on {engine.name}: run `justice build` first")
+        # `justice ingest` rewrites the working project without the analysts' models: write it whole.
+        project = write_project(settings, specs_for(settings), lake.raw_tables(settings),
+                                analytics=True, profile=engine.dbt_profile())
+        engine.run_dbt(project, "docs", "generate")
     out = settings.reports_dir / "dbt-docs"
     out.mkdir(parents=True, exist_ok=True)
     for name in ("index.html", "manifest.json", "catalog.json"):
         (out / name).write_bytes((project / "target" / name).read_bytes())
     return out
+

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow as pa
 
-from justice.ingest import warehouse
+from justice import warehouse
 from justice.settings import Settings
 from justice.transform import exports
 

@@ -24,10 +24,11 @@ ANALYTICS = ("core", "marts", "seeds")
 
 
 def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
-                  analytics: bool = False) -> Path:
+                  analytics: bool = False, profile: dict) -> Path:
     """Write HOME/transform: the package's dbt project plus models generated for landed tables.
 
-    The analysts' models (core, marts) and seeds are included only with `analytics` (for
+    `profile` is the engine's dbt target (Engine.dbt_profile). The analysts' models (core,
+    marts) and seeds are included only with `analytics` (for
     `justice build`): they need every system staged and linked, and dbt compiles every model in
     a project, so staging a subset of systems must not see them."""
     target = settings.transform_dir
@@ -83,7 +84,6 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
                         {"name": "rows_staged", "description": "Rows that passed every staging rule."},
                         {"name": "rows_quarantined", "description": "Rows set aside at read time or by a rule."}],
             "data_tests": ["reconciles"]}]}, sort_keys=False))
-    (target / "profiles.yml").write_text(yaml.safe_dump({"justice": {"target": "duckdb", "outputs": {"duckdb": {
-        "type": "duckdb", "path": str((settings.warehouse_path).resolve()), "schema": "main",
-        "threads": 2}}}}))
+    (target / "profiles.yml").write_text(yaml.safe_dump({"justice": {
+        "target": profile["type"], "outputs": {profile["type"]: profile}}}))
     return target

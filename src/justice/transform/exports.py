@@ -17,9 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from justice import disclosure
+from justice import disclosure, warehouse
 from justice.errors import ConfigError, TransformError
-from justice.ingest import warehouse
 from justice.settings import Settings
 
 PSEUDONYM_KEY_ENV = "JUSTICE_PSEUDONYM_KEY"

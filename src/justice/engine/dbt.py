@@ -1,9 +1,11 @@
-"""Run dbt on a working project in a child process, following its structured (JSON) log.
+"""Run dbt on a working project and follow its structured events.
 
-A child process keeps dbt's global state and dbt-duckdb's open database handle out of ours. dbt
-writes one JSON event per line with `--log-format json`; a node's result event (LogModelResult,
-LogSeedResult, LogTestResult, ...) carries its index, the run's total and its status, so progress
-and failures are read from the events dbt documents, not from console text meant for people.
+dbt's events are read as dbt documents them, not from console text meant for people: a node's
+result event (LogModelResult, LogSeedResult, LogTestResult, ...) carries its index, the run's
+total and its status. `run_dbt_process` runs dbt in a child process and reads its JSON log
+(`--log-format json`, one event per line): that keeps dbt's global state and dbt-duckdb's open
+database handle out of ours. `run_dbt_here` runs dbt in this process (dbtRunner) and reads the
+same events from a callback: dbt-spark's session method must share this process's SparkSession.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def read_events(lines: Iterable[str], progress: Callable[[str, int, int], None] 
     return events
 
 
-def run_dbt(project: Path, *args: str, progress: Callable[[str, int, int], None] | None = None) -> None:
+def run_dbt_process(project: Path, *args: str, progress: Callable[[str, int, int], None] | None = None) -> None:
     """Run `dbt <args>` on the working project; raise TransformError naming the failing nodes.
 
     `progress(node, done, total)` is called as each model, seed and test finishes."""
@@ -72,13 +74,36 @@ def run_dbt(project: Path, *args: str, progress: Callable[[str, int, int], None]
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
         events = read_events(proc.stdout, progress)
-    if proc.returncode == 0:
-        return
+    if proc.returncode != 0:
+        _raise_failed(project, args, events, f"exit status {proc.returncode}")
+
+
+def run_dbt_here(project: Path, *args: str, progress: Callable[[str, int, int], None] | None = None) -> None:
+    """Run `dbt <args>` in this process (dbtRunner); raise TransformError naming failing nodes."""
+    from dbt.cli.main import dbtRunner
+    from google.protobuf.json_format import MessageToDict
+
+    lines: list[str] = []
+
+    def collect(event) -> None:
+        lines.append(json.dumps(MessageToDict(event, preserving_proto_field_name=True)))
+
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    result = dbtRunner(callbacks=[collect]).invoke(
+        [*args, "--project-dir", str(project), "--profiles-dir", str(project), "--no-version-check",
+         "--log-path", str(project / "logs"), "--quiet"])
+    events = read_events(lines, progress)
+    if not result.success:
+        reason = f"{type(result.exception).__name__}: {result.exception}" if result.exception else "failed"
+        _raise_failed(project, args, events, reason)
+
+
+def _raise_failed(project: Path, args: tuple[str, ...], events: DbtEvents, fallback: str) -> None:
     # run_results.json has each failed node with dbt's message; without it (dbt stopped before
     # running a node: a parse error, a bad profile) the log's failures and errors say why.
     failures = _failed_results(project) or events.failures + events.errors[-3:]
     detail = "; ".join(failures) or "\n".join(events.other[-20:])
-    raise TransformError(f"dbt {' '.join(args)} failed: {detail or f'exit status {proc.returncode}'} "
+    raise TransformError(f"dbt {' '.join(args)} failed: {detail or fallback} "
                          f"(log: {project / 'logs' / 'dbt.log'})")
 
 

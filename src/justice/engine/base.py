@@ -1,0 +1,74 @@
+"""What an engine does for the pipeline. One subclass per engine (duckdb.py, spark.py); nothing
+outside this package asks which engine it is running on."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Self
+
+import pyarrow as pa
+
+from justice.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+
+
+class Engine(ABC):
+    """A query engine over the lake and the tables the steps build."""
+
+    name: str = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the engine holds (connections, a session)."""
+
+    @abstractmethod
+    def refresh_raw_views(self, specs: Iterable) -> list[str]:
+        """(Re)create `raw.<table>` over every landed table (files of completed loads only) and
+        `audit.loads`; return the raw tables."""
+
+    @abstractmethod
+    def dbt_profile(self) -> dict:
+        """The dbt profile target (one entry of profiles.yml `outputs`) for this engine."""
+
+    @abstractmethod
+    def run_dbt(self, project: Path, *args: str, progress: Progress | None = None) -> None:
+        """Run `dbt <args>` on the working project; raise TransformError naming failed nodes."""
+
+    @abstractmethod
+    def tables(self, schema: str) -> list[str]:
+        """Tables and views in `schema` (empty when the schema does not exist)."""
+
+    def has_table(self, schema: str, name: str | None = None) -> bool:
+        """Whether `schema`.`name` exists (any table of `schema` when name is None)."""
+        names = self.tables(schema)
+        return bool(names) if name is None else name in names
+
+    @abstractmethod
+    def read_table(self, schema: str, name: str) -> pa.Table:
+        """The whole of `schema`.`name` as Arrow (for comparison and small tables)."""
+
+    @abstractmethod
+    def write_table(self, schema: str, name: str, data: pa.Table) -> None:
+        """Create or replace `schema`.`name` with `data`."""
+
+    def load_from_warehouse(self, schema: str, names: Iterable[str]) -> list[str]:
+        """Copy tables a step wrote in the serving warehouse into the engine (the reverse of
+        `serve`); return those copied. An engine whose tables live there copies nothing."""
+        return []
+
+    def serve(self, schemas: Iterable[str]) -> list[str]:
+        """Copy the tables of `schemas` into the serving warehouse (HOME/warehouse.duckdb) that
+        publish, the explorer and the web app read; return the tables copied. An engine whose
+        tables already live there copies nothing."""
+        return []
