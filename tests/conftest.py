@@ -21,7 +21,8 @@ WHOLE_HOME_FIXTURES = frozenset({"linked_home", "built_home"})
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if WHOLE_HOME_FIXTURES & set(getattr(item, "fixturenames", ())):
+        # A Spark test starts a JVM (seconds) before it does anything: slow too.
+        if WHOLE_HOME_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("spark"):
             item.add_marker(pytest.mark.slow)
 
 

@@ -69,7 +69,7 @@ class DuckDBEngine(Engine):
     def read_table(self, schema: str, name: str) -> pa.Table:
         con = warehouse.connect(self.settings, read_only=True)
         try:
-            return con.execute(f'SELECT * FROM "{schema}"."{name}"').to_arrow_table()
+            return con.sql(f'SELECT * FROM "{schema}"."{name}"').to_arrow_table()
         finally:
             con.close()
 

@@ -1,0 +1,122 @@
+"""The engine layer: choosing an engine, its settings, and the lake's raw views on each engine."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from justice.cli import app
+from justice.engine import engine_for
+from justice.engine.duckdb import DuckDBEngine
+from justice.engine.spark import spark_settings
+from justice.errors import ConfigError
+from justice.ingest import landing
+from justice.settings import Settings
+from justice.sources.spec import parse_spec
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "ingest"))
+import fake_reader
+
+SPEC = parse_spec({"system": "lines", "format": "csv", "files": "*.txt", "tables": [
+    {"name": "items", "record_key": ["key"], "fields": [
+        {"source": "key", "name": "key", "required": True},
+        {"source": "value", "name": "value", "type": "integer"}]}]}, "lines.yaml")
+
+
+def test_the_default_engine_is_duckdb_and_an_unknown_one_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("JUSTICE_ENGINE", raising=False)
+    assert isinstance(engine_for(Settings.from_env(home=tmp_path)), DuckDBEngine)
+    with pytest.raises(ConfigError, match=r"engine 'oracle': choose one of duckdb, spark \(JUSTICE_ENGINE\)"):
+        Settings(home=tmp_path, engine="oracle")
+    monkeypatch.setenv("JUSTICE_ENGINE", "sparky")
+    with pytest.raises(ConfigError, match="engine 'sparky'"):
+        Settings.from_env(home=tmp_path)
+
+
+def test_the_cli_engine_option_reaches_every_step(tmp_path, monkeypatch):
+    monkeypatch.delenv("JUSTICE_ENGINE", raising=False)
+    result = CliRunner().invoke(app, ["--engine", "oracle", "build", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "engine 'oracle': choose one of duckdb, spark" in result.output
+    # With the default engine the step runs, and says what is missing on that engine.
+    result = CliRunner().invoke(app, ["--engine", "duckdb", "build", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nothing staged on duckdb" in result.output
+
+
+def test_spark_settings_file_adds_and_overrides_and_a_bad_line_names_its_place(tmp_path):
+    conf = tmp_path / "spark.conf"
+    conf.write_text("# a cluster\nspark.executor.memory 8g\nspark.sql.shuffle.partitions=400\n\n")
+    settings = Settings(home=tmp_path, engine="spark", spark_master="spark://head:7077",
+                        spark_conf=str(conf))
+    got = spark_settings(settings)
+    assert got["spark.master"] == "spark://head:7077"
+    assert got["spark.executor.memory"] == "8g"
+    assert got["spark.sql.shuffle.partitions"] == "400"  # the file wins over the engine's own
+    assert got["spark.sql.warehouse.dir"] == str((tmp_path / "spark" / "warehouse").resolve())
+    assert got["spark.jars"].endswith(".jar") and Path(got["spark.jars"]).exists()
+    conf.write_text("spark.executor.memory 8g\nexecutor.cores 4\n")
+    with pytest.raises(ConfigError, match=r"spark.conf:2: not a Spark setting"):
+        spark_settings(settings)
+    missing = Settings(home=tmp_path, engine="spark", spark_conf=str(tmp_path / "nope.conf"))
+    with pytest.raises(ConfigError, match=r"nope.conf does not exist \(JUSTICE_SPARK_CONF\)"):
+        spark_settings(missing)
+
+
+def _landed_home(root: Path, engine: str) -> Settings:
+    """A home with two loads of `lines` landed, the second from a spec with one more field, and a
+    file of a third load that never completed (a run killed part-way)."""
+    home = Settings(home=root / engine, engine=engine)
+    (home.legacy_dir / "lines").mkdir(parents=True)
+    (home.legacy_dir / "lines" / "a.txt").write_text("1,10\n2,20\n")
+    landing.land_system(SPEC, home)
+    (home.legacy_dir / "lines" / "b.txt").write_text("3,30\n")
+    landing.land_system(SPEC, home)
+    table = home.lake_dir / "raw" / "lines__items"
+    first = min(table.glob("*.parquet"))
+    shutil.copy(first, table / "9999999999.1234567.0.parquet")  # no completed load has this id
+    return home
+
+
+@pytest.mark.spark
+def test_raw_views_are_the_same_on_both_engines(tmp_path, monkeypatch):
+    """Only completed loads are visible, a declared column no file holds is null, and the load
+    ledger is audit.loads: the same rows on DuckDB and on Spark."""
+    monkeypatch.setattr(landing, "reader_for", lambda spec: fake_reader.read)
+    newer = parse_spec({"system": "lines", "format": "csv", "files": "*.txt", "tables": [
+        {"name": "items", "record_key": ["key"], "fields": [
+            {"source": "key", "name": "key", "required": True},
+            {"source": "value", "name": "value", "type": "integer"},
+            {"source": "colour", "name": "colour"}]}]}, "lines.yaml")
+    seen = {}
+    for name in ("duckdb", "spark"):
+        home = _landed_home(tmp_path, name)
+        with engine_for(home) as engine:
+            assert engine.refresh_raw_views([newer]) == ["lines__items", "lines__loads"]
+            items = engine.read_table("raw", "lines__items")
+            loads = engine.read_table("audit", "loads")
+        rows = sorted(zip(items["key"].to_pylist(), items["value"].to_pylist(), items["colour"].to_pylist()))
+        seen[name] = (rows, loads.num_rows, sorted(items.column_names))
+    assert seen["duckdb"][0] == [("1", "10", None), ("2", "20", None), ("3", "30", None)]
+    assert seen["spark"] == seen["duckdb"]
+    assert seen["duckdb"][1] == 2
+
+
+@pytest.mark.spark
+def test_spark_tables_round_trip_and_are_served_to_the_warehouse(tmp_path):
+    home = Settings(home=tmp_path, engine="spark")
+    data = pa.table({"person_id": ["P1", "P2"], "records": pa.array([3, 1], pa.int64())})
+    with engine_for(home) as engine:
+        engine.write_table("marts", "people", data)
+        engine.write_table("marts", "nobody", data.slice(0, 0))
+        assert engine.tables("marts") == ["nobody", "people"]
+        assert engine.read_table("marts", "people").sort_by("person_id").equals(data)
+        assert sorted(engine.serve(["marts"])) == ["marts.nobody", "marts.people"]
+    served = DuckDBEngine(Settings(home=tmp_path))
+    assert served.read_table("marts", "people").sort_by("person_id").to_pylist() == data.to_pylist()
+    assert served.read_table("marts", "nobody").schema.names == ["person_id", "records"]
