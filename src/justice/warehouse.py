@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import duckdb
 
-from justice.engine.lake import raw_tables
 from justice.settings import Settings
 
 
@@ -40,14 +39,10 @@ def has_table(settings: Settings, schema: str, name: str | None = None) -> bool:
 
 def load_history(settings: Settings) -> list[dict]:
     """Every completed load of every system, newest first (empty before the first ingest)."""
-    if not (settings.warehouse_path).exists():
+    if not has_table(settings, "audit", "loads"):
         return []
     con = connect(settings, read_only=True)
     try:
-        exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'audit' "
-                             "AND view_name = 'loads'").fetchone()[0]
-        if not exists:
-            return []
         cur = con.execute("SELECT * FROM audit.loads ORDER BY started_at DESC, load_id DESC")
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row)) for row in cur.fetchall()]
@@ -66,11 +61,15 @@ def rejects(settings: Settings, system: str | None = None, limit: int = 50) -> l
     con = connect(settings, read_only=True)
     try:
         views = [r[0] for r in con.execute(
-            "select view_name from duckdb_views() where schema_name = 'quarantine' order by 1").fetchall()]
+            "select table_name from information_schema.tables where table_schema = 'quarantine' "
+            "order by 1").fetchall()]
         if views:
             sources = [f"quarantine.{v}" for v in views]
         else:
-            sources = [f"raw.{t}" for t in raw_tables(settings) if t.endswith("__rejects")]
+            # Before staging is built: the read-time rejects, as the raw views show them.
+            sources = [f"raw.{r[0]}" for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw' "
+                "and table_name like '%\\_\\_rejects' escape '\\' order by 1").fetchall()]
         if system is not None:
             sources = [s for s in sources if s.split(".", 1)[1].startswith(f"{system}__")]
         if not sources:
