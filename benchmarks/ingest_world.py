@@ -80,6 +80,10 @@ class MemorySampler:
             self.peak_total = max(self.peak_total, self._rss(me) + sum(workers))
             self.peak_worker = max([self.peak_worker, *workers])
 
+    def reset(self) -> None:
+        """Start the peaks afresh (one step's peak, not the run's)."""
+        self.peak_total = self.peak_worker = 0
+
     def gb(self) -> str:
         """The peaks so far, for printing."""
         return (f"all processes {self.peak_total / 1024**3:.2f} GB, largest worker "

@@ -1,0 +1,111 @@
+"""Benchmark: each pipeline step on each engine (DuckDB, Spark), wall time, CPU and peak memory.
+
+Run: .venv/bin/python benchmarks/engine_steps.py --persons 100000 --engines duckdb spark
+ or: .venv/bin/python benchmarks/engine_steps.py --world DIR      (a `justice simulate --out DIR`)
+Lands the world's extracts once (landing is the same Python code on every engine), then, in a
+fresh home per engine holding a copy of that lake: the raw views, staging (dbt build of staging,
+quarantine and audit, with its tests, then the copy into the serving warehouse), link, and build
+(seeds, core and marts with their tests, then the copy; publishing is left out). Memory is the
+peak of this process plus every descendant (Spark's JVM is one) during the step, sampled from
+/proc. Say the load average beside the figures: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from ingest_world import MemorySampler
+
+
+def cpu_seconds() -> float:
+    """CPU time so far of this process and its finished children. Spark's JVM runs until the
+    end, so its CPU is not in this: for Spark, wall time is the figure."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", type=Path, default=None)
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
+    parser.add_argument("--keep", type=Path, default=None, help="keep the homes under this folder")
+    args = parser.parse_args()
+
+    from justice.engine import engine_for, spark
+    from justice.ingest.landing import land_system
+    from justice.link.run import link
+    from justice.settings import Settings
+    from justice.sources.spec import specs_for
+    from justice.transform.build import build, stage
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="engine-steps-"))
+    work.mkdir(parents=True, exist_ok=True)
+    memory = MemorySampler()
+    rows: list[tuple[str, str, float, float, str]] = []
+
+    def step(engine: str, name: str, run) -> object:
+        memory.reset()
+        t, c = time.perf_counter(), cpu_seconds()
+        out = run()
+        rows.append((engine, name, time.perf_counter() - t, cpu_seconds() - c,
+                     f"{memory.peak_total / 1024**3:.2f}"))
+        print(f"{engine:7s} {name:10s} {rows[-1][2]:8.1f} s  cpu {rows[-1][3]:7.1f} s  "
+              f"peak {rows[-1][4]} GB  (load {os.getloadavg()[0]:.1f})", flush=True)
+        return out
+
+    world = args.world
+    if world is None:
+        from justice.sim.params import SimulationParams
+        from justice.sim.world import simulate_to
+
+        world = work / "world"
+        if not (world / "legacy").exists():
+            import datetime as dt
+
+            print(f"simulating {args.persons:,} people into {world}", flush=True)
+            simulate_to(SimulationParams(persons=args.persons, seed=7, start=dt.date(2014, 1, 1),
+                                         end=dt.date(2025, 12, 31)), world)
+    landed = Settings(home=work / "landed")
+    if not (landed.lake_dir / "raw").exists():
+        shutil.rmtree(landed.home, ignore_errors=True)
+        landed.home.mkdir(parents=True)
+        (landed.home / "legacy").symlink_to((world / "legacy").resolve())
+
+        def land() -> None:
+            for spec in specs_for(landed):
+                land_system(spec, landed)
+
+        step("both", "land", land)
+
+    def run_engine(name: str) -> None:
+        settings = Settings(home=work / name, engine=name)
+        shutil.rmtree(settings.home, ignore_errors=True)
+        settings.home.mkdir(parents=True)
+        shutil.copytree(landed.lake_dir, settings.lake_dir)
+        specs = specs_for(settings)
+        with engine_for(settings) as engine:
+            tables = step(name, "raw views", lambda: engine.refresh_raw_views(specs))
+            step(name, "staging", lambda: stage(settings, specs, tables, engine=engine))
+        step(name, "link", lambda: link(settings))
+        step(name, "build", lambda: build(settings, outputs=False))
+        spark.stop()
+
+    for name in args.engines:
+        run_engine(name)
+    print("\nengine   step        wall s    cpu s   peak GB")
+    for engine, name, wall, cpu, peak in rows:
+        print(f"{engine:8s} {name:10s} {wall:8.1f} {cpu:8.1f} {peak:>8s}")
+    print(f"(load average now {os.getloadavg()[0]:.1f}; homes in {work})")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
