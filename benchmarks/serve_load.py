@@ -349,7 +349,7 @@ class Benchmark:
         open_prison(self.settings).dispose()  # says clearly when the prison database is missing
 
     def fresh_store(self) -> None:
-        from justice.web.store import create_store_engine
+        from justice.serving.store import create_store_engine
 
         url = self.sa.engine.make_url(self.settings.serving_db_url)
         if url.get_backend_name() == "sqlite" and not self.args.store:
@@ -380,7 +380,7 @@ class Benchmark:
             raise BenchmarkError(f"justice sync --once failed (exit {code}):\n{child.tail()}")
         peak = child.rusage.ru_maxrss / 1024**2  # KB on Linux
         self.report.add("first sync (justice sync --once)", f"{seconds:,.1f} s, peak memory {peak:,.2f} GB")
-        from justice.web.store import create_store_engine
+        from justice.serving.store import create_store_engine
 
         self.store = create_store_engine(self.settings.serving_db_url)
         with self.store.connect() as conn:

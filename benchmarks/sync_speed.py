@@ -25,9 +25,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from justice.serving.mirror import MIRROR
+from justice.serving.store import metadata, open_store
 from justice.settings import Settings
-from justice.web.mirror import MIRROR
-from justice.web.store import metadata, open_store
 from justice.web.sync import sync_once
 
 JUSTICE = str(Path(sys.executable).with_name("justice"))

@@ -158,7 +158,7 @@ def test_demo_runs_every_step_and_says_where(tmp_path):
 
 def test_a_new_demo_world_gets_a_new_serving_store(tmp_path):
     from justice.cli import _fresh_demo_store
-    from justice.web.store import open_store
+    from justice.serving.store import open_store
 
     settings = Settings(home=tmp_path)
     open_store(settings).dispose()  # the previous demo's store, mirroring the previous world

@@ -774,7 +774,7 @@ app.add_typer(users_app, name="users")
 
 
 def _store(home: Path | None, store: str | None):
-    from justice.web.store import open_store
+    from justice.serving.store import open_store
 
     settings = Settings.from_env(home=home, serving_db=store)
     return settings, open_store(settings)
@@ -886,8 +886,8 @@ def audit_verify(home: HomeOption = None, store: StoreOption = None) -> None:
 
 
 def _demo_accounts(settings: Settings) -> None:
+    from justice.serving.store import open_store
     from justice.web import auth
-    from justice.web.store import open_store
 
     accounts = auth.ensure_demo_accounts(settings, open_store(settings))
     console.print("\n[bold]The web app[/] (prison safety, statistics explorer, providers' "
@@ -928,7 +928,7 @@ def sync(
     (`justice serve --no-sync`); two syncers on one PostgreSQL store never write at once."""
     import sqlalchemy as sa
 
-    from justice.web.store import open_store
+    from justice.serving.store import open_store
     from justice.web.sync import open_prison, sync_once
 
     if look_back < 0:

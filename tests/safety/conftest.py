@@ -15,8 +15,8 @@ from prison_world import PrisonWorld
 @pytest.fixture
 def store(tmp_path):
     """A fresh SQLite serving store with every declared table."""
+    from justice.serving.store import open_store
     from justice.settings import Settings
-    from justice.web.store import open_store
 
     engine = open_store(Settings(home=tmp_path / "home"))
     yield engine

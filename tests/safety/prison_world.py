@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from justice.web.store import metadata
+from justice.serving.store import metadata
 
 TODAY = dt.date(2026, 3, 27)
 AS_AT = dt.datetime(2026, 3, 27, 9, 0)
@@ -41,7 +41,7 @@ class PrisonWorld:
     def __init__(
         self, engine: sa.Engine, *, today: dt.date = TODAY, set_as_at: bool = True
     ) -> None:
-        import justice.web.mirror  # noqa: F401  (declares the mirror tables)
+        import justice.serving.mirror  # noqa: F401  (declares the mirror tables)
 
         self.engine = engine
         self.today = today

@@ -125,7 +125,7 @@ def test_a_plan_is_recorded_and_decided_whole(store, rules, setup):
 
 def test_a_store_from_an_earlier_version_gains_the_new_columns(tmp_path):
     from justice.safety.cell_moves import add_missing_columns, move_check_conflicts, move_checks
-    from justice.web.store import create_store_engine
+    from justice.serving.store import create_store_engine
 
     engine = create_store_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
     move_checks.create(engine)

@@ -18,7 +18,7 @@ from justice.safety.summary import build_summary
 
 @pytest.fixture
 def pg_store(postgres_url):
-    from justice.web.store import create_store_engine, metadata
+    from justice.serving.store import create_store_engine, metadata
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     server = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -29,7 +29,7 @@ def pg_store(postgres_url):
         sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     )
     import justice.safety.cell_moves
-    import justice.web.mirror  # noqa: F401
+    import justice.serving.mirror  # noqa: F401
 
     metadata.create_all(engine)
     yield engine

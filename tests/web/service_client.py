@@ -27,7 +27,7 @@ _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def seed_prisons(engine: sa.Engine) -> None:
     """Write the small world drawn in tests/web/conftest.py's docstring into the mirror tables."""
-    from justice.web.store import metadata
+    from justice.serving.store import metadata
 
     now = dt.datetime(2026, 3, 27, 9, 0)
     t = metadata.tables

@@ -348,7 +348,7 @@ def test_demo_accounts_for_the_two_busiest_prisons_idempotently(tmp_path):
     settings = Settings(home=home)
     _demo_accounts(settings)
     _demo_accounts(settings)  # a second demo run keeps the accounts as they are
-    from justice.web.store import open_store
+    from justice.serving.store import open_store
 
     engine = open_store(settings)
     accounts = {a["name"]: a for a in auth.list_users(engine)}
@@ -417,7 +417,7 @@ def test_serve_with_two_workers_on_postgresql(postgres_url, tmp_path):
 
     url = _new_database(postgres_url)
     settings = Settings(home=tmp_path, serving_db=url)
-    from justice.web.store import open_store
+    from justice.serving.store import open_store
 
     auth.add_user(open_store(settings), "admin", "admin", [], PASSWORD)
     port = _free_port()

@@ -24,8 +24,8 @@ import pytest
 import sqlalchemy as sa
 from axe import assert_accessible, run_axe
 
+from justice.serving.mirror import data_as_at
 from justice.web.auth import SESSION_COOKIE
-from justice.web.mirror import data_as_at
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ("browser",)  # the live service and chromium fixtures

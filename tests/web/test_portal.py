@@ -808,8 +808,8 @@ def test_runners_never_claim_the_same_submission(engine):
 
 @pytest.mark.postgres
 def test_runners_on_one_postgresql_store_never_claim_the_same_submission(postgres_url, tmp_path):
+    from justice.serving.store import open_store
     from justice.settings import Settings
-    from justice.web.store import open_store
 
     engine = open_store(Settings(home=tmp_path, serving_db=postgres_url))
     with engine.begin() as conn:
@@ -821,8 +821,8 @@ def test_runners_on_one_postgresql_store_never_claim_the_same_submission(postgre
 
 
 def test_the_runner_purges_periodically(crypto, web_settings):
+    from justice.serving.store import open_store
     from justice.web.portal_jobs import PortalRunner
-    from justice.web.store import open_store
 
     engine = open_store(web_settings)
     runner = PortalRunner(web_settings, engine, poll_seconds=0.05, purge_seconds=0.2).start()

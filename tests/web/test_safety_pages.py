@@ -263,7 +263,7 @@ def test_warming_the_roll_cache_after_a_sync(world, engine):
 
     from justice.safety.clock import data_version, service_today
     from justice.safety.rules import load_rules
-    from justice.web.mirror import sync_runs
+    from justice.serving.mirror import sync_runs
     from justice.web.safety import roll_cache, warm_roll_cache
 
     assert warm_roll_cache(engine) == [PRISON_A, PRISON_B]  # never synced: nothing kept

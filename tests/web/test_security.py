@@ -365,7 +365,7 @@ def test_data_as_at_line():
 def test_signed_in_pages_show_data_as_at(client_for, engine):
     import datetime as dt
 
-    from justice.web.mirror import sync_runs, sync_state
+    from justice.serving.mirror import sync_runs, sync_state
 
     page = client_for("admin").get("/admin/users")
     assert "No prison data has been synced yet." in page.text

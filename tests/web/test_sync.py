@@ -22,11 +22,11 @@ import pytest
 import sqlalchemy as sa
 from homes import copy_home, warehouse_rows
 
+from justice.serving import mirror
+from justice.serving.store import open_store
 from justice.settings import Settings
 from justice.sim.legacy import prison
-from justice.web import mirror
 from justice.web.people import VIOLENT_GROUPS
-from justice.web.store import open_store
 from justice.web.sync import LOOK_BACK, Syncer, sync_once
 
 STRICT = dt.timedelta(0)  # no look-back: a run reads only rows after its cursor

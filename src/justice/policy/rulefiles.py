@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from justice import reference as ref
 from justice.errors import PolicyError
-from justice.sim import reference as ref
 
 MONTH_DAYS = 30.4375
 """Days in a month of sentence, the simulator's convention (365.25 / 12)."""
@@ -104,7 +104,7 @@ def iso_date(day: int) -> str:
 
 
 def known_offence_groups() -> frozenset[str]:
-    """The offence groups of the simulator's offence reference (sim/reference/offences.csv)."""
+    """The offence groups of the offence catalogue (justice.reference)."""
     return frozenset(str(g) for g in ref.offences().group)
 
 

@@ -25,7 +25,7 @@ from justice.safety.facts import PersonSafety, current_bookings, load_people
 from justice.safety.flags import flag_scope
 from justice.safety.locations import Cell, PrisonLayout, load_layout
 from justice.safety.rules import Rules
-from justice.web.store import metadata
+from justice.serving.store import metadata
 
 DECISIONS = ("proceed", "cancel")
 OVERRIDE_ROLES = ("safety-lead",)

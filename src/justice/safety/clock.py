@@ -11,7 +11,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from justice.web import mirror
+from justice.serving import mirror
 
 
 def service_today(conn: sa.Connection) -> dt.date:

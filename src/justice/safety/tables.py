@@ -1,7 +1,7 @@
 """The serving-store tables the safety package reads, declared by the modules that own them.
 
 The mirror of the prison database (``nomis_<table>``), ``person_resolution`` and
-``linked_history`` belong to the sync (``justice.web.mirror``); this package declares only its own
+``linked_history`` belong to the sync (``justice.serving.mirror``); this package declares only its own
 ``move_checks`` tables (in ``cell_moves``). Looking a table up here, rather than holding a copy of
 its declaration, keeps one definition of each column.
 """
@@ -15,18 +15,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from justice.errors import ConfigError
-from justice.web.store import metadata
+from justice.serving.store import metadata
 
 
 def table(name: str) -> sa.Table:
     """The serving-store table `name` as declared by its owner module."""
     if name not in metadata.tables:
-        importlib.import_module("justice.web.mirror")
+        importlib.import_module("justice.serving.mirror")
     try:
         return metadata.tables[name]
     except KeyError:
         raise ConfigError(
-            f"the serving store declares no table {name!r}: is justice.web.mirror up to date?"
+            f"the serving store declares no table {name!r}: is justice.serving.mirror up to date?"
         ) from None
 
 

@@ -7,9 +7,6 @@ policy package's rule files (justice.policy, docs/policy-rules.md).
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -18,15 +15,7 @@ import numpy as np
 import yaml
 
 from justice.errors import ConfigError
-
-EPOCH = dt.date(1970, 1, 1)
-
-
-def day_number(d: dt.date | str) -> int:
-    """Days since 1970-01-01, the simulator's internal date."""
-    if isinstance(d, str):
-        d = dt.date.fromisoformat(d)
-    return (d - EPOCH).days
+from justice.reference import EPOCH, OffenceTable, day_number, offences  # noqa: F401 - re-exported
 
 
 def _reference_text(name: str) -> str:
@@ -41,54 +30,6 @@ def _load_yaml(name: str) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"reference/{name}: expected a mapping at the top level")
     return data
-
-
-@dataclass(frozen=True)
-class OffenceTable:
-    """The offence codes the simulator draws from, as parallel arrays (row i is one offence)."""
-
-    code: np.ndarray
-    description: np.ndarray
-    group: np.ndarray
-    mode_of_trial: np.ndarray
-    max_penalty_months: np.ndarray
-    severity: np.ndarray
-    recordable: np.ndarray
-    crown_custody_median_months: np.ndarray
-    weight_low_risk: np.ndarray
-    weight_high_risk: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.code)
-
-
-_MODES = {"summary", "either_way", "indictable_only"}
-
-
-@cache
-def offences() -> OffenceTable:
-    """The offence reference table (`reference/offences.csv`), validated."""
-    rows = list(csv.DictReader(_reference_text("offences.csv").splitlines()))
-    for line, row in enumerate(rows, start=2):
-        if row["mode_of_trial"] not in _MODES:
-            raise ConfigError(
-                f"reference/offences.csv line {line}: mode_of_trial {row['mode_of_trial']!r} "
-                f"is not one of {sorted(_MODES)}"
-            )
-    col = lambda k, t=object: np.array([t(r[k]) if t is not object else r[k] for r in rows],
-                                       dtype=t if t is not object else object)
-    return OffenceTable(
-        code=col("offence_code"),
-        description=col("description"),
-        group=col("offence_group"),
-        mode_of_trial=col("mode_of_trial"),
-        max_penalty_months=col("max_penalty_months", int),
-        severity=col("severity", int),
-        recordable=np.array([r["recordable"] == "true" for r in rows]),
-        crown_custody_median_months=col("crown_custody_median_months", float),
-        weight_low_risk=col("weight_low_risk", float),
-        weight_high_risk=col("weight_high_risk", float),
-    )
 
 
 def _deep_merge(base: dict, override: dict, where: str = "") -> dict:

@@ -34,13 +34,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import justice
 from justice.errors import ConfigError
+from justice.serving.store import open_store
 from justice.settings import Settings
 from justice.web import admin, audit, auth, csrf, portal, safety
 from justice.web.auth import CurrentUser, Forbidden, SignInRequired, home_for, sign_in_url
 from justice.web.context import render, service_routes
 from justice.web.explorer import router as explorer_router
 from justice.web.explorer_api import router as explorer_api_router
-from justice.web.store import open_store
 from justice.web.sync import Syncer
 
 __all__ = ["assets_folder", "create_app", "error_page", "render", "service_routes"]

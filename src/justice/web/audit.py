@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from justice.web.store import metadata
+from justice.serving.store import metadata
 
 if TYPE_CHECKING:
     from starlette.requests import Request

@@ -35,9 +35,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from justice.errors import AccountError
+from justice.serving.store import metadata
 from justice.web import audit
 from justice.web.context import committed, page_paths, render, store_engine
-from justice.web.store import metadata
 
 log = logging.getLogger(__name__)
 

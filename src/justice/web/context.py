@@ -72,7 +72,7 @@ def when(value: dt.datetime | dt.date | None) -> str:
 
 
 def data_as_at_text(value: tuple | None, now: dt.datetime | None = None) -> str:
-    """The "Data as at ..., synced ... ago" line from `justice.web.mirror.data_as_at`'s
+    """The "Data as at ..., synced ... ago" line from `justice.serving.mirror.data_as_at`'s
     (as_at, synced_at)."""
     as_at, synced_at = value if value else (None, None)
     if as_at is None:
@@ -171,9 +171,9 @@ StoreConnection = Annotated[sa.Connection, Depends(store_connection, scope="func
 
 
 def data_as_at(request: Request) -> tuple | None:
-    """`justice.web.mirror.data_as_at`'s (as_at, synced_at) for the page, on the request's
+    """`justice.serving.mirror.data_as_at`'s (as_at, synced_at) for the page, on the request's
     connection when it has one; None when the store cannot tell."""
-    from justice.web.mirror import data_as_at as read_data_as_at
+    from justice.serving.mirror import data_as_at as read_data_as_at
 
     try:
         conn = request.scope.get("state", {}).get(_REQUEST_CONNECTION)

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from justice.web.store import metadata
+from justice.serving.store import metadata
 
 log = logging.getLogger(__name__)
 

@@ -42,8 +42,8 @@ import sqlalchemy as sa
 from justice.errors import JusticeError
 from justice.link.explain import Scorer
 from justice.link.run import open_warehouse, require_links
+from justice.serving.mirror import linked_history, mirror_table, person_resolution, upsert
 from justice.settings import Settings
-from justice.web.mirror import linked_history, mirror_table, person_resolution, upsert
 
 # Convictions an officer must see as violence: violence against the person, and the groups that
 # are violence or the threat of it by definition (the MoJ counts violent and sexual offending

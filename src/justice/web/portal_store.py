@@ -45,8 +45,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from justice.errors import ConfigError
+from justice.serving.store import metadata
 from justice.settings import Settings
-from justice.web.store import metadata
 
 log = logging.getLogger(__name__)
 

@@ -32,12 +32,12 @@ from justice.safety.overview import build_overview
 from justice.safety.roll import NON_ASSOCIATION_FLAG, SORTS, Roll, RollCache, RollRow, build_roll
 from justice.safety.rules import Rules, load_rules
 from justice.safety.summary import build_summary
+from justice.serving.mirror import data_as_at
+from justice.serving.store import metadata
 from justice.web import audit
 from justice.web.access import ScopedPrisoner, scoped_prison, scoped_prisoner
 from justice.web.auth import CurrentUser, Forbidden
 from justice.web.context import StoreConnection, render, templates
-from justice.web.mirror import data_as_at
-from justice.web.store import metadata
 
 router = APIRouter()
 # One per process: rows of whole-establishment rolls for the current sync (see RollCache).

@@ -52,9 +52,7 @@ import duckdb
 import sqlalchemy as sa
 
 from justice.errors import ConfigError, JusticeError
-from justice.settings import Settings
-from justice.web import people
-from justice.web.mirror import (
+from justice.serving.mirror import (
     MIRROR,
     SourceTable,
     add_missing_columns,
@@ -63,7 +61,9 @@ from justice.web.mirror import (
     sync_state,
     upsert,
 )
-from justice.web.store import create_store_engine, metadata, open_store
+from justice.serving.store import create_store_engine, metadata, open_store
+from justice.settings import Settings
+from justice.web import people
 
 log = logging.getLogger("justice.sync")
 

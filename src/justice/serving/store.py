@@ -3,7 +3,7 @@
 SQLite by default (``HOME/serving/safety.sqlite``, WAL mode, one process), PostgreSQL for several
 web workers (``JUSTICE_SERVING_DB=postgresql+psycopg://...``). Every table is declared on the one
 ``metadata`` below by the module that owns it (the mirror of the prison database and the sync's
-cursors in ``justice.web.mirror``; users, sessions and the audit log in ``justice.web.auth`` and
+cursors in ``justice.serving.mirror``; users, sessions and the audit log in ``justice.web.auth`` and
 ``justice.web.audit``; cell-move checks in ``justice.safety``); ``open_store`` imports them all and
 creates what is missing, so a new table is a declaration in its owner's module.
 """
@@ -21,7 +21,7 @@ from justice.settings import Settings
 metadata = sa.MetaData()
 
 # Modules that declare tables on `metadata`; imported before create_all.
-TABLE_MODULES = ("justice.web.mirror", "justice.web.auth", "justice.web.audit",
+TABLE_MODULES = ("justice.serving.mirror", "justice.web.auth", "justice.web.audit",
                  "justice.safety.cell_moves", "justice.web.portal_store")
 
 

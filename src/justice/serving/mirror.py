@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from justice.errors import ConfigError
+from justice.serving.store import metadata
 from justice.sim.legacy.prison import ddl_statements
-from justice.web.store import metadata
 
 PREFIX = "nomis_"
 
