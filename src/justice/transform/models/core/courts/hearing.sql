@@ -44,7 +44,7 @@ magistrates as (
 )
 
 select
-    h.court_case_id || ':' || strftime(h.hearing_date, '%Y-%m-%d') || ':' || h.hearing_type as hearing_id,
+    h.court_case_id || ':' || {{ iso_date_text('h.hearing_date') }} || ':' || h.hearing_type as hearing_id,
     h.court_case_id,
     c.court_type,
     h.hearing_date,

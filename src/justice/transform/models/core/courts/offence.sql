@@ -6,7 +6,7 @@ with magistrates_resulted as (
     -- carry a verdict: the first file holding a verdict for an offence dates its outcome (a later
     -- late-correction file repeats the row and must not move the date).
     select defendant_id, offence_seq,
-           min(strptime(regexp_extract(_file, 'libra_([0-9]{8})', 1), '%Y%m%d')::date) as outcome_date
+           min({{ date_from_digits("regexp_extract(_file, 'libra_([0-9]{8})', 1)") }}) as outcome_date
     from {{ ref('magistrates__defendant_offences') }}
     where verdict is not null
     group by defendant_id, offence_seq
@@ -29,7 +29,7 @@ magistrates as (
         o.disposal as source_disposal,
         case o.custody_unit
             when 'D' then o.custody_length
-            when 'M' then round(o.custody_length * 30.4375)::bigint
+            when 'M' then cast(round(o.custody_length * 30.4375) as bigint)
         end as custody_days,
         o.fine_amount
     from {{ ref('magistrates__defendant_offences__latest') }} as o
@@ -53,19 +53,24 @@ crown as (
         r.outcome_date,
         r.disposal as source_disposal,
         case when coalesce(r.sentence_years, r.sentence_months, r.sentence_days) is not null then
-            round((coalesce(r.sentence_years, 0) * 12 + coalesce(r.sentence_months, 0)) * 30.4375
-                  + coalesce(r.sentence_days, 0))::bigint
+            cast(round((coalesce(r.sentence_years, 0) * 12 + coalesce(r.sentence_months, 0)) * 30.4375
+                       + coalesce(r.sentence_days, 0)) as bigint)
         end as custody_days,
-        null::decimal(18, 4) as fine_amount
+        cast(null as decimal(18, 4)) as fine_amount
     from {{ ref('crown__offences__latest') }} as o
     join {{ ref('crown__defendants__latest') }} as d using (defendant_id)
     left join {{ ref('crown__outcomes__latest') }} as r using (defendant_id, offence_seq)
 ),
 
+{%- set offence_columns = [
+    'court_type', 'defendant_id', 'court_code', 'case_number', 'offence_seq', 'offence_code',
+    'offence_date', 'charge_date', 'plea', 'verdict', 'convicted', 'outcome_date', 'source_disposal',
+    'custody_days', 'fine_amount'] %}
+
 offences as (
-    select * from magistrates
-    union all by name
-    select * from crown
+    select {{ offence_columns | join(', ') }} from magistrates
+    union all
+    select {{ offence_columns | join(', ') }} from crown
 )
 
 select

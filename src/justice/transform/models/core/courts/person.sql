@@ -49,7 +49,7 @@ pncs as (
 people as (
     select
         person_id,
-        list(distinct system order by system) as systems,
+        {{ sorted_distinct_list('system') }} as systems,
         count(*) as record_count
     from records
     group by person_id
@@ -63,14 +63,14 @@ people as (
 -- stated.
 recorded_ethnicity as (
     select l.person_id, o.race_code as ethnicity_code, o.create_datetime as recorded_at,
-           'prison' as system, o.offender_id::varchar as record_id
+           'prison' as system, cast(o.offender_id as {{ dbt.type_string() }}) as record_id
     from {{ ref('prison__offenders__latest') }} as o
     join {{ source('linkage', 'person_links') }} as l
-      on l.system = 'prison' and l.record_id = o.offender_id::varchar
+      on l.system = 'prison' and l.record_id = cast(o.offender_id as {{ dbt.type_string() }})
     union all
     -- The code of the CRN's latest record (one code per CRN, as nDelius holds it on the offender).
-    select l.person_id, arg_max(e.ethnic_origin, e.last_updated_date),
-           min(e.start_date)::timestamp, 'probation', e.crn
+    select l.person_id, max_by(e.ethnic_origin, e.last_updated_date),
+           cast(min(e.start_date) as timestamp), 'probation', e.crn
     from {{ ref('probation__offender_events__latest') }} as e
     join {{ source('linkage', 'person_links') }} as l
       on l.system = 'probation' and l.record_id = e.crn
@@ -78,12 +78,16 @@ recorded_ethnicity as (
 ),
 
 ethnicities as (
-    select r.person_id, c.ethnicity_group
-    from recorded_ethnicity as r
-    join {{ ref('ethnicity_codes') }} as c on c.ethnicity_code = upper(r.ethnicity_code)
-    where c.ethnicity_group <> 'Unknown'
-    qualify row_number() over (
-        partition by r.person_id order by r.recorded_at desc nulls last, r.system, r.record_id desc) = 1
+    select person_id, ethnicity_group from (
+        select r.person_id, c.ethnicity_group,
+               row_number() over (
+                   partition by r.person_id order by r.recorded_at desc nulls last, r.system, r.record_id desc
+               ) as recency
+        from recorded_ethnicity as r
+        join {{ ref('ethnicity_codes') }} as c on c.ethnicity_code = upper(r.ethnicity_code)
+        where c.ethnicity_group <> 'Unknown'
+    ) as ranked
+    where recency = 1
 ),
 
 court_dates as (

@@ -9,7 +9,7 @@ spells as (
 )
 
 select
-    'AD' || lpad(h.oic_hearing_id::varchar, 9, '0') as adjudication_id,
+    'AD' || lpad(cast(h.oic_hearing_id as {{ dbt.type_string() }}), 9, '0') as adjudication_id,
     s.person_id,
     s.custody_spell_id,
     h.offender_book_id,

@@ -9,7 +9,7 @@ spells as (
 )
 
 select
-    'AL' || lpad(a.offender_book_id::varchar, 9, '0') || '-' || lpad(a.alert_seq::varchar, 3, '0') as alert_id,
+    'AL' || lpad(cast(a.offender_book_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(a.alert_seq as {{ dbt.type_string() }}), 3, '0') as alert_id,
     s.person_id,
     s.custody_spell_id,
     a.offender_book_id,

@@ -9,7 +9,7 @@ spells as (
 )
 
 select
-    'AS' || lpad(a.offender_book_id::varchar, 9, '0') || '-' || lpad(a.assessment_seq::varchar, 3, '0')
+    'AS' || lpad(cast(a.offender_book_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(a.assessment_seq as {{ dbt.type_string() }}), 3, '0')
         as assessment_id,
     s.person_id,
     s.custody_spell_id,

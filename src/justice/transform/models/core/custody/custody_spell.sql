@@ -12,17 +12,21 @@ movements as (
 reception as (
     -- The first admission says why the person came in: N remand, I sentenced, L recall. A remand
     -- spell that ends in a sentence stays a remand spell, as in the prison statistics.
-    select offender_book_id, movement_reason_code, to_agy_loc_id, movement_date
-    from movements
-    where movement_type = 'ADM'
-    qualify row_number() over (partition by offender_book_id order by movement_date, movement_seq) = 1
+    select offender_book_id, movement_reason_code, to_agy_loc_id, movement_date from (
+        select *, row_number() over (partition by offender_book_id order by movement_date, movement_seq) as n
+        from movements
+        where movement_type = 'ADM'
+    ) as admissions
+    where n = 1
 ),
 
 release as (
-    select offender_book_id, movement_reason_code, from_agy_loc_id, movement_date
-    from movements
-    where movement_type = 'REL'
-    qualify row_number() over (partition by offender_book_id order by movement_date desc, movement_seq desc) = 1
+    select offender_book_id, movement_reason_code, from_agy_loc_id, movement_date from (
+        select *, row_number() over (partition by offender_book_id order by movement_date desc, movement_seq desc) as n
+        from movements
+        where movement_type = 'REL'
+    ) as releases
+    where n = 1
 ),
 
 prison_links as (
@@ -32,7 +36,7 @@ prison_links as (
 )
 
 select
-    'CS' || lpad(b.offender_book_id::varchar, 9, '0') as custody_spell_id,
+    'CS' || lpad(cast(b.offender_book_id as {{ dbt.type_string() }}), 9, '0') as custody_spell_id,
     l.person_id,
     b.offender_book_id,
     b.offender_id,
@@ -56,6 +60,6 @@ select
         as last_establishment_code,
     b.booking_status = 'O' as is_open
 from bookings as b
-left join prison_links as l on l.record_id = b.offender_id::varchar
+left join prison_links as l on l.record_id = cast(b.offender_id as {{ dbt.type_string() }})
 left join reception as r on r.offender_book_id = b.offender_book_id
 left join release as rel on rel.offender_book_id = b.offender_book_id

@@ -9,9 +9,9 @@ spells as (
 )
 
 select
-    'IP' || lpad(p.incident_case_id::varchar, 9, '0') || '-' || lpad(p.party_seq::varchar, 3, '0')
+    'IP' || lpad(cast(p.incident_case_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(p.party_seq as {{ dbt.type_string() }}), 3, '0')
         as incident_party_id,
-    'IN' || lpad(p.incident_case_id::varchar, 9, '0') as incident_id,
+    'IN' || lpad(cast(p.incident_case_id as {{ dbt.type_string() }}), 9, '0') as incident_id,
     s.person_id,
     s.custody_spell_id,
     p.offender_book_id,

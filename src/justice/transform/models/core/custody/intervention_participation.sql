@@ -7,8 +7,8 @@ with participants as (
     select
         *,
         _file || ':' || regexp_extract(_locator, 'row ([0-9]+)', 1) as record_id,
-        regexp_extract(_locator, 'row ([0-9]+)', 1)::integer as sheet_row,
-        string_split(regexp_replace(_file, '\.xlsx$', ''), '__') as name_parts
+        cast(regexp_extract(_locator, 'row ([0-9]+)', 1) as integer) as sheet_row,
+        regexp_replace(_file, '[.]xlsx$', '') as file_stem
     from {{ ref('interventions__participants') }}
 ),
 
@@ -22,9 +22,9 @@ named as (
     select
         p.*,
         l.person_id,
-        name_parts[1] as provider_slug,
-        name_parts[2] as programme_slug,
-        name_parts[3] as file_years
+        {{ dbt.split_part('file_stem', "'__'", 1) }} as provider_slug,
+        {{ dbt.split_part('file_stem', "'__'", 2) }} as programme_slug,
+        {{ dbt.split_part('file_stem', "'__'", 3) }} as file_years
     from participants as p
     left join intervention_links as l on l.record_id = p.record_id
 ),
@@ -32,17 +32,13 @@ named as (
 titled as (
     select
         *,
-        list_aggregate(
-            list_transform(string_split(provider_slug, '-'), lambda w: upper(w[1]) || w[2:]), 'string_agg', ' '
-        ) as provider,
-        list_aggregate(
-            list_transform(string_split(programme_slug, '-'), lambda w: upper(w[1]) || w[2:]), 'string_agg', ' '
-        ) as programme
+        {{ title_case_slug('provider_slug') }} as provider,
+        {{ title_case_slug('programme_slug') }} as programme
     from named
 )
 
 select
-    'IV' || md5(record_id)[1:12] as intervention_participation_id,
+    'IV' || substr(md5(record_id), 1, 12) as intervention_participation_id,
     record_id,
     person_id,
     provider,

@@ -10,8 +10,8 @@ spells as (
 )
 
 select
-    'NA' || lpad(n.offender_id::varchar, 9, '0') || '-' || lpad(n.ns_offender_id::varchar, 9, '0')
-        || '-' || lpad(n.type_seq::varchar, 3, '0') as non_association_id,
+    'NA' || lpad(cast(n.offender_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(n.ns_offender_id as {{ dbt.type_string() }}), 9, '0')
+        || '-' || lpad(cast(n.type_seq as {{ dbt.type_string() }}), 3, '0') as non_association_id,
     s.person_id,
     o.person_id as other_person_id,
     s.custody_spell_id,

@@ -27,8 +27,8 @@ cells as (
         cell.agy_loc_id,
         cell.description as location_code,
         wing.internal_location_code as wing,
-        landing.internal_location_code::integer as landing,
-        cell.internal_location_code::integer as cell
+        cast(landing.internal_location_code as integer) as landing,
+        cast(cell.internal_location_code as integer) as cell
     from internal_locations as cell
     left join internal_locations as landing
         on landing.internal_location_id = cell.parent_internal_location_id and landing.internal_location_type = 'LAND'
@@ -39,15 +39,15 @@ cells as (
 
 establishment_periods as (
     select
-        'PE' || lpad(m.offender_book_id::varchar, 9, '0') || '-' || lpad(m.movement_seq::varchar, 3, '0')
+        'PE' || lpad(cast(m.offender_book_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(m.movement_seq as {{ dbt.type_string() }}), 3, '0')
             as prison_location_id,
         m.offender_book_id,
         'establishment' as location_level,
         m.to_agy_loc_id as establishment_code,
-        null::varchar as wing,
-        null::integer as landing,
-        null::integer as cell,
-        null::bigint as internal_location_id,
+        cast(null as {{ dbt.type_string() }}) as wing,
+        cast(null as integer) as landing,
+        cast(null as integer) as cell,
+        cast(null as bigint) as internal_location_id,
         m.to_agy_loc_id as location_code,
         m.movement_date as from_date,
         m.next_movement_date as to_date,
@@ -59,7 +59,7 @@ establishment_periods as (
 
 cell_periods as (
     select
-        'PC' || lpad(b.offender_book_id::varchar, 9, '0') || '-' || lpad(b.bed_assign_seq::varchar, 3, '0')
+        'PC' || lpad(cast(b.offender_book_id as {{ dbt.type_string() }}), 9, '0') || '-' || lpad(cast(b.bed_assign_seq as {{ dbt.type_string() }}), 3, '0')
             as prison_location_id,
         b.offender_book_id,
         'cell' as location_level,

@@ -26,7 +26,7 @@ linked as (
 )
 
 select
-    'SV' || crn || '-' || lpad(event_number::varchar, 3, '0') as supervision_id,
+    'SV' || crn || '-' || lpad(cast(event_number as {{ dbt.type_string() }}), 3, '0') as supervision_id,
     person_id,
     crn,
     event_number,

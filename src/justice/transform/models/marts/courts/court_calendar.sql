@@ -23,7 +23,7 @@ with bounds as (
 
 quarters as (
     select cast(q as date) as quarter_start
-    from bounds, range(cast({{ quarter_start('first_date - 1') }} + interval 3 month as timestamp), cast(data_end as timestamp), interval 3 month) as t(q)
+    from bounds, {{ quarter_starts(quarter_start('first_date - 1') ~ ' + interval 3 month', 'data_end') }}
 )
 
 select

@@ -11,7 +11,7 @@ with open_cases as (
         q.quarter_end,
         c.court_type,
         c.case_type,
-        q.quarter_end - c.receipt_date as age_days
+        {{ days_between('c.receipt_date', 'q.quarter_end') }} as age_days
     from {{ ref('court_calendar') }} as q
     join {{ ref('court_case') }} as c
       on c.receipt_date <= q.quarter_end

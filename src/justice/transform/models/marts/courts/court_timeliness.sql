@@ -32,15 +32,21 @@ with defendants as (
     where dc.completion_date is not null
 ),
 
+{#- Each stage: its name, and the dates it runs from and to. -#}
+{%- set stage_dates = [
+    ('offence_to_charge', 'offence_date', 'charge_date'),
+    ('charge_to_first_listing', 'charge_date', 'first_listing_date'),
+    ('first_listing_to_completion', 'first_listing_date', 'completion_date'),
+    ('offence_to_completion', 'offence_date', 'completion_date'),
+] %}
+
 stages as (
-    select defendant_case_id, court_type, case_type, completion_date, stage, days
+    {%- for stage, from_date, to_date in stage_dates %}
+    select defendant_case_id, court_type, case_type, completion_date, '{{ stage }}' as stage,
+           {{ days_between(from_date, to_date) }} as days
     from defendants
-    cross join lateral (values
-        ('offence_to_charge', charge_date - offence_date),
-        ('charge_to_first_listing', first_listing_date - charge_date),
-        ('first_listing_to_completion', completion_date - first_listing_date),
-        ('offence_to_completion', completion_date - offence_date)
-    ) as s(stage, days)
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
 )
 
 select

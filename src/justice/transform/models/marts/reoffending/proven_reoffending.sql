@@ -39,7 +39,7 @@ select
     breakdown_value,
     count(*) as offenders,
     count(*) filter (where reoffended) as reoffenders,
-    sum(reoffences)::bigint as reoffences,
+    cast(sum(reoffences) as bigint) as reoffences,
     count(*) filter (where reoffended) / count(*) as rate,
     case when count(*) filter (where reoffended) > 0
          then sum(reoffences) / count(*) filter (where reoffended) end as reoffences_per_reoffender

@@ -78,33 +78,42 @@ sentenced_case as (
 -- penalty beside a prison sentence in another case is part of that custodial sentence, so the
 -- occasion takes its most severe case's sentence. It is an index candidate when any of its cases
 -- sentenced a recordable offence.
+{%- set occasion_columns = [
+    'defendant_case_id', 'person_id', 'disposal_type', 'disposal_severity', 'disposal_date',
+    'custody_days', 'offence_group'] %}
 sentencing_occasion as (
-    select * exclude (sentenced_recordable, any_recordable)
+    select {{ occasion_columns | join(', ') }}
     from (
-        select *, bool_or(sentenced_recordable) over (partition by person_id, disposal_date) as any_recordable
+        select *,
+            bool_or(sentenced_recordable) over (partition by person_id, disposal_date) as any_recordable,
+            row_number() over (
+                partition by person_id, disposal_date
+                order by disposal_severity desc, custody_days desc nulls last, defendant_case_id
+            ) as severity_order
         from sentenced_case
-    )
-    where any_recordable
-    qualify row_number() over (
-        partition by person_id, disposal_date
-        order by disposal_severity desc, custody_days desc nulls last, defendant_case_id) = 1
+    ) as occasions
+    where any_recordable and severity_order = 1
 ),
 
 -- The custody spell an immediate custodial sentence was served in: the person's spell that
 -- contains the sentence date (a remand spell that ended in sentence) or starts within the grace
 -- days after it; the earliest such spell if several qualify.
 served_spell as (
-    select
-        c.defendant_case_id,
-        s.custody_spell_id,
-        s.end_date
-    from sentencing_occasion as c
-    join {{ ref('custody_spell') }} as s
-        on s.person_id = c.person_id
-        and s.start_date <= c.disposal_date + {{ reception_grace_days }}
-        and coalesce(s.end_date, date '9999-12-31') >= c.disposal_date
-    where c.disposal_type = 'immediate_custody'
-    qualify row_number() over (partition by c.defendant_case_id order by s.start_date, s.custody_spell_id) = 1
+    select defendant_case_id, custody_spell_id, end_date from (
+        select
+            c.defendant_case_id,
+            s.custody_spell_id,
+            s.end_date,
+            row_number() over (partition by c.defendant_case_id order by s.start_date, s.custody_spell_id)
+                as spell_order
+        from sentencing_occasion as c
+        join {{ ref('custody_spell') }} as s
+            on s.person_id = c.person_id
+            and s.start_date <= c.disposal_date + {{ reception_grace_days }}
+            and coalesce(s.end_date, date '9999-12-31') >= c.disposal_date
+        where c.disposal_type = 'immediate_custody'
+    ) as spells
+    where spell_order = 1
 ),
 
 -- Releases from sentenced receptions that no immediate custodial sentence in the court extracts
@@ -112,14 +121,14 @@ served_spell as (
 -- release from custody. Recalls are not index events (the release ends the recall, not a sentence).
 prison_only_release as (
     select
-        cast(null as varchar) as defendant_case_id,
+        cast(null as {{ dbt.type_string() }}) as defendant_case_id,
         s.person_id,
         'immediate_custody' as disposal_type,
         (select max(severity_rank) from {{ ref('disposal_codes') }} where disposal_type = 'immediate_custody')
             as disposal_severity,
         s.start_date as disposal_date,
         cast(null as bigint) as custody_days,
-        cast(null as varchar) as offence_group,
+        cast(null as {{ dbt.type_string() }}) as offence_group,
         s.custody_spell_id,
         'release from custody' as index_event,
         s.end_date as index_date
@@ -143,21 +152,28 @@ index_event as (
         case when c.disposal_type = 'immediate_custody' then s.end_date else c.disposal_date end as index_date
     from sentencing_occasion as c
     left join served_spell as s using (defendant_case_id)
-    union all by name
-    select * from prison_only_release
+    union all
+    select {{ occasion_columns | join(', ') }}, custody_spell_id, index_event, index_date
+    from prison_only_release
 ),
 
 -- First index event of each person in each quarter; on one day, the most severe sentence.
 cohort as (
-    select
-        *,
-        strftime(index_date, '%Y') || 'Q' || quarter(index_date) as cohort_quarter,
-        date_trunc('quarter', index_date)::date as cohort_quarter_start
-    from index_event
-    where index_date is not null
-    qualify row_number() over (
-        partition by person_id, date_trunc('quarter', index_date)
-        order by index_date, disposal_severity desc, defendant_case_id) = 1
+    select {{ occasion_columns | join(', ') }}, custody_spell_id, index_event, index_date,
+           cohort_quarter, cohort_quarter_start
+    from (
+        select
+            *,
+            {{ quarter_label('index_date') }} as cohort_quarter,
+            {{ quarter_start('index_date') }} as cohort_quarter_start,
+            row_number() over (
+                partition by person_id, date_trunc('quarter', index_date)
+                order by index_date, disposal_severity desc, defendant_case_id
+            ) as event_order
+        from index_event
+        where index_date is not null
+    ) as events
+    where event_order = 1
 ),
 
 -- Quarters before the court extracts' coverage (marts.court_calendar) would hold releases only,
@@ -165,8 +181,7 @@ cohort as (
 published as (
     select c.*
     from cohort as c, data_end as e
-    where (c.cohort_quarter_start + interval 3 month - interval 1 day)::date
-          + {{ follow_up_days + waiting_days }} <= e.data_end
+    where {{ quarter_end('c.cohort_quarter_start') }} + {{ follow_up_days + waiting_days }} <= e.data_end
       and c.cohort_quarter_start >= (select min(quarter_start) from {{ ref('court_calendar') }})
 ),
 
@@ -191,9 +206,7 @@ reoffence as (
 member as (
     select
         c.*,
-        date_diff('year', p.date_of_birth, c.index_date)
-            - case when strftime(c.index_date, '%m%d') < strftime(p.date_of_birth, '%m%d') then 1 else 0 end
-            as age_at_index,
+        {{ age_in_years('p.date_of_birth', 'c.index_date') }} as age_at_index,
         p.sex
     from published as c
     left join {{ ref('person') }} as p using (person_id)
@@ -219,7 +232,9 @@ select
          when m.age_at_index < 21 then '18-20'
          when m.age_at_index < 25 then '21-24'
          when m.age_at_index < 50 then
-             (m.age_at_index // 5 * 5)::varchar || '-' || (m.age_at_index // 5 * 5 + 4)::varchar
+             -- five-year bands: the age less its remainder on division by 5 starts the band
+             cast(m.age_at_index - m.age_at_index % 5 as {{ dbt.type_string() }}) || '-'
+                 || cast(m.age_at_index - m.age_at_index % 5 + 4 as {{ dbt.type_string() }})
          else '50+' end as age_band,
     m.sex,
     case when m.disposal_type = 'immediate_custody' then m.custody_days end as custody_days,

@@ -46,7 +46,7 @@ quarters as (
         {{ quarter_end('q') }} as quarter_end,
         greatest(cast(q as date), b.data_start) as covered_from,
         least({{ quarter_end('q') }}, b.data_end) as covered_to
-    from bounds as b, range({{ quarter_start('b.data_start') }}, cast(b.data_end as timestamp), interval 3 month) as t(q)
+    from bounds as b, {{ quarter_starts(quarter_start('b.data_start'), 'b.data_end') }}
 ),
 
 establishments as (
@@ -61,7 +61,8 @@ prisoner_days as (
     select
         p.establishment_code,
         q.quarter_start,
-        cast(sum(least(coalesce(p.to_date, b.data_end + 1), q.covered_to + 1) - greatest(p.from_date, q.covered_from))
+        cast(sum({{ days_between('greatest(p.from_date, q.covered_from)',
+                                 'least(coalesce(p.to_date, b.data_end + 1), q.covered_to + 1)') }})
             as bigint) as prisoner_days
     from periods as p
     cross join bounds as b
@@ -76,10 +77,10 @@ select
     q.quarter_end,
     e.establishment_code,
     e.establishment_name,
-    q.covered_to - q.covered_from + 1 as days_covered,
+    {{ days_between('q.covered_from', 'q.covered_to') }} + 1 as days_covered,
     q.covered_from = q.quarter_start and q.covered_to = q.quarter_end as is_complete_quarter,
     coalesce(d.prisoner_days, 0) as prisoner_days,
-    round(coalesce(d.prisoner_days, 0) / (q.covered_to - q.covered_from + 1), 2) as average_population,
+    round(coalesce(d.prisoner_days, 0) / ({{ days_between('q.covered_from', 'q.covered_to') }} + 1), 2) as average_population,
     b.data_end
 from quarters as q
 cross join bounds as b
