@@ -15,37 +15,187 @@ HOME/transform, a working copy of the dbt project in this package):
 - `quarantine.<system>__rejects`: rows set aside at read time (ragged, undecodable, ...);
 - `audit.reconciliation`: per system and load, rows read at extraction against rows staged plus
   rows quarantined, with a dbt test that they are equal.
+
+The SQL is written for one engine's dialect (`dialect`: "duckdb", the default, or "spark", the
+dbt adapter type). Most of it is common SQL; a Dialect says the rest: string literals (Spark reads
+backslash escapes and joins '' as two literals), date parsing (a spec's strftime formats are
+translated to Spark's datetime patterns), and the list of broken rules (DuckDB list literals and
+lambdas, Spark arrays and arrow lambdas).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from justice.errors import ConfigError
 from justice.sources.spec import LINEAGE_COLUMNS, FieldSpec, SourceSpec, TableSpec
 
 LINEAGE = ", ".join(LINEAGE_COLUMNS)
 
+# strftime directives a spec may use, with the Spark datetime pattern letters for each: the
+# lenient form (one letter: one or more digits, as DuckDB's strptime reads) and the fixed-width
+# form, needed when another number follows with no separator (yyyyMMdd), where Spark cannot tell
+# where a variable-width number ends.
+_SPARK_DIRECTIVES = {
+    "Y": ("y", "yyyy"),
+    "m": ("M", "MM"),
+    "d": ("d", "dd"),
+    "H": ("H", "HH"),
+    "M": ("m", "mm"),
+    "S": ("s", "ss"),
+    "B": ("MMMM", "MMMM"),
+    "b": ("MMM", "MMM"),
+}
+_NUMERIC = frozenset("YmdHMS")
+_DIRECTIVE = re.compile(r"%(.)|[^%]+|%$")
 
-def _lit(text: str) -> str:
+
+def spark_datetime_pattern(fmt: str) -> str:
+    """The Spark datetime pattern that parses what DuckDB's strptime parses with `fmt`.
+
+    >>> spark_datetime_pattern("%d/%m/%Y")
+    'd/M/y'
+
+    Raises ValueError naming the directive when `fmt` uses one without a Spark equivalent here
+    (%y: DuckDB and Spark read two-digit years into different centuries)."""
+    parts = [(m.group(1), m.group(0)) for m in _DIRECTIVE.finditer(fmt)]
+    out = []
+    for i, (directive, text) in enumerate(parts):
+        if directive is None:
+            if text == "%":
+                raise ValueError(f"format {fmt!r} ends with a lone %")
+            out.append(_spark_literal_text(text))
+        elif directive == "%":
+            out.append(_spark_literal_text("%"))
+        elif directive in _SPARK_DIRECTIVES:
+            lenient, fixed = _SPARK_DIRECTIVES[directive]
+            neighbours = [parts[j][0] for j in (i - 1, i + 1) if 0 <= j < len(parts)]
+            adjacent = directive in _NUMERIC and any(n in _NUMERIC for n in neighbours if n)
+            out.append(fixed if adjacent else lenient)
+        else:
+            usable = " ".join(f"%{d}" for d in _SPARK_DIRECTIVES)
+            raise ValueError(f"format {fmt!r}: %{directive} has no Spark equivalent here "
+                             f"(usable: {usable}, and literal text)")
+    return "".join(out)
+
+
+def _spark_literal_text(text: str) -> str:
+    """Literal text in a Spark datetime pattern: letters and quotes must be quoted."""
+    if not re.search(r"[A-Za-z'\[\]#{}]", text):
+        return text
     return "'" + text.replace("'", "''") + "'"
 
 
-def _formats(f: FieldSpec) -> str:
-    """The SQL for a field's parse format(s): DuckDB's strptime takes a list and tries each."""
-    if isinstance(f.format, tuple):
-        return "[" + ", ".join(_lit(x) for x in f.format) + "]"
-    return _lit(f.format or "")
+class Dialect:
+    """The SQL that differs by engine in the generated models; this one is DuckDB's."""
+
+    name = "duckdb"
+
+    def literal(self, text: str) -> str:
+        """A string literal: quotes doubled, backslashes as they are."""
+        return "'" + text.replace("'", "''") + "'"
+
+    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
+        """The timestamp `value` holds in the first of `formats` it matches, else null."""
+        if len(formats) == 1:
+            return f"try_strptime({value}, {self.literal(formats[0])})"
+        return f"try_strptime({value}, [{', '.join(self.literal(x) for x in formats)}])"
+
+    def as_date(self, timestamp: str) -> str:
+        return f"{timestamp}::date"
+
+    def failure(self, rule: str, field: str, reason: str) -> str:
+        """One broken rule (rule, field, reason SQL) as a struct."""
+        return f"{{'rule': {self.literal(rule)}, 'field': {self.literal(field)}, 'reason': {reason}}}"
+
+    def failures(self, items: list[str]) -> str:
+        """The broken rules of a row: the non-null items (each a struct or null)."""
+        body = ",\n".join(items) if items else "        null"
+        return f"list_filter([\n{body}\n    ], lambda x: x is not null)"
+
+    def count(self, failures: str) -> str:
+        return f"len({failures})"
+
+    def first_rule(self, failures: str) -> str:
+        return f"{failures}[1].rule"
+
+    def reasons(self, failures: str) -> str:
+        """Every reason of the list, joined by '; '."""
+        return f"array_to_string(list_transform({failures}, lambda x: x.reason), '; ')"
+
+
+class SparkDialect(Dialect):
+    """Spark SQL: backslash-escaped literals, Java datetime patterns, arrays and arrow lambdas."""
+
+    name = "spark"
+
+    def literal(self, text: str) -> str:
+        """Spark reads backslash escapes in literals, and 'a''b' as two literals joined."""
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
+        parsed = [f"try_to_timestamp({value}, {self.literal(spark_datetime_pattern(x))})" for x in formats]
+        return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
+
+    def as_date(self, timestamp: str) -> str:
+        return f"cast({timestamp} as date)"
+
+    def failure(self, rule: str, field: str, reason: str) -> str:
+        return (f"named_struct('rule', {self.literal(rule)}, 'field', {self.literal(field)}, "
+                f"'reason', {reason})")
+
+    def failures(self, items: list[str]) -> str:
+        if not items:  # an empty array must still say its element type
+            return "cast(array() as array<struct<rule: string, field: string, reason: string>>)"
+        body = ",\n".join(items)
+        return f"filter(array(\n{body}\n    ), x -> x is not null)"
+
+    def count(self, failures: str) -> str:
+        return f"size({failures})"
+
+    def first_rule(self, failures: str) -> str:
+        return f"try_element_at({failures}, 1).rule"
+
+    def reasons(self, failures: str) -> str:
+        return f"array_join(transform({failures}, x -> x.reason), '; ')"
+
+
+DIALECTS: dict[str, Dialect] = {"duckdb": Dialect(), "spark": SparkDialect()}
+
+
+def dialect_for(name: str) -> Dialect:
+    """The dialect of a dbt adapter type ("duckdb", "spark")."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise ConfigError(f"no staging SQL dialect for engine {name!r}: "
+                          f"choose one of {', '.join(DIALECTS)}") from None
+
+
+def _formats(f: FieldSpec) -> tuple[str, ...]:
+    return f.format if isinstance(f.format, tuple) else (f.format or "",)
 
 
 def _formats_text(f: FieldSpec) -> str:
     return " or ".join(f.format) if isinstance(f.format, tuple) else str(f.format)
 
 
-def _typed(f: FieldSpec) -> tuple[str, str | None, str | None]:
+def _parsed(spec: SourceSpec, f: FieldSpec, value: str, d: Dialect) -> str:
+    """`value` parsed with the field's formats; a format the dialect cannot use is the spec's
+    error, named with its file and field."""
+    try:
+        return d.parse_timestamp(value, _formats(f))
+    except ValueError as exc:
+        raise ConfigError(f"{spec.path}: field {f.name} ({f.source}): {exc}; staging on "
+                          f"{d.name} cannot parse it: change the spec's format") from None
+
+
+def _typed(spec: SourceSpec, f: FieldSpec, d: Dialect) -> tuple[str, str | None, str | None]:
     """(typed SQL expression, failure condition, failure reason SQL) for one field."""
     v = f"nullif(trim({f.name}), '')"
     if f.null_values:
-        v = f"case when {v} in ({', '.join(_lit(x) for x in f.null_values)}) then null else {v} end"
+        v = f"case when {v} in ({', '.join(d.literal(x) for x in f.null_values)}) then null else {v} end"
     present = f"{v} is not null"
     if f.type == "string":
         return v, None, None
@@ -60,12 +210,12 @@ def _typed(f: FieldSpec) -> tuple[str, str | None, str | None]:
                 f"when 'N' then false when 'NO' then false when 'FALSE' then false when '0' then false end")
         what = "yes or no"
     elif f.type == "date":
-        expr = f"try_strptime({v}, {_formats(f)})::date" if f.format else f"try_cast({v} as date)"
+        expr = d.as_date(_parsed(spec, f, v, d)) if f.format else f"try_cast({v} as date)"
         what = f"a date in {_formats_text(f)} form" if f.format else "a date"
     else:  # datetime
-        expr = f"try_strptime({v}, {_formats(f)})" if f.format else f"try_cast({v} as timestamp)"
+        expr = _parsed(spec, f, v, d) if f.format else f"try_cast({v} as timestamp)"
         what = f"a date and time in {_formats_text(f)} form" if f.format else "a date and time"
-    reason = f"{_lit(f.source + ' ' + chr(39))} || {v} || {_lit(chr(39) + ' is not ' + what)}"
+    reason = f"{d.literal(f.source + ' ' + chr(39))} || {v} || {d.literal(chr(39) + ' is not ' + what)}"
     return expr, f"{present} and {expr} is null", reason
 
 
@@ -79,56 +229,65 @@ def _columns(table: TableSpec) -> str:
     return ", ".join([*_parent_columns(table), *(f.name for f in table.fields)])
 
 
-def checked_sql(spec: SourceSpec, table: TableSpec) -> str:
+def checked_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
     """The `__checked` model: typed fields and the rules each raw row breaks."""
+    d = dialect_for(dialect)
     cols = [f"    nullif(trim({k}), '') as {k}" for k in _parent_columns(table)]
     checks = []
     for f in table.fields:
-        expr, bad, reason = _typed(f)
+        expr, bad, reason = _typed(spec, f, d)
         cols.append(f"    {expr} as {f.name}")
         if bad:
-            checks.append(f"        case when {bad} then {{'rule': 'invalid_{f.type}', 'field': {_lit(f.name)}, "
-                          f"'reason': {reason}}} end")
+            checks.append(f"        case when {bad} then {d.failure('invalid_' + f.type, f.name, reason)} end")
         if f.required:
-            checks.append(f"        case when nullif(trim({f.name}), '') is null then {{'rule': 'missing_required', "
-                          f"'field': {_lit(f.name)}, 'reason': {_lit(f.source + ' is required but empty')}}} end")
+            missing = d.literal(f.source + " is required but empty")
+            checks.append(f"        case when nullif(trim({f.name}), '') is null then "
+                          f"{d.failure('missing_required', f.name, missing)} end")
     raw_cols = ", ".join(f"{f.name} as raw_{f.name}" for f in table.fields)
-    failures = ",\n".join(checks) if checks else "        null"
     return (f"-- generated from {Path(spec.path).name}: do not edit; edit the spec\n"
             f"select\n" + ",\n".join(cols) + ",\n"
-            f"    list_filter([\n{failures}\n    ], lambda x: x is not null) as _failures,\n"
+            f"    {d.failures(checks)} as _failures,\n"
             f"    {raw_cols},\n    {LINEAGE}\n"
             f"from {{{{ source('raw', '{spec.system}__{table.name}') }}}}\n")
 
 
-def staged_sql(spec: SourceSpec, table: TableSpec) -> str:
+def staged_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
+    """The staged model: the rows of `__checked` that break no rule."""
+    d = dialect_for(dialect)
     cols = _columns(table)
     return (f"-- generated: rows of raw.{spec.system}__{table.name} that break no rule\n"
             f"select {cols}, {LINEAGE}\nfrom {{{{ ref('{spec.system}__{table.name}__checked') }}}}\n"
-            f"where len(_failures) = 0\n")
+            f"where {d.count('_failures')} = 0\n")
 
 
 def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
-    """The current version of each record: a later load, file or modify time supersedes."""
+    """The current version of each record: a later load, file or modify time supersedes (the same
+    SQL on every engine)."""
     cols = _columns(table)
     key = ", ".join(table.record_key)
     order = (f"{table.cursor_field} desc nulls last, " if table.cursor_field else "") + "_load_id desc, _file desc"
+    # A subquery, not QUALIFY: Spark has no QUALIFY.
     return (f"-- generated: the latest version of each {key} in staging.{spec.system}__{table.name}\n"
-            f"select {cols}, {LINEAGE}\nfrom {{{{ ref('{spec.system}__{table.name}') }}}}\n"
-            f"qualify row_number() over (partition by {key} order by {order}) = 1\n")
+            f"select {cols}, {LINEAGE}\nfrom (\n"
+            f"    select *, row_number() over (partition by {key} order by {order}) as _version\n"
+            f"    from {{{{ ref('{spec.system}__{table.name}') }}}}\n"
+            f") as versions\nwhere _version = 1\n")
 
 
-def quarantined_sql(spec: SourceSpec, table: TableSpec) -> str:
+def quarantined_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
+    """The quarantine model: the rows of `__checked` that break a rule, with why."""
+    d = dialect_for(dialect)
     raws = ", ".join([*_parent_columns(table), *(f"raw_{f.name}" for f in table.fields)])
     return (f"-- generated: rows of raw.{spec.system}__{table.name} set aside by staging rules\n"
-            f"select {LINEAGE},\n    _failures[1].rule as rule,\n"
-            f"    array_to_string(list_transform(_failures, lambda x: x.reason), '; ') as reason,\n"
+            f"select {LINEAGE},\n    {d.first_rule('_failures')} as rule,\n"
+            f"    {d.reasons('_failures')} as reason,\n"
             f"    to_json(_failures) as failures,\n    {raws}\n"
-            f"from {{{{ ref('{spec.system}__{table.name}__checked') }}}}\nwhere len(_failures) > 0\n")
+            f"from {{{{ ref('{spec.system}__{table.name}__checked') }}}}\nwhere {d.count('_failures')} > 0\n")
 
 
 def reconciliation_sql(systems: dict[str, tuple[list[str], bool]]) -> str:
-    """Per system and load: rows read (counted at extraction) vs staged + quarantined."""
+    """Per system and load: rows read (counted at extraction) vs staged + quarantined (the same SQL
+    on every engine)."""
     read = " union all ".join(f"select system, load_id, rows_read from {{{{ source('raw', '{s}__loads') }}}}"
                               for s in systems)
     staged, quarantined = [], []
@@ -139,11 +298,14 @@ def reconciliation_sql(systems: dict[str, tuple[list[str], bool]]) -> str:
         if has_rejects:
             quarantined.append(f"select _load_id as load_id, count(*) as n from {{{{ ref('q_{system}__rejects') }}}} "
                                "group by 1")
-    empty = "select null::varchar as load_id, 0::bigint as n where false"
+    # `string` and cast(): both engines read them (Spark has no `::`, nor varchar without a length).
+    empty = "select cast(null as string) as load_id, cast(0 as bigint) as n where false"
     return ("-- generated: one row per system and load\n"
             f"with read as ({read}),\n"
-            f"staged as (select load_id, sum(n) as n from ({' union all '.join(staged) or empty}) group by 1),\n"
-            f"quarantined as (select load_id, sum(n) as n from ({' union all '.join(quarantined) or empty}) group by 1)\n"
-            "select read.system, read.load_id, read.rows_read::bigint as rows_read,\n"
-            "    coalesce(staged.n, 0)::bigint as rows_staged, coalesce(quarantined.n, 0)::bigint as rows_quarantined\n"
+            f"staged as (select load_id, sum(n) as n from ({' union all '.join(staged) or empty}) as s group by 1),\n"
+            f"quarantined as (select load_id, sum(n) as n from ({' union all '.join(quarantined) or empty}) as q "
+            "group by 1)\n"
+            "select read.system, read.load_id, cast(read.rows_read as bigint) as rows_read,\n"
+            "    cast(coalesce(staged.n, 0) as bigint) as rows_staged,\n"
+            "    cast(coalesce(quarantined.n, 0) as bigint) as rows_quarantined\n"
             "from read left join staged using (load_id) left join quarantined using (load_id)\n")
