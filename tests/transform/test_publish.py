@@ -17,10 +17,10 @@ import pytest
 from homes import copy_home
 
 from justice import datasets, disclosure
+from justice.engine.dbt import read_events
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
 from justice.transform import exports, publish
-from justice.transform.dbt_runner import read_events
 
 SPECS = exports.exports()
 
