@@ -2,7 +2,8 @@
 -- records in every system. The only core table with names: marts carry person_id alone.
 
 with records as (
-    select l.person_id, l.system, r.*
+    -- the identity fields only: both tables have a `system` column, which Spark will not pick from
+    select l.person_id, l.system, r.forename, r.middle_names, r.surname, r.dob, r.sex, r.pnc, r.pnc_valid
     from {{ source('linkage', 'person_links') }} as l
     join {{ source('linkage', 'records') }} as r using (unique_id)
 ),

@@ -29,9 +29,10 @@ select
     t.case_type,
     count(o.age_days) as open_cases,
     median(o.age_days) as median_age_days,
-    round(avg(o.age_days), 1) as mean_age_days,
+    {{ round_figure('avg(o.age_days)', 1) }} as mean_age_days,
     count(*) filter (where o.age_days >= 365) as open_a_year_or_more,
-    round(count(*) filter (where o.age_days >= 365) / nullif(count(o.age_days), 0), 4) as share_open_a_year_or_more
+    {{ round_figure('count(*) filter (where o.age_days >= 365) / nullif(count(o.age_days), 0)', 4) }}
+        as share_open_a_year_or_more
 from {{ ref('court_calendar') }} as q
 cross join case_types as t
 left join open_cases as o

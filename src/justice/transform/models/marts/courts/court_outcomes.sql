@@ -41,14 +41,14 @@ select
     count(*) filter (where d.sent_for_trial) as sent_for_trial,
     count(*) filter (where d.tried) as tried_defendants,
     count(*) filter (where d.tried and d.convicted) as convicted,
-    round(count(*) filter (where d.tried and d.convicted) / nullif(count(*) filter (where d.tried), 0), 4)
+    {{ round_figure('count(*) filter (where d.tried and d.convicted) / nullif(count(*) filter (where d.tried), 0)', 4) }}
         as conviction_rate,
     count(*) filter (where d.sentenced) as sentenced,
     count(*) filter (where d.principal_disposal_type = 'immediate_custody') as immediate_custody,
-    round(count(*) filter (where d.principal_disposal_type = 'immediate_custody')
-          / nullif(count(*) filter (where d.sentenced), 0), 4) as custody_rate,
-    round(avg(d.principal_custody_days / 30.4375)
-          filter (where d.principal_disposal_type = 'immediate_custody'), 2) as average_custodial_sentence_months
+    {{ round_figure("count(*) filter (where d.principal_disposal_type = 'immediate_custody')
+          / nullif(count(*) filter (where d.sentenced), 0)", 4) }} as custody_rate,
+    {{ round_figure("avg(d.principal_custody_days / 30.4375)
+          filter (where d.principal_disposal_type = 'immediate_custody')", 2) }} as average_custodial_sentence_months
 from defendants as d
 join {{ ref('court_calendar') }} as q
   on d.completion_date between q.quarter_start and q.quarter_end

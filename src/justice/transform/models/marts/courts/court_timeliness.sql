@@ -59,7 +59,7 @@ select
     count(*) as completed_defendants,
     count(*) filter (where s.days >= 0) as defendants,
     count(*) filter (where s.days is null or s.days < 0) as excluded_defendants,
-    round(avg(s.days) filter (where s.days >= 0), 1) as mean_days,
+    {{ round_figure('avg(s.days) filter (where s.days >= 0)', 1) }} as mean_days,
     median(s.days) filter (where s.days >= 0) as median_days
 from stages as s
 join {{ ref('court_calendar') }} as q

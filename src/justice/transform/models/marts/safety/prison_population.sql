@@ -80,7 +80,8 @@ select
     {{ days_between('q.covered_from', 'q.covered_to') }} + 1 as days_covered,
     q.covered_from = q.quarter_start and q.covered_to = q.quarter_end as is_complete_quarter,
     coalesce(d.prisoner_days, 0) as prisoner_days,
-    round(coalesce(d.prisoner_days, 0) / ({{ days_between('q.covered_from', 'q.covered_to') }} + 1), 2) as average_population,
+    {{ round_figure('coalesce(d.prisoner_days, 0) / (' ~ days_between('q.covered_from', 'q.covered_to') ~ ' + 1)', 2) }}
+        as average_population,
     b.data_end
 from quarters as q
 cross join bounds as b

@@ -97,8 +97,8 @@ select
     prisoner_days,
     average_population,
     -- Rates from the unrounded population; null when nobody was held there in the quarter.
-    round(1000.0 * self_harm_incidents / nullif(exact_population, 0), 2) as self_harm_per_1000,
-    round(1000.0 * assault_incidents / nullif(exact_population, 0), 2) as assaults_per_1000,
-    round(1000.0 * assaults_on_staff / nullif(exact_population, 0), 2) as assaults_on_staff_per_1000
+    {{ round_figure('1000.0 * self_harm_incidents / nullif(exact_population, 0)', 2) }} as self_harm_per_1000,
+    {{ round_figure('1000.0 * assault_incidents / nullif(exact_population, 0)', 2) }} as assaults_per_1000,
+    {{ round_figure('1000.0 * assaults_on_staff / nullif(exact_population, 0)', 2) }} as assaults_on_staff_per_1000
 from counted
 order by quarter_start, establishment_code

@@ -78,10 +78,10 @@ select
     assaults_on_prisoners,
     assaults_on_staff,
     prisoner_days,
-    round(exact_population, 2) as average_population,
+    {{ round_figure('exact_population', 2) }} as average_population,
     -- Rates from the unrounded population; null if no one was held in the 12 months.
-    round(1000.0 * self_harm_incidents / nullif(exact_population, 0), 2) as self_harm_per_1000,
-    round(1000.0 * assault_incidents / nullif(exact_population, 0), 2) as assaults_per_1000,
-    round(1000.0 * assaults_on_staff / nullif(exact_population, 0), 2) as assaults_on_staff_per_1000
+    {{ round_figure('1000.0 * self_harm_incidents / nullif(exact_population, 0)', 2) }} as self_harm_per_1000,
+    {{ round_figure('1000.0 * assault_incidents / nullif(exact_population, 0)', 2) }} as assaults_per_1000,
+    {{ round_figure('1000.0 * assaults_on_staff / nullif(exact_population, 0)', 2) }} as assaults_on_staff_per_1000
 from figures
 order by quarter_end
