@@ -13,7 +13,7 @@ with records as (
 forenames as (
     select person_id, forename, middle_names from (
         select person_id, forename, middle_names,
-               row_number() over (partition by person_id order by count(*) desc, forename, middle_names) as n
+               row_number() over (partition by person_id order by count(*) desc, forename, middle_names nulls last) as n
         from records where forename is not null group by person_id, forename, middle_names)
     where n = 1
 ),

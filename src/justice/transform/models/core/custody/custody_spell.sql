@@ -13,7 +13,7 @@ reception as (
     -- The first admission says why the person came in: N remand, I sentenced, L recall. A remand
     -- spell that ends in a sentence stays a remand spell, as in the prison statistics.
     select offender_book_id, movement_reason_code, to_agy_loc_id, movement_date from (
-        select *, row_number() over (partition by offender_book_id order by movement_date, movement_seq) as n
+        select *, row_number() over (partition by offender_book_id order by movement_date nulls last, movement_seq) as n
         from movements
         where movement_type = 'ADM'
     ) as admissions

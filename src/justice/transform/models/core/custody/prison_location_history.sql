@@ -9,7 +9,7 @@ with spells as (
 movements as (
     select
         *,
-        lead(movement_date) over (partition by offender_book_id order by movement_date, movement_seq) as next_movement_date
+        lead(movement_date) over (partition by offender_book_id order by movement_date nulls last, movement_seq) as next_movement_date
     from {{ ref('prison__offender_external_movements__latest') }}
 ),
 

@@ -104,7 +104,7 @@ served_spell as (
             c.defendant_case_id,
             s.custody_spell_id,
             s.end_date,
-            row_number() over (partition by c.defendant_case_id order by s.start_date, s.custody_spell_id)
+            row_number() over (partition by c.defendant_case_id order by s.start_date nulls last, s.custody_spell_id)
                 as spell_order
         from sentencing_occasion as c
         join {{ ref('custody_spell') }} as s
@@ -168,7 +168,7 @@ cohort as (
             {{ quarter_start('index_date') }} as cohort_quarter_start,
             row_number() over (
                 partition by person_id, date_trunc('quarter', index_date)
-                order by index_date, disposal_severity desc, defendant_case_id
+                order by index_date, disposal_severity desc, defendant_case_id nulls last
             ) as event_order
         from index_event
         where index_date is not null
