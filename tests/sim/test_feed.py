@@ -344,8 +344,11 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
             *(world.tables["persons"][c].tolist() for c in ("person_id", "dob", "forename", "surname")),
             strict=True)}
         true.update({p: (v["dob"], v["forename"].upper(), v["surname"].upper()) for p, v in persons.items()})
-        name_mess = {"nickname", "surname_change", "name_swap", "name_typo", "whitespace", "encoding_error"}
-        dob_mess = {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap"}
+        # Kinds that change the forename or surname: the prison's correctable name mess (less the
+        # middle-name kinds) and another identity given (an alias, a relative's borrowed name).
+        name_mess = (prison.NAME_KINDS - {"middle_missing", "middle_wrong"}) | prison.DECEIT_KINDS
+        dob_mess = {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap",
+                    "false_dob"} | prison.DECEIT_KINDS
         kinds, clean = Counter(), 0
         for r in records:
             assert r["system"] == "prison"
