@@ -259,8 +259,11 @@ def refine_u(con: duckdb.DuckDBPyConnection, table: str, model: dict, pairs: int
               join {table} r on r.record_no = s.b where s.a <> s.b)
         select {cases} from p
     """)
+    # Ordered, so the sums below add in the same order every run whatever the thread count
+    # (floating-point sums in another order can differ in the last bit and flip a pair at the
+    # threshold, as the u sample's order did: see train).
     counts = con.execute("select " + ", ".join(f"g{k}" for k in range(len(comps)))
-                         + ", count(*) from _u_pairs group by all").fetchall()
+                         + ", count(*) from _u_pairs group by all order by all").fetchall()
     con.execute("drop table if exists _u_pairs")
     prior = float(model["probability_two_random_records_match"])
     prior_bits = math.log2(prior / (1 - prior))
