@@ -340,6 +340,42 @@ def test_late_corrections_store_the_corrected_name_and_a_later_modify_time(world
     assert all(r[4] == r[5] for r in untouched)
 
 
+def test_a_late_correction_keeps_a_surname_changed_before_the_row(world, rates, tmp_path):
+    """With person traits (as `emit_legacy` passes them), a row corrected after the person's
+    surname changed is put right to the new surname, not back to the one they no longer use, and
+    its label still says the surname changed."""
+    from justice.sim import reference as ref
+    from justice.sim.legacy import traits as traits_mod
+
+    rates = {**rates, "late_correction": 0.5, "surname_change_f": 0.5, "surname_change_m": 0.5}
+    traits = traits_mod.make_traits(np.random.default_rng(3), world.tables, rates,
+                                    ref.day_number(world.params.start),
+                                    ref.day_number(world.params.end))
+    answer = prison.emit({**world.tables, "_traits": traits}, np.random.default_rng(SEED), rates,
+                         tmp_path, world.params).to_pydict()
+    persons = world.tables["persons"]
+    at = {p: i for i, p in enumerate(persons["person_id"].tolist())}
+    conn = sqlite3.connect(tmp_path / prison.DB_FILE)
+    try:
+        last = dict(_rows(conn, "SELECT OFFENDER_ID, LAST_NAME FROM OFFENDERS"))
+    finally:
+        conn.close()
+    renamed = plain = 0
+    for record, person, labels in zip(answer["record_id"], answer["person_id"], answer["mess"],
+                                      strict=True):
+        kinds = set(labels.split(","))
+        if "late_correction" not in kinds or kinds & {"alias", "borrowed_identity"}:
+            continue
+        i = at[person]
+        if "surname_change" in kinds:
+            assert last[int(record)] == traits.new_surname[i].upper(), (record, labels)
+            renamed += 1
+        else:
+            assert last[int(record)] == persons["surname"][i].upper(), (record, labels)
+            plain += 1
+    assert renamed and plain, (renamed, plain)
+
+
 def test_race_codes_are_census_codes_with_the_recording_mess_of_the_reference(world, built):
     conn, answer = built
     person = dict(zip(answer["record_id"], answer["person_id"], strict=True))

@@ -345,11 +345,19 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
     intended_fore = _upper(rows["forename"])
     intended_sur = _upper(rows["surname"])
     intended_mid = _upper(rows["middle_name"])
+    options = identity_options(tables, SYSTEM, day)
     messy, labels = messy_identity(rng, rows, rates, surname_pool=persons["surname"],
                                    ids=("pnc_id", "cro_number"), upper_case=True,
-                                   with_postcode=False,
-                                   **identity_options(tables, SYSTEM, day))
+                                   with_postcode=False, **options)
     deceit = np.array([bool(DECEIT_KINDS & set(x.split(","))) for x in labels.tolist()], bool)
+    # A correction puts right the name in force on the row's day: after a surname change that is
+    # the new surname (a clerk does not restore a name the person no longer uses).
+    renamed = np.zeros(len(day), bool)
+    traits = options["traits"]
+    if traits is not None and "_pos" in rows:
+        change_day = traits.surname_change_day[rows["_pos"]]
+        renamed = (change_day != NONE) & (day >= change_day)
+        intended_sur[renamed] = _upper(traits.new_surname[rows["_pos"][renamed]])
 
     # A prison number issued again, to another person's record (root rows only).
     reused = np.r_[rng.random(n_root) < rates["prison_number_reused"], np.zeros(n_alias, bool)]
@@ -379,7 +387,8 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
     for i, (lab, variant) in enumerate(zip(labels.tolist(), alias_kinds.tolist(), strict=True)):
         kinds = set(lab.split(",")) - {""}
         if corrected[i]:
-            kinds = (kinds - NAME_KINDS) | {"late_correction"}
+            kinds = (kinds - NAME_KINDS) | {"late_correction"} | (
+                {"surname_change"} if renamed[i] else set())
         if is_alias[i]:
             # Identifiers are held on the root row only, so an alias row never "misses" one.
             kinds = (kinds - ID_KINDS) | ({"alias", variant} - {""})
