@@ -90,8 +90,9 @@ Mess (answer key: one row per OFFENDERS row, record_id = str(OFFENDER_ID))
       row at the rates of reference/ethnicity_codes.yaml (no label: truth/persons holds the
       true ethnicity);
     * late_correction: the row's names were corrected after it was created (MODIFY_DATETIME
-      later than CREATE_DATETIME); the stored names are the corrected ones, so name mess that
-      the correction removed is not in the label.
+      later than CREATE_DATETIME); the stored names are the corrected ones (the names in force
+      on the row's day: a surname changed before it stays changed), so name mess that the
+      correction removed is not in the label.
 """
 
 from __future__ import annotations
