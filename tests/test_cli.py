@@ -106,7 +106,14 @@ def test_bad_prison_db_fails_before_simulating(tmp_path, url, message):
 def test_a_failed_run_leaves_the_previous_world_intact(tmp_path, monkeypatch):
     ok = runner.invoke(app, ["simulate", "--persons", "300", "--home", str(tmp_path), "--json"])
     assert ok.exit_code == 0, ok.output
-    before = {p.name: p.read_bytes() for p in (tmp_path / "truth").iterdir()}
+    truth = tmp_path / "truth"
+
+    def truth_files() -> dict:
+        # truth/ holds folders too (truth/identity), so every file below it is compared
+        return {p.relative_to(truth): p.read_bytes() for p in truth.rglob("*") if p.is_file()}
+
+    before = truth_files()
+    assert any(len(p.parts) > 1 for p in before), "truth/ should hold a folder of files"
     legacy_files = sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*"))
 
     import justice.sim.legacy.emit as emit_mod
@@ -120,7 +127,7 @@ def test_a_failed_run_leaves_the_previous_world_intact(tmp_path, monkeypatch):
         from justice.sim.world import simulate_to
 
         simulate_to(SimulationParams(persons=300, seed=9), tmp_path)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "truth").iterdir()} == before
+    assert truth_files() == before
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "legacy").rglob("*")) == legacy_files
 
 

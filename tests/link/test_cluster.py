@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from justice.link.cluster import PERSON_PREFIX, cluster, components, stable_ids
+from justice.link.cluster import PERSON_PREFIX, cluster, components, keying_error, stable_ids
 
 INF = float("inf")
 NONE = np.array([], dtype=np.int64)
@@ -35,21 +35,37 @@ def test_a_cannot_link_pair_is_split_at_the_weakest_edge():
     assert _groups(labels) == {frozenset({0, 1}), frozenset({2, 3})}
 
 
+# Two people's PNC IDs (core): many characters apart.
+X, Y = "2014/0123456", "2019/7654321"
+
+
 def test_two_valid_identifiers_never_share_a_cluster():
     # Twins 0 and 2 (PNCs X and Y); 1 has no PNC and is pulled both ways; 0-1 is stronger.
     left, right, weight = _edges((0, 1, 30.0), (1, 2, 12.0), (2, 3, 40.0))
-    pnc = np.array(["X", None, "Y", None], dtype=object)
+    pnc = np.array([X, None, Y, None], dtype=object)
     labels = cluster(4, left, right, weight, NONE, NONE, [pnc])
     assert _groups(labels) == {frozenset({0, 1}), frozenset({2, 3})}
     # Without the constraint everything is one cluster.
     assert len(_groups(cluster(4, left, right, weight, NONE, NONE))) == 1
 
 
+def test_identifiers_one_keying_error_apart_may_share_a_cluster():
+    # 1 holds X with one digit mistyped (its check letter re-keyed, so it passes as valid): a typo
+    # of X, not a second person's id. Y is a second person's, so 3 stays apart.
+    left, right, weight = _edges((0, 1, 30.0), (1, 2, 25.0), (2, 3, 9.0))
+    typo = "2014/0123956"
+    pnc = np.array([X, typo, None, Y], dtype=object)
+    labels = cluster(4, left, right, weight, NONE, NONE, [pnc])
+    assert _groups(labels) == {frozenset({0, 1, 2}), frozenset({3})}
+    assert keying_error(X, typo) and keying_error(X, "2014/0124356")  # a transposition
+    assert not keying_error(X, Y) and not keying_error(typo, "2014/0124356")
+
+
 def test_forced_edges_go_first():
     # A system alias (inf) between 1 and 2 wins over a stronger-looking model edge 0-1 that
     # would join conflicting identifiers.
     left, right, weight = _edges((0, 1, 50.0), (1, 2, INF))
-    pnc = np.array(["X", None, "Y"], dtype=object)
+    pnc = np.array([X, None, Y], dtype=object)
     labels = cluster(3, left, right, weight, NONE, NONE, [pnc])
     assert _groups(labels) == {frozenset({0}), frozenset({1, 2})}
 

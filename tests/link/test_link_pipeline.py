@@ -49,33 +49,54 @@ def test_every_record_of_every_system_has_one_person_id(linked_home):
 
 def test_accuracy_against_truth(linked_home):
     q = _quality(linked_home)
-    # Measured 0.99+ on this 3,000-person world (benchmarks/link_quality.py has the full figures).
-    assert q["pairwise"]["f1"] >= 0.98, q["pairwise"]
-    assert q["pairwise"]["precision"] >= 0.99, q["pairwise"]
-    assert q["clusters"]["bcubed_f1"] >= 0.98
+    # On this 3,000-person world with issue 13's identity mess (aliases, borrowed identities,
+    # wrong identifiers, persistent name changes) the label-free threshold measured precision
+    # 0.993, recall 0.903, F1 0.946, and precision 0.998 without the records given under a
+    # borrowed identity (another real person's name and date of birth, which no linker reading
+    # names can place). benchmarks/link_quality.py has the figures at 10,000 people.
+    assert q["pairwise"]["f1"] >= 0.93, q["pairwise"]
+    assert q["pairwise"]["precision"] >= 0.985, q["pairwise"]
+    assert q["pairwise_without_borrowed_identities"]["precision"] >= 0.995, q
+    assert q["clusters"]["bcubed_f1"] >= 0.95, q["clusters"]
     for row in q["by_system_pair"]:
         if row["true_pairs"] >= 50:
             assert row["precision"] >= 0.97, row
+    # The false pairs by cause (measured 52 a borrowed-identity record with the person it names,
+    # 21 the linker's own, of 11,320 predicted): a borrowed identity never drags a record to a
+    # third person, and the linker's own errors stay under 0.5% of what it links.
+    fp, predicted = q["false_pairs"], q["pairwise"]["predicted_pairs"]
+    assert sum(fp.values()) == predicted - q["pairwise"]["correct_pairs"], fp
+    assert fp["borrowed_with_other"] == 0 and fp["other"] <= 0.005 * predicted, fp
+    # People against person ids, the figure every per-person count downstream inherits (docs/
+    # linkage.md, "Downstream figures on the messier world"): measured 2,863 people, 3,041 ids:
+    # 209 extra ids from people split (77 of them pieces made only of alias or borrowed-identity
+    # records), 31 saved by merges. Bounds: splits under 9% of people, merges under 1.5%.
+    people = q["people"]
+    assert people["extra_ids_from_splits"] <= 0.09 * people["true_people"], people
+    assert people["ids_saved_by_merges"] <= 0.015 * people["true_people"], people
 
 
 def test_twins_in_the_world_are_rarely_merged(linked_home):
-    """The simulator makes twins: same surname, date of birth and postcode, different people.
-    Twins with different PNC IDs, different middle names or plainly different forenames are kept
-    apart; twins with alike forenames and nothing else to tell them apart (Julie and Jodie, no
-    identifiers) can still merge, so the bound is a small share, not zero."""
-    truth = linked_home.truth_dir / "records.parquet"
-    rows = _q(linked_home, f"""
-        with p as (select l.person_id as pred, t.person_id as truth, r.surname, r.dob, r.postcode
-                   from linkage.person_links l join read_parquet('{truth}') t using (system, record_id)
-                   join linkage.records r using (unique_id) where r.postcode is not null and r.dob is not null),
-        twins as (select distinct a.truth as a, b.truth as b from p a join p b
-                  on a.surname = b.surname and a.dob = b.dob and a.postcode = b.postcode and a.truth < b.truth)
+    """The simulator makes twins (truth: persons.twin_of): same surname and date of birth,
+    different people, an address shared until one of them moves. Twins with different PNC IDs,
+    different middle names or plainly different forenames are kept apart; twins with alike
+    forenames and nothing else to tell them apart (Julie and Jodie, no identifiers) can still
+    merge, so the bound is a small share, not zero. Twins are read from the answer key, not found
+    by surname, date of birth and postcode: each twin keeps their own address history."""
+    truth = linked_home.truth_dir
+    pairs, merged = _q(linked_home, f"""
+        with p as (select l.person_id as pred, t.person_id as truth
+                   from linkage.person_links l join read_parquet('{truth / "records.parquet"}') t
+                   using (system, record_id)),
+        twins as (select distinct least(person_id, twin_of) as a, greatest(person_id, twin_of) as b
+                  from read_parquet('{truth / "persons.parquet"}')
+                  where twin_of is not null
+                    and person_id in (select truth from p) and twin_of in (select truth from p))
         select count(*), count(*) filter (where exists (
             select 1 from p x join p y on x.pred = y.pred where x.truth = twins.a and y.truth = twins.b))
         from twins
     """)[0]
-    pairs, merged = rows
-    assert pairs >= 5, "the world should hold some twins"
+    assert pairs >= 5, "the world should hold some twins with records"
     # The claim is that at most 5% of twin pairs merge. A world of 3,000 holds about 18 pairs, too
     # few to show a share that small directly (one merge is already 5.6%), so the test refutes
     # the claim only when the merges seen would be unlikely (under 1%) if it held.
@@ -253,9 +274,15 @@ def test_linking_before_ingest_says_what_to_do(tmp_path):
 
 @pytest.mark.slow
 def test_high_mess_world_still_links_well(tmp_path):
-    """At the high mess level (double the published error rates) the same model spec still
-    reaches pairwise F1 0.96 on a small world (benchmarks/link_quality.py: 0.976 at 20,000
-    people), with precision kept high by the constraints."""
+    """At the high mess level (about double the published error rates, every field of a chaotic
+    person's records corrupted) the same model spec keeps precision high through the
+    constraints; recall falls. Measured on this world: precision 0.976 over every record, 0.995
+    without borrowed identities, recall 0.73, F1 0.83 (docs/linkage.md section 9 has the
+    10,000-person figures). Of the 192 false pairs, 157 are a record given under a borrowed
+    identity put with the person whose name and date of birth it carries: what the record says,
+    which no name-based linker can undo, and how many depends on how often this world's people
+    borrow. So the precision asserted is the linker's own: its other false pairs (35) under 1% of
+    the pairs it predicts, and no borrowed-identity record put with a third person."""
     from justice.ingest.run import ingest
     from justice.settings import Settings
     from justice.sim.params import SimulationParams
@@ -267,5 +294,9 @@ def test_high_mess_world_still_links_well(tmp_path):
     link(settings)
     q = _quality(settings)
     assert q["truth_records_without_person_id"] == 0
-    assert q["pairwise"]["precision"] >= 0.99, q["pairwise"]
-    assert q["pairwise"]["f1"] >= 0.96, q["pairwise"]
+    fp, predicted = q["false_pairs"], q["pairwise"]["predicted_pairs"]
+    assert sum(fp.values()) == predicted - q["pairwise"]["correct_pairs"], fp
+    assert fp["borrowed_with_other"] == 0, fp
+    assert fp["other"] <= 0.01 * predicted, fp
+    assert q["pairwise_without_borrowed_identities"]["precision"] >= 0.99, q
+    assert q["pairwise"]["f1"] >= 0.81, q["pairwise"]

@@ -103,7 +103,8 @@ def _check_tables(conn, world_end: str) -> None:
                           OR LIVING_UNIT_ID IS NOT NULL)""") == [(0,)]
     assert _all(conn, """SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE ACTIVE_FLAG = 'Y' AND
                          (IN_OUT_STATUS != 'IN' OR AGY_LOC_ID = 'OUT')""") == [(0,)]
-    # Nothing the feed wrote is dated before the world's end.
+    # Nothing the feed wrote is dated before the world's end (a booking the batch emitter made
+    # on the world's last day is stamped that day, after midnight: not the feed's).
     assert _all(conn, f"""SELECT COUNT(*) FROM OFFENDER_BOOKINGS WHERE CREATE_DATETIME > '{world_end} 23:59:59'
                           AND BOOKING_BEGIN_DATE <= '{world_end}'""") == [(0,)]
 
@@ -343,8 +344,11 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
             *(world.tables["persons"][c].tolist() for c in ("person_id", "dob", "forename", "surname")),
             strict=True)}
         true.update({p: (v["dob"], v["forename"].upper(), v["surname"].upper()) for p, v in persons.items()})
-        name_mess = {"nickname", "surname_change", "name_swap", "name_typo", "whitespace", "encoding_error"}
-        dob_mess = {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap"}
+        # Kinds that change the forename or surname: the prison's correctable name mess (less the
+        # middle-name kinds) and another identity given (an alias, a relative's borrowed name).
+        name_mess = (prison.NAME_KINDS - {"middle_missing", "middle_wrong"}) | prison.DECEIT_KINDS
+        dob_mess = {"dob_missing", "dob_shift", "dob_first_jan", "dob_day_month_swap",
+                    "false_dob"} | prison.DECEIT_KINDS
         kinds, clean = Counter(), 0
         for r in records:
             assert r["system"] == "prison"
@@ -372,11 +376,15 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
         expected = ethnicity.recorded_codes(who, np.array([true_group[p] for p in who], object),
                                             np.array(ids))
         assert [race[i] for i in ids] == expected.tolist()
-        # Prison numbers stay unique to their root row.
+        # Prison numbers stay unique to their root row, except where the world's answer key
+        # says a number was issued again or an alias row was left untied (issue 13's mess).
         numbers = [n for _, _, n, _, _ in offenders]
-        roots = _all(conn, "SELECT COUNT(DISTINCT OFFENDER_ID_DISPLAY), COUNT(*) FROM OFFENDERS "
-                           "WHERE ALIAS_OFFENDER_ID IS NULL")[0]
-        assert roots[0] == roots[1] and len(numbers) >= roots[1]
+        shared = {int(r) for r, m in zip(before["record_id"], before["mess"], strict=True)
+                  if {"prison_number_reused", "alias_untied"} & set(m.split(","))}
+        displays = [d for o, d in _all(conn, "SELECT OFFENDER_ID, OFFENDER_ID_DISPLAY FROM "
+                                             "OFFENDERS WHERE ALIAS_OFFENDER_ID IS NULL")
+                    if o not in shared]
+        assert len(set(displays)) == len(displays) and len(numbers) >= len(displays)
         # Every event's booking belongs to the event's person.
         person_of = {int(r["record_id"]): r["person_id"] for r in records}
         person_of.update({int(r): p for s, r, p in zip(before["system"], before["record_id"],

@@ -110,7 +110,8 @@ def _frame(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
     from justice.link.run import _hard_negative_sql, constraints
 
     rules = constraints(spec)
-    conflicts = [f"coalesce(l.{r['column']} <> r.{r['column']}"
+    # Two values one keying error apart are one id mistyped, not two people (cluster.keying_error).
+    conflicts = [f"coalesce(damerau_levenshtein(l.{r['column']}, r.{r['column']}) > 1"
                  + (f" and l.{r['valid']} and r.{r['valid']}" if r.get("valid") else "") + ", false)"
                  for r in rules["never_link"]]
     con.execute(f"""

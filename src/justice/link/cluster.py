@@ -49,13 +49,32 @@ def components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def keying_error(a: str, b: str) -> bool:
+    """Whether two identifiers differ as one keying error would make them: one character
+    substituted, or two adjacent characters transposed. A clerk who mistypes a digit and re-keys
+    the check letter to fit makes a valid id one character from the right one; two people's ids
+    are almost never that close."""
+    if len(a) != len(b):
+        return False
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    if len(diff) == 1:
+        return True
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+
+
+def _conflict(xs: set, ys: set) -> bool:
+    """Whether two sets of one identifier's values hold two that cannot be one person's."""
+    return any(x != y and not keying_error(str(x), str(y)) for x in xs for y in ys)
+
+
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             cannot_left: np.ndarray, cannot_right: np.ndarray,
             keys: list[np.ndarray] | None = None) -> np.ndarray:
     """Cluster label of each node: connected components of the edges, split where needed so that
     no cluster holds a cannot-link pair (cannot_left[i], cannot_right[i]) or two different
     values of any of `keys` (per-node arrays, None where a node has no value: e.g. valid PNC
-    IDs, since one person has one PNC ID).
+    IDs, since one person has one PNC ID). Two values one keying error apart (`keying_error`)
+    are not different: one of them is a typo.
 
     A component that breaks a constraint is rebuilt greedily: its edges are added strongest
     first (forced edges, weight inf, before all others), and an edge that would break a
@@ -71,10 +90,10 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
         has = np.array([v is not None for v in key.tolist()], bool)
         if has.any():
             lab, val = labels[has], np.asarray(key, dtype=object)[has]
-            first: dict[int, object] = {}
+            seen: dict[int, set] = {}
             for c, v in zip(lab.tolist(), val.tolist()):
-                if first.setdefault(c, v) != v:
-                    bad_set.add(c)
+                seen.setdefault(c, set()).add(v)
+            bad_set.update(c for c, vs in seen.items() if len(vs) > 1 and _conflict(vs, vs))
     if not bad_set:
         return labels
     bad = np.array(sorted(bad_set), dtype=np.int64)
@@ -95,13 +114,14 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
                 partners.setdefault(local[b], set()).add(local[a])
         uf = _UnionFind(len(nodes))
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
-        values: dict[int, list] = {i: [key[v] for key in keys] for i, v in enumerate(nodes.tolist())}
+        values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
+                                        for i, v in enumerate(nodes.tolist())}
         for e in order.tolist():
             a, b = uf.find(local[int(left[e])]), uf.find(local[int(right[e])])
             if a == b:
                 continue
             va, vb = values[a], values[b]
-            if any(x is not None and y is not None and x != y for x, y in zip(va, vb)):
+            if any(x and y and _conflict(x, y) for x, y in zip(va, vb)):
                 continue
             if partners and any(partners.get(x, set()) & members[b] for x in members[a]):
                 continue
@@ -109,7 +129,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             root = uf.find(a)
             other = b if root == a else a
             members[root] |= members.pop(other)
-            values[root] = [x if x is not None else y for x, y in zip(va, vb)]
+            values[root] = [x | y for x, y in zip(va, vb)]
             values.pop(other, None)
         roots = np.array([uf.find(i) for i in range(len(nodes))])
         _, sub = np.unique(roots, return_inverse=True)

@@ -101,6 +101,54 @@ def cluster_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     return {"bcubed_precision": bp, "bcubed_recall": br, "bcubed_f1": _f1(bp, br), "people_exactly_right": exact}
 
 
+def person_counts(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[str, int]:
+    """True people and person_ids over `_eval` rows matching `where`, and the two linkage errors
+    that part them: a person split over k ids adds k - 1 ids, an id holding m people saves m - 1.
+    Exactly, person_ids = true_people + extra_ids_from_splits - ids_saved_by_merges. Of the
+    extra ids, those whose records (beside the person's largest piece) all carry another identity
+    (an alias or a borrowed identity) are counted apart: no name-based linker can join them."""
+    people, ids, cells, other_identity = con.execute(f"""
+        with cell as (
+            select pred, truth, count(*) as n,
+                   bool_and(list_has_any(string_split(coalesce(mess, ''), ','),
+                                         ['alias', 'borrowed_identity'])) as other_identity
+            from _eval where {where} group by all),
+        ranked as (select *, row_number() over (partition by truth order by n desc, pred) as piece
+                   from cell)
+        select count(distinct truth), count(distinct pred), count(*),
+               count(*) filter (where piece > 1 and other_identity)
+        from ranked
+    """).fetchall()[0]
+    return {"true_people": int(people), "person_ids": int(ids),
+            "extra_ids_from_splits": int(cells - people), "ids_saved_by_merges": int(cells - ids),
+            "extra_ids_of_other_identities": int(other_identity)}
+
+
+def false_pairs_by_cause(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict[str, int]:
+    """False pairs (two people's records under one person_id) by cause: a record given under a
+    borrowed identity put with the person it names (the lender: what the record says, which no
+    name-based linker can tell apart), such a record put with a third person, and the rest (the
+    linker's own errors). Lenders are truth/identity/record_mess.parquet's other_person_id."""
+    mess = Path(truth_dir) / "identity" / "record_mess.parquet"
+    lenders = (f"select system, record_id, any_value(other_person_id) as lender "
+               f"from read_parquet('{mess}') where kind = 'borrowed_identity' group by all"
+               if mess.exists() else
+               "select null::varchar as system, null::varchar as record_id, "
+               "null::varchar as lender where false")
+    rows = con.execute(f"""
+        with e as (select e.pred, e.truth, b.lender, count(*)::hugeint as n
+                   from _eval e left join ({lenders}) b using (system, record_id) group by all)
+        select case when a.lender = b.truth or b.lender = a.truth then 'borrowed_with_lender'
+                    when a.lender is not null or b.lender is not null then 'borrowed_with_other'
+                    else 'other' end, sum(a.n * b.n)
+        from e a join e b on a.pred = b.pred and a.truth < b.truth
+        group by all
+    """).fetchall()
+    out = {"borrowed_with_lender": 0, "borrowed_with_other": 0, "other": 0}
+    out.update({k: int(v) for k, v in rows})
+    return out
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "linkage.person_links") -> dict:
     """Every measure: overall, per system pair, cluster, and the records truth holds that the
     index does not (and the reverse)."""
@@ -110,7 +158,12 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "link
                           "using (system, record_id)").fetchall()[0][0]
     extra = con.execute(f"select count(*) from {links} l anti join read_parquet('{path}') t "
                         "using (system, record_id)").fetchall()[0][0]
-    return {"pairwise": pairwise(con), "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
+    # Records under a borrowed identity carry another real person's name and date of birth: by
+    # every field a linker reads they are that person (docs/linkage.md, "What the goals count").
+    own = pairwise(con, "coalesce(mess, '') not like '%borrowed_identity%'")
+    return {"pairwise": pairwise(con), "pairwise_without_borrowed_identities": own,
+            "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
+            "people": person_counts(con), "false_pairs": false_pairs_by_cause(con, truth_dir),
             "records": con.execute("select count(*) from _eval").fetchall()[0][0],
             "truth_records_without_person_id": int(missing), "linked_records_not_in_truth": int(extra)}
 

@@ -200,6 +200,10 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         progress(f"estimating m by EM, blocked on {rule}")
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     model = linker.misc.save_model_to_json()
+    if tr.get("u_without_matches", False):
+        progress("re-estimating u without the matches among random pairs")
+        refine_u(con, table, model, pairs=int(tr.get("u_refine_pairs", tr["u_max_pairs"])),
+                 seed=int(tr["u_seed"]))
     thresholds, choice = label_free_thresholds(spec)
     model["justice"] = {
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -209,9 +213,78 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "thresholds": thresholds,
         "threshold_choice": choice,
         "constraints": {"never_link": list(spec.get("never_link", []) or []),
-                        "hard_negatives": list(spec.get("hard_negatives", []) or [])},
+                        "hard_negatives": list(spec.get("hard_negatives", []) or []),
+                        "identifier_links": list(spec.get("identifier_links", []) or [])},
     }
     return model
+
+
+def _level_case(comparison: dict) -> str:
+    """SQL: the index of the level a pair falls in (-1 for the null level), in the model's order."""
+    whens = []
+    for i, level in enumerate(comparison["comparison_levels"]):
+        cond = level["sql_condition"]
+        if cond.strip().upper() == "ELSE":
+            whens.append(f"else {i}")
+            break
+        whens.append(f"when {cond} then {-1 if level.get('is_null_level') else i}")
+    return "case " + " ".join(whens) + " end"
+
+
+def refine_u(con: duckdb.DuckDBPyConnection, table: str, model: dict, pairs: int, seed: int,
+             rounds: int = 3) -> None:
+    """Re-estimate each level's u (its share among non-matching pairs) on random record pairs,
+    counting each pair by the model's own probability that it is *not* a match; changes `model`
+    in place.
+
+    Random sampling (Splink's u) takes every sampled pair for a non-match. In a register of tens of
+    thousands of records about 1 random pair in 6,000 is one person, about as often as two records
+    of different people share a date of birth, and far more often than they share a PNC ID: u then
+    measures the matches, and an agreeing identifier is worth 8 bits too little. Weighting each
+    pair by 1 - P(match) under the trained m (an E-step over the random pairs, repeated as u
+    changes) leaves the non-matches' own agreement rates. A count of zero is smoothed to half a
+    pair, so no u falls below what the sample can resolve. At a million records the correction is
+    small, as matches are a far smaller share of random pairs. No labels are used."""
+    n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+    lhs = ", ".join(f"l.{c} as {c}_l" for c in cols)
+    rhs = ", ".join(f"r.{c} as {c}_r" for c in cols)
+    comps = model["comparisons"]
+    cases = ", ".join(f"{_level_case(c)} as g{k}" for k, c in enumerate(comps))
+    con.execute(f"""
+        create or replace temp table _u_pairs as
+        with s as (select (hash(i, {seed}) % {n})::bigint + 1 as a,
+                          (hash(i, {seed}, 'r') % {n})::bigint + 1 as b from range({pairs}) t(i)),
+        p as (select {lhs}, {rhs} from s join {table} l on l.record_no = s.a
+              join {table} r on r.record_no = s.b where s.a <> s.b)
+        select {cases} from p
+    """)
+    # Ordered, so the sums below add in the same order every run whatever the thread count
+    # (floating-point sums in another order can differ in the last bit and flip a pair at the
+    # threshold, as the u sample's order did: see train).
+    counts = con.execute("select " + ", ".join(f"g{k}" for k in range(len(comps)))
+                         + ", count(*) from _u_pairs group by all order by all").fetchall()
+    con.execute("drop table if exists _u_pairs")
+    prior = float(model["probability_two_random_records_match"])
+    prior_bits = math.log2(prior / (1 - prior))
+    for _ in range(rounds):
+        tallies: list[dict[int, float]] = [{} for _ in comps]
+        for row in counts:
+            *levels, k = row
+            bits = prior_bits
+            for c, g in zip(comps, levels):
+                lv = c["comparison_levels"][g] if g >= 0 else {}
+                if lv.get("m_probability") and lv.get("u_probability"):
+                    bits += math.log2(lv["m_probability"] / lv["u_probability"])
+            not_match = k / (1.0 + 2.0 ** min(bits, 60))
+            for t, g in zip(tallies, levels):
+                if g >= 0:
+                    t[g] = t.get(g, 0.0) + not_match
+        for c, t in zip(comps, tallies):
+            live = [i for i, lv in enumerate(c["comparison_levels"]) if not lv.get("is_null_level")]
+            total = sum(t.get(i, 0.0) + 0.5 for i in live)
+            for i in live:
+                c["comparison_levels"][i]["u_probability"] = (t.get(i, 0.0) + 0.5) / total
 
 
 def models_dir(home: Path) -> Path:

@@ -55,6 +55,9 @@ def threshold_sweep(con, truth_dir: Path, rules: dict, thresholds=SWEEP) -> list
     return out
 
 
+BORROWED = "borrowed_identity"
+
+
 def model_and_baseline(con, truth_dir: Path | None) -> dict:
     """The model's people and the deterministic baseline's on the same records: people, linked
     pairs and records linked to another; with an answer key, pairwise precision, recall and F1
@@ -75,14 +78,26 @@ def model_and_baseline(con, truth_dir: Path | None) -> dict:
     out = {"records": len(model_ids), "model": counts(model_labels), "baseline": counts(base.labels),
            "baseline_rule_pairs": base.rule_links, "baseline_rules": {k: list(v) for k, v in RULES.items()}}
     if truth_dir is not None and (Path(truth_dir) / "records.parquet").exists():
-        truth = dict(con.execute(f"""
-            select r.unique_id, t.person_id from linkage.records r
-            join read_parquet('{Path(truth_dir) / "records.parquet"}') t using (system, record_id)""").fetchall())
+        key = Path(truth_dir) / "records.parquet"
+        has_mess = "mess" in {r[0] for r in con.execute(f"describe select * from read_parquet('{key}')").fetchall()}
+        rows = con.execute(f"""
+            select r.unique_id, t.person_id, {"coalesce(t.mess, '')" if has_mess else "''"}
+            from linkage.records r join read_parquet('{key}') t using (system, record_id)""").fetchall()
+        truth = {u: p for u, p, _ in rows}
+        borrowed = {u for u, _, m in rows if BORROWED in m.split(",")}
         keep = np.array([u in truth for u in base.unique_id.tolist()], dtype=bool)
         true = np.array([str(truth[u]) for u in base.unique_id[keep].tolist()], dtype=object)
         _, true_codes = np.unique(true, return_inverse=True)
         out["model"].update(pairwise_from_labels(model_labels[keep], true_codes))
         out["baseline"].update(pairwise_from_labels(base.labels[keep], true_codes))
+        # The same measures without records that carry another real person's name and date of
+        # birth (borrowed identities): by every field a linker can read they are that other
+        # person, and only fingerprints would place them (docs/linkage.md, "What the goals count").
+        own = np.array([u not in borrowed for u in base.unique_id[keep].tolist()], dtype=bool)
+        _, own_codes = np.unique(true[own], return_inverse=True)
+        out["model_linkable"] = pairwise_from_labels(model_labels[keep][own], own_codes)
+        out["baseline_linkable"] = pairwise_from_labels(base.labels[keep][own], own_codes)
+        out["borrowed_identity_records"] = int((~own).sum())
         out["f1_gain"] = out["model"]["f1"] - out["baseline"]["f1"]
     return out
 

@@ -333,9 +333,48 @@ def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, kee
 
 
 def constraints(spec: dict) -> dict:
-    """The model spec's clustering constraints: `never_link` identifiers and `hard_negatives`."""
+    """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`, and
+    `identifier_links` (identifiers whose valid exact agreement is an edge of its own)."""
     return {"never_link": list(spec.get("never_link", []) or []),
-            "hard_negatives": list(spec.get("hard_negatives", []) or [])}
+            "hard_negatives": list(spec.get("hard_negatives", []) or []),
+            "identifier_links": list(spec.get("identifier_links", []) or [])}
+
+
+def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
+    """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
+    `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
+    every model link is placed first and an identifier link only where it conflicts with none)."""
+    parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
+                        {float(weight)}::double as weight, 'same {rule["column"]}' as basis,
+                        '{rule["column"]}:' || l.{rule["column"]} as value
+                 from linkage.records l join linkage.records r
+                 on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
+                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule in rules]
+    return " union all ".join(parts) if parts else (
+        "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
+        "null::varchar as basis, null::varchar as value where false")
+
+
+def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray, id_right: np.ndarray,
+               id_value: np.ndarray) -> np.ndarray:
+    """Which identifier edges to keep: those joining two groups of records (the components of the
+    other edges) where each group is one record or holds the shared value on two records or more.
+    A value keyed once by mistake (another person's PNC ID) or given with a borrowed identity sits
+    on one record of a group that the names hold together; joining on it would merge two people.
+    An alias record alone, or two groups of one person that both carry the id, join."""
+    if not len(id_left):
+        return np.zeros(0, bool)
+    comp = clustering.components(n, left, right)
+    size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
+    holders: dict[tuple[int, str], set[int]] = {}
+    for a, b, v in zip(id_left.tolist(), id_right.tolist(), id_value.tolist()):
+        holders.setdefault((int(comp[a]), v), set()).add(a)
+        holders.setdefault((int(comp[b]), v), set()).add(b)
+    keep = np.zeros(len(id_left), bool)
+    for i, (a, b, v) in enumerate(zip(id_left.tolist(), id_right.tolist(), id_value.tolist())):
+        ca, cb = int(comp[a]), int(comp[b])
+        keep[i] = ca == cb or all(size[c] == 1 or len(holders[(c, v)]) >= 2 for c in (ca, cb))
+    return keep
 
 
 def _hard_negative_sql(rules: list[dict]) -> str:
@@ -394,6 +433,24 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         con.unregister("_nodes")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
+    basis = np.asarray(edges["basis"], dtype=object)
+    if rules.get("identifier_links"):
+        con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
+        try:
+            ident = con.sql(f"""
+                with i as ({_identifier_edges_sql(rules["identifier_links"], threshold)})
+                select a.node as l, b.node as r, i.weight, i.basis, i.value from i
+                join _nodes a on a.unique_id = i.unique_id_l join _nodes b on b.unique_id = i.unique_id_r
+                where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'non_match'
+                                  and d.unique_id_l = least(i.unique_id_l, i.unique_id_r)
+                                  and d.unique_id_r = greatest(i.unique_id_l, i.unique_id_r))""").fetchnumpy()
+        finally:
+            con.unregister("_nodes")
+        il, ir = ident["l"].astype(np.int64), ident["r"].astype(np.int64)
+        keep = _supported(n, left, right, il, ir, np.asarray(ident["value"], dtype=object))
+        left, right = np.concatenate([left, il[keep]]), np.concatenate([right, ir[keep]])
+        weight = np.concatenate([weight, np.asarray(ident["weight"], dtype=np.float64)[keep]])
+        basis = np.concatenate([basis, np.asarray(ident["basis"], dtype=object)[keep]])
     cann = list(cannot.values())
     keys = []
     for rule in never_link:
@@ -403,7 +460,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         keys.append(np.array(vals.tolist(), dtype=object))
     labels = clustering.cluster(n, left, right, weight, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
-            "basis": np.asarray(edges["basis"], dtype=object)}
+            "basis": basis}
 
 
 def _cluster_and_write(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,

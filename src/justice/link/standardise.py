@@ -8,13 +8,19 @@ into comparable ones:
   spaces; the first forename split from the middle names; a double-barrelled surname kept whole
   (``smithjones``) and, when hyphenated, as its parts (``[smith, jones]``); each forename mapped through the
   nickname lookup to the formal names it may stand for (``bill`` -> ``[bill, william]``) and to
-  every name it may be known by (``forename_aliases``: those formal names and all their nicknames).
+  every name it may be known by (``forename_aliases``: those formal names and all their nicknames);
+  a surname with its Mc/Mac prefix written one way (``surname_key``) and both names' Soundex codes
+  (``forename_sound``, ``surname_sound``) for spelling variants;
 * dates of birth as dates, with the year for blocking; sex as M / F or null;
-* postcodes upper case with one space before the inward code, plus district and sector;
+* postcodes upper case with one space before the inward code, plus district and sector; a value
+  not shaped like a postcode ("NFA", "NO FIXED ABODE") or the ZZ99 no-fixed-abode pseudo-postcode
+  is null;
 * PNC IDs and CRO numbers normalised (case, spaces, unpadded serials) and checked against their
   check character. An id with a wrong check character is kept and flagged (``pnc_valid`` false):
   never dropped, because a mistyped id still carries evidence. ``pnc_core`` is the id without
   its check character, so an id whose only error is the check letter still blocks and compares;
+  a PNC ID whose year is implausible (a typo in the century, which the check letter misses) is
+  invalid too;
 * prison numbers and CRNs upper case, flagged when malformed.
 
 Standardisation of names runs in Python over the distinct values only (a few hundred thousand at
@@ -42,7 +48,19 @@ SOURCE_COLUMNS = ("record_id", "forenames", "surname", "dob", "sex", "postcode",
 # The columns the model reads; their hash is a record's fingerprint (a change re-links it).
 MODEL_COLUMNS = ("forename", "middle_names", "surname", "surname_parts", "forename_names", "forename_aliases", "dob",
                  "sex", "postcode", "pnc", "pnc_core", "pnc_valid", "cro", "cro_core", "cro_valid",
-                 "prison_number", "crn", "same_as")
+                 "prison_number", "crn", "same_as", "surname_key", "forename_sound", "surname_sound")
+
+# The check letter covers only the last two digits of a PNC ID's year, so a typo in the century
+# ("2920/...") keeps it valid; a year outside the PNC's life (first records from the 1960s) or in
+# the future marks the id as mistyped all the same.
+PNC_FIRST_YEAR = 1960
+
+# A UK postcode's shape (outward code, then digit and two letters). Anything else in a postcode
+# field ("NFA", "NO FIXED ABODE", a typo that broke the shape) is not an address.
+_POSTCODE_SHAPE = "^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
+# Pseudo-postcodes that stand for "no fixed abode" or "not known" (the NHS uses ZZ99 3VZ for no
+# fixed abode and ZZ99 3WZ / 3CZ for not known): shared by thousands of strangers, so no evidence.
+_PSEUDO_POSTCODE = "^ZZ99"
 
 _MOJIBAKE = re.compile("[\u00c2-\u00c3\u00e2][\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178"
                        "\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022"
@@ -126,6 +144,36 @@ def alias_groups() -> dict[str, tuple[str, ...]]:
     return out
 
 
+_SOUNDEX_CODES = {**dict.fromkeys("bfpv", "1"), **dict.fromkeys("cgjkqsxz", "2"),
+                  **dict.fromkeys("dt", "3"), "l": "4", **dict.fromkeys("mn", "5"), "r": "6"}
+
+
+def sound_key(name: str | None) -> str | None:
+    """American Soundex of a cleaned name (``cooper``, ``cuper`` -> ``c160``): spelling variants
+    that sound alike share it. Letters only; None for an empty name."""
+    if not name:
+        return None
+    letters = [c for c in name if c.isalpha()]
+    if not letters:
+        return None
+    out, last = [letters[0]], _SOUNDEX_CODES.get(letters[0], "")
+    for c in letters[1:]:
+        code = _SOUNDEX_CODES.get(c, "")
+        if code and code != last:
+            out.append(code)
+        if c not in "hw":  # h and w do not separate two letters with the same code
+            last = code
+    return ("".join(out) + "000")[:4]
+
+
+def surname_key(surname: str | None) -> str | None:
+    """A surname with its Mc/Mac prefix written one way (``macdonald`` -> ``mcdonald``), so the
+    two forms of one name compare equal; apostrophes and spaces are already gone (``obrien``)."""
+    if not surname:
+        return None
+    return "mc" + surname[3:] if surname.startswith("mac") and len(surname) > 4 else surname
+
+
 def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     groups = nickname_groups()
     aliases = alias_groups()
@@ -136,26 +184,34 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
         first = words[0] if words else None
         f_rows[raw] = (first, " ".join(words[1:]) or None,
                        list(groups.get(first, (first,))) if first else None,
-                       list(aliases.get(first, (first,))) if first else None)
+                       list(aliases.get(first, (first,))) if first else None,
+                       sound_key(first))
     s_rows: dict[str, tuple] = {}
     for raw in surnames:
         words = (clean_name(raw) or "").split()
-        # Parts only where the name is written as parts (a hyphen): a stray space inside a
-        # surname is keying noise, not a double-barrelled name.
-        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in raw.split("-")) if p] \
-            if "-" in raw else []
-        s_rows[raw] = ("".join(words) or None, parts if len(parts) > 1 else None)
+        # Parts where the name is written as parts (a hyphen or a space: Smith-Jones, Smith Jones),
+        # so a record holding one part compares with the whole. An apostrophe or Mc/Mac prefix
+        # written apart (O Brien, Mc Donald) is one name, not two parts.
+        parts = [p for p in re.split(r"[-\s]+", raw.strip()) if p]
+        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in parts) if p]
+        if any(p in ("o", "mc", "mac") for p in parts[:-1]):
+            parts = []
+        whole = "".join(words) or None
+        s_rows[raw] = (whole, parts if len(parts) > 1 else None, surname_key(whole), sound_key(whole))
     ftab = pa.table({
         "raw": pa.array(list(f_rows), pa.string()),
         "forename": pa.array([v[0] for v in f_rows.values()], pa.string()),
         "middle_names": pa.array([v[1] for v in f_rows.values()], pa.string()),
         "forename_names": pa.array([v[2] for v in f_rows.values()], pa.list_(pa.string())),
         "forename_aliases": pa.array([v[3] for v in f_rows.values()], pa.list_(pa.string())),
+        "forename_sound": pa.array([v[4] for v in f_rows.values()], pa.string()),
     })
     stab = pa.table({
         "raw": pa.array(list(s_rows), pa.string()),
         "surname": pa.array([v[0] for v in s_rows.values()], pa.string()),
         "surname_parts": pa.array([v[1] for v in s_rows.values()], pa.list_(pa.string())),
+        "surname_key": pa.array([v[2] for v in s_rows.values()], pa.string()),
+        "surname_sound": pa.array([v[3] for v in s_rows.values()], pa.string()),
     })
     return ftab, stab
 
@@ -228,7 +284,9 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
     con.register("_link_sur", stab)
     pnc = "regexp_extract(upper(trim(r.pnc)), '^([0-9]{4})/?([0-9]{1,7})([A-Z])$', ['y', 's', 'c'])"
     cro = "regexp_extract(upper(trim(r.cro)), '^([0-9]{1,6})/?([0-9]{2})([A-Z])$', ['s', 'y', 'c'])"
-    pc = "nullif(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), '')"
+    pc = (f"case when regexp_full_match(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), "
+          f"'{_POSTCODE_SHAPE[1:-1]}') and not regexp_matches(upper(trim(r.postcode)), '{_PSEUDO_POSTCODE}') "
+          "then regexp_replace(upper(r.postcode), '[^A-Z0-9]', '', 'g') end")
     fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
                    + "))")
     try:
@@ -246,8 +304,8 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
             select
               system || ':' || record_id as unique_id, system, record_id,
               {"".join(f"nullif(trim(regexp_replace(lower(strip_accents({c})), '[^a-z0-9]+', ' ', 'g')), '') as {c}, " for c in extras)}
-              f.forename, f.middle_names, f.forename_names, f.forename_aliases,
-              s.surname, s.surname_parts,
+              f.forename, f.middle_names, f.forename_names, f.forename_aliases, f.forename_sound,
+              s.surname, s.surname_parts, s.surname_key, s.surname_sound,
               case when f.forename is not null and s.surname is not null
                    then least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) end as name_key,
               dob, year(dob) as birth_year,
@@ -260,7 +318,8 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
                    else nullif(upper(trim(r_pnc)), '') end as pnc,
               pnc_core,
               case when pnc_core is null then (case when nullif(trim(r_pnc), '') is null then null else false end)
-                   else p.c = {_check_letter_sql("(try_cast(p.y as bigint) % 100) * 10000000 + try_cast(p.s as bigint)")} end as pnc_valid,
+                   else p.c = {_check_letter_sql("(try_cast(p.y as bigint) % 100) * 10000000 + try_cast(p.s as bigint)")}
+                        and try_cast(p.y as int) between {PNC_FIRST_YEAR} and year(current_date) end as pnc_valid,
               case when cro_core is not null then cro_core || c.c
                    else nullif(upper(trim(r_cro)), '') end as cro,
               cro_core,

@@ -36,6 +36,7 @@ from justice.errors import ConfigError
 from justice.identifiers import CHECK_ALPHABET
 
 __all__ = [
+    "FLAT_RECORD_KINDS",
     "MESS_KINDS",
     "MESS_LEVELS",
     "TYPO_KIND_PROBS",
@@ -355,6 +356,170 @@ def surname_change(
 
 
 # --------------------------------------------------------------------------------------------
+# Spelling variants, name forms, partial names
+# --------------------------------------------------------------------------------------------
+
+
+@cache
+def name_variant_table() -> dict[str, tuple[str, ...]]:
+    """Lower-case name -> its other spellings (reference/name_variants.csv), nickname pairs
+    dropped so that a variant is never something a nickname table would already match."""
+    text = resources.files("justice.sim").joinpath("reference", "name_variants.csv")
+    nick = nickname_lookup()
+    table: dict[str, tuple[str, ...]] = {}
+    lines = [ln for ln in text.read_text("utf-8").splitlines() if ln and not ln.startswith("#")]
+    for line in lines[1:]:
+        _, names = line.split(",", 1)
+        group = [n.strip() for n in names.split("|") if n.strip()]
+        for name in group:
+            low = name.lower()
+            others = tuple(
+                o for o in group
+                if o.lower() != low and o.lower() not in nick.get(low, ())
+                and low not in nick.get(o.lower(), ())
+            )  # fmt: skip
+            if others:
+                table[low] = others
+    return table
+
+
+# Respellings a clerk makes of an unfamiliar name (each way round), never on the first letter:
+# vowel and consonant forms that sound the same, and doubled or single consonants.
+_RESPELL = (
+    ("ee", "i"), ("i", "ee"), ("oo", "u"), ("ou", "u"), ("aa", "a"), ("a", "aa"), ("ck", "k"),
+    ("dh", "d"), ("th", "t"), ("bh", "b"), ("kh", "k"), ("ph", "f"), ("v", "w"), ("w", "v"),
+    ("ll", "l"), ("nn", "n"), ("tt", "t"), ("ss", "s"), ("mm", "m"), ("rr", "r"), ("l", "ll"),
+    ("n", "nn"), ("y", "i"), ("ie", "y"), ("ey", "y"), ("z", "s"), ("s", "z"),
+)  # fmt: skip
+
+
+def respellings(name: str) -> list[str]:
+    """Every variant of ``name`` from the table and the respelling rules, in its case style."""
+    low = name.lower()
+    out = [_case_like(v, name) for v in name_variant_table().get(low, ())]
+    for a, b in _RESPELL:
+        start = low.find(a, 1)
+        while start > 0:
+            cand = low[:start] + b + low[start + len(a):]
+            if cand != low and cand.isalpha():
+                out.append(_case_like(cand, name))
+            start = low.find(a, start + 1)
+    seen: set[str] = set()
+    return [o for o in out if not (o in seen or seen.add(o)) and o != name]
+
+
+def respell(
+    rng: np.random.Generator, names: np.ndarray, rate: RateOrMask, table_rate: RateOrMask
+) -> tuple[np.ndarray, np.ndarray]:
+    """Another spelling of a name: from the variant table at ``table_rate`` (names in it), else
+    by a respelling rule (Chaudhry -> Chaudhri, Phillip -> Philip) at ``rate``."""
+    vals = _as_text(names)
+    table = name_variant_table()
+    in_table = np.fromiter(
+        (isinstance(v, str) and v.strip().lower() in table for v in vals), bool, vals.size)
+    sel_t = _select(rng, vals.size, table_rate) & in_table
+    sel_r = _select(rng, vals.size, rate) & ~in_table
+    idx = np.flatnonzero(sel_t | sel_r)
+    idx = idx[np.fromiter((isinstance(v, str) and bool(v.strip()) for v in vals[idx]), bool,
+                          idx.size)]
+    u = rng.random(idx.size).tolist()
+    new = []
+    for s, x in zip(vals[idx].tolist(), u, strict=True):
+        opts = [_case_like(v, s) for v in table.get(s.strip().lower(), ())] or respellings(s)
+        new.append(opts[int(x * len(opts))] if opts else s)
+    return _put_text(vals, idx, new)
+
+
+def _mac_forms(s: str) -> list[str]:
+    low = s.lower()
+    # (Case alone, MacDonald / Macdonald, is not a different form: upper-case systems and any
+    # matcher see the same name.)
+    if low.startswith("mac") and len(s) > 4:
+        rest = s[3:]
+        return ["Mc" + rest, "Mac " + rest]
+    if low.startswith("mc") and len(s) > 3:
+        rest = s[2:]
+        return ["Mac" + rest, "Mc " + rest]
+    if "'" in s:
+        i = s.index("'")
+        return [s[:i] + s[i + 1:], s[:i] + " " + s[i + 1:]]
+    return []
+
+
+def mac_form(
+    rng: np.random.Generator, names: np.ndarray, rate: RateOrMask
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mc/Mac and apostrophe forms (MacDonald -> McDonald, Mc Donald; O'Brien -> OBrien,
+    O Brien, Obrien); only surnames of those forms are eligible."""
+    vals = _as_text(names)
+    idx = _text_candidates(rng, vals, rate, ok=lambda s: bool(_mac_forms(s)))
+    u = rng.random(idx.size).tolist()
+    new = []
+    for s, x in zip(vals[idx].tolist(), u, strict=True):
+        opts = [_case_like(o, s) if s.isupper() or s.islower() else o for o in _mac_forms(s)]
+        new.append(opts[int(x * len(opts))])
+    return _put_text(vals, idx, new)
+
+
+def _parts(s: str) -> list[str]:
+    return [p for p in s.replace("-", " ").split(" ") if p]
+
+
+def partial_surname(
+    rng: np.random.Generator, names: np.ndarray, rate: RateOrMask
+) -> tuple[np.ndarray, np.ndarray]:
+    """A double-barrelled or hyphenated surname recorded in part: one of its parts, or both
+    run together (Smith-Jones -> Smith, Jones, Smith Jones, SmithJones)."""
+    vals = _as_text(names)
+    idx = _text_candidates(rng, vals, rate, ok=lambda s: len(_parts(s)) >= 2)
+    u = rng.random(idx.size).tolist()
+    new = []
+    for s, x in zip(vals[idx].tolist(), u, strict=True):
+        parts = _parts(s)
+        joiner = " " if "-" in s else "-"
+        opts = [parts[0], parts[-1], parts[0] + parts[-1][:1].lower() + parts[-1][1:]
+                if not s.isupper() else parts[0] + parts[-1], joiner.join(parts)]
+        # The last part (the one most often used alone) is recorded more often than the first.
+        new.append(opts[1] if x < 0.4 else opts[0] if x < 0.65 else opts[2] if x < 0.8
+                   else opts[3])
+    return _put_text(vals, idx, new)
+
+
+def initial_only(
+    rng: np.random.Generator, names: np.ndarray, rate: RateOrMask
+) -> tuple[np.ndarray, np.ndarray]:
+    """A forename recorded as its initial only (JOHN -> J)."""
+    vals = _as_text(names)
+    idx = _text_candidates(rng, vals, rate, ok=lambda s: len(s.strip()) > 1)
+    new = [s.strip()[0] for s in vals[idx].tolist()]
+    return _put_text(vals, idx, new)
+
+
+_POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"
+
+
+def postcode_typo(
+    rng: np.random.Generator, postcodes: np.ndarray, rate: RateOrMask
+) -> tuple[np.ndarray, np.ndarray]:
+    """One character of a postcode mistyped: a digit for a digit, a letter for a letter (the
+    first letter kept, as in name typos), or two adjacent characters of the inward code swapped."""
+    vals = _as_text(postcodes)
+    idx = _text_candidates(rng, vals, rate, ok=lambda s: sum(c.isalnum() for c in s) >= 5)
+    u = rng.random((idx.size, 3)).tolist()
+    new = []
+    for s, (a, b, c) in zip(vals[idx].tolist(), u, strict=True):
+        spots = [i for i, ch in enumerate(s) if ch.isalnum() and i > 0]
+        i = spots[int(a * len(spots))]
+        if b < 0.15 and i + 1 < len(s) and s[i + 1].isalnum() and s[i] != s[i + 1]:
+            new.append(s[:i] + s[i + 1] + s[i] + s[i + 2:])
+            continue
+        pool = "0123456789" if s[i].isdigit() else _POSTCODE_LETTERS
+        pool = pool.replace(s[i], "")
+        new.append(s[:i] + pool[int(c * len(pool))] + s[i + 1:])
+    return _put_text(vals, idx, new)
+
+
+# --------------------------------------------------------------------------------------------
 # Dates of birth
 # --------------------------------------------------------------------------------------------
 
@@ -569,24 +734,58 @@ def mojibake(
 
 MESS_LEVELS = ("low", "default", "high")
 MESS_KINDS = (
+    # names
     "name_typo",
     "nickname",
     "name_swap",
-    "surname_change",
+    "name_variant",
+    "name_variant_table",
+    "surname_partial",
+    "mac_form",
+    "forename_middle_swap",
+    "middle_missing",
+    "middle_wrong",
+    "initials_only",
+    "sex_wrong",
+    # per person: surname change from a date, aliases, deception, false DOB to one system
+    "surname_change_f",
+    "surname_change_m",
     "alias_count",
+    "alias_untied",
+    "borrowed_identity_person",
+    "false_dob_person",
+    # dates of birth
     "dob_day_month_swap",
     "dob_missing",
     "dob_first_jan",
     "dob_shift",
+    # identifiers
     "pnc_missing",
     "pnc_bad_check",
+    "pnc_digit_typo",
+    "pnc_wrong_person",
     "cro_missing",
+    "cro_digit_typo",
+    "cro_wrong_person",
+    "prison_number_reused",
+    # addresses
+    "postcode_typo",
+    "no_fixed_abode",
+    # rows and formatting
     "duplicate_row",
     "whitespace",
     "encoding_error",
     "invalid_date",
     "late_correction",
 )
+# Kinds drawn per record at a flat rate on every record that has the field (so a system's label
+# counts can be checked against the rate directly); the others apply only to eligible values or
+# are drawn per person.
+FLAT_RECORD_KINDS = (
+    "name_typo", "nickname", "name_swap", "dob_day_month_swap", "dob_missing", "dob_first_jan",
+    "dob_shift", "pnc_missing", "pnc_bad_check", "cro_missing", "duplicate_row", "whitespace",
+    "encoding_error", "invalid_date", "late_correction",
+)  # fmt: skip
 # alias_count is a mean number of aliases per prison record, not a probability.
 _NOT_PROBABILITIES = {"alias_count": 10.0}
 

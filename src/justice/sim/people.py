@@ -140,8 +140,12 @@ def add_twins_and_namesakes(rng: np.random.Generator, people: Columns, entry_day
     n = len(people["sex"])
     twin_of = np.full(n, -1, dtype=np.int64)
     namesake_of = np.full(n, -1, dtype=np.int64)
-    # A pair is (i, i+1) with i even, so pairs never overlap.
-    firsts = np.flatnonzero(rng.random(n // 2) < twin_share / 2) * 2
+    # A pair is (i, i+1) with i even, so pairs never overlap. A share q of the n // 2 slots
+    # holding a pair puts q * n candidates in pairs; only pairs whose two people are both active
+    # in the window count in the world, so q is raised by the share that survive (measured:
+    # about 0.87 at 100,000 people) to make twin_share of the world's people twins.
+    q = min(1.0, twin_share / TWIN_PAIRS_SURVIVING)
+    firsts = np.flatnonzero(rng.random(n // 2) < q) * 2
     seconds = firsts + 1
     twin_of[seconds] = firsts
     for col in ("surname", "dob", "postcode", "region", "ethnicity"):
@@ -173,4 +177,38 @@ def add_twins_and_namesakes(rng: np.random.Generator, people: Columns, entry_day
     entry_day[b] = np.maximum(entry_day[b], people["dob"][b] + 10 * 365)
     people["twin_of"] = twin_of
     people["namesake_of"] = namesake_of
+    _double_barrel(rng, people, pools)
     return entry_day
+
+
+# Share of people with a double-barrelled or hyphenated surname. ASSUMPTION: no published
+# figure for people in the justice system; about 1 in 100 British surnames on the electoral
+# roll are compound, and they are commoner among White British families.
+DOUBLE_BARRELLED_SHARE = {"White": 0.012, "Mixed": 0.02, "Black": 0.006, "Asian": 0.004,
+                          "Other": 0.008}
+# Twin pairs drawn per candidate pair slot are divided by this: the measured share of drawn
+# pairs with both twins active in the window (see add_twins_and_namesakes).
+TWIN_PAIRS_SURVIVING = 0.87
+
+
+def _double_barrel(rng: np.random.Generator, people: Columns,
+                   pools: dict[tuple[str, str], NamePool]) -> None:
+    """Give some people a double-barrelled surname (Smith-Jones, or Smith Jones unhyphenated),
+    shared with their twin and namesake, so that records can hold it in part."""
+    n = len(people["sex"])
+    u = rng.random(n)
+    share = np.array([DOUBLE_BARRELLED_SHARE.get(e, 0.008) for e in people["ethnicity"]])
+    chosen = np.flatnonzero((u < share) & (people["twin_of"] < 0) & (people["namesake_of"] < 0))
+    hyphen = rng.random(len(chosen)) < 0.7
+    for eth in np.unique(people["ethnicity"][chosen]):
+        sel = people["ethnicity"][chosen] == eth
+        second = pools[(eth, "")].sample(rng, int(sel.sum()))
+        first = people["surname"][chosen[sel]]
+        joined = [f"{a}{'-' if h else ' '}{b}" if a != b else a
+                  for a, b, h in zip(first.tolist(), second.tolist(), hyphen[sel].tolist(),
+                                     strict=True)]
+        people["surname"][chosen[sel]] = np.array(joined, dtype=object)
+    # Twins and namesakes keep the surname of the person they copy.
+    for col in ("twin_of", "namesake_of"):
+        copies = np.flatnonzero(people[col] >= 0)
+        people["surname"][copies] = people["surname"][people[col][copies]]

@@ -299,7 +299,7 @@ def test_label_rates_match_mess_levels(system, mags, crown_out, small_world):
         "cro_missing": (len(cro_lost), len(cro_lost | cro_shown)),
         "pnc_bad_check": (counts["pnc_bad_check"], len(pnc_shown)),
     }
-    for kind in mess.MESS_KINDS:
+    for kind in mess.FLAT_RECORD_KINDS:
         if kind == "alias_count":
             continue
         rate = RATES[kind]

@@ -150,9 +150,13 @@ def test_aliases_point_at_root_rows_of_the_same_person_and_carry_no_bookings(bui
         assert person[str(off_id)] == person[str(root_id)]
         assert "alias" in labels[str(off_id)].split(",")
         assert not set(labels[str(off_id)].split(",")) & prison.ID_KINDS  # ids live on the root
+    untied = 0
     for off_id, root_id, _ in rows:
-        if root_id is None:
-            assert "alias" not in labels[str(off_id)].split(",")
+        if root_id is None and "alias" in labels[str(off_id)].split(","):
+            # An alias row never tied to its main record (alias_untied) holds no booking.
+            assert "alias_untied" in labels[str(off_id)].split(",")
+            untied += 1
+    assert untied
     assert _count(conn, """SELECT COUNT(*) FROM OFFENDER_BOOKINGS b JOIN OFFENDERS o
                            ON o.OFFENDER_ID = b.OFFENDER_ID
                            WHERE o.ALIAS_OFFENDER_ID IS NOT NULL""") == 0
@@ -269,7 +273,11 @@ def test_duplicate_rows_are_new_roots_with_new_prison_numbers(world, built, rate
     labels = dict(zip(answer["record_id"], answer["mess"], strict=True))
     roots = _rows(conn, """SELECT OFFENDER_ID, OFFENDER_ID_DISPLAY FROM OFFENDERS
                            WHERE ALIAS_OFFENDER_ID IS NULL ORDER BY OFFENDER_ID""")
-    displays = [d for _, d in roots]
+    # Untied alias rows look like roots but are aliases; a reused number is another's.
+    roots = [(o, d) for o, d in roots if "alias" not in labels[str(o)].split(",")]
+    reused = {o for o, _ in roots if "prison_number_reused" in labels[str(o)].split(",")}
+    assert reused
+    displays = [d for o, d in roots if o not in reused]
     assert len(set(displays)) == len(displays)  # each root row has its own prison number
     truth = dict(zip(world.tables["persons"]["person_id"].tolist(),
                      world.tables["persons"]["prison_number"].tolist(), strict=True))
@@ -279,7 +287,10 @@ def test_duplicate_rows_are_new_roots_with_new_prison_numbers(world, built, rate
         p = person[str(off_id)]
         is_dup = "duplicate_row" in labels[str(off_id)].split(",")
         assert is_dup == (p in first_seen)
-        assert (display == truth[p]) == (not is_dup)
+        if off_id in reused:
+            assert display != truth[p] and display in set(truth.values())
+        else:
+            assert (display == truth[p]) == (not is_dup)
         first_seen.add(p)
         dups += is_dup
     later_spells = len(world.tables["custody_spells"]["spell_id"]) - len(first_seen)
@@ -292,7 +303,9 @@ def test_identifiers_are_held_only_when_known(world, built, rates):
     person = dict(zip(answer["record_id"], answer["person_id"], strict=True))
     persons = world.tables["persons"]
     true_pnc = dict(zip(persons["person_id"].tolist(), persons["pnc_id"].tolist(), strict=True))
-    roots = [str(r[0]) for r in _rows(conn, "SELECT OFFENDER_ID FROM OFFENDERS WHERE ALIAS_OFFENDER_ID IS NULL")]
+    alias = {r for r, m in zip(answer["record_id"], answer["mess"], strict=True) if "alias" in m.split(",")}
+    roots = [str(r[0]) for r in _rows(conn, "SELECT OFFENDER_ID FROM OFFENDERS WHERE ALIAS_OFFENDER_ID IS NULL")
+             if str(r[0]) not in alias]
     held = {(str(r[0]), r[1]) for r in _rows(conn, "SELECT OFFENDER_ID, IDENTIFIER_TYPE FROM OFFENDER_IDENTIFIERS")}
     assert {t for _, t in held} == {"PNC", "CRO"}
     assert _count(conn, """SELECT COUNT(*) FROM OFFENDER_IDENTIFIERS i JOIN OFFENDERS o USING (OFFENDER_ID)
@@ -318,11 +331,49 @@ def test_late_corrections_store_the_corrected_name_and_a_later_modify_time(world
     assert corrected
     for off_id, first, last, alias_of, created, modified in corrected:
         assert modified > created
-        if alias_of is None:  # an alias is corrected to its own (alias) name
+        # An alias is corrected to its own (alias) name, tied to its root or not (alias_untied).
+        if "alias" not in labels[str(off_id)].split(","):
+            assert alias_of is None
             assert (first, last) == names[person[str(off_id)]]
             assert not set(labels[str(off_id)].split(",")) & prison.NAME_KINDS
     untouched = [r for r in rows if not labels[str(r[0])]]
     assert all(r[4] == r[5] for r in untouched)
+
+
+def test_a_late_correction_keeps_a_surname_changed_before_the_row(world, rates, tmp_path):
+    """With person traits (as `emit_legacy` passes them), a row corrected after the person's
+    surname changed is put right to the new surname, not back to the one they no longer use, and
+    its label still says the surname changed."""
+    from justice.sim import reference as ref
+    from justice.sim.legacy import traits as traits_mod
+
+    rates = {**rates, "late_correction": 0.5, "surname_change_f": 0.5, "surname_change_m": 0.5}
+    traits = traits_mod.make_traits(np.random.default_rng(3), world.tables, rates,
+                                    ref.day_number(world.params.start),
+                                    ref.day_number(world.params.end))
+    answer = prison.emit({**world.tables, "_traits": traits}, np.random.default_rng(SEED), rates,
+                         tmp_path, world.params).to_pydict()
+    persons = world.tables["persons"]
+    at = {p: i for i, p in enumerate(persons["person_id"].tolist())}
+    conn = sqlite3.connect(tmp_path / prison.DB_FILE)
+    try:
+        last = dict(_rows(conn, "SELECT OFFENDER_ID, LAST_NAME FROM OFFENDERS"))
+    finally:
+        conn.close()
+    renamed = plain = 0
+    for record, person, labels in zip(answer["record_id"], answer["person_id"], answer["mess"],
+                                      strict=True):
+        kinds = set(labels.split(","))
+        if "late_correction" not in kinds or kinds & {"alias", "borrowed_identity"}:
+            continue
+        i = at[person]
+        if "surname_change" in kinds:
+            assert last[int(record)] == traits.new_surname[i].upper(), (record, labels)
+            renamed += 1
+        else:
+            assert last[int(record)] == persons["surname"][i].upper(), (record, labels)
+            plain += 1
+    assert renamed and plain, (renamed, plain)
 
 
 def test_race_codes_are_census_codes_with_the_recording_mess_of_the_reference(world, built):

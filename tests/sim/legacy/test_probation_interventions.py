@@ -272,7 +272,7 @@ def test_probation_label_rates(prob, world, rates):
     truth = dict(zip(persons["person_id"], persons["cro_number"]))
     has_cro = np.mean([truth[p] is not None for p in key.column("person_id").to_pylist()])
     assert abs(_share(key, "cro_missing") - rates["cro_missing"] * has_cro) < tol
-    for kind in mess.MESS_KINDS:
+    for kind in mess.FLAT_RECORD_KINDS:
         if kind != "alias_count":
             assert _share(key, kind) <= rates[kind] + tol, kind
     assert _share(key, "nickname") > rates["nickname"] / 3
@@ -380,7 +380,7 @@ def test_identifier_shares_and_rates(iv, rates):
     assert all(identifiers.PRISON_NUMBER_RE.match(r[6]) for r in rows if r[6] is not None)
     assert abs(_share(key, "duplicate_row") - rates["duplicate_row"]) < tol
     assert _share(key, "cro_missing") == 0  # providers never hold CRO numbers
-    for kind in mess.MESS_KINDS:
+    for kind in mess.FLAT_RECORD_KINDS:
         if kind != "alias_count":
             assert _share(key, kind) <= rates[kind] + tol, kind
 

@@ -72,8 +72,10 @@ from justice.sim.legacy.magistrates import (
     day_number,
     dob_days,
     format_days,
+    identity_options,
     lookup,
     month_folder,
+    other_person_ids,
     pick_rows,
     record_events,
     scrambled_numbers,
@@ -276,7 +278,8 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     # Identity as XHIBIT holds it: mixed case.
     rows = person_rows(tables, case["person_id"])
     messy, labels = messy_identity(rng, rows, rates, surname_pool=tables["persons"]["surname"],
-                                   ids=("pnc_id", "cro_number"), upper_case=False)
+                                   ids=("pnc_id", "cro_number"), upper_case=False,
+                                   **identity_options(tables, SYSTEM, receipt))
     ev = record_events(rng, np.r_[np.arange(n), h_rec, np.arange(n)],
                        np.r_[receipt, h_day, completion], n, start, end, rates["late_correction"])
     late = ev["late"]
@@ -361,4 +364,5 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
             (folder / f"xhibit_{stamp}.xml").write_text("".join(parts), encoding="utf-8")
 
     kept = ev["kept"]
-    return answer_key(SYSTEM, def_id[kept], case["person_id"][kept], labels[kept])
+    return answer_key(SYSTEM, def_id[kept], case["person_id"][kept], labels[kept],
+                      other_person_ids(tables, messy)[kept])

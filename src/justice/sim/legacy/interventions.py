@@ -46,6 +46,7 @@ import pyarrow as pa
 import xlsxwriter
 
 from justice.sim.legacy.identity import messy_identity, person_rows
+from justice.sim.legacy.magistrates import identity_options, other_person_ids
 from justice.sim.legacy.probation import impossible_dates
 
 SYSTEM = "interventions"
@@ -151,7 +152,9 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
         keep = min(1.0, share / max(known.mean(), 1e-9)) if m else 1.0
         rows[col] = np.where(rng.random(m) < keep, rows[col], None).astype(object)
     idn, labels = messy_identity(rng, rows, rates, surname_pool=tables["persons"]["surname"],
-                                 ids=("pnc_id", "prison_number"), upper_case=False)
+                                 ids=("pnc_id", "prison_number"), upper_case=False,
+                                 with_postcode=False,
+                                 **identity_options(tables, SYSTEM, start[src]))
     labels = labels.astype(object)
     labels[is_dup] = [",".join(sorted({*filter(None, x.split(",")), "duplicate_row"}))
                       for x in labels[is_dup]]
@@ -235,4 +238,5 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
         "record_id": pa.array(record_id, pa.string()),
         "person_id": pa.array(iv["person_id"][src], pa.string()),
         "mess": pa.array(labels, pa.string()),
+        "other_person_id": pa.array(other_person_ids(tables, idn), pa.string()),
     })

@@ -236,15 +236,32 @@ def drop_labels(labels: np.ndarray, kinds: set[str], mask: np.ndarray) -> np.nda
 
 
 def answer_key(system: str, record_id: np.ndarray, person_id: np.ndarray,
-               labels: np.ndarray) -> pa.Table:
-    """The answer-key rows of one system, sorted by record id."""
+               labels: np.ndarray, other_person_id: np.ndarray | None = None) -> pa.Table:
+    """The answer-key rows of one system, sorted by record id; `other_person_id` is the person
+    whose identity or identifier a record carries by mistake or deceit (None if none)."""
     order = np.argsort(np.asarray(record_id, dtype=str), kind="stable")
+    other = (np.full(len(order), None, dtype=object) if other_person_id is None
+             else np.asarray(other_person_id, dtype=object))
     return pa.table({
         "system": pa.array([system] * len(order), pa.string()),
         "record_id": pa.array(np.asarray(record_id, dtype=object)[order].tolist(), pa.string()),
         "person_id": pa.array(np.asarray(person_id, dtype=object)[order].tolist(), pa.string()),
         "mess": pa.array(np.asarray(labels, dtype=object)[order].tolist(), pa.string()),
+        "other_person_id": pa.array(other[order].tolist(), pa.string()),
     })
+
+
+def other_person_ids(tables: dict, messy: dict) -> np.ndarray:
+    """Person ids of `messy["_other_person"]` (persons rows, -1 for none) as an object array."""
+    other = messy["_other_person"]
+    pid = tables["persons"]["person_id"]
+    return np.where(other >= 0, pid[np.maximum(other, 0)], None).astype(object)
+
+
+def identity_options(tables: dict, system: str, record_day: np.ndarray) -> dict:
+    """The keyword arguments that switch on person-level mess in `messy_identity`."""
+    return {"traits": tables.get("_traits"), "persons": tables["persons"], "system": system,
+            "record_day": record_day}
 
 
 def lookup(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
@@ -421,7 +438,8 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     # Identity of each record, as this system holds it.
     rows = person_rows(tables, case["person_id"])
     messy, labels = messy_identity(rng, rows, rates, surname_pool=tables["persons"]["surname"],
-                                   ids=("pnc_id", "cro_number"), upper_case=True)
+                                   ids=("pnc_id", "cro_number"), upper_case=True,
+                                   **identity_options(tables, SYSTEM, receipt))
     # Only cases with a recordable offence carry police identifiers at all.
     for col in ("pnc_id", "cro_number"):
         messy[col] = np.where(recordable, messy[col], None)
@@ -553,4 +571,5 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
                 f.write(header_line + "".join(lines[a - s:b - s]))
 
     kept = ev["kept"]
-    return answer_key(SYSTEM, def_id[kept], case["person_id"][kept], labels[kept])
+    return answer_key(SYSTEM, def_id[kept], case["person_id"][kept], labels[kept],
+                      other_person_ids(tables, messy)[kept])

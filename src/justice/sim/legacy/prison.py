@@ -26,7 +26,8 @@ Tables (parents first; keys and what a row is)
                                 simulation never puts more than two in a cell), summed upwards.
     OFFENDERS                   OFFENDER_ID (the person-bearing record). OFFENDER_ID_DISPLAY is
                                 the prison number (``A1234BC``), shared by a root row and its
-                                aliases. Alias rows have ALIAS_OFFENDER_ID = their root row's
+                                aliases (and, rarely, reused on another person's root row).
+                                Alias rows have ALIAS_OFFENDER_ID = their root row's
                                 OFFENDER_ID and carry no bookings. Names upper case, BIRTH_DATE,
                                 SEX_CODE M/F, RACE_CODE the ethnicity as recorded at that
                                 row's reception (justice.sim.legacy.ethnicity: a 2011 census
@@ -79,12 +80,19 @@ Mess (answer key: one row per OFFENDERS row, record_id = str(OFFENDER_ID))
     * duplicate_row: prison numbers are unreliable across custody spells, so with rate
       duplicate_row a later spell is received under a NEW root row with a new prison number
       (later spells follow the newest root);
+    * alias_untied: an alias row whose ALIAS_OFFENDER_ID was never filled (it looks like a root
+      row with no bookings and no identifiers);
+    * prison_number_reused: a root row under another person's prison number (the answer key's
+      other_person_id names that person);
+    * the person-level mess of `messy_identity` with traits (alias and borrowed identities,
+      surname changes from a date, a false DOB given to the prison every time);
     * ethnicity: RACE_CODE is the person's usual code, or NS (not stated), or another code, per
       row at the rates of reference/ethnicity_codes.yaml (no label: truth/persons holds the
       true ethnicity);
     * late_correction: the row's names were corrected after it was created (MODIFY_DATETIME
-      later than CREATE_DATETIME); the stored names are the corrected ones, so name mess that
-      the correction removed is not in the label.
+      later than CREATE_DATETIME); the stored names are the corrected ones (the names in force
+      on the row's day: a surname changed before it stays changed), so name mess that the
+      correction removed is not in the label.
 """
 
 from __future__ import annotations
@@ -107,6 +115,7 @@ from justice.sim.courts import NONE
 from justice.sim.custody import alert_codes
 from justice.sim.legacy import ethnicity
 from justice.sim.legacy.identity import messy_identity, person_rows
+from justice.sim.legacy.magistrates import identity_options
 from justice.sim.people import name_pools
 
 SYSTEM = "prison"
@@ -121,8 +130,12 @@ STAFF_SEED = 20_241_111
 
 # Name mess that a late correction of the names undoes.
 NAME_KINDS = frozenset({"name_typo", "nickname", "name_swap", "surname_change", "whitespace",
-                        "encoding_error"})
-ID_KINDS = frozenset({"pnc_missing", "pnc_bad_check", "cro_missing"})
+                        "encoding_error", "name_variant", "mac_form", "surname_partial",
+                        "initials_only", "forename_middle_swap", "middle_missing", "middle_wrong"})
+ID_KINDS = frozenset({"pnc_missing", "pnc_bad_check", "cro_missing", "pnc_digit_typo",
+                      "cro_digit_typo", "pnc_wrong_person", "cro_wrong_person"})
+# A record given under another identity is not put right by a clerk correcting a spelling.
+DECEIT_KINDS = frozenset({"alias", "borrowed_identity"})
 ALIAS_VARIANTS = ("nickname", "surname_change", "name_typo", "dob_shift")
 ADMISSION_REASON = {"remand": "N", "sentenced": "I", "recall": "L"}
 
@@ -332,25 +345,60 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
     alias_kinds = _alias_variants(rng, rows, np.flatnonzero(is_alias), persons["surname"])
     intended_fore = _upper(rows["forename"])
     intended_sur = _upper(rows["surname"])
+    intended_mid = _upper(rows["middle_name"])
+    options = identity_options(tables, SYSTEM, day)
     messy, labels = messy_identity(rng, rows, rates, surname_pool=persons["surname"],
-                                   ids=("pnc_id", "cro_number"), upper_case=True)
+                                   ids=("pnc_id", "cro_number"), upper_case=True,
+                                   with_postcode=False, **options)
+    deceit = np.array([bool(DECEIT_KINDS & set(x.split(","))) for x in labels.tolist()], bool)
+    # A correction puts right the name in force on the row's day: after a surname change that is
+    # the new surname (a clerk does not restore a name the person no longer uses).
+    renamed = np.zeros(len(day), bool)
+    traits = options["traits"]
+    if traits is not None and "_pos" in rows:
+        change_day = traits.surname_change_day[rows["_pos"]]
+        renamed = (change_day != NONE) & (day >= change_day)
+        intended_sur[renamed] = _upper(traits.new_surname[rows["_pos"][renamed]])
 
-    corrected = rng.random(len(day)) < rates["late_correction"]
+    # A prison number issued again, to another person's record (root rows only).
+    reused = np.r_[rng.random(n_root) < rates["prison_number_reused"], np.zeros(n_alias, bool)]
+    other = messy["_other_person"].copy()
+    if reused.any() and n_root > 1:
+        donor = rng.integers(0, n_root, int(reused.sum()))
+        clash = root_person[donor] == person[reused]
+        donor[clash] = (donor[clash] + 1) % n_root
+        keep_reuse = root_person[donor] != person[reused]
+        idx = np.flatnonzero(reused)
+        reused[idx[~keep_reuse]] = False
+        numbers[idx[keep_reuse]] = numbers[donor[keep_reuse]]
+        other[idx[keep_reuse]] = root_person[donor[keep_reuse]]
+    else:
+        reused[:] = False
+    # Some alias rows were never tied to their main record (ALIAS_OFFENDER_ID left empty).
+    untied = is_alias & (rng.random(len(day)) < rates["alias_untied"])
+
+    corrected = (rng.random(len(day)) < rates["late_correction"]) & ~deceit
     delay = rng.integers(1, 366, len(day))
     modified_day = np.where(corrected, np.maximum(np.minimum(day + delay, end_day), day), NONE)
-    fore, sur = messy["forename"], messy["surname"]
+    fore, sur, mid = messy["forename"], messy["surname"], messy["middle_name"]
     fore[corrected], sur[corrected] = intended_fore[corrected], intended_sur[corrected]
+    mid[corrected] = intended_mid[corrected]
     dup_row = np.r_[root_dup, np.zeros(n_alias, bool)]
     mess_labels = []
     for i, (lab, variant) in enumerate(zip(labels.tolist(), alias_kinds.tolist(), strict=True)):
         kinds = set(lab.split(",")) - {""}
         if corrected[i]:
-            kinds = (kinds - NAME_KINDS) | {"late_correction"}
+            kinds = (kinds - NAME_KINDS) | {"late_correction"} | (
+                {"surname_change"} if renamed[i] else set())
         if is_alias[i]:
             # Identifiers are held on the root row only, so an alias row never "misses" one.
             kinds = (kinds - ID_KINDS) | ({"alias", variant} - {""})
+            if untied[i]:
+                kinds.add("alias_untied")
         if dup_row[i]:
             kinds.add("duplicate_row")
+        if reused[i]:
+            kinds.add("prison_number_reused")
         mess_labels.append(",".join(sorted(kinds)))
 
     # An alias is recorded after the root row it belongs to.
@@ -369,7 +417,7 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
         "BIRTH_DATE": birth, "SEX_CODE": messy["sex"],
         "RACE_CODE": ethnicity.recorded_codes(persons["person_id"][person],
                                               persons["ethnicity"][person], offender_id),
-        "ALIAS_OFFENDER_ID": _nullable(offender_id[root_ref], is_alias),
+        "ALIAS_OFFENDER_ID": _nullable(offender_id[root_ref], is_alias & ~untied),
         "CREATE_DATETIME": create, "MODIFY_DATETIME": modify,
     }
     offenders = {k: np.asarray(v, dtype=object)[order] if isinstance(v, list) else v[order]
@@ -399,6 +447,9 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
         "record_id": pa.array([str(i) for i in offenders["OFFENDER_ID"].tolist()], pa.string()),
         "person_id": pa.array(persons["person_id"][person[order]].tolist(), pa.string()),
         "mess": pa.array(np.asarray(mess_labels, dtype=object)[order].tolist(), pa.string()),
+        "other_person_id": pa.array(
+            np.where(other >= 0, persons["person_id"][np.maximum(other, 0)], None)[order].tolist(),
+            pa.string()),
     })
     spells = {"offender_id": offender_id[root_of_spell], "offender_created": created[root_of_spell]}
     return offenders, identifiers_table, spells, answer

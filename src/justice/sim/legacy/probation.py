@@ -92,6 +92,7 @@ from justice.sim.arrays import rank_within_runs
 from justice.sim.courts import NONE
 from justice.sim.legacy import ethnicity
 from justice.sim.legacy.identity import messy_identity, person_rows
+from justice.sim.legacy.magistrates import identity_options, other_person_ids
 from justice.sources.copybook import Copybook, encode_records, parse_copybook
 
 SYSTEM = "probation"
@@ -287,8 +288,15 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
 
     # ---- identity, once per CRN -------------------------------------------------------------
     rows = person_rows(tables, persons["person_id"][crn_person])
+    # A CRN's identity is the one given when it was first registered (its first event).
+    never = np.iinfo(np.int64).max
+    crn_start = np.full(n_crn, never, dtype=np.int64)
+    np.minimum.at(crn_start, inst_crn, np.where(start == NONE, never, start))
+    crn_start[crn_start == never] = NONE
     idn, labels = messy_identity(rng, rows, rates, surname_pool=persons["surname"],
-                                 ids=("pnc_id", "cro_number"), upper_case=True)
+                                 ids=("pnc_id", "cro_number"), upper_case=True,
+                                 with_postcode=False,
+                                 **identity_options(tables, SYSTEM, crn_start))
     labels = labels.astype(object)
     _add_label(labels, is_dup, "duplicate_row")
     dob = idn["dob"]
@@ -423,4 +431,5 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
         "record_id": pa.array(crn[keep], pa.string()),
         "person_id": pa.array(persons["person_id"][crn_person[keep]], pa.string()),
         "mess": pa.array(labels[keep], pa.string()),
+        "other_person_id": pa.array(other_person_ids(tables, idn)[keep], pa.string()),
     })

@@ -1,0 +1,97 @@
+"""Benchmark: where linkage loses recall and precision, by mess kind and by system pair.
+
+Run: .venv/bin/python benchmarks/link_diagnose.py HOME [HOME ...]
+
+HOME is a linked home with its answer key (e.g. one kept by `benchmarks/link_quality.py --keep`).
+It reads truth/records.parquet and truth/identity/record_mess.parquet to measure only; nothing
+here feeds back into the pipeline. For each home it prints:
+
+* by mess kind: true pairs with that kind on either record, the share of them the index missed,
+  and that kind's share of all missed pairs (a pair with two kinds counts under both); the same
+  for false pairs (two people's records put in one person);
+* by system pair: true pairs, missed, predicted pairs, false.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import duckdb
+
+
+def diagnose(home: Path) -> str:
+    """The two tables for one home, as text."""
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    truth = home / "truth"
+    con.execute(f"""
+        create temp table ev as
+        select l.unique_id, l.system, l.person_id as pred, t.person_id as truth,
+               coalesce(t.mess, '') as mess
+        from wh.linkage.person_links l join read_parquet('{truth / 'records.parquet'}') t
+        using (system, record_id)
+    """)
+    con.execute("""
+        create temp table tp as
+        select a.system as sa, b.system as sb, a.mess as ma, b.mess as mb, a.pred = b.pred as found
+        from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id
+    """)
+    con.execute("""
+        create temp table fp as
+        select a.system as sa, b.system as sb, a.mess as ma, b.mess as mb
+        from ev a join ev b on a.pred = b.pred and a.unique_id < b.unique_id and a.truth <> b.truth
+    """)
+    out = [f"== {home}"]
+    tot_true, tot_missed = con.execute("select count(*), count(*) filter (where not found) from tp").fetchone()
+    tot_pred = con.execute("select count(*) from ev a join ev b on a.pred = b.pred "
+                           "and a.unique_id < b.unique_id").fetchone()[0]
+    tot_false = con.execute("select count(*) from fp").fetchone()[0]
+    out.append(f"true pairs {tot_true:,}, missed {tot_missed:,} (recall {1 - tot_missed / tot_true:.4f}); "
+               f"predicted {tot_pred:,}, false {tot_false:,} (precision {1 - tot_false / tot_pred:.4f})")
+    rows = con.execute("""
+        with k as (
+            select found, unnest(list_distinct(list_filter(string_split(ma || ',' || mb, ','),
+                                                            lambda x: x <> ''))) as kind from tp
+            union all select found, '(no mess on either record)' from tp where ma = '' and mb = ''),
+        f as (
+            select unnest(list_distinct(list_filter(string_split(ma || ',' || mb, ','),
+                                                     lambda x: x <> ''))) as kind from fp
+            union all select '(no mess on either record)' from fp where ma = '' and mb = '')
+        select kind, t.n, t.missed, coalesce(f.n, 0)
+        from (select kind, count(*) as n, count(*) filter (where not found) as missed from k group by kind) t
+        full join (select kind, count(*) as n from f group by kind) f using (kind)
+        order by t.missed desc nulls last, kind
+    """).fetchall()
+    out.append(f"{'mess kind (either record)':32} {'true pairs':>10} {'missed':>8} {'miss %':>7} "
+               f"{'% of missed':>11} {'false':>7} {'% of false':>10}")
+    for kind, n, missed, false in rows:
+        n, missed = n or 0, missed or 0
+        out.append(f"{kind:32} {n:>10,} {missed:>8,} {100 * missed / n if n else 0:>6.1f}% "
+                   f"{100 * missed / tot_missed if tot_missed else 0:>10.1f}% {false:>7,} "
+                   f"{100 * false / tot_false if tot_false else 0:>9.1f}%")
+    out.append("")
+    rows = con.execute("""
+        with t as (select least(sa, sb) as s1, greatest(sa, sb) as s2, count(*) as n,
+                          count(*) filter (where not found) as missed from tp group by all),
+        f as (select least(sa, sb) as s1, greatest(sa, sb) as s2, count(*) as n from fp group by all)
+        select s1, s2, coalesce(t.n, 0), coalesce(t.missed, 0), coalesce(f.n, 0)
+        from t full join f using (s1, s2) order by 4 desc
+    """).fetchall()
+    out.append(f"{'system pair':28} {'true pairs':>10} {'missed':>8} {'recall':>7} {'false':>7}")
+    for s1, s2, n, missed, false in rows:
+        out.append(f"{s1 + '-' + s2:28} {n:>10,} {missed:>8,} {1 - missed / n if n else 1:>7.4f} {false:>7,}")
+    con.close()
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("homes", type=Path, nargs="+")
+    for home in parser.parse_args().homes:
+        print(diagnose(home))
+        print()
+
+
+if __name__ == "__main__":
+    main()
