@@ -45,6 +45,8 @@ RAW = [
     ("C1", "2020-03-05", "20200306", "2020-03-08 09:00:00", "4", "12.5", "TRUE"),
     (" ", "not a date", "2020", "2020-03-07", "1", "x", "1"),
     ("C5", "it's 5/3/2020", "20200306", "2020-03-07 10:11:12", "1", "1", "N"),
+    # a five-digit year: null on both (Spark's try_to_timestamp would raise on it unguarded)
+    ("C6", "05/03/20200", "20200306", "2020-03-07 10:11:12", "1", "1", "N"),
 ]
 
 
@@ -139,17 +141,19 @@ def test_generated_staging_types_rows_and_quarantines_with_reasons_on_duckdb():
     assert got["latest"] == [("C1", dt.datetime(2020, 3, 8, 9), 4), ("C2", dt.datetime(2020, 3, 7, 10, 11, 13), 3),
                              ("C3", None, None)]
     reasons = {locator: (rule, reason) for locator, rule, reason, _ in got["quarantined"]}
-    assert reasons["line 4"] == ("invalid_date", "Listed '20200230' is not a date in %Y%m%d form; "
+    assert reasons["line 4"] == ("invalid_date", ("Listed '20200230' is not a date in %Y%m%d form; "
                                  "Updated '2020-13-01 00:00:00' is not a date and time in %Y-%m-%d %H:%M:%S "
                                  "form; Defendant's count 'three' is not a whole number; Fine '1,5' is not a "
-                                 "number; Bail 'maybe' is not yes or no")
+                                 "number; Bail 'maybe' is not yes or no"))
     # the first broken rule is the first field's; every reason is kept
-    assert reasons["line 6"] == ("missing_required", "Case Ref is required but empty; Received 'not a date' is "
+    assert reasons["line 6"] == ("missing_required", ("Case Ref is required but empty; Received 'not a date' is "
                                  "not a date in %Y-%m-%d or %d/%m/%Y or %d %B %Y or %d-%b-%Y form; Listed '2020' "
                                  "is not a date in %Y%m%d form; Updated '2020-03-07' is not a date and time in "
-                                 "%Y-%m-%d %H:%M:%S form; Fine 'x' is not a number")
-    assert reasons["line 7"] == ("invalid_date", "Received 'it's 5/3/2020' is not a date in %Y-%m-%d or "
-                                 "%d/%m/%Y or %d %B %Y or %d-%b-%Y form")
+                                 "%Y-%m-%d %H:%M:%S form; Fine 'x' is not a number"))
+    assert reasons["line 8"] == ("invalid_date", ("Received '05/03/20200' is not a date in %Y-%m-%d or "
+                                 "%d/%m/%Y or %d %B %Y or %d-%b-%Y form"))
+    assert reasons["line 7"] == ("invalid_date", ("Received 'it's 5/3/2020' is not a date in %Y-%m-%d or "
+                                 "%d/%m/%Y or %d %B %Y or %d-%b-%Y form"))
 
 
 @pytest.mark.spark

@@ -48,6 +48,8 @@ _SPARK_DIRECTIVES = {
     "b": ("MMM", "MMM"),
 }
 _NUMERIC = frozenset("YmdHMS")
+# A one-letter year in a Spark pattern (outside quoted text, which holds no unquoted letters).
+_LENIENT_YEAR = re.compile(r"(?<![y'])y(?![y'])")
 _DIRECTIVE = re.compile(r"%(.)|[^%]+|%$")
 
 
@@ -135,7 +137,15 @@ class SparkDialect(Dialect):
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
     def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
-        parsed = [f"try_to_timestamp({value}, {self.literal(spark_datetime_pattern(x))})" for x in formats]
+        parsed = []
+        for fmt in formats:
+            pattern = spark_datetime_pattern(fmt)
+            parse = f"try_to_timestamp({value}, {self.literal(pattern)})"
+            if _LENIENT_YEAR.search(pattern):
+                # try_to_timestamp raises, not nulls, on a year past 9999 read by a lenient `y`
+                # (05/03/20200); no value of such a format holds five digits in a row.
+                parse = f"case when {value} rlike '[0-9]{{5}}' then null else {parse} end"
+            parsed.append(parse)
         return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
 
     def as_date(self, timestamp: str) -> str:
