@@ -8,9 +8,10 @@
     ({{ end_date }} - {{ start_date }})
 {%- endmacro %}
 
-{# Spark: subtracting dates gives an interval, not a number; datediff counts days. #}
+{# Spark: subtracting dates gives an interval, not a number; datediff counts days (as an int:
+   cast to DuckDB's bigint so both engines' tables have one type). #}
 {% macro spark__days_between(start_date, end_date) -%}
-    datediff({{ end_date }}, {{ start_date }})
+    cast(datediff({{ end_date }}, {{ start_date }}) as bigint)
 {%- endmacro %}
 
 {# Age in whole years on `on_date` of someone born on `birth_date`: the years between, less one
