@@ -445,7 +445,7 @@ def link_review(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List pairs in the uncertainty band awaiting a clerical decision."""
-    from justice.link.run import open_warehouse, require_links
+    from justice.link.warehouse import open_warehouse, require_links
 
     con = open_warehouse(_settings(home), read_only=True)
     try:
@@ -480,7 +480,7 @@ def link_decide(
     home: HomeOption = None,
 ) -> None:
     """Store a reviewer's decision on a pair; every later `justice link` honours it."""
-    from justice.link.run import record_decision
+    from justice.link.clerical import record_decision
 
     record_decision(_settings(home), record, other, "match" if match else "non_match", reviewer, note)
     console.print(f"recorded: {record} and {other} {'are' if match else 'are not'} the same person; "

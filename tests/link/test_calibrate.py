@@ -20,7 +20,8 @@ from justice.errors import ConfigError, TransformError
 from justice.link import calibrate as cal
 from justice.link import model as mdl
 from justice.link.evaluate import evaluate
-from justice.link.run import constraints, open_warehouse
+from justice.link.persons import constraints
+from justice.link.warehouse import open_warehouse
 
 runner = CliRunner()
 
@@ -111,7 +112,7 @@ def test_the_clerical_sample_is_stratified_reproducible_and_only_undecided_pairs
     full = [n for _, n, pairs, _ in bands if n < pairs]
     assert full and max(full) - min(full) <= 1
     # Pairs a hard-negative rule or two different valid PNC IDs already settle are not sampled.
-    from justice.link.run import _hard_negative_sql
+    from justice.link.persons import hard_negative_sql as _hard_negative_sql
 
     rules = constraints(mdl.load_model_spec())
     assert _q(settings, f"""select count(*) from linkage.clerical_sample s join

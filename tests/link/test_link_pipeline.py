@@ -13,9 +13,11 @@ from justice.errors import ConfigError, TransformError
 from justice.identifiers import pnc_check_char
 from justice.link import cluster as clustering
 from justice.link import model as mdl
+from justice.link.clerical import record_decision
 from justice.link.evaluate import evaluate
-from justice.link.run import link, open_warehouse, record_decision
+from justice.link.run import link
 from justice.link.standardise import load_sources
+from justice.link.warehouse import open_warehouse
 
 
 def _q(settings, sql: str, params=None) -> list[tuple]:

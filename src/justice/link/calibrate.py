@@ -107,7 +107,8 @@ def parameters_digest(model: dict) -> str:
 def _frame(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
     """`_frame`: the scored pairs the threshold decides (not kept apart by a hard-negative rule or
     by two different valid identifiers, and with no clerical decision)."""
-    from justice.link.run import _hard_negative_sql, constraints
+    from justice.link.persons import constraints
+    from justice.link.persons import hard_negative_sql as _hard_negative_sql
 
     rules = constraints(spec)
     # Two values one keying error apart are one id mistyped, not two people (cluster.keying_error).
@@ -331,7 +332,7 @@ def sample_file(home: Path) -> Path:
 
 
 def _sample_fits(con: duckdb.DuckDBPyConnection, model: dict) -> bool:
-    from justice.link.run import _exists
+    from justice.link.warehouse import table_exists as _exists
 
     if not _exists(con, "linkage", "clerical_sample"):
         return False
@@ -345,7 +346,8 @@ def run_calibration(settings, *, labels: Path | None = None, clerk: str = "cleri
     """Draw the clerical sample if there is none for the current model, take labels (a clerks'
     file, or the simulated clerk in a simulated world), and once every pair is labelled choose
     the threshold, save it as a new model version and re-cluster the index at it."""
-    from justice.link.run import link, open_warehouse, require_links
+    from justice.link.run import link
+    from justice.link.warehouse import open_warehouse, require_links
 
     loaded = mdl.load_model(settings.home)
     if loaded is None:

@@ -1,0 +1,211 @@
+"""Records into persons in the warehouse: the model spec's clustering rules (`constraints`), the
+edges and cannot-links read from `linkage.pairs`, `linkage.records` and the clerical decisions,
+and the stable person ids written to `linkage.person_links` and `linkage.person_id_changes`.
+
+The graph work itself (components, constrained clustering, stable ids) is in cluster.py."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from justice.link import cluster as clustering
+from justice.link.warehouse import table_exists
+
+
+def constraints(spec: dict) -> dict:
+    """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`, and
+    `identifier_links` (identifiers whose valid exact agreement is an edge of its own)."""
+    return {"never_link": list(spec.get("never_link", []) or []),
+            "hard_negatives": list(spec.get("hard_negatives", []) or []),
+            "identifier_links": list(spec.get("identifier_links", []) or [])}
+
+
+def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
+    """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
+    `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
+    every model link is placed first and an identifier link only where it conflicts with none)."""
+    parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
+                        {float(weight)}::double as weight, 'same {rule["column"]}' as basis,
+                        '{rule["column"]}:' || l.{rule["column"]} as value
+                 from linkage.records l join linkage.records r
+                 on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
+                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule in rules]
+    return " union all ".join(parts) if parts else (
+        "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
+        "null::varchar as basis, null::varchar as value where false")
+
+
+def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray, id_right: np.ndarray,
+               id_value: np.ndarray) -> np.ndarray:
+    """Which identifier edges to keep: those joining two groups of records (the components of the
+    other edges) where each group is one record or holds the shared value on two records or more.
+    A value keyed once by mistake (another person's PNC ID) or given with a borrowed identity sits
+    on one record of a group that the names hold together; joining on it would merge two people.
+    An alias record alone, or two groups of one person that both carry the id, join."""
+    if not len(id_left):
+        return np.zeros(0, bool)
+    comp = clustering.components(n, left, right)
+    size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
+    holders: dict[tuple[int, str], set[int]] = {}
+    for a, b, v in zip(id_left.tolist(), id_right.tolist(), id_value.tolist()):
+        holders.setdefault((int(comp[a]), v), set()).add(a)
+        holders.setdefault((int(comp[b]), v), set()).add(b)
+    keep = np.zeros(len(id_left), bool)
+    for i, (a, b, v) in enumerate(zip(id_left.tolist(), id_right.tolist(), id_value.tolist())):
+        ca, cb = int(comp[a]), int(comp[b])
+        keep[i] = ca == cb or all(size[c] == 1 or len(holders[(c, v)]) >= 2 for c in (ca, cb))
+    return keep
+
+
+def hard_negative_sql(rules: list[dict]) -> str:
+    """Scored pairs that a hard-negative rule says are different people, with the rule's name."""
+    if not rules:
+        return "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::varchar as rule where false"
+    parts = [f"""select p.unique_id_l, p.unique_id_r, '{r["name"].replace("'", "''")}' as rule
+                from linkage.pairs p join linkage.records l on l.unique_id = p.unique_id_l
+                join linkage.records r on r.unique_id = p.unique_id_r where {r["sql"]}""" for r in rules]
+    return " union all ".join(parts)
+
+
+def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict) -> dict:
+    """Cluster linkage.records by linkage.pairs at `threshold` (plus system aliases and clerical
+    decisions), under the constraints of `rules` (see `constraints`), without writing anything.
+    Returns the nodes' unique ids (sorted), their cluster labels and the edges used.
+
+    A pair a hard-negative rule matches is not an edge and may not share a cluster, unless a
+    reviewer decided it is a match."""
+    never_link = rules.get("never_link", [])
+    nodes = con.sql("select unique_id from linkage.records order by unique_id").to_arrow_table()
+    uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
+    n = len(uid)
+    con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
+    try:
+        edges = con.sql(f"""
+            with decided as (select * from linkage.clerical_decisions),
+            hard as ({hard_negative_sql(rules.get("hard_negatives", []))}),
+            model as (
+                select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
+                where match_weight >= {float(threshold)}
+                  and not exists (select 1 from decided d where d.decision = 'non_match'
+                                  and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)
+                  and not exists (select 1 from hard h
+                                  where h.unique_id_l = p.unique_id_l and h.unique_id_r = p.unique_id_r)),
+            alias as (
+                select least(unique_id, same_as) as unique_id_l, greatest(unique_id, same_as) as unique_id_r,
+                       'Infinity'::double as weight, 'system alias' as basis
+                from linkage.records where same_as is not null),
+            clerical as (
+                select unique_id_l, unique_id_r, 'Infinity'::double, 'clerical' from decided where decision = 'match')
+            select a.node as l, b.node as r, e.weight, e.basis
+            from (select * from model union all select * from alias union all select * from clerical) e
+            join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
+        """).fetchnumpy()
+        cannot = con.sql(f"""
+            with pairs as (
+                select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
+                union
+                select unique_id_l, unique_id_r from ({hard_negative_sql(rules.get("hard_negatives", []))}) h
+                where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
+                                  and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
+            select a.node, b.node from pairs d
+            join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
+    finally:
+        con.unregister("_nodes")
+    left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
+    weight = np.asarray(edges["weight"], dtype=np.float64)
+    basis = np.asarray(edges["basis"], dtype=object)
+    if rules.get("identifier_links"):
+        con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
+        try:
+            ident = con.sql(f"""
+                with i as ({_identifier_edges_sql(rules["identifier_links"], threshold)})
+                select a.node as l, b.node as r, i.weight, i.basis, i.value from i
+                join _nodes a on a.unique_id = i.unique_id_l join _nodes b on b.unique_id = i.unique_id_r
+                where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'non_match'
+                                  and d.unique_id_l = least(i.unique_id_l, i.unique_id_r)
+                                  and d.unique_id_r = greatest(i.unique_id_l, i.unique_id_r))""").fetchnumpy()
+        finally:
+            con.unregister("_nodes")
+        il, ir = ident["l"].astype(np.int64), ident["r"].astype(np.int64)
+        keep = _supported(n, left, right, il, ir, np.asarray(ident["value"], dtype=object))
+        left, right = np.concatenate([left, il[keep]]), np.concatenate([right, ir[keep]])
+        weight = np.concatenate([weight, np.asarray(ident["weight"], dtype=np.float64)[keep]])
+        basis = np.concatenate([basis, np.asarray(ident["basis"], dtype=object)[keep]])
+    cann = list(cannot.values())
+    keys = []
+    for rule in never_link:
+        col, valid = rule["column"], rule.get("valid")
+        cond = f"case when {valid} then {col} end" if valid else col
+        vals = con.sql(f"select {cond} as v from linkage.records order by unique_id").fetchnumpy()["v"]
+        keys.append(np.array(vals.tolist(), dtype=object))
+    labels = clustering.cluster(n, left, right, weight, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
+            "basis": basis}
+
+
+def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
+                       rules: dict) -> tuple[int, int]:
+    """Cluster the records at `threshold` and write `linkage.person_links` with stable person ids and this run's `linkage.person_id_changes`; returns (links, persons)."""
+    c = cluster_labels(con, threshold, rules)
+    uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
+    n = len(uid)
+    edges = {"basis": c["basis"]}
+    con.register("_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()), "node": pa.array(np.arange(n))}))
+    previous = np.full(n, None, dtype=object)
+    next_serial = 1
+    if table_exists(con, "linkage", "person_links"):
+        prev = con.sql("select n.node, p.person_id from linkage.person_links p "
+                           "join _nodes n using (unique_id)").fetchnumpy()
+        previous[prev["node"].astype(np.int64)] = prev["person_id"].astype(object)
+        top = con.execute(f"select max(try_cast(substr(person_id, {len(clustering.PERSON_PREFIX) + 1}) as bigint)) "
+                          "from linkage.person_links").fetchall()[0][0]
+        if table_exists(con, "linkage", "person_id_changes"):
+            top_c = con.execute(f"select max(try_cast(substr(old_person_id, {len(clustering.PERSON_PREFIX) + 1}) "
+                                "as bigint)) from linkage.person_id_changes").fetchall()[0][0]
+            top = max(top or 0, top_c or 0)
+        next_serial = (top or 0) + 1
+    ids, changes, _ = clustering.stable_ids(labels, previous, next_serial)
+
+    # Evidence per record: the links that hold it in its cluster.
+    kept = labels[left] == labels[right]
+    ev_node = np.concatenate([left[kept], right[kept]])
+    ev_w = np.concatenate([weight[kept], weight[kept]])
+    ev_basis = np.concatenate([edges["basis"][kept], edges["basis"][kept]]).astype(object)
+    con.register("_labels", pa.table({"node": pa.array(np.arange(n)), "cluster": pa.array(labels),
+                                      "person_id": pa.array(ids.tolist(), pa.string())}))
+    con.register("_evidence", pa.table({"node": pa.array(ev_node), "weight": pa.array(ev_w),
+                                        "basis": pa.array(ev_basis.tolist(), pa.string())}))
+    con.execute("""
+        create or replace table linkage.person_links as
+        with ev as (
+            select node, count(*) as links,
+                   max(weight) filter (where isfinite(weight)) as best_match_weight,
+                   list(distinct basis order by basis) as bases
+            from _evidence group by node),
+        per_cluster as (
+            select l.cluster, count(*) as cluster_size,
+                   list(distinct r.system order by r.system) as cluster_systems
+            from _labels l join _nodes n using (node) join linkage.records r using (unique_id)
+            group by l.cluster),
+        weakest as (
+            select l.cluster, min(e.weight) filter (where isfinite(e.weight)) as weakest_link_weight
+            from _evidence e join _labels l using (node) group by l.cluster)
+        select r.system, r.record_id, r.unique_id, l.person_id,
+               c.cluster_size, c.cluster_systems,
+               coalesce(ev.links, 0) as links,
+               ev.best_match_weight, w.weakest_link_weight,
+               case when ev.bases is null then 'unlinked' else array_to_string(ev.bases, ', ') end as linked_by
+        from linkage.records r join _nodes n using (unique_id) join _labels l using (node)
+        join per_cluster c using (cluster) left join ev using (node) left join weakest w using (cluster)
+        order by r.unique_id
+    """)
+    con.execute("""create table if not exists linkage.person_id_changes (
+        run_id varchar, old_person_id varchar, new_person_id varchar, reason varchar)""")
+    if changes:
+        con.executemany("insert into linkage.person_id_changes values (?, ?, ?, ?)",
+                        [[run_id, o, nw, r] for o, nw, r in changes])
+    for t in ("_nodes", "_labels", "_evidence"):
+        con.unregister(t)
+    return int(kept.sum()), len(np.unique(labels))

@@ -1,0 +1,36 @@
+"""The warehouse as linkage opens it, and the checks that the linkage tables are there.
+
+Unlike justice.warehouse.connect, linkage attaches the file to an in-memory DuckDB, so that
+Splink's working tables never land in the warehouse."""
+
+from __future__ import annotations
+
+import duckdb
+
+from justice.errors import ConfigError, TransformError
+from justice.settings import Settings
+
+
+def open_warehouse(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the warehouse attached as `wh` and in use.
+
+    Splink's working tables then live in memory, not in the warehouse file."""
+    path = settings.warehouse_path
+    if not path.exists():
+        raise ConfigError(f"no warehouse at {path}: run `justice ingest` first")
+    con = duckdb.connect()
+    con.execute(f"attach '{path}' as wh {'(read_only)' if read_only else ''}").fetchall()
+    con.execute("use wh").fetchall()
+    return con
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether the attached warehouse holds `schema`.`table`."""
+    return con.execute("select count(*) from information_schema.tables where table_catalog = 'wh' "
+                       "and table_schema = ? and table_name = ?", [schema, table]).fetchall()[0][0] > 0
+
+
+def require_links(con: duckdb.DuckDBPyConnection) -> None:
+    """Raise a clear error when the warehouse holds no linkage yet."""
+    if not table_exists(con, "linkage", "person_links"):
+        raise TransformError("no linkage yet: run `justice link` first")
