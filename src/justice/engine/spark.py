@@ -55,6 +55,9 @@ def spark_settings(settings: Settings) -> dict[str, str]:
         # Local mode's default of 200 shuffle partitions is for clusters; a cluster's conf file
         # sets its own.
         "spark.sql.shuffle.partitions": "8",
+        # Local mode runs everything in the driver, whose default heap (1 GB) runs out copying a
+        # 100,000-person world's staging; a cluster's conf file sizes its own.
+        "spark.driver.memory": "4g",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }

@@ -38,6 +38,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     skip = ("*.py", "__pycache__", "target", "logs", *(() if analytics else ANALYTICS))
     shutil.copytree(package, target, ignore=shutil.ignore_patterns(*skip))
     present = set(raw_tables)
+    dialect = profile["type"]  # the generated staging SQL is written in the engine's dialect
     sources, systems = [], {}
     models = target / "models"
     for sub in ("staging", "quarantine", "audit", "core", "marts"):  # git keeps no empty folders
@@ -54,14 +55,14 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
             sources.append({"name": name})
             folder = models / "staging" / spec.system
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{name}__checked.sql").write_text(checked_sql(spec, table))
-            (folder / f"{name}.sql").write_text(staged_sql(spec, table))
+            (folder / f"{name}__checked.sql").write_text(checked_sql(spec, table, dialect))
+            (folder / f"{name}.sql").write_text(staged_sql(spec, table, dialect))
             if table.record_key:
                 (folder / f"{name}__latest.sql").write_text(latest_sql(spec, table))
             qfolder = models / "quarantine"
             qfolder.mkdir(parents=True, exist_ok=True)
             (qfolder / f"q_{name}.sql").write_text(
-                "{{ config(alias='" + name + "') }}\n" + quarantined_sql(spec, table))
+                "{{ config(alias='" + name + "') }}\n" + quarantined_sql(spec, table, dialect))
             tables.append(name)
         has_rejects = f"{spec.system}__rejects" in present
         if has_rejects:
