@@ -112,11 +112,11 @@ def test_the_clerical_sample_is_stratified_reproducible_and_only_undecided_pairs
     full = [n for _, n, pairs, _ in bands if n < pairs]
     assert full and max(full) - min(full) <= 1
     # Pairs a hard-negative rule or two different valid PNC IDs already settle are not sampled.
-    from justice.link.persons import hard_negative_sql as _hard_negative_sql
+    from justice.link.persons import hard_negative_sql
 
     rules = constraints(mdl.load_model_spec())
     assert _q(settings, f"""select count(*) from linkage.clerical_sample s join
-                           ({_hard_negative_sql(rules["hard_negatives"])}) h using (unique_id_l, unique_id_r)""")[0][0] == 0
+                           ({hard_negative_sql(rules["hard_negatives"])}) h using (unique_id_l, unique_id_r)""")[0][0] == 0
     # Two valid PNC IDs one keying error apart are one id mistyped (cluster.keying_error): the
     # threshold decides those pairs, so they may be sampled; ids further apart may not.
     assert _q(settings, """select count(*) from linkage.clerical_sample s

@@ -107,8 +107,7 @@ def parameters_digest(model: dict) -> str:
 def _frame(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
     """`_frame`: the scored pairs the threshold decides (not kept apart by a hard-negative rule or
     by two different valid identifiers, and with no clerical decision)."""
-    from justice.link.persons import constraints
-    from justice.link.persons import hard_negative_sql as _hard_negative_sql
+    from justice.link.persons import constraints, hard_negative_sql
 
     rules = constraints(spec)
     # Two values one keying error apart are one id mistyped, not two people (cluster.keying_error).
@@ -118,7 +117,7 @@ def _frame(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
     con.execute(f"""
         create or replace temp table _frame as
         with settled as (
-            select unique_id_l, unique_id_r from ({_hard_negative_sql(rules["hard_negatives"])}) h
+            select unique_id_l, unique_id_r from ({hard_negative_sql(rules["hard_negatives"])}) h
             union select unique_id_l, unique_id_r from linkage.clerical_decisions),
         scored as (
             select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability
@@ -332,9 +331,9 @@ def sample_file(home: Path) -> Path:
 
 
 def _sample_fits(con: duckdb.DuckDBPyConnection, model: dict) -> bool:
-    from justice.link.warehouse import table_exists as _exists
+    from justice.link.warehouse import table_exists
 
-    if not _exists(con, "linkage", "clerical_sample"):
+    if not table_exists(con, "linkage", "clerical_sample"):
         return False
     digests = con.execute(f"select distinct parameters from {SAMPLE}").fetchall()
     return digests == [(parameters_digest(model),)]
