@@ -15,11 +15,12 @@
 {%- endmacro %}
 
 {# Age in whole years on `on_date` of someone born on `birth_date`: the years between, less one
-   if the birthday has not come yet that year (the same arithmetic on every engine). #}
+   if the birthday has not come yet that year (the same arithmetic on every engine; a bigint on
+   both, where Spark's year() alone gives an int). #}
 {% macro age_in_years(birth_date, on_date) -%}
-    (year({{ on_date }}) - year({{ birth_date }})
+    cast(year({{ on_date }}) - year({{ birth_date }})
         - case when month({{ on_date }}) * 100 + day({{ on_date }})
-                    < month({{ birth_date }}) * 100 + day({{ birth_date }}) then 1 else 0 end)
+                    < month({{ birth_date }}) * 100 + day({{ birth_date }}) then 1 else 0 end as bigint)
 {%- endmacro %}
 
 {# A date as ISO text (YYYY-MM-DD): casting a date to text gives it on every engine. #}
