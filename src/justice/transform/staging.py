@@ -48,7 +48,8 @@ _SPARK_DIRECTIVES = {
     "b": ("MMM", "MMM"),
 }
 _NUMERIC = frozenset("YmdHMS")
-# A one-letter year in a Spark pattern (outside quoted text, which holds no unquoted letters).
+# A one-letter year in a Spark pattern (a y inside quoted literal text may match too: that only
+# adds the five-digit guard, which no value of such a format needs to pass).
 _LENIENT_YEAR = re.compile(r"(?<![y'])y(?![y'])")
 _DIRECTIVE = re.compile(r"%(.)|[^%]+|%$")
 
