@@ -80,6 +80,6 @@ def test_the_reconciliation_test_fails_when_a_row_goes_missing(home):
     con.execute("create table raw.items_copy as select * from raw.lines__items")
     con.execute("create or replace view raw.lines__items as select * from raw.items_copy where key <> '2'")
     con.close()
-    project = write_project(home, [SPEC], tables, profile=engine_for(home).dbt_profile())
+    project = write_project(home, [SPEC], tables, engine=engine_for(home))
     with pytest.raises(TransformError, match="reconciles"):
         run_dbt(project, "build")

@@ -8,17 +8,12 @@ import re
 import duckdb
 import pytest
 
+from justice.engine.base import SQLDialect
+from justice.engine.duckdb import DuckDBSQL
+from justice.engine.spark import SparkSQL, spark_datetime_pattern
 from justice.errors import ConfigError
 from justice.sources.spec import parse_spec
-from justice.transform.staging import (
-    SparkDialect,
-    checked_sql,
-    dialect_for,
-    latest_sql,
-    quarantined_sql,
-    spark_datetime_pattern,
-    staged_sql,
-)
+from justice.transform.staging import checked_sql, latest_sql, quarantined_sql, staged_sql
 
 SPEC = parse_spec({"system": "court", "format": "csv", "files": "*.csv", "tables": [
     {"name": "cases", "record_key": ["case_ref"], "cursor_field": "updated_at", "fields": [
@@ -74,16 +69,14 @@ def test_a_format_spark_cannot_parse_the_same_way_is_a_clear_error_naming_spec_a
                                      "format": "%d/%m/%y"}]}]}, "specs/old.yaml")
     with pytest.raises(ConfigError, match=r"specs/old.yaml: field seen_on \(When\): format '%d/%m/%y': "
                                           r"%y has no Spark equivalent.*staging on spark cannot parse it"):
-        checked_sql(spec, spec.tables[0], dialect="spark")
+        checked_sql(spec, spec.tables[0], dialect=SparkSQL())
     assert "try_strptime(" in checked_sql(spec, spec.tables[0])  # DuckDB reads %y itself
-    with pytest.raises(ConfigError, match="no staging SQL dialect for engine 'oracle': choose one of duckdb, spark"):
-        dialect_for("oracle")
 
 
 def test_spark_literals_escape_quotes_and_backslashes():
     # Spark reads 'a''b' as two literals joined ('ab') and backslashes as escapes.
-    assert SparkDialect().literal("Defendant's \\d") == "'Defendant\\'s \\\\d'"
-    assert dialect_for("duckdb").literal("Defendant's \\d") == "'Defendant''s \\d'"
+    assert SparkSQL().literal("Defendant's \\d") == "'Defendant\\'s \\\\d'"
+    assert DuckDBSQL().literal("Defendant's \\d") == "'Defendant''s \\d'"
 
 
 def _render(sql: str, tables: dict[str, str]) -> str:
@@ -91,7 +84,7 @@ def _render(sql: str, tables: dict[str, str]) -> str:
     return re.sub(r"\{\{ (?:source\('raw', |ref\()'([a-z_]+)'\) \}\}", lambda m: tables[m.group(1)], sql)
 
 
-def _models(dialect: str) -> list[tuple[str, str]]:
+def _models(dialect: SQLDialect) -> list[tuple[str, str]]:
     """(view name, SQL) of the checked, staged, latest and quarantine models, in build order."""
     table = SPEC.tables[0]
     names = {"court__cases": "raw_cases", "court__cases__checked": "checked", "court__cases__latest": "latest"}
@@ -121,7 +114,7 @@ def _on_duckdb() -> dict[str, list[tuple]]:
     con = duckdb.connect()
     con.execute(f"create table raw_cases ({', '.join(c + ' varchar' for c in COLUMNS)})")
     con.executemany(f"insert into raw_cases values ({', '.join('?' * len(COLUMNS))})", _raw_rows())
-    for name, sql in _models("duckdb"):
+    for name, sql in _models(DuckDBSQL()):
         con.execute(f"create view {name} as {sql}")
     return {name: con.execute(query).fetchall() for name, query in QUERIES.items()}
 
@@ -165,7 +158,7 @@ def test_generated_staging_gives_the_same_rows_on_spark_as_on_duckdb(tmp_path):
     spark = spark_engine.session(settings)
     try:
         spark.createDataFrame(_raw_rows(), list(COLUMNS)).createOrReplaceTempView("raw_cases")
-        for name, sql in _models("spark"):
+        for name, sql in _models(SparkSQL()):
             spark.sql(f"create or replace temp view {name} as {sql}")
         got = {name: [tuple(r) for r in spark.sql(query).collect()] for name, query in QUERIES.items()}
     finally:

@@ -15,10 +15,52 @@ from justice.settings import Settings
 Progress = Callable[[str, int, int], None]
 
 
+class SQLDialect(ABC):
+    """The SQL that differs by engine in the staging models generated from source specs
+    (justice.transform.staging); each engine's module has its own."""
+
+    name: str = ""
+
+    @abstractmethod
+    def literal(self, text: str) -> str:
+        """A string literal holding `text`."""
+
+    @abstractmethod
+    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
+        """The timestamp `value` holds in the first of `formats` (strftime style, as the specs
+        write them) it matches, else null. ValueError names a format the engine cannot read."""
+
+    @abstractmethod
+    def as_date(self, timestamp: str) -> str:
+        """The date of a timestamp expression."""
+
+    @abstractmethod
+    def failure(self, rule: str, field: str, reason: str) -> str:
+        """One broken rule (rule, field, reason SQL) as a struct."""
+
+    @abstractmethod
+    def failures(self, items: list[str]) -> str:
+        """The broken rules of a row: the non-null items (each a struct or null)."""
+
+    @abstractmethod
+    def count(self, failures: str) -> str:
+        """How many rules a list of failures holds."""
+
+    @abstractmethod
+    def first_rule(self, failures: str) -> str:
+        """The rule of the first failure."""
+
+    @abstractmethod
+    def reasons(self, failures: str) -> str:
+        """Every reason of the list, joined by '; '."""
+
+
 class Engine(ABC):
     """A query engine over the lake and the tables the steps build."""
 
     name: str = ""
+    sql_dialect: SQLDialect
+    """How the staging SQL generated from source specs is written for this engine."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -10,14 +10,56 @@ import pyarrow as pa
 
 from justice import warehouse
 from justice.engine import lake
-from justice.engine.base import Engine, Progress
+from justice.engine.base import Engine, Progress, SQLDialect
 from justice.engine.dbt import run_dbt_process
+
+
+class DuckDBSQL(SQLDialect):
+    """DuckDB's SQL: list literals and lambdas, strptime formats as the specs write them."""
+
+    name = "duckdb"
+
+    def literal(self, text: str) -> str:
+        """A string literal: quotes doubled, backslashes as they are."""
+        return "'" + text.replace("'", "''") + "'"
+
+    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
+        """The timestamp `value` holds in the first of `formats` it matches, else null."""
+        if len(formats) == 1:
+            return f"try_strptime({value}, {self.literal(formats[0])})"
+        return f"try_strptime({value}, [{', '.join(self.literal(x) for x in formats)}])"
+
+    def as_date(self, timestamp: str) -> str:
+        return f"{timestamp}::date"
+
+    def failure(self, rule: str, field: str, reason: str) -> str:
+        """One broken rule (rule, field, reason SQL) as a struct."""
+        return f"{{'rule': {self.literal(rule)}, 'field': {self.literal(field)}, 'reason': {reason}}}"
+
+    def failures(self, items: list[str]) -> str:
+        """The broken rules of a row: the non-null items (each a struct or null)."""
+        body = ",\n".join(items) if items else "        null"
+        return f"list_filter([\n{body}\n    ], lambda x: x is not null)"
+
+    def count(self, failures: str) -> str:
+        return f"len({failures})"
+
+    def first_rule(self, failures: str) -> str:
+        return f"{failures}[1].rule"
+
+    def reasons(self, failures: str) -> str:
+        """Every reason of the list, joined by '; '."""
+        return f"array_to_string(list_transform({failures}, lambda x: x.reason), '; ')"
+
+
+DUCKDB_SQL = DuckDBSQL()
 
 
 class DuckDBEngine(Engine):
     """DuckDB: dbt-duckdb in a child process, Splink's DuckDB API, views over the lake."""
 
     name = "duckdb"
+    sql_dialect = DUCKDB_SQL
 
     def refresh_raw_views(self, specs: Iterable) -> list[str]:
         declared = lake.declared_columns(specs)

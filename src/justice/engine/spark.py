@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from justice import warehouse
 from justice.engine import lake
-from justice.engine.base import Engine, Progress
+from justice.engine.base import Engine, Progress, SQLDialect
 from justice.engine.dbt import run_dbt_here
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
@@ -51,6 +51,9 @@ def spark_settings(settings: Settings) -> dict[str, str]:
         # A field added to a spec after earlier loads: files of one table differ in columns.
         "spark.sql.parquet.mergeSchema": "true",
         "spark.sql.sources.default": "parquet",
+        # Inferring constraints through the generated staging views' many case expressions took
+        # minutes to plan one view (probation's latest versions); the models do not need it.
+        "spark.sql.constraintPropagation.enabled": "false",
         "spark.sql.legacy.createHiveTableByDefault": "false",
         # Local mode's default of 200 shuffle partitions is for clusters; a cluster's conf file
         # sets its own.
@@ -111,10 +114,112 @@ def _string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# strftime directives a spec may use, with the Spark datetime pattern letters for each: the
+# lenient form (one letter: one or more digits, as DuckDB's strptime reads) and the fixed-width
+# form, needed when another number follows with no separator (yyyyMMdd), where Spark cannot tell
+# where a variable-width number ends.
+_SPARK_DIRECTIVES = {
+    "Y": ("y", "yyyy"),
+    "m": ("M", "MM"),
+    "d": ("d", "dd"),
+    "H": ("H", "HH"),
+    "M": ("m", "mm"),
+    "S": ("s", "ss"),
+    "B": ("MMMM", "MMMM"),
+    "b": ("MMM", "MMM"),
+}
+_NUMERIC = frozenset("YmdHMS")
+# A one-letter year in a Spark pattern (a y inside quoted literal text may match too: that only
+# adds the five-digit guard, which no value of such a format needs to pass).
+_LENIENT_YEAR = re.compile(r"(?<![y'])y(?![y'])")
+_DIRECTIVE = re.compile(r"%(.)|[^%]+|%$")
+
+
+def spark_datetime_pattern(fmt: str) -> str:
+    """The Spark datetime pattern that parses what DuckDB's strptime parses with `fmt`.
+
+    >>> spark_datetime_pattern("%d/%m/%Y")
+    'd/M/y'
+
+    Raises ValueError naming the directive when `fmt` uses one without a Spark equivalent here
+    (%y: DuckDB and Spark read two-digit years into different centuries)."""
+    parts = [(m.group(1), m.group(0)) for m in _DIRECTIVE.finditer(fmt)]
+    out = []
+    for i, (directive, text) in enumerate(parts):
+        if directive is None:
+            if text == "%":
+                raise ValueError(f"format {fmt!r} ends with a lone %")
+            out.append(_spark_literal_text(text))
+        elif directive == "%":
+            out.append(_spark_literal_text("%"))
+        elif directive in _SPARK_DIRECTIVES:
+            lenient, fixed = _SPARK_DIRECTIVES[directive]
+            neighbours = [parts[j][0] for j in (i - 1, i + 1) if 0 <= j < len(parts)]
+            adjacent = directive in _NUMERIC and any(n in _NUMERIC for n in neighbours if n)
+            out.append(fixed if adjacent else lenient)
+        else:
+            usable = " ".join(f"%{d}" for d in _SPARK_DIRECTIVES)
+            raise ValueError(f"format {fmt!r}: %{directive} has no Spark equivalent here "
+                             f"(usable: {usable}, and literal text)")
+    return "".join(out)
+
+
+def _spark_literal_text(text: str) -> str:
+    """Literal text in a Spark datetime pattern: letters and quotes must be quoted."""
+    if not re.search(r"[A-Za-z'\[\]#{}]", text):
+        return text
+    return "'" + text.replace("'", "''") + "'"
+
+
+class SparkSQL(SQLDialect):
+    """Spark SQL: backslash-escaped literals, Java datetime patterns, arrays and arrow lambdas."""
+
+    name = "spark"
+
+    def literal(self, text: str) -> str:
+        """Spark reads backslash escapes in literals, and 'a''b' as two literals joined."""
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
+        parsed = []
+        for fmt in formats:
+            pattern = spark_datetime_pattern(fmt)
+            parse = f"try_to_timestamp({value}, {self.literal(pattern)})"
+            if _LENIENT_YEAR.search(pattern):
+                # try_to_timestamp raises, not nulls, on a year past 9999 read by a lenient `y`
+                # (05/03/20200); no value of such a format holds five digits in a row.
+                parse = f"case when {value} rlike '[0-9]{{5}}' then null else {parse} end"
+            parsed.append(parse)
+        return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
+
+    def as_date(self, timestamp: str) -> str:
+        return f"cast({timestamp} as date)"
+
+    def failure(self, rule: str, field: str, reason: str) -> str:
+        return (f"named_struct('rule', {self.literal(rule)}, 'field', {self.literal(field)}, "
+                f"'reason', {reason})")
+
+    def failures(self, items: list[str]) -> str:
+        if not items:  # an empty array must still say its element type
+            return "cast(array() as array<struct<rule: string, field: string, reason: string>>)"
+        body = ",\n".join(items)
+        return f"filter(array(\n{body}\n    ), x -> x is not null)"
+
+    def count(self, failures: str) -> str:
+        return f"size({failures})"
+
+    def first_rule(self, failures: str) -> str:
+        return f"try_element_at({failures}, 1).rule"
+
+    def reasons(self, failures: str) -> str:
+        return f"array_join(transform({failures}, x -> x.reason), '; ')"
+
+
 class SparkEngine(Engine):
     """Spark: dbt-spark (session method) in this process, Splink's Spark API, views over the lake."""
 
     name = "spark"
+    sql_dialect = SparkSQL()
 
     @property
     def spark(self):

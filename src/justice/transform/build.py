@@ -26,7 +26,7 @@ STAGING_SELECTION = ("path:models/staging", "path:models/quarantine", "path:mode
 # What the readers of the serving warehouse need after each step (on an engine that builds
 # elsewhere, these are copied into HOME/warehouse.duckdb).
 STAGING_SCHEMAS = ("staging", "quarantine", "audit")
-BUILD_SCHEMAS = ("seeds", "core", "marts")
+BUILD_SCHEMAS = ("reference", "core", "marts")  # seeds are built into `reference`
 
 
 def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
@@ -35,7 +35,7 @@ def stage(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
     on the engine (the settings' engine unless one is given)."""
     # A caller's engine is the caller's to close.
     with nullcontext(engine) if engine is not None else engine_for(settings) as eng:
-        project = write_project(settings, specs, raw_tables, profile=eng.dbt_profile())
+        project = write_project(settings, specs, raw_tables, engine=eng)
         eng.run_dbt(project, "build", "--select", *STAGING_SELECTION)
         eng.serve(STAGING_SCHEMAS)
     return project
@@ -55,7 +55,7 @@ def build(settings: Settings, progress: Callable[[str, int, int], None] | None =
         if not engine.has_table("linkage", "person_links"):
             raise TransformError(f"no person index on {engine.name}: run `justice link` first")
         project = write_project(settings, specs_for(settings), lake.raw_tables(settings),
-                                analytics=True, profile=engine.dbt_profile())
+                                analytics=True, engine=engine)
         engine.run_dbt(project, "build", "--select", *BUILD_SELECTION,
                        progress=(lambda node, done, total: progress(f"dbt {node}", done, total))
                        if progress else None)
@@ -73,7 +73,7 @@ def docs(settings: Settings) -> Path:
             raise TransformError(f"no core model on {engine.name}: run `justice build` first")
         # `justice ingest` rewrites the working project without the analysts' models: write it whole.
         project = write_project(settings, specs_for(settings), lake.raw_tables(settings),
-                                analytics=True, profile=engine.dbt_profile())
+                                analytics=True, engine=engine)
         engine.run_dbt(project, "docs", "generate")
     out = settings.reports_dir / "dbt-docs"
     out.mkdir(parents=True, exist_ok=True)

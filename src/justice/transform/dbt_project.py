@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from justice.engine import Engine
 from justice.settings import Settings
 from justice.sources.spec import SourceSpec
 from justice.transform.staging import (
@@ -24,11 +25,11 @@ ANALYTICS = ("core", "marts", "seeds")
 
 
 def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[str], *,
-                  analytics: bool = False, profile: dict) -> Path:
+                  engine: Engine, analytics: bool = False) -> Path:
     """Write HOME/transform: the package's dbt project plus models generated for landed tables.
 
-    `profile` is the engine's dbt target (Engine.dbt_profile). The analysts' models (core,
-    marts) and seeds are included only with `analytics` (for
+    The profile is the engine's dbt target and the staging SQL is written in its dialect. The
+    analysts' models (core, marts) and seeds are included only with `analytics` (for
     `justice build`): they need every system staged and linked, and dbt compiles every model in
     a project, so staging a subset of systems must not see them."""
     target = settings.transform_dir
@@ -38,7 +39,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
     skip = ("*.py", "__pycache__", "target", "logs", *(() if analytics else ANALYTICS))
     shutil.copytree(package, target, ignore=shutil.ignore_patterns(*skip))
     present = set(raw_tables)
-    dialect = profile["type"]  # the generated staging SQL is written in the engine's dialect
+    dialect = engine.sql_dialect
     sources, systems = [], {}
     models = target / "models"
     for sub in ("staging", "quarantine", "audit", "core", "marts"):  # git keeps no empty folders
@@ -85,6 +86,7 @@ def write_project(settings: Settings, specs: list[SourceSpec], raw_tables: list[
                         {"name": "rows_staged", "description": "Rows that passed every staging rule."},
                         {"name": "rows_quarantined", "description": "Rows set aside at read time or by a rule."}],
             "data_tests": ["reconciles"]}]}, sort_keys=False))
+    profile = engine.dbt_profile()
     (target / "profiles.yml").write_text(yaml.safe_dump({"justice": {
         "target": profile["type"], "outputs": {profile["type"]: profile}}}))
     return target

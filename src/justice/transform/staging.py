@@ -16,173 +16,23 @@ HOME/transform, a working copy of the dbt project in this package):
 - `audit.reconciliation`: per system and load, rows read at extraction against rows staged plus
   rows quarantined, with a dbt test that they are equal.
 
-The SQL is written for one engine's dialect (`dialect`: "duckdb", the default, or "spark", the
-dbt adapter type). Most of it is common SQL; a Dialect says the rest: string literals (Spark reads
-backslash escapes and joins '' as two literals), date parsing (a spec's strftime formats are
-translated to Spark's datetime patterns), and the list of broken rules (DuckDB list literals and
-lambdas, Spark arrays and arrow lambdas).
+The SQL is written in one engine's dialect (`dialect`: the engine's `sql_dialect`, DuckDB's by
+default). Most of it is common SQL; the engine's SQLDialect (justice.engine) says the rest:
+string literals (Spark reads backslash escapes and joins '' as two literals), date parsing (a
+spec's strftime formats translated to Spark's datetime patterns), and the list of broken rules
+(DuckDB list literals and lambdas, Spark arrays and arrow lambdas).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from justice.engine.base import SQLDialect
+from justice.engine.duckdb import DUCKDB_SQL
 from justice.errors import ConfigError
 from justice.sources.spec import LINEAGE_COLUMNS, FieldSpec, SourceSpec, TableSpec
 
 LINEAGE = ", ".join(LINEAGE_COLUMNS)
-
-# strftime directives a spec may use, with the Spark datetime pattern letters for each: the
-# lenient form (one letter: one or more digits, as DuckDB's strptime reads) and the fixed-width
-# form, needed when another number follows with no separator (yyyyMMdd), where Spark cannot tell
-# where a variable-width number ends.
-_SPARK_DIRECTIVES = {
-    "Y": ("y", "yyyy"),
-    "m": ("M", "MM"),
-    "d": ("d", "dd"),
-    "H": ("H", "HH"),
-    "M": ("m", "mm"),
-    "S": ("s", "ss"),
-    "B": ("MMMM", "MMMM"),
-    "b": ("MMM", "MMM"),
-}
-_NUMERIC = frozenset("YmdHMS")
-# A one-letter year in a Spark pattern (a y inside quoted literal text may match too: that only
-# adds the five-digit guard, which no value of such a format needs to pass).
-_LENIENT_YEAR = re.compile(r"(?<![y'])y(?![y'])")
-_DIRECTIVE = re.compile(r"%(.)|[^%]+|%$")
-
-
-def spark_datetime_pattern(fmt: str) -> str:
-    """The Spark datetime pattern that parses what DuckDB's strptime parses with `fmt`.
-
-    >>> spark_datetime_pattern("%d/%m/%Y")
-    'd/M/y'
-
-    Raises ValueError naming the directive when `fmt` uses one without a Spark equivalent here
-    (%y: DuckDB and Spark read two-digit years into different centuries)."""
-    parts = [(m.group(1), m.group(0)) for m in _DIRECTIVE.finditer(fmt)]
-    out = []
-    for i, (directive, text) in enumerate(parts):
-        if directive is None:
-            if text == "%":
-                raise ValueError(f"format {fmt!r} ends with a lone %")
-            out.append(_spark_literal_text(text))
-        elif directive == "%":
-            out.append(_spark_literal_text("%"))
-        elif directive in _SPARK_DIRECTIVES:
-            lenient, fixed = _SPARK_DIRECTIVES[directive]
-            neighbours = [parts[j][0] for j in (i - 1, i + 1) if 0 <= j < len(parts)]
-            adjacent = directive in _NUMERIC and any(n in _NUMERIC for n in neighbours if n)
-            out.append(fixed if adjacent else lenient)
-        else:
-            usable = " ".join(f"%{d}" for d in _SPARK_DIRECTIVES)
-            raise ValueError(f"format {fmt!r}: %{directive} has no Spark equivalent here "
-                             f"(usable: {usable}, and literal text)")
-    return "".join(out)
-
-
-def _spark_literal_text(text: str) -> str:
-    """Literal text in a Spark datetime pattern: letters and quotes must be quoted."""
-    if not re.search(r"[A-Za-z'\[\]#{}]", text):
-        return text
-    return "'" + text.replace("'", "''") + "'"
-
-
-class Dialect:
-    """The SQL that differs by engine in the generated models; this one is DuckDB's."""
-
-    name = "duckdb"
-
-    def literal(self, text: str) -> str:
-        """A string literal: quotes doubled, backslashes as they are."""
-        return "'" + text.replace("'", "''") + "'"
-
-    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
-        """The timestamp `value` holds in the first of `formats` it matches, else null."""
-        if len(formats) == 1:
-            return f"try_strptime({value}, {self.literal(formats[0])})"
-        return f"try_strptime({value}, [{', '.join(self.literal(x) for x in formats)}])"
-
-    def as_date(self, timestamp: str) -> str:
-        return f"{timestamp}::date"
-
-    def failure(self, rule: str, field: str, reason: str) -> str:
-        """One broken rule (rule, field, reason SQL) as a struct."""
-        return f"{{'rule': {self.literal(rule)}, 'field': {self.literal(field)}, 'reason': {reason}}}"
-
-    def failures(self, items: list[str]) -> str:
-        """The broken rules of a row: the non-null items (each a struct or null)."""
-        body = ",\n".join(items) if items else "        null"
-        return f"list_filter([\n{body}\n    ], lambda x: x is not null)"
-
-    def count(self, failures: str) -> str:
-        return f"len({failures})"
-
-    def first_rule(self, failures: str) -> str:
-        return f"{failures}[1].rule"
-
-    def reasons(self, failures: str) -> str:
-        """Every reason of the list, joined by '; '."""
-        return f"array_to_string(list_transform({failures}, lambda x: x.reason), '; ')"
-
-
-class SparkDialect(Dialect):
-    """Spark SQL: backslash-escaped literals, Java datetime patterns, arrays and arrow lambdas."""
-
-    name = "spark"
-
-    def literal(self, text: str) -> str:
-        """Spark reads backslash escapes in literals, and 'a''b' as two literals joined."""
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    def parse_timestamp(self, value: str, formats: tuple[str, ...]) -> str:
-        parsed = []
-        for fmt in formats:
-            pattern = spark_datetime_pattern(fmt)
-            parse = f"try_to_timestamp({value}, {self.literal(pattern)})"
-            if _LENIENT_YEAR.search(pattern):
-                # try_to_timestamp raises, not nulls, on a year past 9999 read by a lenient `y`
-                # (05/03/20200); no value of such a format holds five digits in a row.
-                parse = f"case when {value} rlike '[0-9]{{5}}' then null else {parse} end"
-            parsed.append(parse)
-        return parsed[0] if len(parsed) == 1 else f"coalesce({', '.join(parsed)})"
-
-    def as_date(self, timestamp: str) -> str:
-        return f"cast({timestamp} as date)"
-
-    def failure(self, rule: str, field: str, reason: str) -> str:
-        return (f"named_struct('rule', {self.literal(rule)}, 'field', {self.literal(field)}, "
-                f"'reason', {reason})")
-
-    def failures(self, items: list[str]) -> str:
-        if not items:  # an empty array must still say its element type
-            return "cast(array() as array<struct<rule: string, field: string, reason: string>>)"
-        body = ",\n".join(items)
-        return f"filter(array(\n{body}\n    ), x -> x is not null)"
-
-    def count(self, failures: str) -> str:
-        return f"size({failures})"
-
-    def first_rule(self, failures: str) -> str:
-        return f"try_element_at({failures}, 1).rule"
-
-    def reasons(self, failures: str) -> str:
-        return f"array_join(transform({failures}, x -> x.reason), '; ')"
-
-
-DIALECTS: dict[str, Dialect] = {"duckdb": Dialect(), "spark": SparkDialect()}
-
-
-def dialect_for(name: str) -> Dialect:
-    """The dialect of a dbt adapter type ("duckdb", "spark")."""
-    try:
-        return DIALECTS[name]
-    except KeyError:
-        raise ConfigError(f"no staging SQL dialect for engine {name!r}: "
-                          f"choose one of {', '.join(DIALECTS)}") from None
-
 
 def _formats(f: FieldSpec) -> tuple[str, ...]:
     return f.format if isinstance(f.format, tuple) else (f.format or "",)
@@ -192,7 +42,7 @@ def _formats_text(f: FieldSpec) -> str:
     return " or ".join(f.format) if isinstance(f.format, tuple) else str(f.format)
 
 
-def _parsed(spec: SourceSpec, f: FieldSpec, value: str, d: Dialect) -> str:
+def _parsed(spec: SourceSpec, f: FieldSpec, value: str, d: SQLDialect) -> str:
     """`value` parsed with the field's formats; a format the dialect cannot use is the spec's
     error, named with its file and field."""
     try:
@@ -202,7 +52,7 @@ def _parsed(spec: SourceSpec, f: FieldSpec, value: str, d: Dialect) -> str:
                           f"{d.name} cannot parse it: change the spec's format") from None
 
 
-def _typed(spec: SourceSpec, f: FieldSpec, d: Dialect) -> tuple[str, str | None, str | None]:
+def _typed(spec: SourceSpec, f: FieldSpec, d: SQLDialect) -> tuple[str, str | None, str | None]:
     """(typed SQL expression, failure condition, failure reason SQL) for one field."""
     v = f"nullif(trim({f.name}), '')"
     if f.null_values:
@@ -240,9 +90,9 @@ def _columns(table: TableSpec) -> str:
     return ", ".join([*_parent_columns(table), *(f.name for f in table.fields)])
 
 
-def checked_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
+def checked_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB_SQL) -> str:
     """The `__checked` model: typed fields and the rules each raw row breaks."""
-    d = dialect_for(dialect)
+    d = dialect
     cols = [f"    nullif(trim({k}), '') as {k}" for k in _parent_columns(table)]
     checks = []
     for f in table.fields:
@@ -262,9 +112,9 @@ def checked_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> 
             f"from {{{{ source('raw', '{spec.system}__{table.name}') }}}}\n")
 
 
-def staged_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
+def staged_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB_SQL) -> str:
     """The staged model: the rows of `__checked` that break no rule."""
-    d = dialect_for(dialect)
+    d = dialect
     cols = _columns(table)
     return (f"-- generated: rows of raw.{spec.system}__{table.name} that break no rule\n"
             f"select {cols}, {LINEAGE}\nfrom {{{{ ref('{spec.system}__{table.name}__checked') }}}}\n"
@@ -276,7 +126,10 @@ def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
     SQL on every engine)."""
     cols = _columns(table)
     key = ", ".join(table.record_key)
-    order = (f"{table.cursor_field} desc nulls last, " if table.cursor_field else "") + "_load_id desc, _file desc"
+    # The locator last: a source that sends the same row twice in one file makes a tie the
+    # engines would break differently (their data is the same; their locator is not).
+    order = ((f"{table.cursor_field} desc nulls last, " if table.cursor_field else "")
+             + "_load_id desc, _file desc, _locator desc")
     # A subquery, not QUALIFY: Spark has no QUALIFY.
     return (f"-- generated: the latest version of each {key} in staging.{spec.system}__{table.name}\n"
             f"select {cols}, {LINEAGE}\nfrom (\n"
@@ -285,9 +138,9 @@ def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
             f") as versions\nwhere _version = 1\n")
 
 
-def quarantined_sql(spec: SourceSpec, table: TableSpec, dialect: str = "duckdb") -> str:
+def quarantined_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB_SQL) -> str:
     """The quarantine model: the rows of `__checked` that break a rule, with why."""
-    d = dialect_for(dialect)
+    d = dialect
     raws = ", ".join([*_parent_columns(table), *(f"raw_{f.name}" for f in table.fields)])
     return (f"-- generated: rows of raw.{spec.system}__{table.name} set aside by staging rules\n"
             f"select {LINEAGE},\n    {d.first_rule('_failures')} as rule,\n"
