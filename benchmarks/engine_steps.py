@@ -22,6 +22,8 @@ from pathlib import Path
 
 from ingest_world import MemorySampler
 
+STEPS = ("raw_views", "staging", "link", "build")
+
 
 def cpu_seconds() -> float:
     """CPU time so far of this process and its finished children. Spark's JVM runs until the
@@ -36,9 +38,12 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--keep", type=Path, default=None, help="keep the homes under this folder")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
+                        help="run only these steps, in an engine home --keep already holds "
+                             "(e.g. build alone, after a run that staged and linked)")
     args = parser.parse_args()
 
-    from justice.engine import engine_for, spark
+    from justice.engine import engine_for, lake, spark
     from justice.ingest.landing import land_system
     from justice.link.run import link
     from justice.settings import Settings
@@ -86,15 +91,21 @@ def main() -> None:
 
     def run_engine(name: str) -> None:
         settings = Settings(home=work / name, engine=name)
-        shutil.rmtree(settings.home, ignore_errors=True)
-        settings.home.mkdir(parents=True)
-        shutil.copytree(landed.lake_dir, settings.lake_dir)
+        if args.steps == list(STEPS):
+            shutil.rmtree(settings.home, ignore_errors=True)
+            settings.home.mkdir(parents=True)
+            shutil.copytree(landed.lake_dir, settings.lake_dir)
         specs = specs_for(settings)
+        tables = lake.raw_tables(settings)
         with engine_for(settings) as engine:
-            tables = step(name, "raw views", lambda: engine.refresh_raw_views(specs))
-            step(name, "staging", lambda: stage(settings, specs, tables, engine=engine))
-        step(name, "link", lambda: link(settings))
-        step(name, "build", lambda: build(settings, outputs=False))
+            if "raw_views" in args.steps:
+                tables = step(name, "raw views", lambda: engine.refresh_raw_views(specs))
+            if "staging" in args.steps:
+                step(name, "staging", lambda: stage(settings, specs, tables, engine=engine))
+        if "link" in args.steps:
+            step(name, "link", lambda: link(settings))
+        if "build" in args.steps:
+            step(name, "build", lambda: build(settings, outputs=False))
         spark.stop()
 
     for name in args.engines:
