@@ -161,13 +161,16 @@ def pseudonym_key(settings: Settings) -> bytes:
 
 
 def read_mart(settings: Settings, name: str) -> pa.Table:
-    """A mart as built, straight from the warehouse (read-only)."""
+    """A mart as built, straight from the warehouse (read-only), its rows in a set order: which
+    cells complementary suppression picks among equal candidates follows row order, and a
+    table's storage order is no promise (Spark's copy of a mart stores the same rows in
+    another order), so the same mart must always publish the same files."""
     path = settings.warehouse_path
     if not warehouse.has_table(settings, "marts", name):
         raise TransformError(f"no mart marts.{name} in {path}: run `justice build` first")
     con = warehouse.connect(settings, read_only=True)
     try:
-        return con.sql(f'select * from marts."{name}"').to_arrow_table()
+        return con.sql(f'select * from marts."{name}" order by all').to_arrow_table()
     finally:
         con.close()
 
