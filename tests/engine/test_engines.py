@@ -120,3 +120,17 @@ def test_spark_tables_round_trip_and_are_served_to_the_warehouse(tmp_path):
     served = DuckDBEngine(Settings(home=tmp_path))
     assert served.read_table("marts", "people").sort_by("person_id").to_pylist() == data.to_pylist()
     assert served.read_table("marts", "nobody").schema.names == ["person_id", "records"]
+
+
+def test_spark_without_java_is_a_clear_error(tmp_path):
+    """No Java on the PATH: one line saying Spark did not start and what it needs."""
+    import subprocess
+
+    script = ("from justice.engine import engine_for\nfrom justice.errors import ConfigError\n"
+              "from justice.settings import Settings\n"
+              f"engine = engine_for(Settings(home={str(tmp_path)!r}, engine='spark'))\n"
+              "try:\n    engine.tables('raw')\nexcept ConfigError as exc:\n    print(exc)\n")
+    env = {"PATH": str(tmp_path / "nothing"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert "Spark did not start (master local[*]; the spark engine needs Java 17" in done.stdout, done.stderr

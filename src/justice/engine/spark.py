@@ -87,12 +87,13 @@ def _conf_file(settings: Settings) -> dict[str, str]:
     return out
 
 
-def session(settings: Settings):
+def session(settings: Settings, conf: dict[str, str] | None = None):
     """The process's SparkSession for these settings (started on first use; a session started
-    for other settings, another home say, is stopped first)."""
+    for other settings, another home say, is stopped first). `conf`: spark_settings(settings),
+    when the caller has it already."""
     from pyspark.sql import SparkSession
 
-    conf = spark_settings(settings)
+    conf = conf if conf is not None else spark_settings(settings)
     current = _running.get("session")
     if current is not None and _running.get("conf") == conf:
         return current
@@ -103,15 +104,14 @@ def session(settings: Settings):
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
-    spark = builder.enableHiveSupport().getOrCreate()
+    try:
+        spark = builder.enableHiveSupport().getOrCreate()
+    except Exception as exc:  # py4j's errors: no Java, a master that does not answer, ...
+        raise ConfigError(f"Spark did not start (master {conf['spark.master']}; the spark engine "
+                          f"needs Java 17 on the PATH): {str(exc).splitlines()[0]}") from exc
     spark.sparkContext.setLogLevel("ERROR")
     _running.update(session=spark, conf=conf)
     return spark
-
-
-def _string(value: str) -> str:
-    """A Spark SQL string literal (Spark reads backslash escapes inside quotes)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # strftime directives a spec may use, with the Spark datetime pattern letters for each: the
@@ -221,9 +221,14 @@ class SparkEngine(Engine):
     name = "spark"
     sql_dialect = SparkSQL()
 
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        # Read once per engine (the settings file too), not on every call that needs the session.
+        self._conf = spark_settings(settings)
+
     @property
     def spark(self):
-        return session(self.settings)
+        return session(self.settings, self._conf)
 
     def refresh_raw_views(self, specs: Iterable) -> list[str]:
         spark = self.spark
@@ -231,8 +236,8 @@ class SparkEngine(Engine):
         raw = lake.raw_dir(self.settings)
         tables = lake.raw_tables(self.settings)
         loads = lake.completed_loads(self.settings)
-        completed = ", ".join(_string(load) for load in loads)
-        keep = (f"regexp_extract(_metadata.file_path, {_string(lake.LOAD_ID_IN_FILE)}, 1) "
+        completed = ", ".join(self.sql_dialect.literal(load) for load in loads)
+        keep = (f"regexp_extract(_metadata.file_path, {self.sql_dialect.literal(lake.LOAD_ID_IN_FILE)}, 1) "
                 f"IN ({completed})") if loads else "false"
         spark.sql("CREATE DATABASE IF NOT EXISTS raw")
         spark.sql("CREATE DATABASE IF NOT EXISTS audit")
@@ -285,7 +290,8 @@ class SparkEngine(Engine):
 
     def load_from_warehouse(self, schema: str, names: Iterable[str]) -> list[str]:
         spark = self.spark
-        out = self.settings.spark_dir.resolve() / "incoming" / schema
+        incoming = self.settings.spark_dir.resolve() / "incoming"
+        out = incoming / schema
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         con = warehouse.connect(self.settings, read_only=True)
@@ -302,7 +308,7 @@ class SparkEngine(Engine):
             spark.sql(f"DROP TABLE IF EXISTS `{schema}`.`{name}`")
             spark.sql(f"CREATE TABLE `{schema}`.`{name}` USING parquet AS "
                       f"SELECT * FROM parquet.`{out / name}.parquet`")
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(incoming, ignore_errors=True)
         return [f"{schema}.{n}" for n in names]
 
     def serve(self, schemas: Iterable[str]) -> list[str]:
