@@ -146,6 +146,10 @@ class _Node:
     """Attribute name -> our field name."""
     leaves: dict[str, str] = field(default_factory=dict)
     """The plain children (see `plain`): tag -> our field name. Most children are."""
+    leaf_index: dict[str, int] = field(default_factory=dict)
+    """`leaves` with each field's position in the table's row instead of its name."""
+    attr_index: dict[str, int] = field(default_factory=dict)
+    """`attrs` with each field's position in the table's row."""
     field: str | None = None
     """Our field name taking this element's text."""
     table: _Table | None = None
@@ -156,6 +160,10 @@ class _Node:
     """The element's local name."""
     plain: bool = False
     """A declared leaf: a field, nothing declared below, no table."""
+    rel: tuple[str, ...] = ()
+    """Local names from the table's element down to this one (for x_ column names)."""
+    field_index: int | None = None
+    """The position of `field` in the table's row."""
 
 
 @dataclass(eq=False)
@@ -173,6 +181,12 @@ class _Table:
     """Parent keys then declared fields (our names), the row's column order."""
     required: tuple[tuple[str, str], ...] = ()
     """(our name, source) of required fields."""
+    required_index: tuple[int, ...] = ()
+    """Positions of the required fields in the row (in `required`'s order)."""
+    parent_index: tuple[tuple[int, int], ...] = ()
+    """(position in this table's row, position in the parent's row) of each parent key."""
+    absolute_index: tuple[tuple[int, int, str], ...] = ()
+    """`absolute` with each field's position in the row instead of its name."""
 
 
 def _qualify(step: str, ns: str | None) -> str:
@@ -273,6 +287,15 @@ def _compile(spec: SourceSpec) -> list[_Table]:
                           and node.table is None)
         for node in (tab.tree, *_all_nodes(tab.tree)):
             node.leaves = {tag: c.field for tag, c in node.children.items() if c.plain}
+        # Rows are lists in column order: the reader addresses fields by position.
+        position = {name: i for i, name in enumerate(tab.columns)}
+        _index_nodes(tab.tree, (), position)
+        tab.required_index = tuple(position[name] for name, _ in tab.required)
+        tab.absolute_index = tuple((position[name], up, attr) for name, up, attr in tab.absolute)
+        if tab.parent is not None:
+            parent_position = {name: i for i, name in enumerate(tab.parent.columns)}
+            tab.parent_index = tuple((position[k], parent_position[k])
+                                     for k in tab.spec.parent_key)
 
     for tab in tables:  # a parent's field must not reach into a child table's element
         def check(node: _Node, tab: _Table = tab) -> None:
@@ -292,6 +315,15 @@ def _all_nodes(node: _Node) -> Iterator[_Node]:
         child.local = _local(tag)
         yield child
         yield from _all_nodes(child)
+
+
+def _index_nodes(node: _Node, rel: tuple[str, ...], position: dict[str, int]) -> None:
+    node.rel = rel
+    node.leaf_index = {tag: position[name] for tag, name in node.leaves.items()}
+    node.attr_index = {k: position[name] for k, name in node.attrs.items()}
+    node.field_index = position[node.field] if node.field is not None else None
+    for child in node.children.values():
+        _index_nodes(child, (*rel, child.local), position)
 
 
 def _descend(node: _Node) -> Iterator[_Node]:
@@ -366,7 +398,7 @@ class _NullTarget:
 class _Buffer:
     """Rows and rejects of one table waiting to be yielded."""
 
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[list[str | None]] = field(default_factory=list)
     """Values in the table's column order."""
     x: list[dict[str, str] | None] = field(default_factory=list)
     """Per row, its undeclared values (x_ name -> value), or None."""
@@ -401,6 +433,8 @@ class _FileReader:
         """The last records' parent and its locator."""
         self.unchecked = False
         """Well-formedness is still to be proven before a batch is yielded mid-file."""
+        self.held = 0
+        """Rows and rejects buffered over all tables."""
 
     @staticmethod
     def _new_buffer(tab: _Table) -> _Buffer:
@@ -528,6 +562,7 @@ class _FileReader:
         reason = (f"<{_local(sib.tag)}> beside the {tab.local} records is not declared by any "
                   "table of the spec: declare a table for it if it carries data")
         self.buffers[tab.spec.name].rejects.append((loc, "undeclared_element", reason, raw))
+        self.held += 1
 
     def _ancestor_locator(self, el: etree._Element | None) -> str:
         parts = []
@@ -577,33 +612,36 @@ class _FileReader:
         return (f"does not match the schema ({self.spec.options.get('schema')}): {message} "
                 f"(source line {first.line if first is not None else '?'})")
 
-    def _element(self, tab: _Table, el: etree._Element, loc: str, parent_row: dict | None) -> None:
-        row: dict[str, str | None] = {}
+    def _element(self, tab: _Table, el: etree._Element, loc: str, parent_row: list | None) -> None:
+        # The row is a list in column order (parent keys, then fields); None is absent.
+        row: list[str | None] = [None] * len(tab.columns)
         if parent_row is not None:
-            for k in tab.spec.parent_key:
-                row[k] = parent_row.get(k)
+            for i, j in tab.parent_index:
+                row[i] = parent_row[j]
         x: list[tuple[tuple[str, ...], str]] = []
         children: list[tuple[_Table, etree._Element, str]] = []
         problems: list[tuple[str, str]] = []
-        self._visit(el, tab.tree, (), loc, row, x, children, problems)
+        self._visit(el, tab.tree, loc, row, x, children, problems)
         if tab.parent is None and self.root_x:
             x[:0] = [(("/" + self.root_local, "@" + k), v) for k, v in self.root_x]
-        for name, up, attr in tab.absolute:
+        for i, up, attr in tab.absolute_index:
             anc = el
             for _ in range(up):
                 anc = anc.getparent() if anc is not None else None
             value = anc.get(attr) if anc is not None else None
             if value is not None:
-                row[name] = value
+                row[i] = value
                 if len(value) > MAX_FIELD_CHARS:
-                    problems.append(_too_long(name, value))
-        counts = self.required_counts[tab.spec.name]
-        for i, (name, source) in enumerate(tab.required):
-            if row.get(name) is None:
-                counts[i][1] += 1
-                problems.append(("required_missing", f"required {source} ({name}) is missing"))
-            else:
-                counts[i][0] += 1
+                    problems.append(_too_long(tab.columns[i], value))
+        if tab.required_index:
+            counts = self.required_counts[tab.spec.name]
+            for k, i in enumerate(tab.required_index):
+                if row[i] is None:
+                    counts[k][1] += 1
+                    name, source = tab.required[k]
+                    problems.append(("required_missing", f"required {source} ({name}) is missing"))
+                else:
+                    counts[k][0] += 1
         xrow: dict[str, str] | None = None
         if x:
             xrow = {}
@@ -614,7 +652,6 @@ class _FileReader:
                     n += 1
                     name = f"{base}_{n}"
                 xrow[name] = value
-        if xrow:
             for name, value in xrow.items():
                 if len(value) > MAX_FIELD_CHARS:
                     problems.append(_too_long(name, value))
@@ -623,57 +660,52 @@ class _FileReader:
             self._reject(tab, loc, problems[0][0], f"<{tab.local}>: {reason}", el)
             return
         buf = self.buffers[tab.spec.name]
-        buf.rows.append(tuple(map(row.get, tab.columns)))
+        buf.rows.append(row)
         buf.x.append(xrow)
         if xrow:
             buf.has_x = True
         buf.locators.append(loc)
+        self.held += 1
         for child_tab, child, child_loc in children:
             self._element(child_tab, child, child_loc, row)
 
-    def _visit(self, el, node: _Node | None, rel: tuple[str, ...], loc: str, row: dict,
-               x: list, children: list, problems: list) -> None:
-        if node is None:  # undeclared: every leaf and attribute below becomes a new column
-            for k, v in el.items():
-                x.append(((*rel, "@" + k), v))
-            for child in el:
-                if child.tag.__class__ is str:
-                    self._visit_undeclared(child, rel, child.tag, x)
-            return
-        attrs = node.attrs
+    def _visit(self, el, node: _Node, loc: str, row: list, x: list, children: list,
+               problems: list) -> None:
+        """Fill `row` from `el`, the element at `node` of a table's tree (undeclared elements
+        and attributes to `x`, child tables' elements to `children`, row problems to `problems`)."""
+        attrs = node.attr_index
         for k, v in el.items():
-            name = attrs.get(k)
-            if name is None:
-                x.append(((*rel, "@" + k), v))
+            i = attrs.get(k)
+            if i is None:
+                x.append(((*node.rel, "@" + k), v))
             else:
-                row[name] = v  # an attribute name cannot repeat within an element
+                row[i] = v  # an attribute name cannot repeat within an element
                 if len(v) > MAX_FIELD_CHARS:
-                    problems.append(_too_long(name, v))
+                    problems.append(_too_long(node.attrs[k], v))
         declared = node.children
-        leaves = node.leaves
+        leaves = node.leaf_index
         counts: dict[str, int] | None = None
         for child in el:
             tag = child.tag
-            name = leaves.get(tag)
-            if name is not None:  # the common case: a declared leaf
+            i = leaves.get(tag)
+            if i is not None:  # the common case: a declared leaf
                 text = child.text
                 if text is None:
                     text = ""
                 elif len(text) > MAX_FIELD_CHARS:
-                    problems.append(_too_long(name, text))
-                if name in row:
-                    problems.append(("repeated_element",
-                                     f"<{declared[tag].local}> ({name}) occurs more than once"))
+                    problems.append(_too_long(node.leaves[tag], text))
+                if row[i] is not None:
+                    what = f"<{declared[tag].local}> ({node.leaves[tag]})"
+                    problems.append(("repeated_element", f"{what} occurs more than once"))
                 else:
-                    row[name] = text
+                    row[i] = text
                 if len(child) or child.keys():
-                    sub = declared[tag]
-                    self._visit(child, sub, (*rel, sub.local), loc, row, x, children, problems)
+                    self._visit(child, declared[tag], loc, row, x, children, problems)
                 continue
             sub = declared.get(tag)
             if sub is None:
                 if tag.__class__ is str:
-                    self._visit_undeclared(child, rel, tag, x)
+                    self._visit_undeclared(child, node.rel, tag, x)
                 continue
             child_loc = loc
             if sub.leads_to_table:
@@ -688,16 +720,24 @@ class _FileReader:
                 if sub.table is not None:
                     children.append((sub.table, child, child_loc))
                     continue
-            if sub.field is not None:
+            if sub.field_index is not None:
                 text = child.text or ""
                 if len(text) > MAX_FIELD_CHARS:
                     problems.append(_too_long(sub.field, text))
-                if sub.field in row:
+                if row[sub.field_index] is not None:
                     problems.append(("repeated_element",
                                      f"<{sub.local}> ({sub.field}) occurs more than once"))
                 else:
-                    row[sub.field] = text
-            self._visit(child, sub, (*rel, sub.local), child_loc, row, x, children, problems)
+                    row[sub.field_index] = text
+            self._visit(child, sub, child_loc, row, x, children, problems)
+
+    def _visit_unknown(self, el, rel: tuple[str, ...], x: list) -> None:
+        """An undeclared element's attributes and descendants, all to `x`."""
+        for k, v in el.items():
+            x.append(((*rel, "@" + k), v))
+        for child in el:
+            if child.tag.__class__ is str:
+                self._visit_undeclared(child, rel, child.tag, x)
 
     def _visit_undeclared(self, child, rel: tuple[str, ...], tag: str, x: list) -> None:
         path = (*rel, _local(tag))
@@ -705,7 +745,7 @@ class _FileReader:
             text = child.text
             if text and text.strip():
                 x.append((path, text))
-            self._visit(child, None, path, "", {}, x, [], [])
+            self._visit_unknown(child, path, x)
         else:
             for k, v in child.items():
                 x.append(((*path, "@" + k), v))
@@ -723,6 +763,7 @@ class _FileReader:
     def _reject(self, tab: _Table, loc: str, rule: str, reason: str, el) -> None:
         raw = etree.tostring(el, encoding="unicode", with_tail=False)
         self.buffers[tab.spec.name].rejects.append((loc, rule, reason, raw))
+        self.held += 1
 
     def _check_drift(self) -> None:
         for tab in self.tables:
@@ -739,8 +780,7 @@ class _FileReader:
 
     def _full_batches(self) -> Iterator[Batch]:
         """Once chunk_rows rows (and rejects) are held over all tables, yield every table's."""
-        held = sum(len(b.rows) + len(b.rejects) for b in self.buffers.values())
-        if held >= self.chunk:
+        if self.held >= self.chunk:
             if self.unchecked:
                 self.check_well_formed()
             for tab in self.tables:
@@ -757,6 +797,7 @@ class _FileReader:
     def _flush(self, tab: _Table) -> Batch:
         name = tab.spec.name
         buf = self.buffers[name]
+        self.held -= len(buf.rows) + len(buf.rejects)
         columns = list(zip(*buf.rows, strict=True)) if buf.rows else [()] * len(tab.columns)
         # A list, not zip's tuple: pyarrow converts a tuple of strings dozens of times slower.
         arrays = {c: pa.array(list(v), pa.string())
