@@ -25,11 +25,22 @@ def peak_rss_gb() -> float:
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """CPU time (user + system) so far of this process and of its finished children (workers).
-    On a shared machine wall time depends on the other load; CPU time is the work done."""
+    """CPU time (user + system) so far of this process and of its children (the workers: those
+    that have finished, from getrusage, and those still running, from /proc, as the workers
+    are kept from one system to the next). On a shared machine wall time depends on the other
+    load; CPU time is the work done."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+    live = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in MemorySampler._children(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        live += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime + live
 
 
 class MemorySampler:
@@ -98,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from justice.engine import engine_for
-    from justice.ingest.landing import land_system
+    from justice.ingest.landing import Workers, land_system
     from justice.settings import Settings
     from justice.sources.spec import specs_for
     from justice.transform.build import stage
@@ -121,9 +132,10 @@ def main() -> None:
     rows = 0
     cpu_own = cpu_kids = 0.0
     memory = MemorySampler()
+    workers = Workers()  # kept from one system to the next, as `justice ingest` does
     for spec in specs_for(settings):
         t, (own0, kids0) = time.perf_counter(), cpu_seconds()
-        report = land_system(spec, settings)
+        report = land_system(spec, settings, workers=workers)
         dt = time.perf_counter() - t
         own, kids = cpu_seconds()
         cpu_own += own - own0
@@ -133,6 +145,11 @@ def main() -> None:
               f"{report.rows_rejected:>7,} set aside  {len(report.errors)} failed files  "
               f"{report.rows_read / max(dt, 1e-9):>9,.0f} rows/s  cpu {own - own0:6.1f}s + workers "
               f"{kids - kids0:6.1f}s  peak {peak_rss_gb():.2f} GB ({memory.gb()})", flush=True)
+    t, (own0, kids0) = time.perf_counter(), cpu_seconds()
+    workers.close()
+    own, kids = cpu_seconds()
+    cpu_own, cpu_kids = cpu_own + own - own0, cpu_kids + kids - kids0
+    print(f"  {'(workers stop)':<14} {time.perf_counter() - t:7.1f}s", flush=True)
     print(f"  {'landing':<14} {time.perf_counter() - total:7.1f}s  {rows:>11,} rows read  "
           f"cpu {cpu_own:.1f}s + workers {cpu_kids:.1f}s  peak {peak_rss_gb():.2f} GB", flush=True)
     if not args.no_staging:

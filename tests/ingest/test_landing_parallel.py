@@ -208,3 +208,47 @@ def test_no_worker_count_means_one_per_core(tmp_path, monkeypatch):
     assert Settings.from_env(home=tmp_path).ingest_workers == (os.cpu_count() or 1)
     monkeypatch.setenv("JUSTICE_INGEST_WORKERS", "3")
     assert Settings.from_env(home=tmp_path).ingest_workers == 3
+
+
+def test_systems_landed_with_shared_workers_land_as_with_their_own(tmp_path, monkeypatch):
+    """One set of worker processes serves every system of a `justice ingest`: the files and a
+    database's tables land as when each system starts its own, and the processes are started
+    once, not once per system."""
+    spec = parse_spec(DB_SPEC, "gaol.yaml")
+    own_home = _gaol(tmp_path, "own", 2)
+    (own_home.legacy_dir / "fines").mkdir()
+    shared_home = _gaol(tmp_path, "shared", 2)
+    (shared_home.legacy_dir / "fines").mkdir()
+    for home in (own_home, shared_home):
+        for file, text in FILES.items():
+            (home.legacy_dir / "fines" / file).write_text(text)
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    own = [landing.land_system(SPEC, own_home), landing.land_system(spec, own_home)]
+
+    started = []
+    real_pool = landing.ProcessPoolExecutor
+    monkeypatch.setattr(landing, "ProcessPoolExecutor",
+                        lambda *a, **k: started.append(a) or real_pool(*a, **k))
+    with landing.Workers() as workers:
+        shared = [landing.land_system(SPEC, shared_home, workers=workers),
+                  landing.land_system(spec, shared_home, workers=workers)]
+    assert started == [(2,)], "one pool of two workers for both systems"
+    assert [_summary(r) for r in shared] == [_summary(r) for r in own]
+    assert [(r.rows_landed, r.rows_rejected) for r in shared] == [(9, 1), (7, 1)]
+    # (a failed file's error names the file, so its home)
+    assert repr(_lake(shared_home)).replace("/shared/", "/own/") == repr(_lake(own_home))
+
+
+def test_shared_workers_are_replaced_when_a_worker_dies(tmp_path, monkeypatch):
+    monkeypatch.setattr(landing, "PARALLEL_MIN_BYTES", 0)
+    home = _home(tmp_path, "fines", 2)
+    with landing.Workers() as workers:
+        pool = workers.pool(2)
+        pids = [pool.submit(os.getpid).result() for _ in range(2)]
+        os.kill(pids[0], 9)
+        with pytest.raises(Exception):  # noqa: B017 - BrokenProcessPool, whatever submits next
+            for _ in range(4):
+                pool.submit(os.getpid).result()
+        report = landing.land_system(SPEC, home, workers=workers)
+        assert workers.pool(2) is not pool
+    assert (report.rows_landed, report.rows_rejected) == (9, 1)

@@ -20,6 +20,7 @@ files' rows to dlt, in the same order and with the same ledger as reading them o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 import pyarrow as pa
 
@@ -321,10 +323,52 @@ def _can_spawn() -> bool:
     return getattr(main, "__spec__", None) is not None or path is None or os.path.isfile(path)
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _new_pool(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the landing process runs dlt's and DuckDB's threads, and a forked child
     # of a threaded process can inherit a lock held by a thread that does not exist in it.
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+class Workers:
+    """Worker processes kept for several `land_system` calls (one `justice ingest` of every
+    system), so each system does not start (spawn and import) its own: a spawned worker costs
+    about half a CPU second before it reads anything. Use as a context manager; the processes
+    are started when first needed and stopped on exit. A pool broken by a worker that died is
+    replaced the next time one is needed."""
+
+    def __init__(self) -> None:
+        self._pools: dict[int, ProcessPoolExecutor] = {}
+
+    def pool(self, workers: int) -> ProcessPoolExecutor:
+        pool = self._pools.get(workers)
+        if pool is not None and getattr(pool, "_broken", False):
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        if pool is None:
+            pool = self._pools[workers] = _new_pool(workers)
+        return pool
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _pool(workers: int, shared: Workers | None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `workers` processes: the shared one's if given (left running), else one of
+    its own, stopped when done."""
+    if shared is not None:
+        yield shared.pool(workers)
+        return
+    with _new_pool(workers) as pool:
+        yield pool
 
 
 def _in_order(pool: ProcessPoolExecutor, calls: list[tuple], ahead_max: int) -> Iterator:
@@ -344,7 +388,8 @@ def _in_order(pool: ProcessPoolExecutor, calls: list[tuple], ahead_max: int) -> 
 
 
 def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: Lineage,
-                            cursor: str | None, tmpdir: str, workers: int) -> _FileRead:
+                            cursor: str | None, tmpdir: str, workers: int,
+                            shared: Workers | None = None) -> _FileRead:
     """A database read whole with its tables shared among worker processes: the same rows and
     cursor state as one read of every table. If any table fails, the database is read again in
     one process so that the error is exactly the one a single read gives (and nothing lands)."""
@@ -354,7 +399,7 @@ def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: 
               None, cursor, tmpdir, 0) for table in spec.tables]
     done = _FileRead(FileResult(file=relative))
     state: dict = json.loads(cursor) if cursor else {}
-    with _pool(workers) as pool:
+    with _pool(workers, shared) as pool:
         reads = list(_in_order(pool, calls, len(calls)))
     if any(r.result.error for r in reads):
         for r in reads:
@@ -374,7 +419,8 @@ def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: 
 
 
 def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Lineage,
-              ledger: dict, cursors: dict, tmpdir: str, most_workers: int) -> Iterator[_FileRead]:
+              ledger: dict, cursors: dict, tmpdir: str, most_workers: int,
+              shared: Workers | None = None) -> Iterator[_FileRead]:
     """Every location read whole, in order; by several processes when the files (or a SQLite
     database's tables) are many and big enough, at most a few files ahead of the caller, so
     memory stays bounded."""
@@ -385,7 +431,7 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
             workers = min(most_workers, len(spec.tables)) if _can_spawn() else 1
             if workers > 1 and _database_bytes(location) >= PARALLEL_MIN_BYTES:
                 yield _read_database_by_table(spec, location, relative, lineage, cursor, tmpdir,
-                                              workers)
+                                              workers, shared)
             else:
                 yield _read_whole(spec, location, relative, lineage, None, cursor, tmpdir,
                                   SPOOL_ROWS)
@@ -396,14 +442,17 @@ def _read_all(spec: SourceSpec, locations: list[tuple[str, str]], lineage: Linea
             yield _read_whole(spec, location, relative, lineage, digest, cursor, tmpdir,
                               SPOOL_ROWS)
         return
-    with _pool(workers) as pool:
+    with _pool(workers, shared) as pool:
         yield from _in_order(pool, [(_read_whole, spec, location, relative, lineage, digest,
                                      cursor, tmpdir, SPOOL_ROWS)
                                     for location, relative, digest, cursor in jobs], workers)
 
 
-def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = lambda *_: None) -> LoadReport:
-    """Land every new or changed file (or database change) of one system; return the report."""
+def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = lambda *_: None,
+                workers: Workers | None = None) -> LoadReport:
+    """Land every new or changed file (or database change) of one system; return the report.
+    `workers`: processes shared with other systems' landings (else the system starts its own
+    when it has enough to read)."""
     import dlt
     from dlt.destinations import filesystem
 
@@ -438,7 +487,8 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
         ledger = state.setdefault("files", {})
         cursors = state.setdefault("cursors", {})
         with tempfile.TemporaryDirectory(prefix=f"justice-{spec.system}-") as tmpdir:
-            reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir, settings.ingest_workers)
+            reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir,
+                              settings.ingest_workers, workers)
             for i, done in enumerate(reads):
                 progress(spec.system, i, len(locations))
                 result, relative = done.result, done.result.file
