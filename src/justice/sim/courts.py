@@ -35,8 +35,9 @@ def choose_offences(rng: KeyedRandom, risk: np.ndarray, w: dict) -> tuple[np.nda
     """
     off = ref.offences()
     n = len(risk)
-    half = w["offending"]["offence_mix_half_risk"] ** 2
-    s = (risk**2 / (risk**2 + half))[:, None]
+    mix = w["offending"]["offence_mix"]
+    r = risk ** mix["steepness"]
+    s = (r / (r + mix["half_risk"] ** mix["steepness"]))[:, None]
     weights = (1 - s) * off.weight_low_risk[None, :] + s * off.weight_high_risk[None, :]
     cum = np.cumsum(weights, axis=1)
     first = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
