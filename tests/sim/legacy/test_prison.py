@@ -307,8 +307,10 @@ def test_duplicate_rows_are_new_roots_with_new_prison_numbers(world, built_with_
         is_dup = "duplicate_row" in labels[str(off_id)].split(",")
         assert is_dup == (p in first_seen)
         if off_id in reused:
-            # Another person's root row holds the number (their true one, or a duplicate row's).
-            assert display != truth[p] and p not in owners.get(display, {p})
+            # Another person's number: their true one, or a duplicate row's new one (the donor
+            # row may itself have been given a reused number since).
+            assert display != truth[p] and display in set(truth.values()) | set(owners)
+            assert p not in owners.get(display, set())
         else:
             assert (display == truth[p]) == (not is_dup)
         first_seen.add(p)
