@@ -470,3 +470,38 @@ def test_same_seed_same_database_content(world, rates, built, tmp_path):
         other.close()
     # A second emit into the same folder replaces the file rather than failing.
     prison.emit(world.tables, np.random.default_rng(SEED), rates, tmp_path, world.params)
+
+
+def test_person_chaos_keeps_the_prison_records_rate(world, rates, tmp_path):
+    """Prisoners lead messier lives than most people with a record, so their chaos multipliers
+    average above 1; each system's records still carry mess_levels.yaml's rate for that system
+    (the multiplier is rescaled over the system's own records), the messiest people the most.
+    Eight draws of the extract (~4,000 records) tell the target 0.26 from the ~0.31 an unscaled
+    multiplier gives."""
+    from justice.sim import reference as ref
+    from justice.sim.legacy import traits as traits_mod
+
+    at = {p: i for i, p in enumerate(world.tables["persons"]["person_id"].tolist())}
+    pnc = world.tables["persons"]["pnc_id"]
+    chaos, missing = [], []
+    for seed in range(8):
+        traits = traits_mod.make_traits(np.random.default_rng(seed), world.tables, rates,
+                                        ref.day_number(world.params.start),
+                                        ref.day_number(world.params.end))
+        out = tmp_path / str(seed)
+        out.mkdir()
+        answer = prison.emit({**world.tables, "_traits": traits}, np.random.default_rng(seed),
+                             rates, out, world.params).to_pydict()
+        # Main records (not alias rows, which never hold identifiers) of people with a PNC.
+        for p, m in zip(answer["person_id"], answer["mess"], strict=True):
+            kinds = set(m.split(","))
+            if pnc[at[p]] is not None and not kinds & {"alias", "duplicate_row"}:
+                chaos.append(traits.chaos[at[p]])
+                missing.append("pnc_missing" in kinds)
+    chaos, missing = np.array(chaos), np.array(missing)
+    assert chaos.mean() > 1.1  # the premise: prisoners are messier than the average record
+    n, target = len(missing), rates["pnc_missing"]
+    assert abs(missing.mean() - target) < 3 * np.sqrt(target * (1 - target) / n), (missing.mean(), n)
+    # Within the system, the messier half of the records still has more of it.
+    messy = chaos > np.median(chaos)
+    assert missing[messy].mean() > missing[~messy].mean()
