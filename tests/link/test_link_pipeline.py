@@ -176,7 +176,15 @@ def test_new_records_are_matched_against_the_index_without_retraining(linked_hom
     assert result.mode == "incremental" and result.changed_records == 40
     assert mdl.load_model(settings.home)[0]["justice"]["version"] == version
     after = dict(_q(settings, "select unique_id, person_id from linkage.person_links"))
-    assert all(after[k] == v for k, v in before.items())
+    # An existing person id changes only by a merge the run records. A copy can corroborate a PNC
+    # its original held alone in its group, and the clustering joins two groups on a shared PNC
+    # only where each holds it on two records or more (persons._supported): such a group may now
+    # join the other holder's. A copy adds no other evidence, so at most a few of 40 do that.
+    changed = {(v, after[k]) for k, v in before.items() if after[k] != v}
+    merged = set(_q(settings, "select old_person_id, new_person_id from linkage.person_id_changes "
+                              "where run_id = ? and reason = 'merged'", [result.run_id]))
+    assert changed <= merged, changed - merged
+    assert len(changed) <= 2, changed
     pairs = _q(settings, """select n.person_id = o.person_id from linkage.person_links n
                             join linkage.person_links o on o.unique_id = 'crown:' || substr(n.record_id, 2)
                             where n.system = 'newsys'""")

@@ -229,11 +229,15 @@ def test_ethnicity_group_is_the_latest_stated_code_and_agrees_with_truth(built):
     # recoded, some within the group.
     assert 0.90 < known_share < 0.995, known_share
     assert agree > 0.95, agree
-    # The known groups keep the true shares among the same people (no group loses out).
+    # The known groups keep the true shares among the same people (no group loses out). The
+    # recoding (ethnicity_codes.yaml: 4% of rows, 40% of a White person's recodes outside the
+    # group) moves ~1.1 points out of White in expectation, with a spread of ~0.4 points on the
+    # ~500 White people here; issue 13's world measured 2.01 points (0.7069 against 0.7270), so
+    # 0.025 (bias plus three spreads) rather than 0.02.
     for group in ("White", "Black", "Asian", "Mixed", "Other"):
         ours = sum(r[1] == group for r in known) / len(known)
         truth = sum(r[3] == group for r in known) / len(known)
-        assert abs(ours - truth) < 0.02, (group, ours, truth)
+        assert abs(ours - truth) < 0.025, (group, ours, truth)
     # The latest stated code wins, over both systems' staged records.
     code_group = dict(_q(built, "select ethnicity_code, ethnicity_group from reference.ethnicity_codes"))
     records = _q(built, """

@@ -35,7 +35,9 @@ def choose_offences(rng: KeyedRandom, risk: np.ndarray, w: dict) -> tuple[np.nda
     """
     off = ref.offences()
     n = len(risk)
-    s = (risk**2 / (risk**2 + 0.36))[:, None]
+    mix = w["offending"]["offence_mix"]
+    r = risk ** mix["steepness"]
+    s = (r / (r + mix["half_risk"] ** mix["steepness"]))[:, None]
     weights = (1 - s) * off.weight_low_risk[None, :] + s * off.weight_high_risk[None, :]
     cum = np.cumsum(weights, axis=1)
     first = (cum < rng.random(n)[:, None] * cum[:, -1:]).sum(axis=1)
@@ -217,7 +219,7 @@ def _sentence(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     disposal[ep["caution"]] = "caution"
 
     # Custodial length: the offence's typical Crown term, longer for a long record.
-    crown_med = off.crown_custody_median_months[code] * np.exp(0.12 * np.log1p(ep["prior"]))
+    crown_med = off.crown_custody_median_months[code] * np.exp(sw["length_prior_uplift"] * np.log1p(ep["prior"]))
     crown_len = crown_med * np.exp(rng.normal(0, sw["length_sigma"], n))
     mags_len = sw["magistrates_custody_median_months"] * np.exp(rng.normal(0, 0.6, n))
     months = np.where(crown, crown_len, np.maximum(mags_len, crown_len * 0.5))

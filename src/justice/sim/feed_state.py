@@ -226,6 +226,17 @@ def read_feed_truth(truth: Path, kind: str) -> list[dict]:
     return out
 
 
+def deleted_alert_seqs(truth: Path) -> dict[int, int]:
+    """The highest ALERT_SEQ the feed has deleted on each booking (from its events)."""
+    out: dict[int, int] = {}
+    for part in _parts(truth / TRUTH_FEED / "events"):
+        t = pq.read_table(part, columns=["kind", "offender_book_id", "detail"]).to_pydict()
+        for kind, book, detail in zip(t["kind"], t["offender_book_id"], t["detail"], strict=True):
+            if kind == "alert_deleted" and book is not None:
+                out[book] = max(out.get(book, 0), int(detail.rsplit(":", 1)[1]))
+    return out
+
+
 def drop_stale_parts(truth: Path, clock: int) -> None:
     """Remove answer-key parts of ticks the database never committed (a crash between the two)."""
     for kind in ("events", "records", "persons"):
@@ -355,6 +366,12 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
         b.alert_seq = max(b.alert_seq, seq)
         if status == "ACTIVE":
             b.alerts[seq] = (code, day, expiry)
+    # A deleted alert leaves no row, but its number is not given out again (the feed that runs
+    # on does not reuse it, and a reused number would be another alert under the same key), so
+    # the latest number comes from the feed's answer key too.
+    for book, seq in deleted_alert_seqs(truth).items():
+        if book in bookings:
+            bookings[book].alert_seq = max(bookings[book].alert_seq, seq)
     for book, seq, level in per_active(
             "SELECT OFFENDER_BOOK_ID, ASSESSMENT_SEQ, REVIEW_SUP_LEVEL_TYPE FROM OFFENDER_ASSESSMENTS "
             "WHERE {active} ORDER BY OFFENDER_BOOK_ID, ASSESSMENT_SEQ"):

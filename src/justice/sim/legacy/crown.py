@@ -24,9 +24,10 @@ validates against ``crown.xsd`` (namespace ``urn:justice-sim:xhibit:1``)::
           Hearings/Hearing: HearingDate HearingType HearingResult?
 
 Each message is the full state of the case as at the message date: a case is sent when
-received, on each hearing day, when resulted, and when its defendant's details are corrected
-(``late_correction``: earlier messages keep the wrong surname or date of birth). The latest
-message for a ``DefendantID`` is the current state.
+received, on each hearing day (a trial listing vacated when the case cracked is recorded when
+the case closes, not on its listed day), when resulted, and when its defendant's details are
+corrected (``late_correction``: earlier messages keep the wrong surname or date of birth). The
+latest message for a ``DefendantID`` is the current state.
 
 Keys
 ----
@@ -280,8 +281,12 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     messy, labels = messy_identity(rng, rows, rates, surname_pool=tables["persons"]["surname"],
                                    ids=("pnc_id", "cro_number"), upper_case=False,
                                    **identity_options(tables, SYSTEM, receipt))
+    # A trial listing vacated when the case cracked keeps its listed date but is recorded when the
+    # case closes: a closed case gets no message on the day it would have been tried (one closed
+    # before the window would otherwise first appear, already closed, on that later day).
+    h_event = np.where((completion[h_rec] != NONE) & (h_day > completion[h_rec]), completion[h_rec], h_day)
     ev = record_events(rng, np.r_[np.arange(n), h_rec, np.arange(n)],
-                       np.r_[receipt, h_day, completion], n, start, end, rates["late_correction"])
+                       np.r_[receipt, h_event, completion], n, start, end, rates["late_correction"])
     late = ev["late"]
     labels = add_labels(labels, "late_correction", late)
     wrong_sur, wrong_dob = wrong_identity(rng, messy["surname"], messy["dob"], late)
@@ -326,7 +331,7 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
               zip(bad_msgs.tolist(), use_dob.tolist(), bad_val.tolist(),
                   format_days(src, ISO).tolist(), strict=True)}
 
-    h_cnt = np.searchsorted(composite(h_rec, h_day), composite(ev_rec, ev_day), side="right") \
+    h_cnt = np.searchsorted(composite(h_rec, h_event), composite(ev_rec, ev_day), side="right") \
         - h_starts[ev_rec]
     perm = np.lexsort((rank_of[ev_rec], ev_day))
     dup = np.zeros(len(ev_rec), np.int64)

@@ -119,9 +119,16 @@ def messy_identity(rng: np.random.Generator, rows: Columns, rates: dict[str, flo
         for i in np.flatnonzero(mask):
             labels[i].append(kind)
 
+    # mess_levels.yaml's rates are per record of each system, but chaotic lives are not spread
+    # evenly over the systems (prisoners are messier than most defendants): the chaos multiplier
+    # is rescaled to average 1 over this system's records, so each system keeps its own rate and
+    # the messier people in it still carry more of its errors.
+    system_scale = 1.0 / float(np.mean(traits.chaos[pos])) if personal and n else 1.0
+
     def p(kind: str) -> np.ndarray:
         """Per-record probability of `kind`, scaled by the person's chaos when known."""
-        return traits.rate(pos, rates[kind]) if personal else np.full(n, rates[kind])
+        return (traits.rate(pos, rates[kind] * system_scale) if personal
+                else np.full(n, rates[kind]))
 
     def draw(kind: str) -> np.ndarray:
         return rng.random(n) < p(kind)
