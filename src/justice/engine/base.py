@@ -35,6 +35,11 @@ class SQLDialect(ABC):
         """The date of a timestamp expression."""
 
     @abstractmethod
+    def full_match(self, text: str, pattern: str) -> str:
+        """Whether the whole of text `text` matches the regular expression `pattern` (written
+        without backslashes, the one syntax both engines' regular expressions read alike)."""
+
+    @abstractmethod
     def failure(self, rule: str, field: str, reason: str) -> str:
         """One broken rule (rule, field, reason SQL) as a struct."""
 

@@ -34,6 +34,13 @@ from justice.sources.spec import LINEAGE_COLUMNS, FieldSpec, SourceSpec, TableSp
 
 LINEAGE = ", ".join(LINEAGE_COLUMNS)
 
+# What a register's number must look like, checked before the cast. Each engine's cast reads more,
+# and not alike: DuckDB reads '1.5' as the integer 2, '1_000' as 1000 and '0x10' as 16 where Spark
+# gives null, so a value that is not plain digits (with a sign, and for a decimal one point) is
+# quarantined as not a number on both, not silently changed on one.
+WHOLE_NUMBER = "[+-]?[0-9]+"
+DECIMAL_NUMBER = "[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
+
 def _formats(f: FieldSpec) -> tuple[str, ...]:
     return f.format if isinstance(f.format, tuple) else (f.format or "",)
 
@@ -61,10 +68,10 @@ def _typed(spec: SourceSpec, f: FieldSpec, d: SQLDialect) -> tuple[str, str | No
     if f.type == "string":
         return v, None, None
     if f.type == "integer":
-        expr = f"try_cast({v} as bigint)"
+        expr = f"case when {d.full_match(v, WHOLE_NUMBER)} then try_cast({v} as bigint) end"
         what = "a whole number"
     elif f.type == "decimal":
-        expr = f"try_cast({v} as decimal(18, 4))"
+        expr = f"case when {d.full_match(v, DECIMAL_NUMBER)} then try_cast({v} as decimal(18, 4)) end"
         what = "a number"
     elif f.type == "boolean":
         expr = (f"case upper({v}) when 'Y' then true when 'YES' then true when 'TRUE' then true when '1' then true "
@@ -139,7 +146,9 @@ def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
 
 
 def quarantined_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB_SQL) -> str:
-    """The quarantine model: the rows of `__checked` that break a rule, with why."""
+    """The quarantine model: the rows of `__checked` that break a rule, with why. `failures` is
+    JSON in the serving warehouse on every engine (Spark's copy casts its string back:
+    justice.engine.spark.SERVED_AS_JSON)."""
     d = dialect
     raws = ", ".join([*_parent_columns(table), *(f"raw_{f.name}" for f in table.fields)])
     return (f"-- generated: rows of raw.{spec.system}__{table.name} set aside by staging rules\n"
