@@ -112,7 +112,8 @@ def checked_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB
             checks.append(f"        case when nullif(trim({f.name}), '') is null then "
                           f"{d.failure('missing_required', f.name, missing)} end")
     raw_cols = ", ".join(f"{f.name} as raw_{f.name}" for f in table.fields)
-    return (f"-- generated from {Path(spec.path).name}: do not edit; edit the spec\n"
+    config = "{{ config(materialized='table') }}\n" if d.checked_as_table else ""
+    return (f"-- generated from {Path(spec.path).name}: do not edit; edit the spec\n{config}"
             f"select\n" + ",\n".join(cols) + ",\n"
             f"    {d.failures(checks)} as _failures,\n"
             f"    {raw_cols},\n    {LINEAGE}\n"
