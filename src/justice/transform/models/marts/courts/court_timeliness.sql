@@ -14,8 +14,9 @@
 with sendings as (
     -- The magistrates' first listing of each completed Crown Court defendant: an equi-join on
     -- person and charge date, so Spark plans a hash or sort-merge join (written as a correlated
-    -- scalar subquery with `<=` on the receipt date, Spark joined every distinct receipt date to
-    -- every magistrates' case first: hundreds of millions of rows at 100,000 people).
+    -- scalar subquery with `<=` on the receipt date, Spark joined each distinct receipt date to
+    -- every magistrates' case received by then before grouping: 346 million rows at 100,000
+    -- people).
     select c.defendant_case_id, min(m.first_listing_date) as first_listing_date
     from {{ ref('defendant_case') }} as c
     join {{ ref('defendant_case') }} as m
