@@ -6,7 +6,8 @@ For each raw table `<system>__<table>` these make (justice.transform.dbt_project
 HOME/transform, a working copy of the dbt project in this package):
 
 - `staging.<system>__<table>__checked`: every raw row, fields trimmed and typed, with the list of
-  rules it breaks (`_failures`: rule, field, reason);
+  rules it breaks (`_failures`: rule, field, reason); a view, or a table on an engine whose
+  dialect says so (Spark: `checked_as_table`);
 - `staging.<system>__<table>`: the rows that break none (every version a source sent);
 - `staging.<system>__<table>__latest`: the current version of each record (by record key; a
   later modify time, load or file supersedes an earlier one);
@@ -19,7 +20,8 @@ HOME/transform, a working copy of the dbt project in this package):
 The SQL is written in one engine's dialect (`dialect`: the engine's `sql_dialect`, DuckDB's by
 default). Most of it is common SQL; the engine's SQLDialect (justice.engine) says the rest:
 string literals (Spark reads backslash escapes and joins '' as two literals), date parsing (a
-spec's strftime formats translated to Spark's datetime patterns), and the list of broken rules
+spec's strftime formats translated to Spark's datetime patterns), regular expressions (the check
+that a number is plain digits before either engine's cast), and the list of broken rules
 (DuckDB list literals and lambdas, Spark arrays and arrow lambdas).
 """
 
@@ -40,6 +42,7 @@ LINEAGE = ", ".join(LINEAGE_COLUMNS)
 # quarantined as not a number on both, not silently changed on one.
 WHOLE_NUMBER = "[+-]?[0-9]+"
 DECIMAL_NUMBER = "[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
+
 
 def _formats(f: FieldSpec) -> tuple[str, ...]:
     return f.format if isinstance(f.format, tuple) else (f.format or "",)
