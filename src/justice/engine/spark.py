@@ -181,8 +181,8 @@ class SparkSQL(SQLDialect):
     """Spark SQL: backslash-escaped literals, Java datetime patterns, arrays and arrow lambdas."""
 
     name = "spark"
-    # Every read of a view re-runs its query: at 100,000 people copying the staging views parsed
-    # the raw rows four times over (checked, staged, latest, quarantine) and took longer than dbt.
+    # Every read of a view re-runs its query: as a view, the checked model parsed every raw row
+    # again for each staged, latest and quarantine view, test and copy, and each core model.
     checked_as_table = True
 
     def literal(self, text: str) -> str:
