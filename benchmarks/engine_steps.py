@@ -39,8 +39,9 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"], choices=["duckdb", "spark"])
     parser.add_argument("--keep", type=Path, default=None, help="keep the homes under this folder")
     parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
-                        help="run only these steps, in an engine home --keep already holds "
-                             "(e.g. build alone, after a run that staged and linked)")
+                        help="run only these steps, in the engine home --keep holds (made, with "
+                             "a copy of the landed lake, if it has none): e.g. raw_views staging "
+                             "link first, then build alone")
     args = parser.parse_args()
 
     from justice.engine import engine_for, lake, spark
@@ -91,7 +92,7 @@ def main() -> None:
 
     def run_engine(name: str) -> None:
         settings = Settings(home=work / name, engine=name)
-        if args.steps == list(STEPS):
+        if args.steps == list(STEPS) or not settings.lake_dir.exists():
             shutil.rmtree(settings.home, ignore_errors=True)
             settings.home.mkdir(parents=True)
             shutil.copytree(landed.lake_dir, settings.lake_dir)

@@ -134,3 +134,66 @@ def test_spark_without_java_is_a_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False,
                           timeout=120)
     assert "Spark did not start (master local[*]; the spark engine needs Java 17" in done.stdout, done.stderr
+
+
+@pytest.mark.spark
+def test_quarantine_failures_are_json_in_the_warehouse_whichever_engine_built_them(tmp_path):
+    """Spark has no JSON type: its quarantine model's `failures` is a string until `serve` copies
+    it; readers of the warehouse see DuckDB's JSON type (and the same documents) from both."""
+    import re
+
+    import duckdb
+
+    from justice.engine.duckdb import DUCKDB_SQL
+    from justice.engine.spark import SparkSQL
+    from justice.sources.spec import LINEAGE_COLUMNS
+    from justice.transform.staging import checked_sql, quarantined_sql
+
+    spec = parse_spec({"system": "lines", "format": "csv", "files": "*.txt", "tables": [
+        {"name": "items", "record_key": ["key"], "fields": [
+            {"source": "key", "name": "key", "required": True},
+            {"source": "value", "name": "value", "type": "integer"}]}]}, "lines.yaml")
+    columns = ["key", "value", *LINEAGE_COLUMNS]
+    rows = [("1", "ten", "lines", "items", "a.txt", "line 1", "1", "2020-01-01"),
+            ("", "2", "lines", "items", "a.txt", "line 2", "1", "2020-01-01")]
+
+    def model(sql: str) -> str:
+        """The generated model with dbt's source() and ref() replaced by the test's relations."""
+        names = {"lines__items": "raw_items", "lines__items__checked": "checked"}
+        sql = re.sub(r"\{\{ config\(.*\) \}\}\n", "", sql)  # how dbt materializes it
+        return re.sub(r"\{\{ (?:source\('raw', |ref\()'([a-z_]+)'\) \}\}", lambda m: names[m.group(1)], sql)
+
+    table = spec.tables[0]
+    duck_home = Settings(home=tmp_path / "duckdb")
+    duck_home.home.mkdir()
+    con = duckdb.connect(str(duck_home.warehouse_path))
+    con.execute(f"create table raw_items ({', '.join(c + ' varchar' for c in columns)})")
+    con.executemany(f"insert into raw_items values ({', '.join('?' * len(columns))})", rows)
+    con.execute(f"create view checked as {model(checked_sql(spec, table, DUCKDB_SQL))}")
+    con.execute("create schema quarantine")
+    con.execute(f"create table quarantine.lines__items as {model(quarantined_sql(spec, table, DUCKDB_SQL))}")
+    con.close()
+
+    spark_home = Settings(home=tmp_path / "spark", engine="spark")
+    with engine_for(spark_home) as engine:
+        spark = engine.spark
+        spark.createDataFrame(rows, columns).createOrReplaceTempView("raw_items")
+        spark.sql(f"create or replace temp view checked as {model(checked_sql(spec, table, SparkSQL()))}")
+        spark.sql("create database if not exists quarantine")
+        spark.sql(model(quarantined_sql(spec, table, SparkSQL()))).write.format("parquet").saveAsTable(
+            "quarantine.lines__items")
+        for view in ("checked", "raw_items"):  # the catalog lists temporary views in every schema
+            spark.catalog.dropTempView(view)
+        assert engine.serve(["quarantine"]) == ["quarantine.lines__items"]
+
+    seen = {}
+    for home in (duck_home, spark_home):
+        con = duckdb.connect(str(home.warehouse_path), read_only=True)
+        types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                                 "where table_name = 'lines__items'").fetchall())
+        docs = con.execute("select _locator, failures->>'$[0].rule', json_array_length(failures) "
+                           "from quarantine.lines__items order by _locator").fetchall()
+        con.close()
+        seen[home.engine] = (types["failures"], docs)
+    assert seen["duckdb"] == ("JSON", [("line 1", "invalid_integer", 1), ("line 2", "missing_required", 1)])
+    assert seen["spark"] == seen["duckdb"]

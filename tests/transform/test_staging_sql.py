@@ -42,6 +42,13 @@ RAW = [
     ("C5", "it's 5/3/2020", "20200306", "2020-03-07 10:11:12", "1", "1", "N"),
     # a five-digit year: null on both (Spark's try_to_timestamp would raise on it unguarded)
     ("C6", "05/03/20200", "20200306", "2020-03-07 10:11:12", "1", "1", "N"),
+    # numbers that are not plain digits: DuckDB's cast alone reads '1.5' as 2, '1_000' as 1000,
+    # '0x10' as 16 and '1e3' as 1000 where Spark's gives null; both must quarantine them
+    ("C7", "2020-03-05", "20200306", "2020-03-07 10:11:12", "1.5", "1_000", "Y"),
+    ("C8", "2020-03-05", "20200306", "2020-03-07 10:11:12", "0x10", "1e3", "Y"),
+    ("C9", "2020-03-05", "20200306", "2020-03-07 10:11:12", "1_000", "0x10", "Y"),
+    # a sign, leading zeros, a point with no digits before it: plain numbers still
+    ("D1", "2020-03-05", "20200306", "2020-03-07 10:11:12", "+007", "-.5", "N"),
 ]
 
 
@@ -79,8 +86,17 @@ def test_spark_literals_escape_quotes_and_backslashes():
     assert DuckDBSQL().literal("Defendant's \\d") == "'Defendant''s \\d'"
 
 
+def test_checked_models_are_tables_on_spark_and_views_on_duckdb():
+    # Spark re-runs a view's query on every read: the raw rows would be parsed again by each
+    # model, test and copy reading the checked rows.
+    table = SPEC.tables[0]
+    assert "{{ config(materialized='table') }}" in checked_sql(SPEC, table, dialect=SparkSQL())
+    assert "config(" not in checked_sql(SPEC, table, dialect=DuckDBSQL())  # the project's default: a view
+
+
 def _render(sql: str, tables: dict[str, str]) -> str:
     """The generated model with dbt's source() and ref() replaced by the test's relation names."""
+    sql = re.sub(r"\{\{ config\(.*\) \}\}\n", "", sql)  # how dbt materializes it
     return re.sub(r"\{\{ (?:source\('raw', |ref\()'([a-z_]+)'\) \}\}", lambda m: tables[m.group(1)], sql)
 
 
@@ -130,9 +146,11 @@ def test_generated_staging_types_rows_and_quarantines_with_reasons_on_duckdb():
         ("C1", dt.date(2020, 3, 5), dt.date(2020, 3, 6), dt.datetime(2020, 3, 8, 9), 4, Decimal("12.5000"), True),
         ("C2", dt.date(2020, 3, 5), None, dt.datetime(2020, 3, 7, 10, 11, 13), 3, Decimal("0.0000"), False),
         ("C3", dt.date(2020, 3, 5), None, None, None, None, None),
+        ("D1", dt.date(2020, 3, 5), dt.date(2020, 3, 6), dt.datetime(2020, 3, 7, 10, 11, 12), 7,
+         Decimal("-0.5000"), False),
     ]
     assert got["latest"] == [("C1", dt.datetime(2020, 3, 8, 9), 4), ("C2", dt.datetime(2020, 3, 7, 10, 11, 13), 3),
-                             ("C3", None, None)]
+                             ("C3", None, None), ("D1", dt.datetime(2020, 3, 7, 10, 11, 12), 7)]
     reasons = {locator: (rule, reason) for locator, rule, reason, _ in got["quarantined"]}
     assert reasons["line 4"] == ("invalid_date", ("Listed '20200230' is not a date in %Y%m%d form; "
                                  "Updated '2020-13-01 00:00:00' is not a date and time in %Y-%m-%d %H:%M:%S "
@@ -147,6 +165,12 @@ def test_generated_staging_types_rows_and_quarantines_with_reasons_on_duckdb():
                                  "%d/%m/%Y or %d %B %Y or %d-%b-%Y form"))
     assert reasons["line 7"] == ("invalid_date", ("Received 'it's 5/3/2020' is not a date in %Y-%m-%d or "
                                  "%d/%m/%Y or %d %B %Y or %d-%b-%Y form"))
+    assert reasons["line 9"] == ("invalid_integer", ("Defendant's count '1.5' is not a whole number; "
+                                                    "Fine '1_000' is not a number"))
+    assert reasons["line 10"] == ("invalid_integer", ("Defendant's count '0x10' is not a whole number; "
+                                                     "Fine '1e3' is not a number"))
+    assert reasons["line 11"] == ("invalid_integer", ("Defendant's count '1_000' is not a whole number; "
+                                                     "Fine '0x10' is not a number"))
 
 
 @pytest.mark.spark

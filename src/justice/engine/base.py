@@ -21,6 +21,11 @@ class SQLDialect(ABC):
 
     name: str = ""
 
+    checked_as_table: bool = False
+    """Whether the `__checked` staging models (every raw row typed and checked) are tables rather
+    than views: an engine that recomputes a view in each query reading it parses every raw row
+    again for the staged, latest and quarantine views, their tests, the copy and core."""
+
     @abstractmethod
     def literal(self, text: str) -> str:
         """A string literal holding `text`."""
@@ -33,6 +38,11 @@ class SQLDialect(ABC):
     @abstractmethod
     def as_date(self, timestamp: str) -> str:
         """The date of a timestamp expression."""
+
+    @abstractmethod
+    def full_match(self, text: str, pattern: str) -> str:
+        """Whether the whole of text `text` matches the regular expression `pattern` (written
+        without backslashes, the one syntax both engines' regular expressions read alike)."""
 
     @abstractmethod
     def failure(self, rule: str, field: str, reason: str) -> str:

@@ -32,6 +32,9 @@ class DuckDBSQL(SQLDialect):
     def as_date(self, timestamp: str) -> str:
         return f"{timestamp}::date"
 
+    def full_match(self, text: str, pattern: str) -> str:
+        return f"regexp_full_match({text}, {self.literal(pattern)})"
+
     def failure(self, rule: str, field: str, reason: str) -> str:
         """One broken rule (rule, field, reason SQL) as a struct."""
         return f"{{'rule': {self.literal(rule)}, 'field': {self.literal(field)}, 'reason': {reason}}}"

@@ -27,6 +27,12 @@ from justice.settings import Settings
 # One Spark application per process: the settings it was made for, and the session.
 _running: dict[str, object] = {}
 
+# Columns the serving warehouse holds as JSON, by schema: the quarantine models' `failures`
+# (justice.transform.staging.quarantined_sql, to_json of the rules a row broke). DuckDB's to_json
+# gives its JSON type; Spark has none (a string), so `serve` casts them back and a reader sees one
+# type whichever engine built the table.
+SERVED_AS_JSON = {"quarantine": frozenset({"failures"})}
+
 
 def spark_settings(settings: Settings) -> dict[str, str]:
     """Every Spark setting the engine starts with: its own, then JUSTICE_SPARK_CONF's."""
@@ -175,6 +181,9 @@ class SparkSQL(SQLDialect):
     """Spark SQL: backslash-escaped literals, Java datetime patterns, arrays and arrow lambdas."""
 
     name = "spark"
+    # Every read of a view re-runs its query: as a view, the checked model parsed every raw row
+    # again for each staged, latest and quarantine view, test and copy, and each core model.
+    checked_as_table = True
 
     def literal(self, text: str) -> str:
         """Spark reads backslash escapes in literals, and 'a''b' as two literals joined."""
@@ -194,6 +203,9 @@ class SparkSQL(SQLDialect):
 
     def as_date(self, timestamp: str) -> str:
         return f"cast({timestamp} as date)"
+
+    def full_match(self, text: str, pattern: str) -> str:
+        return f"({text} rlike {self.literal('^(?:' + pattern + ')$')})"
 
     def failure(self, rule: str, field: str, reason: str) -> str:
         return (f"named_struct('rule', {self.literal(rule)}, 'field', {self.literal(field)}, "
@@ -318,12 +330,16 @@ class SparkEngine(Engine):
         out = self.settings.spark_dir.resolve() / "serve"
         shutil.rmtree(out, ignore_errors=True)
         copied: dict[str, list[str]] = {}
+        selects: dict[tuple[str, str], str] = {}
         for schema in schemas:
             copied[schema] = []
             for name in self.tables(schema):
-                spark.table(f"`{schema}`.`{name}`").write.mode("overwrite").parquet(
-                    str(out / schema / name))
+                table = spark.table(f"`{schema}`.`{name}`")
+                table.write.mode("overwrite").parquet(str(out / schema / name))
                 copied[schema].append(name)
+                as_json = [c for c in table.columns if c in SERVED_AS_JSON.get(schema, ())]
+                selects[schema, name] = "*" + (" REPLACE (" + ", ".join(
+                    f'CAST("{c}" AS JSON) AS "{c}"' for c in as_json) + ")" if as_json else "")
         con = warehouse.connect(self.settings)
         try:
             con.execute("BEGIN TRANSACTION")
@@ -331,8 +347,8 @@ class SparkEngine(Engine):
                 con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
                 con.execute(f'CREATE SCHEMA "{schema}"')
                 for name in names:
-                    con.execute(f'CREATE TABLE "{schema}"."{name}" AS SELECT * FROM '
-                                f"read_parquet('{out / schema / name}/*.parquet')")
+                    con.execute(f'CREATE TABLE "{schema}"."{name}" AS SELECT {selects[schema, name]} '
+                                f"FROM read_parquet('{out / schema / name}/*.parquet')")
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")

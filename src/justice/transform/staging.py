@@ -6,7 +6,8 @@ For each raw table `<system>__<table>` these make (justice.transform.dbt_project
 HOME/transform, a working copy of the dbt project in this package):
 
 - `staging.<system>__<table>__checked`: every raw row, fields trimmed and typed, with the list of
-  rules it breaks (`_failures`: rule, field, reason);
+  rules it breaks (`_failures`: rule, field, reason); a view, or a table on an engine whose
+  dialect says so (Spark: `checked_as_table`);
 - `staging.<system>__<table>`: the rows that break none (every version a source sent);
 - `staging.<system>__<table>__latest`: the current version of each record (by record key; a
   later modify time, load or file supersedes an earlier one);
@@ -19,7 +20,8 @@ HOME/transform, a working copy of the dbt project in this package):
 The SQL is written in one engine's dialect (`dialect`: the engine's `sql_dialect`, DuckDB's by
 default). Most of it is common SQL; the engine's SQLDialect (justice.engine) says the rest:
 string literals (Spark reads backslash escapes and joins '' as two literals), date parsing (a
-spec's strftime formats translated to Spark's datetime patterns), and the list of broken rules
+spec's strftime formats translated to Spark's datetime patterns), regular expressions (the check
+that a number is plain digits before either engine's cast), and the list of broken rules
 (DuckDB list literals and lambdas, Spark arrays and arrow lambdas).
 """
 
@@ -33,6 +35,14 @@ from justice.errors import ConfigError
 from justice.sources.spec import LINEAGE_COLUMNS, FieldSpec, SourceSpec, TableSpec
 
 LINEAGE = ", ".join(LINEAGE_COLUMNS)
+
+# What a register's number must look like, checked before the cast. Each engine's cast reads more,
+# and not alike: DuckDB reads '1.5' as the integer 2, '1_000' as 1000 and '0x10' as 16 where Spark
+# gives null, so a value that is not plain digits (with a sign, and for a decimal one point) is
+# quarantined as not a number on both, not silently changed on one.
+WHOLE_NUMBER = "[+-]?[0-9]+"
+DECIMAL_NUMBER = "[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)"
+
 
 def _formats(f: FieldSpec) -> tuple[str, ...]:
     return f.format if isinstance(f.format, tuple) else (f.format or "",)
@@ -61,10 +71,10 @@ def _typed(spec: SourceSpec, f: FieldSpec, d: SQLDialect) -> tuple[str, str | No
     if f.type == "string":
         return v, None, None
     if f.type == "integer":
-        expr = f"try_cast({v} as bigint)"
+        expr = f"case when {d.full_match(v, WHOLE_NUMBER)} then try_cast({v} as bigint) end"
         what = "a whole number"
     elif f.type == "decimal":
-        expr = f"try_cast({v} as decimal(18, 4))"
+        expr = f"case when {d.full_match(v, DECIMAL_NUMBER)} then try_cast({v} as decimal(18, 4)) end"
         what = "a number"
     elif f.type == "boolean":
         expr = (f"case upper({v}) when 'Y' then true when 'YES' then true when 'TRUE' then true when '1' then true "
@@ -105,7 +115,8 @@ def checked_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB
             checks.append(f"        case when nullif(trim({f.name}), '') is null then "
                           f"{d.failure('missing_required', f.name, missing)} end")
     raw_cols = ", ".join(f"{f.name} as raw_{f.name}" for f in table.fields)
-    return (f"-- generated from {Path(spec.path).name}: do not edit; edit the spec\n"
+    config = "{{ config(materialized='table') }}\n" if d.checked_as_table else ""
+    return (f"-- generated from {Path(spec.path).name}: do not edit; edit the spec\n{config}"
             f"select\n" + ",\n".join(cols) + ",\n"
             f"    {d.failures(checks)} as _failures,\n"
             f"    {raw_cols},\n    {LINEAGE}\n"
@@ -139,7 +150,9 @@ def latest_sql(spec: SourceSpec, table: TableSpec) -> str:
 
 
 def quarantined_sql(spec: SourceSpec, table: TableSpec, dialect: SQLDialect = DUCKDB_SQL) -> str:
-    """The quarantine model: the rows of `__checked` that break a rule, with why."""
+    """The quarantine model: the rows of `__checked` that break a rule, with why. `failures` is
+    JSON in the serving warehouse on every engine (Spark's copy casts its string back:
+    justice.engine.spark.SERVED_AS_JSON)."""
     d = dialect
     raws = ", ".join([*_parent_columns(table), *(f"raw_{f.name}" for f in table.fields)])
     return (f"-- generated: rows of raw.{spec.system}__{table.name} set aside by staging rules\n"

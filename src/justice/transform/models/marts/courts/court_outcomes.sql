@@ -50,7 +50,8 @@ select
     {{ round_figure("avg(d.principal_custody_days / 30.4375)
           filter (where d.principal_disposal_type = 'immediate_custody')", 2) }} as average_custodial_sentence_months
 from defendants as d
-join {{ ref('court_calendar') }} as q
-  on d.completion_date between q.quarter_start and q.quarter_end
+-- An equi-join on the completion's quarter (court_calendar's quarters are calendar quarters), not
+-- `between` its bounds, which Spark runs as a nested loop over every quarter.
+join {{ ref('court_calendar') }} as q on q.quarter_start = {{ quarter_start('d.completion_date') }}
 group by all
 order by q.quarter_start, d.court_type, d.case_type

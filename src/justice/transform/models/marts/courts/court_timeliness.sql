@@ -11,7 +11,24 @@
 -- date when that case is not found. A stage with a missing or negative interval (a data error)
 -- leaves that defendant out of that stage and is counted in `excluded_defendants`.
 
-with defendants as (
+with sendings as (
+    -- The magistrates' first listing of each completed Crown Court defendant: an equi-join on
+    -- person and charge date, so Spark plans a hash or sort-merge join (written as a correlated
+    -- scalar subquery with `<=` on the receipt date, Spark joined each distinct receipt date to
+    -- every magistrates' case received by then before grouping: 346 million rows at 100,000
+    -- people).
+    select c.defendant_case_id, min(m.first_listing_date) as first_listing_date
+    from {{ ref('defendant_case') }} as c
+    join {{ ref('defendant_case') }} as m
+      on m.person_id = c.person_id
+     and m.charge_date = c.charge_date
+     and m.court_type = 'magistrates'
+     and m.receipt_date <= c.receipt_date
+    where c.court_type = 'crown' and c.completion_date is not null
+    group by c.defendant_case_id
+),
+
+defendants as (
     select
         dc.defendant_case_id,
         dc.court_type,
@@ -19,16 +36,12 @@ with defendants as (
         dc.offence_date,
         dc.charge_date,
         coalesce(
-            case when dc.court_type = 'crown' then (
-                select min(m.first_listing_date)
-                from {{ ref('defendant_case') }} as m
-                where m.court_type = 'magistrates' and m.person_id = dc.person_id
-                  and m.charge_date = dc.charge_date and m.receipt_date <= dc.receipt_date
-            ) end,
+            s.first_listing_date,
             case when dc.court_type = 'crown' then dc.receipt_date else dc.first_listing_date end
         ) as first_listing_date,
         dc.completion_date
     from {{ ref('defendant_case') }} as dc
+    left join sendings as s using (defendant_case_id)
     where dc.completion_date is not null
 ),
 
@@ -42,7 +55,8 @@ with defendants as (
 
 stages as (
     {%- for stage, from_date, to_date in stage_dates %}
-    select defendant_case_id, court_type, case_type, completion_date, '{{ stage }}' as stage,
+    select defendant_case_id, court_type, case_type, {{ quarter_start('completion_date') }} as quarter_start,
+           '{{ stage }}' as stage,
            {{ days_between(from_date, to_date) }} as days
     from defendants
     {% if not loop.last %}union all{% endif %}
@@ -62,7 +76,8 @@ select
     {{ round_figure('avg(s.days) filter (where s.days >= 0)', 1) }} as mean_days,
     median(s.days) filter (where s.days >= 0) as median_days
 from stages as s
-join {{ ref('court_calendar') }} as q
-  on s.completion_date between q.quarter_start and q.quarter_end
+-- An equi-join on the completion's quarter (court_calendar's quarters are calendar quarters), not
+-- `between` the quarter's bounds: a hash join on Spark, not a nested loop over every quarter.
+join {{ ref('court_calendar') }} as q using (quarter_start)
 group by all
 order by q.quarter_start, s.court_type, s.case_type, s.stage
