@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from justice import warehouse
 from justice.engine import lake
-from justice.engine.base import Engine, Progress, SQLDialect
+from justice.engine.base import Engine, LinkageSQL, Progress, SQLDialect
 from justice.engine.dbt import run_dbt_here
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
@@ -215,11 +215,48 @@ class SparkSQL(SQLDialect):
         return f"array_join(transform({failures}, x -> x.reason), '; ')"
 
 
+class SparkLinkageSQL(LinkageSQL):
+    """Linkage's DuckDB conditions translated by sqlglot, and what sqlglot leaves in DuckDB's
+    spelling or meaning written as Spark has it: Jaro-Winkler is Splink's UDF `jaro_winkler`
+    (from the jar in `spark.jars`), two arrays overlap by `arrays_overlap`, and a list element
+    (`names[1]`, null past the end on DuckDB) is `try_element_at(names, 1)`, since `names[0]`
+    raises on an empty array under Spark's ANSI mode."""
+
+    splink_dialect = "spark"
+
+    def translate(self, sql: str) -> str:
+        import sqlglot
+        from sqlglot import exp
+
+        if sql.strip().upper() == "ELSE":
+            return sql
+
+        def spark_names(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.JarowinklerSimilarity):
+                return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+            if isinstance(node, exp.ArrayOverlaps):
+                return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
+            if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
+                # sqlglot holds the index from 0 whatever the dialect; try_element_at counts from 1.
+                index = node.expressions[0]
+                one_based = (exp.Literal.number(int(index.this) + 1) if index.is_int
+                             else exp.Add(this=index, expression=exp.Literal.number(1)))
+                return exp.Anonymous(this="try_element_at", expressions=[node.this, one_based])
+            return node
+
+        try:
+            tree = sqlglot.parse_one(sql, read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise ConfigError(f"linkage SQL does not parse as DuckDB SQL: {sql!r}: {exc}") from exc
+        return tree.transform(spark_names).sql(dialect="spark")
+
+
 class SparkEngine(Engine):
     """Spark: dbt-spark (session method) in this process, Splink's Spark API, views over the lake."""
 
     name = "spark"
     sql_dialect = SparkSQL()
+    linkage_sql = SparkLinkageSQL()
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -342,6 +379,37 @@ class SparkEngine(Engine):
             con.close()
         shutil.rmtree(out, ignore_errors=True)
         return [f"{s}.{n}" for s, names in copied.items() for n in names]
+
+    def splink_api(self, con):
+        """Splink's Spark API on the engine's session (its UDFs, Jaro-Winkler among them, come
+        from the jar in `spark.jars`)."""
+        from splink import SparkAPI
+
+        spark = self.spark
+        # Splink writes its intermediate tables as Parquet under the checkpoint folder.
+        spark.sparkContext.setCheckpointDir(str(self._linkage_dir() / "checkpoints"))
+        return SparkAPI(spark_session=spark)
+
+    def _linkage_dir(self) -> Path:
+        return self.settings.spark_dir.resolve() / "linkage"
+
+    def splink_input(self, db_api, con, name, query, table_name=None):
+        # Through Parquet, in DuckDB's own writer: Spark reads lists as arrays, dates as dates.
+        path = self._linkage_dir() / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy ({query}) to '{path}' (format parquet)").fetchall()
+        return db_api.register(self.spark.read.parquet(str(path)), table_name=table_name or name)
+
+    def splink_output(self, frame, con, table):
+        path = self._linkage_dir() / "out" / table.replace(".", "_")
+        frame.as_spark_dataframe().write.mode("overwrite").parquet(str(path))
+        con.execute(f"create or replace table {table} as select * from read_parquet('{path}/*.parquet')").fetchall()
+        frame.drop_table_from_database_and_remove_from_cache()
+        shutil.rmtree(path, ignore_errors=True)
+
+    def drop_linkage_inputs(self) -> None:
+        """Remove the Parquet files linkage handed to Splink (after a run)."""
+        shutil.rmtree(self._linkage_dir(), ignore_errors=True)
 
 
 def stop() -> None:
