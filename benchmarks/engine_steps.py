@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="keep the homes under this folder")
     parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
                         help="run only these steps, in an engine home --keep already holds "
-                             "(e.g. build alone, after a run that staged and linked)")
+                             "(e.g. build alone, after a run that staged and linked), or in a new "
+                             "one (e.g. raw_views staging link: the steps linkage needs)")
     args = parser.parse_args()
 
     from justice.engine import engine_for, lake, spark
@@ -91,7 +92,7 @@ def main() -> None:
 
     def run_engine(name: str) -> None:
         settings = Settings(home=work / name, engine=name)
-        if args.steps == list(STEPS):
+        if args.steps == list(STEPS) or not settings.lake_dir.exists():
             shutil.rmtree(settings.home, ignore_errors=True)
             settings.home.mkdir(parents=True)
             shutil.copytree(landed.lake_dir, settings.lake_dir)

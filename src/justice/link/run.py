@@ -19,6 +19,11 @@ Otherwise a run is incremental: only records that are new or whose linkage field
 scored, against the existing index (`predict_between`) and among themselves (`predict_within`),
 with no retraining; pairs between unchanged records are kept from the last run.
 
+Splink scores the pairs on the engine in use (Splink's DuckDB or Spark API: `Engine.splink_api`);
+everything else runs on DuckDB over the serving warehouse on every engine, where the state lives
+(docs/linkage.md, "On either engine"), and the tables the dbt models read are then copied into
+the engine.
+
 This module runs the steps; the pieces it calls are: standardise.py (records), model.py (train,
 load, score), persons.py (clustering under constraints, stable person ids), clerical.py
 (decisions and the review queue), blocking.py (block keys), ledger.py (`runs`) and
