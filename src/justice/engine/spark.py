@@ -368,7 +368,9 @@ class SparkEngine(Engine):
         spark = self.spark
         if not spark.catalog.databaseExists(schema):
             return []
-        return sorted(t.name for t in spark.catalog.listTables(schema))
+        # Temporary views (a session's, Splink's working tables among them) belong to no schema,
+        # though Spark lists them with every one.
+        return sorted(t.name for t in spark.catalog.listTables(schema) if not t.isTemporary)
 
     def read_table(self, schema: str, name: str) -> pa.Table:
         return self.spark.table(f"`{schema}`.`{name}`").toArrow()
@@ -472,8 +474,10 @@ class SparkEngine(Engine):
     def drop_linkage_inputs(self) -> None:
         """Remove the views and Parquet files linkage handed to Splink (after a run)."""
         if "session" in _running:
-            for view in self._linkage_views:
-                self.spark.catalog.dropTempView(view)
+            spark = self.spark
+            splinks = [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink__")]
+            for view in [*self._linkage_views, *splinks]:
+                spark.catalog.dropTempView(view)
         self._linkage_views.clear()
         shutil.rmtree(self._linkage_dir(), ignore_errors=True)
 
