@@ -144,12 +144,18 @@ def _model(settings) -> dict:
 
 
 def test_spark_trains_the_same_model(built_home, spark_home):
+    # To 1e-12: EM's sums on DuckDB's threads may add in another order from one run to the next
+    # (0.6012953356735695 and 0.60129533567357 for one m, measured).
     d, s = _model(built_home), _model(spark_home)
-    assert s["probability_two_random_records_match"] == d["probability_two_random_records_match"]
+    assert s["probability_two_random_records_match"] == pytest.approx(d["probability_two_random_records_match"],
+                                                                      rel=1e-12)
     for cd, cs in zip(d["comparisons"], s["comparisons"], strict=True):
         for ld, ls in zip(cd["comparison_levels"], cs["comparison_levels"], strict=True):
-            assert (ls.get("m_probability"), ls.get("u_probability")) == \
-                   (ld.get("m_probability"), ld.get("u_probability")), (cd["output_column_name"], ld["label_for_charts"])
+            where = (cd["output_column_name"], ld["label_for_charts"])
+            for key in ("m_probability", "u_probability"):
+                assert (ls.get(key) is None) == (ld.get(key) is None), where
+                if ld.get(key) is not None:
+                    assert ls[key] == pytest.approx(ld[key], rel=1e-12), where
     assert s["justice"]["sql"] == d["justice"]["sql"]
 
 
