@@ -14,7 +14,7 @@ uses; on Spark the built tables are copied into it after each step (`Engine.serv
 
 from __future__ import annotations
 
-from justice.engine.base import Engine
+from justice.engine.base import Engine, LinkageSQL
 from justice.errors import ConfigError
 from justice.settings import ENGINES, Settings
 
@@ -32,4 +32,12 @@ def engine_for(settings: Settings) -> Engine:
     raise ConfigError(f"engine {settings.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 
 
-__all__ = ["Engine", "engine_for"]
+def linkage_sql_by_engine() -> dict[str, LinkageSQL]:
+    """How each engine writes linkage's SQL, by Splink's name for its dialect (a trained model
+    keeps its conditions in every one, so a model trained on one engine scores on another)."""
+    from justice.engine.spark import SparkLinkageSQL
+
+    return {sql.splink_dialect: sql for sql in (LinkageSQL(), SparkLinkageSQL())}
+
+
+__all__ = ["Engine", "LinkageSQL", "engine_for", "linkage_sql_by_engine"]

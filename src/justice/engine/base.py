@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Self
 
+import duckdb
 import pyarrow as pa
 
 from justice.settings import Settings
@@ -65,12 +66,26 @@ class SQLDialect(ABC):
         """Every reason of the list, joined by '; '."""
 
 
+class LinkageSQL:
+    """How linkage's SQL reads on an engine. The model spec (link/model.yaml) writes the levels
+    Splink's library lacks, and the blocking rules, in DuckDB's dialect; each engine translates
+    them, and `splink_dialect` names the dialect Splink's own comparison levels are made for."""
+
+    splink_dialect: str = "duckdb"
+
+    def translate(self, sql: str) -> str:
+        """`sql`, a condition in DuckDB's dialect, as this engine reads it."""
+        return sql
+
+
 class Engine(ABC):
     """A query engine over the lake and the tables the steps build."""
 
     name: str = ""
     sql_dialect: SQLDialect
     """How the staging SQL generated from source specs is written for this engine."""
+    linkage_sql: LinkageSQL = LinkageSQL()
+    """How linkage's comparison and blocking SQL is written for this engine."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -124,3 +139,26 @@ class Engine(ABC):
         publish, the explorer and the web app read; return the tables copied. An engine whose
         tables already live there copies nothing."""
         return []
+
+    # Linkage (justice.link) scores pairs with Splink on the engine. Its input tables are
+    # standardised in the serving warehouse, attached to an in-memory DuckDB (`con`, see
+    # justice.link.warehouse), and its results (pairs above the model's keep weight) come back there.
+
+    @abstractmethod
+    def splink_api(self, con: duckdb.DuckDBPyConnection):
+        """Splink's database API for this engine (`con`: linkage's DuckDB connection)."""
+
+    @abstractmethod
+    def splink_input(self, db_api, con: duckdb.DuckDBPyConnection, name: str, query: str,
+                     table_name: str | None = None):
+        """The rows of `query` (DuckDB SQL over `con`) as a Splink input table named `name`
+        (`table_name`: Splink's name for it, generated when None)."""
+
+    @abstractmethod
+    def splink_output(self, frame, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """Create or replace `table` in `con` with the rows of Splink's result `frame`, then drop
+        `frame` from the engine."""
+
+    def drop_linkage_inputs(self) -> None:
+        """Remove what splink_input and Splink's working tables left on the engine (after a
+        run). An engine whose working tables live in memory has nothing to remove."""

@@ -126,3 +126,21 @@ class DuckDBEngine(Engine):
             con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{name}" AS SELECT * FROM _incoming')
         finally:
             con.close()
+
+    def splink_api(self, con):
+        """Splink's DuckDB API on a cursor of linkage's connection: its working tables stay in
+        memory, beside the attached warehouse."""
+        from splink import DuckDBAPI
+
+        return DuckDBAPI(connection=con.cursor())
+
+    def splink_input(self, db_api, con, name, query, table_name=None):
+        # A view on Splink's own cursor (temporary views belong to one connection); Splink looks
+        # tables up by bare name.
+        db_api.duckdb_con.execute(f"create or replace temp view {name} as {query}").fetchall()
+        return db_api.register(name, table_name=table_name)
+
+    def splink_output(self, frame, con, table):
+        db_api_con = frame.db_api.duckdb_con
+        db_api_con.execute(f"create or replace table {table} as select * from {frame.physical_name}").fetchall()
+        frame.drop_table_from_database_and_remove_from_cache()

@@ -10,8 +10,10 @@ readers need are copied into the serving warehouse, HOME/warehouse.duckdb (`serv
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pyarrow as pa
 
 from justice import warehouse
 from justice.engine import lake
-from justice.engine.base import Engine, Progress, SQLDialect
+from justice.engine.base import Engine, LinkageSQL, Progress, SQLDialect
 from justice.engine.dbt import run_dbt_here
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
@@ -107,6 +109,9 @@ def session(settings: Settings, conf: dict[str, str] | None = None):
         current.stop()
         _running.clear()
     settings.spark_dir.mkdir(parents=True, exist_ok=True)
+    # Python functions (linkage's Jaro-Winkler) run in this interpreter, with its packages, unless
+    # PYSPARK_PYTHON names another (a cluster's executors').
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -227,16 +232,101 @@ class SparkSQL(SQLDialect):
         return f"array_join(transform({failures}, x -> x.reason), '; ')"
 
 
+def jaro_winkler(a: str | None, b: str | None) -> float | None:
+    """Jaro-Winkler similarity as DuckDB's `jaro_winkler_similarity` computes it (null when
+    either is null)."""
+    from jellyfish import jaro_winkler_similarity
+
+    return None if a is None or b is None else jaro_winkler_similarity(a, b)
+
+
+def jaro_winkler_best(values: list[str | None] | None, b: str | None) -> float | None:
+    """The highest Jaro-Winkler similarity of `b` to any of `values`: DuckDB's
+    `list_max(list_transform(values, lambda x: jaro_winkler_similarity(x, b)))`."""
+    if values is None or b is None:
+        return None
+    scores = [jaro_winkler(v, b) for v in values if v is not None]
+    return max(scores) if scores else None
+
+
+class SparkLinkageSQL(LinkageSQL):
+    """Linkage's DuckDB conditions translated by sqlglot, and what sqlglot leaves in DuckDB's
+    spelling or meaning written as Spark has it:
+
+    * Jaro-Winkler is `jaro_winkler`, the name Splink's Spark levels call. Splink's jar (in
+      `spark.jars`) defines it, but scores some pairs differently from DuckDB (`finntan` and
+      `fintan`: DuckDB 0.928, above the 0.92 level; the jar below it), so the engine registers
+      DuckDB's arithmetic under that name (`jaro_winkler`, with jellyfish, which agrees with
+      DuckDB to the last bit); a Python function cannot run inside a Spark lambda, so the best
+      similarity over a list (`list_max(list_transform(xs, lambda x: jaro_winkler_similarity(x,
+      y)))`) is one function, `jaro_winkler_best(xs, y)`;
+    * two arrays overlap by `arrays_overlap`;
+    * a list element (`names[1]`, null past the end on DuckDB) is `try_element_at(names, 1)`,
+      since `names[0]` raises on an empty array under Spark's ANSI mode."""
+
+    splink_dialect = "spark"
+
+    def translate(self, sql: str) -> str:
+        import sqlglot
+        from sqlglot import exp
+
+        if sql.strip().upper() == "ELSE":
+            return sql
+
+        def best_over_list(node: exp.Expression) -> exp.Expression | None:
+            """jaro_winkler_best(xs, y) for list_max(list_transform(xs, x -> jw(x, y)))."""
+            if not (isinstance(node, exp.ArrayMax) and isinstance(node.this, exp.Transform)):
+                return None
+            lam = node.this.expression
+            if not (isinstance(lam, exp.Lambda) and isinstance(lam.this, exp.JarowinklerSimilarity)
+                    and len(lam.expressions) == 1):
+                return None
+            var = lam.expressions[0].name
+            a, b = lam.this.this, lam.this.expression
+            for mine, other in ((a, b), (b, a)):
+                if mine.name == var and not any(i.name == var for i in other.find_all(exp.Identifier)):
+                    return exp.Anonymous(this="jaro_winkler_best", expressions=[node.this.this, other])
+            return None
+
+        def spark_names(node: exp.Expression) -> exp.Expression:
+            best = best_over_list(node)
+            if best is not None:
+                return best
+            if isinstance(node, exp.JarowinklerSimilarity):
+                if node.find_ancestor(exp.Lambda):
+                    raise ConfigError(f"linkage SQL {sql!r}: Jaro-Winkler in a lambda runs on Spark only "
+                                      "as the best over a list: list_max(list_transform(xs, lambda x: "
+                                      "jaro_winkler_similarity(x, y)))")
+                return exp.Anonymous(this="jaro_winkler", expressions=[node.this, node.expression])
+            if isinstance(node, exp.ArrayOverlaps):
+                return exp.Anonymous(this="arrays_overlap", expressions=[node.this, node.expression])
+            if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
+                # sqlglot holds the index from 0 whatever the dialect; try_element_at counts from 1.
+                index = node.expressions[0]
+                one_based = (exp.Literal.number(int(index.this) + 1) if index.is_int
+                             else exp.Add(this=index, expression=exp.Literal.number(1)))
+                return exp.Anonymous(this="try_element_at", expressions=[node.this, one_based])
+            return node
+
+        try:
+            tree = sqlglot.parse_one(sql, read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise ConfigError(f"linkage SQL does not parse as DuckDB SQL: {sql!r}: {exc}") from exc
+        return tree.transform(spark_names).sql(dialect="spark")
+
+
 class SparkEngine(Engine):
     """Spark: dbt-spark (session method) in this process, Splink's Spark API, views over the lake."""
 
     name = "spark"
     sql_dialect = SparkSQL()
+    linkage_sql = SparkLinkageSQL()
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         # Read once per engine (the settings file too), not on every call that needs the session.
         self._conf = spark_settings(settings)
+        self._linkage_views: list[str] = []
 
     @property
     def spark(self):
@@ -290,7 +380,9 @@ class SparkEngine(Engine):
         spark = self.spark
         if not spark.catalog.databaseExists(schema):
             return []
-        return sorted(t.name for t in spark.catalog.listTables(schema))
+        # Temporary views (a session's, Splink's working tables among them) belong to no schema,
+        # though Spark lists them with every one.
+        return sorted(t.name for t in spark.catalog.listTables(schema) if not t.isTemporary)
 
     def read_table(self, schema: str, name: str) -> pa.Table:
         return self.spark.table(f"`{schema}`.`{name}`").toArrow()
@@ -358,6 +450,52 @@ class SparkEngine(Engine):
             con.close()
         shutil.rmtree(out, ignore_errors=True)
         return [f"{s}.{n}" for s, names in copied.items() for n in names]
+
+    def splink_api(self, con):
+        """Splink's Spark API on the engine's session (its UDFs, Jaro-Winkler among them, come
+        from the jar in `spark.jars`)."""
+        from pyspark.sql.functions import udf
+        from pyspark.sql.types import DoubleType
+        from splink import SparkAPI
+
+        spark = self.spark
+        # Splink writes its intermediate tables as Parquet under the checkpoint folder.
+        spark.sparkContext.setCheckpointDir(str(self._linkage_dir() / "checkpoints"))
+        api = SparkAPI(spark_session=spark)
+        # After Splink registers its jar's functions: DuckDB's Jaro-Winkler replaces the jar's
+        # (SparkLinkageSQL says why).
+        spark.udf.register("jaro_winkler", udf(jaro_winkler, DoubleType(), useArrow=True))
+        spark.udf.register("jaro_winkler_best", udf(jaro_winkler_best, DoubleType(), useArrow=True))
+        return api
+
+    def _linkage_dir(self) -> Path:
+        return self.settings.spark_dir.resolve() / "linkage"
+
+    def splink_input(self, db_api, con, name, query, table_name=None):
+        # Through Parquet, in DuckDB's own writer: Spark reads lists as arrays, dates as dates.
+        path = self._linkage_dir() / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy ({query}) to '{path}' (format parquet)").fetchall()
+        # Splink makes it a temporary view of the session, which outlives this run.
+        self._linkage_views.append(table_name or name)
+        return db_api.register(self.spark.read.parquet(str(path)), table_name=table_name or name)
+
+    def splink_output(self, frame, con, table):
+        path = self._linkage_dir() / "out" / table.replace(".", "_")
+        frame.as_spark_dataframe().write.mode("overwrite").parquet(str(path))
+        con.execute(f"create or replace table {table} as select * from read_parquet('{path}/*.parquet')").fetchall()
+        frame.drop_table_from_database_and_remove_from_cache()
+        shutil.rmtree(path, ignore_errors=True)
+
+    def drop_linkage_inputs(self) -> None:
+        """Remove the views and Parquet files linkage handed to Splink (after a run)."""
+        if "session" in _running:
+            spark = self.spark
+            splinks = [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink__")]
+            for view in [*self._linkage_views, *splinks]:
+                spark.catalog.dropTempView(view)
+        self._linkage_views.clear()
+        shutil.rmtree(self._linkage_dir(), ignore_errors=True)
 
 
 def stop() -> None:

@@ -89,7 +89,8 @@ def _clean_record(record: dict) -> dict:
     return out
 
 
-_COLUMN_REF = re.compile(r"\b([a-z][a-z0-9_]*)_(l|r)\b")
+# A column of one side of a pair, bare or quoted (Splink's library levels quote their columns).
+_COLUMN_REF = re.compile(r'"?\b([a-z][a-z0-9_]*)_(l|r)\b"?')
 
 
 _PROBE_REF = re.compile(r"\br\.([a-z][a-z0-9_]*)\b")
@@ -114,7 +115,7 @@ def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], s
         exact_u = {}
         for lv in non_null:
             col = lv.get("tf_adjustment_column")
-            if col and lv["sql_condition"].replace(" ", "") == f"{col}_l={col}_r":
+            if col and lv["sql_condition"].replace(" ", "").replace('"', "") == f"{col}_l={col}_r":
                 exact_u[col] = lv["u_probability"]
         for lv in levels:
             if lv.get("is_null_level"):

@@ -20,8 +20,12 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import splink.comparison_level_library as cll
 import yaml
 
+from justice.engine import linkage_sql_by_engine
+from justice.engine.base import Engine, LinkageSQL
+from justice.engine.duckdb import DuckDBEngine
 from justice.errors import ConfigError, TransformError
 
 
@@ -63,7 +67,12 @@ def load_model_spec(path: Path | None = None) -> dict:
                           "or a fixed `match_weight`")
     for comp in spec["comparisons"]:
         labels = [lv.get("label") for lv in comp["levels"]]
-        if not comp["levels"] or comp["levels"][-1]["sql"] != "ELSE":
+        for lv in comp["levels"]:
+            kinds = [k for k in (*LIBRARY_LEVELS, "sql") if k in lv]
+            if len(kinds) != 1:
+                raise ConfigError(f"link model spec: comparison {comp['name']!r}, level {lv.get('label')!r}: "
+                                  f"give one of {', '.join((*LIBRARY_LEVELS, 'sql'))}, not {kinds or 'none'}")
+        if not comp["levels"] or comp["levels"][-1].get("sql") != "ELSE":
             raise ConfigError(f"link model spec: comparison {comp['name']!r} must end with an ELSE level")
         if len(set(labels)) != len(labels):
             raise ConfigError(f"link model spec: comparison {comp['name']!r} repeats a level label")
@@ -104,14 +113,50 @@ def label_free_thresholds(spec: dict) -> tuple[dict, dict]:
                             f"{q}; no labels used"}
 
 
-def splink_settings(spec: dict) -> dict:
-    """The Splink settings dictionary for `spec` (untrained)."""
+# The levels a spec may take from Splink's comparison-level library, and how each is made.
+LIBRARY_LEVELS = {
+    "missing": lambda lv: cll.NullLevel(lv["missing"]),
+    "exact": lambda lv: cll.ExactMatchLevel(lv["exact"]),
+    "jaro_winkler": lambda lv: cll.JaroWinklerLevel(lv["jaro_winkler"], float(lv["at"])),
+    "levenshtein": lambda lv: cll.LevenshteinLevel(lv["levenshtein"], int(lv["at"])),
+    "columns_reversed": lambda lv: cll.ColumnsReversedLevel(*lv["columns_reversed"], symmetrical=True),
+    "array_intersect": lambda lv: cll.ArrayIntersectLevel(lv["array_intersect"], 1),
+    "date_difference": lambda lv: cll.AbsoluteDateDifferenceLevel(
+        lv["date_difference"], input_is_string=False, threshold=int(lv["days"]), metric="day"),
+}
+
+
+def _level_sql(lv: dict, linkage_sql: LinkageSQL) -> str:
+    """One spec level's condition in `linkage_sql`'s dialect: Splink's library writes its own
+    levels for the dialect; a `sql:` level (DuckDB's dialect) is translated by the engine."""
+    kind = next((k for k in LIBRARY_LEVELS if k in lv), None)
+    if kind is None:
+        return linkage_sql.translate(lv["sql"])
+    try:
+        level = LIBRARY_LEVELS[kind](lv)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"link model spec: level {lv.get('label')!r} ({kind}): {exc}") from exc
+    return level.get_comparison_level(linkage_sql.splink_dialect).as_dict()["sql_condition"]
+
+
+def dialect_sql(spec: dict, linkage_sql: LinkageSQL) -> dict:
+    """Every level's condition and every blocking rule of `spec` in `linkage_sql`'s dialect."""
+    return {"comparisons": [[_level_sql(lv, linkage_sql) for lv in comp["levels"]]
+                            for comp in spec["comparisons"]],
+            "blocking_rules": [linkage_sql.translate(r) for r in spec["blocking_rules"]]}
+
+
+def splink_settings(spec: dict, linkage_sql: LinkageSQL | None = None) -> dict:
+    """The Splink settings dictionary for `spec` (untrained), in `linkage_sql`'s dialect
+    (DuckDB's by default)."""
+    linkage_sql = linkage_sql or LinkageSQL()
+    sql = dialect_sql(spec, linkage_sql)
     comparisons = []
-    for comp in spec["comparisons"]:
+    for comp, conditions in zip(spec["comparisons"], sql["comparisons"]):
         levels = []
-        for lv in comp["levels"]:
-            level = {"sql_condition": lv["sql"], "label_for_charts": lv["label"]}
-            if lv.get("is_null"):
+        for lv, condition in zip(comp["levels"], conditions):
+            level = {"sql_condition": condition, "label_for_charts": lv["label"]}
+            if lv.get("is_null") or "missing" in lv:
                 level["is_null_level"] = True
             if lv.get("tf"):
                 level["tf_adjustment_column"] = lv["tf"]
@@ -124,7 +169,7 @@ def splink_settings(spec: dict) -> dict:
         "unique_id_column_name": "unique_id",
         "comparisons": comparisons,
         "blocking_rules_to_generate_predictions": [
-            {"blocking_rule": r, "sql_dialect": "duckdb"} for r in spec["blocking_rules"]],
+            {"blocking_rule": r, "sql_dialect": linkage_sql.splink_dialect} for r in sql["blocking_rules"]],
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": True,
         "max_iterations": int(spec["training"].get("max_iterations", 25)),
@@ -138,17 +183,16 @@ def quiet_splink() -> None:
     logging.getLogger("splink").setLevel(logging.ERROR)
 
 
-def make_linker(con: duckdb.DuckDBPyConnection, table: str, settings: dict):
-    """A Splink linker over `table` in `con` (registered on the DuckDB API first, Splink 5 style)."""
-    from splink import DuckDBAPI, Linker
+def make_linker(engine: Engine, con: duckdb.DuckDBPyConnection, table: str, settings: dict):
+    """A Splink linker on `engine` over `table` (in linkage's DuckDB connection `con`), registered
+    on the engine's Splink API first, Splink 5 style."""
+    from splink import Linker
 
     quiet_splink()
-    cursor = con.cursor()
-    # Splink looks tables up by bare name, so a schema-qualified table gets a temporary view.
-    view = "link_input_" + "".join(c if c.isalnum() else "_" for c in table)
-    cursor.execute(f"create or replace temp view {view} as select * from {table}").fetchall()
-    db_api = DuckDBAPI(connection=cursor)
-    records = db_api.register(view)
+    db_api = engine.splink_api(con)
+    # Splink looks tables up by bare name, so a schema-qualified table gets a name of its own.
+    name = "link_input_" + "".join(c if c.isalnum() else "_" for c in table)
+    records = engine.splink_input(db_api, con, name, f"select * from {table}")
     linker = Linker(records, settings, log_level=None)
     return linker, db_api
 
@@ -163,12 +207,12 @@ def compute_tf_tables(con: duckdb.DuckDBPyConnection, table: str, columns: list[
         """)
 
 
-def register_tf_tables(linker, db_api, columns: list[str], schema: str = "wh.linkage") -> None:
+def register_tf_tables(engine: Engine, con: duckdb.DuckDBPyConnection, linker, db_api,
+                       columns: list[str], schema: str = "wh.linkage") -> None:
     """Register `schema`.tf_<col> as the linker's term-frequency lookups."""
     for col in columns:
-        db_api.duckdb_con.execute(f"create or replace temp view tf_{col}_input as "
-                                  f"select * from {schema}.tf_{col}").fetchall()
-        tf = db_api.register(f"tf_{col}_input", table_name=f"__tf_{col}_{id(linker)}")
+        tf = engine.splink_input(db_api, con, f"tf_{col}_input", f"select * from {schema}.tf_{col}",
+                                 table_name=f"__tf_{col}_{id(linker)}")
         linker.table_management.register_term_frequency_lookup(tf, col)
 
 
@@ -179,8 +223,12 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
     n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
     if n < 2:
         raise TransformError(f"linkage: {n} records in {table}; training needs at least two")
-    linker, db_api = make_linker(con, table, splink_settings(spec))
-    register_tf_tables(linker, db_api, tf_columns(spec), table.rsplit(".", 1)[0] if "." in table else "main")
+    # Training runs on DuckDB over the served records on every engine: the seeded u sample and
+    # refine_u's random pairs are drawn alike, so every engine trains the same model.
+    engine = DuckDBEngine(settings=None)  # its Splink API needs only `con`
+    linker, db_api = make_linker(engine, con, table, splink_settings(spec))
+    register_tf_tables(engine, con, linker, db_api, tf_columns(spec),
+                       table.rsplit(".", 1)[0] if "." in table else "main")
     tr = spec["training"]
     progress("estimating the prior from deterministic rules")
     linker.training.estimate_probability_two_random_records_match(
@@ -210,6 +258,9 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "trained_on_records": int(n),
         "spec_digest": spec_digest(spec),
         "version_note": spec.get("version_note", ""),
+        # The model's conditions in every engine's dialect, made from the spec's level
+        # definitions when it was trained (splink_part picks one).
+        "sql": {name: dialect_sql(spec, sql) for name, sql in linkage_sql_by_engine().items()},
         "thresholds": thresholds,
         "threshold_choice": choice,
         "constraints": {"never_link": list(spec.get("never_link", []) or []),
@@ -328,6 +379,21 @@ def load_model(home: Path, version: int | None = None) -> tuple[dict, Path] | No
     return model, path
 
 
-def splink_part(model: dict) -> dict:
-    """The model without our metadata, as Splink reads it."""
-    return {k: v for k, v in model.items() if k != "justice"}
+def splink_part(model: dict, linkage_sql: LinkageSQL | None = None) -> dict:
+    """The model without our metadata, as Splink reads it; with `linkage_sql`, its conditions
+    and blocking rules in that engine's dialect (as the model recorded them when trained)."""
+    part = {k: v for k, v in model.items() if k != "justice"}
+    if linkage_sql is None:
+        return part
+    stored = model.get("justice", {}).get("sql", {}).get(linkage_sql.splink_dialect)
+    if stored is None:
+        raise ConfigError(f"linkage model version {model.get('justice', {}).get('version')} holds no "
+                          f"{linkage_sql.splink_dialect} SQL: run `justice link --retrain`")
+    part = json.loads(json.dumps(part))
+    for comp, conditions in zip(part["comparisons"], stored["comparisons"]):
+        for level, condition in zip(comp["comparison_levels"], conditions):
+            level["sql_condition"] = condition
+    part["blocking_rules_to_generate_predictions"] = [
+        {"blocking_rule": r, "sql_dialect": linkage_sql.splink_dialect} for r in stored["blocking_rules"]]
+    part["sql_dialect"] = linkage_sql.splink_dialect
+    return part

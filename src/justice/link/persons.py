@@ -140,7 +140,14 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         cond = f"case when {valid} then {col} end" if valid else col
         vals = con.sql(f"select {cond} as v from linkage.records order by unique_id").fetchnumpy()["v"]
         keys.append(np.array(vals.tolist(), dtype=object))
-    labels = clustering.cluster(n, left, right, weight, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    # Edges in one order whatever order the engine returned the pairs in: strongest first, ties
+    # by record. The weights are compared to 1e-9, since two engines may add a pair's weights in
+    # another order and differ in the last bits; otherwise a tie between two edges of a cluster
+    # that breaks a constraint was decided by row order, and the same pairs made other people.
+    ranked = np.round(weight, 9)
+    order = np.lexsort((right, left, -ranked))
+    left, right, weight, basis, ranked = left[order], right[order], weight[order], basis[order], ranked[order]
+    labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
             "basis": basis}
 

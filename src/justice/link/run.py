@@ -19,6 +19,11 @@ Otherwise a run is incremental: only records that are new or whose linkage field
 scored, against the existing index (`predict_between`) and among themselves (`predict_within`),
 with no retraining; pairs between unchanged records are kept from the last run.
 
+Splink scores the pairs on the engine in use (Splink's DuckDB or Spark API: `Engine.splink_api`);
+everything else runs on DuckDB over the serving warehouse on every engine, where the state lives
+(docs/linkage.md, "On either engine"), and the tables the dbt models read are then copied into
+the engine.
+
 This module runs the steps; the pieces it calls are: standardise.py (records), model.py (train,
 load, score), persons.py (clustering under constraints, stable person ids), clerical.py
 (decisions and the review queue), blocking.py (block keys), ledger.py (`runs`) and
@@ -35,7 +40,7 @@ from pathlib import Path
 
 import duckdb
 
-from justice.engine import engine_for
+from justice.engine import Engine, engine_for
 from justice.link import model as mdl
 from justice.link.blocking import build_block_keys
 from justice.link.clerical import ensure_decisions_table, write_review_queue
@@ -107,10 +112,21 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
     `sources` (default link/sources.yaml) says where the records are; `spec` (default
     link/model.yaml) is the model. Both exist as arguments for other datasets (the FEBRL
     benchmark); the pipeline uses the defaults."""
+    spec = spec if spec is not None else mdl.load_model_spec()
+    with engine_for(settings) as engine:
+        try:
+            return _link(engine, settings, spec, retrain=retrain, full=full, progress=progress,
+                         sources=sources)
+        finally:
+            engine.drop_linkage_inputs()
+
+
+def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full: bool,
+          progress: Callable[[str], None], sources: dict | None) -> LinkResult:
+    """link(), on `engine`."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     run_id = dt.datetime.now(dt.UTC).strftime("link-%Y%m%dT%H%M%S%f")
-    spec = spec if spec is not None else mdl.load_model_spec()
     con = open_warehouse(settings)
     try:
         progress("standardising records")
@@ -178,7 +194,7 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
                         "select * from linkage.pairs limit 0")
             predictions = "memory.main.link_predictions"
         else:
-            predictions = _predict(con, model, incremental, keep=float(thresholds["keep_weight"]))
+            predictions = _predict(engine, con, model, incremental, keep=float(thresholds["keep_weight"]))
         timings["predict"] = time.perf_counter() - t
         pairs_scored = con.execute(f"select count(*) from {predictions}").fetchall()[0][0]
 
@@ -222,37 +238,40 @@ def link(settings: Settings, *, retrain: bool = False, full: bool = False,
         con.execute(f"drop table if exists {predictions}")
     finally:
         con.close()
-    # Linkage itself runs on DuckDB over the served staging tables on every engine for now
-    # (docs/engines.md); an engine that builds elsewhere gets the index the models read.
-    with engine_for(settings) as engine:
-        engine.load_from_warehouse("linkage", LINKAGE_TABLES_READ_BY_MODELS)
+    # The index lives in the serving warehouse (the web app, explain and clerical review read
+    # and write it there); an engine that builds elsewhere gets the tables the models read.
+    engine.load_from_warehouse("linkage", LINKAGE_TABLES_READ_BY_MODELS)
     return LinkResult(run_id, mode, model["justice"]["version"], model_path, n, changed, pairs_scored,
                       links, persons, review, timings)
 
 
-def _predict(con: duckdb.DuckDBPyConnection, model: dict, incremental: bool, keep: float) -> str:
-    """Score candidate pairs; returns the name of a memory table holding them."""
-    settings = mdl.splink_part(model)
-    linker, db_api = mdl.make_linker(con, "wh.linkage.records", settings)
-    mdl.register_tf_tables(linker, db_api, mdl.tf_columns(model))
-    cur = db_api.duckdb_con
+def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, incremental: bool,
+             keep: float) -> str:
+    """Score candidate pairs with Splink on `engine`; returns the name of a memory table (in
+    `con`) holding the pairs at or above `keep`."""
+    settings = mdl.splink_part(model, engine.linkage_sql)
+    linker, db_api = mdl.make_linker(engine, con, "wh.linkage.records", settings)
+    mdl.register_tf_tables(engine, con, linker, db_api, mdl.tf_columns(model))
     if not incremental:
         out = linker.inference.predict(threshold_match_weight=keep, warning_mode="never")
-        cur.execute(f"create or replace table memory.main.link_predictions as select * from {out.physical_name}")
-        out.drop_table_from_database_and_remove_from_cache()
+        engine.splink_output(out, con, "memory.main.link_predictions")
         return "memory.main.link_predictions"
-    cur.execute("create or replace temp view link_changed as select * from wh.linkage.records "
-                "where unique_id in (select unique_id from memory.main.link_changed_ids)").fetchall()
-    cur.execute("create or replace temp view link_unchanged as select * from wh.linkage.records "
-                "where unique_id not in (select unique_id from memory.main.link_changed_ids)").fetchall()
-    changed = db_api.register("link_changed", table_name="link_changed_in")
-    unchanged = db_api.register("link_unchanged", table_name="link_unchanged_in")
+    changed = engine.splink_input(
+        db_api, con, "link_changed", "select * from wh.linkage.records where unique_id in "
+        "(select unique_id from memory.main.link_changed_ids)", table_name="link_changed_in")
+    unchanged = engine.splink_input(
+        db_api, con, "link_unchanged", "select * from wh.linkage.records where unique_id not in "
+        "(select unique_id from memory.main.link_changed_ids)", table_name="link_unchanged_in")
     between = linker.inference.predict_between(unchanged, changed, threshold_match_weight=keep,
                                                warning_mode="never")
+    engine.splink_output(between, con, "memory.main.link_between")
     within = linker.inference.predict_within(changed, threshold_match_weight=keep, warning_mode="never")
-    cur.execute(f"""create or replace table memory.main.link_predictions as
-                    select * from {between.physical_name} union all by name select * from {within.physical_name}""")
+    engine.splink_output(within, con, "memory.main.link_within")
+    con.execute("""create or replace table memory.main.link_predictions as
+                   select * from memory.main.link_between union all by name select * from memory.main.link_within""")
+    con.execute("drop table memory.main.link_between")
+    con.execute("drop table memory.main.link_within")
     # Pairs keep the lower id on the left, as a full run's do.
-    cur.execute("""update memory.main.link_predictions set unique_id_l = unique_id_r, unique_id_r = unique_id_l
+    con.execute("""update memory.main.link_predictions set unique_id_l = unique_id_r, unique_id_r = unique_id_l
                    where unique_id_l > unique_id_r""")
     return "memory.main.link_predictions"
