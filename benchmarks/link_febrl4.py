@@ -102,7 +102,7 @@ def run(home: Path, sample: int | None = None, spec_path: Path = SPEC_PATH,
     from justice.link import evaluate as ev
     from justice.link.model import load_model_spec
     from justice.link.run import link
-    from justice.link.warehouse import open_warehouse
+    from justice.link.store import open_warehouse
     from justice.settings import Settings
 
     started = time.perf_counter()

@@ -35,7 +35,7 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
     from justice.link.calibrate import run_calibration
     from justice.link.report import model_and_baseline
     from justice.link.run import link
-    from justice.link.warehouse import open_warehouse
+    from justice.link.store import open_warehouse
     from justice.settings import Settings
     from justice.sim.params import SimulationParams
     from justice.sim.world import simulate_to

@@ -53,7 +53,7 @@ def main() -> None:
     from justice.link.explain import Scorer
     from justice.link.run import link
     from justice.link.standardise import load_sources
-    from justice.link.warehouse import open_warehouse
+    from justice.link.store import open_warehouse
     from justice.settings import Settings
 
     home = args.home or build(args.persons)

@@ -445,7 +445,7 @@ def link_review(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List pairs in the uncertainty band awaiting a clerical decision."""
-    from justice.link.warehouse import open_warehouse, require_links
+    from justice.link.store import open_warehouse, require_links
 
     con = open_warehouse(_settings(home), read_only=True)
     try:

@@ -23,7 +23,7 @@ from justice.engine import engine_for, spark
 from justice.link.clerical import record_decision
 from justice.link.explain import Scorer
 from justice.link.run import link
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 from justice.settings import Settings
 from justice.sources.spec import specs_for
 from justice.transform.build import build, docs, stage

@@ -21,7 +21,7 @@ from justice.link import calibrate as cal
 from justice.link import model as mdl
 from justice.link.evaluate import evaluate
 from justice.link.persons import constraints
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ from justice.errors import ConfigError
 from justice.link.blocking import key_expressions
 from justice.link.explain import Scorer, explain
 from justice.link.report import write_report
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from justice.link.clerical import record_decision
 from justice.link.evaluate import evaluate
 from justice.link.run import link
 from justice.link.standardise import load_sources
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 
 
 def _q(settings, sql: str, params=None) -> list[tuple]:

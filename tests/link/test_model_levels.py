@@ -11,7 +11,7 @@ import yaml
 from justice.engine import linkage_sql_by_engine
 from justice.errors import ConfigError
 from justice.link import model as mdl
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 
 OLD_LEVELS = Path(__file__).parent / "data" / "model_v2_raw_sql_levels.yaml"
 

@@ -142,7 +142,7 @@ class Engine(ABC):
 
     # Linkage (justice.link) scores pairs with Splink on the engine. Its input tables are
     # standardised in the serving warehouse, attached to an in-memory DuckDB (`con`, see
-    # justice.link.warehouse), and its results (pairs above the model's keep weight) come back there.
+    # justice.link.store), and its results (pairs above the model's keep weight) come back there.
 
     @abstractmethod
     def splink_api(self, con: duckdb.DuckDBPyConnection):

@@ -82,7 +82,7 @@ import pandas as pd
 import pyarrow as pa
 
 from justice.errors import ConfigError
-from justice.link.warehouse import open_warehouse
+from justice.link.store import open_warehouse
 from justice.settings import Settings
 
 BELONGS_DAYS = 183

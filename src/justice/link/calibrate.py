@@ -331,7 +331,7 @@ def sample_file(home: Path) -> Path:
 
 
 def _sample_fits(con: duckdb.DuckDBPyConnection, model: dict) -> bool:
-    from justice.link.warehouse import table_exists
+    from justice.link.store import table_exists
 
     if not table_exists(con, "linkage", "clerical_sample"):
         return False
@@ -346,7 +346,7 @@ def run_calibration(settings, *, labels: Path | None = None, clerk: str = "cleri
     file, or the simulated clerk in a simulated world), and once every pair is labelled choose
     the threshold, save it as a new model version and re-cluster the index at it."""
     from justice.link.run import link
-    from justice.link.warehouse import open_warehouse, require_links
+    from justice.link.store import open_warehouse, require_links
 
     loaded = mdl.load_model(settings.home)
     if loaded is None:

@@ -10,7 +10,7 @@ import duckdb
 
 from justice.errors import ConfigError
 from justice.link.persons import hard_negative_sql
-from justice.link.warehouse import open_warehouse, table_exists
+from justice.link.store import open_warehouse, table_exists
 from justice.settings import Settings
 
 DECISIONS = ("match", "non_match")

@@ -34,7 +34,7 @@ from justice.errors import ConfigError
 from justice.link import model as mdl
 from justice.link.blocking import key_expressions, key_sql, rule_texts
 from justice.link.standardise import SOURCE_COLUMNS, standardise_raw
-from justice.link.warehouse import open_warehouse, require_links
+from justice.link.store import open_warehouse, require_links
 from justice.settings import Settings
 
 RAW_FIELDS = tuple(c for c in SOURCE_COLUMNS if c not in ("record_id", "same_as"))

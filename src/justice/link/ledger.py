@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from justice.link.warehouse import table_exists
+from justice.link.store import table_exists
 
 RUN_COLUMNS = ("run_id varchar, finished_at timestamp, mode varchar, model_version integer, records bigint, "
                "changed_records bigint, removed_records bigint, pairs_scored bigint, links bigint, persons bigint, "

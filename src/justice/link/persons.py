@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from justice.link import cluster as clustering
-from justice.link.warehouse import table_exists
+from justice.link.store import table_exists
 
 
 def constraints(spec: dict) -> dict:

@@ -21,7 +21,7 @@ from justice.link import evaluate as ev
 from justice.link import model as mdl
 from justice.link.baseline import RULES, baseline
 from justice.link.persons import cluster_labels, constraints
-from justice.link.warehouse import open_warehouse, require_links
+from justice.link.store import open_warehouse, require_links
 from justice.settings import Settings
 
 SWEEP = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0)

@@ -27,7 +27,7 @@ the engine.
 This module runs the steps; the pieces it calls are: standardise.py (records), model.py (train,
 load, score), persons.py (clustering under constraints, stable person ids), clerical.py
 (decisions and the review queue), blocking.py (block keys), ledger.py (`runs`) and
-warehouse.py (opening the warehouse).
+store.py (opening the warehouse for linkage).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from justice.link.clerical import ensure_decisions_table, write_review_queue
 from justice.link.ledger import last_run, record_run
 from justice.link.persons import constraints, write_person_links
 from justice.link.standardise import standardise
-from justice.link.warehouse import open_warehouse, table_exists
+from justice.link.store import open_warehouse, table_exists
 from justice.settings import Settings
 
 # The linkage tables the dbt models read (transform/models/linkage_sources.yml).

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from justice.errors import JusticeError
 from justice.link.explain import Scorer
-from justice.link.warehouse import open_warehouse, require_links
+from justice.link.store import open_warehouse, require_links
 from justice.serving.mirror import linked_history, mirror_table, person_resolution, upsert
 from justice.settings import Settings
 

@@ -1,4 +1,5 @@
-"""The warehouse as linkage opens it, and the checks that the linkage tables are there.
+"""The linkage store: the serving warehouse as linkage opens it, and the checks that the linkage
+tables are there. (Not justice.warehouse, the serving readers' connection.)
 
 Unlike justice.warehouse.connect, linkage attaches the file to an in-memory DuckDB, so that
 Splink's working tables never land in the warehouse."""
