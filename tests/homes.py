@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def warehouse_rows(settings, sql: str) -> list[tuple]:
-    """Rows of a query on HOME/warehouse.duckdb, opened read-only."""
+def warehouse_rows(settings, sql: str, params=None) -> list[tuple]:
+    """Rows of a query (with `params` for its `?`s) on HOME/warehouse.duckdb, opened read-only."""
     from justice import warehouse
 
     con = warehouse.connect(settings, read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
 

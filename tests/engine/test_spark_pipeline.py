@@ -18,6 +18,7 @@ import shutil
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+from homes import warehouse_rows as _q
 
 from justice.engine import engine_for, spark
 from justice.link.clerical import record_decision
@@ -128,14 +129,6 @@ def _both(built_home, spark_home) -> duckdb.DuckDBPyConnection:
     con.execute(f"attach '{built_home.warehouse_path}' as d (read_only)")
     con.execute(f"attach '{spark_home.warehouse_path}' as s (read_only)")
     return con
-
-
-def _q(settings, sql: str, params=None) -> list[tuple]:
-    con = open_warehouse(settings, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _model(settings) -> dict:

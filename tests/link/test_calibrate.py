@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from homes import copy_home
+from homes import warehouse_rows as _q
 from typer.testing import CliRunner
 
 from justice.cli import app
@@ -24,14 +25,6 @@ from justice.link.persons import constraints
 from justice.link.store import open_warehouse
 
 runner = CliRunner()
-
-
-def _q(settings, sql: str) -> list[tuple]:
-    con = open_warehouse(settings, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_allocation_is_equal_and_a_small_band_gives_all_it_has():

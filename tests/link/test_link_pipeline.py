@@ -7,6 +7,7 @@ import json
 import duckdb
 import pytest
 from homes import copy_home
+from homes import warehouse_rows as _q
 from scipy.stats import binom
 
 from justice.errors import ConfigError, TransformError
@@ -18,14 +19,6 @@ from justice.link.evaluate import evaluate
 from justice.link.run import link
 from justice.link.standardise import load_sources
 from justice.link.store import open_warehouse
-
-
-def _q(settings, sql: str, params=None) -> list[tuple]:
-    con = open_warehouse(settings, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _quality(settings) -> dict:
