@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -134,6 +135,26 @@ def test_spark_without_java_is_a_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False,
                           timeout=120)
     assert "Spark did not start (master local[*]; the spark engine needs Java 17" in done.stdout, done.stderr
+
+
+@pytest.mark.spark
+def test_spark_starts_and_runs_without_log_noise_on_stderr(tmp_path):
+    """Starting Spark and running a query writes nothing to stderr but the JVM's own note on the
+    vector module: no log4j profile, level or loopback lines, no native-library warning."""
+    import subprocess
+
+    script = ("from justice.settings import Settings\nfrom justice.engine import spark\n"
+              f"s = spark.session(Settings(home={str(tmp_path)!r}, engine='spark'))\n"
+              "print(s.sql('select count(*) as n from range(1000)').collect()[0].n)\n"
+              "spark.stop()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, timeout=300, env={k: v for k, v in os.environ.items()
+                                                         if k != "SPARK_LOCAL_IP"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1000"
+    noise = [line for line in done.stderr.splitlines()
+             if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    assert noise == [], noise
 
 
 @pytest.mark.spark

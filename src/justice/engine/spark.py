@@ -35,6 +35,9 @@ _running: dict[str, object] = {}
 # type whichever engine built the table.
 SERVED_AS_JSON = {"quarantine": frozenset({"failures"})}
 
+# Spark's logging: errors only, without the start-up and code-generation notes (see the file).
+LOG4J_FILE = Path(__file__).with_name("spark-log4j2.properties").resolve()
+
 
 def spark_settings(settings: Settings) -> dict[str, str]:
     """Every Spark setting the engine starts with: its own, then JUSTICE_SPARK_CONF's."""
@@ -48,7 +51,8 @@ def spark_settings(settings: Settings) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionURL":
             f"jdbc:derby:;databaseName={state / 'metastore_db'};create=true",
         "spark.driver.extraJavaOptions":
-            f"-Dderby.system.home={state} -Dderby.stream.error.file={state / 'derby.log'}",
+            f"-Dderby.system.home={state} -Dderby.stream.error.file={state / 'derby.log'} "
+            f"-Dlog4j2.configurationFile={LOG4J_FILE}",
         # Splink's Jaro-Winkler and friends are Scala UDFs in this jar; without it they are
         # unresolved functions.
         "spark.jars": similarity_jar_location(),
@@ -112,6 +116,9 @@ def session(settings: Settings, conf: dict[str, str] | None = None):
     # Python functions (linkage's Jaro-Winkler) run in this interpreter, with its packages, unless
     # PYSPARK_PYTHON names another (a cluster's executors').
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if conf["spark.master"].startswith("local"):
+        # Local mode talks to itself: bind to the loopback address rather than look for another.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
