@@ -147,3 +147,10 @@ def test_the_margin_raises_the_bar_for_people_without_a_shared_identifier():
     rules = _rules()
     rules["histories"]["margin"] = 7.0  # 11 < 5 + 7
     assert _people(cluster_labels(_world(SPREAD), THRESHOLD, rules)) == {frozenset("XY"), frozenset("R")}
+
+
+def test_a_merge_on_a_shared_identifier_is_weighed_at_the_threshold():
+    rules = _rules(identifier_links=[{"column": "pnc_core", "valid": "pnc_valid"}])
+    rules["histories"]["identifier_threshold"] = 0.0
+    c = cluster_labels(_alias_world(21.0), THRESHOLD, rules)
+    assert c["weight"][c["basis"] == "person history"].tolist() == [THRESHOLD]

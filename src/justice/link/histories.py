@@ -88,7 +88,8 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
     pass's nodes (sorted unique ids) and cluster labels; `cannot_*` the node pairs that may not
     share a cluster; `keys` the per-node values of the `never_link` identifiers (None where a
     node has none). Returns the new labels and the edges that made each merge (l, r, weight:
-    the strongest pair between the two clusters, weighed by their history score)."""
+    the strongest pair between the two clusters, weighed by their history score, or at the
+    threshold when a shared identifier made a merge below it)."""
     labels = np.asarray(labels, dtype=np.int64).copy()
     edges: dict[str, list] = {"l": [], "r": [], "weight": []}
     comparisons = _comparisons(con)
@@ -132,7 +133,9 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
             merges += 1
             edges["l"].append(int(nl[i]))
             edges["r"].append(int(nr[i]))
-            edges["weight"].append(float(score[i]))
+            # A merge on a shared identifier below the threshold is weighed as the first pass
+            # weighs an identifier link: at the threshold.
+            edges["weight"].append(max(float(score[i]), float(threshold)))
         if merges == 0:
             break
     # Labels 0..k-1 again, in order of first node, as the first pass leaves them.
