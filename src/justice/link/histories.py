@@ -56,6 +56,9 @@ def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.n
     and their strongest pair's nodes. Arrays c1 < c2, score, shared_id, node_l, node_r."""
     shared = " or ".join(f"(l.{r['column']} = r.{r['column']} and l.{r['valid']} and r.{r['valid']})"
                          for r in identifiers) or "false"
+    records = ("" if not identifiers else
+               """join linkage.records l on l.unique_id = p.unique_id_l
+                  join linkage.records r on r.unique_id = p.unique_id_r""")
     con.register("_hist_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()),
                                           "node": pa.array(np.arange(len(uid))),
                                           "cluster": pa.array(labels)}))
@@ -68,8 +71,7 @@ def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.n
                 from linkage.pairs p
                 join _hist_nodes a on a.unique_id = p.unique_id_l
                 join _hist_nodes b on b.unique_id = p.unique_id_r
-                join linkage.records l on l.unique_id = p.unique_id_l
-                join linkage.records r on r.unique_id = p.unique_id_r
+                {records}
                 where a.cluster <> b.cluster)
             select c1, c2, {float(prior)} + {best} as score, bool_or(shared_id) as shared_id,
                    arg_max(node_l, match_weight) as node_l, arg_max(node_r, match_weight) as node_r
@@ -102,7 +104,8 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
         partners.setdefault(int(b), []).append(int(a))
     key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
     for _ in range(rounds):
-        scores = cluster_scores(con, uid, labels, comparisons, prior, identifiers)
+        scores = cluster_scores(con, uid, labels, comparisons, prior,
+                                identifiers if identifier_threshold is not None else [])
         score = np.asarray(scores["score"], dtype=np.float64)
         ok = score >= threshold + margin
         if identifier_threshold is not None:
