@@ -9,7 +9,11 @@ here feeds back into the pipeline. For each home it prints:
 * by mess kind: true pairs with that kind on either record, the share of them the index missed,
   and that kind's share of all missed pairs (a pair with two kinds counts under both); the same
   for false pairs (two people's records put in one person);
-* by system pair: true pairs, missed, predicted pairs, false.
+* by system pair: true pairs, missed, predicted pairs, false;
+* by stage (`misses_by_stage`): where each missed pair was lost, scored below the threshold,
+  blocked but scored below `keep_weight` (not stored), or never a candidate; and whether the two
+  person ids it was split over have any scored pair between them (so a person-level second pass
+  could see them) or none (only better blocking would).
 """
 
 from __future__ import annotations
@@ -81,8 +85,54 @@ def diagnose(home: Path) -> str:
     out.append(f"{'system pair':28} {'true pairs':>10} {'missed':>8} {'recall':>7} {'false':>7}")
     for s1, s2, n, missed, false in rows:
         out.append(f"{s1 + '-' + s2:28} {n:>10,} {missed:>8,} {1 - missed / n if n else 1:>7.4f} {false:>7,}")
+    out.append("")
+    out += misses_by_stage(con, home)
     con.close()
     return "\n".join(out)
+
+
+def misses_by_stage(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
+    """Missed true pairs by where they were lost (needs the `ev` table of `diagnose`)."""
+    from justice.link.model import load_model
+
+    threshold = float(load_model(home)[0]["justice"]["thresholds"]["match_weight"])
+    con.execute("""
+        create temp table missed as
+        select a.unique_id as ua, b.unique_id as ub, a.pred as pa, b.pred as pb
+        from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id and a.pred <> b.pred
+    """)
+    con.execute("""
+        create temp table recno as select unique_id, record_no from wh.linkage.records;
+        create temp table blocked as
+        select distinct m.ua, m.ub from missed m
+        join recno ra on ra.unique_id = m.ua join recno rb on rb.unique_id = m.ub
+        join wh.linkage.block_keys ka on ka.record_no = ra.record_no
+        join wh.linkage.block_keys kb on kb.record_no = rb.record_no and kb.key = ka.key;
+        create temp table person_pairs as
+        select distinct least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
+        from wh.linkage.pairs p join ev a on a.unique_id = p.unique_id_l join ev b on b.unique_id = p.unique_id_r
+        where a.pred <> b.pred
+    """)
+    rows = con.execute(f"""
+        select case when p.match_weight >= {threshold} then 'scored at or above the threshold, kept apart'
+                    when p.match_weight is not null then 'scored below the threshold'
+                    when b.ua is not null then 'blocked, scored below keep_weight'
+                    else 'never a candidate (no blocking rule)' end as stage,
+               count(*) as n,
+               count(*) filter (where pp.p1 is not null) as persons_compared
+        from missed m
+        left join wh.linkage.pairs p on p.unique_id_l = least(m.ua, m.ub) and p.unique_id_r = greatest(m.ua, m.ub)
+        left join blocked b on b.ua = m.ua and b.ub = m.ub
+        left join person_pairs pp on pp.p1 = least(m.pa, m.pb) and pp.p2 = greatest(m.pa, m.pb)
+        group by all order by n desc
+    """).fetchall()
+    total = sum(r[1] for r in rows)
+    out = [(f"missed pairs by stage (threshold {threshold:+.2f}); 'person ids compared': the two ids it is "
+            "split over have a scored pair between them"),
+           f"{'stage':44} {'missed':>8} {'share':>6} {'person ids compared':>20}"]
+    for stage, n, compared in rows:
+        out.append(f"{stage:44} {n:>8,} {100 * n / total if total else 0:>5.1f}% {compared:>20,}")
+    return out
 
 
 def main() -> None:

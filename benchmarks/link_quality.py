@@ -64,6 +64,7 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
         cal = run_calibration(settings, simulated_clerk=True)
         cal_seconds = time.perf_counter() - t
         clerk = figures()
+        first_pass, histories_seconds = _first_pass_only(settings)
         return {"level": level, "seed": seed, "persons": persons, "records": result.records,
                 "label_free": {"threshold": free_threshold, **_pick(free["model"])},
                 "clerical": {"threshold": cal.choice["match_weight"], "sample_pairs": cal.sample_pairs,
@@ -73,11 +74,38 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
                              "label_free": _pick(free["model_linkable"]),
                              "baseline": _pick(clerk["baseline_linkable"]),
                              "borrowed_identity_records": clerk["borrowed_identity_records"]},
+                "first_pass": first_pass, "histories_seconds": histories_seconds,
                 "link_seconds": link_seconds, "calibrate_seconds": cal_seconds,
                 **({"home": str(home)} if keep else {})}
     finally:
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _first_pass_only(settings) -> tuple[dict, float]:
+    """The index at the clerical threshold without the second pass (histories.py), re-clustered
+    in memory on the same world, against the answer key; and the second pass's own seconds (the
+    clustering's time with it less without it)."""
+    from justice.link import model as mdl
+    from justice.link.persons import cluster_labels, constraints
+    from justice.link.report import labels_against_truth
+    from justice.link.store import open_warehouse
+
+    con = open_warehouse(settings, read_only=True)
+    try:
+        rules = constraints(mdl.load_model_spec())
+        threshold = float(mdl.load_model(settings.home)[0]["justice"]["thresholds"]["match_weight"])
+        t = time.perf_counter()
+        first = cluster_labels(con, threshold, {**rules, "histories": {}})
+        without = time.perf_counter() - t
+        t = time.perf_counter()
+        cluster_labels(con, threshold, rules)
+        with_pass = time.perf_counter() - t
+        figures = labels_against_truth(con, settings.truth_dir, first["unique_id"], first["labels"])
+        return ({"clerical": _pick(figures["all"]), "clerical_linkable": _pick(figures["linkable"])},
+                with_pass - without)
+    finally:
+        con.close()
 
 
 def _pick(r: dict) -> dict:
@@ -105,6 +133,15 @@ def summarise(rows: list[dict]) -> str:
                        f"{lf['precision']:.4f} {lf['recall']:.4f} {lf['f1']:.4f} | {'':>11} "
                        f"{cl['precision']:.4f} {cl['recall']:.4f} {cl['f1']:.4f} | {b['precision']:>10.4f} "
                        f"{b['recall']:.4f} {b['f1']:.4f} | {cl['f1'] - b['f1']:>+6.4f}")
+    out.append("")
+    out.append("First pass only (no person histories), clerical threshold, same worlds; the second pass's seconds:")
+    for r in rows:
+        fp = r.get("first_pass")
+        if fp:
+            a, lk = fp["clerical"], fp["clerical_linkable"]
+            out.append(f"{r['level']:8} {r['seed']:>4} P {a['precision']:.4f} R {a['recall']:.4f} "
+                       f"F1 {a['f1']:.4f} | without borrowed identities P {lk['precision']:.4f} "
+                       f"R {lk['recall']:.4f} | histories pass {r['histories_seconds']:.2f} s")
     out.append("")
     for level in dict.fromkeys(r["level"] for r in rows):
         these = [r for r in rows if r["level"] == level]

@@ -15,11 +15,13 @@ from justice.link.store import table_exists
 
 
 def constraints(spec: dict) -> dict:
-    """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`, and
-    `identifier_links` (identifiers whose valid exact agreement is an edge of its own)."""
+    """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`,
+    `identifier_links` (identifiers whose valid exact agreement is an edge of its own) and
+    `histories` (the second pass, histories.py)."""
     return {"never_link": list(spec.get("never_link", []) or []),
             "hard_negatives": list(spec.get("hard_negatives", []) or []),
-            "identifier_links": list(spec.get("identifier_links", []) or [])}
+            "identifier_links": list(spec.get("identifier_links", []) or []),
+            "histories": dict(spec.get("histories") or {})}
 
 
 def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
@@ -148,6 +150,19 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     order = np.lexsort((right, left, -ranked))
     left, right, weight, basis, ranked = left[order], right[order], weight[order], basis[order], ranked[order]
     labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    hist = rules.get("histories") or {}
+    if hist.get("enabled"):
+        # The second pass: people matched against people by their histories (histories.py).
+        from justice.link.histories import BASIS, merge_histories
+
+        labels, extra = merge_histories(con, uid, labels, threshold, cann[0].astype(np.int64),
+                                        cann[1].astype(np.int64), keys, margin=float(hist.get("margin", 0.0)),
+                                        rounds=int(hist.get("rounds", 3)),
+                                        identifiers=rules.get("identifier_links", []),
+                                        identifier_threshold=hist.get("identifier_threshold"))
+        left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
+        weight = np.concatenate([weight, extra["weight"]])
+        basis = np.concatenate([basis, np.full(len(extra["l"]), BASIS, dtype=object)])
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
             "basis": basis}
 

@@ -103,6 +103,27 @@ def model_and_baseline(con, truth_dir: Path | None) -> dict:
     return out
 
 
+def labels_against_truth(con, truth_dir: Path, unique_id: np.ndarray, labels: np.ndarray) -> dict:
+    """Pairwise precision, recall and F1 of cluster `labels` (one per record of `unique_id`)
+    against the answer key, over every record and without borrowed-identity records (as
+    `model_and_baseline`); records the answer key does not hold are left out."""
+    key = Path(truth_dir) / "records.parquet"
+    has_mess = "mess" in {r[0] for r in con.execute(f"describe select * from read_parquet('{key}')").fetchall()}
+    rows = con.execute(f"""
+        select r.unique_id, t.person_id, {"coalesce(t.mess, '')" if has_mess else "''"}
+        from linkage.records r join read_parquet('{key}') t using (system, record_id)""").fetchall()
+    truth = {u: str(p) for u, p, _ in rows}
+    borrowed = {u for u, _, m in rows if BORROWED in m.split(",")}
+    ids = np.asarray(unique_id, dtype=object)
+    keep = np.array([u in truth for u in ids.tolist()], dtype=bool)
+    true = np.array([truth[u] for u in ids[keep].tolist()], dtype=object)
+    _, true_codes = np.unique(true, return_inverse=True)
+    own = np.array([u not in borrowed for u in ids[keep].tolist()], dtype=bool)
+    _, own_codes = np.unique(true[own], return_inverse=True)
+    return {"all": pairwise_from_labels(labels[keep], true_codes),
+            "linkable": pairwise_from_labels(labels[keep][own], own_codes)}
+
+
 def threshold_lines(model: dict) -> list[str]:
     """How the model version's link threshold was chosen, for the report."""
     choice = model["justice"].get("threshold_choice") or {"method": "fixed in the model spec (before version 2 "

@@ -25,7 +25,8 @@ everything else runs on DuckDB over the serving warehouse on every engine, where
 the engine.
 
 This module runs the steps; the pieces it calls are: standardise.py (records), model.py (train,
-load, score), persons.py (clustering under constraints, stable person ids), clerical.py
+load, score), persons.py (clustering under constraints, then histories.py: people matched by their
+histories; stable person ids), clerical.py
 (decisions and the review queue), blocking.py (block keys), ledger.py (`runs`) and
 store.py (opening the warehouse for linkage).
 """

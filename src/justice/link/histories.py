@@ -1,0 +1,168 @@
+"""A second pass that matches people against people: each cluster's history of names, dates of
+birth, postcodes and identifiers against another's, best of history per comparison.
+
+Pairwise scoring weighs two records at a time, so it cannot combine evidence spread over a
+person's records: a record that agrees with one of a person's records on the name and with
+another on the new address scores low against both. Person indexes keep each person's history
+and match a record against the whole person. After the first clustering, this pass scores every
+two clusters that hold at least one scored pair between them (linkage.pairs, at or above the
+model's `keep_weight`) by the model's own weights: for each comparison, the best weight any pair
+of their records has on it (the name from one pair, the postcode from another, the date of birth
+from a third), summed with the model's prior. A person's records disagree with each other
+(people move, clerks mistype) and best of history reads only what the two people have in common;
+where every pair disagrees on a comparison the best is still a disagreement.
+
+Two clusters merge when that score reaches the link threshold plus `margin` and the constraints
+still hold for the merged cluster: no two different valid identifiers of a `never_link` column
+(keying errors aside, as in clustering), no hard-negative or clerical "not a match" pair inside it.
+Merges are made in rounds, strongest first, each cluster in at most one merge a round, and the
+profiles are re-scored after each round, so a merge is always decided on the histories as they
+now stand and one round cannot chain a cluster through several others. Precision comes first:
+with several clusters at the threshold a cluster takes only its best.
+
+Everything here reads linkage.pairs and the first pass's clusters; nothing reads the answer key.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from justice.link import cluster as clustering
+
+BASIS = "person history"
+
+
+def _comparisons(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The per-comparison weight columns of linkage.pairs (term-frequency adjustment included)."""
+    cols = [r[0] for r in con.execute("describe linkage.pairs").fetchall()]
+    return sorted(c for c in cols if c.startswith("mw_") and not c.startswith("mw_tf_adj_"))
+
+
+def prior_weight(con: duckdb.DuckDBPyConnection, comparisons: list[str]) -> float | None:
+    """The model's prior as a match weight: a pair's match weight less its comparisons' weights
+    (the same for every pair). None when there are no pairs."""
+    total = " + ".join(f"coalesce({c}, 0)" for c in comparisons) or "0"
+    row = con.execute(f"select median(match_weight - ({total})) from linkage.pairs").fetchall()[0]
+    return None if row[0] is None else float(row[0])
+
+
+def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray,
+                   comparisons: list[str], prior: float, identifiers: list[dict] = ()) -> dict[str, np.ndarray]:
+    """For every two clusters with a scored pair between them: the best-of-history score (prior
+    plus, per comparison, the best weight over the pairs between them), whether a scored pair
+    between them holds the same valid value of one of `identifiers` (`identifier_links` rules),
+    and their strongest pair's nodes. Arrays c1 < c2, score, shared_id, node_l, node_r."""
+    shared = " or ".join(f"(l.{r['column']} = r.{r['column']} and l.{r['valid']} and r.{r['valid']})"
+                         for r in identifiers) or "false"
+    records = ("" if not identifiers else
+               """join linkage.records l on l.unique_id = p.unique_id_l
+                  join linkage.records r on r.unique_id = p.unique_id_r""")
+    con.register("_hist_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()),
+                                          "node": pa.array(np.arange(len(uid))),
+                                          "cluster": pa.array(labels)}))
+    best = " + ".join(f"coalesce(max({c}), 0)" for c in comparisons) or "0"
+    try:
+        return con.sql(f"""
+            with p as (
+                select least(a.cluster, b.cluster) as c1, greatest(a.cluster, b.cluster) as c2,
+                       a.node as node_l, b.node as node_r, coalesce({shared}, false) as shared_id, p.*
+                from linkage.pairs p
+                join _hist_nodes a on a.unique_id = p.unique_id_l
+                join _hist_nodes b on b.unique_id = p.unique_id_r
+                {records}
+                where a.cluster <> b.cluster)
+            select c1, c2, {float(prior)} + {best} as score, bool_or(shared_id) as shared_id,
+                   arg_max(node_l, match_weight) as node_l, arg_max(node_r, match_weight) as node_r
+            from p group by c1, c2
+        """).fetchnumpy()
+    finally:
+        con.unregister("_hist_nodes")
+
+
+def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray,
+                    threshold: float, cannot_left: np.ndarray, cannot_right: np.ndarray,
+                    keys: list[np.ndarray], *, margin: float = 0.0, rounds: int = 3,
+                    identifiers: list[dict] = (), identifier_threshold: float | None = None,
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Merge clusters whose histories match (module docstring). `uid` and `labels` are the first
+    pass's nodes (sorted unique ids) and cluster labels; `cannot_*` the node pairs that may not
+    share a cluster; `keys` the per-node values of the `never_link` identifiers (None where a
+    node has none). Returns the new labels and the edges that made each merge (l, r, weight:
+    the strongest pair between the two clusters, weighed by their history score, or at the
+    threshold when a shared identifier made a merge below it)."""
+    labels = np.asarray(labels, dtype=np.int64).copy()
+    edges: dict[str, list] = {"l": [], "r": [], "weight": []}
+    comparisons = _comparisons(con)
+    prior = prior_weight(con, comparisons) if comparisons else None
+    if prior is None or len(uid) == 0:
+        return labels, _arrays(edges)
+    partners: dict[int, list[int]] = {}
+    for a, b in zip(np.asarray(cannot_left).tolist(), np.asarray(cannot_right).tolist()):
+        partners.setdefault(int(a), []).append(int(b))
+        partners.setdefault(int(b), []).append(int(a))
+    key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
+    for _ in range(rounds):
+        scores = cluster_scores(con, uid, labels, comparisons, prior,
+                                identifiers if identifier_threshold is not None else [])
+        score = np.asarray(scores["score"], dtype=np.float64)
+        ok = score >= threshold + margin
+        if identifier_threshold is not None:
+            ok |= np.asarray(scores["shared_id"], dtype=bool) & (score >= identifier_threshold)
+        if not ok.any():
+            break
+        c1, c2 = scores["c1"][ok].astype(np.int64), scores["c2"][ok].astype(np.int64)
+        nl, nr, score = scores["node_l"][ok].astype(np.int64), scores["node_r"][ok].astype(np.int64), score[ok]
+        order = np.lexsort((c2, c1, -np.round(score, 9)))
+        members: dict[int, np.ndarray] = {}
+        wanted = np.unique(np.concatenate([c1, c2]))
+        sort = np.argsort(labels, kind="stable")
+        starts = np.searchsorted(labels[sort], wanted)
+        ends = np.searchsorted(labels[sort], wanted, side="right")
+        for c, s, e in zip(wanted.tolist(), starts.tolist(), ends.tolist()):
+            members[c] = sort[s:e]
+        merged_now: set[int] = set()
+        merges = 0
+        for i in order.tolist():
+            a, b = int(c1[i]), int(c2[i])
+            if a in merged_now or b in merged_now:
+                continue
+            ma, mb = members[a], members[b]
+            if _breaks_constraints(a, b, ma, mb, labels, partners, key_lists):
+                continue
+            labels[mb] = a
+            merged_now.update((a, b))
+            merges += 1
+            edges["l"].append(int(nl[i]))
+            edges["r"].append(int(nr[i]))
+            # A merge on a shared identifier below the threshold is weighed as the first pass
+            # weighs an identifier link: at the threshold.
+            edges["weight"].append(max(float(score[i]), float(threshold)))
+        if merges == 0:
+            break
+    # Labels 0..k-1 again, in order of first node, as the first pass leaves them.
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse], _arrays(edges)
+
+
+def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: np.ndarray,
+                        partners: dict[int, list[int]], key_lists: list[list]) -> bool:
+    """Whether putting clusters a and b (members `ma`, `mb`) together would break a constraint:
+    a cannot-link pair across them, or two different values of a `never_link` identifier."""
+    small, other = (ma, b) if len(ma) <= len(mb) else (mb, a)
+    if any(labels[p] == other for node in small.tolist() for p in partners.get(node, ())):
+        return True
+    for key in key_lists:
+        xs = {key[n] for n in ma.tolist()} - {None}
+        ys = {key[n] for n in mb.tolist()} - {None}
+        if xs and ys and clustering._conflict(xs, ys):
+            return True
+    return False
+
+
+def _arrays(edges: dict[str, list]) -> dict[str, np.ndarray]:
+    return {"l": np.asarray(edges["l"], dtype=np.int64), "r": np.asarray(edges["r"], dtype=np.int64),
+            "weight": np.asarray(edges["weight"], dtype=np.float64)}

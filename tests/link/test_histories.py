@@ -1,0 +1,156 @@
+"""The second pass (justice.link.histories): a record joins its person through evidence spread over
+the person's records, and the clustering constraints still hold after it."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from justice.link.clerical import ensure_decisions_table
+from justice.link.persons import cluster_labels, write_person_links
+
+PRIOR = -10.0
+THRESHOLD = 5.0
+X, Y = "2014/0123456", "2019/7654321"  # two people's PNC IDs (core), many characters apart
+
+
+def _world(pairs: list[tuple[str, str, float, float, float]], pnc: dict[str, str] | None = None,
+           sex: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An index of a few records and their scored pairs: (record, record, forename weight, date of
+    birth weight, postcode weight); each pair's match weight is the prior plus the three."""
+    pnc, sex = pnc or {}, sex or {}
+    ids = sorted({u for p in pairs for u in p[:2]})
+    con = duckdb.connect()
+    con.execute("create schema linkage")
+    con.execute("""create table linkage.records (unique_id varchar, system varchar, record_id varchar,
+                   same_as varchar, sex varchar, pnc_core varchar, pnc_valid boolean,
+                   cro_core varchar, cro_valid boolean)""")
+    con.executemany("insert into linkage.records values (?, 'court', ?, null, ?, ?, ?, null, null)",
+                    [[u, u.split(":")[1], sex.get(u, "M"), pnc.get(u), u in pnc] for u in ids])
+    con.execute("""create table linkage.pairs (unique_id_l varchar, unique_id_r varchar, match_weight double,
+                   match_probability double, mw_forename double, mw_dob double, mw_postcode double)""")
+    con.executemany("insert into linkage.pairs values (?, ?, ?, 0.5, ?, ?, ?)",
+                    [[min(a, b), max(a, b), PRIOR + f + d + p, f, d, p] for a, b, f, d, p in pairs])
+    ensure_decisions_table(con)
+    return con
+
+
+# Person P's records X and Y agree on everything (an address since moved to, name written the
+# same). Record R agrees with X on forename and date of birth but holds the new address (X's
+# postcode is the old one: -3), and with Y on the date of birth and the new postcode, but Y's
+# forename is mistyped (-2). Neither pair reaches the threshold (1 and 3); P's history does:
+# best forename 6, best date of birth 8, best postcode 7: -10 + 21 = 11.
+SPREAD = [("court:X", "court:Y", 6.0, 8.0, 7.0),
+          ("court:R", "court:X", 6.0, 8.0, -3.0),
+          ("court:R", "court:Y", -2.0, 8.0, 7.0)]
+
+
+def _rules(enabled: bool = True, **extra) -> dict:
+    return {"never_link": [{"column": "pnc_core", "valid": "pnc_valid"}], "hard_negatives": [],
+            "identifier_links": [], "histories": {"enabled": enabled, "margin": 0.0, "rounds": 3}, **extra}
+
+
+def _people(c: dict) -> set[frozenset[str]]:
+    out: dict[int, set[str]] = {}
+    for u, lab in zip(c["unique_id"].tolist(), c["labels"].tolist()):
+        out.setdefault(lab, set()).add(u.split(":")[1])
+    return {frozenset(v) for v in out.values()}
+
+
+def test_a_record_joins_its_person_through_the_combined_history():
+    con = _world(SPREAD)
+    # Pairwise, R is nobody's: each of its pairs is below the threshold.
+    assert _people(cluster_labels(con, THRESHOLD, _rules(enabled=False))) == {frozenset("XY"), frozenset("R")}
+    c = cluster_labels(con, THRESHOLD, _rules())
+    assert _people(c) == {frozenset("XYR")}
+    # The merge is an edge of its own, weighed by the history's score, with its basis.
+    assert "person history" in c["basis"].tolist()
+    assert c["weight"][c["basis"] == "person history"].tolist() == [pytest.approx(11.0)]
+
+
+def test_history_never_outweighs_disagreement_on_every_record():
+    # R disagrees with every record of P on the date of birth: best of history is still -4.
+    con = _world([("court:X", "court:Y", 6.0, 8.0, 7.0),
+                  ("court:R", "court:X", 6.0, -4.0, -3.0),
+                  ("court:R", "court:Y", -2.0, -4.0, 7.0)])
+    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("R")}
+
+
+def test_two_identifiers_still_keep_people_apart():
+    con = _world(SPREAD, pnc={"court:X": X, "court:R": Y})
+    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("R")}
+    # One keying error apart is one person's id mistyped, as in the first pass.
+    con = _world(SPREAD, pnc={"court:X": X, "court:R": "2014/0123956"})
+    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYR")}
+
+
+def test_a_hard_negative_or_a_clerical_non_match_still_keeps_people_apart():
+    rules = _rules(hard_negatives=[{"name": "sexes differ", "sql": "l.sex <> r.sex"}])
+    con = _world(SPREAD, sex={"court:R": "F"})
+    assert _people(cluster_labels(con, THRESHOLD, rules)) == {frozenset("XY"), frozenset("R")}
+    con = _world(SPREAD)
+    con.execute("insert into linkage.clerical_decisions values ('court:R', 'court:Y', 'non_match', 'a clerk', "
+                "now(), null)")
+    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("R")}
+
+
+def test_a_record_takes_only_its_best_person_in_a_round():
+    # Two people P (X, Y) and Q (V, W) whom R's history matches (P better); P and Q hold two
+    # different PNC IDs, so they are two people and R goes to P alone.
+    pairs = SPREAD + [("court:V", "court:W", 6.0, 8.0, 7.0),
+                      ("court:R", "court:V", 6.0, 8.0, -4.0),
+                      ("court:R", "court:W", -3.0, 8.0, 6.0)]
+    con = _world(pairs, pnc={"court:X": X, "court:V": Y})
+    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYR"), frozenset("VW")}
+
+
+def test_the_merge_is_written_with_its_basis():
+    con = _world(SPREAD)
+    _links, persons = write_person_links(con, THRESHOLD, "run-1", _rules())
+    assert persons == 1
+    rows = dict(con.execute("select record_id, linked_by from linkage.person_links").fetchall())
+    assert rows["R"] == "person history"
+    assert len({r[0] for r in con.execute("select person_id from linkage.person_links").fetchall()}) == 1
+    assert np.isfinite(con.execute("select weakest_link_weight from linkage.person_links").fetchall()[0][0])
+
+
+def _alias_world(postcode_and_pnc: float) -> duckdb.DuckDBPyConnection:
+    """P's records X and Y hold P's PNC ID; P's alias records A and B (an invented name and date
+    of birth, used twice) hold P's address, and A holds P's PNC ID as well. A against X disagrees
+    on forename (-4) and date of birth (-6); `postcode_and_pnc` is what the address and the
+    identifier add."""
+    return _world([("court:X", "court:Y", 6.0, 8.0, 7.0),
+                   ("court:A", "court:B", 6.0, 8.0, 3.0),
+                   ("court:A", "court:X", -4.0, -6.0, postcode_and_pnc)],
+                  pnc={"court:X": X, "court:Y": X, "court:A": X})
+
+
+def test_an_alias_joins_through_a_shared_identifier_when_the_history_does_not_oppose_it():
+    ident = [{"column": "pnc_core", "valid": "pnc_valid"}]
+    rules = _rules(identifier_links=ident)
+    rules["histories"]["identifier_threshold"] = 0.0
+    # -10 - 4 - 6 + 21 = +1: short of the threshold (5), but at least even with the id shared.
+    # The first pass's identifier links leave the two groups apart: the alias group holds the id
+    # on one record of two (as a PNC ID keyed against the wrong person would be).
+    first = dict(rules, histories={"enabled": False})
+    assert _people(cluster_labels(_alias_world(21.0), THRESHOLD, first)) == {frozenset("XY"), frozenset("AB")}
+    assert _people(cluster_labels(_alias_world(21.0), THRESHOLD, rules)) == {frozenset("XYAB")}
+    # Without the identifier rule the history pass needs the threshold itself.
+    plain = dict(rules, histories={"enabled": True, "margin": 0.0})
+    assert _people(cluster_labels(_alias_world(21.0), THRESHOLD, plain)) == {frozenset("XY"), frozenset("AB")}
+    # A shared id the rest of the history outweighs (-1) is not enough.
+    assert _people(cluster_labels(_alias_world(19.0), THRESHOLD, rules)) == {frozenset("XY"), frozenset("AB")}
+
+
+def test_the_margin_raises_the_bar_for_people_without_a_shared_identifier():
+    rules = _rules()
+    rules["histories"]["margin"] = 7.0  # 11 < 5 + 7
+    assert _people(cluster_labels(_world(SPREAD), THRESHOLD, rules)) == {frozenset("XY"), frozenset("R")}
+
+
+def test_a_merge_on_a_shared_identifier_is_weighed_at_the_threshold():
+    rules = _rules(identifier_links=[{"column": "pnc_core", "valid": "pnc_valid"}])
+    rules["histories"]["identifier_threshold"] = 0.0
+    c = cluster_labels(_alias_world(21.0), THRESHOLD, rules)
+    assert c["weight"][c["basis"] == "person history"].tolist() == [THRESHOLD]
