@@ -349,6 +349,6 @@ def test_crown_writes_the_sentence_type_as_its_disposal(crown_docs, small_world)
         assert known[text] == "immediate_custody"
     # The world's extended sentences reach the extract under their own text.
     off = small_world.tables["offences"]
-    if np.any((off["sentence_type"] == "extended_determinate") & (off["crown_case_id"] != None)):  # noqa: E711
+    if np.any((off["sentence_type"] == "extended_determinate") & (off["crown_case_id"] != None)):
         assert written["EXTENDED SENTENCE OF IMPRISONMENT"] > 0
     assert written["IMPRISONMENT"] > 0
