@@ -78,7 +78,7 @@ def test_an_unknown_sentence_type_is_refused(rules):
 
 
 def test_withdrawing_the_indeterminate_rule_leaves_life_sentences_uncovered():
-    with pytest.raises(PolicyError, match="no release rule covers life sentences"):
+    with pytest.raises(PolicyError, match=r"no release rule covers .*\(life sentences\)"):
         load_release_rules(without=["indeterminate_parole_board"])
 
 

@@ -462,4 +462,4 @@ def _describe_cell(rules: ReleaseRules, codes, length, sentence_day, types, i: i
         f", sentenced from {iso_date(sentence_day[i])}" + (
             f" to before {iso_date(later[0])}" if len(later) else ""))
     kind = SENTENCE_TYPES[types[i]].replace("_", " ")
-    return f"{kind} sentences: offence group {rules.groups[codes[i]]!r}, {band}{when}"
+    return f"offence group {rules.groups[codes[i]]!r}, {band}{when} ({kind} sentences)"
