@@ -725,12 +725,12 @@ def _sentences(tables: dict[str, Columns], sp: _Spells, spells: Columns, end_day
     rest_days = np.maximum(days_total - np.round((12 * years + whole_months) * 30.4375).astype(np.int64), 0)
     # The sentence's release rule is on its disposal (a recall spell does not repeat it).
     d = tables["disposals"]
-    custody = (d["disposal_type"] == "custody") & (d["case_id"] != None)  # noqa: E711
+    custody = (d["disposal_type"] == "custody") & (d["case_id"] != None)
     rule_of = dict(zip(d["case_id"][custody].tolist(), d["release_rule"][custody].tolist(), strict=True))
     rule = np.array([rule_of.get(k) for k in c["case_id"][idx].tolist()], dtype=object)
     off = tables["offences"]
     murder_cases = off["crown_case_id"][(off["offence_code"] == "VA01001") & (off["sentence_type"] == "life")]
-    murder = np.isin(c["case_id"][idx], murder_cases[murder_cases != None])  # noqa: E711
+    murder = np.isin(c["case_id"][idx], murder_cases[murder_cases != None])
     calc = sentence_calc_type(kind, day, rule, murder)
     book = spells["book_id"][idx]
     closed = (c["release_date"][idx] != NONE) & (c["release_date"][idx] <= end_day)
