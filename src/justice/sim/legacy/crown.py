@@ -21,6 +21,9 @@ validates against ``crown.xsd`` (namespace ``urn:justice-sim:xhibit:1``)::
                               ChargeDate? ArraignmentDate? Plea?
             Outcomes/Outcome (once resulted): OffenceSeq Verdict OutcomeDate Disposal?
                               SentenceYears? SentenceMonths? SentenceDays?
+                              (immediate custody by type: IMPRISONMENT, EXTENDED SENTENCE OF
+                              IMPRISONMENT with its custodial term, LIFE IMPRISONMENT and
+                              IMPRISONMENT FOR PUBLIC PROTECTION with no length)
           Hearings/Hearing: HearingDate HearingType HearingResult?
 
 Each message is the full state of the case as at the message date: a case is sent when
