@@ -34,7 +34,9 @@ def one(rules, sentenced: str, months: float, group: str, remand: int = 0):
 
 def test_package_rules_carry_their_legal_sources(rules):
     assert set(rules.names) == {"standard_determinate_half", "sds40", "remand_credit",
-                                "fixed_term_recall", "standard_recall"}
+                                "fixed_term_recall", "standard_recall", "sds_two_thirds",
+                                "eds_automatic_two_thirds", "eds_parole_board",
+                                "indeterminate_parole_board"}
     for r in rules.rules:
         assert r.source["title"] and r.source["url"].startswith("https://www.legislation.gov.uk/")
     assert rules.rule("sds40").source["url"].endswith("/uksi/2024/844")
@@ -58,7 +60,9 @@ def test_a_passed_forty_percent_point_releases_on_the_day(rules):
 
 def test_sds40_exclusions(rules):
     assert one(rules, "2024-06-01", 24, SEXUAL)[1] == "standard_determinate_half"
-    assert one(rules, "2024-06-01", 48, VIOLENCE)[1] == "standard_determinate_half"
+    # Excluded from SDS40 and, since 28 June 2022, released at two-thirds (sds_two_thirds.yaml).
+    assert one(rules, "2024-06-01", 48, VIOLENCE)[1] == "sds_two_thirds"
+    assert one(rules, "2022-06-01", 48, VIOLENCE)[1] == "standard_determinate_half"
     assert one(rules, "2024-06-01", 47.9, VIOLENCE)[1] == "sds40"
 
 
@@ -172,9 +176,9 @@ def test_public_api_is_pinned():
         "read_rule_file"])
     assert list(inspect.signature(policy.load_release_rules).parameters) == ["extra", "without"]
     assert list(inspect.signature(ReleaseRules.release).parameters) == [
-        "self", "sentence_day", "length_days", "offence_group", "remand_days"]
+        "self", "sentence_day", "length_days", "offence_group", "remand_days", "sentence_type"]
     assert list(inspect.signature(ReleaseRules.recall).parameters) == [
         "self", "recall_day", "sentence_day", "length_days", "offence_group",
-        "fixed_term_suitable", "rerelease_day"]
+        "fixed_term_suitable", "rerelease_day", "sentence_type"]
     assert [f for f in policy.ReleaseOutcome.__dataclass_fields__] == [
-        "release_day", "rule", "fraction"]
+        "release_day", "rule", "fraction", "parole_board", "automatic_day"]

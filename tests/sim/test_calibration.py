@@ -85,21 +85,25 @@ def test_crown_receipt_mix_and_cases_open_a_year_or_more():
 def test_sentencing_mix_leaves_out_cautions_and_indictable_length_leaves_out_summary_cases():
     t = {
         "disposals": {
-            "episode_id": np.array([1, 2, 3, 4, 5]),
-            "disposal_type": np.array(["custody", "custody", "fine", "caution", "custody"], dtype=object),
-            "disposal_date": np.array([END - 1, END - 2, END - 3, END - 4, END - 400]),
-            "custody_months": np.array([10.0, 3.0, np.nan, np.nan, 50.0]),
+            "episode_id": np.array([1, 2, 3, 4, 5, 6]),
+            "disposal_type": np.array(["custody", "custody", "fine", "caution", "custody", "custody"],
+                                      dtype=object),
+            "disposal_date": np.array([END - 1, END - 2, END - 3, END - 4, END - 400, END - 5]),
+            "custody_months": np.array([10.0, 3.0, np.nan, np.nan, 50.0, 216.0]),
+            "sentence_type": np.array(["extended_determinate", "standard_determinate", None, None,
+                                       "standard_determinate", "life"], dtype=object),
         },
         "offences": {
-            "episode_id": np.array([1, 1, 2, 3, 4, 5]),
+            "episode_id": np.array([1, 1, 2, 3, 4, 5, 6]),
             "mode_of_trial": np.array(["summary", "either_way", "summary", "summary", "summary",
-                                       "indictable_only"], dtype=object),
+                                       "indictable_only", "indictable_only"], dtype=object),
         },
     }
     w = calibration.World(t, START, END)
-    assert calibration.sentenced_custody_share(w) == pytest.approx(2 / 3)
-    assert calibration.sentenced_fine_share(w) == pytest.approx(1 / 3)
-    # Episode 1 holds an either-way offence; episode 2 is summary only; episode 5 is too old.
+    assert calibration.sentenced_custody_share(w) == pytest.approx(3 / 4)
+    assert calibration.sentenced_fine_share(w) == pytest.approx(1 / 4)
+    # Episode 1 holds an either-way offence; episode 2 is summary only; episode 5 is too old;
+    # episode 6 is a life sentence (its 216 months a minimum term), left out as published.
     assert calibration.indictable_custody_mean_months(w) == pytest.approx(10.0)
 
 

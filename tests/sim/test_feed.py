@@ -409,7 +409,7 @@ def test_the_answer_key_grows_with_the_right_people(home, small_truth):
 def test_bad_input_gives_clear_errors(tmp_path, home):
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).close()
-    with pytest.raises(SimulationError, match="13 of the 13 NOMIS tables are missing"):
+    with pytest.raises(SimulationError, match="14 of the 14 NOMIS tables are missing"):
         run_feed(f"sqlite:///{empty}", home[0] / "truth", FeedOptions(steps=1))
     with pytest.raises(ConfigError, match="--speed -2"):
         FeedOptions(speed=-2)

@@ -24,8 +24,10 @@ def late_world():
 
 
 def _sentenced_without_remand(world):
+    """Standard determinate sentences served from the sentence day (extended, life and IPP have
+    their own rules: tests/sim/test_sentence_types.py)."""
     s = world.tables["custody_spells"]
-    m = (s["reason"] == "sentenced") & (s["release_date"] != NONE)
+    m = (s["reason"] == "sentenced") & (s["release_date"] != NONE) & (s["sentence_type"] == "standard_determinate")
     length = np.round(s["sentence_months"][m] * 30.4375).astype(np.int64)
     return s, m, length
 
@@ -48,13 +50,19 @@ def test_release_at_half_before_and_forty_percent_after(late_world):
     start = np.where((s["sentence_months"][m] >= 60) & (sentence < SDS40), TRANCHE2, SDS40)
     forty = np.maximum(sentence + np.round(0.4 * length).astype(np.int64), start)
     std = rule == "standard_determinate_half"
-    assert std.sum() > 50 and (rule == "sds40").sum() > 20
+    # Serious violent and sexual sentences of four years or more at two-thirds (sds_two_thirds).
+    two_thirds = rule == "sds_two_thirds"
+    assert np.array_equal(release[two_thirds], sentence[two_thirds] + np.round(
+        0.6666667 * length[two_thirds]).astype(np.int64))
+    assert set(rule) == {"standard_determinate_half", "sds40", "sds_two_thirds"}
+    forty_rule = rule == "sds40"
+    assert std.sum() > 50 and forty_rule.sum() > 20
     assert np.array_equal(release[std], np.maximum(half[std], sentence[std]))
-    assert np.array_equal(release[~std], forty[~std])
+    assert np.array_equal(release[forty_rule], forty[forty_rule])
     # Nobody is released under SDS40 before it came into force.
-    assert np.all(release[~std] >= SDS40)
-    # Before the change, every release used the halfway point.
-    assert np.all(rule[release < SDS40] == "standard_determinate_half")
+    assert np.all(release[forty_rule] >= SDS40)
+    # Before the change, every release used the halfway point (or two-thirds).
+    assert np.all(rule[release < SDS40] != "sds40")
 
 
 def test_excluded_offences_stay_at_half(late_world):
@@ -62,7 +70,7 @@ def test_excluded_offences_stay_at_half(late_world):
     cases = late_world.tables["court_cases"]
     group = dict(zip(cases["case_id"], cases["offence_group"]))
     sexual = np.array([group.get(c) == "02 Sexual offences" for c in s["case_id"][m]])
-    assert np.all(s["release_rule"][m][sexual] == "standard_determinate_half")
+    assert np.all(s["release_rule"][m][sexual] != "sds40")
 
 
 def test_a_rule_file_changes_releases_with_no_code_change(tmp_path):
@@ -87,8 +95,9 @@ rules:
 
 
 def _recalls(world):
+    """Recalls from standard determinate sentences (their licence ends with the sentence)."""
     s = world.tables["custody_spells"]
-    m = (s["reason"] == "recall") & (s["release_date"] != NONE)
+    m = (s["reason"] == "recall") & (s["release_date"] != NONE) & (s["sentence_type"] == "standard_determinate")
     days = s["release_date"][m] - s["reception_date"][m]
     sentence_end = s["sentence_date"][m] + np.round(s["sentence_months"][m] * 30.4375).astype(np.int64)
     return s, m, days, sentence_end

@@ -30,6 +30,7 @@ import pandas as pd
 from justice.errors import PolicyError
 from justice.policy.rulefiles import (
     MONTH_DAYS,
+    SENTENCE_TYPES,
     Population,
     Rule,
     iso_date,
@@ -40,20 +41,33 @@ from justice.policy.rulefiles import (
     read_rule_file,
 )
 
+_STANDARD = SENTENCE_TYPES.index("standard_determinate")
+
 OTHER_GROUP = "(any other offence group)"
 """Stands for an offence group the reference data does not know (or a missing one): only rules
 that name no offence groups cover it, and no exclusion by group removes it."""
 
 _NO_DATE = np.iinfo(np.int64).min // 4
+NO_DAY = np.iinfo(np.int64).min
+"""`automatic_day` of a sentence that is never released automatically (life, IPP)."""
 
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
-    """Per sentence: the day of release, the name of the rule that set it, and its fraction."""
+    """Per sentence: the day of release, the name of the rule that set it, and its fraction.
+
+    Where the governing rule releases by the Parole Board (`parole_board` True), `release_day`
+    is the earliest day the Board may direct release (parole eligibility, or the end of the
+    minimum term of an indeterminate sentence) and `automatic_day` the day release becomes
+    automatic if the Board has not directed it (NO_DAY: never, as for life and IPP). For
+    automatic release both are the release day.
+    """
 
     release_day: np.ndarray  # int64 day numbers
     rule: np.ndarray  # object: rule names
     fraction: np.ndarray  # float64
+    parole_board: np.ndarray | None = None  # bool
+    automatic_day: np.ndarray | None = None  # int64 day numbers (NO_DAY: never)
 
 
 @dataclass(frozen=True)
@@ -75,9 +89,13 @@ class _Compiled:
     max_days: int | None
     sentenced_from: int | None
     sentenced_before: int | None
+    types: np.ndarray | None = None  # bool per SENTENCE_TYPES; None: every type
 
-    def mask(self, codes: np.ndarray, length: np.ndarray, sentence_day: np.ndarray) -> np.ndarray:
+    def mask(self, codes: np.ndarray, length: np.ndarray, sentence_day: np.ndarray,
+             types: np.ndarray | None = None) -> np.ndarray:
         m = self.groups[codes]
+        if self.types is not None:
+            m = m & self.types[_STANDARD if types is None else types]
         if self.min_days:
             m = m & (length >= self.min_days)
         if self.max_days is not None:
@@ -98,10 +116,11 @@ class _Step:
     include: _Compiled
     excludes: tuple[_Compiled, ...]
 
-    def mask(self, codes: np.ndarray, length: np.ndarray, sentence_day: np.ndarray) -> np.ndarray:
-        m = self.include.mask(codes, length, sentence_day)
+    def mask(self, codes: np.ndarray, length: np.ndarray, sentence_day: np.ndarray,
+             types: np.ndarray | None = None) -> np.ndarray:
+        m = self.include.mask(codes, length, sentence_day, types)
         for ex in self.excludes:
-            m &= ~ex.mask(codes, length, sentence_day)
+            m &= ~ex.mask(codes, length, sentence_day, types)
         return m
 
 
@@ -126,6 +145,9 @@ class ReleaseRules:
                        ("release", "remand_credit", "fixed_term_recall", "standard_recall")}
         self._fractions = np.array([r.fraction if r.fraction is not None else np.nan
                                     for r in self.rules] + [np.nan])
+        self._parole = np.array([r.release_by == "parole_board" for r in self.rules] + [False])
+        self._automatic = np.array([r.automatic_fraction if r.automatic_fraction is not None
+                                    else np.nan for r in self.rules] + [np.nan])
         _validate(self)
 
     @property
@@ -145,8 +167,10 @@ class ReleaseRules:
             groups = np.ones(len(self.groups), bool)
         else:
             groups = np.array([g in pop.offence_groups for g in self.groups])
+        types = None if pop.sentence_types is None else np.array(
+            [t in pop.sentence_types for t in SENTENCE_TYPES])
         return _Compiled(groups, pop.min_days, pop.max_days, pop.sentenced_from,
-                         pop.sentenced_before)
+                         pop.sentenced_before, types)
 
     def _ordered_steps(self, kind: str) -> tuple[_Step, ...]:
         steps = [_Step(i, j, c.effective_from, r.precedence, self._compile(c.population),
@@ -166,39 +190,62 @@ class ReleaseRules:
                           + [len(self.groups) - 1], dtype=np.int64)
         return lookup[codes]  # the NA sentinel -1 picks the last entry: OTHER_GROUP
 
-    def remand_credit_days(self, sentence_day, length_days, offence_group, remand_days
-                           ) -> np.ndarray:
+    @staticmethod
+    def type_codes(sentence_type: object, n: int) -> np.ndarray:
+        """Each sentence's type as an index into SENTENCE_TYPES (None: standard determinate)."""
+        if sentence_type is None:
+            return np.full(n, _STANDARD, dtype=np.int64)
+        values = np.asarray(sentence_type, dtype=object)
+        if values.ndim == 0:
+            values = np.full(n, values.item(), dtype=object)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        unknown = sorted(str(u) for u in uniques if u not in SENTENCE_TYPES)
+        if unknown or (codes < 0).any():
+            raise PolicyError(f"unknown sentence type {', '.join(map(repr, unknown or ['(missing)']))}; "
+                              f"expected one of {', '.join(SENTENCE_TYPES)}")
+        lookup = np.array([SENTENCE_TYPES.index(u) for u in uniques], dtype=np.int64)
+        return lookup[codes]
+
+    def remand_credit_days(self, sentence_day, length_days, offence_group, remand_days,
+                           sentence_type=None) -> np.ndarray:
         """Days on remand credited against each sentence (int64), by the rule in force then."""
         sentence_day, length, remand = _int_arrays(sentence_day, length_days, remand_days)
         codes = self.group_codes(offence_group, len(sentence_day))
-        return self._credit(codes, sentence_day, length, remand)
+        types = self.type_codes(sentence_type, len(sentence_day))
+        return self._credit(codes, sentence_day, length, remand, types)
 
-    def _credit(self, codes, sentence_day, length, remand) -> np.ndarray:
+    def _credit(self, codes, sentence_day, length, remand, types=None) -> np.ndarray:
         fraction = np.zeros(len(sentence_day))
         for step in self._steps["remand_credit"]:
-            applies = step.mask(codes, length, sentence_day) & (sentence_day >= step.effective_from)
+            applies = step.mask(codes, length, sentence_day, types) & (
+                sentence_day >= step.effective_from)
             fraction = np.where(applies, self._fractions[step.rule_index], fraction)
         return np.round(fraction * remand).astype(np.int64)
 
-    def release(self, sentence_day, length_days, offence_group, remand_days=0) -> ReleaseOutcome:
-        """Release day, governing rule and fraction for each determinate custodial sentence.
+    def release(self, sentence_day, length_days, offence_group, remand_days=0,
+                sentence_type=None) -> ReleaseOutcome:
+        """Release day, governing rule and fraction for each custodial sentence.
 
         `sentence_day` and `length_days` are int64 arrays (day numbers as
         justice.sim.reference.day_number counts them; a month of sentence is 30.4375 days),
         `offence_group` an object array of offence-group names (or one name), `remand_days` the
-        days each spent on remand for it (or a scalar). Vectorised; arrays broadcast together.
+        days each spent on remand for it (or a scalar), `sentence_type` an object array of
+        SENTENCE_TYPES names (or one; None: all standard determinate). The length of an extended
+        sentence is its custodial term, of a life sentence or IPP its minimum term. Vectorised;
+        arrays broadcast together.
         """
         sentence_day, length, remand = _int_arrays(sentence_day, length_days, remand_days)
         n = len(sentence_day)
         codes = self.group_codes(offence_group, n)
-        credit = self._credit(codes, sentence_day, length, remand)
+        types = self.type_codes(sentence_type, n)
+        credit = self._credit(codes, sentence_day, length, remand, types)
         no_rule = len(self.rules)
         rule_index = np.full(n, no_rule, dtype=np.int64)
         fraction = np.zeros(n)
         has = np.zeros(n, bool)
         effective = np.full(n, _NO_DATE, dtype=np.int64)
         for step in self._steps["release"]:
-            covered = step.mask(codes, length, sentence_day)
+            covered = step.mask(codes, length, sentence_day, types)
             current = sentence_day + np.round(fraction * length).astype(np.int64) - credit
             takes_over = covered & has & (current >= step.effective_from)
             first = covered & ~has  # the earliest rule covering a sentence governs it until then
@@ -210,10 +257,15 @@ class ReleaseRules:
         served = np.round(fraction * length).astype(np.int64)
         release_day = np.maximum(np.maximum(sentence_day + served - credit, effective), sentence_day)
         fraction[~has] = np.nan
-        return ReleaseOutcome(release_day, self._names[rule_index], fraction)
+        parole = self._parole[rule_index]
+        auto = self._automatic[rule_index]
+        automatic_day = np.where(parole, np.where(np.isnan(auto), NO_DAY, np.maximum(
+            sentence_day + np.round(np.nan_to_num(auto) * length).astype(np.int64) - credit,
+            release_day)), release_day)
+        return ReleaseOutcome(release_day, self._names[rule_index], fraction, parole, automatic_day)
 
     def recall(self, recall_day, sentence_day, length_days, offence_group,
-               fixed_term_suitable=True, rerelease_day=None) -> RecallOutcome:
+               fixed_term_suitable=True, rerelease_day=None, sentence_type=None) -> RecallOutcome:
         """The day a recalled person is back out, and whether the recall is fixed-term or standard.
 
         `recall_day` is the day of return to custody. `fixed_term_suitable` (bool, per recall or
@@ -221,16 +273,19 @@ class ReleaseRules:
         hold; a recall is fixed-term if a fixed_term_recall rule covering the sentence is in
         force on the recall day and the person is suitable. A standard recall lasts to the
         sentence end, or to `rerelease_day` (int64, per recall) if given and earlier.
+        `length_days` here runs to the licence's end; `sentence_type` as for release.
         """
         recall_day, sentence_day, length = _int_arrays(recall_day, sentence_day, length_days)
         n = len(recall_day)
         codes = self.group_codes(offence_group, n)
+        types = self.type_codes(sentence_type, n)
         sentence_end = sentence_day + length
         no_rule = len(self.rules)
         fixed_rule = np.full(n, no_rule, dtype=np.int64)
         fixed_days = np.zeros(n, dtype=np.int64)
         for step in self._steps["fixed_term_recall"]:
-            applies = step.mask(codes, length, sentence_day) & (recall_day >= step.effective_from)
+            applies = step.mask(codes, length, sentence_day, types) & (
+                recall_day >= step.effective_from)
             fixed_rule = np.where(applies, step.rule_index, fixed_rule)
             days = np.zeros(n, dtype=np.int64)
             for band, band_days in self.rules[step.rule_index].recall_days:
@@ -239,7 +294,7 @@ class ReleaseRules:
             fixed_days = np.where(applies, days, fixed_days)
         standard_rule = np.full(n, no_rule, dtype=np.int64)
         for step in self._steps["standard_recall"]:
-            covered = step.mask(codes, length, sentence_day)
+            covered = step.mask(codes, length, sentence_day, types)
             first = covered & (standard_rule == no_rule)
             standard_rule = np.where(first | (covered & (recall_day >= step.effective_from)),
                                      step.rule_index, standard_rule)
@@ -319,18 +374,20 @@ def _withdraw(rules: list[Rule], names: Sequence[str], where: str) -> list[Rule]
 
 def _validate(rules: ReleaseRules) -> None:
     """Overlaps at one date and precedence, gaps in cover, and fixed-term day bands."""
-    codes, length, sentence_day = _grid(rules)
+    codes, length, sentence_day, types = _grid(rules)
     for kind, steps in rules._steps.items():
         for a_i, a in enumerate(steps):
             for b in steps[a_i + 1:]:
                 if (a.effective_from, a.precedence) != (b.effective_from, b.precedence):
                     continue
-                both = a.mask(codes, length, sentence_day) & b.mask(codes, length, sentence_day)
+                both = (a.mask(codes, length, sentence_day, types)
+                        & b.mask(codes, length, sentence_day, types))
                 if not both.any():
                     continue
                 first, second = sorted((a, b), key=lambda s: (s.rule_index, s.clause_index))
                 later, earlier = rules.rules[second.rule_index], rules.rules[first.rule_index]
-                cell = _describe_cell(rules, codes, length, sentence_day, np.flatnonzero(both)[0])
+                cell = _describe_cell(rules, codes, length, sentence_day, types,
+                                      np.flatnonzero(both)[0])
                 other = (f"its tranche {first.clause_index + 1}" if later is earlier
                          else f"rule {earlier.name!r} ({earlier.file})")
                 raise PolicyError(
@@ -345,9 +402,10 @@ def _validate(rules: ReleaseRules) -> None:
                               "withdrawn?)")
         covered = np.zeros(len(codes), bool)
         for step in steps:
-            covered |= step.mask(codes, length, sentence_day)
+            covered |= step.mask(codes, length, sentence_day, types)
         if not covered.all():
-            cell = _describe_cell(rules, codes, length, sentence_day, np.flatnonzero(~covered)[0])
+            cell = _describe_cell(rules, codes, length, sentence_day, types,
+                                  np.flatnonzero(~covered)[0])
             raise PolicyError(f"no {kind} rule covers {cell}; every sentence needs one")
     lengths = np.unique(length)
     for r in rules.rules:
@@ -382,15 +440,17 @@ def _grid(rules: ReleaseRules) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                                                           if p.max_days is not None})
     days = sorted({_NO_DATE} | {d for p in pops for d in (p.sentenced_from, p.sentenced_before)
                                 if d is not None})
-    codes, length, day = np.meshgrid(np.arange(len(rules.groups)), lengths, days, indexing="ij")
-    return codes.ravel(), length.ravel().astype(np.int64), day.ravel().astype(np.int64)
+    codes, length, day, types = np.meshgrid(np.arange(len(rules.groups)), lengths, days,
+                                            np.arange(len(SENTENCE_TYPES)), indexing="ij")
+    return (codes.ravel(), length.ravel().astype(np.int64), day.ravel().astype(np.int64),
+            types.ravel().astype(np.int64))
 
 
 def _months(days: int) -> str:
     return f"{round(days / MONTH_DAYS, 1):g}"
 
 
-def _describe_cell(rules: ReleaseRules, codes, length, sentence_day, i: int) -> str:
+def _describe_cell(rules: ReleaseRules, codes, length, sentence_day, types, i: int) -> str:
     lengths = np.unique(length)
     upper = lengths[lengths > length[i]]
     band = (f"sentences of {_months(length[i])} months or more" if not len(upper) else
@@ -401,4 +461,5 @@ def _describe_cell(rules: ReleaseRules, codes, length, sentence_day, i: int) -> 
         f", sentenced before {iso_date(later[0])}" if sentence_day[i] == _NO_DATE else
         f", sentenced from {iso_date(sentence_day[i])}" + (
             f" to before {iso_date(later[0])}" if len(later) else ""))
-    return f"offence group {rules.groups[codes[i]]!r}, {band}{when}"
+    kind = SENTENCE_TYPES[types[i]].replace("_", " ")
+    return f"offence group {rules.groups[codes[i]]!r}, {band}{when} ({kind} sentences)"

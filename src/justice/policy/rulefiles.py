@@ -21,11 +21,17 @@ MONTH_DAYS = 30.4375
 """Days in a month of sentence, the simulator's convention (365.25 / 12)."""
 
 KINDS = ("release", "remand_credit", "fixed_term_recall", "standard_recall")
+SENTENCE_TYPES = ("standard_determinate", "extended_determinate", "life", "ipp")
+"""The sentence types a rule may name (`sentence_types:`). A rule's eligibility that names none
+covers standard determinate sentences only: the rules written before sentence types existed are
+about them. `life` and `ipp` are indeterminate: their length is the minimum term (tariff)."""
+DEFAULT_SENTENCE_TYPES = frozenset({"standard_determinate"})
+RELEASE_BY = ("automatic", "parole_board")
 _FILE_KEYS = {"version", "description", "source", "rules", "withdraw"}
 _RULE_KEYS = {"name", "kind", "effective_from", "fraction", "precedence", "eligibility", "tranches",
-              "days", "source", "note"}
+              "days", "source", "note", "release_by", "automatic_fraction"}
 _POPULATION_KEYS = {"offence_groups", "sentence_months_at_least", "sentence_months_under",
-                    "sentenced_from", "sentenced_before"}
+                    "sentenced_from", "sentenced_before", "sentence_types"}
 _SOURCE_KEYS = {"title", "provision", "url", "note"}
 _EARLIEST = dt.date(1900, 1, 1)
 
@@ -37,7 +43,8 @@ class Population:
     ``offence_groups`` None means every group (including groups the reference data does not
     know); lengths are in days, ``min_days`` inclusive and ``max_days`` exclusive; dates are day
     numbers (``justice.sim.reference.day_number``), ``sentenced_from`` inclusive and
-    ``sentenced_before`` exclusive. None means unbounded.
+    ``sentenced_before`` exclusive. None means unbounded. ``sentence_types`` None means every
+    type (SENTENCE_TYPES); a rule's eligibility is given DEFAULT_SENTENCE_TYPES when it names none.
     """
 
     offence_groups: frozenset[str] | None = None
@@ -45,15 +52,18 @@ class Population:
     max_days: int | None = None
     sentenced_from: int | None = None
     sentenced_before: int | None = None
+    sentence_types: frozenset[str] | None = None
 
     def intersect(self, other: Population) -> Population:
         """The sentences both populations cover."""
         groups = (other.offence_groups if self.offence_groups is None else self.offence_groups
                   if other.offence_groups is None else self.offence_groups & other.offence_groups)
+        types = (other.sentence_types if self.sentence_types is None else self.sentence_types
+                 if other.sentence_types is None else self.sentence_types & other.sentence_types)
         return Population(groups, max(self.min_days, other.min_days),
                           _min_or_none(self.max_days, other.max_days),
                           _max_or_none(self.sentenced_from, other.sentenced_from),
-                          _min_or_none(self.sentenced_before, other.sentenced_before))
+                          _min_or_none(self.sentenced_before, other.sentenced_before), types)
 
 
 def _min_or_none(a: int | None, b: int | None) -> int | None:
@@ -87,6 +97,12 @@ class Rule:
     clauses: tuple[Clause, ...]
     recall_days: tuple[tuple[Population, int], ...] = ()
     """Fixed-term recall only: (sentence lengths, days back in custody) bands."""
+    release_by: str = "automatic"
+    """Release only: `automatic` (out on the day the fraction gives) or `parole_board` (the
+    fraction gives the earliest day the Parole Board may direct release)."""
+    automatic_fraction: float | None = None
+    """Release by the Parole Board only: the point of the sentence at which release is automatic
+    if the Board has not directed it before (None: never automatic, as for life and IPP)."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +251,18 @@ def _population(data: object, file: str, rule: str, where: str, groups: frozense
     if since is not None and before is not None and before <= since:
         raise PolicyError(f"{where}: dates out of order: sentenced_before must be after "
                           "sentenced_from", file=file, rule=rule)
-    return Population(offence_groups, low, high, since, before)
+    types = None
+    if "sentence_types" in data:
+        named = data["sentence_types"]
+        if not isinstance(named, list) or not named or not all(isinstance(t, str) for t in named):
+            raise PolicyError(f"{where}: sentence_types must be a non-empty list of sentence "
+                              f"types ({', '.join(SENTENCE_TYPES)})", file=file, rule=rule)
+        unknown = sorted(set(named) - set(SENTENCE_TYPES))
+        if unknown:
+            raise PolicyError(f"{where}: unknown sentence type {', '.join(map(repr, unknown))}; "
+                              f"expected one of {', '.join(SENTENCE_TYPES)}", file=file, rule=rule)
+        types = frozenset(named)
+    return Population(offence_groups, low, high, since, before, types)
 
 
 def _parse_rule(raw: object, index: int, file: str, file_source: object,
@@ -272,9 +299,29 @@ def _parse_rule(raw: object, index: int, file: str, file_source: object,
         fraction = float(fraction)
     elif "fraction" in raw:
         raise PolicyError(f"a {kind} rule takes no `fraction`", file=file, rule=name)
+    release_by = raw.get("release_by", "automatic")
+    if "release_by" in raw and kind != "release":
+        raise PolicyError(f"a {kind} rule takes no `release_by`", file=file, rule=name)
+    if release_by not in RELEASE_BY:
+        raise PolicyError(f"release_by {release_by!r} must be one of {', '.join(RELEASE_BY)}",
+                          file=file, rule=name)
+    automatic = raw.get("automatic_fraction")
+    if automatic is not None:
+        if release_by != "parole_board":
+            raise PolicyError("`automatic_fraction` is for rules with release_by: parole_board",
+                              file=file, rule=name)
+        if isinstance(automatic, bool) or not isinstance(automatic, int | float) or not (
+                fraction < automatic <= 1):
+            raise PolicyError(f"automatic_fraction {automatic!r} must be more than `fraction` "
+                              "and at most 1", file=file, rule=name)
+        automatic = float(automatic)
 
     elig = raw.get("eligibility") or {}
     population = _population(elig, file, name, "eligibility", groups, {"exclude"})
+    if population.sentence_types is None:
+        population = Population(population.offence_groups, population.min_days,
+                                population.max_days, population.sentenced_from,
+                                population.sentenced_before, DEFAULT_SENTENCE_TYPES)
     excludes_raw = elig.get("exclude") or []
     if not isinstance(excludes_raw, list):
         raise PolicyError("eligibility: exclude must be a list of populations", file=file, rule=name)
@@ -316,7 +363,7 @@ def _parse_rule(raw: object, index: int, file: str, file_source: object,
                 raise PolicyError(f"{where}: days {days!r} must be a whole number, 1 or more",
                                   file=file, rule=name)
             if pop.offence_groups is not None or pop.sentenced_from is not None or (
-                    pop.sentenced_before is not None):
+                    pop.sentenced_before is not None) or pop.sentence_types is not None:
                 raise PolicyError(f"{where}: bands are by sentence length only", file=file,
                                   rule=name)
             parsed.append((pop, days))
@@ -324,4 +371,4 @@ def _parse_rule(raw: object, index: int, file: str, file_source: object,
     elif "days" in raw:
         raise PolicyError(f"a {kind} rule takes no `days`", file=file, rule=name)
     return Rule(name, kind, file, effective_from, fraction, precedence, source, tuple(clauses),
-                recall_days)
+                recall_days, release_by, automatic)

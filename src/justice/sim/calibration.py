@@ -365,10 +365,12 @@ def indictable_custody_mean_months(w: World) -> float:
     """Mean custodial sentence length (months) for indictable offences sentenced in the last year.
 
     Indictable means either-way or indictable-only, as in the published series; determinate
-    lengths only (the world has no life sentences), capped at 600 months.
+    sentences only (standard and extended, the custodial term), as published: life and IPP
+    are left out.
     """
     d, off = w.t["disposals"], w.t["offences"]
     m = _last_year(d["disposal_date"], w.end) & (d["disposal_type"] == "custody")
+    m &= ~np.isin(d["sentence_type"], ["life", "ipp"])
     # The principal offence is the most serious, so a case is indictable when any offence is.
     indictable = np.unique(off["episode_id"][off["mode_of_trial"] != "summary"])
     months = d["custody_months"][m & np.isin(d["episode_id"], indictable)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from justice.policy import default_release_rules, months_to_days
+from justice.policy.engine import NO_DAY
 from justice.sim import reference as ref
 from justice.sim.arrays import KeyedRandom, rank_within_runs
 
@@ -20,6 +21,8 @@ NONE = np.iinfo(np.int64).min  # "no such day" in day-number columns
 PLANNED_DAYS = ("licence_end_day", "supervision_end_day")
 
 DISPOSALS = ("caution", "discharge", "fine", "community_order", "suspended_sentence", "custody")
+INDETERMINATE = ("life", "ipp")
+"""Sentence types with no fixed end: their `custody_months` is the minimum term (tariff)."""
 
 
 def lognormal_days(rng: KeyedRandom, median: np.ndarray | float, sigma: float, n: int) -> np.ndarray:
@@ -284,16 +287,66 @@ def _sentence(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     _release(rng, ep, w)
 
 
+def sentence_types(u: KeyedRandom, ep: Columns, w: dict) -> np.ndarray:
+    """The type of each custodial sentence (None where there is none), and minimum terms.
+
+    Murder carries a mandatory life sentence. Other grave offences sentenced in the Crown Court
+    get a discretionary life sentence at a small rate, an IPP while it existed (4 April 2005 to
+    2 December 2012; from 14 July 2008 only where the notional determinate term was four years or
+    more) or, from 3 December 2012, an extended determinate sentence (custodial term of four
+    years or more). Rates by offence and sentence are in world.yaml (sentencing:
+    sentence_types). For life and IPP `custody_months` becomes the minimum term: half the
+    notional determinate term, or for murder a term drawn from its own distribution. Sets
+    `sentence_type`, `custody_months` and `extension_months` (EDS) in place.
+    """
+    off = ref.offences()
+    st = w["sentencing"]["sentence_types"]
+    n = len(ep["person"])
+    code = ep["principal_code"]
+    day = ep["sentence_day"]
+    months = np.nan_to_num(ep["custody_months"])
+    custody = (ep["disposal"] == "custody") & (day != NONE)
+    crown = ep["convicted_in_crown"] | ep["committed_for_sentence"]
+    grave = np.isin(off.group[code], st["grave_offence_groups"]) & (off.severity[code] >= st["grave_min_severity"])
+    u_type, z_term, u_ext = u.random(n), u.normal(0.0, 1.0, n), u.random(n)
+    murder = custody & np.isin(off.code[code], st["mandatory_life_offences"])
+    life = murder | (custody & crown & (off.severity[code] >= st["discretionary_life"]["min_severity"])
+                     & (u_type < st["discretionary_life"]["probability"]))
+    ipp_cfg, eds_cfg = st["ipp"], st["extended"]
+    ipp_window = (day >= ref.day_number(ipp_cfg["from"])) & (day < ref.day_number(ipp_cfg["until"]))
+    ipp_min = np.where(day >= ref.day_number(ipp_cfg["min_months_from"]), ipp_cfg["min_months"], 0)
+    # One uniform decides among the kinds, so their shares add up rather than compete.
+    u_rest = (u_type - st["discretionary_life"]["probability"]) / (1 - st["discretionary_life"]["probability"])
+    ipp = custody & crown & grave & ~life & ipp_window & (months >= ipp_min) & (u_rest < ipp_cfg["probability"])
+    eds = custody & crown & grave & ~life & (day >= ref.day_number(eds_cfg["from"])) & (
+        months >= eds_cfg["min_months"]) & (u_rest < eds_cfg["probability"])
+    kind = np.select([life, ipp, eds, custody], ["life", "ipp", "extended_determinate",
+                                                 "standard_determinate"], None).astype(object)
+    lt = st["murder_minimum_term_years"]
+    murder_term = np.clip(lt["median"] * np.exp(lt["sigma"] * z_term), lt["min"], lt["max"]) * 12
+    tariff = np.where(murder, murder_term, np.maximum(months * 0.5, 1.0))
+    ep["custody_months"] = np.where(life | ipp, np.round(tariff, 1), ep["custody_months"])
+    ext = eds_cfg["extension_years"]
+    max_ext = np.where(off.group[code] == "02 Sexual offences", ext["max_sexual"], ext["max_violent"])
+    ep["extension_months"] = np.where(eds, np.round(12 * (1 + u_ext * (max_ext - 1))), np.nan)
+    ep["sentence_type"] = kind
+    return kind
+
+
 def _release(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     """Remand, reception and release under the effective-dated release rules; the index day."""
     off = ref.offences()
     n = len(ep["person"])
     custody = ep["disposal"] == "custody"
-    months = np.nan_to_num(ep["custody_months"])
     sentence_day = ep["sentence_day"]
     remanded = ep["remanded"]
     completion = np.maximum(ep["crown_completion_day"], ep["mags_completion_day"])
     remand_start = ep["charge_day"] + rng.integers(0, 3, n)
+    # Sentence types and the Parole Board draw from their own keyed stream, so adding them
+    # moved no other draw of the episode.
+    type_rng = KeyedRandom(ep["draw_key"], 11)
+    kind = sentence_types(type_rng, ep, w)
+    months = np.nan_to_num(ep["custody_months"])
     remand_end = np.where(custody, sentence_day, completion)
     ep["remand_start_day"] = np.where(remanded, remand_start, NONE)
     remand_days = np.where(remanded, np.maximum(remand_end - remand_start, 0), 0)
@@ -306,18 +359,59 @@ def _release(rng: KeyedRandom, ep: Columns, w: dict) -> None:
     outcome = rules.release(sentence_day=sentence_day[sentenced],
                             length_days=length_days[sentenced],
                             offence_group=off.group[ep["principal_code"][sentenced]],
-                            remand_days=remand_days[sentenced])
+                            remand_days=remand_days[sentenced],
+                            sentence_type=kind[sentenced])
+    # Where the Parole Board decides, the rules give the earliest day it may direct release
+    # (and, for an EDS, the day release becomes automatic): the Board's decision is drawn.
+    release_sub = _parole_board(type_rng, outcome, kind[sentenced], ep["draw_key"][sentenced], w)
     release = np.full(n, NONE, dtype=np.int64)
-    release[sentenced] = outcome.release_day
+    release[sentenced] = release_sub
     rule_name = np.full(n, None, dtype=object)
     rule_name[sentenced] = outcome.rule
     ep["release_day"] = np.where(custody, release, np.where(remanded, remand_end, NONE))
     ep["release_rule"] = np.where(custody, rule_name, None).astype(object)
-    ep["licence_end_day"] = np.where(custody, sentence_day + length_days, NONE)
+    # The licence runs to the sentence end; an EDS adds its extension period; a life licence
+    # lasts for life and an IPP licence until the Parole Board ends it (ten years on here: the
+    # earliest the Board could consider it before the Victims and Prisoners Act 2024).
+    extension = months_to_days(np.nan_to_num(ep["extension_months"]))
+    lic = w["sentencing"]["sentence_types"]["indeterminate_licence_years"]
+    licence_end = np.select(
+        [kind == "life", kind == "ipp"],
+        [release + round(lic["life"] * 365.25), release + round(lic["ipp"] * 365.25)],
+        sentence_day + length_days + extension)
+    ep["licence_end_day"] = np.where(custody, licence_end, NONE)
     # Offender Rehabilitation Act 2014: at least 12 months' supervision after release from
     # sentences under two years imposed from 1 February 2015.
-    pss = custody & (months < 24) & (sentence_day >= ref.day_number("2015-02-01"))
-    ep["supervision_end_day"] = np.where(custody, np.where(pss, np.maximum(sentence_day + length_days,
-                                         release + 365), sentence_day + length_days), NONE)
+    pss = custody & (kind == "standard_determinate") & (months < 24) & (
+        sentence_day >= ref.day_number("2015-02-01"))
+    ep["supervision_end_day"] = np.where(custody, np.where(pss, np.maximum(licence_end, release + 365),
+                                                           licence_end), NONE)
     proven = ep["convicted"] | ep["caution"]
     ep["index_day"] = np.select([custody, proven], [release, sentence_day], NONE)
+
+
+def _parole_board(u: KeyedRandom, outcome, kind: np.ndarray, keys: np.ndarray, w: dict) -> np.ndarray:
+    """Release days of sentences whose rule releases by the Parole Board (others as given).
+
+    An EDS prisoner is released by the Board at a share of first reviews, a few months after
+    parole eligibility, else automatically at the end of the custodial term. A life or IPP
+    prisoner is released after the minimum term once the Board is satisfied: a lognormal delay
+    past the tariff, longer for IPP (the Board released few IPP prisoners at tariff).
+    """
+    pb = w["sentencing"]["sentence_types"]["parole_board"]
+    release = outcome.release_day.copy()
+    if outcome.parole_board is None or not outcome.parole_board.any():
+        return release
+    r = KeyedRandom(keys, 12)
+    n = len(release)
+    u_pb, z_delay = r.random(n), r.normal(0.0, 1.0, n)
+    parole = outcome.parole_board
+    automatic = outcome.automatic_day
+    review = np.round(pb["eds_review_median_days"] * np.exp(0.5 * z_delay)).astype(np.int64)
+    eds_out = np.where(u_pb < pb["eds_release_at_review"], release + review, automatic)
+    eds_out = np.where(automatic != NO_DAY, np.minimum(eds_out, automatic), eds_out)
+    median = np.where(kind == "ipp", pb["ipp_post_tariff_median_years"], pb["life_post_tariff_median_years"])
+    delay = np.round(365.25 * median * np.exp(pb["post_tariff_sigma"] * z_delay)).astype(np.int64)
+    indeterminate = np.isin(kind, INDETERMINATE)
+    out = np.where(indeterminate, release + delay, eds_out)
+    return np.where(parole, out, release)

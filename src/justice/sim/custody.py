@@ -212,13 +212,16 @@ def life_in_custody(rng: np.random.Generator, stays: Columns, persons: Columns, 
     youth = np.clip((40 - age) / 15, 0.3, 1.8)
 
     # Self-harm is concentrated: a minority of prisoners (far more women) harm themselves often.
+    # Self-harm and assaults draw from streams of their own, so tuning one does not reshuffle
+    # the other (a Poisson draw takes a varying number of uniforms).
+    sh_rng, assault_rng = rng.spawn(2)
     sh = cw["self_harm"]
     prone = persons["self_harm_prone"][p]
-    sh_stay, sh_day = _events_in_stays(rng, stays, np.where(prone, sh["rate_per_year_when_prone"], 0.0))
+    sh_stay, sh_day = _events_in_stays(sh_rng, stays, np.where(prone, sh["rate_per_year_when_prone"], 0.0))
     violence = np.minimum(risk, 5.0) * youth * np.where(female, 0.6, 1.0)
     violence = violence / max(violence.mean(), 1e-9)
-    ap_stay, ap_day = _events_in_stays(rng, stays, cw["assault"]["on_prisoner_per_year"] * violence)
-    as_stay, as_day = _events_in_stays(rng, stays, cw["assault"]["on_staff_per_year"] * violence)
+    ap_stay, ap_day = _events_in_stays(assault_rng, stays, cw["assault"]["on_prisoner_per_year"] * violence)
+    as_stay, as_day = _events_in_stays(assault_rng, stays, cw["assault"]["on_staff_per_year"] * violence)
     victim = _copresent(rng, stays, ap_stay, ap_day, same_cell_wing=True)
     missing = victim < 0
     victim[missing] = _copresent(rng, stays, ap_stay[missing], ap_day[missing])

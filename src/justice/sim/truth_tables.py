@@ -168,6 +168,12 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "method_of_proof": np.where(proven, np.where(e["caution"][oe], "caution", "conviction"), None).astype(object),
         "disposal": disp,
         "custody_months": np.where(proven & (disp == "custody"), e["custody_months"][oe], np.nan),
+        # The case's sentence type is passed on its principal offence (the first row of the
+        # case's principal offence code); other offences in custody get concurrent standard
+        # determinate terms.
+        "sentence_type": np.where(proven & (disp == "custody"), np.where(
+            _principal_rows(oe, o["code"], e["principal_code"][oe]), e["sentence_type"][oe],
+            "standard_determinate"), None).astype(object),
     }
     tables["offences"] = offences
     d_idx = np.flatnonzero((e["disposal"] != None) & (e["sentence_day"] != NONE))
@@ -186,6 +192,7 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "supervised": e["supervised"][d_idx],
         "index_date": e["index_day"][d_idx],
         "release_rule": e["release_rule"][d_idx],
+        "sentence_type": e["sentence_type"][d_idx],
     }
 
     # ---- custody spells -------------------------------------------------------------------
@@ -223,7 +230,8 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     back = rules.recall(recall_day=r_start, sentence_day=e["sentence_day"][recalled],
                         length_days=e["licence_end_day"][recalled] - e["sentence_day"][recalled],
                         offence_group=off_ref.group[e["principal_code"][recalled]],
-                        fixed_term_suitable=suitable, rerelease_day=r_start + stay)
+                        fixed_term_suitable=suitable, rerelease_day=r_start + stay,
+                        sentence_type=e["sentence_type"][recalled])
     r_end = back.release_day
     # A recall cannot overlap another custody spell or an offence committed outside.
     r_person = ep_person[recalled]
@@ -269,6 +277,8 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
                                            e["custody_months"][recalled]]),
         "release_rule": np.concatenate([np.where(sentenced[s_idx], e["release_rule"][s_idx], None),
                                         np.full(len(recalled), None, object)]).astype(object),
+        "sentence_type": np.concatenate([np.where(sentenced[s_idx], e["sentence_type"][s_idx], None),
+                                         e["sentence_type"][recalled]]).astype(object),
         "case_id": np.concatenate([spell_case, np.where(crown_case_of_ep[recalled] != None, crown_case_of_ep[recalled],
                                                         mags_case_id[recalled])]),
         "draw_key": np.concatenate([e["draw_key"][s_idx], derive_keys(e["draw_key"][recalled], 1)]),
@@ -320,7 +330,8 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     tables["custody_spells"] = {
         "spell_id": sp["spell_id"], "person_id": person_id[sp["person"]], "reception_date": sp["reception_day"],
         "release_date": sp["release_day"], "reason": sp["reason"], "sentence_date": sp["sentence_day"],
-        "sentence_months": sp["sentence_months"], "release_rule": sp["release_rule"], "case_id": sp["case_id"],
+        "sentence_months": sp["sentence_months"], "release_rule": sp["release_rule"],
+        "sentence_type": sp["sentence_type"], "case_id": sp["case_id"],
         "establishment_code": est_code[stays["establishment"][stays["is_reception"]]],
     }
     loc_end = np.where(stays["end_day"] > end, NONE, stays["end_day"])
@@ -426,3 +437,13 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "risk_score": np.round(people["risk"], 6),
         "self_harm_prone": people["self_harm_prone"],
     }
+
+
+def _principal_rows(episode: np.ndarray, code: np.ndarray, principal_code: np.ndarray) -> np.ndarray:
+    """True on one row per episode: the first (in row order) whose offence is the principal."""
+    is_principal = code == principal_code
+    rows = np.flatnonzero(is_principal)
+    _, first = np.unique(episode[rows], return_index=True)
+    out = np.zeros(len(episode), bool)
+    out[rows[first]] = True
+    return out

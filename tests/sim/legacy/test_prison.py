@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from justice.errors import SimulationError
 from justice.sim import mess
+from justice.sim import reference as ref
+from justice.sim.courts import NONE
 from justice.sim.legacy import ethnicity, prison
 
 SEED = 11
@@ -505,3 +507,38 @@ def test_person_chaos_keeps_the_prison_records_rate(world, rates, tmp_path):
     # Within the system, the messier half of the records still has more of it.
     messy = chaos > np.median(chaos)
     assert missing[messy].mean() > missing[~messy].mean()
+
+
+def test_every_sentence_is_written_with_its_nomis_calculation_type(world, built):
+    """OFFENDER_SENTENCES: one row per booking serving a sentence, its type as NOMIS codes it."""
+    conn, answer = built
+    person = dict(zip(answer["record_id"], answer["person_id"], strict=True))
+    rows = _rows(conn, """SELECT o.OFFENDER_ID, b.BOOKING_BEGIN_DATE, s.SENTENCE_CALC_TYPE,
+                                 s.SENTENCE_CATEGORY, s.START_DATE, s.TERM_YEARS, s.TERM_MONTHS,
+                                 s.LIFE_SENTENCE_FLAG, s.SENTENCE_STATUS, b.ACTIVE_FLAG
+                          FROM OFFENDER_SENTENCES s JOIN OFFENDER_BOOKINGS b USING (OFFENDER_BOOK_ID)
+                          JOIN OFFENDERS o ON o.OFFENDER_ID = b.OFFENDER_ID""")
+    s = world.tables["custody_spells"]
+    end = ref.day_number(world.params.end)
+    has = (s["sentence_date"] != NONE) & (s["sentence_date"] <= end)
+    assert len(rows) == int(has.sum())
+    want = {}
+    for p, rec, kind, day, months in zip(s["person_id"][has].tolist(), s["reception_date"][has].tolist(),
+                                          s["sentence_type"][has].tolist(), s["sentence_date"][has].tolist(),
+                                          s["sentence_months"][has].tolist(), strict=True):
+        want[(p, str(np.datetime64(rec, "D")))] = (kind, str(np.datetime64(day, "D")), months)
+    allowed = {"standard_determinate": {"ADIMP", "ADIMP_ORA"},
+               "extended_determinate": {"LASPO_AR", "LASPO_DR", "EDS21"},
+               "life": {"MLP", "DLP"}, "ipp": {"IPP"}}
+    seen = Counter()
+    for offender, begin, calc, category, start, years, months, life, status, active in rows:
+        kind, day, term = want[(person[str(offender)], begin)]
+        assert calc in allowed[kind], (kind, calc)
+        assert start == day
+        assert category == ("2020" if day >= "2020-12-01" else "2003")
+        assert (calc == "ADIMP_ORA") == (kind == "standard_determinate" and day >= "2015-02-01")
+        assert life == ("Y" if kind in ("life", "ipp") else "N")
+        assert (years or 0) * 12 + (months or 0) == math.floor(term)  # whole months of the term
+        assert status == ("A" if active == "Y" else "I")
+        seen[kind] += 1
+    assert seen["standard_determinate"] > 100 and seen["extended_determinate"] > 0

@@ -21,6 +21,9 @@ validates against ``crown.xsd`` (namespace ``urn:justice-sim:xhibit:1``)::
                               ChargeDate? ArraignmentDate? Plea?
             Outcomes/Outcome (once resulted): OffenceSeq Verdict OutcomeDate Disposal?
                               SentenceYears? SentenceMonths? SentenceDays?
+                              (immediate custody by type: IMPRISONMENT, EXTENDED SENTENCE OF
+                              IMPRISONMENT with its custodial term, LIFE IMPRISONMENT and
+                              IMPRISONMENT FOR PUBLIC PROTECTION with no length)
           Hearings/Hearing: HearingDate HearingType HearingResult?
 
 Each message is the full state of the case as at the message date: a case is sent when
@@ -102,6 +105,16 @@ _DISPOSAL = {
     "suspended_sentence": "SUSPENDED SENTENCE ORDER",
     "custody": "IMPRISONMENT",
     "no_separate_penalty": "NO SEPARATE PENALTY",
+}
+# Immediate custody as XHIBIT writes it, by sentence type. A life sentence or IPP has a minimum
+# term, not a length: no SentenceYears/Months/Days are written for it (as the published
+# average custodial sentence length leaves them out). An extended sentence's length is its
+# custodial term.
+_CUSTODY_TEXT = {
+    "standard_determinate": "IMPRISONMENT",
+    "extended_determinate": "EXTENDED SENTENCE OF IMPRISONMENT",
+    "life": "LIFE IMPRISONMENT",
+    "ipp": "IMPRISONMENT FOR PUBLIC PROTECTION",
 }
 _GENDER = {"M": "1", "F": "2"}
 
@@ -248,6 +261,7 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
                            completion[o_rec])
     outcome_s = format_days(np.where(outcome_day == NONE, receipt[o_rec], outcome_day), ISO)
     months = custody_terms(tables, offs, np.asarray(case["case_id"])[o_rec])
+    stype = offs["sentence_type"]
     off_date_s = format_days(offs["offence_date"], ISO).tolist()
     charge_s = format_days(offs["charge_date"], ISO).tolist()
     pre, post, res = [], [], []
@@ -262,8 +276,9 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
         post.append(f"<Offence>{body}{pleaded}</Offence>")
         dispo = offs["disposal"][i]
         if sentenced[i] and isinstance(dispo, str) and dispo in _DISPOSAL:
-            sent = _el("Disposal", _DISPOSAL[dispo])
-            if dispo in ("custody", "suspended_sentence"):
+            kind = stype[i] if dispo == "custody" and isinstance(stype[i], str) else "standard_determinate"
+            sent = _el("Disposal", _CUSTODY_TEXT[kind] if dispo == "custody" else _DISPOSAL[dispo])
+            if dispo in ("custody", "suspended_sentence") and kind not in ("life", "ipp"):
                 sent += _sentence(float(months[i]))
         else:
             sent = ""

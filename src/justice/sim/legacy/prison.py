@@ -45,6 +45,21 @@ Tables (parents first; keys and what a row is)
                                 remand, I sentenced, L recall; TRN NOTR; REL BL (remand ended),
                                 CR (sentence or recall served). ACTIVE_FLAG Y on a booking's
                                 latest movement.
+    OFFENDER_SENTENCES          (OFFENDER_BOOK_ID, SENTENCE_SEQ). The sentence a booking serves
+                                (flattened from NOMIS's OFFENDER_SENTENCES and
+                                OFFENDER_SENTENCE_TERMS), on every booking for a sentence passed
+                                by the window's end (remand then sentenced, sentenced, recall).
+                                SENTENCE_CALC_TYPE as NOMIS writes it: ADIMP (standard
+                                determinate, Criminal Justice Act 2003), ADIMP_ORA (from 1
+                                February 2015, Offender Rehabilitation Act 2014), LASPO_AR and
+                                LASPO_DR (extended, automatic or Parole Board release), EDS21
+                                (extended, Sentencing Code from 1 December 2020), MLP (mandatory
+                                life), DLP (discretionary life), IPP. SENTENCE_CATEGORY 2003 or
+                                2020 (the Act), START_DATE the sentence date, TERM_YEARS/MONTHS/
+                                DAYS the custodial term (life and IPP: the minimum term),
+                                LIFE_SENTENCE_FLAG Y/N, SENTENCE_STATUS A (active) or I (ended:
+                                the booking is closed). The live feed (justice.sim.feed) writes
+                                no sentences for the receptions it invents.
     BED_ASSIGNMENT_HISTORIES    (OFFENDER_BOOK_ID, BED_ASSIGN_SEQ). LIVING_UNIT_ID (a cell),
                                 ASSIGNMENT_DATE, ASSIGNMENT_END_DATE (null while there; the end
                                 day is the next assignment's start day), ASSIGNMENT_REASON
@@ -680,6 +695,62 @@ def _movements(tables: dict[str, Columns], sp: _Spells, spells: Columns, s: Colu
     }
 
 
+ORA_FROM = ref.day_number("2015-02-01")
+SENTENCING_CODE_FROM = ref.day_number("2020-12-01")
+
+
+def sentence_calc_type(sentence_type: np.ndarray, sentence_day: np.ndarray, release_rule: np.ndarray,
+                       murder: np.ndarray) -> np.ndarray:
+    """NOMIS SENTENCE_CALC_TYPE of each sentence, from the world's sentence type and date."""
+    sds = np.where(sentence_day >= ORA_FROM, "ADIMP_ORA", "ADIMP")
+    eds = np.where(sentence_day >= SENTENCING_CODE_FROM, "EDS21",
+                   np.where(release_rule == "eds_automatic_two_thirds", "LASPO_AR", "LASPO_DR"))
+    return np.select([sentence_type == "life", sentence_type == "ipp",
+                      sentence_type == "extended_determinate"],
+                     [np.where(murder, "MLP", "DLP"), "IPP", eds], sds).astype(object)
+
+
+def _sentences(tables: dict[str, Columns], sp: _Spells, spells: Columns, end_day: int) -> Table:
+    """OFFENDER_SENTENCES: one row for each booking that serves a sentence passed by the end."""
+    c = sp.cols
+    has = (c["sentence_date"] != NONE) & (c["sentence_date"] <= end_day) & np.array(
+        [isinstance(t, str) for t in c["sentence_type"]], dtype=bool)
+    idx = np.flatnonzero(has)
+    kind = c["sentence_type"][idx]
+    day = c["sentence_date"][idx]
+    months = np.nan_to_num(c["sentence_months"][idx].astype(float))
+    days_total = np.round(months * 30.4375).astype(np.int64)
+    years = np.floor(months / 12).astype(np.int64)
+    whole_months = np.floor(months - 12 * years).astype(np.int64)
+    rest_days = np.maximum(days_total - np.round((12 * years + whole_months) * 30.4375).astype(np.int64), 0)
+    # The sentence's release rule is on its disposal (a recall spell does not repeat it).
+    d = tables["disposals"]
+    custody = (d["disposal_type"] == "custody") & (d["case_id"] != None)
+    rule_of = dict(zip(d["case_id"][custody].tolist(), d["release_rule"][custody].tolist(), strict=True))
+    rule = np.array([rule_of.get(k) for k in c["case_id"][idx].tolist()], dtype=object)
+    off = tables["offences"]
+    murder_cases = off["crown_case_id"][(off["offence_code"] == "VA01001") & (off["sentence_type"] == "life")]
+    murder = np.isin(c["case_id"][idx], murder_cases[murder_cases != None])
+    calc = sentence_calc_type(kind, day, rule, murder)
+    book = spells["book_id"][idx]
+    closed = (c["release_date"][idx] != NONE) & (c["release_date"][idx] <= end_day)
+    # Recorded when the sentence is passed (a recall's when the booking opens).
+    recorded = np.maximum(day, c["reception_date"][idx])
+    created, modified = _times(recorded, np.where(closed, c["release_date"][idx], NONE), book, salt=41,
+                               until=end_day, after=spells["book_created"][idx])
+    return _sorted({
+        "OFFENDER_BOOK_ID": book, "SENTENCE_SEQ": np.ones(len(idx), dtype=np.int64),
+        "SENTENCE_CALC_TYPE": calc,
+        "SENTENCE_CATEGORY": np.where(day >= SENTENCING_CODE_FROM, "2020", "2003").astype(object),
+        "START_DATE": _dates(day),
+        "TERM_YEARS": _nullable(years, years > 0), "TERM_MONTHS": _nullable(whole_months, whole_months > 0),
+        "TERM_DAYS": _nullable(rest_days, rest_days > 0),
+        "LIFE_SENTENCE_FLAG": np.where(np.isin(kind, ["life", "ipp"]), "Y", "N").astype(object),
+        "SENTENCE_STATUS": np.where(closed, "I", "A").astype(object),
+        "CREATE_DATETIME": _timestamps(created), "MODIFY_DATETIME": _timestamps(modified),
+    }, "OFFENDER_BOOK_ID", "SENTENCE_SEQ")
+
+
 def booking_number(book_id: int) -> str:
     """BOOKING_NO of a booking: five digits and a letter, from its OFFENDER_BOOK_ID."""
     letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -832,10 +903,12 @@ def build_tables(tables: dict[str, Columns], rng: np.random.Generator, rates: di
     agencies, internal, cell_ids = _locations(tables, ref_day)
     bookings, beds, movements = _bookings_and_stays(tables, sp, spells, cell_ids, end_day)
     life = _life_in_custody(rng, tables, sp, spells, end_day)
+    sentences = _sentences(tables, sp, spells, end_day)
     out = {
         "AGENCY_LOCATIONS": agencies, "AGENCY_INTERNAL_LOCATIONS": internal,
         "OFFENDERS": offenders, "OFFENDER_IDENTIFIERS": idents, "OFFENDER_BOOKINGS": bookings,
-        "OFFENDER_EXTERNAL_MOVEMENTS": movements, "BED_ASSIGNMENT_HISTORIES": beds, **life,
+        "OFFENDER_EXTERNAL_MOVEMENTS": movements, "BED_ASSIGNMENT_HISTORIES": beds,
+        "OFFENDER_SENTENCES": sentences, **life,
     }
     if list(out) != table_names():
         raise SimulationError("prison emitter: tables out of step with nomis_ddl.sql")
