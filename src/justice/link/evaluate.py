@@ -127,8 +127,9 @@ def person_counts(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[s
 def false_pairs_by_cause(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict[str, int]:
     """False pairs (two people's records under one person_id) by cause: a record given under a
     borrowed identity put with the person it names (the lender: what the record says, which no
-    name-based linker can tell apart), such a record put with a third person, and the rest (the
-    linker's own errors). Lenders are truth/identity/record_mess.parquet's other_person_id."""
+    name-based linker can tell apart) or with another person's record given under the same
+    lender's identity (two people naming one third: the same identity on both records), such a
+    record put with anyone else, and the rest (the linker's own errors). Lenders are truth/identity/record_mess.parquet's other_person_id."""
     mess = Path(truth_dir) / "identity" / "record_mess.parquet"
     lenders = (f"select system, record_id, any_value(other_person_id) as lender "
                f"from read_parquet('{mess}') where kind = 'borrowed_identity' group by all"
@@ -138,7 +139,8 @@ def false_pairs_by_cause(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dic
     rows = con.execute(f"""
         with e as (select e.pred, e.truth, b.lender, count(*)::hugeint as n
                    from _eval e left join ({lenders}) b using (system, record_id) group by all)
-        select case when a.lender = b.truth or b.lender = a.truth then 'borrowed_with_lender'
+        select case when a.lender = b.truth or b.lender = a.truth or a.lender = b.lender
+                    then 'borrowed_with_lender'
                     when a.lender is not null or b.lender is not null then 'borrowed_with_other'
                     else 'other' end, sum(a.n * b.n)
         from e a join e b on a.pred = b.pred and a.truth < b.truth
