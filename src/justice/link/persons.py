@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from justice.link import cluster as clustering
@@ -48,15 +49,16 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
         return np.zeros(0, bool)
     comp = clustering.components(n, left, right)
     size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
-    holders: dict[tuple[int, str], set[int]] = {}
-    for a, b, v in zip(id_left.tolist(), id_right.tolist(), id_value.tolist()):
-        holders.setdefault((int(comp[a]), v), set()).add(a)
-        holders.setdefault((int(comp[b]), v), set()).add(b)
-    keep = np.zeros(len(id_left), bool)
-    for i, (a, b, v) in enumerate(zip(id_left.tolist(), id_right.tolist(), id_value.tolist())):
-        ca, cb = int(comp[a]), int(comp[b])
-        keep[i] = ca == cb or all(size[c] == 1 or len(holders[(c, v)]) >= 2 for c in (ca, cb))
-    return keep
+    # Per (group, value): how many records of the group hold the value among the identifier
+    # edges' ends. Values as codes, so (group, value) is one integer.
+    codes, uniques = pd.factorize(np.asarray(id_value, dtype=object))
+    ca, cb = comp[id_left], comp[id_right]
+    ka, kb = ca * len(uniques) + codes, cb * len(uniques) + codes
+    ends = pd.DataFrame({"k": np.concatenate([ka, kb]), "node": np.concatenate([id_left, id_right])})
+    holders = ends.drop_duplicates()["k"].value_counts()
+    ha = holders.reindex(ka).to_numpy()
+    hb = holders.reindex(kb).to_numpy()
+    return (ca == cb) | (((size[ca] == 1) | (ha >= 2)) & ((size[cb] == 1) | (hb >= 2)))
 
 
 def hard_negative_sql(rules: list[dict]) -> str:
