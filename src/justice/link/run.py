@@ -44,6 +44,7 @@ from justice.engine import Engine, engine_for
 from justice.link import model as mdl
 from justice.link.blocking import all_rules_keyed, build_block_keys, build_blocked_pairs
 from justice.link.clerical import ensure_decisions_table, write_review_queue
+from justice.link.explain import weight_upper_bound
 from justice.link.ledger import last_run, record_run
 from justice.link.persons import constraints, write_person_links
 from justice.link.standardise import standardise
@@ -256,7 +257,8 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
         if engine.name == "duckdb" and settings["link_type"] == "dedupe_only" and all_rules_keyed(model):
             # The candidate pairs by block keys (blocking.build_blocked_pairs: the pairs Splink's
             # blocking finds, found faster), scored by Splink's own predict.
-            build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs")
+            build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
+                                bound=weight_upper_bound(settings), keep=keep)
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
                                         "select * from memory.main.link_blocked_pairs")
             linker.table_management.register_blocked_pairs_for_predict(pairs)
