@@ -83,10 +83,12 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
     con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
+    # The hard negatives once (both queries below read them).
+    con.execute(f"create or replace temp table _link_hard as {hard_negative_sql(rules.get('hard_negatives', []))}")
     try:
         edges = con.sql(f"""
             with decided as (select * from linkage.clerical_decisions),
-            hard as ({hard_negative_sql(rules.get("hard_negatives", []))}),
+            hard as (select * from _link_hard),
             model as (
                 select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
                 where match_weight >= {float(threshold)}
@@ -104,17 +106,18 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
         """).fetchnumpy()
-        cannot = con.sql(f"""
+        cannot = con.sql("""
             with pairs as (
                 select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r from ({hard_negative_sql(rules.get("hard_negatives", []))}) h
+                select unique_id_l, unique_id_r from _link_hard h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
                                   and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
             select a.node, b.node from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
+        con.execute("drop table if exists _link_hard")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
     basis = np.asarray(edges["basis"], dtype=object)
