@@ -33,13 +33,7 @@ import pyarrow as pa
 from justice.errors import ConfigError
 from justice.link import model as mdl
 from justice.link.blocking import key_expressions, key_sql, rule_texts
-from justice.link.standardise import (
-    SOURCE_COLUMNS,
-    _name_table,
-    fingerprint_sql,
-    standardise_raw,
-    standardised_sql,
-)
+from justice.link.standardise import SOURCE_COLUMNS, standardise_raw
 from justice.link.store import open_warehouse, require_links
 from justice.settings import Settings
 
@@ -250,9 +244,8 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     weight log2(m/u), and for a level with a term-frequency column the adjustment
     log2(u of the exact level) - log2(term frequency of the value); the match weight is the
     prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
-    probe's values bound as $r_<column>, the probe's keys as the literals `{keys}`, the query that
-    finds those keys on its first line after ``-- keys: ``), the scoring query (over the
-    candidates' records, registered as link_candidates), and the comparison names."""
+    probe's values bound as $r_<column>), the scoring query (over the candidates' records in
+    memory.main.link_candidates), and the comparison names."""
     prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
@@ -263,19 +256,15 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
                          f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
         else:
             key, present = keyed
-            lookups.append(f"case when {present} then {key} end")
-    # One row of keys, one per keyed rule (null where the probe lacks a value): one scan of the probe.
-    keys_sql = f"select {', '.join(lookups)} from {probe} r" if lookups else "select null::ubigint"
-    # The probe's keys are found first and looked up as literals (`{keys}`), so the scan of the
-    # key-sorted block_keys reads only the row groups whose key range holds one of them.
-    candidates_sql = ("select record_no from wh.linkage.block_keys where key in ({keys})" if lookups
-                      else "select null::bigint as record_no where false")
+            lookups.append(f"select case when {present} then {key} end as key from {probe} r")
+    keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
+    candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
+                      f"(select key from ({keys_sql}) where key is not null)")
     if scans:
         candidates_sql = " union ".join([candidates_sql, *scans])
-    candidates_sql = f"-- keys: {keys_sql}\n" + candidates_sql
     selects, tf_from, tf_cols, mw_cols, total, names = _scoring_parts(model)
     sql = f"""
-        with cand as (select * from link_candidates l where l.unique_id <> $r_unique_id),
+        with cand as (select * from memory.main.link_candidates l where l.unique_id <> $r_unique_id),
         g as (
             select l.unique_id as unique_id_l, r.unique_id as unique_id_r, {', '.join(selects + tf_cols)}
             from cand l cross join {probe} r{tf_from}),
@@ -343,8 +332,7 @@ class Scorer:
         self.threshold = float(self.model["justice"]["thresholds"]["match_weight"])
         self.prior_weight = prior_weight(self.model)
         self.candidates_sql, self.sql, self.names = compile_scoring_sql(
-            self.model, "wh.linkage.records", "link_probe")
-        self.keys_sql = self.candidates_sql.split("\n", 1)[0].removeprefix("-- keys: ")
+            self.model, "wh.linkage.records", "memory.main.link_probe")
         self.params = sorted(set(re.findall(r"\$(r_[a-z0-9_]+)", self.candidates_sql)))
         if not self.con.execute("select count(*) from information_schema.tables where table_catalog = 'wh' "
                                 "and table_schema = 'linkage' and table_name = 'block_keys'").fetchall()[0][0]:
@@ -353,6 +341,8 @@ class Scorer:
         self.batch_candidates_sql, self.batch_sql = compile_batch_scoring_sql(
             self.model, "wh.linkage.records", "memory.main.link_batch_probes",
             "memory.main.link_batch_pairs")
+        self.con.execute("create or replace table memory.main.link_probe as "
+                         "select * from wh.linkage.records limit 0").fetchall()
         # Queries here touch a handful of rows: one thread avoids scheduling overhead.
         self.con.execute("set threads = 1").fetchall()
 
@@ -365,25 +355,18 @@ class Scorer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _load_probe(self, record: dict) -> pa.Table:
-        """The record standardised exactly as indexed records are (standardise.standardise_raw's
-        query), as one Arrow row: no table is written, which for one record cost more than the
-        standardising."""
+    def _load_probe(self, record: dict) -> None:
         raw = pa.table({"system": pa.array(["new"]), "record_id": pa.array(["probe"]),
                         **{k: pa.array([record[k]], pa.string()) for k in RAW_FIELDS if k != "dob"},
                         "dob": pa.array([dt.date.fromisoformat(record["dob"]) if record["dob"] else None], pa.date32()),
                         "same_as": pa.array([None], pa.string())})
-        ftab, stab = _name_table([record["forenames"]] if record["forenames"] else [],
-                                 [record["surname"]] if record["surname"] else [])
         self.con.register("link_probe_raw", raw)
-        self.con.register("_link_fore", ftab)
-        self.con.register("_link_sur", stab)
         try:
-            return self.con.sql(f"select *, {fingerprint_sql()} as fingerprint, 1::bigint as record_no "
-                                f"from ({standardised_sql('link_probe_raw')})").to_arrow_table()
+            standardise_raw(self.con, "link_probe_raw", "memory.main.link_probe",
+                            [record["forenames"]] if record["forenames"] else [],
+                            [record["surname"]] if record["surname"] else [])
         finally:
-            for name in ("link_probe_raw", "_link_fore", "_link_sur"):
-                self.con.unregister(name)
+            self.con.unregister("link_probe_raw")
 
     def score(self, record: dict | str, top: int = 5) -> ScoreResult:
         """Score `record` (raw fields, or an indexed record's ``system:record_id``) against the
@@ -395,39 +378,29 @@ class Scorer:
             if not rows:
                 raise ConfigError(f"no record {record!r} in linkage.records (ids are system:record_id)")
             shown = dict(zip([d[0] for d in cur.description], rows[0]))
-            literal = "'" + record.replace("'", "''") + "'"
-            probe_rows = self.con.sql(f"select * from wh.linkage.records where unique_id = {literal}").to_arrow_table()
+            self.con.execute("create or replace table memory.main.link_probe as "
+                             "select * from wh.linkage.records where unique_id = ?", [record]).fetchall()
         else:
             shown = _clean_record(record)
-            probe_rows = self._load_probe(shown)
-        probe = probe_rows.to_pylist()[0]
-        self.con.register("link_probe", probe_rows)
-        try:
-            return self._score(shown, probe, top)
-        finally:
-            self.con.unregister("link_probe")
-
-    def _score(self, shown: dict, probe: dict, top: int) -> ScoreResult:
-        """score(), with the probe's standardised row registered as link_probe."""
+            self._load_probe(shown)
+        cur = self.con.execute("select * from memory.main.link_probe")
+        probe = dict(zip([d[0] for d in cur.description], cur.fetchall()[0]))
         params = {name: probe[name[2:]] for name in self.params}
-        keys = [int(k) for k in self.con.execute(self.keys_sql).fetchall()[0] if k is not None]
-        sql = self.candidates_sql.format(keys=", ".join(map(str, keys)) or "null")
-        ids = sorted({r[0] for r in self.con.execute(sql, params).fetchall()})
-        rows, others = [], {}
+        ids = sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
+        rows = []
         if ids:
             literal = ", ".join(str(int(i)) for i in ids)
-            # A query of its own, so DuckDB looks the candidates up in the record_no index; the
-            # rows are kept (Arrow, registered for the scoring query) rather than written.
-            found = self.con.sql(f"select * from wh.linkage.records where record_no in ({literal})").to_arrow_table()
-            self.con.register("link_candidates", found)
-            try:
-                cur = self.con.execute(self.sql + f" limit {int(top)}", {"r_unique_id": probe["unique_id"]})
-                names = [d[0] for d in cur.description]
-                rows = [dict(zip(names, row)) for row in cur.fetchall()]
-            finally:
-                self.con.unregister("link_candidates")
-            if rows:
-                others = {rec["unique_id"]: rec for rec in found.to_pylist()}
+            # A query of its own, so DuckDB looks the candidates up in the record_no index.
+            self.con.execute("create or replace table memory.main.link_candidates as "
+                             f"select * from wh.linkage.records where record_no in ({literal})").fetchall()
+            cur = self.con.execute(self.sql + f" limit {int(top)}", {"r_unique_id": probe["unique_id"]})
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, row)) for row in cur.fetchall()]
+        others = {}
+        if rows:
+            cur = self.con.execute("select * from memory.main.link_candidates")
+            cols = [d[0] for d in cur.description]
+            others = {rec["unique_id"]: rec for rec in (dict(zip(cols, row)) for row in cur.fetchall())}
         candidates = [self._candidate(r, others[r["unique_id_l"]], probe) for r in rows]
         ids = [c.unique_id for c in candidates]
         if ids:

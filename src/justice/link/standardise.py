@@ -275,16 +275,23 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
         con.execute("drop table if exists _link_raw")
 
 
-def standardised_sql(raw: str, extras: list[str] = ()) -> str:
-    """The query that standardises the rows of `raw` (a table or view with `system` and
-    SOURCE_COLUMNS), given the name tables _link_fore and _link_sur (from `_name_table`) in the
-    connection; without the fingerprint and record number (standardise_raw adds them)."""
+def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forenames: list, surnames: list,
+                    extras: list[str] = ()) -> int:
+    """Standardise the rows of `raw` (a table or view with `system` and SOURCE_COLUMNS) into
+    `table`, given the distinct raw forenames and surnames in it; returns the row count."""
+    ftab, stab = _name_table(forenames, surnames)
+    con.register("_link_fore", ftab)
+    con.register("_link_sur", stab)
     pnc = "regexp_extract(upper(trim(r.pnc)), '^([0-9]{4})/?([0-9]{1,7})([A-Z])$', ['y', 's', 'c'])"
     cro = "regexp_extract(upper(trim(r.cro)), '^([0-9]{1,6})/?([0-9]{2})([A-Z])$', ['s', 'y', 'c'])"
     pc = (f"case when regexp_full_match(regexp_replace(upper(coalesce(r.postcode, '')), '[^A-Z0-9]', '', 'g'), "
           f"'{_POSTCODE_SHAPE[1:-1]}') and not regexp_matches(upper(trim(r.postcode)), '{_PSEUDO_POSTCODE}') "
           "then regexp_replace(upper(r.postcode), '[^A-Z0-9]', '', 'g') end")
-    return f"""
+    fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
+                   + "))")
+    try:
+        con.execute(f"""
+            create or replace temp table _link_std as
             with ids as (
               select r.*, {pnc} as p, {cro} as c, {pc} as pc
               from {raw} r
@@ -326,26 +333,9 @@ def standardised_sql(raw: str, extras: list[str] = ()) -> str:
             from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
             left join _link_fore f on f.raw = r.forenames
             left join _link_sur s on s.raw = r.surname
-    """
-
-
-def fingerprint_sql(extras: list[str] = ()) -> str:
-    """SQL: a standardised record's fingerprint (the hash of the columns the model reads)."""
-    return ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
-            + "))")
-
-
-def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forenames: list, surnames: list,
-                    extras: list[str] = ()) -> int:
-    """Standardise the rows of `raw` (a table or view with `system` and SOURCE_COLUMNS) into
-    `table`, given the distinct raw forenames and surnames in it; returns the row count."""
-    ftab, stab = _name_table(forenames, surnames)
-    con.register("_link_fore", ftab)
-    con.register("_link_sur", stab)
-    try:
-        con.execute(f"create or replace temp table _link_std as {standardised_sql(raw, extras)}")
+        """)
         con.execute(f"create or replace table {table} as "
-                    f"select *, {fingerprint_sql(extras)} as fingerprint, row_number() over (order by unique_id) as record_no "
+                    f"select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no "
                     f"from _link_std order by unique_id")
     finally:
         con.unregister("_link_fore")
