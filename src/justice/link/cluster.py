@@ -16,6 +16,7 @@ new one. So a person whose records did not change keeps their id.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -87,37 +88,58 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
         same = labels[cannot_left] == labels[cannot_right]
         bad_set.update(np.unique(labels[cannot_left][same]).tolist())
     for key in keys:
-        has = np.array([v is not None for v in key.tolist()], bool)
-        if has.any():
-            lab, val = labels[has], np.asarray(key, dtype=object)[has]
-            seen: dict[int, set] = {}
-            for c, v in zip(lab.tolist(), val.tolist()):
-                seen.setdefault(c, set()).add(v)
-            bad_set.update(c for c, vs in seen.items() if len(vs) > 1 and _conflict(vs, vs))
+        key = np.asarray(key, dtype=object)
+        has = np.flatnonzero(key != None)  # elementwise: which nodes hold a value
+        if not len(has):
+            continue
+        # Components holding two different values or more; only those are checked value by value.
+        codes, _ = pd.factorize(key[has])
+        pairs = pd.DataFrame({"c": labels[has], "v": codes}).drop_duplicates()
+        multi = pairs["c"].value_counts()
+        multi = set(multi.index[multi > 1].tolist())
+        if not multi:
+            continue
+        seen: dict[int, set] = {}
+        pick = np.isin(labels[has], np.fromiter(multi, np.int64, len(multi)))
+        for c, v in zip(labels[has][pick].tolist(), key[has][pick].tolist()):
+            seen.setdefault(c, set()).add(v)
+        bad_set.update(c for c, vs in seen.items() if _conflict(vs, vs))
     if not bad_set:
         return labels
     bad = np.array(sorted(bad_set), dtype=np.int64)
     next_label = int(labels.max()) + 1
     in_bad = np.isin(labels, bad)
-    edge_bad = in_bad[left]
-    order_all = np.flatnonzero(edge_bad)
+    # Each bad component's nodes (ascending), edges (strongest first) and cannot-link pairs,
+    # grouped once rather than searched for per component.
+    bad_nodes = np.flatnonzero(in_bad)
+    bad_nodes = bad_nodes[np.argsort(labels[bad_nodes], kind="stable")]
+    node_lo = np.searchsorted(labels[bad_nodes], bad, side="left")
+    node_hi = np.searchsorted(labels[bad_nodes], bad, side="right")
+    order_all = np.flatnonzero(in_bad[left])
     order_all = order_all[np.argsort(-weight[order_all], kind="stable")]
+    order_all = order_all[np.argsort(labels[left[order_all]], kind="stable")]
     edge_comp = labels[left[order_all]]
-    for comp in bad.tolist():
-        nodes = np.flatnonzero(labels == comp)
+    edge_lo = np.searchsorted(edge_comp, bad, side="left")
+    edge_hi = np.searchsorted(edge_comp, bad, side="right")
+    cannot_by_comp: dict[int, list[tuple[int, int]]] = {}
+    if len(cannot_left):
+        inside = np.flatnonzero((labels[cannot_left] == labels[cannot_right]) & in_bad[cannot_left])
+        for a, b in zip(cannot_left[inside].tolist(), cannot_right[inside].tolist()):
+            cannot_by_comp.setdefault(int(labels[a]), []).append((a, b))
+    for j, comp in enumerate(bad.tolist()):
+        nodes = bad_nodes[node_lo[j]:node_hi[j]]
         local = {int(v): i for i, v in enumerate(nodes.tolist())}
-        order = order_all[edge_comp == comp]
+        order = order_all[edge_lo[j]:edge_hi[j]]
         partners: dict[int, set[int]] = {}
-        for a, b in zip(cannot_left.tolist(), cannot_right.tolist()):
-            if a in local and b in local:
-                partners.setdefault(local[a], set()).add(local[b])
-                partners.setdefault(local[b], set()).add(local[a])
+        for a, b in cannot_by_comp.get(comp, []):
+            partners.setdefault(local[a], set()).add(local[b])
+            partners.setdefault(local[b], set()).add(local[a])
         uf = _UnionFind(len(nodes))
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
         values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
                                         for i, v in enumerate(nodes.tolist())}
-        for e in order.tolist():
-            a, b = uf.find(local[int(left[e])]), uf.find(local[int(right[e])])
+        for a_node, b_node in zip(left[order].tolist(), right[order].tolist()):
+            a, b = uf.find(local[a_node]), uf.find(local[b_node])
             if a == b:
                 continue
             va, vb = values[a], values[b]
@@ -145,41 +167,33 @@ def stable_ids(labels: np.ndarray, previous: np.ndarray, next_serial: int) -> tu
     id's records joined a cluster that kept another id) or "split" (some of the old id's records
     left for a cluster with a different id), and the next unused serial.
     """
-    n = len(labels)
-    ids = np.empty(n, dtype=object)
     prev = np.asarray(previous, dtype=object)
-    has_prev = np.array([p is not None for p in prev.tolist()], bool)
+    has_prev = np.flatnonzero(prev != None)  # elementwise
     # (cluster, old id) -> record count
-    counts: dict[tuple[int, str], int] = {}
-    for c, p in zip(labels[has_prev].tolist(), prev[has_prev].tolist()):
-        counts[(c, p)] = counts.get((c, p), 0) + 1
+    counts = (pd.DataFrame({"c": labels[has_prev], "p": prev[has_prev]})
+              .groupby(["c", "p"], sort=False).size().rename("k").reset_index())
     # Each old id goes to the cluster holding most of its records (ties: the lowest cluster).
-    best_cluster: dict[str, tuple[int, int]] = {}
-    for (c, p), k in counts.items():
-        cur = best_cluster.get(p)
-        if cur is None or k > cur[1] or (k == cur[1] and c < cur[0]):
-            best_cluster[p] = (c, k)
+    best = counts.sort_values(["p", "k", "c"], ascending=[True, False, True]).drop_duplicates("p")
     # Each cluster keeps, of the old ids it won, the one with most records (ties: lowest id).
-    keep: dict[int, tuple[str, int]] = {}
-    for p, (c, k) in best_cluster.items():
-        cur = keep.get(c)
-        if cur is None or k > cur[1] or (k == cur[1] and p < cur[0]):
-            keep[c] = (p, k)
-    cluster_id: dict[int, str] = {c: p for c, (p, _) in keep.items()}
+    kept = best.sort_values(["c", "k", "p"], ascending=[True, False, True]).drop_duplicates("c")
+    top = int(labels.max()) + 1 if len(labels) else 0
+    id_of = np.full(top, None, dtype=object)
+    id_of[kept["c"].to_numpy(np.int64)] = kept["p"].to_numpy(object)
     # New clusters get new ids in order of their first node (nodes are sorted by unique_id).
     _, first = np.unique(labels, return_index=True)
-    for c in labels[np.sort(first)].tolist():
-        if c not in cluster_id:
-            cluster_id[c] = f"{PERSON_PREFIX}{next_serial:09d}"
-            next_serial += 1
-    for i, c in enumerate(labels.tolist()):
-        ids[i] = cluster_id[c]
+    in_order = labels[np.sort(first)]
+    fresh = in_order[id_of[in_order] == None]  # elementwise
+    id_of[fresh] = [f"{PERSON_PREFIX}{s:09d}" for s in range(next_serial, next_serial + len(fresh))]
+    next_serial += len(fresh)
+    ids = id_of[labels]
     changes: list[tuple[str, str, str]] = []
-    for (c, p), _k in sorted(counts.items(), key=lambda x: (x[0][1], x[0][0])):
-        new = cluster_id[c]
-        if new != p:
-            reason = "merged" if best_cluster[p][0] == c else "split"
-            changes.append((p, new, reason))
+    counts = counts.sort_values(["p", "c"])
+    new = id_of[counts["c"].to_numpy(np.int64)]
+    moved = new != counts["p"].to_numpy(object)
+    best_of = dict(zip(best["p"].tolist(), best["c"].tolist()))
+    for c, p, nw in zip(counts["c"].to_numpy()[moved].tolist(), counts["p"].to_numpy(object)[moved].tolist(),
+                        new[moved].tolist()):
+        changes.append((p, nw, "merged" if best_of[p] == c else "split"))
     return ids, changes, next_serial
 
 

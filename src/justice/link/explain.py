@@ -151,6 +151,77 @@ def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], s
     return selects, tf_from, tf_cols, mw_cols, total, names
 
 
+# Level conditions that cost far more than an equality to evaluate (string similarity over
+# names and lists of names): weight_upper_bound stops at the first of these.
+_COSTLY = re.compile(r"jaro|winkler|list_|array_|damerau|jaccard", re.IGNORECASE)
+
+
+def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
+    """A cheap upper bound on a pair's match weight under `model` (Splink settings with trained
+    m and u), for dropping candidate pairs that cannot reach the keep threshold before Splink
+    scores them in full: (SQL over the pair's ``<column>_l`` / ``<column>_r`` columns and
+    ``tf_<column>_l`` / ``tf_<column>_r`` term frequencies, the columns it reads, the
+    term-frequency columns it reads), or None when the model has no such bound.
+
+    Per comparison the levels are taken in order, as Splink's CASE takes them: a cheap level
+    (equalities, dates, short edits) is evaluated and, when true, gives its own weight (with the
+    term-frequency adjustment, as compile_scoring_sql computes it); at the first costly level
+    (string similarity) evaluation stops and the bound is the largest weight of that level and
+    every later one. The bound is therefore never below the weight Splink gives the pair: a pair
+    it drops would have been dropped by Splink's own threshold. A comparison whose costly tail
+    holds a term-frequency level has no bound (None)."""
+    terms, cols, tf_cols = [], set(), []
+    for comp in model["comparisons"]:
+        levels = comp["comparison_levels"]
+        exact_u = {}
+        for lv in levels:
+            col = lv.get("tf_adjustment_column")
+            if col and not lv.get("is_null_level") and \
+                    lv["sql_condition"].replace(" ", "").replace('"', "") == f"{col}_l={col}_r":
+                exact_u[col] = lv["u_probability"]
+
+        def weight(lv: dict, exact_u: dict = exact_u) -> str:
+            if lv.get("is_null_level"):
+                return "0.0"
+            w = repr(math.log2(lv["m_probability"] / lv["u_probability"]))
+            col = lv.get("tf_adjustment_column")
+            tw = float(lv.get("tf_adjustment_weight", 1.0) or 0.0)
+            if col and tw and lv["sql_condition"].strip().upper() != "ELSE":
+                if col not in exact_u:
+                    raise ValueError(col)
+                if col not in tf_cols:
+                    tf_cols.append(col)
+                tf = f"greatest(coalesce(tf_{col}_l, tf_{col}_r), coalesce(tf_{col}_r, tf_{col}_l), 0.0)"
+                w = (f"({w} + case when coalesce(tf_{col}_l, tf_{col}_r) is not null then "
+                     f"{tw!r} * ({math.log2(exact_u[col])!r} - log2({tf})) else 0 end)")
+            return w
+
+        whens, tail = [], None
+        try:
+            for i, lv in enumerate(levels):
+                cond = lv["sql_condition"]
+                cols.update(m.group(1) for m in _COLUMN_REF.finditer(cond))
+                if cond.strip().upper() == "ELSE":
+                    tail = weight(lv)
+                    break
+                if _COSTLY.search(cond):
+                    rest = levels[i:]
+                    if any(r.get("tf_adjustment_column") for r in rest):
+                        return None
+                    tail = repr(max(0.0 if r.get("is_null_level") else math.log2(r["m_probability"] / r["u_probability"])
+                                    for r in rest))
+                    break
+                whens.append(f"when {cond} then {weight(lv)}")
+        except ValueError:
+            return None
+        if tail is None:  # no ELSE level: Splink's CASE gives no level, weight 0
+            tail = "0.0"
+        terms.append(f"case {' '.join(whens)} else {tail} end" if whens else tail)
+    prior = model["probability_two_random_records_match"]
+    expr = f"{math.log2(prior / (1 - prior))!r} + " + " + ".join(terms)
+    return expr, sorted(cols), tf_cols
+
+
 def prior_weight(model: dict) -> float:
     """The match weight of the prior: log2 of the odds that two random records match."""
     prior = model["probability_two_random_records_match"]

@@ -234,16 +234,12 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
     linker.training.estimate_probability_two_random_records_match(
         tr["deterministic_rules"], recall=float(tr["deterministic_recall"]))
     progress("estimating u by random sampling")
-    # A seeded sample is drawn the same way only on one thread: with several, rows reach the
-    # sampler in a different order each run, u moves a little, and a full re-run could flip a
-    # pair at the threshold and renumber a person (DuckDB's "non-deterministic behaviour" notes).
-    threads = int(con.execute("select current_setting('threads')").fetchall()[0][0])
-    con.execute("set threads = 1")
-    try:
-        linker.training.estimate_u_using_random_sampling(max_pairs=float(tr["u_max_pairs"]),
-                                                         seed=int(tr["u_seed"]))
-    finally:
-        con.execute(f"set threads = {threads}")
+    # On every thread count the same u: Splink 5 draws the sample by a hash of each record's
+    # unique id and the seed (not a sampler fed rows in whatever order the threads deliver
+    # them), and a level's u is a count of pairs (whole numbers, which add up the same in any
+    # order) over their total. A full re-run therefore cannot flip a pair at the threshold.
+    linker.training.estimate_u_using_random_sampling(max_pairs=float(tr["u_max_pairs"]),
+                                                     seed=int(tr["u_seed"]))
     for rule in tr["em_blocking_rules"]:
         progress(f"estimating m by EM, blocked on {rule}")
         linker.training.estimate_parameters_using_expectation_maximisation(rule)

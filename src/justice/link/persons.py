@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from justice.link import cluster as clustering
@@ -50,15 +51,16 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
         return np.zeros(0, bool)
     comp = clustering.components(n, left, right)
     size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
-    holders: dict[tuple[int, str], set[int]] = {}
-    for a, b, v in zip(id_left.tolist(), id_right.tolist(), id_value.tolist()):
-        holders.setdefault((int(comp[a]), v), set()).add(a)
-        holders.setdefault((int(comp[b]), v), set()).add(b)
-    keep = np.zeros(len(id_left), bool)
-    for i, (a, b, v) in enumerate(zip(id_left.tolist(), id_right.tolist(), id_value.tolist())):
-        ca, cb = int(comp[a]), int(comp[b])
-        keep[i] = ca == cb or all(size[c] == 1 or len(holders[(c, v)]) >= 2 for c in (ca, cb))
-    return keep
+    # Per (group, value): how many records of the group hold the value among the identifier
+    # edges' ends. Values as codes, so (group, value) is one integer.
+    codes, uniques = pd.factorize(np.asarray(id_value, dtype=object))
+    ca, cb = comp[id_left], comp[id_right]
+    ka, kb = ca * len(uniques) + codes, cb * len(uniques) + codes
+    ends = pd.DataFrame({"k": np.concatenate([ka, kb]), "node": np.concatenate([id_left, id_right])})
+    holders = ends.drop_duplicates()["k"].value_counts()
+    ha = holders.reindex(ka).to_numpy()
+    hb = holders.reindex(kb).to_numpy()
+    return (ca == cb) | (((size[ca] == 1) | (ha >= 2)) & ((size[cb] == 1) | (hb >= 2)))
 
 
 def hard_negative_sql(rules: list[dict]) -> str:
@@ -83,10 +85,12 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
     con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
+    # The hard negatives once (both queries below read them).
+    con.execute(f"create or replace temp table _link_hard as {hard_negative_sql(rules.get('hard_negatives', []))}")
     try:
         edges = con.sql(f"""
             with decided as (select * from linkage.clerical_decisions),
-            hard as ({hard_negative_sql(rules.get("hard_negatives", []))}),
+            hard as (select * from _link_hard),
             model as (
                 select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
                 where match_weight >= {float(threshold)}
@@ -104,17 +108,18 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
         """).fetchnumpy()
-        cannot = con.sql(f"""
+        cannot = con.sql("""
             with pairs as (
                 select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r from ({hard_negative_sql(rules.get("hard_negatives", []))}) h
+                select unique_id_l, unique_id_r from _link_hard h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
                                   and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
             select a.node, b.node from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
+        con.execute("drop table if exists _link_hard")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
     basis = np.asarray(edges["basis"], dtype=object)
