@@ -255,7 +255,8 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
     linker, db_api = mdl.make_linker(engine, con, "wh.linkage.records", settings)
     mdl.register_tf_tables(engine, con, linker, db_api, mdl.tf_columns(model))
     if not incremental:
-        if engine.name == "duckdb" and settings["link_type"] == "dedupe_only" and all_rules_keyed(model):
+        if (engine.scores_in_linkage_connection and settings["link_type"] == "dedupe_only"
+                and all_rules_keyed(model)):
             # The candidate pairs by block keys (blocking.build_blocked_pairs: the pairs Splink's
             # blocking finds, found faster), scored by Splink's own predict.
             build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
