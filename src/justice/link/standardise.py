@@ -177,15 +177,22 @@ def surname_key(surname: str | None) -> str | None:
 def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     groups = nickname_groups()
     aliases = alias_groups()
+    # Many raw forenames ("John A", "JOHN", "john  b") share a first name: its lookups and sound
+    # key are worked out once per distinct first name.
+    by_first: dict[str, tuple] = {}
     f_rows: dict[str, tuple] = {}
     for raw in forenames:
         # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
         words = (clean_name(raw.replace("-", "")) or "").split()
-        first = words[0] if words else None
-        f_rows[raw] = (first, " ".join(words[1:]) or None,
-                       list(groups.get(first, (first,))) if first else None,
-                       list(aliases.get(first, (first,))) if first else None,
-                       sound_key(first))
+        if not words:
+            f_rows[raw] = (None, None, None, None, None)
+            continue
+        first = words[0]
+        known = by_first.get(first)
+        if known is None:
+            known = by_first[first] = (list(groups.get(first, (first,))), list(aliases.get(first, (first,))),
+                                       sound_key(first))
+        f_rows[raw] = (first, " ".join(words[1:]) or None, *known)
     s_rows: dict[str, tuple] = {}
     for raw in surnames:
         words = (clean_name(raw) or "").split()
@@ -290,8 +297,10 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
     fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
                    + "))")
     try:
+        # One statement, so the standardised rows are not materialised and read back before the
+        # fingerprint and record number are added.
         con.execute(f"""
-            create or replace temp table _link_std as
+            create or replace table {table} as
             with ids as (
               select r.*, {pnc} as p, {cro} as c, {pc} as pc
               from {raw} r
@@ -300,7 +309,7 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
                 case when p.y <> '' then p.y || '/' || lpad(p.s, 7, '0') end as pnc_core,
                 case when c.y <> '' then lpad(c.s, 6, '0') || '/' || c.y end as cro_core
               from ids
-            )
+            ), std as (
             select
               system || ':' || record_id as unique_id, system, record_id,
               {"".join(f"nullif(trim(regexp_replace(lower(strip_accents({c})), '[^a-z0-9]+', ' ', 'g')), '') as {c}, " for c in extras)}
@@ -333,14 +342,13 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
             from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
             left join _link_fore f on f.raw = r.forenames
             left join _link_sur s on s.raw = r.surname
+            )
+            select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no
+            from std order by unique_id
         """)
-        con.execute(f"create or replace table {table} as "
-                    f"select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no "
-                    f"from _link_std order by unique_id")
     finally:
         con.unregister("_link_fore")
         con.unregister("_link_sur")
-        con.execute("drop table if exists _link_std")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
