@@ -298,11 +298,13 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
                    + "))")
     try:
         # One statement, so the standardised rows are not materialised and read back before the
-        # fingerprint and record number are added.
+        # fingerprint is added. The record number (the rank of the unique id) is numbered on the
+        # narrow raw rows, and the table is ordered by it: one sort of wide rows, on an integer.
         con.execute(f"""
             create or replace table {table} as
             with ids as (
-              select r.*, {pnc} as p, {cro} as c, {pc} as pc
+              select r.*, {pnc} as p, {cro} as c, {pc} as pc,
+                row_number() over (order by system || ':' || record_id) as _record_no
               from {raw} r
             ), parsed as (
               select ids.*,
@@ -338,13 +340,14 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
               case when nullif(trim(prison_number), '') is not null
                    then regexp_full_match(upper(trim(prison_number)), '[A-Z][0-9]{{4}}[A-Z]{{2}}') end as prison_number_valid,
               nullif(upper(trim(crn)), '') as crn,
-              case when same_as is not null then system || ':' || same_as end as same_as
+              case when same_as is not null then system || ':' || same_as end as same_as,
+              _record_no
             from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
             left join _link_fore f on f.raw = r.forenames
             left join _link_sur s on s.raw = r.surname
             )
-            select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no
-            from std order by unique_id
+            select * exclude (_record_no), {fingerprint} as fingerprint, _record_no as record_no
+            from std order by _record_no
         """)
     finally:
         con.unregister("_link_fore")
