@@ -257,8 +257,7 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
                 table: str = "linkage.records") -> int:
     """(Re)build `table` from the systems' records in `con`'s warehouse; returns its row count.
 
-    The table is built under a temporary name and swapped in, so a failure leaves the previous
-    one whole.
+    The table is replaced by a single statement, so a failure leaves the previous one whole.
     """
     sources = sources if sources is not None else load_sources()
     if table.count(".") == 1:
