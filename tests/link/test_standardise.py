@@ -7,7 +7,14 @@ import pytest
 
 from justice.errors import ConfigError, TransformError
 from justice.identifiers import cro_check_char, pnc_check_char
-from justice.link.standardise import clean_name, load_sources, nickname_groups, standardise
+from justice.link.standardise import (
+    alias_groups,
+    clean_name,
+    load_sources,
+    nickname_groups,
+    sound_key,
+    standardise,
+)
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -91,6 +98,32 @@ def test_standardised_columns():
     standardise(con, SOURCE)
     assert {k: v["fingerprint"] for k, v in _records(con).items()} == before
     assert len(set(before.values())) == 3
+
+
+def test_raw_forenames_sharing_a_first_name_keep_their_own_values():
+    # The first name's lookups are worked out once per distinct first name; each raw forename
+    # still gets its own middle names, and a blank one gets nothing.
+    con = _warehouse([
+        ("1", "Bill", "A", None, None, None, None, None, None),
+        ("2", "BILL  Bob", "A", None, None, None, None, None, None),
+        ("3", " bill o'Neil-Ray ", "A", None, None, None, None, None, None),
+        ("4", "Bill-y", "A", None, None, None, None, None, None),
+        ("5", "-", "A", None, None, None, None, None, None),
+        ("6", "Zoë Ann", "A", None, None, None, None, None, None),
+    ])
+    standardise(con, SOURCE)
+    r = _records(con)
+    got = {k: (v["forename"], v["middle_names"], v["forename_names"], v["forename_aliases"], v["forename_sound"])
+           for k, v in r.items()}
+
+    def expect(first, middle):
+        return (first, middle, list(nickname_groups().get(first, (first,))),
+                list(alias_groups().get(first, (first,))), sound_key(first))
+    assert got == {"1": expect("bill", None), "2": expect("bill", "bob"), "3": expect("bill", "oneilray"),
+                   "4": expect("billy", None), "5": (None, None, None, None, None), "6": expect("zoe", "ann")}
+    assert "william" in got["2"][2]
+    # Record numbers follow the unique ids.
+    assert [r[k]["record_no"] for k in sorted(r)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_duplicate_record_ids_are_refused_and_the_old_table_survives():

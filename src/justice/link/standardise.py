@@ -177,15 +177,22 @@ def surname_key(surname: str | None) -> str | None:
 def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     groups = nickname_groups()
     aliases = alias_groups()
+    # Many raw forenames ("John A", "JOHN", "john  b") share a first name: its lookups and sound
+    # key are worked out once per distinct first name.
+    by_first: dict[str, tuple] = {}
     f_rows: dict[str, tuple] = {}
     for raw in forenames:
         # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
         words = (clean_name(raw.replace("-", "")) or "").split()
-        first = words[0] if words else None
-        f_rows[raw] = (first, " ".join(words[1:]) or None,
-                       list(groups.get(first, (first,))) if first else None,
-                       list(aliases.get(first, (first,))) if first else None,
-                       sound_key(first))
+        if not words:
+            f_rows[raw] = (None, None, None, None, None)
+            continue
+        first = words[0]
+        known = by_first.get(first)
+        if known is None:
+            known = by_first[first] = (list(groups.get(first, (first,))), list(aliases.get(first, (first,))),
+                                       sound_key(first))
+        f_rows[raw] = (first, " ".join(words[1:]) or None, *known)
     s_rows: dict[str, tuple] = {}
     for raw in surnames:
         words = (clean_name(raw) or "").split()
@@ -250,8 +257,7 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
                 table: str = "linkage.records") -> int:
     """(Re)build `table` from the systems' records in `con`'s warehouse; returns its row count.
 
-    The table is built under a temporary name and swapped in, so a failure leaves the previous
-    one whole.
+    The table is replaced by a single statement, so a failure leaves the previous one whole.
     """
     sources = sources if sources is not None else load_sources()
     if table.count(".") == 1:
@@ -290,17 +296,21 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
     fingerprint = ("md5(concat_ws('|', " + ", ".join(f"coalesce({c}::varchar, '')" for c in (*MODEL_COLUMNS, *extras))
                    + "))")
     try:
+        # One statement, so the standardised rows are not materialised and read back before the
+        # fingerprint is added. The record number (the rank of the unique id) is numbered on the
+        # narrow raw rows, and the table is ordered by it: one sort of wide rows, on an integer.
         con.execute(f"""
-            create or replace temp table _link_std as
+            create or replace table {table} as
             with ids as (
-              select r.*, {pnc} as p, {cro} as c, {pc} as pc
+              select r.*, {pnc} as p, {cro} as c, {pc} as pc,
+                row_number() over (order by system || ':' || record_id) as _record_no
               from {raw} r
             ), parsed as (
               select ids.*,
                 case when p.y <> '' then p.y || '/' || lpad(p.s, 7, '0') end as pnc_core,
                 case when c.y <> '' then lpad(c.s, 6, '0') || '/' || c.y end as cro_core
               from ids
-            )
+            ), std as (
             select
               system || ':' || record_id as unique_id, system, record_id,
               {"".join(f"nullif(trim(regexp_replace(lower(strip_accents({c})), '[^a-z0-9]+', ' ', 'g')), '') as {c}, " for c in extras)}
@@ -329,18 +339,18 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
               case when nullif(trim(prison_number), '') is not null
                    then regexp_full_match(upper(trim(prison_number)), '[A-Z][0-9]{{4}}[A-Z]{{2}}') end as prison_number_valid,
               nullif(upper(trim(crn)), '') as crn,
-              case when same_as is not null then system || ':' || same_as end as same_as
+              case when same_as is not null then system || ':' || same_as end as same_as,
+              _record_no
             from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
             left join _link_fore f on f.raw = r.forenames
             left join _link_sur s on s.raw = r.surname
+            )
+            select * exclude (_record_no), {fingerprint} as fingerprint, _record_no as record_no
+            from std order by _record_no
         """)
-        con.execute(f"create or replace table {table} as "
-                    f"select *, {fingerprint} as fingerprint, row_number() over (order by unique_id) as record_no "
-                    f"from _link_std order by unique_id")
     finally:
         con.unregister("_link_fore")
         con.unregister("_link_sur")
-        con.execute("drop table if exists _link_std")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
 
 
