@@ -284,6 +284,23 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     return candidates_sql, sql, names
 
 
+def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
+    """compile_scoring_sql's candidate search in two parts, for an index held in memory: a
+    query giving the probe's blocking keys as one row (a column a rule, null where the probe
+    has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
+    no key (None when every rule has one; the probe's values bound as $r_<column>)."""
+    keys, scans = [], []
+    for rule, keyed in _blocking_rules(model):
+        if keyed is None:
+            scans.append(f"select record_no from wh.linkage.records l "
+                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+        else:
+            key, present = keyed
+            keys.append(f"case when {present} then {key} end")
+    keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
+    return keys_sql, (" union ".join(scans) if scans else None)
+
+
 def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) -> tuple[str, str]:
     """Batch forms of compile_scoring_sql's queries, for many probes at once.
 
@@ -370,6 +387,16 @@ class Scorer:
                 "order by r.record_no").to_arrow_table()
             self.index = self._with_tf(index).combine_chunks()
             self.record_nos = self.index.column("record_no").to_numpy()
+            # The blocking keys too (sorted by key, as blocking.py writes them), so a probe's
+            # candidates are two binary searches a key instead of a query over the table.
+            self.keys_sql, self.scans_sql = compile_probe_keys_sql(self.model, "memory.main.link_probe")
+            bk = self.con.sql("select key, record_no from wh.linkage.block_keys").to_arrow_table()
+            self.bk_keys = bk.column("key").to_numpy()
+            self.bk_records = bk.column("record_no").to_numpy()
+            del bk
+            if len(self.bk_keys) > 1 and not (self.bk_keys[1:] >= self.bk_keys[:-1]).all():
+                order = np.argsort(self.bk_keys, kind="stable")
+                self.bk_keys, self.bk_records = self.bk_keys[order], self.bk_records[order]
         # Queries here touch a handful of rows: one thread avoids scheduling overhead.
         self.con.execute("set threads = 1").fetchall()
 
@@ -380,6 +407,25 @@ class Scorer:
             table = table.append_column(f"tf_{c}", pa.array([tf.get(v) for v in table.column(c).to_pylist()],
                                                               pa.float64()))
         return table
+
+    def _candidate_numbers(self, params: dict) -> list[int]:
+        """The record numbers of the probe in memory.main.link_probe's candidates, sorted."""
+        if self.index is None:
+            return sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
+        found = []
+        if self.keys_sql is not None:
+            keys = np.array([k for k in self.con.execute(self.keys_sql).fetchall()[0] if k is not None],
+                            dtype=np.uint64)
+            lo = np.searchsorted(self.bk_keys, keys, side="left")
+            hi = np.searchsorted(self.bk_keys, keys, side="right")
+            found = [self.bk_records[a:b] for a, b in zip(lo, hi) if b > a]
+        if self.scans_sql is not None:
+            scan_params = {k: v for k, v in params.items() if f"${k}" in self.scans_sql}
+            found.append(np.array([r[0] for r in self.con.execute(self.scans_sql, scan_params).fetchall()],
+                                  dtype=np.int64))
+        if not found:
+            return []
+        return np.unique(np.concatenate(found)).tolist()
 
     def _candidates(self, record_nos: list[int]) -> pa.Table:
         """The records numbered `record_nos` (sorted), with their term frequencies and, when
@@ -435,7 +481,7 @@ class Scorer:
         cur = self.con.execute("select * from memory.main.link_probe")
         probe = dict(zip([d[0] for d in cur.description], cur.fetchall()[0]))
         params = {name: probe[name[2:]] for name in self.params}
-        ids = sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
+        ids = self._candidate_numbers(params)
         rows, others = [], {}
         if ids:
             cands = self._candidates(ids)
