@@ -381,6 +381,7 @@ class Scorer:
                    for c in self.tf_params}
         self.index: pa.Table | None = None
         if preload:
+            self.con.execute("set enable_progress_bar = false").fetchall()  # no bar on stdout
             index = self.con.sql(
                 "select r.* exclude (fingerprint), pl.person_id as _person_id from wh.linkage.records r "
                 "left join wh.linkage.person_links pl on pl.unique_id = r.unique_id "
