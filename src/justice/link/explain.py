@@ -347,10 +347,12 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
 class Scorer:
     """Holds the model and a connection to the index for repeated scoring.
 
-    With `preload` (the default) the index's records, their term frequencies and person ids are
-    read into memory once (Arrow columns in record_no order: about 330 MB and 4 s at 1,000,000
-    records), so a probe's candidates are taken by position instead of looked up on disk; a
-    one-off score (`explain`) reads only the candidates from disk. Both give the same results."""
+    With `preload` (the default) the first score() reads the index into memory: the records with
+    their term frequencies and person ids (Arrow columns in record_no order) and the blocking
+    keys (sorted arrays), about 7-10 s and 1.2 GB more at peak at 1,000,000 records; each later
+    probe's candidates are then binary searches and a take by position instead of queries on
+    disk. score_many() never reads it; a one-off score (`explain`, preload=False) reads only the
+    candidates from disk. Both give the same results."""
 
     def __init__(self, settings: Settings, preload: bool = True) -> None:
         loaded = mdl.load_model(settings.home)
@@ -379,27 +381,35 @@ class Scorer:
         self.tf = {c: dict(self.con.execute(f"select {c}, tf_{c} from wh.linkage.tf_{c} "
                                             f"where {c} is not null").fetchall())
                    for c in self.tf_params}
+        self.preload = preload
         self.index: pa.Table | None = None
-        if preload:
+        self.keys_sql = self.scans_sql = None
+        # Queries here touch a handful of rows: one thread avoids scheduling overhead.
+        self.con.execute("set threads = 1").fetchall()
+
+    def _load_index(self) -> None:
+        """Read the index into memory (score() does on its first call when `preload`)."""
+        self.con.execute("reset threads").fetchall()  # a scan of the whole index: every thread
+        try:
             self.con.execute("set enable_progress_bar = false").fetchall()  # no bar on stdout
             index = self.con.sql(
                 "select r.* exclude (fingerprint), pl.person_id as _person_id from wh.linkage.records r "
                 "left join wh.linkage.person_links pl on pl.unique_id = r.unique_id "
                 "order by r.record_no").to_arrow_table()
-            self.index = self._with_tf(index).combine_chunks()
-            self.record_nos = self.index.column("record_no").to_numpy()
+            record_nos = index.column("record_no").to_numpy()
             # The blocking keys too (sorted by key, as blocking.py writes them), so a probe's
             # candidates are two binary searches a key instead of a query over the table.
-            self.keys_sql, self.scans_sql = compile_probe_keys_sql(self.model, "memory.main.link_probe")
             bk = self.con.sql("select key, record_no from wh.linkage.block_keys").to_arrow_table()
-            self.bk_keys = bk.column("key").to_numpy()
-            self.bk_records = bk.column("record_no").to_numpy()
+            bk_keys, bk_records = bk.column("key").to_numpy(), bk.column("record_no").to_numpy()
             del bk
-            if len(self.bk_keys) > 1 and not (self.bk_keys[1:] >= self.bk_keys[:-1]).all():
-                order = np.argsort(self.bk_keys, kind="stable")
-                self.bk_keys, self.bk_records = self.bk_keys[order], self.bk_records[order]
-        # Queries here touch a handful of rows: one thread avoids scheduling overhead.
-        self.con.execute("set threads = 1").fetchall()
+            if len(bk_keys) > 1 and not (bk_keys[1:] >= bk_keys[:-1]).all():
+                order = np.argsort(bk_keys, kind="stable")
+                bk_keys, bk_records = bk_keys[order], bk_records[order]
+        finally:
+            self.con.execute("set threads = 1").fetchall()
+        self.keys_sql, self.scans_sql = compile_probe_keys_sql(self.model, "memory.main.link_probe")
+        self.record_nos, self.bk_keys, self.bk_records = record_nos, bk_keys, bk_records
+        self.index = self._with_tf(index).combine_chunks()
 
     def _with_tf(self, table: pa.Table) -> pa.Table:
         """`table` (index records) with each term-frequency column's value, tf_<column>."""
@@ -467,6 +477,8 @@ class Scorer:
     def score(self, record: dict | str, top: int = 5) -> ScoreResult:
         """Score `record` (raw fields, or an indexed record's ``system:record_id``) against the
         index; the `top` best candidates, strongest first, each with its explanation."""
+        if self.preload and self.index is None:
+            self._load_index()
         if isinstance(record, str):
             cur = self.con.execute("select * exclude (fingerprint) from wh.linkage.records where unique_id = ?",
                                    [record])
