@@ -349,7 +349,7 @@ class Scorer:
 
     With `preload` (the default) the first score() reads the index into memory: the records with
     their term frequencies and person ids (Arrow columns in record_no order) and the blocking
-    keys (sorted arrays), about 7-10 s and 1.2 GB more at peak at 1,000,000 records; each later
+    keys (sorted arrays), 4.5-10 s and about 1 GB more at peak at 1,000,000 records; each later
     probe's candidates are then binary searches and a take by position instead of queries on
     disk. score_many() never reads it; a one-off score (`explain`, preload=False) reads only the
     candidates from disk. Both give the same results."""
