@@ -55,10 +55,14 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--persons", type=int, default=440_000)
     parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--score-only", action="store_true",
+                        help="only the one-record latency, against --home's index as it is (no link run: "
+                             "the home is opened read-only)")
     args = parser.parse_args()
+    if args.score_only and args.home is None:
+        parser.error("--score-only needs --home (a linked home)")
 
     from justice.link.evaluate import evaluate
-    from justice.link.explain import Scorer
     from justice.link.run import link
     from justice.link.standardise import load_sources
     from justice.link.store import open_warehouse
@@ -74,6 +78,10 @@ def main() -> None:
         for start, phase in PHASE_STARTS:
             if message.startswith(start) and not any(p == phase for p, _ in marks):
                 marks.append((phase, time.process_time()))
+
+    if args.score_only:
+        score_one_at_a_time(settings, args.probes)
+        return
 
     load = os.getloadavg()[0]
     t, c = time.perf_counter(), time.process_time()
@@ -118,12 +126,20 @@ def main() -> None:
     print(f"incremental run, {inc.changed_records:,} new records: {inc.pairs_scored:,} pairs scored, "
           f"{time.perf_counter() - t:.1f}s (predict {inc.seconds['predict']:.1f}s)", flush=True)
 
-    # One record at a time: real records with their names re-keyed, scored as new records.
+    score_one_at_a_time(settings, args.probes)
+
+
+def score_one_at_a_time(settings, n_probes: int) -> None:
+    """One record at a time: real records with their names re-keyed, scored as new records."""
+    from justice.link.explain import Scorer
+    from justice.link.store import open_warehouse
+
     con = open_warehouse(settings, read_only=True)
     try:
+        records = con.execute("select count(*) from linkage.records").fetchall()[0][0]
         rows = con.execute(f"""
             select r.forename, r.middle_names, r.surname, r.dob, r.sex, r.postcode, r.pnc, r.cro
-            from linkage.records r using sample reservoir({args.probes + 1} rows) repeatable (42)""").fetchall()
+            from linkage.records r using sample reservoir({n_probes + 1} rows) repeatable (42)""").fetchall()
     finally:
         con.close()
     rng = random.Random(42)
@@ -136,17 +152,23 @@ def main() -> None:
         probes.append({"forenames": " ".join(x for x in (fore, mid) if x), "surname": sur.upper(),
                        "dob": dob.isoformat() if dob else None, "sex": sex, "postcode": pc, "pnc": pnc, "cro": cro})
     with Scorer(settings) as scorer:
-        scorer.score(probes[0])
+        t = time.perf_counter()
+        scorer.score(probes[0])  # the first reads the index into memory
+        opened = time.perf_counter() - t
         times, joined = [], 0
+        load, cpu = os.getloadavg()[0], time.process_time()
         for p in probes[1:]:
             t = time.perf_counter()
             r = scorer.score(p)
             times.append((time.perf_counter() - t) * 1000)
             joined += r.person_id is not None
+        cpu = time.process_time() - cpu
     times.sort()
-    print(f"one record against a {result.records:,}-record index: median {statistics.median(times):.1f} ms, "
+    print(f"one record against a {records:,}-record index: median {statistics.median(times):.1f} ms, "
           f"95th centile {times[int(0.95 * (len(times) - 1))]:.1f} ms over {len(times)} records "
-          f"({joined} joined an existing person)")
+          f"({joined} joined an existing person); {cpu * 1000 / len(times):.1f} ms CPU a record; "
+          f"first record (reads the index) {opened:.1f}s, peak {peak_rss_gb():.2f} GB "
+          f"(load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

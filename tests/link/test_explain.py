@@ -44,6 +44,40 @@ def test_scores_equal_splinks_own(linked_home):
     assert checked == 40
 
 
+def _as_new(row) -> dict:
+    fore, mid, sur, dob, sex, pc, pnc = row
+    return {"forenames": " ".join(x for x in (fore, mid) if x), "surname": (sur or "x")[:-1].upper() + "E",
+            "dob": dob.isoformat() if dob else None, "sex": sex, "postcode": pc, "pnc": pnc}
+
+
+def test_index_in_memory_scores_as_the_index_on_disk(linked_home):
+    """A Scorer holding the index in memory (the default) finds the same candidates, with the
+    same weights, levels and persons, as one reading them from disk (preload=False)."""
+    con = open_warehouse(linked_home, read_only=True)
+    try:
+        rows = con.execute("""select unique_id, forename, middle_names, surname, dob, sex, postcode, pnc
+                              from linkage.records order by hash(unique_id) limit 60""").fetchall()
+    finally:
+        con.close()
+    records = [row[0] for row in rows[:30]] + [_as_new(row[1:]) for row in rows[30:]]
+
+    def shape(result):
+        return [(c.unique_id, c.person_id, c.match_weight, c.match_probability,
+                 [(s.comparison, s.level, s.weight, s.left, s.right) for s in c.steps])
+                for c in result.candidates]
+
+    with Scorer(linked_home) as memory, Scorer(linked_home, preload=False) as disk:
+        assert memory.index is None  # read on the first score()
+        compared = 0
+        for record in records:
+            a, b = memory.score(record, top=1000), disk.score(record, top=1000)
+            assert shape(a) == shape(b), record
+            assert a.person_id == b.person_id
+            compared += len(a.candidates)
+        assert memory.index is not None and disk.index is None
+    assert compared > 200  # the records have candidates: the comparison is not vacuous
+
+
 def test_a_new_record_finds_its_person(linked_home):
     con = open_warehouse(linked_home, read_only=True)
     try:

@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Self
 
+import numpy as np
 import pyarrow as pa
 
 from justice.errors import ConfigError
@@ -101,10 +102,12 @@ def _sides(sql: str) -> str:
     return _COLUMN_REF.sub(lambda m: f"{m.group(2)}.{m.group(1)}", sql)
 
 
-def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], str, list[str]]:
+def _scoring_parts(model: dict, tf_inline: bool = False) -> tuple[list[str], str, list[str], list[str], str, list[str]]:
     """The pieces of the scoring query shared by one-record and batch scoring: gamma selects,
     term-frequency joins (over aliases l and r), tf columns, weight columns, the sum of the
-    weights, and the comparison names."""
+    weights, and the comparison names. With `tf_inline` there are no joins: the candidates
+    (l) carry their term frequencies as columns ``tf_<column>`` and the probe's are bound as
+    ``$tfr_<column>``."""
     selects, weights, names, tf_joins = [], [], [], {}
     for comp in model["comparisons"]:
         name = comp["output_column_name"]
@@ -138,10 +141,14 @@ def _scoring_parts(model: dict) -> tuple[list[str], str, list[str], list[str], s
                            f"is not null then {weight!r} * ({math.log2(exact_u[col])!r} - log2({tf})) else 0 end")
         selects.append(f"case {' '.join(whens)} else 0 end as gamma_{name}")
         weights.append((name, mw, tfw))
-    tf_from = "".join(
-        f" left join wh.linkage.tf_{c} tf_{c}_l on tf_{c}_l.{c} = l.{c}"
-        f" left join wh.linkage.tf_{c} tf_{c}_r on tf_{c}_r.{c} = r.{c}" for c in tf_joins)
-    tf_cols = [f"tf_{c}_l.tf_{c} as tfl_{c}, tf_{c}_r.tf_{c} as tfr_{c}" for c in tf_joins]
+    if tf_inline:
+        tf_from = ""
+        tf_cols = [f"l.tf_{c} as tfl_{c}, $tfr_{c}::double as tfr_{c}" for c in tf_joins]
+    else:
+        tf_from = "".join(
+            f" left join wh.linkage.tf_{c} tf_{c}_l on tf_{c}_l.{c} = l.{c}"
+            f" left join wh.linkage.tf_{c} tf_{c}_r on tf_{c}_r.{c} = r.{c}" for c in tf_joins)
+        tf_cols = [f"tf_{c}_l.tf_{c} as tfl_{c}, tf_{c}_r.tf_{c} as tfr_{c}" for c in tf_joins]
     mw_cols = []
     for name, mw, tfw in weights:
         mw_cols.append(f"case gamma_{name} {' '.join(mw)} else 0 end as mw_{name}")
@@ -244,8 +251,9 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     weight log2(m/u), and for a level with a term-frequency column the adjustment
     log2(u of the exact level) - log2(term frequency of the value); the match weight is the
     prior's log2 odds plus the sum. Returns the query that finds candidates' record numbers (the
-    probe's values bound as $r_<column>), the scoring query (over the candidates' records in
-    memory.main.link_candidates), and the comparison names."""
+    probe's values bound as $r_<column>), the scoring query (over the candidates' records, with
+    their term frequencies as columns ``tf_<column>``, in the registered table link_candidates;
+    the probe's term frequencies bound as $tfr_<column>), and the comparison names."""
     prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
@@ -262,9 +270,9 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
                       f"(select key from ({keys_sql}) where key is not null)")
     if scans:
         candidates_sql = " union ".join([candidates_sql, *scans])
-    selects, tf_from, tf_cols, mw_cols, total, names = _scoring_parts(model)
+    selects, tf_from, tf_cols, mw_cols, total, names = _scoring_parts(model, tf_inline=True)
     sql = f"""
-        with cand as (select * from memory.main.link_candidates l where l.unique_id <> $r_unique_id),
+        with cand as (select * from link_candidates l where l.unique_id <> $r_unique_id),
         g as (
             select l.unique_id as unique_id_l, r.unique_id as unique_id_r, {', '.join(selects + tf_cols)}
             from cand l cross join {probe} r{tf_from}),
@@ -274,6 +282,23 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
         from w order by match_weight desc, unique_id_l
     """
     return candidates_sql, sql, names
+
+
+def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
+    """compile_scoring_sql's candidate search in two parts, for an index held in memory: a
+    query giving the probe's blocking keys as one row (a column a rule, null where the probe
+    has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
+    no key (None when every rule has one; the probe's values bound as $r_<column>)."""
+    keys, scans = [], []
+    for rule, keyed in _blocking_rules(model):
+        if keyed is None:
+            scans.append(f"select record_no from wh.linkage.records l "
+                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+        else:
+            key, present = keyed
+            keys.append(f"case when {present} then {key} end")
+    keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
+    return keys_sql, (" union ".join(scans) if scans else None)
 
 
 def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) -> tuple[str, str]:
@@ -320,9 +345,16 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
 
 
 class Scorer:
-    """Holds the model and a connection to the index for repeated scoring."""
+    """Holds the model and a connection to the index for repeated scoring.
 
-    def __init__(self, settings: Settings) -> None:
+    With `preload` (the default) the first score() reads the index into memory: the records with
+    their term frequencies and person ids (Arrow columns in record_no order) and the blocking
+    keys (sorted arrays), 4.5-10 s and about 1 GB more at peak at 1,000,000 records; each later
+    probe's candidates are then binary searches and a take by position instead of queries on
+    disk. score_many() never reads it; a one-off score (`explain`, preload=False) reads only the
+    candidates from disk. Both give the same results."""
+
+    def __init__(self, settings: Settings, preload: bool = True) -> None:
         loaded = mdl.load_model(settings.home)
         if loaded is None:
             raise ConfigError("no trained linkage model: run `justice link` first")
@@ -343,8 +375,82 @@ class Scorer:
             "memory.main.link_batch_pairs")
         self.con.execute("create or replace table memory.main.link_probe as "
                          "select * from wh.linkage.records limit 0").fetchall()
+        # Term frequencies (a few tens of thousands of names) as dicts: the probe's are bound
+        # as parameters and the candidates' carried as columns, so scoring joins no table.
+        self.tf_params = sorted(set(re.findall(r"\$tfr_([a-z0-9_]+)", self.sql)))
+        self.tf = {c: dict(self.con.execute(f"select {c}, tf_{c} from wh.linkage.tf_{c} "
+                                            f"where {c} is not null").fetchall())
+                   for c in self.tf_params}
+        self.preload = preload
+        self.index: pa.Table | None = None
+        self.keys_sql = self.scans_sql = None
         # Queries here touch a handful of rows: one thread avoids scheduling overhead.
         self.con.execute("set threads = 1").fetchall()
+
+    def _load_index(self) -> None:
+        """Read the index into memory (score() does on its first call when `preload`)."""
+        self.con.execute("reset threads").fetchall()  # a scan of the whole index: every thread
+        try:
+            self.con.execute("set enable_progress_bar = false").fetchall()  # no bar on stdout
+            index = self.con.sql(
+                "select r.* exclude (fingerprint), pl.person_id as _person_id from wh.linkage.records r "
+                "left join wh.linkage.person_links pl on pl.unique_id = r.unique_id "
+                "order by r.record_no").to_arrow_table()
+            record_nos = index.column("record_no").to_numpy()
+            # The blocking keys too (sorted by key, as blocking.py writes them), so a probe's
+            # candidates are two binary searches a key instead of a query over the table.
+            bk = self.con.sql("select key, record_no from wh.linkage.block_keys").to_arrow_table()
+            bk_keys, bk_records = bk.column("key").to_numpy(), bk.column("record_no").to_numpy()
+            del bk
+            if len(bk_keys) > 1 and not (bk_keys[1:] >= bk_keys[:-1]).all():
+                order = np.argsort(bk_keys, kind="stable")
+                bk_keys, bk_records = bk_keys[order], bk_records[order]
+        finally:
+            self.con.execute("set threads = 1").fetchall()
+        self.keys_sql, self.scans_sql = compile_probe_keys_sql(self.model, "memory.main.link_probe")
+        self.record_nos, self.bk_keys, self.bk_records = record_nos, bk_keys, bk_records
+        self.index = self._with_tf(index).combine_chunks()
+
+    def _with_tf(self, table: pa.Table) -> pa.Table:
+        """`table` (index records) with each term-frequency column's value, tf_<column>."""
+        for c in self.tf_params:
+            tf = self.tf[c]
+            table = table.append_column(f"tf_{c}", pa.array([tf.get(v) for v in table.column(c).to_pylist()],
+                                                              pa.float64()))
+        return table
+
+    def _candidate_numbers(self, params: dict) -> list[int]:
+        """The record numbers of the probe in memory.main.link_probe's candidates, sorted."""
+        if self.index is None:
+            return sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
+        found = []
+        if self.keys_sql is not None:
+            keys = np.array([k for k in self.con.execute(self.keys_sql).fetchall()[0] if k is not None],
+                            dtype=np.uint64)
+            lo = np.searchsorted(self.bk_keys, keys, side="left")
+            hi = np.searchsorted(self.bk_keys, keys, side="right")
+            found = [self.bk_records[a:b] for a, b in zip(lo, hi) if b > a]
+        if self.scans_sql is not None:
+            scan_params = {k: v for k, v in params.items() if f"${k}" in self.scans_sql}
+            found.append(np.array([r[0] for r in self.con.execute(self.scans_sql, scan_params).fetchall()],
+                                  dtype=np.int64))
+        if not found:
+            return []
+        return np.unique(np.concatenate(found)).tolist()
+
+    def _candidates(self, record_nos: list[int]) -> pa.Table:
+        """The records numbered `record_nos` (sorted), with their term frequencies and, when
+        preloaded, their person ids (_person_id)."""
+        if self.index is not None:
+            pos = np.searchsorted(self.record_nos, np.asarray(record_nos, dtype=self.record_nos.dtype))
+            if (pos >= len(self.record_nos)).any() or (self.record_nos[pos] != record_nos).any():
+                raise ConfigError("the person index changed while the scorer held it: open a new Scorer")
+            return self.index.take(pa.array(pos))
+        literal = ", ".join(str(int(i)) for i in record_nos)
+        # Literal record numbers: DuckDB looks them up in the record_no index.
+        table = self.con.sql("select * exclude (fingerprint) from wh.linkage.records "
+                             f"where record_no in ({literal}) order by record_no").to_arrow_table()
+        return self._with_tf(table)
 
     def close(self) -> None:
         self.con.close()
@@ -371,6 +477,8 @@ class Scorer:
     def score(self, record: dict | str, top: int = 5) -> ScoreResult:
         """Score `record` (raw fields, or an indexed record's ``system:record_id``) against the
         index; the `top` best candidates, strongest first, each with its explanation."""
+        if self.preload and self.index is None:
+            self._load_index()
         if isinstance(record, str):
             cur = self.con.execute("select * exclude (fingerprint) from wh.linkage.records where unique_id = ?",
                                    [record])
@@ -386,25 +494,30 @@ class Scorer:
         cur = self.con.execute("select * from memory.main.link_probe")
         probe = dict(zip([d[0] for d in cur.description], cur.fetchall()[0]))
         params = {name: probe[name[2:]] for name in self.params}
-        ids = sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
-        rows = []
+        ids = self._candidate_numbers(params)
+        rows, others = [], {}
         if ids:
-            literal = ", ".join(str(int(i)) for i in ids)
-            # A query of its own, so DuckDB looks the candidates up in the record_no index.
-            self.con.execute("create or replace table memory.main.link_candidates as "
-                             f"select * from wh.linkage.records where record_no in ({literal})").fetchall()
-            cur = self.con.execute(self.sql + f" limit {int(top)}", {"r_unique_id": probe["unique_id"]})
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, row)) for row in cur.fetchall()]
-        others = {}
-        if rows:
-            cur = self.con.execute("select * from memory.main.link_candidates")
-            cols = [d[0] for d in cur.description]
-            others = {rec["unique_id"]: rec for rec in (dict(zip(cols, row)) for row in cur.fetchall())}
+            cands = self._candidates(ids)
+            binds = {"r_unique_id": probe["unique_id"]}
+            for c in self.tf_params:
+                binds[f"tfr_{c}"] = None if probe[c] is None else self.tf[c].get(probe[c])
+            self.con.register("link_candidates", cands)
+            try:
+                cur = self.con.execute(self.sql + f" limit {int(top)}", binds)
+                names = [d[0] for d in cur.description]
+                rows = [dict(zip(names, row)) for row in cur.fetchall()]
+            finally:
+                self.con.unregister("link_candidates")
+            if rows:
+                at = {u: i for i, u in enumerate(cands.column("unique_id").to_pylist())}
+                wanted = cands.take(pa.array([at[r["unique_id_l"]] for r in rows], pa.int64()))
+                others = {rec["unique_id"]: rec for rec in wanted.to_pylist()}
         candidates = [self._candidate(r, others[r["unique_id_l"]], probe) for r in rows]
-        ids = [c.unique_id for c in candidates]
-        if ids:
-            literal = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+        if self.index is not None:
+            for c in candidates:
+                c.person_id = others[c.unique_id]["_person_id"]
+        elif candidates:
+            literal = ", ".join("'" + c.unique_id.replace("'", "''") + "'" for c in candidates)
             persons = dict(self.con.execute(  # literal ids: looked up in the unique_id index
                 f"select unique_id, person_id from wh.linkage.person_links where unique_id in ({literal})").fetchall())
             for c in candidates:
@@ -510,6 +623,6 @@ def _value(rec: dict, name: str) -> str:
 
 
 def explain(settings: Settings, record: dict | str, top: int = 5) -> ScoreResult:
-    """One-off `Scorer(settings).score(record, top)`."""
-    with Scorer(settings) as scorer:
+    """One-off `Scorer(settings, preload=False).score(record, top)`."""
+    with Scorer(settings, preload=False) as scorer:
         return scorer.score(record, top)
