@@ -257,14 +257,9 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
-    lookups, scans = [], []
-    for rule, keyed in _blocking_rules(model):
-        if keyed is None:
-            scans.append(f"select record_no from {index} l "
-                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
-        else:
-            key, present = keyed
-            lookups.append(f"select case when {present} then {key} end as key from {probe} r")
+    keyed, scans = _rule_parts(model, index)
+    lookups = [f"select case when {present} then {key} end as key from {probe} r"
+               for key, present in keyed]
     keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
     candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
                       f"(select key from ({keys_sql}) where key is not null)")
@@ -284,19 +279,27 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     return candidates_sql, sql, names
 
 
+def _rule_parts(model: dict, index: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The blocking rules as a probe's candidate search: (key, present) SQL for each rule that
+    has a block key, and a scan of `index` for each rule that has none (the probe's values bound
+    as $r_<column>)."""
+    keyed, scans = [], []
+    for rule, key in _blocking_rules(model):
+        if key is None:
+            scans.append(f"select record_no from {index} l "
+                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+        else:
+            keyed.append(key)
+    return keyed, scans
+
+
 def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
     """compile_scoring_sql's candidate search in two parts, for an index held in memory: a
     query giving the probe's blocking keys as one row (a column a rule, null where the probe
     has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
     no key (None when every rule has one; the probe's values bound as $r_<column>)."""
-    keys, scans = [], []
-    for rule, keyed in _blocking_rules(model):
-        if keyed is None:
-            scans.append(f"select record_no from wh.linkage.records l "
-                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
-        else:
-            key, present = keyed
-            keys.append(f"case when {present} then {key} end")
+    keyed, scans = _rule_parts(model, "wh.linkage.records")
+    keys = [f"case when {present} then {key} end" for key, present in keyed]
     keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
     return keys_sql, (" union ".join(scans) if scans else None)
 
