@@ -257,7 +257,8 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
-    keyed, scans = _rule_parts(model, index)
+    keyed, unkeyed = _rule_parts(model)
+    scans = _probe_scans(unkeyed, index)
     lookups = [f"select case when {present} then {key} end as key from {probe} r"
                for key, present in keyed]
     keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
@@ -279,18 +280,23 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     return candidates_sql, sql, names
 
 
-def _rule_parts(model: dict, index: str) -> tuple[list[tuple[str, str]], list[str]]:
-    """The blocking rules as a probe's candidate search: (key, present) SQL for each rule that
-    has a block key, and a scan of `index` for each rule that has none (the probe's values bound
-    as $r_<column>)."""
-    keyed, scans = [], []
+def _rule_parts(model: dict) -> tuple[list[tuple[str, str]], list[str]]:
+    """The blocking rules split for a candidate search: (key, present) SQL for each rule that
+    has a block key (looked up in linkage.block_keys), and the rules that have none (scanned)."""
+    keyed, unkeyed = [], []
     for rule, key in _blocking_rules(model):
         if key is None:
-            scans.append(f"select record_no from {index} l "
-                         f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}")
+            unkeyed.append(rule)
         else:
             keyed.append(key)
-    return keyed, scans
+    return keyed, unkeyed
+
+
+def _probe_scans(unkeyed: list[str], index: str) -> list[str]:
+    """A scan of `index` for each rule without a block key, the probe's values bound as
+    $r_<column>."""
+    return [f"select record_no from {index} l "
+            f"where {_PROBE_REF.sub(lambda m: f'($r_{m.group(1)})', rule)}" for rule in unkeyed]
 
 
 def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
@@ -298,7 +304,8 @@ def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | N
     query giving the probe's blocking keys as one row (a column a rule, null where the probe
     has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
     no key (None when every rule has one; the probe's values bound as $r_<column>)."""
-    keyed, scans = _rule_parts(model, "wh.linkage.records")
+    keyed, unkeyed = _rule_parts(model)
+    scans = _probe_scans(unkeyed, "wh.linkage.records")
     keys = [f"case when {present} then {key} end" for key, present in keyed]
     keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
     return keys_sql, (" union ".join(scans) if scans else None)
@@ -312,14 +319,11 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
     (probe_no, record_no), with the candidates' records in memory.main.link_batch_candidates,
     by the same arithmetic, and keeps each probe's best $top."""
     prior_w = prior_weight(model)
-    lookups, scans = [], []
-    for rule, keyed in _blocking_rules(model):
-        if keyed is None:
-            scans.append(f"select r.record_no as probe_no, l.record_no from {index} l "
-                         f"join {probes} r on {rule}")
-        else:
-            key, present = keyed
-            lookups.append(f"select r.record_no as probe_no, {key} as key from {probes} r where {present}")
+    keyed, unkeyed = _rule_parts(model)
+    scans = [f"select r.record_no as probe_no, l.record_no from {index} l join {probes} r on {rule}"
+             for rule in unkeyed]
+    lookups = [f"select r.record_no as probe_no, {key} as key from {probes} r where {present}"
+               for key, present in keyed]
     keys_sql = (" union all ".join(lookups) if lookups
                 else "select null::bigint as probe_no, null::ubigint as key where false")
     candidates_sql = (f"select distinct k.probe_no, b.record_no from ({keys_sql}) k "
