@@ -7,6 +7,7 @@ records belong to (truth/records.parquet), so a linkage error shows up as a miss
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -38,8 +39,8 @@ def warehouse(built_home):
     con.close()
 
 
-def _one(con, sql: str):
-    return con.execute(sql).fetchall()[0]
+def _one(con, sql: str, params=None):
+    return con.execute(sql, params or []).fetchall()[0]
 
 
 def test_every_column_of_every_model_is_documented(warehouse):
@@ -73,6 +74,40 @@ def test_one_custody_spell_per_booking_matching_truth(warehouse):
         select (select count(*) filter (where is_open and end_date is null) from core.custody_spell),
                (select count(*) from t_custody_spells where release_date is null)""")
     assert open_spells == truth_open
+
+
+def test_custody_sentences_match_the_true_sentences(warehouse, built_home):
+    # Each spell that serves a sentence passed by the window's end has one core.custody_sentence
+    # row; matched to truth through the spell (true person and reception date), the sentence type,
+    # date and band agree. NOMIS holds the term rounded to a day, so the term in months is within
+    # a day of the true months, and a band differs only for a term within a day of its edge.
+    end = json.loads((built_home.truth_dir / "params.json").read_text())["end"]
+    rows, truth = _one(warehouse, """
+        select (select count(*) from core.custody_sentence),
+               (select count(*) from t_custody_spells where sentence_date <= cast(? as date))""", [end])
+    assert rows == truth > 500, (rows, truth)
+    matched, same_type, same_date, term_off, band_off = _one(warehouse, """
+        select count(*),
+               count(*) filter (where t.sentence_type = s.sentence_type),
+               count(*) filter (where t.sentence_date = s.sentence_date),
+               count(*) filter (where s.sentence_type not in ('life', 'ipp')
+                                and abs(s.term_months_total - t.sentence_months) > 1 / 30.4375 + 0.005),
+               count(*) filter (where s.sentence_length_band <> case
+                        when t.sentence_type in ('life', 'ipp') then 'indeterminate'
+                        when t.sentence_months <= 6 then 'up_to_6_months'
+                        when t.sentence_months < 12 then 'over_6_to_under_12_months'
+                        when t.sentence_months < 48 then '12_months_to_under_4_years'
+                        else '4_years_or_more' end
+                   and list_min([abs(t.sentence_months - e) for e in [6, 12, 48]]) >= 1 / 30.4375)
+        from core.custody_sentence s join core.custody_spell c using (custody_spell_id)
+        join true_person p on p.person_id = c.person_id
+        join t_custody_spells t on t.person_id = p.true_person_id and t.reception_date = c.start_date""")
+    assert matched >= 0.99 * truth, (matched, truth)
+    assert same_type == same_date == matched
+    assert term_off == band_off == 0
+    # Life sentences are indeterminate; every sentence is classified (no `unknown` type).
+    kinds = dict(warehouse.execute("select sentence_type, count(*) from core.custody_sentence group by 1").fetchall())
+    assert "unknown" not in kinds and kinds.get("standard_determinate", 0) > 0.8 * rows, kinds
 
 
 def test_custody_spells_per_person_for_linked_people(warehouse):

@@ -195,6 +195,59 @@ def test_average_population_by_establishment_and_quarter_matches_truth(warehouse
     assert worst <= 0.005 + 1e-9
 
 
+def test_population_by_custody_type_on_quarter_ends_matches_truth(warehouse):
+    # Truth's count of people held on each quarter end by custody type, from truth/custody_spells:
+    # held when received by the day and not released by it; a remand spell is sentenced from its
+    # sentence date; a recall spell is recall; the sentenced by the band of the true sentence
+    # months (life is the only indeterminate type in this world). NOMIS writes the term as
+    # years, months and days rounded to a day, so a term within a day of a band's edge may fall
+    # either side: those are counted apart and must be the only difference.
+    rows = warehouse.execute("""
+        with snap as (select distinct quarter, snapshot_date from marts.prison_population_by_custody_type),
+        held as (
+            select n.quarter, t.*,
+                   case when t.reason = 'recall' then 'recall'
+                        when t.reason = 'remand' and (t.sentence_date is null or t.sentence_date > n.snapshot_date)
+                            then 'remand' else 'sentenced' end as custody_type
+            from read_parquet('custody_spells.parquet') t join snap n
+              on t.reception_date <= n.snapshot_date
+             and (t.release_date is null or t.release_date > n.snapshot_date)
+        ),
+        banded as (
+            select quarter, custody_type,
+                   case when custody_type <> 'sentenced' then null
+                        when sentence_type in ('life', 'ipp') then 'indeterminate'
+                        when sentence_months <= 6 then 'up_to_6_months'
+                        when sentence_months < 12 then 'over_6_to_under_12_months'
+                        when sentence_months < 48 then '12_months_to_under_4_years'
+                        else '4_years_or_more' end as band,
+                   custody_type = 'sentenced' and sentence_type not in ('life', 'ipp')
+                       and list_min([abs(sentence_months - e) for e in [6, 12, 48]]) < 1 / 30.4375 as near_edge
+            from held
+        ),
+        truth as (
+            select quarter, custody_type, band, count(*) as people, count(*) filter (where near_edge) as edge
+            from banded group by all
+        )
+        select m.quarter, m.custody_type, m.sentence_length_band, m.population,
+               coalesce(t.people, 0), coalesce(t.edge, 0)
+        from marts.prison_population_by_custody_type m
+        left join truth t on t.quarter = m.quarter and t.custody_type = m.custody_type
+             and t.band is not distinct from m.sentence_length_band""").fetchall()
+    assert len({r[0] for r in rows}) >= 40  # a decade of quarter ends
+    held = sum(r[3] for r in rows)
+    truth = sum(r[4] for r in rows)
+    assert held == truth > 1000, (held, truth)
+    # Every category matches exactly but for terms within a day of a band edge.
+    off = [r for r in rows if abs(r[3] - r[4]) > r[5]]
+    assert not off, off[:5]
+    assert all(r[3] == 0 for r in rows if r[2] == "length_unknown")
+    # Shares add up to one in every quarter anybody is held.
+    sums = warehouse.execute("""select quarter, sum(share_of_population) from marts.prison_population_by_custody_type
+                                group by quarter having sum(population) > 0""").fetchall()
+    assert all(abs(s - 1) <= 0.0008 for _, s in sums), sums[:3]
+
+
 def _truth_tables(con) -> dict[str, dict[str, np.ndarray]]:
     """The truth tables the calibration measures read, as the simulator holds them (day numbers,
     NONE for no date)."""
