@@ -36,6 +36,7 @@ def _origin(rows: list[tuple]) -> OriginData:
                     end=end.astype(np.int64), sex=np.full(n, "M", object),
                     establishment=np.full(n, "AAI", object),
                     sentence_day=sentence_day.astype(np.int64), length_days=length.astype(np.int64),
+                    sentence_type=np.where(sentence_day >= 0, "standard_determinate", "").astype(object),
                     offence_group=np.full(n, "", object), person=person.astype(np.int64))
     return OriginData(ORIGIN, dt.date(2014, 1, 1), ORIGIN, spells, ("AAI",), {}, {}, "test")
 

@@ -3,9 +3,11 @@
 Everything is read as at the origin: a spell that ended after it is still open, a sentence passed
 after it is unknown, so a backtest from a past origin sees what a projection made that day saw.
 Custody comes from core.custody_spell (one row a NOMIS booking) and core.prison_location_history
-(where each person was on the day); sentences from core.disposal and core.offence, matched to a
-spell by person and date, because the prison data does not say which sentence a booking serves.
-The simulator's truth/ is never read.
+(where each person was on the day). The sentence a spell serves is the prison's own record of it
+(core.custody_sentence: its type, date and custodial term, the minimum term for life and IPP)
+where NOMIS holds one; otherwise, and always for the offence group the rules' exclusions go by,
+the court's (core.disposal and core.offence), matched to the spell by person and date, taken as a
+standard determinate sentence. The simulator's truth/ is never read.
 """
 
 from __future__ import annotations
@@ -71,6 +73,15 @@ matched as (
     where s.reason in ('remand', 'sentenced')
     qualify row_number() over (partition by s.custody_spell_id order by x.disposal_date) = 1
 ),
+recorded as (
+    -- The prison's record of the sentence, if passed by the origin: its type and term (years and
+    -- months at the average month, as the release rules count a month, plus the days).
+    select custody_spell_id, sentence_date, sentence_type,
+           cast(round((coalesce(term_years, 0) * 12 + coalesce(term_months, 0)) * 30.4375) as bigint)
+               + coalesce(term_days, 0) as length_days
+    from core.custody_sentence
+    where sentence_seq = 1 and sentence_date <= $origin
+),
 located as (
     select custody_spell_id, establishment_code
     from core.prison_location_history
@@ -81,9 +92,15 @@ located as (
 select s.person_id, s.reason, s.start_date, s.end_date, s.sex,
        coalesce(l.establishment_code, s.reception_establishment) as establishment,
        s.reception_establishment,
-       m.disposal_date as sentence_date, m.length_days, m.offence_group
+       case when s.reason <> 'recall' then coalesce(k.sentence_date, m.disposal_date) end as sentence_date,
+       case when s.reason <> 'recall' then coalesce(k.length_days, m.length_days) end as length_days,
+       case when s.reason = 'recall' then null
+            when k.sentence_type is not null then k.sentence_type
+            when m.disposal_date is not null then 'standard_determinate' end as sentence_type,
+       m.offence_group
 from spells as s
 left join matched as m using (custody_spell_id)
+left join recorded as k using (custody_spell_id)
 left join located as l using (custody_spell_id)
 order by s.custody_spell_id
 """
@@ -99,7 +116,8 @@ class Spells:
     sex: np.ndarray             # M or F (object)
     establishment: np.ndarray   # where the person was on the origin day (open) or received into
     sentence_day: np.ndarray    # day of the custodial sentence the spell serves, or -1
-    length_days: np.ndarray     # its term in days, or 0
+    length_days: np.ndarray     # its term in days (life and IPP: the minimum term), or 0
+    sentence_type: np.ndarray   # its type (justice.policy SENTENCE_TYPES; object), or ''
     offence_group: np.ndarray   # its offence group (object), or ''
     person: np.ndarray          # the person (a number for each person_id; -1 if none)
 
@@ -197,6 +215,7 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         establishment=np.asarray(cols["establishment"], dtype=object),
         sentence_day=_days(cols["sentence_date"]),
         length_days=np.nan_to_num(np.asarray(cols["length_days"], dtype=float)).astype(np.int64),
+        sentence_type=np.asarray([t or "" for t in _objects(cols["sentence_type"])], dtype=object),
         offence_group=np.asarray([g or "" for g in _objects(cols["offence_group"])], dtype=object),
         person=_person_numbers(_objects(cols["person_id"])),
     )

@@ -26,7 +26,7 @@ from .scenario import BASELINE, Scenario
 
 CASE_TYPES = ("remand", "sentenced", "recall")
 SENTENCE_BANDS = ("remand", "less than 12 months", "12 months to less than 4 years",
-                  "4 years or more", "recall")
+                  "4 years or more", "indeterminate", "recall")
 SEXES = ("M", "F")
 BAND_EDGES = np.array([365, 4 * 365 + 1])  # 12 months, 4 years (in days)
 OVERDUE_DAYS = 14
@@ -128,8 +128,10 @@ def simulate(data: OriginData, flows: Flows, scenario: Scenario, *, months: int,
     return Run(scenario, seg, people)
 
 
-def _band(length_days: np.ndarray) -> np.ndarray:
-    return 1 + np.searchsorted(BAND_EDGES, length_days, side="right")
+def _band(length_days: np.ndarray, sentence_type: np.ndarray) -> np.ndarray:
+    """SENTENCE_BANDS index of each sentence: by its term, or indeterminate (life, IPP)."""
+    return np.where(release_rules.is_indeterminate(sentence_type), SENTENCE_BANDS.index("indeterminate"),
+                    1 + np.searchsorted(BAND_EDGES, length_days, side="right"))
 
 
 def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None,
@@ -141,18 +143,23 @@ def _segment(rep, spell, start, end, case_type, band, *, entry=None, exit=None,
             "licence_end": licence_end}
 
 
-def _sentenced_stays(rules, rep, spell, sentence_day, length, group, remand_days, remand_start,
-                     entry, origin, rng, release=None) -> list[dict]:
+def _sentenced_stays(rules, flows: Flows, rep, spell, sentence_day, length, group, sentence_type,
+                     remand_days, remand_start, entry, origin, rng, outcome=None) -> list[dict]:
     """Status spans of people sentenced on `sentence_day`: remand up to it (if any), then
-    sentenced to the release day the rules give (or `release`, if already worked out)."""
-    if release is None:
-        release = release_rules.release_days(rules, sentence_day=sentence_day, length_days=length,
-                                             offence_group=group, remand_days=remand_days)
+    sentenced to the release day the rules give (`outcome`, if already worked out); where they
+    leave it to the Parole Board, after a delay drawn as the Board has released of late."""
+    if outcome is None:
+        outcome = release_rules.release(rules, sentence_day=sentence_day, length_days=length,
+                                        offence_group=group, remand_days=remand_days,
+                                        sentence_type=sentence_type)
+    release = outcome.day
+    if flows.parole is not None:
+        release = flows.parole.release_days(outcome, sentence_type, rng, origin)
     release = np.maximum(release, sentence_day)
     # Still held past the rules' release day on the origin: out within a fortnight.
     overdue = release <= origin
     release = np.where(overdue, origin + 1 + rng.integers(0, OVERDUE_DAYS, len(release)), release)
-    band = _band(length)
+    band = _band(length, sentence_type)
     remanded = remand_days > 0
     return [
         _segment(rep[remanded], spell[remanded], remand_start[remanded], sentence_day[remanded],
@@ -185,8 +192,9 @@ def _remand_pathways(flows: Flows, scenario: Scenario, rules, rng, rep, spell, s
     s, r = sentenced, ~sentenced
     out = [_segment(rep[r], spell[r], start[r], outcome[r], "remand", np.zeros(r.sum(), np.int64),
                     entry=entry[r], exit=outcome[r])]
-    out += _sentenced_stays(rules, rep[s], spell[s], outcome[s], length[s],
-                            flows.remand_outcomes.offence_group[pick][s], outcome[s] - start[s],
+    out += _sentenced_stays(rules, flows, rep[s], spell[s], outcome[s], length[s],
+                            flows.remand_outcomes.offence_group[pick][s],
+                            flows.remand_outcomes.sentence_type[pick][s], outcome[s] - start[s],
                             start[s], entry[s], origin, rng)
     return out
 
@@ -206,15 +214,17 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
         return np.repeat(np.arange(reps), len(idx)), np.tile(idx, reps)
 
     out: list[dict] = []
-    # Their release under the rules is the same in every repetition: worked out once.
+    # What the rules say of their release is the same in every repetition: worked out once (a
+    # Parole Board's decision is drawn in each).
     remand_days = np.where(s.reason[known] == "remand", s.sentence_day[known] - s.start[known], 0)
-    release = release_rules.release_days(
+    outcome = release_rules.release(
         rules, sentence_day=s.sentence_day[known], length_days=s.length_days[known],
-        offence_group=s.offence_group[known], remand_days=remand_days)
+        offence_group=s.offence_group[known], remand_days=remand_days,
+        sentence_type=s.sentence_type[known])
     rep, spell = tiled(known)
-    out += _sentenced_stays(rules, rep, spell, s.sentence_day[spell], s.length_days[spell],
-                            None, np.tile(remand_days, reps), s.start[spell], s.start[spell],
-                            origin, rng, release=np.tile(release, reps))
+    out += _sentenced_stays(rules, flows, rep, spell, s.sentence_day[spell], s.length_days[spell],
+                            None, s.sentence_type[spell], np.tile(remand_days, reps), s.start[spell],
+                            s.start[spell], origin, rng, outcome=outcome.tile(reps))
 
     # A sentenced reception whose sentence the courts' data does not show (not linked): a recent
     # sentence long enough to still be serving at half-time.
@@ -224,9 +234,9 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
     low = np.searchsorted(lengths, 2 * served, side="right")
     pick = np.minimum(low + (rng.random(len(spell)) * (len(lengths) - low)).astype(np.int64),
                       len(lengths) - 1)
-    out += _sentenced_stays(rules, rep, spell, s.start[spell], lengths[pick],
-                            np.full(len(spell), "", dtype=object), np.zeros(len(spell), np.int64),
-                            s.start[spell], s.start[spell], origin, rng)
+    out += _sentenced_stays(rules, flows, rep, spell, s.start[spell], lengths[pick],
+                            np.full(len(spell), "", dtype=object), np.full(len(spell), "", dtype=object),
+                            np.zeros(len(spell), np.int64), s.start[spell], s.start[spell], origin, rng)
 
     rep, spell = tiled(remand)
     out += _remand_pathways(flows, scenario, rules, rng, rep, spell, s.start[spell],
@@ -293,8 +303,9 @@ def _sentenced_from(data, flows, scenario, rules, rng, rep, day, spell, change) 
         fill = flows.sentence_lengths[rng.integers(0, len(flows.sentence_lengths), len(day))]
         length = np.where(length > 0, length, fill)
     length = np.where(day >= change, np.round(length * scenario.stretch), length).astype(np.int64)
-    return _sentenced_stays(rules, rep, spell, day, length, s.offence_group[spell],
-                            np.zeros(len(day), np.int64), day, day, data.origin_day, rng)
+    return _sentenced_stays(rules, flows, rep, spell, day, length, s.offence_group[spell],
+                            s.sentence_type[spell], np.zeros(len(day), np.int64), day, day,
+                            data.origin_day, rng)
 
 
 def _return_draws(flows: Flows, rng, segs: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from justice.policy import ReleaseRules, load_release_rules
+from justice.policy.engine import NO_DAY
+
 from .data import FLOW_DAYS, LOOKBACK_YEARS, OriginData
+from .rules import Release, is_indeterminate, release
 
 MAX_DAYS = 10 * 365
 """Longest stay learnt (ten years); a longer recorded stay counts as this long."""
@@ -98,6 +102,7 @@ class RemandOutcomes:
     sentenced: np.ndarray     # ended in a custodial sentence
     length_days: np.ndarray   # the sentence's term (0 if none)
     offence_group: np.ndarray
+    sentence_type: np.ndarray  # the sentence's type ('' if none)
 
     def draw(self, rng: np.random.Generator, days: np.ndarray) -> np.ndarray:
         """Index of an ended remand of about the same length for each of `days`."""
@@ -105,6 +110,71 @@ class RemandOutcomes:
         width = max(1, n // 40)
         pos = np.searchsorted(self.days, days) + rng.integers(-width, width + 1, len(days))
         return np.clip(pos, 0, n - 1)
+
+
+@dataclass(frozen=True)
+class ParoleDelays:
+    """How long after the first day the Parole Board may release someone it does: learnt from the
+    sentences past that day in the last year (Kaplan-Meier, as the stays: someone still held on
+    the origin counts as "at least this long"; someone out on the day release became automatic
+    as "at least this long" there, since the Board did not release them first), apart for
+    indeterminate sentences (life, IPP) and extended ones, whose Boards release at very different
+    rates. A kind with no release seen borrows the other's; with none seen at all, release is on
+    the first day the Board may (and `observed` says so)."""
+
+    indeterminate: Duration | None
+    extended: Duration | None
+    observed: dict[str, int]   # releases by the Board seen in the last year, by kind
+
+    def release_days(self, rel: Release, sentence_type: np.ndarray, rng: np.random.Generator,
+                     origin: int) -> np.ndarray:
+        """Release day of each sentence: the rules' day, or where the Board decides, the first
+        day it may plus a delay drawn given the time already waited by the origin, no later
+        than the day release becomes automatic."""
+        day = rel.day.copy()
+        p = np.flatnonzero(rel.parole)
+        if len(p) == 0:
+            return day
+        waited = np.maximum(origin - rel.day[p], 0)
+        indeterminate = is_indeterminate(np.asarray(sentence_type, dtype=object)[p])
+        delay = np.zeros(len(p), np.int64)
+        for mask, own, other in ((indeterminate, self.indeterminate, self.extended),
+                                 (~indeterminate, self.extended, self.indeterminate)):
+            fitted = own or other
+            if mask.any() and fitted is not None:
+                delay[mask] = fitted.draw(rng, waited[mask])
+        out = rel.day[p] + delay
+        automatic = rel.automatic[p]
+        day[p] = np.where(automatic != NO_DAY, np.minimum(out, np.maximum(automatic, rel.day[p])), out)
+        return day
+
+
+def learn_parole_delays(data: OriginData, rules: ReleaseRules | None = None) -> ParoleDelays:
+    """Parole Board release delays from the sentences known on the origin day, whose first
+    possible release day the rules in force (`rules`, default the current rule files) give."""
+    s = data.spells
+    origin = data.origin_day
+    window = origin - WINDOW_DAYS
+    idx = np.flatnonzero((s.reason != "recall") & (s.sentence_day >= 0) & (s.length_days > 0)
+                         & (s.sentence_type != ""))
+    remand_days = np.where(s.reason[idx] == "remand", s.sentence_day[idx] - s.start[idx], 0)
+    rel = release(rules or load_release_rules(), sentence_day=s.sentence_day[idx],
+                  length_days=s.length_days[idx], offence_group=s.offence_group[idx],
+                  remand_days=remand_days, sentence_type=s.sentence_type[idx])
+    eligible = rel.parole & (rel.day <= origin)
+    spell, first, automatic = idx[eligible], rel.day[eligible], rel.automatic[eligible]
+    out = np.where(s.end[spell] >= 0, s.end[spell], origin)
+    at_automatic = (automatic != NO_DAY) & (out >= automatic - 1)
+    released = (s.end[spell] >= 0) & ~at_automatic
+    indeterminate = is_indeterminate(s.sentence_type[spell])
+    fitted, observed = {}, {}
+    for kind, mask in (("indeterminate", indeterminate), ("extended", ~indeterminate)):
+        # Watched from the window's start (or eligibility, if later) to release or the origin.
+        seen = mask & (out >= window)
+        observed[kind] = int((released & seen & (out > window)).sum())
+        fitted[kind] = Duration.fit(window - first[seen], out[seen] - first[seen],
+                                    released[seen]) if observed[kind] else None
+    return ParoleDelays(fitted["indeterminate"], fitted["extended"], observed)
 
 
 RECALL_BINS = 100
@@ -276,10 +346,12 @@ class Flows:
     returns: Returns | None = None           # returns on a new charge after release
     recall_timing: RecallTiming | None = None  # when in a licence recalls come
     recall_licence_end: np.ndarray | None = None  # by spell: a recall's licence end, or -1
+    parole: ParoleDelays | None = None       # when the Parole Board releases, after it may
 
 
-def learn_flows(data: OriginData) -> Flows:
-    """Rates, pools and stay distributions from the spells known on the origin day."""
+def learn_flows(data: OriginData, rules: ReleaseRules | None = None) -> Flows:
+    """Rates, pools and stay distributions from the spells known on the origin day (`rules`,
+    default the current rule files, say when the Parole Board may first release)."""
     s = data.spells
     origin = data.origin_day
     recent = s.start > origin - FLOW_DAYS
@@ -311,10 +383,11 @@ def learn_flows(data: OriginData) -> Flows:
         days=(outcome_day[e_idx] - s.start[e_idx]),
         sentenced=sentenced_by_origin[e_idx],
         length_days=s.length_days[e_idx],
-        offence_group=s.offence_group[e_idx])
+        offence_group=s.offence_group[e_idx],
+        sentence_type=s.sentence_type[e_idx])
     if len(e_idx) == 0:
         outcomes = RemandOutcomes(np.array([90]), np.array([False]), np.array([0]),
-                                  np.array([""], dtype=object))
+                                  np.array([""], dtype=object), np.array([""], dtype=object))
 
     recall = np.flatnonzero(s.reason == "recall")
     recall_end = np.where(s.end[recall] >= 0, s.end[recall], origin)
@@ -354,4 +427,5 @@ def learn_flows(data: OriginData) -> Flows:
     licence_of = np.full(len(s), -1, np.int64)
     licence_of[recall] = recall_last
     return Flows(daily, pools, remand_duration, outcomes, recall_duration, lengths, probability,
-                 released[running], last[running], learn_returns(data), timing, licence_of)
+                 released[running], last[running], learn_returns(data), timing, licence_of,
+                 learn_parole_delays(data, rules))
