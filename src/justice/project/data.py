@@ -284,15 +284,23 @@ held as (
     join core.custody_spell as s
       on s.start_date <= d.day and (s.end_date is null or s.end_date > d.day)
 ),
+recorded as (
+    select custody_spell_id, min(sentence_date) as sentence_date
+    from core.custody_sentence
+    group by custody_spell_id
+),
 status as (
-    -- A remand spell counts as sentenced from the day its custodial sentence is passed.
+    -- A remand spell counts as sentenced from the day its custodial sentence is passed: the
+    -- prison's record of it where there is one (as the projection reads it), else a custodial
+    -- sentence of the person's at court (which needs the court record linked to the person).
     select h.day, h.custody_spell_id,
-           case when h.reception_reason = 'remand' and exists (
+           case when h.reception_reason = 'remand' and (r.sentence_date <= h.day or (r.sentence_date is null and exists (
                     select 1 from sentences as x
                     where x.person_id = h.person_id
-                      and x.disposal_date between h.start_date and h.day)
+                      and x.disposal_date between h.start_date and h.day)))
                 then 'sentenced' else h.reception_reason end as case_type
     from held as h
+    left join recorded as r using (custody_spell_id)
 )
 select day, case_type, count(*) as population from status group by all order by all
 """
