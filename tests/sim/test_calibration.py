@@ -169,6 +169,42 @@ def test_people_dealt_with_counts_magistrates_receipts_and_cautions_once_per_epi
     assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(3 / 2)
 
 
+def test_court_figures_a_statistician_checks_next():
+    jan = ref.day_number("2023-01-01")
+    t = {
+        "court_cases": _arrays(
+            case_id=["M1", "M2", "M3", "C3", "M4"], episode_id=[1, 2, 3, 3, 4],
+            court_type=["magistrates", "magistrates", "magistrates", "crown", "magistrates"],
+            case_type=["either_way", "summary_motoring", "either_way", "trial_either_way", "either_way"],
+            outcome=["convicted_guilty_plea", "acquitted", "sent_to_crown", "convicted_at_trial", "withdrawn"],
+            receipt_date=[END - 50, END - 60, END - 300, END - 290, jan + 10],
+            completion_date=[END - 40, END - 30, END - 290, END - 20, jan + 100],
+            remanded_in_custody=[False, False, False, True, False]),
+        # The offences' first dates: episode 4 was committed 150 days before its completion.
+        "offences": _arrays(episode_id=[1, 2, 3, 4, 4], offence_date=[END - 90, END - 99, END - 400, jan - 50, jan - 40],
+                            method_of_proof=["conviction", None, "conviction", None, None]),
+        "hearings": _arrays(case_id=["M2", "M2", "C3", "C3", "C3"], hearing_type=["trial"] * 5,
+                            hearing_date=[END - 50, END - 30, END - 100, END - 60, END - 700],
+                            outcome=["ineffective", "effective", "vacated", "effective", "ineffective"]),
+    }
+    t["offences"]["proven"] = np.array([True, False, True, False, False])
+    w = calibration.World(t, START, END)
+    # Completed in the year: episode 1 (convicted), 2 (acquitted), 3 at the Crown Court (convicted).
+    assert calibration.conviction_ratio(w) == pytest.approx(2 / 3)
+    assert calibration.crown_remanded_in_custody_share(w) == pytest.approx(1.0)
+    assert calibration.magistrates_ineffective_trial_share(w) == pytest.approx(1 / 2)
+    # The Crown listing 700 days before the end is outside the year.
+    assert calibration.crown_ineffective_trial_share(w) == pytest.approx(0.0)
+    assert calibration.magistrates_median_offence_to_completion_days(w) == pytest.approx(150.0)
+
+
+def test_prisoners_aged_40_or_over_weighs_prisoner_days():
+    t = _two_prisoners_all_year()
+    t["persons"] = _arrays(person_id=["P1", "P2"], dob=[END - 182 - 45 * 366, END - 182 - 25 * 366])
+    w = calibration.World(t, START, END)
+    assert calibration.prisoners_aged_40_or_over_share(w) == pytest.approx(0.5)
+
+
 def test_every_target_has_a_source_a_measure_and_a_tolerance_within_ten_percent():
     for t in calibration.targets():
         assert t["measure"] in calibration.MEASURES, t

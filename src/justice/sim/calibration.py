@@ -447,6 +447,88 @@ def people_dealt_with_per_prisoner(w: World) -> float:
     return n / population if population else float("nan")
 
 
+@measure
+def conviction_ratio(w: World) -> float:
+    """Convictions over prosecutions completed in the last year, each case counted once.
+
+    A prosecution completes at the magistrates' court, or at the Crown Court for a case sent
+    there for trial; it is a conviction when any offence in it is proven by conviction.
+    """
+    c, off = w.t["court_cases"], w.t["offences"]
+    done = _last_year(c["completion_date"], w.end) & (
+        ((c["court_type"] == "magistrates") & (c["outcome"] != "sent_to_crown"))
+        | ((c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"])))
+    episodes = np.unique(c["episode_id"][done])
+    convicted = np.unique(off["episode_id"][off["proven"] & (off["method_of_proof"] == "conviction")])
+    return float(np.mean(np.isin(episodes, convicted))) if len(episodes) else float("nan")
+
+
+@measure
+def crown_remanded_in_custody_share(w: World) -> float:
+    """Share of Crown Court trial cases received in the last year whose defendant was remanded in custody."""
+    c = w.t["court_cases"]
+    m = (c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"])
+    m &= _last_year(c["receipt_date"], w.end)
+    return float(np.mean(c["remanded_in_custody"][m].astype(bool))) if m.any() else float("nan")
+
+
+def _ineffective_share(w: World, court_type: str) -> float:
+    c, h = w.t["court_cases"], w.t["hearings"]
+    cases = c["case_id"][c["court_type"] == court_type].astype(str)
+    m = (h["hearing_type"] == "trial") & _last_year(h["hearing_date"], w.end)
+    m &= np.isin(h["case_id"].astype(str), cases)
+    return float(np.mean(h["outcome"][m] == "ineffective")) if m.any() else float("nan")
+
+
+@measure
+def magistrates_ineffective_trial_share(w: World) -> float:
+    """Share of magistrates' trial listings in the last year that were ineffective (put off on the day)."""
+    return _ineffective_share(w, "magistrates")
+
+
+@measure
+def crown_ineffective_trial_share(w: World) -> float:
+    """Share of Crown Court trial listings in the last year that were ineffective.
+
+    Listings are effective, ineffective or vacated (a cracked trial: late plea or prosecution
+    dropped), as Criminal Court Statistics count trials listed.
+    """
+    return _ineffective_share(w, "crown")
+
+
+@measure
+def magistrates_median_offence_to_completion_days(w: World) -> float:
+    """Median days from offence to completion of magistrates' cases completed in 2023.
+
+    The case's earliest offence date; cases sent or committed to the Crown Court are left out
+    (they complete there), as the published series of cases completed in magistrates' courts.
+    """
+    c, off = w.t["court_cases"], w.t["offences"]
+    a, b = ref.day_number("2023-01-01"), ref.day_number("2023-12-31")
+    m = (c["court_type"] == "magistrates") & (c["completion_date"] != NONE)
+    m &= (c["completion_date"] >= a) & (c["completion_date"] <= b)
+    m &= ~np.isin(c["outcome"], ["sent_to_crown", "committed_for_sentence"])
+    if not m.any():
+        return float("nan")
+    order = np.lexsort((off["offence_date"], off["episode_id"]))
+    ep, day = off["episode_id"][order], off["offence_date"][order]
+    first = np.r_[True, ep[1:] != ep[:-1]]
+    ep, day = ep[first], day[first]
+    pos = np.searchsorted(ep, c["episode_id"][m])
+    found = (pos < len(ep)) & (ep[np.minimum(pos, len(ep) - 1)] == c["episode_id"][m])
+    return float(np.median((c["completion_date"][m] - day[np.minimum(pos, len(ep) - 1)])[found]))
+
+
+@measure
+def prisoners_aged_40_or_over_share(w: World) -> float:
+    """Share of prisoner-days in the last year of people aged 40 or over (age at mid-year)."""
+    t, end = w.t, w.end
+    s, p = t["custody_spells"], t["persons"]
+    dob = p["dob"][np.searchsorted(p["person_id"], s["person_id"])]
+    old = (end - 182 - dob) / 365.25 >= 40
+    return prisoner_days_last_year(t, end, old) / max(prisoner_days_last_year(t, end), 1)
+
+
 def targets() -> list[dict]:
     """The calibration targets file, in order."""
     text = resources.files("justice.sim").joinpath("reference", "calibration_targets.yaml").read_text("utf-8")
