@@ -47,6 +47,8 @@ def fmt(value: float | None, target: float) -> str:
         return f"{value:.3f}"
     if abs(target) < 10:
         return f"{value:.2f}"
+    if abs(target) < 100:  # e.g. 22.0 months, 17.6 people per prisoner
+        return f"{value:.1f}"
     return f"{value:.0f}"
 
 

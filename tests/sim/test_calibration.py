@@ -85,13 +85,14 @@ def test_crown_receipt_mix_and_cases_open_a_year_or_more():
 def test_sentencing_mix_leaves_out_cautions_and_indictable_length_leaves_out_summary_cases():
     t = {
         "disposals": {
-            "episode_id": np.array([1, 2, 3, 4, 5, 6]),
-            "disposal_type": np.array(["custody", "custody", "fine", "caution", "custody", "custody"],
-                                      dtype=object),
-            "disposal_date": np.array([END - 1, END - 2, END - 3, END - 4, END - 400, END - 5]),
-            "custody_months": np.array([10.0, 3.0, np.nan, np.nan, 50.0, 216.0]),
+            "episode_id": np.array([1, 2, 3, 4, 5, 6, 7, 8]),
+            "disposal_type": np.array(["custody", "custody", "fine", "caution", "custody", "custody",
+                                       "community_order", "fine"], dtype=object),
+            "disposal_date": np.array([END - 1, END - 2, END - 3, END - 4, END - 400, END - 5, END - 6,
+                                       END - 7]),
+            "custody_months": np.array([10.0, 3.0, np.nan, np.nan, 50.0, 216.0, np.nan, np.nan]),
             "sentence_type": np.array(["extended_determinate", "standard_determinate", None, None,
-                                       "standard_determinate", "life"], dtype=object),
+                                       "standard_determinate", "life", None, None], dtype=object),
         },
         "offences": {
             "episode_id": np.array([1, 1, 2, 3, 4, 5, 6]),
@@ -100,11 +101,108 @@ def test_sentencing_mix_leaves_out_cautions_and_indictable_length_leaves_out_sum
         },
     }
     w = calibration.World(t, START, END)
-    assert calibration.sentenced_custody_share(w) == pytest.approx(3 / 4)
-    assert calibration.sentenced_fine_share(w) == pytest.approx(1 / 4)
+    # Sentenced in the last year: three custody, a community order and two fines (the caution
+    # and the sentence of 400 days ago are out).
+    assert calibration.sentenced_fine_share(w) == pytest.approx(2 / 6)
+    # Of the sentences other than fines: three custody, one community order.
+    assert calibration.sentenced_custody_share_of_non_fines(w) == pytest.approx(3 / 4)
+    assert calibration.sentenced_community_order_share_of_non_fines(w) == pytest.approx(1 / 4)
+    assert calibration.sentenced_discharge_share_of_non_fines(w) == pytest.approx(0.0)
     # Episode 1 holds an either-way offence; episode 2 is summary only; episode 5 is too old;
     # episode 6 is a life sentence (its 216 months a minimum term), left out as published.
     assert calibration.indictable_custody_mean_months(w) == pytest.approx(10.0)
+
+
+def test_probation_caseload_counts_orders_licences_and_sentenced_prisoners_once_each():
+    day = ref.day_number("2024-12-31")
+    t = {
+        # P1 on a community order; P2 on licence and also on an order (counted once); P3's order
+        # ended before the day; P4 on a licence that begins after it.
+        "supervision": _arrays(person_id=["P1", "P2", "P2", "P3", "P4"],
+                               start_date=[day - 100, day - 50, day - 300, day - 400, day + 3],
+                               end_date=[day + 100, NONE, day + 10, day - 1, NONE]),
+        # In prison that day: P5 sentenced (pre-release), P6 on remand not yet sentenced, P7
+        # recalled, P2 sentenced again after release (already counted). P8 left before the day.
+        "custody_spells": _arrays(person_id=["P5", "P6", "P7", "P2", "P8"],
+                                  reception_date=[day - 500, day - 20, day - 5, day - 1, day - 90],
+                                  release_date=[NONE, NONE, day + 30, NONE, day - 2],
+                                  reason=["sentenced", "remand", "recall", "sentenced", "remand"],
+                                  sentence_date=[day - 500, NONE, day - 900, day - 1, day - 80]),
+    }
+    w = calibration.World(t, START, END)
+    # Caseload P1, P2, P5, P7; prisoners P5, P6, P7, P2.
+    assert calibration.probation_caseload_per_prisoner(w) == pytest.approx(4 / 4)
+
+
+def test_reoffending_by_previous_offences_splits_the_cohort_by_the_record_at_the_index_date():
+    idx = ref.day_number("2016-01-05")  # early in a quarter, so the later index events share it
+    t = {
+        "persons": _arrays(person_id=["P1", "P2", "P3"], dob=[idx - 30 * 365] * 3, sex=["M", "F", "M"]),
+        # P1 (no previous offences) reoffends; P2 (none) does not; P3 (12 previous) reoffends.
+        "disposals": _arrays(person_id=["P1", "P2", "P3", "P1", "P3"], episode_id=[1, 2, 3, 4, 5],
+                             disposal_type=["fine", "fine", "fine", "fine", "fine"],
+                             index_date=[idx, idx, idx, idx + 70, idx + 50],
+                             previous_offences=[0, 0, 12, 1, 13]),
+        "offences": _arrays(person_id=["P1", "P2", "P3", "P1", "P3"], episode_id=[1, 2, 3, 4, 5],
+                            offence_date=[idx - 30, idx - 30, idx - 30, idx + 60, idx + 20],
+                            proven_date=[idx, idx, idx, idx + 70, idx + 50]),
+    }
+    t["disposals"]["custody_months"] = np.full(5, np.nan)
+    t["offences"]["recordable"] = np.ones(5, bool)
+    t["offences"]["proven"] = np.ones(5, bool)
+    w = calibration.World(t, START, END)
+    # The cohort holds each person at their first index event in a quarter: P1 and P2 with no
+    # previous offences (one of two reoffends), P3 with 12 (reoffends).
+    assert calibration.proven_reoffending_no_previous_offences(w) == pytest.approx(1 / 2)
+    assert calibration.proven_reoffending_11_or_more_previous(w) == pytest.approx(1.0)
+
+
+def test_people_dealt_with_counts_magistrates_receipts_and_cautions_once_per_episode():
+    t = _two_prisoners_all_year()
+    t["court_cases"] = _arrays(
+        episode_id=[1, 1, 2, 3], court_type=["magistrates", "crown", "magistrates", "magistrates"],
+        receipt_date=[END - 10, END - 5, END - 20, END - 400])
+    t["disposals"] = _arrays(episode_id=[4, 5, 1], disposal_type=["caution", "caution", "fine"],
+                             disposal_date=[END - 3, END - 500, END - 2])
+    w = calibration.World(t, START, END)
+    # Episodes 1 and 2 prosecuted in the year, 4 cautioned in it; two prisoners all year.
+    assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(3 / 2)
+
+
+def test_court_figures_a_statistician_checks_next():
+    jan = ref.day_number("2023-01-01")
+    t = {
+        "court_cases": _arrays(
+            case_id=["M1", "M2", "M3", "C3", "M4"], episode_id=[1, 2, 3, 3, 4],
+            court_type=["magistrates", "magistrates", "magistrates", "crown", "magistrates"],
+            case_type=["either_way", "summary_motoring", "either_way", "trial_either_way", "either_way"],
+            outcome=["convicted_guilty_plea", "acquitted", "sent_to_crown", "convicted_at_trial", "withdrawn"],
+            receipt_date=[END - 50, END - 60, END - 300, END - 290, jan + 10],
+            completion_date=[END - 40, END - 30, END - 290, END - 20, jan + 100],
+            remanded_in_custody=[False, False, False, True, False]),
+        # The offences' first dates: episode 4 was committed 150 days before its completion.
+        "offences": _arrays(episode_id=[1, 2, 3, 4, 4], offence_date=[END - 90, END - 99, END - 400, jan - 50, jan - 40],
+                            method_of_proof=["conviction", None, "conviction", None, None]),
+        "hearings": _arrays(case_id=["M2", "M2", "C3", "C3", "C3"], hearing_type=["trial"] * 5,
+                            hearing_date=[END - 50, END - 30, END - 100, END - 60, END - 700],
+                            outcome=["ineffective", "effective", "vacated", "effective", "ineffective"]),
+    }
+    t["offences"]["proven"] = np.array([True, False, True, False, False])
+    w = calibration.World(t, START, END)
+    # Completed in the year: episode 1 (convicted), 2 (acquitted), 3 at the Crown Court (convicted).
+    assert calibration.conviction_ratio(w) == pytest.approx(2 / 3)
+    assert calibration.crown_remanded_in_custody_share(w) == pytest.approx(1.0)
+    assert calibration.magistrates_ineffective_trial_share(w) == pytest.approx(1 / 2)
+    # The Crown listing 700 days before the end is outside the year.
+    assert calibration.crown_ineffective_trial_share(w) == pytest.approx(0.0)
+    assert calibration.magistrates_median_offence_to_completion_days(w) == pytest.approx(150.0)
+
+
+def test_prisoners_aged_40_or_over_weighs_prisoner_days():
+    t = _two_prisoners_all_year()
+    t["persons"] = _arrays(person_id=["P1", "P2"], dob=[END - 182 - 45 * 366, END - 182 - 25 * 366])
+    w = calibration.World(t, START, END)
+    assert calibration.prisoners_aged_40_or_over_share(w) == pytest.approx(0.5)
 
 
 def test_every_target_has_a_source_a_measure_and_a_tolerance_within_ten_percent():

@@ -71,13 +71,16 @@ def proven_reoffending_cohort(t: Tables, start: int, end: int) -> dict[str, np.n
     idx = idx[in_range]
     disposal = d["disposal_type"][ok][in_range]
     months = d["custody_months"][ok][in_range]
+    previous = d["previous_offences"][ok][in_range]
     dates = np.datetime64("1970-01-01") + idx.astype("timedelta64[D]")
     years = dates.astype("datetime64[Y]").astype(int) + 1970
     quarter = years * 4 + (dates.astype("datetime64[M]").astype(int) % 12) // 3
     order = np.lexsort((idx, person, quarter))
-    person, idx, quarter, disposal, months = person[order], idx[order], quarter[order], disposal[order], months[order]
+    person, idx, quarter, disposal, months, previous = (
+        person[order], idx[order], quarter[order], disposal[order], months[order], previous[order])
     first = np.r_[True, (person[1:] != person[:-1]) | (quarter[1:] != quarter[:-1])]
-    person, idx, quarter, disposal, months = person[first], idx[first], quarter[first], disposal[first], months[first]
+    person, idx, quarter, disposal, months, previous = (
+        person[first], idx[first], quarter[first], disposal[first], months[first], previous[first])
 
     # Reoffences: recordable proven offences per person, sorted by offence date.
     # Reoffences: recordable proven offences, keyed by (person number, offence day) so that a
@@ -99,7 +102,8 @@ def proven_reoffending_cohort(t: Tables, start: int, end: int) -> dict[str, np.n
     pos = np.searchsorted(persons["person_id"], person)
     age = (idx - persons["dob"][pos]) / 365.25
     return {"person_id": person, "index_date": idx, "quarter": quarter, "disposal": disposal,
-            "custody_months": months, "age": age, "sex": persons["sex"][pos], "reoffences": counts}
+            "custody_months": months, "age": age, "sex": persons["sex"][pos], "reoffences": counts,
+            "previous_offences": previous}
 
 
 def _rate(c: dict[str, np.ndarray], mask: np.ndarray) -> float:
@@ -324,9 +328,9 @@ def proven_reoffending_adult_custody_or_court_order(w: World) -> float:
     return _rate(c, (c["age"] >= 18) & np.isin(c["disposal"], ["custody", "community_order", "suspended_sentence"]))
 
 
-def _disposal_share(w: World, kind: str) -> float:
+def _disposal_share(w: World, kind: str, leave_out: tuple[str, ...] = ("caution",)) -> float:
     d = w.t["disposals"]
-    m = _last_year(d["disposal_date"], w.end) & (d["disposal_type"] != "caution")
+    m = _last_year(d["disposal_date"], w.end) & ~np.isin(d["disposal_type"], leave_out)
     return float(np.mean(d["disposal_type"][m] == kind)) if m.any() else float("nan")
 
 
@@ -336,28 +340,35 @@ def sentenced_fine_share(w: World) -> float:
     return _disposal_share(w, "fine")
 
 
-@measure
-def sentenced_custody_share(w: World) -> float:
-    """Share of offenders sentenced in the last year given immediate custody."""
-    return _disposal_share(w, "custody")
+# The published mix of all sentences counts the Single Justice Procedure's fines for summary
+# non-imprisonable offences (motoring, TV licence), most to people with no other record, whom
+# the world does not make. That procedure can pass no custodial or community sentence, so the
+# mix of the sentences other than fines is comparable between the two; the fine share is not.
+NOT_FINES = ("caution", "fine")
 
 
 @measure
-def sentenced_community_order_share(w: World) -> float:
-    """Share of offenders sentenced in the last year given a community order."""
-    return _disposal_share(w, "community_order")
+def sentenced_custody_share_of_non_fines(w: World) -> float:
+    """Immediate custody's share of the sentences other than fines passed in the last year."""
+    return _disposal_share(w, "custody", NOT_FINES)
 
 
 @measure
-def sentenced_suspended_share(w: World) -> float:
-    """Share of offenders sentenced in the last year given a suspended sentence order."""
-    return _disposal_share(w, "suspended_sentence")
+def sentenced_community_order_share_of_non_fines(w: World) -> float:
+    """Community orders' share of the sentences other than fines passed in the last year."""
+    return _disposal_share(w, "community_order", NOT_FINES)
 
 
 @measure
-def sentenced_discharge_share(w: World) -> float:
-    """Share of offenders sentenced in the last year given a discharge."""
-    return _disposal_share(w, "discharge")
+def sentenced_suspended_share_of_non_fines(w: World) -> float:
+    """Suspended sentence orders' share of the sentences other than fines passed in the last year."""
+    return _disposal_share(w, "suspended_sentence", NOT_FINES)
+
+
+@measure
+def sentenced_discharge_share_of_non_fines(w: World) -> float:
+    """Discharges' share of the sentences other than fines passed in the last year."""
+    return _disposal_share(w, "discharge", NOT_FINES)
 
 
 @measure
@@ -375,6 +386,147 @@ def indictable_custody_mean_months(w: World) -> float:
     indictable = np.unique(off["episode_id"][off["mode_of_trial"] != "summary"])
     months = d["custody_months"][m & np.isin(d["episode_id"], indictable)]
     return float(np.mean(months)) if len(months) else float("nan")
+
+
+@measure
+def proven_reoffending_no_previous_offences(w: World) -> float:
+    """Proven reoffending rate of cohort members with no previous proven offence at the index date."""
+    c = w.cohort
+    return _rate(c, c["previous_offences"] == 0)
+
+
+@measure
+def proven_reoffending_11_or_more_previous(w: World) -> float:
+    """Proven reoffending rate of cohort members with 11 or more previous proven offences."""
+    c = w.cohort
+    return _rate(c, c["previous_offences"] >= 11)
+
+
+def _on(start: np.ndarray, stop: np.ndarray, day: int) -> np.ndarray:
+    """Rows whose period (start inclusive, stop exclusive; no stop: still open) covers `day`."""
+    return (start != NONE) & (start <= day) & ((stop == NONE) | (stop > day))
+
+
+@measure
+def probation_caseload_per_prisoner(w: World) -> float:
+    """People on the probation caseload at 31 December 2024 per person in prison that day.
+
+    As OMSQ counts it: people supervised on a court order (community order or suspended
+    sentence order with requirements), on licence or post-sentence supervision after release
+    ("post-release"), and sentenced prisoners who will be supervised on release ("pre-release":
+    in custody under sentence or on recall), each person once.
+    """
+    t = w.t
+    day = min(ref.day_number("2024-12-31"), w.end)
+    sup = t["supervision"]
+    on_order = sup["person_id"][_on(sup["start_date"], sup["end_date"], day)]
+    s = t["custody_spells"]
+    inside = _on(s["reception_date"], s["release_date"], day)
+    sentenced = inside & ((s["reason"] == "recall") | (
+        (s["sentence_date"] != NONE) & (s["sentence_date"] <= day)))
+    caseload = np.unique(np.concatenate([on_order, s["person_id"][sentenced]]).astype(str))
+    prisoners = np.count_nonzero(inside)
+    return len(caseload) / prisoners if prisoners else float("nan")
+
+
+@measure
+def people_dealt_with_per_prisoner(w: World) -> float:
+    """Individuals formally dealt with in the last year (prosecuted or cautioned) per prisoner.
+
+    Each episode brought to the magistrates' court (first listing) or cautioned in the last
+    year counts once, as the CJS statistics count each proceeding; over the average prison
+    population of the same year.
+    """
+    t = w.t
+    c = t["court_cases"]
+    prosecuted = c["episode_id"][(c["court_type"] == "magistrates") & _last_year(c["receipt_date"], w.end)]
+    d = t["disposals"]
+    cautioned = d["episode_id"][(d["disposal_type"] == "caution") & _last_year(d["disposal_date"], w.end)]
+    n = len(np.unique(np.concatenate([prosecuted, cautioned])))
+    population = _average_prison_population(t, w.end)
+    return n / population if population else float("nan")
+
+
+@measure
+def conviction_ratio(w: World) -> float:
+    """Convictions over prosecutions completed in the last year, each case counted once.
+
+    A prosecution completes at the magistrates' court, or at the Crown Court for a case sent
+    there for trial; it is a conviction when any offence in it is proven by conviction.
+    """
+    c, off = w.t["court_cases"], w.t["offences"]
+    done = _last_year(c["completion_date"], w.end) & (
+        ((c["court_type"] == "magistrates") & (c["outcome"] != "sent_to_crown"))
+        | ((c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"])))
+    episodes = np.unique(c["episode_id"][done])
+    convicted = np.unique(off["episode_id"][off["proven"] & (off["method_of_proof"] == "conviction")])
+    return float(np.mean(np.isin(episodes, convicted))) if len(episodes) else float("nan")
+
+
+@measure
+def crown_remanded_in_custody_share(w: World) -> float:
+    """Share of Crown Court trial cases received in the last year whose defendant was remanded in custody."""
+    c = w.t["court_cases"]
+    m = (c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"])
+    m &= _last_year(c["receipt_date"], w.end)
+    return float(np.mean(c["remanded_in_custody"][m].astype(bool))) if m.any() else float("nan")
+
+
+def _ineffective_share(w: World, court_type: str) -> float:
+    c, h = w.t["court_cases"], w.t["hearings"]
+    cases = c["case_id"][c["court_type"] == court_type].astype(str)
+    m = (h["hearing_type"] == "trial") & _last_year(h["hearing_date"], w.end)
+    m &= np.isin(h["case_id"].astype(str), cases)
+    return float(np.mean(h["outcome"][m] == "ineffective")) if m.any() else float("nan")
+
+
+@measure
+def magistrates_ineffective_trial_share(w: World) -> float:
+    """Share of magistrates' trial listings in the last year that were ineffective (put off on the day)."""
+    return _ineffective_share(w, "magistrates")
+
+
+@measure
+def crown_ineffective_trial_share(w: World) -> float:
+    """Share of Crown Court trial listings in the last year that were ineffective.
+
+    Listings are effective, ineffective or vacated (a cracked trial: late plea or prosecution
+    dropped), as Criminal Court Statistics count trials listed.
+    """
+    return _ineffective_share(w, "crown")
+
+
+@measure
+def magistrates_median_offence_to_completion_days(w: World) -> float:
+    """Median days from offence to completion of magistrates' cases completed in 2023.
+
+    The case's earliest offence date; cases sent or committed to the Crown Court are left out
+    (they complete there), as the published series of cases completed in magistrates' courts.
+    """
+    c, off = w.t["court_cases"], w.t["offences"]
+    a, b = ref.day_number("2023-01-01"), ref.day_number("2023-12-31")
+    m = (c["court_type"] == "magistrates") & (c["completion_date"] != NONE)
+    m &= (c["completion_date"] >= a) & (c["completion_date"] <= b)
+    m &= ~np.isin(c["outcome"], ["sent_to_crown", "committed_for_sentence"])
+    if not m.any():
+        return float("nan")
+    order = np.lexsort((off["offence_date"], off["episode_id"]))
+    ep, day = off["episode_id"][order], off["offence_date"][order]
+    first = np.r_[True, ep[1:] != ep[:-1]]
+    ep, day = ep[first], day[first]
+    pos = np.searchsorted(ep, c["episode_id"][m])
+    found = (pos < len(ep)) & (ep[np.minimum(pos, len(ep) - 1)] == c["episode_id"][m])
+    return float(np.median((c["completion_date"][m] - day[np.minimum(pos, len(ep) - 1)])[found]))
+
+
+@measure
+def prisoners_aged_40_or_over_share(w: World) -> float:
+    """Share of prisoner-days in the last year of people aged 40 or over (age at mid-year)."""
+    t, end = w.t, w.end
+    s, p = t["custody_spells"], t["persons"]
+    dob = p["dob"][np.searchsorted(p["person_id"], s["person_id"])]
+    old = (end - 182 - dob) / 365.25 >= 40
+    return prisoner_days_last_year(t, end, old) / max(prisoner_days_last_year(t, end), 1)
 
 
 def targets() -> list[dict]:

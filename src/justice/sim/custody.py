@@ -19,6 +19,9 @@ from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
 WINGS = "ABCDEFGH"
+# The legacy prison system's alert codes are effective from 1 January 2000 (the code table the
+# warehouse seeds from, transform/seeds/alert_codes.csv): no alert is recorded before it.
+ALERTS_FROM = int((np.datetime64("2000-01-01") - np.datetime64("1970-01-01")).astype(int))
 LANDINGS = 4
 CELLS_PER_LANDING = 30
 
@@ -324,7 +327,12 @@ def life_in_custody(rng: np.random.Generator, stays: Columns, persons: Columns, 
     al_start_arr = np.array(al_start, dtype=np.int64)
     alerts = {"person": np.array(al_person, dtype=np.int64), "code": np.array(al_code, dtype=object),
               "start_day": al_start_arr, "end_day": np.where(al_end_arr > window_end, NONE, al_end_arr)}
-    alerts = {k: v[al_start_arr <= window_end] for k, v in alerts.items()}  # nothing after the window
+    # Nothing after the window, and nothing before the prison system's alert codes took effect
+    # (ALERTS_FROM): with the twenty-year burn-in, long-stay prisoners' self-harm from the 1990s
+    # would otherwise carry ACCT codes the system did not yet have (no description downstream).
+    # A filter after every draw, so no other draw moves.
+    recorded = (al_start_arr <= window_end) & (al_start_arr >= ALERTS_FROM)
+    alerts = {k: v[recorded] for k, v in alerts.items()}
 
     # CSRA at every reception; reviewed to high after an assault on another prisoner.
     csra_rec = {"stay": rec, "day": stays["start_day"][rec], "level": np.where(

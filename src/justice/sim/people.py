@@ -143,7 +143,8 @@ def add_twins_and_namesakes(rng: np.random.Generator, people: Columns, entry_day
     # A pair is (i, i+1) with i even, so pairs never overlap. A share q of the n // 2 slots
     # holding a pair puts q * n candidates in pairs; only pairs whose two people are both active
     # in the window count in the world, so q is raised by the share that survive (measured:
-    # about 0.87 at 100,000 people) to make twin_share of the world's people twins.
+    # about 0.77 at 100,000 people with the twenty-year burn-in; 0.87 with five years) to make
+    # twin_share of the world's people twins.
     q = min(1.0, twin_share / TWIN_PAIRS_SURVIVING)
     firsts = np.flatnonzero(rng.random(n // 2) < q) * 2
     seconds = firsts + 1
@@ -188,7 +189,7 @@ DOUBLE_BARRELLED_SHARE = {"White": 0.012, "Mixed": 0.02, "Black": 0.006, "Asian"
                           "Other": 0.008}
 # Twin pairs drawn per candidate pair slot are divided by this: the measured share of drawn
 # pairs with both twins active in the window (see add_twins_and_namesakes).
-TWIN_PAIRS_SURVIVING = 0.87
+TWIN_PAIRS_SURVIVING = 0.77
 
 
 def _double_barrel(rng: np.random.Generator, people: Columns,

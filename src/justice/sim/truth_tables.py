@@ -193,6 +193,10 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         "index_date": e["index_day"][d_idx],
         "release_rule": e["release_rule"][d_idx],
         "sentence_type": e["sentence_type"][d_idx],
+        # Proven offences (convictions and cautions) before this episode, the whole record:
+        # from before the person's first contact in the world, the burn-in and the window.
+        # What proven reoffending by number of previous offences is split by.
+        "previous_offences": e["prior"][d_idx],
     }
 
     # ---- custody spells -------------------------------------------------------------------

@@ -93,10 +93,11 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     while kept < params.persons:
         need = int((params.persons - kept) * factor) + 50
         pe, ep, of = _simulate_candidates(params, w, need, salt, pools, postcodes)
-        ep_keep = _last_activity(ep) >= start
-        active_people = np.unique(ep["person"][ep_keep])
+        # Only people with activity in the window can be chosen: drop the rest now, so that
+        # with a long burn-in the candidates whose careers closed before it do not stay in memory.
+        pe, ep, of = _active_only(pe, ep, of, start)
         parts.append((pe, ep, of))
-        kept += len(active_people)
+        kept += len(pe["sex"])
         salt += 1
         factor = 1.6
     people, episodes, offences = _combine(parts, start, params.persons)
@@ -104,6 +105,25 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     rng = _streams(params.seed)
     tables = _build_tables(rng, params, w, people, episodes, offences, start, end)
     return World(params=params, tables=tables)
+
+
+def _active_only(pe: Columns, ep: Columns, of: Columns, start: int) -> tuple[Columns, Columns, Columns]:
+    """The candidates with activity on or after `start`, renumbered 0..k-1 in the same order;
+    a twin or namesake reference to a dropped candidate becomes -1 (as `_combine` would make it)."""
+    active = np.zeros(len(pe["sex"]), bool)
+    active[ep["person"][_last_activity(ep) >= start]] = True
+    new_id = np.full(len(active), -1, dtype=np.int64)
+    new_id[active] = np.arange(int(active.sum()))
+    pe = {c: v[active] for c, v in pe.items()}
+    for col in ("twin_of", "namesake_of"):
+        pe[col] = np.where(pe[col] >= 0, new_id[np.maximum(pe[col], 0)], -1)
+    ep_keep = active[ep["person"]]
+    ep = {c: v[ep_keep] for c, v in ep.items()}
+    ep["person"] = new_id[ep["person"]]
+    of_keep = active[of["person"]]
+    of = {c: v[of_keep] for c, v in of.items()}
+    of["person"] = new_id[of["person"]]
+    return pe, ep, of
 
 
 def _combine(parts, start: int, n_persons: int) -> tuple[Columns, Columns, Columns]:
@@ -124,7 +144,8 @@ def _combine(parts, start: int, n_persons: int) -> tuple[Columns, Columns, Colum
         of["person"] = of["person"] + offset
         ep["episode"] = ep["episode"] + ep_offset
         of["episode"] = of["episode"] + ep_offset
-        ep_offset += len(ep["episode"])
+        # Past the part's highest episode number: `_active_only` leaves gaps in the numbering.
+        ep_offset += int(ep["episode"].max()) + 1 if len(ep["episode"]) else 0
         offset += n
         all_people.append(pe)
         all_eps.append(ep)
