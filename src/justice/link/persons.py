@@ -110,12 +110,13 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         """).fetchnumpy()
         cannot = con.sql("""
             with pairs as (
-                select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
+                select unique_id_l, unique_id_r, false as soft from linkage.clerical_decisions
+                where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r from _link_hard h
+                select unique_id_l, unique_id_r, true from _link_hard h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
                                   and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
-            select a.node, b.node from pairs d
+            select a.node, b.node, d.soft from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
@@ -154,7 +155,9 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     ranked = np.round(weight, 9)
     order = np.lexsort((right, left, -ranked))
     left, right, weight, basis, ranked = left[order], right[order], weight[order], basis[order], ranked[order]
-    labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    # Hard negatives are soft: a shared valid PNC or CRO lifts them (cluster.cluster).
+    labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys,
+                                soft=cann[2].astype(bool))
     hist = rules.get("histories") or {}
     if hist.get("enabled"):
         # The second pass: people matched against people by their histories (histories.py).
