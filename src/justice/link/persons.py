@@ -64,12 +64,23 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
 
 
 def hard_negative_sql(rules: list[dict]) -> str:
-    """Scored pairs that a hard-negative rule says are different people, with the rule's name."""
+    """Scored pairs that a hard-negative rule says are different people, with the rule's name.
+    A rule's `unless_bridged` (SQL over the pair `l`, `r` and a third record `m`) spares a pair
+    when some third record satisfies it: a record whose name is one of both records' (a mistyped
+    nickname and its formal name are one person's, as the nickname written right shows)."""
     if not rules:
         return "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::varchar as rule where false"
+
+    def unless(r: dict) -> str:
+        if not r.get("unless_bridged"):
+            return ""
+        return f"""and not exists (select 1 from linkage.records m where m.unique_id <> l.unique_id
+                                  and m.unique_id <> r.unique_id and ({r["unless_bridged"]}))"""
+
     parts = [f"""select p.unique_id_l, p.unique_id_r, '{r["name"].replace("'", "''")}' as rule
                 from linkage.pairs p join linkage.records l on l.unique_id = p.unique_id_l
-                join linkage.records r on r.unique_id = p.unique_id_r where {r["sql"]}""" for r in rules]
+                join linkage.records r on r.unique_id = p.unique_id_r where ({r["sql"]}) {unless(r)}"""
+             for r in rules]
     return " union all ".join(parts)
 
 
