@@ -47,6 +47,7 @@ def _levels(left: dict, right: dict) -> dict[str, str]:
     # Swapped and misspelt: weighed once, as a swap, under forename.
     (("clive", None, "bannonn"), ("bannon", None, "clife"), "swapped with surname, spelt differently", "null"),
     (("hugh", None, "parkihson"), ("parkimsob", None, "hugh"), "swapped with surname, spelt differently", "null"),
+    (("steve", None, "harvey"), ("harfey", None, "steven"), "swapped with surname, spelt differently", "null"),
     # Swapped exactly: the older level still takes it.
     (("paul", None, "brown"), ("brown", None, "paul"), "swapped with surname", "null"),
     # Forename and middle name swapped, with a nickname on one side.
