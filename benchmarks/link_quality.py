@@ -65,6 +65,7 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
         cal_seconds = time.perf_counter() - t
         clerk = figures()
         first_pass, histories_seconds = _first_pass_only(settings)
+        causes = _error_causes(settings)
         return {"level": level, "seed": seed, "persons": persons, "records": result.records,
                 "label_free": {"threshold": free_threshold, **_pick(free["model"])},
                 "clerical": {"threshold": cal.choice["match_weight"], "sample_pairs": cal.sample_pairs,
@@ -75,6 +76,7 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
                              "baseline": _pick(clerk["baseline_linkable"]),
                              "borrowed_identity_records": clerk["borrowed_identity_records"]},
                 "first_pass": first_pass, "histories_seconds": histories_seconds,
+                "errors_by_cause": causes,
                 "link_seconds": link_seconds, "calibrate_seconds": cal_seconds,
                 **({"home": str(home)} if keep else {})}
     finally:
@@ -104,6 +106,20 @@ def _first_pass_only(settings) -> tuple[dict, float]:
         figures = labels_against_truth(con, settings.truth_dir, first["unique_id"], first["labels"])
         return ({"clerical": _pick(figures["all"]), "clerical_linkable": _pick(figures["linkable"])},
                 with_pass - without)
+    finally:
+        con.close()
+
+
+def _error_causes(settings) -> dict:
+    """At the clerical threshold: missed pairs by the kinds of mess on their records and false
+    pairs by cause (justice.link.evaluate), measured against the answer key."""
+    from justice.link.evaluate import false_pairs_by_cause, load_truth, missed_pairs_by_mess
+    from justice.link.store import open_warehouse
+
+    con = open_warehouse(settings, read_only=True)
+    try:
+        load_truth(con, settings.truth_dir)
+        return {"missed": missed_pairs_by_mess(con), "false": false_pairs_by_cause(con, settings.truth_dir)}
     finally:
         con.close()
 
@@ -142,6 +158,16 @@ def summarise(rows: list[dict]) -> str:
             out.append(f"{r['level']:8} {r['seed']:>4} P {a['precision']:.4f} R {a['recall']:.4f} "
                        f"F1 {a['f1']:.4f} | without borrowed identities P {lk['precision']:.4f} "
                        f"R {lk['recall']:.4f} | histories pass {r['histories_seconds']:.2f} s")
+    out.append("")
+    out.append("Missed pairs at the clerical threshold by the mess on their records (top 8; a pair counts "
+               "under each kind either record carries), and false pairs by cause:")
+    for r in rows:
+        ec = r.get("errors_by_cause")
+        if ec:
+            top = ", ".join(f"{k} {v:,}" for k, v in list(ec["missed"]["by_kind"].items())[:8])
+            out.append(f"{r['level']:8} {r['seed']:>4} missed {ec['missed']['missed_pairs']:,} "
+                       f"(clean records {ec['missed']['neither_record_messy']:,}): {top}")
+            out.append(f"{'':13} false: " + ", ".join(f"{k} {v:,}" for k, v in ec["false"].items()))
     out.append("")
     for level in dict.fromkeys(r["level"] for r in rows):
         these = [r for r in rows if r["level"] == level]

@@ -56,9 +56,15 @@ def record_decision(settings: Settings, a: str, b: str, decision: str, reviewer:
 def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict) -> int:
     """Write `linkage.clerical_review`: undecided pairs in the review band, and pairs a hard-negative rule keeps apart that the model would link; returns their count."""
     lo, hi = float(thresholds["review_low"]), float(thresholds["review_high"])
+    # A hard negative is soft (a shared valid identifier lifts it, cluster.cluster): only the
+    # pairs it really kept apart are queued as such.
+    apart = ("" if not table_exists(con, "linkage", "person_links") else
+             """where not exists (select 1 from linkage.person_links a join linkage.person_links b
+                                  on a.person_id = b.person_id
+                                  where a.unique_id = h.unique_id_l and b.unique_id = h.unique_id_r)""")
     con.execute(f"""
         create or replace table linkage.clerical_review as
-        with hard as ({hard_negative_sql(rules.get("hard_negatives", []))})
+        with hard as (select * from ({hard_negative_sql(rules.get("hard_negatives", []))}) h {apart})
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
                coalesce(hard.rule, 'match weight in the review band') as reason,
                case when hard.rule is not null then 'kept apart'

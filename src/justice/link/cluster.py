@@ -70,7 +70,7 @@ def _conflict(xs: set, ys: set) -> bool:
 
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             cannot_left: np.ndarray, cannot_right: np.ndarray,
-            keys: list[np.ndarray] | None = None) -> np.ndarray:
+            keys: list[np.ndarray] | None = None, soft: np.ndarray | None = None) -> np.ndarray:
     """Cluster label of each node: connected components of the edges, split where needed so that
     no cluster holds a cannot-link pair (cannot_left[i], cannot_right[i]) or two different
     values of any of `keys` (per-node arrays, None where a node has no value: e.g. valid PNC
@@ -80,6 +80,10 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
     A component that breaks a constraint is rebuilt greedily: its edges are added strongest
     first (forced edges, weight inf, before all others), and an edge that would break a
     constraint is skipped.
+
+    `soft` marks the cannot-link pairs that are guesses (hard negatives: twins by their names and
+    dates) rather than decisions: two groups that share a value of one of `keys` (one person's
+    PNC ID) join despite a soft pair between them, as twins do not share a PNC ID.
     """
     keys = keys or []
     labels = components(n, left, right)
@@ -121,19 +125,24 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
     edge_comp = labels[left[order_all]]
     edge_lo = np.searchsorted(edge_comp, bad, side="left")
     edge_hi = np.searchsorted(edge_comp, bad, side="right")
-    cannot_by_comp: dict[int, list[tuple[int, int]]] = {}
+    cannot_by_comp: dict[int, list[tuple[int, int, bool]]] = {}
+    soft = np.zeros(len(cannot_left), bool) if soft is None else np.asarray(soft, bool)
     if len(cannot_left):
         inside = np.flatnonzero((labels[cannot_left] == labels[cannot_right]) & in_bad[cannot_left])
-        for a, b in zip(cannot_left[inside].tolist(), cannot_right[inside].tolist()):
-            cannot_by_comp.setdefault(int(labels[a]), []).append((a, b))
+        for a, b, f in zip(cannot_left[inside].tolist(), cannot_right[inside].tolist(), soft[inside].tolist()):
+            cannot_by_comp.setdefault(int(labels[a]), []).append((a, b, f))
     for j, comp in enumerate(bad.tolist()):
         nodes = bad_nodes[node_lo[j]:node_hi[j]]
         local = {int(v): i for i, v in enumerate(nodes.tolist())}
         order = order_all[edge_lo[j]:edge_hi[j]]
         partners: dict[int, set[int]] = {}
-        for a, b in cannot_by_comp.get(comp, []):
+        reviewed: dict[int, set[int]] = {}  # the cannot-links a shared identifier does not lift
+        for a, b, is_soft in cannot_by_comp.get(comp, []):
             partners.setdefault(local[a], set()).add(local[b])
             partners.setdefault(local[b], set()).add(local[a])
+            if not is_soft:
+                reviewed.setdefault(local[a], set()).add(local[b])
+                reviewed.setdefault(local[b], set()).add(local[a])
         uf = _UnionFind(len(nodes))
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
         values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
@@ -145,7 +154,13 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             va, vb = values[a], values[b]
             if any(x and y and _conflict(x, y) for x, y in zip(va, vb)):
                 continue
-            if partners and any(partners.get(x, set()) & members[b] for x in members[a]):
+            # A cannot-link keeps two groups apart unless they share a valid identifier one person
+            # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and
+            # dates, and twins do not share a PNC ID. A reviewer's "not a match" is among the
+            # partners too, and a shared identifier does not override it (`reviewed`).
+            if partners and any(partners.get(x, set()) & members[b] for x in members[a]) and not (
+                    any(x & y for x, y in zip(va, vb))
+                    and not any(reviewed.get(x, set()) & members[b] for x in members[a])):
                 continue
             uf.union(a, b)
             root = uf.find(a)

@@ -151,6 +151,38 @@ def false_pairs_by_cause(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dic
     return out
 
 
+def _missed(con: duckdb.DuckDBPyConnection, where: str) -> int:
+    """True pairs among the `_eval` rows matching `where` whose two records got different ids."""
+    true, correct = con.execute(f"""
+        with e as (select * from _eval where {where}),
+        cell as (select pred, truth, count(*)::hugeint as n from e group by all),
+        t as (select truth, count(*)::hugeint as n from e group by truth)
+        select (select sum(n * (n - 1) / 2) from t), (select sum(n * (n - 1) / 2) from cell)
+    """).fetchall()[0]
+    return int(true or 0) - int(correct or 0)
+
+
+def missed_pairs_by_mess(con: duckdb.DuckDBPyConnection) -> dict:
+    """Missed pairs (two records of one true person under different person_ids) by the kinds of
+    mess the answer key says their records carry: for each kind, the missed pairs at least one of
+    whose records carries it (a pair with two kinds counts under both, so the kinds add up to more
+    than the total), and the missed pairs where neither record carries any. Exact and without
+    listing pairs: the missed pairs touching kind k are all missed pairs less those among the
+    records without k. Reads `_eval` (load_truth); for measuring only."""
+    kinds = [k for (k,) in con.execute("""
+        select distinct unnest(string_split(mess, ',')) as k from _eval
+        where coalesce(mess, '') <> '' order by k""").fetchall() if k]
+    total = _missed(con, "true")
+
+    def without(kind: str) -> str:
+        return f"not list_contains(string_split(coalesce(mess, ''), ','), '{kind.replace(chr(39), chr(39) * 2)}')"
+
+    by_kind = {k: total - _missed(con, without(k)) for k in kinds}
+    return {"missed_pairs": total,
+            "by_kind": dict(sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "neither_record_messy": _missed(con, "coalesce(mess, '') = ''")}
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "linkage.person_links") -> dict:
     """Every measure: overall, per system pair, cluster, and the records truth holds that the
     index does not (and the reverse)."""
@@ -166,6 +198,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "link
     return {"pairwise": pairwise(con), "pairwise_without_borrowed_identities": own,
             "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
             "people": person_counts(con), "false_pairs": false_pairs_by_cause(con, truth_dir),
+            "missed_pairs": missed_pairs_by_mess(con),
             "records": con.execute("select count(*) from _eval").fetchall()[0][0],
             "truth_records_without_person_id": int(missing), "linked_records_not_in_truth": int(extra)}
 

@@ -64,12 +64,23 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
 
 
 def hard_negative_sql(rules: list[dict]) -> str:
-    """Scored pairs that a hard-negative rule says are different people, with the rule's name."""
+    """Scored pairs that a hard-negative rule says are different people, with the rule's name.
+    A rule's `unless_bridged` (SQL over the pair `l`, `r` and a third record `m`) spares a pair
+    when some third record satisfies it: a record whose name is one of both records' (a mistyped
+    nickname and its formal name are one person's, as the nickname written right shows)."""
     if not rules:
         return "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::varchar as rule where false"
+
+    def unless(r: dict) -> str:
+        if not r.get("unless_bridged"):
+            return ""
+        return f"""and not exists (select 1 from linkage.records m where m.unique_id <> l.unique_id
+                                  and m.unique_id <> r.unique_id and ({r["unless_bridged"]}))"""
+
     parts = [f"""select p.unique_id_l, p.unique_id_r, '{r["name"].replace("'", "''")}' as rule
                 from linkage.pairs p join linkage.records l on l.unique_id = p.unique_id_l
-                join linkage.records r on r.unique_id = p.unique_id_r where {r["sql"]}""" for r in rules]
+                join linkage.records r on r.unique_id = p.unique_id_r where ({r["sql"]}) {unless(r)}"""
+             for r in rules]
     return " union all ".join(parts)
 
 
@@ -110,12 +121,13 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         """).fetchnumpy()
         cannot = con.sql("""
             with pairs as (
-                select unique_id_l, unique_id_r from linkage.clerical_decisions where decision = 'non_match'
+                select unique_id_l, unique_id_r, false as soft from linkage.clerical_decisions
+                where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r from _link_hard h
+                select unique_id_l, unique_id_r, true from _link_hard h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
                                   and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
-            select a.node, b.node from pairs d
+            select a.node, b.node, d.soft from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
@@ -154,7 +166,9 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     ranked = np.round(weight, 9)
     order = np.lexsort((right, left, -ranked))
     left, right, weight, basis, ranked = left[order], right[order], weight[order], basis[order], ranked[order]
-    labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys)
+    # Hard negatives are soft: a shared valid PNC or CRO lifts them (cluster.cluster).
+    labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys,
+                                soft=cann[2].astype(bool))
     hist = rules.get("histories") or {}
     if hist.get("enabled"):
         # The second pass: people matched against people by their histories (histories.py).

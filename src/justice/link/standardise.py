@@ -10,7 +10,8 @@ into comparable ones:
   nickname lookup to the formal names it may stand for (``bill`` -> ``[bill, william]``) and to
   every name it may be known by (``forename_aliases``: those formal names and all their nicknames);
   a surname with its Mc/Mac prefix written one way (``surname_key``) and both names' Soundex codes
-  (``forename_sound``, ``surname_sound``) for spelling variants;
+  (``forename_sound``, ``surname_sound``) for spelling variants, and the two in either order
+  (``name_sound_key``) for blocking a swapped and misspelt name;
 * dates of birth as dates, with the year for blocking; sex as M / F or null;
 * postcodes upper case with one space before the inward code, plus district and sector; a value
   not shaped like a postcode ("NFA", "NO FIXED ABODE") or the ZZ99 no-fixed-abode pseudo-postcode
@@ -318,6 +319,9 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
               s.surname, s.surname_parts, s.surname_key, s.surname_sound,
               case when f.forename is not null and s.surname is not null
                    then least(f.forename, s.surname) || ' ' || greatest(f.forename, s.surname) end as name_key,
+              case when f.forename_sound is not null and s.surname_sound is not null
+                   then least(f.forename_sound, s.surname_sound) || ' ' || greatest(f.forename_sound, s.surname_sound)
+                   end as name_sound_key,
               dob, year(dob) as birth_year,
               case upper(trim(sex)) when 'M' then 'M' when 'F' then 'F' end as sex,
               case when length(pc) >= 5 then left(pc, length(pc) - 3) || ' ' || right(pc, 3) end as postcode,
