@@ -301,7 +301,9 @@ def test_national_rates_for_the_last_year_match_the_simulator_measures(warehouse
     assert abs(on_staff - measured["assaults_on_staff_per_1000_prisoners"]) <= 0.005 + 1e-9
     assert n_self_harm * 1000 / (truth_days / 365) == pytest.approx(measured["self_harm_per_1000_prisoners"])
     assert n_assaults * 1000 / (truth_days / 365) == pytest.approx(measured["assaults_per_1000_prisoners"])
-    assert abs(individuals - truth_individuals) <= 0.02 * truth_individuals
+    # People self-harming are counted by linked person_id: a person split in two by the linkage
+    # counts twice, so within 2% (or one person, in a small world) of truth.
+    assert abs(individuals - truth_individuals) <= max(1, 0.02 * truth_individuals)
 
 
 def test_national_figures_cover_only_full_years_and_add_up(warehouse):
