@@ -80,13 +80,18 @@ def test_a_changed_file_is_loaded_again(home):
     assert [r[1] for r in _rows(home)] == ["x", "x-corrected"]
 
 
-def test_a_file_that_fails_part_way_lands_nothing_and_others_still_load(home):
+@pytest.mark.parametrize("spool_rows", [250_000, 0])  # rows in memory; on disk as Parquet
+def test_a_file_that_fails_part_way_lands_nothing_and_others_still_load(home, monkeypatch,
+                                                                       spool_rows):
+    monkeypatch.setattr(landing, "SPOOL_ROWS", spool_rows)
     _write(home, "a.txt", "BROKEN", "1,x")
     _write(home, "b.txt", "2,y")
     report = _land(home)
     failed = [f for f in report.files if f.error]
     assert [f.file for f in failed] == ["a.txt"] and "re-extract" in failed[0].error
     assert _rows(home) == [("2", "y", "b.txt")]
+    # Nothing of the spool is left behind (the failed file's Parquet is removed, not landed).
+    assert list((home.home / ".dlt").glob("spool-*")) == []
     # The failed file is tried again next time; once mended it loads.
     _write(home, "a.txt", "1,x")
     _land(home)
@@ -142,7 +147,12 @@ def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
     spool = landing._Spool(str(tmp_path))
     spool.add("t", pa.table({"a": ["1", "2", "3"]}))
     spool.add("t", pa.table({"a": ["4"], "x_new": ["n"]}))
-    out = pa.concat_tables([t for _, t in spool.drain()], promote_options="default")
+    import pyarrow.parquet as pq
+
+    parts = spool.detach()
+    assert all(isinstance(p, landing.SpooledFile) for _, p in parts)  # over the limit: on disk
+    assert [p.rows for _, p in parts] == [3, 1]
+    out = pa.concat_tables([pq.read_table(p.path) for _, p in parts], promote_options="default")
     assert out.to_pylist() == [{"a": "1", "x_new": None}, {"a": "2", "x_new": None}, {"a": "3", "x_new": None},
                                {"a": "4", "x_new": "n"}]
 
