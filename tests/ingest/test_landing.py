@@ -167,3 +167,24 @@ def test_a_new_file_hashed_while_it_is_read_is_in_the_ledger(home, monkeypatch):
     assert [(f.file, f.skipped) for f in again.files] == [("a.txt", True), ("b.txt", False)]
     _write(home, "a.txt", "1,x-corrected")
     assert _land(home).rows_landed == 1
+
+
+def test_a_spooled_file_tries_a_dictionary_only_for_repeating_columns(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(landing, "SPOOL_ROWS", 0)
+    n = 20_000
+    rows = pa.table({"court": ["C1", "C2"] * (n // 2), "name": [f"person {i}" for i in range(n)],
+                     "_file": ["a.csv"] * n, "_locator": [f"line {i + 2}" for i in range(n)]})
+    spool = landing._Spool(str(tmp_path))
+    spool.add("t", rows)
+    [(_, part)] = spool.detach()
+    assert part.rows == n and pq.read_table(part.path).equals(rows)
+    meta = pq.ParquetFile(part.path).metadata.row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    dictionary = {name: "RLE_DICTIONARY" in c.encodings or "PLAIN_DICTIONARY" in c.encodings
+                  for name, c in chunks.items()}
+    assert dictionary == {"court": True, "name": False, "_file": True, "_locator": False}
+    assert {name: c.is_stats_set for name, c in chunks.items()} == {
+        "court": False, "name": False, "_file": True, "_locator": False}

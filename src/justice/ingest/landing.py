@@ -1,5 +1,8 @@
 """Land one legacy system in the lake: read every new file (or changed database row) with the
-system's reader and hand the Arrow batches to dlt, which writes Parquet under HOME/lake/raw/.
+system's reader and hand the Arrow batches to dlt, which writes Parquet under HOME/lake/raw/. A
+big file's rows (over SPOOL_ROWS) are spooled to disk as Parquet while it is read, and that file
+is what lands: dlt imports it as it is (see _Spool and _import_file), so its rows are encoded
+once, on a thread of their own, while the file is still being parsed.
 
 Guarantees:
 - Nothing is lost: each source row lands in its raw table or in `<system>__rejects` with a rule
@@ -9,7 +12,8 @@ Guarantees:
   sources keep a modify-timestamp cursor per table instead.
 - A bad file does not half-load: a file is read completely (spooled to disk if large) before any
   of it is handed on; a file that fails is reported in `<system>__load_errors`, left out of the
-  ledger (so it is tried again next time) and every other file still loads.
+  ledger (so it is tried again next time), its spooled Parquet is deleted, and every other file
+  still loads.
 - A killed run leaves no partial data visible: dlt finishes or discards the pending package on the
   next run, and the warehouse's raw views read only files of completed loads.
 
