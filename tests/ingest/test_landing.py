@@ -133,11 +133,14 @@ def test_a_run_killed_mid_load_ends_as_a_clean_run_would(home, tmp_path):
     # Nothing of the killed run is visible...
     engine_for(home).refresh_raw_views([])
     assert lake.raw_tables(home) == [] or _rows(home) == []
+    assert list((home.home / ".dlt").glob("spool-lines-*")), "the killed run left no spool folder"
     # ...and a re-run (the slow file mended) ends exactly as a clean run would.
     _write(home, "f5.txt", "5,v5")
     proc = _run_script(home, env)
     assert proc.wait(timeout=120) == 0
     assert _rows(home) == [(str(i), f"v{i}", f"f{i}.txt") for i in range(6)]
+    # The killed run's spool folder is removed by the next run (and the next run's own when done).
+    assert list((home.home / ".dlt").glob("spool-*")) == []
 
 
 def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
