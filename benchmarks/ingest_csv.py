@@ -9,6 +9,10 @@ batch written to one Parquet file with pyarrow's ParquetWriter and (2) DuckDB's
 (3) `land_system`, the whole landing `justice ingest` does (hash for the ledger, spool, dlt
 writing Parquet to the lake). The target is a landing/DuckDB ratio of at most 1.5, in bounded
 memory.
+
+Each timing gives wall seconds, CPU seconds (this process's, all its threads: DuckDB's and
+pyarrow's included) and the 1-minute load average, as the machine may be shared: CPU seconds
+say what work was done whatever the load, wall seconds what it took under it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used by this process (every thread) and its finished children so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def peak_rss_gb() -> float:
@@ -98,19 +112,19 @@ def main() -> None:
     print(f"ours:   {ours:6.2f}s  {n_rows:,} rows + {n_rejects:,} rejects  "
           f"({(n_rows + n_rejects) / ours:,.0f} rows/s, peak {peak_rss_gb():.2f} GB)")
 
-    def duckdb_read() -> float:
+    def duckdb_read() -> tuple[float, float]:
         # DuckDB reads the file as UTF-8 (it has no cp1252, and its latin-1 refuses the file);
         # the few non-ASCII bytes do not change its timing.
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
         con.execute(f"COPY (SELECT * FROM read_csv('{big}', all_varchar=true)) "
                     f"TO '{out / 'duckdb.parquet'}' (FORMAT parquet)")
         con.close()
-        return time.perf_counter() - t
+        return time.perf_counter() - t, cpu_seconds() - c
 
-    theirs = duckdb_read()
-    print(f"duckdb: {theirs:6.2f}s")
+    theirs, theirs_cpu = duckdb_read()
+    print(f"duckdb: {theirs:6.2f}s  CPU {theirs_cpu:.2f}s  {load()}")
     print(f"rows {rows:,}  reader {ours:.2f}s  duckdb {theirs:.2f}s  ratio {ours / theirs:.2f}")
 
     # The whole landing, as `justice ingest` does it: ledger hash, spool, dlt to the lake.
@@ -121,30 +135,34 @@ def main() -> None:
     from justice.ingest.landing import land_system
     from justice.settings import Settings
 
-    def landing() -> tuple[float, int]:
+    def landing() -> tuple[float, float, int]:
         home = out / "home"
         shutil.rmtree(home, ignore_errors=True)
         (home / "legacy" / "magistrates").mkdir(parents=True)
         os.link(big, home / "legacy" / "magistrates" / "libra_20250101.csv")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         report = land_system(spec, Settings(home=home))
-        return time.perf_counter() - t, report.rows_read
+        return time.perf_counter() - t, cpu_seconds() - c, report.rows_read
 
     # On a shared machine one timing says little: DuckDB and the landing take turns, and the
     # fastest of each (the run least slowed by others) is compared.
-    duck_times, land_times = [theirs], []
+    duck_times, land_times, duck_cpu, land_cpu = [theirs], [], [theirs_cpu], []
     for i in range(args.repeat):
-        took, read = landing()
+        took, used, read = landing()
         land_times.append(took)
-        print(f"landing (reader + dlt to the lake): {took:6.2f}s  {read:,} rows read, "
-              f"peak {peak_rss_gb():.2f} GB")
+        land_cpu.append(used)
+        print(f"landing (reader + dlt to the lake): {took:6.2f}s  CPU {used:.2f}s  {read:,} rows "
+              f"read, peak {peak_rss_gb():.2f} GB  {load()}")
         if i + 1 < args.repeat:
-            duck_times.append(duckdb_read())
-            print(f"duckdb: {duck_times[-1]:6.2f}s")
+            took, used = duckdb_read()
+            duck_times.append(took)
+            duck_cpu.append(used)
+            print(f"duckdb: {took:6.2f}s  CPU {used:.2f}s  {load()}")
     best_land, best_duck = min(land_times), min(duck_times)
     print(f"rows {rows:,}  landing {best_land:.2f}s  duckdb {best_duck:.2f}s  (best of "
           f"{len(land_times)} and {len(duck_times)})  ratio {best_land / best_duck:.2f}  "
-          f"peak {peak_rss_gb():.2f} GB")
+          f"CPU {min(land_cpu):.2f}s against {min(duck_cpu):.2f}s  peak {peak_rss_gb():.2f} GB  "
+          f"{load()}")
 
 
 if __name__ == "__main__":

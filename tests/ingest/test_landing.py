@@ -80,13 +80,18 @@ def test_a_changed_file_is_loaded_again(home):
     assert [r[1] for r in _rows(home)] == ["x", "x-corrected"]
 
 
-def test_a_file_that_fails_part_way_lands_nothing_and_others_still_load(home):
+@pytest.mark.parametrize("spool_rows", [250_000, 0])  # rows in memory; on disk as Parquet
+def test_a_file_that_fails_part_way_lands_nothing_and_others_still_load(home, monkeypatch,
+                                                                       spool_rows):
+    monkeypatch.setattr(landing, "SPOOL_ROWS", spool_rows)
     _write(home, "a.txt", "BROKEN", "1,x")
     _write(home, "b.txt", "2,y")
     report = _land(home)
     failed = [f for f in report.files if f.error]
     assert [f.file for f in failed] == ["a.txt"] and "re-extract" in failed[0].error
     assert _rows(home) == [("2", "y", "b.txt")]
+    # Nothing of the spool is left behind (the failed file's Parquet is removed, not landed).
+    assert list((home.home / ".dlt").glob("spool-*")) == []
     # The failed file is tried again next time; once mended it loads.
     _write(home, "a.txt", "1,x")
     _land(home)
@@ -128,11 +133,14 @@ def test_a_run_killed_mid_load_ends_as_a_clean_run_would(home, tmp_path):
     # Nothing of the killed run is visible...
     engine_for(home).refresh_raw_views([])
     assert lake.raw_tables(home) == [] or _rows(home) == []
+    assert list((home.home / ".dlt").glob("spool-lines-*")), "the killed run left no spool folder"
     # ...and a re-run (the slow file mended) ends exactly as a clean run would.
     _write(home, "f5.txt", "5,v5")
     proc = _run_script(home, env)
     assert proc.wait(timeout=120) == 0
     assert _rows(home) == [(str(i), f"v{i}", f"f{i}.txt") for i in range(6)]
+    # The killed run's spool folder is removed by the next run (and the next run's own when done).
+    assert list((home.home / ".dlt").glob("spool-*")) == []
 
 
 def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
@@ -142,7 +150,12 @@ def test_the_spool_keeps_columns_that_appear_part_way(tmp_path, monkeypatch):
     spool = landing._Spool(str(tmp_path))
     spool.add("t", pa.table({"a": ["1", "2", "3"]}))
     spool.add("t", pa.table({"a": ["4"], "x_new": ["n"]}))
-    out = pa.concat_tables([t for _, t in spool.drain()], promote_options="default")
+    import pyarrow.parquet as pq
+
+    parts = spool.detach()
+    assert all(isinstance(p, landing.SpooledFile) for _, p in parts)  # over the limit: on disk
+    assert [p.rows for _, p in parts] == [3, 1]
+    out = pa.concat_tables([pq.read_table(p.path) for _, p in parts], promote_options="default")
     assert out.to_pylist() == [{"a": "1", "x_new": None}, {"a": "2", "x_new": None}, {"a": "3", "x_new": None},
                                {"a": "4", "x_new": "n"}]
 
@@ -157,3 +170,24 @@ def test_a_new_file_hashed_while_it_is_read_is_in_the_ledger(home, monkeypatch):
     assert [(f.file, f.skipped) for f in again.files] == [("a.txt", True), ("b.txt", False)]
     _write(home, "a.txt", "1,x-corrected")
     assert _land(home).rows_landed == 1
+
+
+def test_a_spooled_file_tries_a_dictionary_only_for_repeating_columns(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(landing, "SPOOL_ROWS", 0)
+    n = 20_000
+    rows = pa.table({"court": ["C1", "C2"] * (n // 2), "name": [f"person {i}" for i in range(n)],
+                     "_file": ["a.csv"] * n, "_locator": [f"line {i + 2}" for i in range(n)]})
+    spool = landing._Spool(str(tmp_path))
+    spool.add("t", rows)
+    [(_, part)] = spool.detach()
+    assert part.rows == n and pq.read_table(part.path).equals(rows)
+    meta = pq.ParquetFile(part.path).metadata.row_group(0)
+    chunks = {meta.column(i).path_in_schema: meta.column(i) for i in range(meta.num_columns)}
+    dictionary = {name: "RLE_DICTIONARY" in c.encodings or "PLAIN_DICTIONARY" in c.encodings
+                  for name, c in chunks.items()}
+    assert dictionary == {"court": True, "name": False, "_file": True, "_locator": False}
+    assert {name: c.is_stats_set for name, c in chunks.items()} == {
+        "court": False, "name": False, "_file": True, "_locator": False}

@@ -92,6 +92,47 @@ def test_files_read_by_workers_land_as_files_read_in_turn(tmp_path, monkeypatch,
         ("d.csv", True, False)]
 
 
+def _data_files(home: Settings, table: str) -> list:
+    return sorted((home.home / "lake" / "raw" / table).glob("*.parquet"))
+
+
+def test_a_file_spooled_to_disk_lands_as_one_kept_in_memory_and_is_not_encoded_again(
+        tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    homes = {}
+    for spool_rows in (250_000, 0):  # every file in memory; every file spooled as Parquet
+        monkeypatch.setattr(landing, "SPOOL_ROWS", spool_rows)
+        home = homes[spool_rows] = _home(tmp_path, f"spool{spool_rows}", 1)
+        (home.legacy_dir / "fines" / "d.csv").rename(tmp_path / f"d{spool_rows}.csv")
+        reports = [landing.land_system(SPEC, home)]
+        if spool_rows == 0:
+            # The first load's files are the spooled Parquet files themselves, taken by dlt as
+            # they are: only the lineage columns have statistics (dlt's writer gives every
+            # column statistics).
+            for table in FINES_TABLES:
+                for path in _data_files(home, table):
+                    meta = pq.ParquetFile(path).metadata
+                    stats = {meta.schema.column(i).name: meta.row_group(0).column(i).is_stats_set
+                             for i in range(meta.num_columns)}
+                    assert stats["_file"] and not stats["_locator"], (table, stats)
+        # A file with a column the earlier load did not have, then one without it.
+        (tmp_path / f"d{spool_rows}.csv").rename(home.legacy_dir / "fines" / "d.csv")
+        reports.append(landing.land_system(SPEC, home))
+        (home.legacy_dir / "fines" / "e.csv").write_text("Account,Amount\n12,8\n13,9,x\n")
+        reports.append(landing.land_system(SPEC, home))
+        homes[spool_rows] = (home, [_summary(r) for r in reports])
+    (memory, memory_reports), (disk, disk_reports) = homes[250_000], homes[0]
+    assert disk_reports == memory_reports
+    assert disk_reports[2] == [("a.csv", 0, 0, [], False, True), ("b.csv", 0, 0, [], False, True),
+                               ("c.csv", 0, 0, [], True, False), ("d.csv", 0, 0, [], False, True),
+                               ("e.csv", 1, 1, [], False, False)]
+    assert _lake(disk, FINES_TABLES) == _lake(memory, FINES_TABLES)
+    payments = _lake(disk, FINES_TABLES)["fines__payments"]
+    assert len(payments) == 1 + 10 and "x_note" in payments[0]
+    assert list((disk.home / ".dlt").glob("spool-*")) == []
+
+
 DB_SPEC = {"system": "gaol", "format": "database", "url": "sqlite:///{legacy}/gaol/gaol.sqlite",
            "cursor": "modified_timestamp", "tables": [
                {"name": "inmates", "source": "INMATES", "record_key": ["inmate_id"],

@@ -1,5 +1,8 @@
 """Land one legacy system in the lake: read every new file (or changed database row) with the
-system's reader and hand the Arrow batches to dlt, which writes Parquet under HOME/lake/raw/.
+system's reader and hand the Arrow batches to dlt, which writes Parquet under HOME/lake/raw/. A
+big file's rows (over SPOOL_ROWS) are spooled to disk as Parquet while it is read, and that file
+is what lands: dlt imports it as it is (see _Spool and _import_file), so its rows are encoded
+once, on a thread of their own, while the file is still being parsed.
 
 Guarantees:
 - Nothing is lost: each source row lands in its raw table or in `<system>__rejects` with a rule
@@ -9,7 +12,8 @@ Guarantees:
   sources keep a modify-timestamp cursor per table instead.
 - A bad file does not half-load: a file is read completely (spooled to disk if large) before any
   of it is handed on; a file that fails is reported in `<system>__load_errors`, left out of the
-  ledger (so it is tried again next time) and every other file still loads.
+  ledger (so it is tried again next time), its spooled Parquet is deleted, and every other file
+  still loads.
 - A killed run leaves no partial data visible: dlt finishes or discards the pending package on the
   next run, and the warehouse's raw views read only files of completed loads.
 
@@ -30,6 +34,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,10 +44,11 @@ from pathlib import Path
 from typing import Self
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from justice.errors import JusticeError, SourceError
 from justice.settings import Settings
-from justice.sources.reading import REJECT_SCHEMA, Batch, Lineage
+from justice.sources.reading import LINEAGE_COLUMNS, REJECT_SCHEMA, Batch, Lineage
 from justice.sources.spec import SourceSpec
 
 READER_MODULES = {
@@ -54,6 +60,14 @@ READER_MODULES = {
 }
 FLUSH_ROWS = 100_000  # completed files' rows handed to dlt together
 SPOOL_ROWS = 250_000  # above this a file's rows wait on disk, not in memory, until it has been read
+WRITES_AHEAD = 2
+"""Batches of a spooled file waiting for the thread that writes them to Parquet, at most."""
+PARQUET_OPTIONS = {"version": "2.4", "compression": "snappy"}
+"""How a spooled file's Parquet is written: as dlt writes the rows it is handed (its defaults),
+except for dictionaries and statistics (see _parquet_options)."""
+DICTIONARY_SAMPLE = 10_000
+"""Rows of a spooled file's first batch whose distinct values decide which columns are written
+with a dictionary: those with at most one distinct value in ten."""
 # Processes reading a system's files (or a SQLite database's tables) at once come from
 # Settings.ingest_workers (JUSTICE_INGEST_WORKERS): the files are independent and reading them is
 # CPU-bound, and the landing process hands their rows to dlt in file order. Workers are spawned,
@@ -145,36 +159,90 @@ def source_files(spec: SourceSpec, folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(spec.files or "") if p.is_file())
 
 
+@dataclass(frozen=True)
+class SpooledFile:
+    """One table's rows of a file spooled to disk as a finished Parquet file: landed as it is
+    (dlt imports the file), not read back and encoded again."""
+
+    path: str
+    rows: int
+    schema: pa.Schema
+
+
+class _Segment:
+    """One Parquet file of a spool: rows of one table, with one schema."""
+
+    def __init__(self, path: str, schema: pa.Schema) -> None:
+        self.path, self.schema, self.rows = path, schema, 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        table = _unify(self.schema, table).select(self.schema.names).cast(self.schema)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, self.schema, **_parquet_options(table))
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _parquet_options(first: pa.Table) -> dict:
+    """Parquet options for a spooled file whose first batch is `first`. A dictionary is tried
+    only for columns that repeat values (in a sample of the first rows): for one that does not
+    (names, locators) the writer hashes every value before giving up on it. Statistics (min and
+    max) are kept for the lineage columns, which say what load and file a file holds; nothing
+    reads the raw text columns' (staging reads every raw row), and computing them is about a
+    fifth of the writing. Measured on a 1,000,000-row CSV: 0.73 CPU seconds to write against
+    1.22 with dlt's options, the file 6% bigger."""
+    import pyarrow.compute as pc
+
+    sample = first.slice(0, DICTIONARY_SAMPLE)
+    repeating = [c for c in sample.column_names
+                 if pc.count_distinct(sample[c]).as_py() <= max(1, sample.num_rows // 10)]
+    lineage = [c for c in LINEAGE_COLUMNS if c != "_locator" and c in first.column_names]
+    return {**PARQUET_OPTIONS, "use_dictionary": repeating, "write_statistics": lineage}
+
+
 class _Spool:
     """A file's batches, kept in memory while small and on disk once large, until it is done.
 
-    The disk copy is Arrow IPC, not Parquet: it is read back once, right away, so the cheapest
-    format to write and read wins. A table whose columns grow part-way (a new source column)
-    starts a new segment with the wider schema, so nothing is dropped.
+    On disk a table's rows are written as the Parquet file that lands (see SpooledFile), by a
+    thread of its own, so that encoding a big file's Parquet runs while the file is still being
+    read and parsed (pyarrow's writer lets other threads run). At most WRITES_AHEAD batches wait
+    for that thread, so memory stays bounded. A table whose columns grow part-way (a new source
+    column) starts a new file with the wider schema, so nothing is dropped.
     """
 
     def __init__(self, tmpdir: str, limit: int | None = None) -> None:
         self.tmpdir = tmpdir
         self.limit = SPOOL_ROWS if limit is None else limit
         self.tables: dict[str, list[pa.Table]] = {}
-        self.segments: dict[str, list[tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]]] = {}
+        self.segments: dict[str, list[_Segment]] = {}
         self.rows = 0
         self.n_files = 0
         # Unique across the worker processes that share the folder.
         self.prefix = f"{os.getpid()}-{next(_SPOOL_IDS)}"
+        self._writer: ThreadPoolExecutor | None = None
+        self._writes: deque[Future] = deque()
 
-    def _segment(self, name: str, schema: pa.Schema) -> tuple[pa.ipc.RecordBatchStreamWriter, str, pa.Schema]:
-        path = os.path.join(self.tmpdir, f"{self.prefix}-{self.n_files}.arrows")
+    def _segment(self, name: str, schema: pa.Schema) -> _Segment:
+        seg = _Segment(os.path.join(self.tmpdir, f"{self.prefix}-{self.n_files}.parquet"), schema)
         self.n_files += 1
-        seg = (pa.ipc.new_stream(path, schema), path, schema)
         self.segments.setdefault(name, []).append(seg)
         return seg
 
     def _write(self, name: str, table: pa.Table) -> None:
-        writer, _, schema = self.segments[name][-1]
-        if not set(table.column_names) <= set(schema.names):
-            writer, _, schema = self._segment(name, pa.unify_schemas([schema, table.schema]))
-        writer.write_table(_unify(schema, table).select(schema.names).cast(schema))
+        seg = self.segments[name][-1]
+        if not set(table.column_names) <= set(seg.schema.names):
+            seg = self._segment(name, pa.unify_schemas([seg.schema, table.schema]))
+        seg.rows += table.num_rows
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="justice-spool")
+        while len(self._writes) >= WRITES_AHEAD:
+            self._writes.popleft().result()
+        self._writes.append(self._writer.submit(seg.write, table))
 
     def add(self, name: str, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -191,35 +259,59 @@ class _Spool:
                     self._write(key, part)
             self.tables.clear()
 
-    def detach(self) -> list[tuple[str, pa.Table | str]]:
-        """The spooled parts in the order they are to be handed on: each table's rows, or the
-        path of an Arrow IPC file holding them (closed; `parts` reads and removes it). Picklable,
-        so a worker process can hand a file's rows to the landing process."""
-        out: list[tuple[str, pa.Table | str]] = []
+    def _finish(self) -> BaseException | None:
+        """Wait for the writing thread and close every file; the first error met, if any."""
+        error = None
+        while self._writes:
+            try:
+                self._writes.popleft().result()
+            except BaseException as exc:  # noqa: BLE001 - kept, closed below, then raised
+                error = error or exc
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        for segments in self.segments.values():
+            for seg in segments:
+                try:
+                    seg.close()
+                except BaseException as exc:  # noqa: BLE001
+                    error = error or exc
+        return error
+
+    def detach(self) -> list[tuple[str, pa.Table | SpooledFile]]:
+        """The spooled parts in the order they are to be handed on: each table's rows in memory,
+        or a finished Parquet file of them. Picklable, so a worker process can hand a file's
+        rows to the landing process."""
+        error = self._finish()
+        out: list[tuple[str, pa.Table | SpooledFile]] = []
         for name, parts in self.tables.items():
             out.extend((name, part) for part in parts)
         for name, segments in self.segments.items():
-            for writer, path, _ in segments:
-                writer.close()
-                out.append((name, path))
+            out.extend((name, SpooledFile(seg.path, seg.rows, seg.schema)) for seg in segments)
         self.tables.clear()
         self.segments.clear()
+        if error is not None:
+            discard(out)
+            raise error
         return out
 
-    def drain(self) -> Iterator[tuple[str, pa.Table]]:
-        yield from parts(self.detach())
+    def discard(self) -> None:
+        """Drop everything spooled (nothing of a failed file lands), files included."""
+        self._finish()
+        paths = [seg.path for segments in self.segments.values() for seg in segments]
+        self.tables.clear()
+        self.segments.clear()
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
 
 
-def parts(detached: list[tuple[str, pa.Table | str]]) -> Iterator[tuple[str, pa.Table]]:
-    """A detached spool's rows as (table name, rows), its disk files removed once read."""
-    for name, part in detached:
-        if isinstance(part, pa.Table):
-            yield name, part
-            continue
-        with pa.memory_map(part) as source:
-            for batch in pa.ipc.open_stream(source):
-                yield name, pa.Table.from_batches([batch])
-        os.remove(part)
+def discard(detached: list[tuple[str, pa.Table | SpooledFile]]) -> None:
+    """Drop a detached spool's parts, removing its files."""
+    for _, part in detached:
+        if isinstance(part, SpooledFile):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(part.path)
 
 
 def _unify(schema: pa.Schema, table: pa.Table) -> pa.Table:
@@ -259,7 +351,7 @@ class _FileRead:
     result: FileResult
     digest: str | None = None
     cursor: str | None = None
-    parts: list[tuple[str, pa.Table | str]] = field(default_factory=list)
+    parts: list[tuple[str, pa.Table | SpooledFile]] = field(default_factory=list)
 
 
 def _read_whole(spec: SourceSpec, location: str, relative: str, lineage: Lineage,
@@ -288,9 +380,11 @@ def _read_whole(spec: SourceSpec, location: str, relative: str, lineage: Lineage
         except JusticeError as exc:
             done.result.error = str(exc)
             done.result.rows_landed = done.result.rows_rejected = 0
-            for _ in spool.drain():  # discard: nothing of a failed file lands
-                pass
+            spool.discard()  # nothing of a failed file lands
             return done
+        except BaseException:
+            spool.discard()
+            raise
         if hashing is not None:
             done.digest = hashing.result()
     done.parts = spool.detach()
@@ -409,8 +503,7 @@ def _read_database_by_table(spec: SourceSpec, url: str, relative: str, lineage: 
         reads = list(_in_order(pool, calls, len(calls)))
     if any(r.result.error for r in reads):
         for r in reads:
-            for _ in parts(r.parts):  # discard
-                pass
+            discard(r.parts)
         return _read_whole(spec, url, relative, lineage, None, cursor, tmpdir, SPOOL_ROWS)
     for table, r in zip(spec.tables, reads, strict=True):
         done.result.rows_landed += r.result.rows_landed
@@ -469,6 +562,7 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
     report = LoadReport(system=spec.system, load_id=load_id, started_at=now.isoformat(timespec="seconds"))
     lineage = Lineage(load_id=load_id, extracted_at=report.started_at)
     folder = settings.legacy_dir / spec.system
+    pipelines_dir = settings.home / ".dlt"
 
     if spec.format == "database":
         url = (spec.url or "").replace("{legacy}", str(settings.legacy_dir.resolve()))
@@ -483,9 +577,21 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
     pending: dict[str, list[pa.Table]] = {}
     pending_rows = [0]
 
+    # Each table's rows go to hints of their own (a table variant, made with its first item), so
+    # that a spooled file's import (which names its table in the resource's own hints) leaves
+    # the other tables' items where they belong.
+    variants: set[str] = set()
+
+    def to_table(item: pa.Table, name: str):
+        if name in variants:
+            return dlt.mark.with_table_name(item, name)
+        variants.add(name)
+        return dlt.mark.with_hints(item, dlt.mark.make_hints(table_name=name),
+                                   create_table_variant=True)
+
     def flush() -> Iterator:
         for name, parts in pending.items():
-            yield dlt.mark.with_table_name(pa.concat_tables(parts, promote_options="default"), name)
+            yield to_table(pa.concat_tables(parts, promote_options="default"), name)
         pending.clear()
         pending_rows[0] = 0
 
@@ -493,7 +599,12 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
         state = dlt.current.resource_state()
         ledger = state.setdefault("files", {})
         cursors = state.setdefault("cursors", {})
-        with tempfile.TemporaryDirectory(prefix=f"justice-{spec.system}-") as tmpdir:
+        # Beside dlt's own files, so that dlt takes a spooled Parquet file by a hard link (and
+        # not in /tmp, which may be memory); a folder left by a killed run is removed first.
+        pipelines_dir.mkdir(parents=True, exist_ok=True)
+        for stale in pipelines_dir.glob(f"spool-{spec.system}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix=f"spool-{spec.system}-", dir=pipelines_dir) as tmpdir:
             reads = _read_all(spec, locations, lineage, ledger, cursors, tmpdir,
                               settings.ingest_workers, workers)
             for i, done in enumerate(reads):
@@ -503,9 +614,12 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
                 if result.skipped or result.error:
                     continue
                 # The file was read whole without error: its rows may now go on, in batches.
-                for name, table in parts(done.parts):
-                    pending.setdefault(name, []).append(table)
-                    pending_rows[0] += table.num_rows
+                for name, part in done.parts:
+                    if isinstance(part, SpooledFile):
+                        yield _import_file(name, part)
+                        continue
+                    pending.setdefault(name, []).append(part)
+                    pending_rows[0] += part.num_rows
                     if pending_rows[0] >= FLUSH_ROWS:
                         yield from flush()
                 if done.digest:
@@ -516,16 +630,16 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
             yield from flush()
             progress(spec.system, len(locations), len(locations))
         report.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        yield dlt.mark.with_table_name(_report_table(report), f"{spec.system}__loads")
+        yield to_table(_report_table(report), f"{spec.system}__loads")
         errors = report.errors
         if errors:
-            yield dlt.mark.with_table_name(pa.table({
+            yield to_table(pa.table({
                 "load_id": [load_id] * len(errors), "file": [f.file for f in errors],
                 "error": [f.error for f in errors]}), f"{spec.system}__load_errors")
 
     pipeline = dlt.pipeline(
         pipeline_name=f"justice_{spec.system}",
-        pipelines_dir=str(settings.home / ".dlt"),
+        pipelines_dir=str(pipelines_dir),
         destination=filesystem(bucket_url=str((settings.home / "lake").resolve()),
                                layout="{table_name}/{load_id}.{file_id}.{ext}"),
         dataset_name="raw",
@@ -535,6 +649,21 @@ def land_system(spec: SourceSpec, settings: Settings, *, progress: Progress = la
                             file_format="parquet")
     pipeline.run(dlt.source(lambda: resource, name=spec.system)(), loader_file_format="parquet")
     return report
+
+
+def _import_file(name: str, part: SpooledFile):
+    """The item that has dlt take a spooled Parquet file into table `name` as it is: the table's
+    columns come from the file's Arrow schema (an empty table of it), its name from the hints.
+    (`dlt.mark.with_file_import` takes either hints or a schema table, not both; the hints set
+    the resource's table name, which every other item overrides with its own.)"""
+    import dlt
+    from dlt.common.metrics import DataWriterMetrics
+    from dlt.extract.extractors import ImportFileMeta
+    from dlt.extract.items import DataItemWithMeta
+
+    meta = ImportFileMeta(part.path, DataWriterMetrics(part.path, part.rows, 0, 0, 0), "parquet",
+                          dlt.mark.make_hints(table_name=name), False)
+    return DataItemWithMeta(meta, part.schema.empty_table())
 
 
 def _report_table(report: LoadReport) -> pa.Table:
