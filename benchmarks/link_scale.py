@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None)
     parser.add_argument("--persons", type=int, default=440_000)
     parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--full-only", action="store_true",
+                        help="only the full run with a new model (and its accuracy when there is an answer key)")
     parser.add_argument("--score-only", action="store_true",
                         help="only the one-record latency, against --home's index as it is (no link run: "
                              "the home is opened read-only)")
@@ -106,6 +108,9 @@ def main() -> None:
         pw = q["pairwise"]
         print(f"  pairwise precision {pw['precision']:.4f} recall {pw['recall']:.4f} F1 {pw['f1']:.4f}; "
               f"B-cubed F1 {q['clusters']['bcubed_f1']:.4f}", flush=True)
+
+    if args.full_only:
+        return
 
     t = time.perf_counter()
     again = link(settings)
