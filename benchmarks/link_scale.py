@@ -4,6 +4,7 @@ Run: .venv/bin/python benchmarks/link_scale.py --home DIR         (a home after 
                                                                     simulate + ingest)
  or: .venv/bin/python benchmarks/link_scale.py --persons 440000  (simulates and ingests first, in
                                                                     a temp dir: ~1,000,000 records)
+    (--full-only: the full run and its accuracy only; --score-only: the one-record latency only)
 Prints: records; seconds to standardise, train, predict and cluster (a full run with a new model);
 peak memory; pairwise F1 against the answer key; an incremental run after 1% of records change;
 and the latency of scoring one new record against the index (median and 95th centile over
