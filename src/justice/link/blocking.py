@@ -115,6 +115,16 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
         key, present = key_sql(i, exprs, "l")
         parts.append(f"select {i}::utinyint as rule, {key} as key, l.record_no from {records} l where {present}")
     con.execute(f"create or replace temp table _link_rule_keys as {' union all '.join(parts)}")
+    if bound is not None:
+        # The bound's columns once per record, term frequencies joined on (not once per pair):
+        # only the columns the bound reads (not a costly level's lists of names, say).
+        used = [c for c in bound[1] if re.search(rf"\b{c}_[lr]\b", bound[0])]
+        bound_cols = used + [f"tf_{c}" for c in bound[2]]
+        con.execute(f"""
+            create or replace temp table _link_bound_records as
+            select l.record_no{"".join(f", l.{c}" for c in used)}{"".join(f", t_{c}.tf_{c}" for c in bound[2])}
+            from {records} l
+            {"".join(f" left join {tf_schema}.tf_{c} t_{c} on t_{c}.{c} = l.{c}" for c in bound[2])}""")
     try:
         # record_no follows unique_id order, so l.record_no < r.record_no is Splink's
         # l.unique_id < r.unique_id.
@@ -135,15 +145,15 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
                   on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no
                 group by all),
             c as (
-                select p.rule, l.unique_id as unique_id_l, r.unique_id as unique_id_r,
-                       {", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in bound[1])}
-                       {"".join(f", tl_{c}.tf_{c} as tf_{c}_l, tr_{c}.tf_{c} as tf_{c}_r" for c in bound[2])}
-                from p join {records} l on l.record_no = p.l join {records} r on r.record_no = p.r
-                {"".join(f" left join {tf_schema}.tf_{c} tl_{c} on tl_{c}.{c} = l.{c}"
-                         f" left join {tf_schema}.tf_{c} tr_{c} on tr_{c}.{c} = r.{c}" for c in bound[2])})
-            select rule::varchar as match_key, unique_id_l as join_key_l, unique_id_r as join_key_r
-            from c where {bound[0]} >= {float(keep)!r} - 1e-9
+                select p.l, p.r, p.rule,
+                       {", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in bound_cols)}
+                from p join _link_bound_records l on l.record_no = p.l
+                join _link_bound_records r on r.record_no = p.r),
+            kept as (select l, r, rule from c where {bound[0]} >= {float(keep)!r} - 1e-9)
+            select kept.rule::varchar as match_key, l.unique_id as join_key_l, r.unique_id as join_key_r
+            from kept join {records} l on l.record_no = kept.l join {records} r on r.record_no = kept.r
         """)
     finally:
         con.execute("drop table if exists _link_rule_keys")
+        con.execute("drop table if exists _link_bound_records")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]

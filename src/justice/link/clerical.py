@@ -53,7 +53,7 @@ def record_decision(settings: Settings, a: str, b: str, decision: str, reviewer:
         con.close()
 
 
-def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict) -> int:
+def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict, hard: str | None = None) -> int:
     """Write `linkage.clerical_review`: undecided pairs in the review band, and pairs a hard-negative rule keeps apart that the model would link; returns their count."""
     lo, hi = float(thresholds["review_low"]), float(thresholds["review_high"])
     # A hard negative is soft (a shared valid identifier lifts it, cluster.cluster): only the
@@ -64,7 +64,7 @@ def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: 
                                   where a.unique_id = h.unique_id_l and b.unique_id = h.unique_id_r)""")
     con.execute(f"""
         create or replace table linkage.clerical_review as
-        with hard as (select * from ({hard_negative_sql(rules.get("hard_negatives", []))}) h {apart})
+        with hard as (select * from ({f"select * from {hard}" if hard else hard_negative_sql(rules.get("hard_negatives", []))}) h {apart})
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
                coalesce(hard.rule, 'match weight in the review band') as reason,
                case when hard.rule is not null then 'kept apart'

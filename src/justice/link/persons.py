@@ -84,24 +84,26 @@ def hard_negative_sql(rules: list[dict]) -> str:
     return " union all ".join(parts)
 
 
-def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict) -> dict:
+def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict, hard: str | None = None) -> dict:
     """Cluster linkage.records by linkage.pairs at `threshold` (plus system aliases and clerical
     decisions), under the constraints of `rules` (see `constraints`), without writing anything.
     Returns the nodes' unique ids (sorted), their cluster labels and the edges used.
 
     A pair a hard-negative rule matches is not an edge and may not share a cluster, unless a
-    reviewer decided it is a match."""
+    reviewer decided it is a match. `hard` names a table already holding the hard-negative pairs
+    (`hard_negative_sql`), when the caller needs them again (run.py: the review queue)."""
     never_link = rules.get("never_link", [])
     nodes = con.sql("select unique_id from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
     con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
     # The hard negatives once (both queries below read them).
-    con.execute(f"create or replace temp table _link_hard as {hard_negative_sql(rules.get('hard_negatives', []))}")
+    if hard is None:
+        con.execute(f"create or replace temp table _link_hard as {hard_negative_sql(rules.get('hard_negatives', []))}")
     try:
         edges = con.sql(f"""
             with decided as (select * from linkage.clerical_decisions),
-            hard as (select * from _link_hard),
+            hard as (select * from {hard or "_link_hard"}),
             model as (
                 select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
                 where match_weight >= {float(threshold)}
@@ -119,19 +121,20 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
         """).fetchnumpy()
-        cannot = con.sql("""
+        cannot = con.sql(f"""
             with pairs as (
                 select unique_id_l, unique_id_r, false as soft from linkage.clerical_decisions
                 where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r, true from _link_hard h
+                select unique_id_l, unique_id_r, true from {hard or "_link_hard"} h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
                                   and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
             select a.node, b.node, d.soft from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
-        con.execute("drop table if exists _link_hard")
+        if hard is None:
+            con.execute("drop table if exists _link_hard")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
     basis = np.asarray(edges["basis"], dtype=object)
@@ -187,13 +190,14 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
 
 
 def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
-                       rules: dict) -> tuple[int, int]:
+                       rules: dict, hard: str | None = None) -> tuple[int, int]:
     """Cluster the records at `threshold` and write `linkage.person_links` with stable person ids and this run's `linkage.person_id_changes`; returns (links, persons)."""
-    c = cluster_labels(con, threshold, rules)
+    c = cluster_labels(con, threshold, rules, hard)
     uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
     n = len(uid)
     edges = {"basis": c["basis"]}
-    con.register("_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()), "node": pa.array(np.arange(n))}))
+    uid_arrow = pa.array(uid.tolist(), pa.string())
+    con.register("_nodes", pa.table({"unique_id": uid_arrow, "node": pa.array(np.arange(n))}))
     previous = np.full(n, None, dtype=object)
     next_serial = 1
     if table_exists(con, "linkage", "person_links"):
@@ -215,32 +219,34 @@ def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
     ev_w = np.concatenate([weight[kept], weight[kept]])
     ev_basis = np.concatenate([edges["basis"][kept], edges["basis"][kept]]).astype(object)
     con.register("_labels", pa.table({"node": pa.array(np.arange(n)), "cluster": pa.array(labels),
-                                      "person_id": pa.array(ids.tolist(), pa.string())}))
+                                      "person_id": pa.array(ids.tolist(), pa.string()), "unique_id": uid_arrow}))
     con.register("_evidence", pa.table({"node": pa.array(ev_node), "weight": pa.array(ev_w),
                                         "basis": pa.array(ev_basis.tolist(), pa.string())}))
     con.execute("""
         create or replace table linkage.person_links as
-        with ev as (
+        with base as materialized (
+            -- each record's cluster: the one join with the records, on the unique id
+            select r.system, r.record_id, r.unique_id, l.node, l.cluster, l.person_id
+            from linkage.records r join _labels l using (unique_id)),
+        ev as (
             select node, count(*) as links,
                    max(weight) filter (where isfinite(weight)) as best_match_weight,
                    list(distinct basis order by basis) as bases
             from _evidence group by node),
         per_cluster as (
-            select l.cluster, count(*) as cluster_size,
-                   list(distinct r.system order by r.system) as cluster_systems
-            from _labels l join _nodes n using (node) join linkage.records r using (unique_id)
-            group by l.cluster),
+            select cluster, count(*) as cluster_size,
+                   list(distinct system order by system) as cluster_systems
+            from base group by cluster),
         weakest as (
             select l.cluster, min(e.weight) filter (where isfinite(e.weight)) as weakest_link_weight
             from _evidence e join _labels l using (node) group by l.cluster)
-        select r.system, r.record_id, r.unique_id, l.person_id,
+        select b.system, b.record_id, b.unique_id, b.person_id,
                c.cluster_size, c.cluster_systems,
                coalesce(ev.links, 0) as links,
                ev.best_match_weight, w.weakest_link_weight,
                case when ev.bases is null then 'unlinked' else array_to_string(ev.bases, ', ') end as linked_by
-        from linkage.records r join _nodes n using (unique_id) join _labels l using (node)
-        join per_cluster c using (cluster) left join ev using (node) left join weakest w using (cluster)
-        order by r.unique_id
+        from base b join per_cluster c using (cluster) left join ev using (node) left join weakest w using (cluster)
+        order by b.unique_id
     """)
     con.execute("""create table if not exists linkage.person_id_changes (
         run_id varchar, old_person_id varchar, new_person_id varchar, reason varchar)""")

@@ -47,7 +47,7 @@ from justice.link.blocking import all_rules_keyed, build_block_keys, build_block
 from justice.link.clerical import ensure_decisions_table, write_review_queue
 from justice.link.explain import weight_upper_bound
 from justice.link.ledger import last_run, record_run
-from justice.link.persons import constraints, write_person_links
+from justice.link.persons import constraints, hard_negative_sql, write_person_links
 from justice.link.standardise import standardise
 from justice.link.store import open_warehouse, table_exists
 from justice.settings import Settings
@@ -221,8 +221,15 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
                 """)
             else:
                 con.execute(f"create or replace table linkage.pairs as select {cols} from {predictions}")
-            links, persons = write_person_links(con, float(thresholds["match_weight"]), run_id, constraints(spec))
-            review = write_review_queue(con, thresholds, constraints(spec))
+            # The pairs a hard-negative rule keeps apart, found once: clustering and the review
+            # queue both read them.
+            rules = constraints(spec)
+            con.execute("create or replace temp table _link_hard_pairs as "
+                        + hard_negative_sql(rules.get("hard_negatives", [])))
+            links, persons = write_person_links(con, float(thresholds["match_weight"]), run_id, rules,
+                                                hard="_link_hard_pairs")
+            review = write_review_queue(con, thresholds, rules, hard="_link_hard_pairs")
+            con.execute("drop table _link_hard_pairs")
             con.execute("create or replace table linkage.index_records as "
                         "select unique_id, fingerprint from linkage.records")
             build_block_keys(con, model)

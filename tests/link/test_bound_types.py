@@ -1,0 +1,59 @@
+"""The candidate pairs' weight bound is computed in doubles (DuckDB reads a literal like 7.27 as
+a DECIMAL; a sum of decimals of different scales is wide decimal arithmetic, 40% slower over the
+25 million candidate pairs of a million records)."""
+
+import math
+
+import duckdb
+
+from justice.link.explain import weight_upper_bound
+
+
+def _model() -> dict:
+    return {
+        "probability_two_random_records_match": 1e-5,
+        "comparisons": [
+            {"output_column_name": "surname", "comparison_levels": [
+                {"sql_condition": '"surname_l" IS NULL OR "surname_r" IS NULL', "is_null_level": True},
+                {"sql_condition": '"surname_l" = "surname_r"', "m_probability": 0.9, "u_probability": 0.001,
+                 "tf_adjustment_column": "surname", "tf_adjustment_weight": 1.0},
+                {"sql_condition": "jaro_winkler_similarity(surname_l, surname_r) >= 0.9",
+                 "m_probability": 0.05, "u_probability": 0.01},
+                {"sql_condition": "ELSE", "m_probability": 0.05, "u_probability": 0.989}]},
+            {"output_column_name": "dob", "comparison_levels": [
+                {"sql_condition": '"dob_l" IS NULL OR "dob_r" IS NULL', "is_null_level": True},
+                {"sql_condition": '"dob_l" = "dob_r"', "m_probability": 0.95, "u_probability": 0.0001},
+                {"sql_condition": "ELSE", "m_probability": 0.05, "u_probability": 0.9999}]},
+        ],
+    }
+
+
+def test_bound_is_double_and_never_below_the_levels_weights():
+    expr, cols, tf_cols = weight_upper_bound(_model())
+    assert cols == ["dob", "surname"] and tf_cols == ["surname"]
+    con = duckdb.connect()
+    rows = con.execute(f"""
+        select typeof({expr}), {expr} from (values
+            ('smith', 'smith', date '1980-01-01', date '1980-01-01', 0.01, 0.01),
+            ('smith', 'smyth', date '1980-01-01', date '1981-01-01', 0.01, 0.001),
+            (null, 'smyth', null, date '1981-01-01', null, 0.001))
+        t(surname_l, surname_r, dob_l, dob_r, tf_surname_l, tf_surname_r)""").fetchall()
+    assert {r[0] for r in rows} == {"DOUBLE"}
+    prior = math.log2(1e-5 / (1 - 1e-5))
+    exact_sur = math.log2(0.9 / 0.001) + (math.log2(0.001) - math.log2(0.01))
+    assert abs(rows[0][1] - (prior + exact_sur + math.log2(0.95 / 0.0001))) < 1e-12
+    # a costly level (Jaro-Winkler) is not evaluated: the bound takes the best of it and ELSE
+    assert abs(rows[1][1] - (prior + math.log2(0.05 / 0.01) + math.log2(0.05 / 0.9999))) < 1e-12
+    assert abs(rows[2][1] - prior) < 1e-12
+
+
+def test_bound_without_term_frequencies_is_double_too():
+    model = _model()
+    for lv in model["comparisons"][0]["comparison_levels"]:
+        lv.pop("tf_adjustment_column", None)
+    expr, _, tf_cols = weight_upper_bound(model)
+    assert tf_cols == []
+    con = duckdb.connect()
+    typ = con.execute(f"""select typeof({expr}) from (values ('smith', 'smith', date '1980-01-01', date '1980-01-01'))
+                          t(surname_l, surname_r, dob_l, dob_r)""").fetchall()[0][0]
+    assert typ == "DOUBLE"
