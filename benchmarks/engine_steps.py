@@ -104,7 +104,11 @@ def main() -> None:
             if "staging" in args.steps:
                 step(name, "staging", lambda: stage(settings, specs, tables, engine=engine))
         if "link" in args.steps:
-            step(name, "link", lambda: link(settings))
+            result = step(name, "link", lambda: link(settings))
+            # Where link's time went (Splink's scoring runs on the engine; the rest on DuckDB).
+            print(f"{name:7s} link parts: {result.mode}, {result.records:,} records, "
+                  f"{result.pairs_scored:,} pairs kept; " + ", ".join(
+                      f"{part} {secs:.1f} s" for part, secs in result.seconds.items()), flush=True)
         if "build" in args.steps:
             step(name, "build", lambda: build(settings, outputs=False))
         spark.stop()

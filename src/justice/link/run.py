@@ -255,10 +255,12 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
     linker, db_api = mdl.make_linker(engine, con, "wh.linkage.records", settings)
     mdl.register_tf_tables(engine, con, linker, db_api, mdl.tf_columns(model))
     if not incremental:
-        if (engine.scores_in_linkage_connection and settings["link_type"] == "dedupe_only"
-                and all_rules_keyed(model)):
+        if settings["link_type"] == "dedupe_only" and all_rules_keyed(model):
             # The candidate pairs by block keys (blocking.build_blocked_pairs: the pairs Splink's
-            # blocking finds, found faster), scored by Splink's own predict.
+            # blocking finds, found faster, less those whose weight cannot reach `keep`), scored
+            # by Splink's own predict on the engine: on DuckDB a view of this connection's table,
+            # on Spark the table handed over as Parquet (three columns: a copy of seconds, where
+            # Splink's blocking on Spark joined strings per rule and scored every candidate).
             build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
                                 bound=weight_upper_bound(settings), keep=keep)
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
