@@ -42,6 +42,9 @@ def main() -> None:
                         help="run only these steps, in the engine home --keep holds (made, with "
                              "a copy of the landed lake, if it has none): e.g. raw_views staging "
                              "link first, then build alone")
+    parser.add_argument("--link-full", action="store_true",
+                        help="link scores every candidate pair even when the home was linked "
+                             "before (a full run with the home's model, as `justice link --full`)")
     args = parser.parse_args()
 
     from justice.engine import engine_for, lake, spark
@@ -104,7 +107,8 @@ def main() -> None:
             if "staging" in args.steps:
                 step(name, "staging", lambda: stage(settings, specs, tables, engine=engine))
         if "link" in args.steps:
-            result = step(name, "link", lambda: link(settings))
+            result = step(name, "link", lambda: link(settings, full=args.link_full, progress=lambda m: print(
+                f"        {time.strftime('%H:%M:%S')} {m}", flush=True)))
             # Where link's time went (Splink's scoring runs on the engine; the rest on DuckDB).
             print(f"{name:7s} link parts: {result.mode}, {result.records:,} records, "
                   f"{result.pairs_scored:,} pairs kept; " + ", ".join(
