@@ -61,6 +61,11 @@ def test_spark_settings_file_adds_and_overrides_and_a_bad_line_names_its_place(t
     assert got["spark.sql.shuffle.partitions"] == "400"  # the file wins over the engine's own
     assert got["spark.sql.warehouse.dir"] == str((tmp_path / "spark" / "warehouse").resolve())
     assert got["spark.jars"].endswith(".jar") and Path(got["spark.jars"]).exists()
+    # A cluster detects lost executors as Spark does; local mode's one executor is in the driver,
+    # so a driver starved of CPU waits rather than removing it.
+    assert "spark.network.timeout" not in got and "spark.executor.heartbeatInterval" not in got
+    local = spark_settings(Settings(home=tmp_path, engine="spark", spark_master="local[2]"))
+    assert (local["spark.network.timeout"], local["spark.executor.heartbeatInterval"]) == ("1800s", "300s")
     conf.write_text("spark.executor.memory 8g\nexecutor.cores 4\n")
     with pytest.raises(ConfigError, match=r"spark.conf:2: not a Spark setting"):
         spark_settings(settings)

@@ -76,6 +76,12 @@ def spark_settings(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
     }
+    if settings.spark_master.startswith("local"):
+        # The executor runs inside the driver's JVM, so it cannot be lost; but on a busy machine
+        # a JVM starved of CPU for a few minutes missed its own heartbeats (120 s by default),
+        # removed its only executor and failed the run.
+        conf["spark.network.timeout"] = "1800s"
+        conf["spark.executor.heartbeatInterval"] = "300s"
     conf.update(_conf_file(settings))
     return conf
 
