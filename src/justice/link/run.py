@@ -196,7 +196,8 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
                         "select * from linkage.pairs limit 0")
             predictions = "memory.main.link_predictions"
         else:
-            predictions = _predict(engine, con, model, incremental, keep=float(thresholds["keep_weight"]))
+            predictions = _predict(engine, con, model, incremental, keep=float(thresholds["keep_weight"]),
+                                   progress=progress)
         timings["predict"] = time.perf_counter() - t
         pairs_scored = con.execute(f"select count(*) from {predictions}").fetchall()[0][0]
 
@@ -248,7 +249,7 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
 
 
 def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, incremental: bool,
-             keep: float) -> str:
+             keep: float, progress: Callable[[str], None] = lambda _: None) -> str:
     """Score candidate pairs with Splink on `engine`; returns the name of a memory table (in
     `con`) holding the pairs at or above `keep`."""
     settings = mdl.splink_part(model, engine.linkage_sql)
@@ -261,8 +262,9 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
             # by Splink's own predict on the engine: on DuckDB a view of this connection's table,
             # on Spark the table handed over as Parquet (three columns: a copy of seconds, where
             # Splink's blocking on Spark joined strings per rule and scored every candidate).
-            build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
-                                bound=weight_upper_bound(settings), keep=keep)
+            handed = build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
+                                         bound=weight_upper_bound(settings), keep=keep)
+            progress(f"Splink scores {handed:,} candidate pairs whose weight bound reaches {keep}")
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
                                         "select * from memory.main.link_blocked_pairs")
             linker.table_management.register_blocked_pairs_for_predict(pairs)
