@@ -41,7 +41,7 @@ from pathlib import Path
 
 import duckdb
 
-from justice.engine import Engine, engine_for
+from justice.engine import Engine, LinkageSQL, engine_for
 from justice.link import model as mdl
 from justice.link.blocking import all_rules_keyed, build_block_keys, build_blocked_pairs
 from justice.link.clerical import ensure_decisions_table, write_review_queue
@@ -262,8 +262,12 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
             # by Splink's own predict on the engine: on DuckDB a view of this connection's table,
             # on Spark the table handed over as Parquet (three columns: a copy of seconds, where
             # Splink's blocking on Spark joined strings per rule and scored every candidate).
+            # The bound runs here, on DuckDB: from the model's DuckDB conditions, whatever the
+            # engine (its own dialect's would not parse here, and the Spark-dialect model gave no
+            # bound at all).
+            bound = weight_upper_bound(mdl.splink_part(model, LinkageSQL()))
             handed = build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
-                                         bound=weight_upper_bound(settings), keep=keep)
+                                         bound=bound, keep=keep)
             progress(f"Splink scores {handed:,} candidate pairs whose weight bound reaches {keep}")
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
                                         "select * from memory.main.link_blocked_pairs")
