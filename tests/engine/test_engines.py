@@ -61,6 +61,11 @@ def test_spark_settings_file_adds_and_overrides_and_a_bad_line_names_its_place(t
     assert got["spark.sql.shuffle.partitions"] == "400"  # the file wins over the engine's own
     assert got["spark.sql.warehouse.dir"] == str((tmp_path / "spark" / "warehouse").resolve())
     assert got["spark.jars"].endswith(".jar") and Path(got["spark.jars"]).exists()
+    # A cluster detects lost executors as Spark does; local mode's one executor is in the driver,
+    # so a driver starved of CPU waits rather than removing it.
+    assert "spark.network.timeout" not in got and "spark.executor.heartbeatInterval" not in got
+    local = spark_settings(Settings(home=tmp_path, engine="spark", spark_master="local[2]"))
+    assert (local["spark.network.timeout"], local["spark.executor.heartbeatInterval"]) == ("1800s", "300s")
     conf.write_text("spark.executor.memory 8g\nexecutor.cores 4\n")
     with pytest.raises(ConfigError, match=r"spark.conf:2: not a Spark setting"):
         spark_settings(settings)
@@ -218,3 +223,34 @@ def test_quarantine_failures_are_json_in_the_warehouse_whichever_engine_built_th
         seen[home.engine] = (types["failures"], docs)
     assert seen["duckdb"] == ("JSON", [("line 1", "invalid_integer", 1), ("line 2", "missing_required", 1)])
     assert seen["spark"] == seen["duckdb"]
+
+
+def test_spark_jaro_winkler_batches_score_as_duckdb():
+    """The pandas UDFs Spark's linkage scores with (a batch of rows per call) give DuckDB's
+    jaro_winkler_similarity to the last bit, null where either side is null, and the best over a
+    list as DuckDB's list_max(list_transform(...)) (a null element skipped, an empty or null list
+    null); finntan/fintan is the pair on which Splink's own jar differs."""
+    import duckdb
+    import pandas as pd
+
+    from justice.engine.spark import jaro_winkler_batch, jaro_winkler_best_batch
+
+    names = ["finntan", "fintan", "martha", "marhta", "dwayne", "duane", "", "a", "jo", "joe",
+             "o'neill", "oneill", "siân", "sian", "mcdonald", "macdonald", None]
+    pairs = [(a, b) for a in names for b in names]
+    got = jaro_winkler_batch(pd.Series([a for a, _ in pairs]), pd.Series([b for _, b in pairs])).tolist()
+    con = duckdb.connect()
+    want = [r[0] for r in con.execute(
+        "select jaro_winkler_similarity(a, b) from (select unnest(?) as a, unnest(?) as b)",
+        [[a for a, _ in pairs], [b for _, b in pairs]]).fetchall()]
+    assert len(got) == len(want) == len(names) ** 2
+    assert [None if pd.isna(g) else g for g in got] == want
+    assert got[names.index("finntan") * len(names) + names.index("fintan")] > 0.92
+
+    lists = [["finn", None, "fintan"], ["marta"], [], None, [None], ["d", "dwane"]]
+    probes = ["fintan", "martha", "x", "y", "z", None]
+    got = jaro_winkler_best_batch(pd.Series(lists), pd.Series(probes)).tolist()
+    want = [con.execute("select list_max(list_transform(?::varchar[], lambda x: jaro_winkler_similarity(x, ?)))",
+                        [xs, y]).fetchall()[0][0] for xs, y in zip(lists, probes)]
+    assert [None if pd.isna(g) else g for g in got] == want
+    assert got[0] == 1.0

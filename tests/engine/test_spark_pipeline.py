@@ -21,6 +21,7 @@ import pytest
 from homes import warehouse_rows as _q
 
 from justice.engine import engine_for, spark
+from justice.link import run as link_run
 from justice.link.clerical import record_decision
 from justice.link.explain import Scorer
 from justice.link.run import link
@@ -34,6 +35,9 @@ pytestmark = pytest.mark.spark
 COMPARED_SCHEMAS = ("staging", "quarantine", "audit", "core", "marts")
 
 # Columns that record when something ran, not what it found: they differ run to run.
+# The candidate pairs a full link run on Spark handed Splink (the spark_home fixture's run).
+HANDED: dict[str, int] = {}
+
 RUN_TIME_COLUMNS = {"built_at", "_built_at", "finished_at", "started_at", "loaded_at"}
 
 
@@ -47,7 +51,16 @@ def spark_home(built_home, tmp_path_factory):
     specs = specs_for(settings)
     with engine_for(settings) as engine:
         stage(settings, specs, engine.refresh_raw_views(specs), engine=engine)
-    assert link(settings).mode == "full"
+    # What Splink on Spark is handed to score: the block-key pairs the bound keeps.
+    real = link_run.build_blocked_pairs
+
+    def spy(*args, **kwargs):
+        HANDED["pairs"] = real(*args, **kwargs)
+        return HANDED["pairs"]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(link_run, "build_blocked_pairs", spy)
+        assert link(settings).mode == "full"
     build(settings)
     yield settings
     spark.stop()
@@ -164,6 +177,21 @@ def test_spark_scores_the_same_pairs_with_the_same_weights(built_home, spark_hom
         from d.linkage.pairs d full join s.linkage.pairs s using (unique_id_l, unique_id_r)""").fetchall()[0]
     assert both > 1000 and only_d == only_s == 0
     assert max(worst) < 1e-9
+
+
+def test_spark_scores_only_the_pairs_the_bound_keeps(built_home, spark_home):
+    """Splink on Spark is handed the block-key pairs whose weight bound reaches keep_weight, as on
+    DuckDB, rather than every candidate pair of its own blocking: fewer than the candidates, no
+    fewer than the pairs kept."""
+    from justice.link.blocking import build_blocked_pairs
+
+    con = open_warehouse(built_home, read_only=True)
+    try:
+        candidates = build_blocked_pairs(con, _model(built_home), "wh.linkage.records", "memory.main.all_pairs")
+    finally:
+        con.close()
+    kept = _q(spark_home, "select count(*) from linkage.pairs")[0][0]
+    assert kept <= HANDED.get("pairs", -1) < candidates
 
 
 def test_the_review_queue_is_the_same_and_the_index_is_in_spark(built_home, spark_home):

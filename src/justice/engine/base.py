@@ -86,11 +86,6 @@ class Engine(ABC):
     """How the staging SQL generated from source specs is written for this engine."""
     linkage_sql: LinkageSQL = LinkageSQL()
     """How linkage's comparison and blocking SQL is written for this engine."""
-    scores_in_linkage_connection: bool = False
-    """Splink runs on linkage's own DuckDB connection, so candidate pairs built there (a full
-    run's pairs by block keys, justice.link.blocking) can be handed to it without a copy; on
-    another engine Splink's own blocking finds them where it runs."""
-
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 

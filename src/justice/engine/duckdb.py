@@ -63,7 +63,6 @@ class DuckDBEngine(Engine):
 
     name = "duckdb"
     sql_dialect = DUCKDB_SQL
-    scores_in_linkage_connection = True
 
     def refresh_raw_views(self, specs: Iterable) -> list[str]:
         declared = lake.declared_columns(specs)

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import duckdb
 
-from justice.engine import Engine, engine_for
+from justice.engine import Engine, LinkageSQL, engine_for
 from justice.link import model as mdl
 from justice.link.blocking import all_rules_keyed, build_block_keys, build_blocked_pairs
 from justice.link.clerical import ensure_decisions_table, write_review_queue
@@ -196,7 +196,8 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
                         "select * from linkage.pairs limit 0")
             predictions = "memory.main.link_predictions"
         else:
-            predictions = _predict(engine, con, model, incremental, keep=float(thresholds["keep_weight"]))
+            predictions = _predict(engine, con, model, incremental, keep=float(thresholds["keep_weight"]),
+                                   progress=progress)
         timings["predict"] = time.perf_counter() - t
         pairs_scored = con.execute(f"select count(*) from {predictions}").fetchall()[0][0]
 
@@ -255,19 +256,26 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
 
 
 def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, incremental: bool,
-             keep: float) -> str:
+             keep: float, progress: Callable[[str], None] = lambda _: None) -> str:
     """Score candidate pairs with Splink on `engine`; returns the name of a memory table (in
     `con`) holding the pairs at or above `keep`."""
     settings = mdl.splink_part(model, engine.linkage_sql)
     linker, db_api = mdl.make_linker(engine, con, "wh.linkage.records", settings)
     mdl.register_tf_tables(engine, con, linker, db_api, mdl.tf_columns(model))
     if not incremental:
-        if (engine.scores_in_linkage_connection and settings["link_type"] == "dedupe_only"
-                and all_rules_keyed(model)):
+        if settings["link_type"] == "dedupe_only" and all_rules_keyed(model):
             # The candidate pairs by block keys (blocking.build_blocked_pairs: the pairs Splink's
-            # blocking finds, found faster), scored by Splink's own predict.
-            build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
-                                bound=weight_upper_bound(settings), keep=keep)
+            # blocking finds, found faster, less those whose weight cannot reach `keep`), scored
+            # by Splink's own predict on the engine: on DuckDB a view of this connection's table,
+            # on Spark the table handed over as Parquet (three columns: a copy of seconds, where
+            # Splink's blocking on Spark joined strings per rule and scored every candidate).
+            # The bound runs here, on DuckDB: from the model's DuckDB conditions, whatever the
+            # engine (its own dialect's would not parse here, and the Spark-dialect model gave no
+            # bound at all).
+            bound = weight_upper_bound(mdl.splink_part(model, LinkageSQL()))
+            handed = build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
+                                         bound=bound, keep=keep)
+            progress(f"Splink scores {handed:,} candidate pairs whose weight bound reaches {keep}")
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
                                         "select * from memory.main.link_blocked_pairs")
             linker.table_management.register_blocked_pairs_for_predict(pairs)
