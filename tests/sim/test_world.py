@@ -211,3 +211,17 @@ def test_offence_mix_is_half_way_at_half_risk_and_steepness_spares_prolific_offe
     assert _non_recordable_share(0.6, gentle) == pytest.approx(_non_recordable_share(0.6, steep), abs=0.01)
     assert _non_recordable_share(2.0, steep) < 0.75 * _non_recordable_share(2.0, gentle)
     assert _non_recordable_share(0.2, steep) > _non_recordable_share(0.2, gentle) > 0.7
+
+
+def test_more_prisons_than_court_towns_get_names_of_their_own():
+    # A 1,000,000-person world holds about 33 prisons and has 26 court towns: each prison still
+    # gets one name (the seven past the towns share a town under a second site's name), so the
+    # establishments table's columns stay the same length.
+    from justice.sim import custody
+    from justice.sim import reference as ref
+
+    towns = np.array([f"Town{i}" for i in range(26)], dtype=object)
+    est = custody.make_establishments(np.random.default_rng(1), 33, towns, ref.world())
+    assert len(est["name"]) == len(est["establishment_code"]) == len(est["function"]) == 33
+    assert len(set(est["name"])) == 33 and len(set(est["establishment_code"])) == 33
+    assert est["name"][30].startswith(("HMP Town4 ", "HMYOI Town4 "))

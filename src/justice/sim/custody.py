@@ -32,6 +32,10 @@ def alert_codes() -> list[dict]:
     return list(csv.DictReader(text.splitlines()))
 
 
+SECOND_SITES = ("Grange", "Moor", "Park", "Hill", "Heath", "Fields")
+"""Names for a second prison in a town (as HMP Wakefield and HMP New Hall near it)."""
+
+
 def make_establishments(rng: np.random.Generator, n: int, town_names: np.ndarray, w: dict) -> Columns:
     """n establishments with NOMIS-like three-letter agency codes, names and a function."""
     n_female = max(1, round(n * w["custody"]["women_establishment_share"]))
@@ -44,7 +48,13 @@ def make_establishments(rng: np.random.Generator, n: int, town_names: np.ndarray
         c = "".join(rng.choice(letters, 2)) + "I"  # real agency ids end in I (e.g. MDI)
         if c not in codes:
             codes.append(c)
-    names = np.array([f"HMP {t}" if k != "young_offender" else f"HMYOI {t}" for t, k in zip(town_names[:n], kind)],
+    # One town each while the towns last; a big world (1,000,000 people hold about 33 prisons)
+    # may need more prisons than it has court towns: those share a town under another name.
+    towns = [str(t) for t in town_names] or ["Newtown"]
+    places = [towns[i % len(towns)] if i < len(towns) else
+              f"{towns[i % len(towns)]} {SECOND_SITES[(i // len(towns) - 1) % len(SECOND_SITES)]}"
+              for i in range(n)]
+    names = np.array([f"HMP {t}" if k != "young_offender" else f"HMYOI {t}" for t, k in zip(places, kind)],
                      dtype=object)
     return {"establishment_code": np.array(codes, dtype=object), "name": names, "function": kind}
 
