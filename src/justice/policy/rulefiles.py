@@ -25,6 +25,8 @@ SENTENCE_TYPES = ("standard_determinate", "extended_determinate", "life", "ipp")
 """The sentence types a rule may name (`sentence_types:`). A rule's eligibility that names none
 covers standard determinate sentences only: the rules written before sentence types existed are
 about them. `life` and `ipp` are indeterminate: their length is the minimum term (tariff)."""
+INDETERMINATE_TYPES = ("life", "ipp")
+"""The sentence types with no fixed end (release only when the Parole Board directs it)."""
 DEFAULT_SENTENCE_TYPES = frozenset({"standard_determinate"})
 RELEASE_BY = ("automatic", "parole_board")
 _FILE_KEYS = {"version", "description", "source", "rules", "withdraw"}

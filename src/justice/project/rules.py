@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from justice.policy import ReleaseRules
+from justice.policy.rulefiles import INDETERMINATE_TYPES
 
 STANDARD = "standard_determinate"
-INDETERMINATE = ("life", "ipp")
 
 
 @dataclass(frozen=True)
@@ -60,5 +60,5 @@ def release(rules: ReleaseRules, *, sentence_day: np.ndarray, length_days: np.nd
 
 def is_indeterminate(sentence_type: np.ndarray) -> np.ndarray:
     """True for life and IPP sentences."""
-    return np.isin(np.asarray(sentence_type, dtype=object), INDETERMINATE)
+    return np.isin(np.asarray(sentence_type, dtype=object), INDETERMINATE_TYPES)
 

@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from justice.sim import reference as ref
-from justice.sim.courts import NONE
+from justice.sim.courts import INDETERMINATE, NONE
 
 Tables = dict[str, dict[str, np.ndarray]]
 
@@ -381,7 +381,7 @@ def indictable_custody_mean_months(w: World) -> float:
     """
     d, off = w.t["disposals"], w.t["offences"]
     m = _last_year(d["disposal_date"], w.end) & (d["disposal_type"] == "custody")
-    m &= ~np.isin(d["sentence_type"], ["life", "ipp"])
+    m &= ~np.isin(d["sentence_type"], INDETERMINATE)
     # The principal offence is the most serious, so a case is indictable when any offence is.
     indictable = np.unique(off["episode_id"][off["mode_of_trial"] != "summary"])
     months = d["custody_months"][m & np.isin(d["episode_id"], indictable)]

@@ -11,6 +11,7 @@ import numpy as np
 
 from justice.policy import default_release_rules, months_to_days
 from justice.policy.engine import NO_DAY
+from justice.policy.rulefiles import INDETERMINATE_TYPES
 from justice.sim import reference as ref
 from justice.sim.arrays import KeyedRandom, rank_within_runs
 
@@ -21,7 +22,7 @@ NONE = np.iinfo(np.int64).min  # "no such day" in day-number columns
 PLANNED_DAYS = ("licence_end_day", "supervision_end_day")
 
 DISPOSALS = ("caution", "discharge", "fine", "community_order", "suspended_sentence", "custody")
-INDETERMINATE = ("life", "ipp")
+INDETERMINATE = INDETERMINATE_TYPES
 """Sentence types with no fixed end: their `custody_months` is the minimum term (tariff)."""
 
 
