@@ -9,13 +9,13 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from justice.policy import load_release_rules
+from justice.policy import ReleaseOutcome, load_release_rules
 from justice.policy.engine import NO_DAY
 from justice.project import Scenario
 from justice.project.data import OriginData, Spells, load_origin
 from justice.project.engine import SENTENCE_BANDS, simulate
 from justice.project.flows import Duration, ParoleDelays, learn_flows, learn_parole_delays
-from justice.project.rules import Release, release
+from justice.project.rules import release
 from justice.sim.reference import day_number
 
 ORIGIN = dt.date(2024, 1, 1)
@@ -55,16 +55,16 @@ def test_the_rules_leave_life_and_extended_sentences_to_the_board():
     rel = release(rules, sentence_day=day, length_days=length, offence_group=np.full(3, "", object),
                   remand_days=np.zeros(3, np.int64),
                   sentence_type=np.array(["standard_determinate", "extended_determinate", "life"], object))
-    assert rel.parole.tolist() == [False, True, True]
+    assert rel.parole_board.tolist() == [False, True, True]
     # An EDS (since 2015) may be released from two-thirds and is released at the term's end; a
     # life sentence from the minimum term, never automatically.
-    assert rel.day[1] == day[1] + round(length[1] * 2 / 3)
-    assert rel.automatic[1] == day[1] + length[1]
-    assert rel.day[2] == day[2] + length[2] and rel.automatic[2] == NO_DAY
+    assert rel.release_day[1] == day[1] + round(length[1] * 2 / 3)
+    assert rel.automatic_day[1] == day[1] + length[1]
+    assert rel.release_day[2] == day[2] + length[2] and rel.automatic_day[2] == NO_DAY
     # An unknown type ('', the court's record alone) is a standard determinate sentence.
     unknown = release(rules, sentence_day=day[:1], length_days=length[:1], offence_group=np.array([""], object),
                       remand_days=np.zeros(1, np.int64), sentence_type=np.array([""], object))
-    assert unknown.day[0] == rel.day[0] and not unknown.parole[0]
+    assert unknown.release_day[0] == rel.release_day[0] and not unknown.parole_board[0]
 
 
 def test_board_delays_are_learnt_with_the_ones_still_waiting():
@@ -83,8 +83,9 @@ def test_board_release_is_drawn_after_eligibility_and_capped_at_automatic_releas
     fitted = Duration(times=np.array([100, 300]), cdf=np.array([0.5, 1.0]))
     delays = ParoleDelays(indeterminate=None, extended=fitted, observed={"indeterminate": 0, "extended": 9})
     first = np.array([O + 10, O + 10, O + 10, O - 50])
-    rel = Release(day=first, parole=np.array([False, True, True, True]),
-                  automatic=np.array([O + 10, O + 200, NO_DAY, NO_DAY]))
+    rel = ReleaseOutcome(release_day=first, rule=np.full(4, "", object), fraction=np.zeros(4),
+                         parole_board=np.array([False, True, True, True]),
+                         automatic_day=np.array([O + 10, O + 200, NO_DAY, NO_DAY]))
     kinds = np.array(["standard_determinate", "extended_determinate", "life", "life"], object)
     days = np.stack([delays.release_days(rel, kinds, np.random.default_rng(k), O) for k in range(200)])
     assert (days[:, 0] == O + 10).all()                        # the rules' day, no Board

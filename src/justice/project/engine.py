@@ -152,7 +152,7 @@ def _sentenced_stays(rules, flows: Flows, rep, spell, sentence_day, length, grou
         outcome = release_rules.release(rules, sentence_day=sentence_day, length_days=length,
                                         offence_group=group, remand_days=remand_days,
                                         sentence_type=sentence_type)
-    release = outcome.day
+    release = outcome.release_day
     if flows.parole is not None:
         release = flows.parole.release_days(outcome, sentence_type, rng, origin)
     release = np.maximum(release, sentence_day)
@@ -224,7 +224,7 @@ def _stock(data: OriginData, flows: Flows, scenario: Scenario, rules, rng, reps:
     rep, spell = tiled(known)
     out += _sentenced_stays(rules, flows, rep, spell, s.sentence_day[spell], s.length_days[spell],
                             None, s.sentence_type[spell], np.tile(remand_days, reps), s.start[spell],
-                            s.start[spell], origin, rng, outcome=outcome.tile(reps))
+                            s.start[spell], origin, rng, outcome=release_rules.tile(outcome, reps))
 
     # A sentenced reception whose sentence the courts' data does not show (not linked): a recent
     # sentence long enough to still be serving at half-time.

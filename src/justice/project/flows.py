@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from justice.policy import ReleaseRules, load_release_rules
+from justice.policy import ReleaseOutcome, ReleaseRules, load_release_rules
 from justice.policy.engine import NO_DAY
 
 from .data import FLOW_DAYS, LOOKBACK_YEARS, OriginData
-from .rules import Release, is_indeterminate, release
+from .rules import is_indeterminate, release
 
 MAX_DAYS = 10 * 365
 """Longest stay learnt (ten years); a longer recorded stay counts as this long."""
@@ -126,16 +126,16 @@ class ParoleDelays:
     extended: Duration | None
     observed: dict[str, int]   # releases by the Board seen in the last year, by kind
 
-    def release_days(self, rel: Release, sentence_type: np.ndarray, rng: np.random.Generator,
+    def release_days(self, rel: ReleaseOutcome, sentence_type: np.ndarray, rng: np.random.Generator,
                      origin: int) -> np.ndarray:
         """Release day of each sentence: the rules' day, or where the Board decides, the first
         day it may plus a delay drawn given the time already waited by the origin, no later
         than the day release becomes automatic."""
-        day = rel.day.copy()
-        p = np.flatnonzero(rel.parole)
+        day = rel.release_day.copy()
+        p = np.flatnonzero(rel.parole_board)
         if len(p) == 0:
             return day
-        waited = np.maximum(origin - rel.day[p], 0)
+        waited = np.maximum(origin - rel.release_day[p], 0)
         indeterminate = is_indeterminate(np.asarray(sentence_type, dtype=object)[p])
         delay = np.zeros(len(p), np.int64)
         for mask, own, other in ((indeterminate, self.indeterminate, self.extended),
@@ -143,9 +143,9 @@ class ParoleDelays:
             fitted = own or other
             if mask.any() and fitted is not None:
                 delay[mask] = fitted.draw(rng, waited[mask])
-        out = rel.day[p] + delay
-        automatic = rel.automatic[p]
-        day[p] = np.where(automatic != NO_DAY, np.minimum(out, np.maximum(automatic, rel.day[p])), out)
+        out = rel.release_day[p] + delay
+        automatic = rel.automatic_day[p]
+        day[p] = np.where(automatic != NO_DAY, np.minimum(out, np.maximum(automatic, rel.release_day[p])), out)
         return day
 
 
@@ -161,8 +161,8 @@ def learn_parole_delays(data: OriginData, rules: ReleaseRules | None = None) -> 
     rel = release(rules or load_release_rules(), sentence_day=s.sentence_day[idx],
                   length_days=s.length_days[idx], offence_group=s.offence_group[idx],
                   remand_days=remand_days, sentence_type=s.sentence_type[idx])
-    eligible = rel.parole & (rel.day <= origin)
-    spell, first, automatic = idx[eligible], rel.day[eligible], rel.automatic[eligible]
+    eligible = rel.parole_board & (rel.release_day <= origin)
+    spell, first, automatic = idx[eligible], rel.release_day[eligible], rel.automatic_day[eligible]
     out = np.where(s.end[spell] >= 0, s.end[spell], origin)
     at_automatic = (automatic != NO_DAY) & (out >= automatic - 1)
     released = (s.end[spell] >= 0) & ~at_automatic

@@ -10,27 +10,19 @@ IPP); when, in between, the Board does release is learnt from the data (`flows.P
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import fields
 
 import numpy as np
 
-from justice.policy import ReleaseRules
+from justice.policy import ReleaseOutcome, ReleaseRules
 from justice.policy.rulefiles import INDETERMINATE_TYPES
 
 STANDARD = "standard_determinate"
 
 
-@dataclass(frozen=True)
-class Release:
-    """What the rules say of each sentence's release (int64 day numbers)."""
-
-    day: np.ndarray        # the release day; where the Board decides, the first day it may
-    parole: np.ndarray     # bool: release is the Parole Board's decision
-    automatic: np.ndarray  # where the Board decides, the day release is automatic (NO_DAY: never)
-
-    def tile(self, reps: int) -> Release:
-        """The same outcome for each of `reps` repetitions, repetition-major."""
-        return Release(np.tile(self.day, reps), np.tile(self.parole, reps), np.tile(self.automatic, reps))
+def tile(outcome: ReleaseOutcome, reps: int) -> ReleaseOutcome:
+    """The same outcome for each of `reps` repetitions, repetition-major."""
+    return ReleaseOutcome(*(np.tile(getattr(outcome, f.name), reps) for f in fields(outcome)))
 
 
 def sentence_types(values: np.ndarray) -> np.ndarray:
@@ -42,20 +34,17 @@ def sentence_types(values: np.ndarray) -> np.ndarray:
 
 def release(rules: ReleaseRules, *, sentence_day: np.ndarray, length_days: np.ndarray,
             offence_group: np.ndarray, remand_days: np.ndarray,
-            sentence_type: np.ndarray | None = None) -> Release:
-    """The rules' release of each sentence under `rules`."""
+            sentence_type: np.ndarray | None = None) -> ReleaseOutcome:
+    """The rules' release of each sentence under `rules` (`parole_board` and `automatic_day` always
+    set)."""
     if len(sentence_day) == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Release(empty, np.zeros(0, bool), empty)
+        return ReleaseOutcome(empty, np.zeros(0, dtype=object), np.zeros(0), np.zeros(0, bool), empty)
     types = None if sentence_type is None else sentence_types(sentence_type)
-    out = rules.release(np.asarray(sentence_day, dtype=np.int64),
-                        np.asarray(length_days, dtype=np.int64),
-                        np.asarray(offence_group, dtype=object),
-                        np.asarray(remand_days, dtype=np.int64), sentence_type=types)
-    day = np.asarray(out.release_day, dtype=np.int64)
-    parole = np.zeros(len(day), bool) if out.parole_board is None else np.asarray(out.parole_board, bool)
-    automatic = day if out.automatic_day is None else np.asarray(out.automatic_day, dtype=np.int64)
-    return Release(day, parole, automatic)
+    return rules.release(np.asarray(sentence_day, dtype=np.int64),
+                         np.asarray(length_days, dtype=np.int64),
+                         np.asarray(offence_group, dtype=object),
+                         np.asarray(remand_days, dtype=np.int64), sentence_type=types)
 
 
 def is_indeterminate(sentence_type: np.ndarray) -> np.ndarray:
