@@ -202,8 +202,12 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         lookback = origin - dt.timedelta(days=365 * LOOKBACK_YEARS)
         window = origin - dt.timedelta(days=FLOW_DAYS)
         licences = origin - dt.timedelta(days=365 * LICENCE_YEARS)
-        cols = con.execute(_SPELLS_SQL, {"origin": origin, "lookback": lookback,
-                                         "licences": min(licences, window)}).fetchnumpy()
+        try:
+            cols = con.execute(_SPELLS_SQL, {"origin": origin, "lookback": lookback,
+                                             "licences": min(licences, window)}).fetchnumpy()
+        except duckdb.CatalogException as exc:
+            raise ScenarioError(f"{path}: the warehouse lacks a table the projection reads ({exc}); "
+                                "run `justice build` to rebuild it") from None
         names, capacity, source = _capacity(con)
     finally:
         con.close()

@@ -14,6 +14,7 @@ from importlib import resources
 
 import numpy as np
 
+from justice.sim import reference as ref
 from justice.sim.arrays import KeyedRandom, rank_within_runs
 from justice.sim.courts import NONE
 
@@ -21,7 +22,7 @@ Columns = dict[str, np.ndarray]
 WINGS = "ABCDEFGH"
 # The legacy prison system's alert codes are effective from 1 January 2000 (the code table the
 # warehouse seeds from, transform/seeds/alert_codes.csv): no alert is recorded before it.
-ALERTS_FROM = int((np.datetime64("2000-01-01") - np.datetime64("1970-01-01")).astype(int))
+ALERTS_FROM = ref.day_number("2000-01-01")
 LANDINGS = 4
 CELLS_PER_LANDING = 30
 
