@@ -100,7 +100,7 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
         kept += len(pe["sex"])
         salt += 1
         factor = 1.6
-    people, episodes, offences = _combine(parts, start, params.persons)
+    people, episodes, offences = _combine(parts, params.persons)
     progress("custody")
     rng = _streams(params.seed)
     tables = _build_tables(rng, params, w, people, episodes, offences, start, end)
@@ -108,26 +108,31 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
 
 
 def _active_only(pe: Columns, ep: Columns, of: Columns, start: int) -> tuple[Columns, Columns, Columns]:
-    """The candidates with activity on or after `start`, renumbered 0..k-1 in the same order;
-    a twin or namesake reference to a dropped candidate becomes -1 (as `_combine` would make it)."""
+    """The candidates with activity on or after `start`, renumbered 0..k-1 in the same order."""
     active = np.zeros(len(pe["sex"]), bool)
     active[ep["person"][_last_activity(ep) >= start]] = True
-    new_id = np.full(len(active), -1, dtype=np.int64)
-    new_id[active] = np.arange(int(active.sum()))
-    pe = {c: v[active] for c, v in pe.items()}
+    return _keep_people(pe, ep, of, active)
+
+
+def _keep_people(pe: Columns, ep: Columns, of: Columns, keep: np.ndarray) -> tuple[Columns, Columns, Columns]:
+    """The people where `keep` is true, with their episodes and offences, renumbered 0..k-1 in
+    the same order; a twin or namesake reference to someone left out becomes -1."""
+    new_id = np.full(len(keep), -1, dtype=np.int64)
+    new_id[keep] = np.arange(int(keep.sum()))
+    pe = {c: v[keep] for c, v in pe.items()}
     for col in ("twin_of", "namesake_of"):
         pe[col] = np.where(pe[col] >= 0, new_id[np.maximum(pe[col], 0)], -1)
-    ep_keep = active[ep["person"]]
+    ep_keep = keep[ep["person"]]
     ep = {c: v[ep_keep] for c, v in ep.items()}
     ep["person"] = new_id[ep["person"]]
-    of_keep = active[of["person"]]
+    of_keep = keep[of["person"]]
     of = {c: v[of_keep] for c, v in of.items()}
     of["person"] = new_id[of["person"]]
     return pe, ep, of
 
 
-def _combine(parts, start: int, n_persons: int) -> tuple[Columns, Columns, Columns]:
-    """Concatenate candidate batches, keep the first n_persons with activity in the window,
+def _combine(parts, n_persons: int) -> tuple[Columns, Columns, Columns]:
+    """Concatenate candidate batches (of people active in the window), keep the first n_persons,
     and renumber people 0..n-1 and episodes 0..m-1 in a stable order."""
     people_cols = parts[0][0].keys()
     offset = 0
@@ -153,20 +158,8 @@ def _combine(parts, start: int, n_persons: int) -> tuple[Columns, Columns, Colum
     people = {c: np.concatenate([p[c] for p in all_people]) for c in people_cols}
     eps = {c: np.concatenate([e[c] for e in all_eps]) for c in all_eps[0]}
     offs = {c: np.concatenate([o[c] for o in all_offs]) for c in all_offs[0]}
-    active = np.zeros(len(people["sex"]), bool)
-    active[eps["person"][_last_activity(eps) >= start]] = True
-    chosen = np.flatnonzero(active)[:n_persons]
-    new_id = np.full(len(active), -1, dtype=np.int64)
-    new_id[chosen] = np.arange(len(chosen))
-    people = {c: v[chosen] for c, v in people.items()}
-    for col in ("twin_of", "namesake_of"):
-        people[col] = np.where(people[col] >= 0, new_id[np.maximum(people[col], 0)], -1)
-    ep_keep = new_id[eps["person"]] >= 0
-    eps = {c: v[ep_keep] for c, v in eps.items()}
-    eps["person"] = new_id[eps["person"]]
-    of_keep = new_id[offs["person"]] >= 0
-    offs = {c: v[of_keep] for c, v in offs.items()}
-    offs["person"] = new_id[offs["person"]]
+    # Every batch holds only people active in the window (`_active_only`): the first n_persons.
+    people, eps, offs = _keep_people(people, eps, offs, np.arange(len(people["sex"])) < n_persons)
     # Episodes renumbered densely, in (person, offence day) order.
     order = np.lexsort((eps["episode"], eps["offence_day"], eps["person"]))
     eps = {c: v[order] for c, v in eps.items()}
