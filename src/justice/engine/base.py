@@ -86,6 +86,7 @@ class Engine(ABC):
     """How the staging SQL generated from source specs is written for this engine."""
     linkage_sql: LinkageSQL = LinkageSQL()
     """How linkage's comparison and blocking SQL is written for this engine."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
