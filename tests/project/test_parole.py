@@ -137,3 +137,21 @@ def test_the_warehouse_gives_each_spell_its_recorded_sentence(built_home):
     # The stock's sentence lengths are the NOMIS terms: whole months at 30.4375 days plus days.
     known = (s.sentence_day >= 0) & (s.reason != "recall")
     assert known.sum() > 100 and (s.length_days[known] > 0).all()
+
+
+def test_a_warehouse_built_before_custody_sentences_is_refused_clearly(built_home, tmp_path):
+    # A warehouse from before core.custody_sentence existed: the projection says to rebuild it.
+    import shutil
+
+    import duckdb
+
+    from justice.project import ScenarioError
+    from justice.settings import Settings
+
+    old = Settings(home=tmp_path)
+    shutil.copy2(built_home.home / "warehouse.duckdb", old.home / "warehouse.duckdb")
+    con = duckdb.connect(str(old.home / "warehouse.duckdb"))
+    con.execute("drop table core.custody_sentence")
+    con.close()
+    with pytest.raises(ScenarioError, match="custody_sentence.*justice build"):
+        load_origin(old, dt.date(2025, 1, 1))

@@ -206,8 +206,8 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
             cols = con.execute(_SPELLS_SQL, {"origin": origin, "lookback": lookback,
                                              "licences": min(licences, window)}).fetchnumpy()
         except duckdb.CatalogException as exc:
-            raise ScenarioError(f"{path}: the warehouse lacks a table the projection reads ({exc}); "
-                                "run `justice build` to rebuild it") from None
+            raise ScenarioError(f"{path}: the warehouse lacks a table the projection reads "
+                                f"({str(exc).splitlines()[0]}); run `justice build` to rebuild it") from None
         names, capacity, source = _capacity(con)
     finally:
         con.close()
