@@ -38,8 +38,8 @@ one by the careful path, Python's csv module, so they get exactly the rejects th
 A block pyarrow cannot take whole (a quoted line break, a blank line, unbalanced quotes, an
 over-long field) is halved at a record boundary and each half tried again; pieces under 16 KiB
 go to the careful path directly. The result is the same whatever the block size (tested).
-Measured: 1,000,000 magistrates' rows (216 MB) in about 2 s, 1.4x DuckDB's read_csv to Parquet
-with the Parquet writing included (benchmarks/ingest_csv.py).
+Measured: 1,000,000 magistrates' rows (216 MB) landed in about 1.6-3.3 s, 0.7-1.0 times DuckDB's
+read_csv to Parquet with the Parquet writing included (benchmarks/ingest_csv.py; docs/ingest.md).
 """
 
 from __future__ import annotations
