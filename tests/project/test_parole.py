@@ -155,3 +155,21 @@ def test_a_warehouse_built_before_custody_sentences_is_refused_clearly(built_hom
     con.close()
     with pytest.raises(ScenarioError, match="custody_sentence.*justice build"):
         load_origin(old, dt.date(2025, 1, 1))
+
+
+def test_a_warehouse_without_the_term_in_days_is_refused_clearly(built_home, tmp_path):
+    # A warehouse built before core.custody_sentence had term_length_days: rebuild, not a traceback.
+    import shutil
+
+    import duckdb
+
+    from justice.project import ScenarioError
+    from justice.settings import Settings
+
+    old = Settings(home=tmp_path)
+    shutil.copy2(built_home.home / "warehouse.duckdb", old.home / "warehouse.duckdb")
+    con = duckdb.connect(str(old.home / "warehouse.duckdb"))
+    con.execute("alter table core.custody_sentence drop column term_length_days")
+    con.close()
+    with pytest.raises(ScenarioError, match="term_length_days.*justice build"):
+        load_origin(old, dt.date(2025, 1, 1))

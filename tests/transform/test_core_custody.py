@@ -86,12 +86,14 @@ def test_custody_sentences_match_the_true_sentences(warehouse, built_home):
         select (select count(*) from core.custody_sentence),
                (select count(*) from t_custody_spells where sentence_date <= cast(? as date))""", [end])
     assert rows == truth > 500, (rows, truth)
-    matched, same_type, same_date, term_off, band_off = _one(warehouse, """
+    matched, same_type, same_date, term_off, days_off, band_off = _one(warehouse, """
         select count(*),
                count(*) filter (where t.sentence_type = s.sentence_type),
                count(*) filter (where t.sentence_date = s.sentence_date),
                count(*) filter (where s.sentence_type not in ('life', 'ipp')
                                 and abs(s.term_months_total - t.sentence_months) > 1 / 30.4375 + 0.005),
+               count(*) filter (where s.sentence_type not in ('life', 'ipp')
+                                and abs(s.term_length_days - round(t.sentence_months * 30.4375)) > 1),
                count(*) filter (where s.sentence_length_band <> case
                         when t.sentence_type in ('life', 'ipp') then 'indeterminate'
                         when t.sentence_months <= 6 then 'up_to_6_months'
@@ -104,7 +106,7 @@ def test_custody_sentences_match_the_true_sentences(warehouse, built_home):
         join t_custody_spells t on t.person_id = p.true_person_id and t.reception_date = c.start_date""")
     assert matched >= 0.99 * truth, (matched, truth)
     assert same_type == same_date == matched
-    assert term_off == band_off == 0
+    assert term_off == days_off == band_off == 0
     # Life sentences are indeterminate; every sentence is classified (no `unknown` type).
     kinds = dict(warehouse.execute("select sentence_type, count(*) from core.custody_sentence group by 1").fetchall())
     assert "unknown" not in kinds and kinds.get("standard_determinate", 0) > 0.8 * rows, kinds

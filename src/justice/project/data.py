@@ -74,11 +74,9 @@ matched as (
     qualify row_number() over (partition by s.custody_spell_id order by x.disposal_date) = 1
 ),
 recorded as (
-    -- The prison's record of the sentence, if passed by the origin: its type and term (years and
-    -- months at the average month, as the release rules count a month, plus the days).
-    select custody_spell_id, sentence_date, sentence_type,
-           cast(round((coalesce(term_years, 0) * 12 + coalesce(term_months, 0)) * 30.4375) as bigint)
-               + coalesce(term_days, 0) as length_days
+    -- The prison's record of the sentence, if passed by the origin: its type and term in days
+    -- (core.custody_sentence counts it as the release rules count a month).
+    select custody_spell_id, sentence_date, sentence_type, term_length_days as length_days
     from core.custody_sentence
     where sentence_seq = 1 and sentence_date <= $origin
 ),
@@ -205,8 +203,8 @@ def load_origin(settings: Settings, origin: dt.date | None = None) -> OriginData
         try:
             cols = con.execute(_SPELLS_SQL, {"origin": origin, "lookback": lookback,
                                              "licences": min(licences, window)}).fetchnumpy()
-        except duckdb.CatalogException as exc:
-            raise ScenarioError(f"{path}: the warehouse lacks a table the projection reads "
+        except (duckdb.CatalogException, duckdb.BinderException) as exc:
+            raise ScenarioError(f"{path}: the warehouse lacks a table or column the projection reads "
                                 f"({str(exc).splitlines()[0]}); run `justice build` to rebuild it") from None
         names, capacity, source = _capacity(con)
     finally:

@@ -11,7 +11,11 @@ terms as (
         s.*,
         -- The term in months: years and months as written, days at the average month (365.25 / 12).
         coalesce(s.term_years, 0) * 12 + coalesce(s.term_months, 0) + coalesce(s.term_days, 0) / 30.4375
-            as term_months_total
+            as term_months_total,
+        -- The term in days, as the release rules and core.offence count it: years and months at
+        -- round(months x 30.4375) days (justice.sim.reference's month), plus the days.
+        cast(round((coalesce(s.term_years, 0) * 12 + coalesce(s.term_months, 0)) * 30.4375)
+             as {{ dbt.type_bigint() }}) + coalesce(s.term_days, 0) as term_length_days
     from sentences as s
 )
 
@@ -31,6 +35,7 @@ select
     t.term_months,
     t.term_days,
     {{ round_figure('t.term_months_total', 2) }} as term_months_total,
+    t.term_length_days,
     case
         when coalesce(k.is_indeterminate, t.life_sentence_flag = 'Y') then 'indeterminate'
         when t.term_months_total <= 6 then 'up_to_6_months'
