@@ -88,3 +88,11 @@ def safety_in_custody_national(home: str | Path | None = None, protected: bool =
     """England and Wales self-harm and assault incidents and rates per 1,000 prisoners in the 12
     months to each quarter end."""
     return _mart("safety_in_custody_national", home, protected)
+
+
+def prison_population_by_custody_type(home: str | Path | None = None, protected: bool = False) -> pd.DataFrame:
+    """The prison population on each quarter's last day by custody type (remand, sentenced,
+    recall) and, for sentenced people, sentence length band (Offender Management Statistics
+    Quarterly): quarter, snapshot_date, custody_type, sentence_length_band, category_order,
+    population, share_of_population."""
+    return _mart("prison_population_by_custody_type", home, protected)
