@@ -154,3 +154,17 @@ def test_a_merge_on_a_shared_identifier_is_weighed_at_the_threshold():
     rules["histories"]["identifier_threshold"] = 0.0
     c = cluster_labels(_alias_world(21.0), THRESHOLD, rules)
     assert c["weight"][c["basis"] == "person history"].tolist() == [THRESHOLD]
+
+
+def test_the_strongest_pair_between_two_clusters_is_one_pair_and_ties_go_to_the_lowest_nodes():
+    # Clusters {A, B} and {C, D}: B-D and A-C tie on the strongest weight (B-D written first), A-D
+    # is weaker. The edge is one scored pair, the lowest nodes' (A-C), the same every run.
+    from justice.link.histories import _comparisons, cluster_scores
+
+    con = _world([("court:B", "court:D", 6.0, 8.0, 1.0), ("court:A", "court:D", 6.0, 8.0, -3.0),
+                  ("court:A", "court:C", 6.0, 8.0, 1.0)])
+    uid = np.array(["court:A", "court:B", "court:C", "court:D"], dtype=object)
+    for _ in range(5):
+        s = cluster_scores(con, uid, np.array([0, 0, 1, 1]), _comparisons(con), PRIOR)
+        assert (s["node_l"].tolist(), s["node_r"].tolist()) == ([0], [2])  # A-C, not B-D or A-D
+        assert s["score"].tolist() == [PRIOR + 6.0 + 8.0 + 1.0]

@@ -73,9 +73,14 @@ def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.n
                 join _hist_nodes b on b.unique_id = p.unique_id_r
                 {records}
                 where a.cluster <> b.cluster)
-            select c1, c2, {float(prior)} + {best} as score, bool_or(shared_id) as shared_id,
-                   arg_max(node_l, match_weight) as node_l, arg_max(node_r, match_weight) as node_r
-            from p group by c1, c2
+            , g as (
+                -- The strongest pair between the two clusters, both ends from that one pair; a
+                -- tie on weight goes to the lowest nodes, so every run (any thread count) gives
+                -- the same evidence.
+                select c1, c2, {float(prior)} + {best} as score, bool_or(shared_id) as shared_id,
+                       arg_max({{'l': node_l, 'r': node_r}}, (match_weight, -node_l, -node_r)) as edge
+                from p group by c1, c2)
+            select c1, c2, score, shared_id, edge.l as node_l, edge.r as node_r from g
         """).fetchnumpy()
     finally:
         con.unregister("_hist_nodes")
