@@ -139,8 +139,14 @@ def test_the_warehouse_gives_each_spell_its_recorded_sentence(built_home):
     assert known.sum() > 100 and (s.length_days[known] > 0).all()
 
 
-def test_a_warehouse_built_before_custody_sentences_is_refused_clearly(built_home, tmp_path):
-    # A warehouse from before core.custody_sentence existed: the projection says to rebuild it.
+@pytest.mark.parametrize(("change", "says"), [
+    # from before core.custody_sentence existed
+    ("drop table core.custody_sentence", "custody_sentence.*justice build"),
+    # from before it had the term in days
+    ("alter table core.custody_sentence drop column term_length_days", "term_length_days.*justice build"),
+])
+def test_a_warehouse_built_before_custody_sentences_is_refused_clearly(built_home, tmp_path, change, says):
+    # A warehouse an older build made: the projection says to rebuild it, not a traceback.
     import shutil
 
     import duckdb
@@ -151,25 +157,7 @@ def test_a_warehouse_built_before_custody_sentences_is_refused_clearly(built_hom
     old = Settings(home=tmp_path)
     shutil.copy2(built_home.home / "warehouse.duckdb", old.home / "warehouse.duckdb")
     con = duckdb.connect(str(old.home / "warehouse.duckdb"))
-    con.execute("drop table core.custody_sentence")
+    con.execute(change)
     con.close()
-    with pytest.raises(ScenarioError, match="custody_sentence.*justice build"):
-        load_origin(old, dt.date(2025, 1, 1))
-
-
-def test_a_warehouse_without_the_term_in_days_is_refused_clearly(built_home, tmp_path):
-    # A warehouse built before core.custody_sentence had term_length_days: rebuild, not a traceback.
-    import shutil
-
-    import duckdb
-
-    from justice.project import ScenarioError
-    from justice.settings import Settings
-
-    old = Settings(home=tmp_path)
-    shutil.copy2(built_home.home / "warehouse.duckdb", old.home / "warehouse.duckdb")
-    con = duckdb.connect(str(old.home / "warehouse.duckdb"))
-    con.execute("alter table core.custody_sentence drop column term_length_days")
-    con.close()
-    with pytest.raises(ScenarioError, match="term_length_days.*justice build"):
+    with pytest.raises(ScenarioError, match=says):
         load_origin(old, dt.date(2025, 1, 1))
