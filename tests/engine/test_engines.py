@@ -120,12 +120,18 @@ def test_spark_tables_round_trip_and_are_served_to_the_warehouse(tmp_path):
     with engine_for(home) as engine:
         engine.write_table("marts", "people", data)
         engine.write_table("marts", "nobody", data.slice(0, 0))
-        assert engine.tables("marts") == ["nobody", "people"]
+        engine.spark.sql("create view marts.many as select * from marts.people where records > 1")
+        assert engine.tables("marts") == ["many", "nobody", "people"]
         assert engine.read_table("marts", "people").sort_by("person_id").equals(data)
-        assert sorted(engine.serve(["marts"])) == ["marts.nobody", "marts.people"]
+        # A Parquet table is served from the files Spark keeps; a view has none to read.
+        folder = engine._parquet_folder("marts", "people")
+        assert folder is not None and any(folder.glob("*.parquet"))
+        assert engine._parquet_folder("marts", "many") is None
+        assert sorted(engine.serve(["marts"])) == ["marts.many", "marts.nobody", "marts.people"]
     served = DuckDBEngine(Settings(home=tmp_path))
     assert served.read_table("marts", "people").sort_by("person_id").to_pylist() == data.to_pylist()
     assert served.read_table("marts", "nobody").schema.names == ["person_id", "records"]
+    assert served.read_table("marts", "many").to_pylist() == [{"person_id": "P1", "records": 3}]
 
 
 def test_spark_without_java_is_a_clear_error(tmp_path):

@@ -16,6 +16,7 @@ import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
 
@@ -479,11 +480,18 @@ class SparkEngine(Engine):
         shutil.rmtree(out, ignore_errors=True)
         copied: dict[str, list[str]] = {}
         selects: dict[tuple[str, str], str] = {}
+        files: dict[tuple[str, str], str] = {}
         for schema in schemas:
             copied[schema] = []
             for name in self.tables(schema):
                 table = spark.table(f"`{schema}`.`{name}`")
-                table.write.mode("overwrite").parquet(str(out / schema / name))
+                # A table stored as unpartitioned Parquet files is read where Spark keeps it;
+                # anything else (a view, another format) is written out as Parquet first.
+                folder = self._parquet_folder(schema, name)
+                if folder is None:
+                    folder = out / schema / name
+                    table.write.mode("overwrite").parquet(str(folder))
+                files[schema, name] = f"{folder}/*.parquet"
                 copied[schema].append(name)
                 as_json = [c for c in table.columns if c in SERVED_AS_JSON.get(schema, ())]
                 selects[schema, name] = "*" + (" REPLACE (" + ", ".join(
@@ -496,7 +504,7 @@ class SparkEngine(Engine):
                 con.execute(f'CREATE SCHEMA "{schema}"')
                 for name in names:
                     con.execute(f'CREATE TABLE "{schema}"."{name}" AS SELECT {selects[schema, name]} '
-                                f"FROM read_parquet('{out / schema / name}/*.parquet')")
+                                f"FROM read_parquet('{files[schema, name]}')")
             con.execute("COMMIT")
         except Exception as exc:
             con.execute("ROLLBACK")
@@ -506,6 +514,20 @@ class SparkEngine(Engine):
             con.close()
         shutil.rmtree(out, ignore_errors=True)
         return [f"{s}.{n}" for s, names in copied.items() for n in names]
+
+    def _parquet_folder(self, schema: str, name: str) -> Path | None:
+        """The local folder holding `schema`.`name`'s data when it is a table stored as
+        unpartitioned Parquet files with at least one file (what dbt's Spark tables are here), so
+        that serving can read the files Spark wrote instead of having Spark write them again;
+        None otherwise."""
+        info: dict[str, str] = {}
+        for row in self.spark.sql(f"DESCRIBE TABLE EXTENDED `{schema}`.`{name}`").collect():
+            info.setdefault(str(row[0]).strip(), str(row[1] or "").strip())
+        if (info.get("Type", "").upper() == "VIEW" or info.get("Provider", "").lower() != "parquet"
+                or "# Partition Information" in info or not info.get("Location", "").startswith("file:")):
+            return None
+        folder = Path(unquote(urlparse(info["Location"]).path))
+        return folder if any(folder.glob("*.parquet")) else None
 
     def splink_api(self, con):
         """Splink's Spark API on the engine's session (its UDFs, Jaro-Winkler among them, come
