@@ -41,6 +41,15 @@ def test_only_published_aggregate_files_are_in_the_catalogue(catalogue):
         assert PERSON_SECRET not in dataset.frame.to_csv()
 
 
+def test_an_empty_dimension_value_is_shown_as_none_not_a_blank_heading(catalogue):
+    # A file's null dimension value (no sentence length band for a remand prisoner) arrives as
+    # "" in queries and downloads and is headed "(none)"; other values keep their own labels.
+    ds = catalogue.get("court_receipts_disposals")
+    assert ds.value_label("case_type", "") == "(none)"
+    assert ds.value_label("case_type", "trial") == "trial"
+    assert ds.value_label("court_code", "C1") == "C1 Alpha Crown Court"
+
+
 def test_a_manifest_entry_without_person_level_is_not_served(tmp_path):
     data = publish_sample(tmp_path / "home")
     manifest = json.loads((data / "manifest.json").read_text())

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 SYMBOL_CONFIDENTIAL = "[c]"
 SYMBOL_NOT_AVAILABLE = "[x]"
 SYMBOL_NOT_APPLICABLE = "[z]"
+NO_VALUE = "(none)"
+"""How a dimension value the file leaves empty is shown."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,11 @@ class Dataset:
         return made
 
     def value_label(self, dim: str, value: str) -> str:
-        """A dimension value as shown: the code and its name where the file has one."""
+        """A dimension value as shown: the code and its name where the file has one; an empty
+        value (the file's null: e.g. no sentence length band for a remand prisoner) as "(none)",
+        never a blank heading."""
+        if value == "":
+            return NO_VALUE
         name = self.value_labels.get(dim, {}).get(value)
         return f"{value} {name}" if name and name != value else value
 
