@@ -219,7 +219,9 @@ def register_tf_tables(engine: Engine, con: duckdb.DuckDBPyConnection, linker, d
 def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.records",
           progress: Callable[[str], None] = lambda _: None) -> dict:
     """Train a model on the records in `table`: prior from deterministic rules, u by random
-    sampling, m by expectation maximisation. Returns the trained settings (with metadata)."""
+    sampling, m by expectation maximisation (then, if `m_from_identifier` is enabled, the m of the
+    comparisons it names counted on the pairs sharing a valid identifier). Returns the trained
+    settings (with metadata)."""
     n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
     if n < 2:
         raise TransformError(f"linkage: {n} records in {table}; training needs at least two")
@@ -244,7 +246,7 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         progress(f"estimating m by EM, blocked on {rule}")
         linker.training.estimate_parameters_using_expectation_maximisation(rule)
     model = linker.misc.save_model_to_json()
-    if tr.get("m_from_identifier"):
+    if (tr.get("m_from_identifier") or {}).get("enabled", False):
         progress("m from the pairs that share a valid identifier")
         m_from_identifier(con, table, model, tr["m_from_identifier"]["rule"],
                           tr["m_from_identifier"]["comparisons"])
