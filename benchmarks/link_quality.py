@@ -2,6 +2,9 @@
 
 Run: .venv/bin/python benchmarks/link_quality.py [--persons 10000] [--seeds 21 22 23]
          [--levels low default high] [--json FILE] [--keep] [--sim-constant MODULE.NAME=VALUE]
+     .venv/bin/python benchmarks/link_quality.py --reuse KEPT.json [--json FILE]
+         (link again the worlds a `--keep --json KEPT.json` run kept: before and after a change
+         on the very same records, without simulating them again)
 
 For each seed and level it simulates a world, ingests it and runs `justice link` with a newly
 trained model, whose threshold comes from the label-free rule (the model's own posterior).
@@ -29,8 +32,10 @@ GOALS = {"default": {"precision": 0.995, "recall": 0.97}, "high": {"precision": 
 GAIN_GOAL = {"high": 0.05}
 
 
-def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
-    """One world: simulate, ingest, link (label-free threshold), measure; calibrate, measure."""
+def measure(persons: int, seed: int, level: str, keep: bool, home: Path | None = None) -> dict:
+    """One world: simulate, ingest, link (label-free threshold), measure; calibrate, measure.
+    With `home` (a world kept by an earlier `--keep` run), link that world again instead: same
+    records, the code and model spec as they are now."""
     from justice.ingest.run import ingest
     from justice.link.calibrate import run_calibration
     from justice.link.report import model_and_baseline
@@ -40,11 +45,15 @@ def measure(persons: int, seed: int, level: str, keep: bool) -> dict:
     from justice.sim.params import SimulationParams
     from justice.sim.world import simulate_to
 
-    home = Path(tempfile.mkdtemp(prefix=f"justice-linkq-{level}-{seed}-"))
+    reuse = home is not None
+    keep = keep or reuse
+    home = home or Path(tempfile.mkdtemp(prefix=f"justice-linkq-{level}-{seed}-"))
     try:
-        simulate_to(SimulationParams(persons=persons, seed=seed, mess=level), home)
+        if not reuse:
+            simulate_to(SimulationParams(persons=persons, seed=seed, mess=level), home)
         settings = Settings(home=home)
-        ingest(settings)
+        if not reuse:
+            ingest(settings)
         t = time.perf_counter()
         result = link(settings, retrain=True, full=True)
         link_seconds = time.perf_counter() - t
@@ -207,6 +216,9 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", default=["low", "default", "high"])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep each world's home (printed)")
+    parser.add_argument("--reuse", type=Path, metavar="JSON",
+                        help="link again the worlds a `--keep --json JSON` run kept (same records; "
+                             "the code and model as they are now), instead of simulating")
     parser.add_argument("--sim-constant", action="append", default=[], metavar="MODULE.NAME=VALUE",
                         help="for a sensitivity run, set a constant of justice.sim.legacy.MODULE "
                              "(e.g. identity.ALIAS_RECORD_SHARE=0.05, traits.CHAOS_SIGMA=0.3)")
@@ -221,17 +233,23 @@ def main() -> None:
             parser.error(f"--sim-constant {item!r}: no constant {name!r} in justice.sim.legacy.{module}")
         setattr(mod, name, type(getattr(mod, name))(value))
         print(f"sensitivity run: justice.sim.legacy.{module}.{name} = {getattr(mod, name)}")
+    if args.reuse:
+        kept = json.loads(args.reuse.read_text(encoding="utf-8"))
+        if any("home" not in r for r in kept):
+            parser.error(f"--reuse {args.reuse}: a world there has no kept home (run with --keep)")
+        worlds = [(r["persons"], r["seed"], r["level"], Path(r["home"])) for r in kept]
+    else:
+        worlds = [(args.persons, seed, level, None) for seed in args.seeds for level in args.levels]
     rows = []
-    for seed in args.seeds:
-        for level in args.levels:
-            row = measure(args.persons, seed, level, args.keep)
-            rows.append(row)
-            print(f"{level} seed {seed}: model F1 {row['clerical']['f1']:.4f} (label-free "
-                  f"{row['label_free']['f1']:.4f}), baseline {row['baseline']['f1']:.4f}, "
-                  f"link {row['link_seconds']:.0f} s" + (f", home {row['home']}" if args.keep else ""),
-                  flush=True)
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+    for persons, seed, level, home in worlds:
+        row = measure(persons, seed, level, args.keep, home)
+        rows.append(row)
+        print(f"{level} seed {seed}: model F1 {row['clerical']['f1']:.4f} (label-free "
+              f"{row['label_free']['f1']:.4f}), baseline {row['baseline']['f1']:.4f}, "
+              f"link {row['link_seconds']:.0f} s" + (f", home {row['home']}" if "home" in row else ""),
+              flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
     print()
     print(summarise(rows))
 

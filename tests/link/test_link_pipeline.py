@@ -197,9 +197,15 @@ def test_clerical_decisions_are_honoured_on_every_run(linked_home, tmp_path):
         join linkage.person_links l on l.unique_id = p.unique_id_l
         join linkage.person_links r on r.unique_id = p.unique_id_r
         where l.person_id = r.person_id and l.cluster_size = 2 and p.match_weight >= 6 limit 1""")[0]
+    # Two people of one record each that hold no two different valid PNC IDs or CRO numbers: a
+    # "match" decision overrides a hard negative, not two identifiers a person has one of.
     c, d = _q(settings, """
-        select l.unique_id, r.unique_id from linkage.person_links l, linkage.person_links r
+        select l.unique_id, r.unique_id from linkage.person_links l, linkage.person_links r,
+               linkage.records lr, linkage.records rr
         where l.cluster_size = 1 and r.cluster_size = 1 and l.unique_id < r.unique_id
+          and lr.unique_id = l.unique_id and rr.unique_id = r.unique_id
+          and not coalesce(lr.pnc_valid and rr.pnc_valid and lr.pnc_core <> rr.pnc_core, false)
+          and not coalesce(lr.cro_valid and rr.cro_valid and lr.cro_core <> rr.cro_core, false)
         order by l.unique_id, r.unique_id limit 1""")[0]
     record_decision(settings, a, b, "non_match", "tester", "different people")
     record_decision(settings, d, c, "match", "tester")
