@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +59,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ingest_workers", "0", "JUSTICE_INGEST_WORKERS",
             "Processes that read a system's files when they are big (docs/ingest.md); 0 means one "
             "per core, 1 reads every file in the landing process itself."),
+    Setting("duckdb_memory", "", "JUSTICE_DUCKDB_MEMORY",
+            "Most memory DuckDB may take in the linkage and dbt steps and the serving warehouse "
+            "(e.g. 6GB, 800MB); past it DuckDB spills to HOME/duckdb-spill. Empty: DuckDB's own "
+            "limit, 80% of the machine's memory, which does not allow for other processes."),
     Setting("portal_key_file", "", "JUSTICE_PORTAL_KEY_FILE",
             "File holding the key that encrypts the provider portal's uploaded files (made on first "
             "use, permissions 0600); empty means HOME/portal/portal.key. Never in the serving store."),
 )
 
 ENGINES = ("duckdb", "spark")
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?(KB|MB|GB|TB|KIB|MIB|GIB|TIB)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +112,9 @@ class Settings:
     ingest_workers: int = 0
     """Processes reading a system's big files when landing; 0: one per core."""
 
+    duckdb_memory: str = ""
+    """DuckDB's memory limit (e.g. 6GB) in the linkage and dbt steps; empty: DuckDB's default."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser())
         try:
@@ -139,6 +148,11 @@ class Settings:
             raise ConfigError(f"ingest workers {workers}: give 0 (one per core) or more "
                               "(JUSTICE_INGEST_WORKERS)")
         object.__setattr__(self, "ingest_workers", workers or os.cpu_count() or 1)
+        memory = str(self.duckdb_memory or "").strip().replace(" ", "")
+        if memory and not _MEMORY.fullmatch(memory):
+            raise ConfigError(f"DuckDB memory {self.duckdb_memory!r}: give an amount such as 6GB or "
+                              "800MB (JUSTICE_DUCKDB_MEMORY)")
+        object.__setattr__(self, "duckdb_memory", memory.upper())
         if self.engine not in ENGINES:
             raise ConfigError(f"engine {self.engine!r}: choose one of {', '.join(ENGINES)} (JUSTICE_ENGINE)")
 
@@ -153,6 +167,11 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     # Every path under HOME is named here, once; the steps ask for them by name.
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        """Where DuckDB spills what does not fit its memory limit (HOME/duckdb-spill)."""
+        return self.home / "duckdb-spill"
+
     @property
     def lake_dir(self) -> Path:
         """The landed extracts (HOME/lake: raw Parquet per system and table, rejects, the ledger)."""

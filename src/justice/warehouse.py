@@ -8,15 +8,34 @@ and copied here after each step (justice.engine). The lake's raw views are the e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from justice.settings import Settings
 
 
 def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open HOME/warehouse.duckdb."""
+    """Open HOME/warehouse.duckdb (with the settings' memory limit, see `limit_memory`)."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(settings.warehouse_path), read_only=read_only)
+    return limit_memory(duckdb.connect(str(settings.warehouse_path), read_only=read_only), settings)
+
+
+def memory_settings(settings: Settings) -> dict[str, str]:
+    """DuckDB settings for JUSTICE_DUCKDB_MEMORY: the memory limit and where to spill past it
+    (none when it is empty: DuckDB's defaults)."""
+    if not settings.duckdb_memory:
+        return {}
+    return {"memory_limit": settings.duckdb_memory, "temp_directory": str(settings.duckdb_spill_dir)}
+
+
+def limit_memory(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """`con` with the settings' memory limit and spill folder applied; returns `con`."""
+    for key, value in memory_settings(settings).items():
+        if key == "temp_directory":
+            Path(value).mkdir(parents=True, exist_ok=True)
+        con.execute(f"set {key} = '{value}'")
+    return con
 
 
 def has_table(settings: Settings, schema: str, name: str | None = None) -> bool:

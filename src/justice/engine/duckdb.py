@@ -93,8 +93,13 @@ class DuckDBEngine(Engine):
         return tables
 
     def dbt_profile(self) -> dict:
-        return {"type": "duckdb", "path": str(self.settings.warehouse_path.resolve()),
-                "schema": "main", "threads": 2}
+        profile = {"type": "duckdb", "path": str(self.settings.warehouse_path.resolve()),
+                   "schema": "main", "threads": 2}
+        limits = warehouse.memory_settings(self.settings)
+        if limits:
+            self.settings.duckdb_spill_dir.mkdir(parents=True, exist_ok=True)
+            profile["settings"] = limits
+        return profile
 
     def run_dbt(self, project: Path, *args: str, progress: Progress | None = None) -> None:
         # A child process keeps dbt's global state and dbt-duckdb's open file out of ours.

@@ -10,6 +10,7 @@ import duckdb
 
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
+from justice.warehouse import limit_memory
 
 
 def open_warehouse(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -19,7 +20,7 @@ def open_warehouse(settings: Settings, read_only: bool = False) -> duckdb.DuckDB
     path = settings.warehouse_path
     if not path.exists():
         raise ConfigError(f"no warehouse at {path}: run `justice ingest` first")
-    con = duckdb.connect()
+    con = limit_memory(duckdb.connect(), settings)
     con.execute(f"attach '{path}' as wh {'(read_only)' if read_only else ''}").fetchall()
     con.execute("use wh").fetchall()
     return con
