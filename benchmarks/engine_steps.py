@@ -107,7 +107,7 @@ def main() -> None:
         step("both", "land", land)
 
     def run_engine(name: str) -> None:
-        settings = Settings(home=work / name, engine=name)
+        settings = Settings.from_env(home=work / name, engine=name)  # JUSTICE_DUCKDB_MEMORY etc. apply
         if args.steps == list(STEPS) or not settings.lake_dir.exists():
             shutil.rmtree(settings.home, ignore_errors=True)
             settings.home.mkdir(parents=True)
