@@ -8,8 +8,6 @@ and copied here after each step (justice.engine). The lake's raw views are the e
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 
 from justice.settings import Settings
@@ -22,18 +20,17 @@ def connect(settings: Settings, read_only: bool = False) -> duckdb.DuckDBPyConne
 
 
 def memory_settings(settings: Settings) -> dict[str, str]:
-    """DuckDB settings for JUSTICE_DUCKDB_MEMORY: the memory limit and where to spill past it
-    (none when it is empty: DuckDB's defaults)."""
+    """DuckDB settings for JUSTICE_DUCKDB_MEMORY: the memory limit and the folder to spill to past
+    it, made if missing (none when the setting is empty: DuckDB's defaults)."""
     if not settings.duckdb_memory:
         return {}
+    settings.duckdb_spill_dir.mkdir(parents=True, exist_ok=True)
     return {"memory_limit": settings.duckdb_memory, "temp_directory": str(settings.duckdb_spill_dir)}
 
 
 def limit_memory(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyConnection:
     """`con` with the settings' memory limit and spill folder applied; returns `con`."""
     for key, value in memory_settings(settings).items():
-        if key == "temp_directory":
-            Path(value).mkdir(parents=True, exist_ok=True)
         con.execute(f"set {key} = '{value}'")
     return con
 

@@ -97,7 +97,6 @@ class DuckDBEngine(Engine):
                    "schema": "main", "threads": 2}
         limits = warehouse.memory_settings(self.settings)
         if limits:
-            self.settings.duckdb_spill_dir.mkdir(parents=True, exist_ok=True)
             profile["settings"] = limits
         return profile
 
