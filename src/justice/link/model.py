@@ -284,6 +284,19 @@ def _level_case(comparison: dict) -> str:
     return "case " + " ".join(whens) + " end"
 
 
+def _pair_levels(con: duckdb.DuckDBPyConnection, table: str, comparisons: list[dict], into: str,
+                 pairs_from: str) -> None:
+    """Temp table `into`: the level (column gK, -1 for the null level) of each of `comparisons`
+    for every record pair of `pairs_from`, a `with` clause that defines `p` as rows of `table`
+    joined as `l` and `r`, with `{columns}` where the pair's columns (c_l, c_r) are selected."""
+    cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+    lhs = ", ".join(f"l.{c} as {c}_l" for c in cols)
+    rhs = ", ".join(f"r.{c} as {c}_r" for c in cols)
+    cases = ", ".join(f"{_level_case(c)} as g{k}" for k, c in enumerate(comparisons))
+    con.execute(f"create or replace temp table {into} as "
+                + pairs_from.replace("{columns}", f"{lhs}, {rhs}") + f" select {cases} from p")
+
+
 def m_from_identifier(con: duckdb.DuckDBPyConnection, table: str, model: dict, rule: str,
                       comparisons: list[str]) -> dict[str, int]:
     """Set each named comparison's m (every level's share among matches) to its share among the
@@ -302,16 +315,9 @@ def m_from_identifier(con: duckdb.DuckDBPyConnection, table: str, model: dict, r
     missing = set(comparisons) - {c["output_column_name"] for c in comps}
     if missing:
         raise ConfigError(f"model.yaml training.m_from_identifier: no comparison {sorted(missing)}")
-    cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
-    lhs = ", ".join(f"l.{c} as {c}_l" for c in cols)
-    rhs = ", ".join(f"r.{c} as {c}_r" for c in cols)
-    cases = ", ".join(f"{_level_case(c)} as g{k}" for k, c in enumerate(comps))
-    con.execute(f"""
-        create or replace temp table _m_pairs as
-        with p as (select {lhs}, {rhs} from {table} l join {table} r
-                   on {rule} and l.unique_id < r.unique_id)
-        select {cases} from p
-    """)
+    _pair_levels(con, table, comps, "_m_pairs",
+                 f"with p as (select {{columns}} from {table} l join {table} r "
+                 f"on {rule} and l.unique_id < r.unique_id)")
     pairs: dict[str, int] = {}
     for k, c in enumerate(comps):
         tally = dict(con.execute(f"select g{k}, count(*) from _m_pairs where g{k} >= 0 group by all").fetchall())
@@ -339,19 +345,12 @@ def refine_u(con: duckdb.DuckDBPyConnection, table: str, model: dict, pairs: int
     pair, so no u falls below what the sample can resolve. At a million records the correction is
     small, as matches are a far smaller share of random pairs. No labels are used."""
     n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-    cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
-    lhs = ", ".join(f"l.{c} as {c}_l" for c in cols)
-    rhs = ", ".join(f"r.{c} as {c}_r" for c in cols)
     comps = model["comparisons"]
-    cases = ", ".join(f"{_level_case(c)} as g{k}" for k, c in enumerate(comps))
-    con.execute(f"""
-        create or replace temp table _u_pairs as
-        with s as (select (hash(i, {seed}) % {n})::bigint + 1 as a,
-                          (hash(i, {seed}, 'r') % {n})::bigint + 1 as b from range({pairs}) t(i)),
-        p as (select {lhs}, {rhs} from s join {table} l on l.record_no = s.a
-              join {table} r on r.record_no = s.b where s.a <> s.b)
-        select {cases} from p
-    """)
+    _pair_levels(con, table, comps, "_u_pairs",
+                 f"with s as (select (hash(i, {seed}) % {n})::bigint + 1 as a, "
+                 f"(hash(i, {seed}, 'r') % {n})::bigint + 1 as b from range({pairs}) t(i)), "
+                 f"p as (select {{columns}} from s join {table} l on l.record_no = s.a "
+                 f"join {table} r on r.record_no = s.b where s.a <> s.b)")
     # Ordered, so the sums below add in the same order every run whatever the thread count
     # (floating-point sums in another order can differ in the last bit and flip a pair at the
     # threshold, as the u sample's order did: see train).
