@@ -14,35 +14,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from ingest_world import MemorySampler
+from ingest_world import cpu_seconds as process_cpu_seconds
 
 STEPS = ("raw_views", "staging", "link", "build")
 
 
 def cpu_seconds() -> float:
-    """CPU time so far of this process and its finished children, plus that of its live
-    descendants (Spark's JVM, which runs until the end, and its Python workers), each with the
-    children it has reaped, from /proc: on a shared machine CPU seconds move far less with the
-    load than wall time."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    ticks, pending = 0, MemorySampler._children(os.getpid())
-    while pending:
-        pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:  # gone since it was listed
-            continue
-        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        pending += MemorySampler._children(pid)
-    return (own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-            + ticks / os.sysconf("SC_CLK_TCK"))
+    """CPU time so far of this process and all its descendants, Spark's JVM and its Python
+    workers included (ingest_world.cpu_seconds): on a shared machine CPU seconds move far less
+    with the load than wall time."""
+    return sum(process_cpu_seconds())
 
 
 def main() -> None:

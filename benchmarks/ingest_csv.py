@@ -25,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from ingest_world import cpu_seconds as process_cpu_seconds
+
 
 def cpu_seconds() -> float:
-    """CPU seconds used by this process (every thread) and its finished children so far."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    """CPU seconds used by this process (every thread) and its descendants so far."""
+    return sum(process_cpu_seconds())
 
 
 def load() -> str:

@@ -25,22 +25,25 @@ def peak_rss_gb() -> float:
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """CPU time (user + system) so far of this process and of its children (the workers: those
-    that have finished, from getrusage, and those still running, from /proc, as the workers
-    are kept from one system to the next). On a shared machine wall time depends on the other
+    """CPU time (user + system) so far of this process, and of its descendants: those that have
+    finished (getrusage) and those still running, each with the children it has reaped (from
+    /proc: the landing workers, kept from one system to the next; Spark's JVM and its Python
+    workers, for benchmarks/engine_steps.py). On a shared machine wall time depends on the other
     load; CPU time is the work done."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in MemorySampler._children(os.getpid()):
+    ticks, pending = 0, MemorySampler._children(os.getpid())
+    while pending:
+        pid = pending.pop()
         try:
             with open(f"/proc/{pid}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
+        except OSError:  # gone since it was listed
             continue
-        live += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / tick
-    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime + live
+        ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        pending += MemorySampler._children(pid)
+    return (own.ru_utime + own.ru_stime,
+            kids.ru_utime + kids.ru_stime + ticks / os.sysconf("SC_CLK_TCK"))
 
 
 class MemorySampler:
