@@ -62,9 +62,10 @@ def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: 
              """where not exists (select 1 from linkage.person_links a join linkage.person_links b
                                   on a.person_id = b.person_id
                                   where a.unique_id = h.unique_id_l and b.unique_id = h.unique_id_r)""")
+    source = hard or f"({hard_negative_sql(rules.get('hard_negatives', []))})"
     con.execute(f"""
         create or replace table linkage.clerical_review as
-        with hard as (select * from ({f"select * from {hard}" if hard else hard_negative_sql(rules.get("hard_negatives", []))}) h {apart})
+        with hard as (select * from {source} h {apart})
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
                coalesce(hard.rule, 'match weight in the review band') as reason,
                case when hard.rule is not null then 'kept apart'
