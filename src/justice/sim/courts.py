@@ -189,7 +189,7 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     # The trial is fixed at the first hearing; every listing may be ineffective and the case is
     # re-listed, until one goes ahead or is vacated because the case was withdrawn.
     listed, n_ineffective = _trial_listings(rng, relist, trial1, contested, mags["ineffective_trial"],
-                                            60, 0.5)
+                                            mags["relisting_median_days"], 0.5)
     trial_day = _last_listing(listed, n_ineffective)
     convicted_at_trial = tried & (u() < mags["conviction_at_trial"])
     _store_listings(ep, "mags", listed, n_ineffective, contested)
@@ -222,7 +222,7 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     effective_trial = to_trial & ~cracked
     # Listings until one goes ahead, or the last is vacated because the case cracked before it.
     clisted, c_ineffective = _trial_listings(rng, relist, ctrial1, to_trial, crown["ineffective_trial"],
-                                             median_wait * 0.4, 0.4)
+                                             median_wait * crown["relisting_wait_factor"], 0.4)
     ctrial_day = _last_listing(clisted, c_ineffective)
     c_before_last = np.where(c_ineffective > 0, _last_listing(clisted, c_ineffective - 1), ptph)
     crack_day = c_before_last + (crack_u * (ctrial_day - c_before_last)).astype(np.int64)
