@@ -128,8 +128,8 @@ def _trial_listings(rng: KeyedRandom, relist: KeyedRandom, first: np.ndarray, li
     dropping the case) or ineffective (it does not go ahead on the day, and is adjourned to a
     later date). The probability is per listing, so the number of ineffective listings before
     the last is geometric, each adding a re-listing delay. Returns the listing days (listing
-    0 on `first`, listing k only where k <= the ineffective count; NONE elsewhere) and the
-    count. Listing 0 is `first` on every row. The first uniform and the first delay come from
+    0 is `first` on every row; listing j >= 1 only where j <= the ineffective count, NONE
+    elsewhere) and the count (0 where nothing is `listed`). The first uniform and the first delay come from
     the episode's own stream (`rng`), further delays from `relist`, so that adding re-listings
     moved no other draw.
     """
@@ -147,7 +147,7 @@ def _trial_listings(rng: KeyedRandom, relist: KeyedRandom, first: np.ndarray, li
 
 
 def _last_listing(days: list[np.ndarray], k: np.ndarray) -> np.ndarray:
-    """The day of listing `k` of each row (listing 0 where k < 0 is never asked for)."""
+    """The day of listing number `k` of each row."""
     return np.choose(np.clip(k, 0, len(days) - 1), days)
 
 
@@ -188,12 +188,12 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     trial1 = fl + lognormal_days(rng, mags["trial_wait_median_days"], 0.5, n)
     # The trial is fixed at the first hearing; every listing may be ineffective and the case is
     # re-listed, until one goes ahead or is vacated because the case was withdrawn.
-    listed, n_ineffective = _trial_listings(rng, relist, trial1, contested, mags["ineffective_trial"],
+    m_days, n_ineffective = _trial_listings(rng, relist, trial1, contested, mags["ineffective_trial"],
                                             mags["relisting_median_days"], 0.5)
-    trial_day = _last_listing(listed, n_ineffective)
+    trial_day = _last_listing(m_days, n_ineffective)
     convicted_at_trial = tried & (u() < mags["conviction_at_trial"])
-    _store_listings(ep, "mags", listed, n_ineffective, contested)
-    before_last = np.where(n_ineffective > 0, _last_listing(listed, n_ineffective - 1), fl)
+    _store_listings(ep, "mags", m_days, n_ineffective, contested)
+    before_last = np.where(n_ineffective > 0, _last_listing(m_days, n_ineffective - 1), fl)
     withdrawn_day = before_last + (rng.random(n) * (trial_day - before_last)).astype(np.int64)
     ep["mags_verdict_day"] = np.select([guilty_plea, convicted_at_trial | tried, withdrawn],
                                        [fl, trial_day, withdrawn_day], NONE)
@@ -221,15 +221,15 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     cracked_plea = cracked & (u() >= crown["cracked_prosecution_share"])
     effective_trial = to_trial & ~cracked
     # Listings until one goes ahead, or the last is vacated because the case cracked before it.
-    clisted, c_ineffective = _trial_listings(rng, relist, ctrial1, to_trial, crown["ineffective_trial"],
+    c_days, c_ineffective = _trial_listings(rng, relist, ctrial1, to_trial, crown["ineffective_trial"],
                                              median_wait * crown["relisting_wait_factor"], 0.4)
-    ctrial_day = _last_listing(clisted, c_ineffective)
-    c_before_last = np.where(c_ineffective > 0, _last_listing(clisted, c_ineffective - 1), ptph)
+    ctrial_day = _last_listing(c_days, c_ineffective)
+    c_before_last = np.where(c_ineffective > 0, _last_listing(c_days, c_ineffective - 1), ptph)
     crack_day = c_before_last + (crack_u * (ctrial_day - c_before_last)).astype(np.int64)
     cconv_trial = effective_trial & (u() < crown["conviction_at_trial"])
     ep["crown_receipt_day"] = receipt
     ep["crown_ptph_day"] = np.where(sent, ptph, NONE)
-    _store_listings(ep, "crown", clisted, c_ineffective, to_trial)
+    _store_listings(ep, "crown", c_days, c_ineffective, to_trial)
     ep["crown_cracked_day"] = np.where(cracked, crack_day, NONE)
     ep["crown_verdict_day"] = np.select([plea_ptph, cracked, effective_trial], [ptph, crack_day, ctrial_day], NONE)
     ep["crown_outcome"] = np.select(
