@@ -173,21 +173,25 @@ def test_court_figures_a_statistician_checks_next():
     jan = ref.day_number("2023-01-01")
     t = {
         "court_cases": _arrays(
-            case_id=["M1", "M2", "M3", "C3", "M4"], episode_id=[1, 2, 3, 3, 4],
-            court_type=["magistrates", "magistrates", "magistrates", "crown", "magistrates"],
-            case_type=["either_way", "summary_motoring", "either_way", "trial_either_way", "either_way"],
-            outcome=["convicted_guilty_plea", "acquitted", "sent_to_crown", "convicted_at_trial", "withdrawn"],
-            receipt_date=[END - 50, END - 60, END - 300, END - 290, jan + 10],
-            completion_date=[END - 40, END - 30, END - 290, END - 20, jan + 100],
-            remanded_in_custody=[False, False, False, True, False]),
-        # The offences' first dates: episode 4 was committed 150 days before its completion.
-        "offences": _arrays(episode_id=[1, 2, 3, 4, 4], offence_date=[END - 90, END - 99, END - 400, jan - 50, jan - 40],
-                            method_of_proof=["conviction", None, "conviction", None, None]),
+            case_id=["M1", "M2", "M3", "C3", "M4", "M5"], episode_id=[1, 2, 3, 3, 4, 5],
+            court_type=["magistrates", "magistrates", "magistrates", "crown", "magistrates", "magistrates"],
+            case_type=["either_way", "summary_motoring", "either_way", "trial_either_way", "either_way",
+                       "either_way"],
+            outcome=["convicted_guilty_plea", "acquitted", "sent_to_crown", "convicted_at_trial", "withdrawn",
+                     "convicted_guilty_plea"],
+            receipt_date=[END - 50, END - 60, END - 300, END - 290, jan + 10, jan - 1450],
+            completion_date=[END - 40, END - 30, END - 290, END - 20, jan + 100, jan - 1400],
+            remanded_in_custody=[False, False, False, True, False, False]),
+        # The offences' first dates: episode 4 was committed 150 days before its completion,
+        # episode 5 (completed in 2019) 120 days before.
+        "offences": _arrays(episode_id=[1, 2, 3, 4, 4, 5],
+                            offence_date=[END - 90, END - 99, END - 400, jan - 50, jan - 40, jan - 1520],
+                            method_of_proof=["conviction", None, "conviction", None, None, "conviction"]),
         "hearings": _arrays(case_id=["M2", "M2", "C3", "C3", "C3"], hearing_type=["trial"] * 5,
                             hearing_date=[END - 50, END - 30, END - 100, END - 60, END - 700],
                             outcome=["ineffective", "effective", "vacated", "effective", "ineffective"]),
     }
-    t["offences"]["proven"] = np.array([True, False, True, False, False])
+    t["offences"]["proven"] = np.array([True, False, True, False, False, True])
     w = calibration.World(t, START, END)
     # Completed in the year: episode 1 (convicted), 2 (acquitted), 3 at the Crown Court (convicted).
     assert calibration.conviction_ratio(w) == pytest.approx(2 / 3)
@@ -196,6 +200,7 @@ def test_court_figures_a_statistician_checks_next():
     # The Crown listing 700 days before the end is outside the year.
     assert calibration.crown_ineffective_trial_share(w) == pytest.approx(0.0)
     assert calibration.magistrates_median_offence_to_completion_days(w) == pytest.approx(150.0)
+    assert calibration.magistrates_median_offence_to_completion_days_2019(w) == pytest.approx(120.0)
 
 
 def test_prisoners_aged_40_or_over_weighs_prisoner_days():

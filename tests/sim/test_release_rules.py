@@ -83,7 +83,7 @@ def test_a_rule_file_changes_releases_with_no_code_change(tmp_path):
     """A policy change is a data edit: a 1/3 release point from 2018 shows up in the world."""
     (tmp_path / "third.yaml").write_text("""
 source: {title: "Test: release at one third from 2018"}
-withdraw: [sds40]
+withdraw: [sds40, sds_two_thirds]  # both would take precedence over the new rule for some sentences
 rules:
   - name: one_third_from_2018
     kind: release

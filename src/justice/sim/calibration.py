@@ -496,15 +496,14 @@ def crown_ineffective_trial_share(w: World) -> float:
     return _ineffective_share(w, "crown")
 
 
-@measure
-def magistrates_median_offence_to_completion_days(w: World) -> float:
-    """Median days from offence to completion of magistrates' cases completed in 2023.
+def _mags_offence_to_completion(w: World, year: int) -> float:
+    """Median days from offence to completion of magistrates' cases completed in `year`.
 
     The case's earliest offence date; cases sent or committed to the Crown Court are left out
     (they complete there), as the published series of cases completed in magistrates' courts.
     """
     c, off = w.t["court_cases"], w.t["offences"]
-    a, b = ref.day_number("2023-01-01"), ref.day_number("2023-12-31")
+    a, b = ref.day_number(f"{year}-01-01"), ref.day_number(f"{year}-12-31")
     m = (c["court_type"] == "magistrates") & (c["completion_date"] != NONE)
     m &= (c["completion_date"] >= a) & (c["completion_date"] <= b)
     m &= ~np.isin(c["outcome"], ["sent_to_crown", "committed_for_sentence"])
@@ -517,6 +516,18 @@ def magistrates_median_offence_to_completion_days(w: World) -> float:
     pos = np.searchsorted(ep, c["episode_id"][m])
     found = (pos < len(ep)) & (ep[np.minimum(pos, len(ep) - 1)] == c["episode_id"][m])
     return float(np.median((c["completion_date"][m] - day[np.minimum(pos, len(ep) - 1)])[found]))
+
+
+@measure
+def magistrates_median_offence_to_completion_days(w: World) -> float:
+    """Median days from the earliest offence to completion of magistrates' cases completed in 2023."""
+    return _mags_offence_to_completion(w, 2023)
+
+
+@measure
+def magistrates_median_offence_to_completion_days_2019(w: World) -> float:
+    """The same for cases completed in 2019, before the pandemic's delays."""
+    return _mags_offence_to_completion(w, 2019)
 
 
 @measure

@@ -93,6 +93,8 @@ def respond(rng: KeyedRandom, ep: Columns, w: dict, window_end: int) -> None:
                     [resp["offence_to_charge_median_days"]["summary"],
                      resp["offence_to_charge_median_days"]["either_way"]],
                     resp["offence_to_charge_median_days"]["indictable_only"])
+    # Investigations and charging decisions took longer after 2020 (see world.yaml).
+    med = med * ref.piecewise_linear(ep["offence_day"], resp["offence_to_charge_factor"])
     charge_day = ep["offence_day"] + lognormal_days(rng, med, resp["offence_to_charge_sigma"], n)
     # Cautions are given sooner than charges come to court.
     charge_day = np.where(caution, ep["offence_day"] + (charge_day - ep["offence_day"]) // 3, charge_day)
@@ -111,8 +113,64 @@ def respond(rng: KeyedRandom, ep: Columns, w: dict, window_end: int) -> None:
         ep[col] = np.where(ep[col] > window_end, NONE, ep[col])
 
 
+MAX_INEFFECTIVE_LISTINGS = 4
+"""Ineffective listings of one trial at most (then the next goes ahead or is vacated): at a
+per-listing probability of 0.23, 0.06% of trials would have more."""
+
+
+def _trial_listings(rng: KeyedRandom, relist: KeyedRandom, first: np.ndarray, listed: np.ndarray,
+                    p_ineffective: float, relist_median: np.ndarray | float,
+                    relist_sigma: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Days of each trial's listings and how many of them were ineffective.
+
+    Criminal Court Statistics count trial listings: each is effective (the trial starts),
+    cracked (it does not go ahead, and needs no re-listing: a late plea or the prosecution
+    dropping the case) or ineffective (it does not go ahead on the day, and is adjourned to a
+    later date). The probability is per listing, so the number of ineffective listings before
+    the last is geometric, each adding a re-listing delay. Returns the listing days (listing
+    0 is `first` on every row; listing j >= 1 only where j <= the ineffective count, NONE
+    elsewhere) and the count (0 where nothing is `listed`). The first uniform and the first delay come from
+    the episode's own stream (`rng`), further delays from `relist`, so that adding re-listings
+    moved no other draw.
+    """
+    n = len(first)
+    # P(k >= j) = p ** j; k >= 1 exactly where u < p, as when one re-listing was drawn per trial.
+    u = np.maximum(rng.random(n), 1e-300)
+    k = np.minimum(np.floor(np.log(u) / np.log(p_ineffective)), MAX_INEFFECTIVE_LISTINGS).astype(np.int64)
+    k = np.where(listed, k, 0)
+    days = [first]
+    for j in range(1, MAX_INEFFECTIVE_LISTINGS + 1):
+        source = rng if j == 1 else relist
+        day = days[-1] + lognormal_days(source, relist_median, relist_sigma, n)
+        days.append(np.where(listed & (k >= j), day, NONE))
+    return days, k
+
+
+def _last_listing(days: list[np.ndarray], k: np.ndarray) -> np.ndarray:
+    """The day of listing number `k` of each row."""
+    return np.choose(np.clip(k, 0, len(days) - 1), days)
+
+
+def _store_listings(ep: Columns, court: str, days: list[np.ndarray], k: np.ndarray,
+                    listed: np.ndarray) -> None:
+    """Listing days as `{court}_trial_listing{j}_day` columns and the ineffective count."""
+    for j, day in enumerate(days):
+        ep[f"{court}_trial_listing{j}_day"] = np.where(listed, day, NONE)
+    ep[f"{court}_ineffective_listings"] = np.where(listed, k, -1)
+
+
+def trial_listings(ep: Columns, court: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(listing days, ineffective?) for each listing number of `court`'s trials (rows with no
+    such listing, or one after the window, hold NONE). A listing before the last is
+    ineffective, whether or not its re-listing falls inside the window."""
+    k = ep[f"{court}_ineffective_listings"]
+    return [(ep[f"{court}_trial_listing{j}_day"], j < k) for j in range(MAX_INEFFECTIVE_LISTINGS + 1)]
+
+
 def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarray, w: dict) -> None:
     n = len(mode)
+    # Re-listings after the first draw from their own stream (see _trial_listings).
+    relist = KeyedRandom(ep["draw_key"], 13)
     mags, crown = w["response"]["magistrates"], w["response"]["crown"]
     charged = ~ep["caution"]
     fl = ep["first_listing_day"]
@@ -128,13 +186,15 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     withdrawn = contested & (u() < mags["withdrawn_before_trial"])
     tried = contested & ~withdrawn
     trial1 = fl + lognormal_days(rng, mags["trial_wait_median_days"], 0.5, n)
-    ineffective = tried & (u() < mags["ineffective_trial"])
-    trial2 = trial1 + lognormal_days(rng, 60, 0.5, n)
-    trial_day = np.where(ineffective, trial2, trial1)
+    # The trial is fixed at the first hearing; every listing may be ineffective and the case is
+    # re-listed, until one goes ahead or is vacated because the case was withdrawn.
+    m_days, n_ineffective = _trial_listings(rng, relist, trial1, contested, mags["ineffective_trial"],
+                                            mags["relisting_median_days"], 0.5)
+    trial_day = _last_listing(m_days, n_ineffective)
     convicted_at_trial = tried & (u() < mags["conviction_at_trial"])
-    ep["mags_trial1_day"] = np.where(tried, trial1, NONE)
-    ep["mags_trial2_day"] = np.where(ineffective, trial2, NONE)
-    withdrawn_day = fl + (rng.random(n) * (trial1 - fl)).astype(np.int64)
+    _store_listings(ep, "mags", m_days, n_ineffective, contested)
+    before_last = np.where(n_ineffective > 0, _last_listing(m_days, n_ineffective - 1), fl)
+    withdrawn_day = before_last + (rng.random(n) * (trial_day - before_last)).astype(np.int64)
     ep["mags_verdict_day"] = np.select([guilty_plea, convicted_at_trial | tried, withdrawn],
                                        [fl, trial_day, withdrawn_day], NONE)
     ep["mags_outcome"] = np.select(
@@ -157,17 +217,19 @@ def _courts(rng: KeyedRandom, ep: Columns, mode: np.ndarray, severity: np.ndarra
     wait = lognormal_days(rng, median_wait, crown["trial_wait_sigma"], n)
     ctrial1 = np.maximum(ptph + 14, fl + wait)
     cracked = to_trial & (u() < crown["cracked_trial"])
-    crack_day = ptph + (rng.random(n) * (ctrial1 - ptph)).astype(np.int64)
+    crack_u = rng.random(n)
     cracked_plea = cracked & (u() >= crown["cracked_prosecution_share"])
     effective_trial = to_trial & ~cracked
-    cineff = effective_trial & (u() < crown["ineffective_trial"])
-    ctrial2 = ctrial1 + lognormal_days(rng, median_wait * 0.4, 0.4, n)
-    ctrial_day = np.where(cineff, ctrial2, ctrial1)
+    # Listings until one goes ahead, or the last is vacated because the case cracked before it.
+    c_days, c_ineffective = _trial_listings(rng, relist, ctrial1, to_trial, crown["ineffective_trial"],
+                                             median_wait * crown["relisting_wait_factor"], 0.4)
+    ctrial_day = _last_listing(c_days, c_ineffective)
+    c_before_last = np.where(c_ineffective > 0, _last_listing(c_days, c_ineffective - 1), ptph)
+    crack_day = c_before_last + (crack_u * (ctrial_day - c_before_last)).astype(np.int64)
     cconv_trial = effective_trial & (u() < crown["conviction_at_trial"])
     ep["crown_receipt_day"] = receipt
     ep["crown_ptph_day"] = np.where(sent, ptph, NONE)
-    ep["crown_trial1_day"] = np.where(effective_trial | cracked, ctrial1, NONE)
-    ep["crown_trial2_day"] = np.where(cineff, ctrial2, NONE)
+    _store_listings(ep, "crown", c_days, c_ineffective, to_trial)
     ep["crown_cracked_day"] = np.where(cracked, crack_day, NONE)
     ep["crown_verdict_day"] = np.select([plea_ptph, cracked, effective_trial], [ptph, crack_day, ctrial_day], NONE)
     ep["crown_outcome"] = np.select(

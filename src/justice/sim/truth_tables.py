@@ -10,7 +10,7 @@ from justice.policy import default_release_rules
 from justice.sim import custody
 from justice.sim import reference as ref
 from justice.sim.arrays import KeyedRandom, derive_keys
-from justice.sim.courts import NONE
+from justice.sim.courts import NONE, trial_listings
 
 Columns = dict[str, np.ndarray]
 
@@ -111,8 +111,11 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     plea = np.where(e["mags_outcome"] == "sent_to_crown", "sent_to_crown_court", np.where(
         e["mags_outcome"] == "convicted_guilty_plea", "guilty_plea", "not_guilty_plea"))
     add(mc, e["first_listing_day"], "first_hearing", plea)
-    add(mc, e["mags_trial1_day"], "trial", np.where(e["mags_trial2_day"] != NONE, "ineffective", "effective"))
-    add(mc, e["mags_trial2_day"], "trial", "effective")
+    # Every trial listing, as Criminal Court Statistics count them: ineffective (re-listed),
+    # vacated (the case was withdrawn before it: a cracked trial) or effective.
+    withdrawn = e["mags_outcome"] == "withdrawn"
+    for day, ineffective in trial_listings(e, "mags"):
+        add(mc, day, "trial", np.where(ineffective, "ineffective", np.where(withdrawn, "vacated", "effective")))
     mags_sent = (e["crown_receipt_day"] == NONE) & ~e["committed_for_sentence"] & (
         e["sentence_day"] != e["conviction_day"]) & (e["disposal"] != None) & ~e["caution"]
     add(mc, np.where(mags_sent, e["sentence_day"], NONE), "sentence", "sentenced")
@@ -122,9 +125,10 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     crown_trial = np.where(e["crown_receipt_day"] != NONE, trial_case, None)
     add(crown_trial, e["crown_ptph_day"], "plea_and_trial_preparation", np.where(
         e["crown_verdict_day"] == e["crown_ptph_day"], "guilty_plea", "not_guilty_plea"))
-    add(crown_trial, e["crown_trial1_day"], "trial", np.where(e["crown_cracked_day"] != NONE, "vacated", np.where(
-        e["crown_trial2_day"] != NONE, "ineffective", "effective")))
-    add(crown_trial, e["crown_trial2_day"], "trial", "effective")
+    # (a case that cracked, on or before its last listing, has that listing vacated)
+    cracked = e["crown_cracked_day"] != NONE
+    for day, ineffective in trial_listings(e, "crown"):
+        add(crown_trial, day, "trial", np.where(ineffective, "ineffective", np.where(cracked, "vacated", "effective")))
     add(crown_trial, e["crown_cracked_day"], "mention", "cracked")
     add(crown_trial, np.where(e["convicted_in_crown"] & (e["sentence_day"] != e["conviction_day"]),
                               e["sentence_day"], NONE), "sentence", "sentenced")

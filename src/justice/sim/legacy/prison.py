@@ -378,10 +378,14 @@ def _offenders(rng: np.random.Generator, tables: dict[str, Columns], sp: _Spells
     # A prison number issued again, to another person's record (root rows only).
     reused = np.r_[rng.random(n_root) < rates["prison_number_reused"], np.zeros(n_alias, bool)]
     other = messy["_other_person"].copy()
-    if reused.any() and n_root > 1:
-        donor = rng.integers(0, n_root, int(reused.sum()))
+    # The donor is a root row that keeps its own number: were it reissued a number too, the
+    # one passed on (a duplicate row's new number) would be on no other row.
+    keeps = np.flatnonzero(~reused[:n_root])
+    if reused.any() and len(keeps) > 1:
+        pick = rng.integers(0, len(keeps), int(reused.sum()))
+        donor = keeps[pick]
         clash = root_person[donor] == person[reused]
-        donor[clash] = (donor[clash] + 1) % n_root
+        donor[clash] = keeps[(pick[clash] + 1) % len(keeps)]
         keep_reuse = root_person[donor] != person[reused]
         idx = np.flatnonzero(reused)
         reused[idx[~keep_reuse]] = False
