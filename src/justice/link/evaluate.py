@@ -125,28 +125,58 @@ def person_counts(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[s
 
 
 def false_pairs_by_cause(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict[str, int]:
-    """False pairs (two people's records under one person_id) by cause: a record given under a
-    borrowed identity put with the person it names (the lender: what the record says, which no
-    name-based linker can tell apart) or with another person's record given under the same
-    lender's identity (two people naming one third: the same identity on both records), such a
-    record put with anyone else, and the rest (the linker's own errors). Lenders are truth/identity/record_mess.parquet's other_person_id."""
+    """False pairs (two people's records under one person_id) by cause:
+
+    - `borrowed_with_lender`: a record given under a borrowed identity put with the person it
+      names (the lender, or the lender's namesake: someone of the same name and date of birth),
+      or with another person's record given under the same lender's identity (two people naming
+      one third): what the record says, which no name-based linker can tell apart;
+    - `borrowed_with_other`: such a record put with anyone else;
+    - `borrower_with_lender`: neither record borrowed, but one person gives the other's identity
+      (or their namesake's) on some record: the borrower's own records and the lender's joined
+      through the borrowed ones, which match the borrower by an identifier or alias link and the
+      lender by name and date of birth;
+    - `other`: the rest (the linker's own errors).
+
+    Lenders are truth/identity/record_mess.parquet's other_person_id; namesakes are read from
+    truth/persons.parquet (same forename, surname and date of birth). For measuring only."""
     mess = Path(truth_dir) / "identity" / "record_mess.parquet"
-    lenders = (f"select system, record_id, any_value(other_person_id) as lender "
-               f"from read_parquet('{mess}') where kind = 'borrowed_identity' group by all"
-               if mess.exists() else
-               "select null::varchar as system, null::varchar as record_id, "
-               "null::varchar as lender where false")
+    persons = Path(truth_dir) / "persons.parquet"
+    if not mess.exists():
+        mess_sql = ("select null::varchar as system, null::varchar as record_id, "
+                    "null::varchar as kind, null::varchar as other_person_id where false")
+    else:
+        mess_sql = f"select system, record_id, kind, other_person_id from read_parquet('{mess}')"
+    # Each person with the people who share their name and date of birth (themselves included).
+    alike = (f"""select a.person_id as person, b.person_id as alike
+                 from read_parquet('{persons}') a join read_parquet('{persons}') b
+                 using (forename, surname, dob)""" if persons.exists() else
+             "select truth as person, truth as alike from (select distinct truth from _eval)")
     rows = con.execute(f"""
-        with e as (select e.pred, e.truth, b.lender, count(*)::hugeint as n
-                   from _eval e left join ({lenders}) b using (system, record_id) group by all)
-        select case when a.lender = b.truth or b.lender = a.truth or a.lender = b.lender
+        with alike as ({alike}),
+        lent as (select system, record_id, any_value(other_person_id) as lender
+                 from ({mess_sql}) where kind = 'borrowed_identity' group by all),
+        e as (select e.pred, e.truth, b.lender, count(*)::hugeint as n
+              from _eval e left join lent b using (system, record_id) group by all),
+        -- Borrower and lender (either way round), the lender widened to their namesakes.
+        lends as (select distinct e.truth as borrower, coalesce(al.alike, e.lender) as lender
+                  from e left join alike al on al.person = e.lender where e.lender is not null),
+        fp as (select a.truth as ta, b.truth as tb, a.lender as la, b.lender as lb, a.n * b.n as n
+               from e a join e b on a.pred = b.pred and a.truth < b.truth)
+        select case when la = tb or lb = ta or la = lb
+                         or exists (select 1 from alike al where al.person = la and al.alike = tb)
+                         or exists (select 1 from alike al where al.person = lb and al.alike = ta)
+                         or exists (select 1 from alike x join alike y on x.alike = y.alike
+                                    where x.person = la and y.person = lb)
                     then 'borrowed_with_lender'
-                    when a.lender is not null or b.lender is not null then 'borrowed_with_other'
-                    else 'other' end, sum(a.n * b.n)
-        from e a join e b on a.pred = b.pred and a.truth < b.truth
-        group by all
+                    when la is not null or lb is not null then 'borrowed_with_other'
+                    when exists (select 1 from lends l where (l.borrower = ta and l.lender = tb)
+                                                          or (l.borrower = tb and l.lender = ta))
+                    then 'borrower_with_lender'
+                    else 'other' end, sum(n)
+        from fp group by all
     """).fetchall()
-    out = {"borrowed_with_lender": 0, "borrowed_with_other": 0, "other": 0}
+    out = {"borrowed_with_lender": 0, "borrowed_with_other": 0, "borrower_with_lender": 0, "other": 0}
     out.update({k: int(v) for k, v in rows})
     return out
 
