@@ -120,15 +120,22 @@ def _first_pass_only(settings) -> tuple[dict, float]:
 
 
 def _error_causes(settings) -> dict:
-    """At the clerical threshold: missed pairs by the kinds of mess on their records and false
-    pairs by cause (justice.link.evaluate), measured against the answer key."""
-    from justice.link.evaluate import false_pairs_by_cause, load_truth, missed_pairs_by_mess
+    """At the clerical threshold: missed pairs by the kinds of mess on their records, false
+    pairs by cause, and the recall ceiling (the true pairs any linker reading the records could
+    reach; justice.link.evaluate), measured against the answer key."""
+    from justice.link.evaluate import (
+        false_pairs_by_cause,
+        load_truth,
+        missed_pairs_by_mess,
+        recall_ceiling,
+    )
     from justice.link.store import open_warehouse
 
     con = open_warehouse(settings, read_only=True)
     try:
         load_truth(con, settings.truth_dir)
-        return {"missed": missed_pairs_by_mess(con), "false": false_pairs_by_cause(con, settings.truth_dir)}
+        return {"missed": missed_pairs_by_mess(con), "false": false_pairs_by_cause(con, settings.truth_dir),
+                "ceiling": recall_ceiling(con)}
     finally:
         con.close()
 
@@ -177,6 +184,10 @@ def summarise(rows: list[dict]) -> str:
             out.append(f"{r['level']:8} {r['seed']:>4} missed {ec['missed']['missed_pairs']:,} "
                        f"(clean records {ec['missed']['neither_record_messy']:,}): {top}")
             out.append(f"{'':13} false: " + ", ".join(f"{k} {v:,}" for k, v in ec["false"].items()))
+            if ec.get("ceiling"):
+                c, o = ec["ceiling"]["all"], ec["ceiling"]["without_borrowed_identities"]
+                out.append(f"{'':13} recall ceiling (true pairs within reach of the records' fields): "
+                           f"{c['recall_ceiling']:.4f}, without borrowed identities {o['recall_ceiling']:.4f}")
     out.append("")
     for level in dict.fromkeys(r["level"] for r in rows):
         these = [r for r in rows if r["level"] == level]

@@ -6,7 +6,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from justice.link.evaluate import false_pairs_by_cause
+from justice.link.evaluate import false_pairs_by_cause, recall_ceiling
 
 
 def test_false_pairs_are_sorted_by_borrowed_identity_cause(tmp_path):
@@ -56,3 +56,41 @@ def test_a_lenders_namesake_and_a_borrowers_own_records_have_causes_of_their_own
     (tmp_path / "persons.parquet").unlink()
     assert false_pairs_by_cause(con, tmp_path) == {
         "borrowed_with_lender": 0, "borrowed_with_other": 1, "borrower_with_lender": 1, "other": 1}
+
+
+def test_the_recall_ceiling_counts_only_pairs_some_evidence_reaches():
+    """`recall_ceiling`: a person's records within reach of each other through a chain of
+    evidence (an identifier, a name and date of birth alike, an address and birth year); an
+    alias record with an invented name and date of birth and no identifier is out of reach."""
+    con = duckdb.connect()
+    con.execute("create schema linkage")
+    con.execute("""create table linkage.records as select * from (values
+        ('m:1', 'm', '1', 'smith', 's530', 'john', 'j500', ['john'], ['john', 'jack'], ['smith'],
+         date '1990-01-01', 1990, 'A1 1AA', 'P1', null, null, null, null),
+        -- the same person, another address, no identifier: name and date of birth alike
+        ('m:2', 'm', '2', 'smyth', 's530', 'jack', 'j200', ['jack'], ['jack', 'john'], ['smyth'],
+         date '1990-01-01', 1990, 'B2 2BB', null, null, null, null, null),
+        -- an alias, but with the person's PNC ID: within reach
+        ('m:3', 'm', '3', 'brown', 'b650', 'tom', 't500', ['tom'], ['tom'], ['brown'],
+         date '1985-06-06', 1985, null, 'P1', null, null, null, null),
+        -- an alias with nothing of the person's: out of reach
+        ('m:4', 'm', '4', 'green', 'g650', 'alan', 'a450', ['alan'], ['alan'], ['green'],
+         date '1970-03-03', 1970, 'C3 3CC', null, null, null, null, null),
+        -- a second person alone
+        ('m:5', 'm', '5', 'jones', 'j520', 'ann', 'a500', ['ann'], ['ann'], ['jones'],
+         date '1980-02-02', 1980, 'D4 4DD', null, null, null, null, null)
+        ) t(unique_id, system, record_id, surname, surname_sound, forename, forename_sound,
+            forename_names, forename_aliases, surname_parts, dob, birth_year, postcode, pnc_core,
+            cro_core, prison_number, crn, same_as)""")
+    con.execute("""create table _eval as select * from (values
+        ('m', '1', 'x', 'A', ''), ('m', '2', 'y', 'A', ''), ('m', '3', 'x', 'A', 'alias'),
+        ('m', '4', 'z', 'A', 'alias'), ('m', '5', 'w', 'B', '')
+        ) t(system, record_id, pred, truth, mess)""")
+    out = recall_ceiling(con)
+    # Person A: 4 records, 6 true pairs; records 1-3 reach each other (3 pairs), record 4 none.
+    assert out["all"] == {"true_pairs": 6, "reachable_pairs": 3, "recall_ceiling": 0.5}
+    # A record given under a borrowed identity with A's PNC ID: its own pairs leave the second
+    # figure, and nothing else changes there.
+    con.execute("update _eval set mess = 'borrowed_identity' where record_id = '3'")
+    assert recall_ceiling(con)["without_borrowed_identities"] == {
+        "true_pairs": 3, "reachable_pairs": 1, "recall_ceiling": 1 / 3}

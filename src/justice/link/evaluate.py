@@ -213,6 +213,75 @@ def missed_pairs_by_mess(con: duckdb.DuckDBPyConnection) -> dict:
             "neither_record_messy": _missed(con, "coalesce(mess, '') = ''")}
 
 
+# Two records of one person are *within reach* when a linker reading their fields has some
+# evidence that they are one person, given generously (an upper bound, not a rule to link by).
+_REACH_EDGE = """
+    -- an identifier in common (or one keying error apart), or a link the system asserts
+    (a.pnc_core = b.pnc_core or a.cro_core = b.cro_core or a.prison_number = b.prison_number
+     or a.crn = b.crn or levenshtein(a.pnc_core, b.pnc_core) <= 1
+     or levenshtein(a.cro_core, b.cro_core) <= 1
+     or a.same_as = b.unique_id or b.same_as = a.unique_id)
+    -- a name alike (either name by sound, a nickname or alias of the forename, a surname
+    -- close in spelling or sharing a part) and a date of birth alike (equal, day and month
+    -- swapped, within about a year, or missing on either record)
+    or ((a.surname_sound = b.surname_sound or a.forename_sound = b.forename_sound
+         or len(list_intersect(a.forename_aliases, b.forename_names)) > 0
+         or len(list_intersect(b.forename_aliases, a.forename_names)) > 0
+         or jaro_winkler_similarity(a.surname, b.surname) >= 0.8
+         or len(list_intersect(a.surname_parts, b.surname_parts)) > 0)
+        and (a.dob is null or b.dob is null or abs(a.dob - b.dob) <= 400
+             or (day(a.dob) = month(b.dob) and month(a.dob) = day(b.dob))))
+    -- the same address and a birth year alike
+    or (a.postcode = b.postcode and (a.birth_year is null or b.birth_year is null
+                                     or abs(a.birth_year - b.birth_year) <= 1))
+"""
+
+
+def recall_ceiling(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """The most recall any linker reading the records' fields could reach: two records of one
+    person are within reach when a chain of that person's records joins them, each step holding
+    some evidence (`_REACH_EDGE`: an identifier or asserted link, a name and a date of birth
+    alike, or an address and birth year). A record under an invented alias or another person's
+    identity with no identifier is out of reach of its person's other records. Over every
+    record and without borrowed-identity records (their pairs, not their bridges). Reads `_eval`
+    and `linkage.records`; for measuring only. None if the index has no records table."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    has = con.execute("select count(*) from information_schema.tables "
+                      "where table_schema = 'linkage' and table_name = 'records'").fetchall()[0][0]
+    if not has:
+        return None
+    con.execute("""
+        create or replace temp table _reach as
+        select row_number() over (order by e.truth, r.unique_id) - 1 as i, e.truth,
+               coalesce(e.mess, '') like '%borrowed_identity%' as borrowed, r.*
+        from _eval e join linkage.records r using (system, record_id)""")
+    edges = con.execute(f"""
+        select a.i, b.i from _reach a join _reach b on a.truth = b.truth and a.i < b.i
+        where {_REACH_EDGE}""").fetchnumpy()
+    meta = con.execute("select i, truth, borrowed from _reach order by i").fetchnumpy()
+    n = len(meta["i"])
+    left, right = list(edges.values())
+    graph = coo_matrix((np.ones(len(left), np.int8), (left, right)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    truth_codes = np.unique(meta["truth"].astype(str), return_inverse=True)[1]
+
+    def pairs(keys: np.ndarray) -> int:
+        _, counts = np.unique(keys, return_counts=True, axis=0)
+        counts = counts.astype(np.int64)
+        return int((counts * (counts - 1) // 2).sum())
+
+    out = {}
+    for name, keep in (("all", np.ones(n, bool)), ("without_borrowed_identities", ~meta["borrowed"])):
+        true = pairs(truth_codes[keep])
+        reach = pairs(np.stack([truth_codes[keep], comp[keep]], axis=1))
+        out[name] = {"true_pairs": true, "reachable_pairs": reach,
+                     "recall_ceiling": reach / true if true else 1.0}
+    return out
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "linkage.person_links") -> dict:
     """Every measure: overall, per system pair, cluster, and the records truth holds that the
     index does not (and the reverse)."""
@@ -228,7 +297,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "link
     return {"pairwise": pairwise(con), "pairwise_without_borrowed_identities": own,
             "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
             "people": person_counts(con), "false_pairs": false_pairs_by_cause(con, truth_dir),
-            "missed_pairs": missed_pairs_by_mess(con),
+            "missed_pairs": missed_pairs_by_mess(con), "recall_ceiling": recall_ceiling(con),
             "records": con.execute("select count(*) from _eval").fetchall()[0][0],
             "truth_records_without_person_id": int(missing), "linked_records_not_in_truth": int(extra)}
 
