@@ -4,7 +4,8 @@ Edges come from three places: the model's pairs at or above the match threshold,
 systems themselves assert (a NOMIS alias row and its root), and clerical decisions ("match").
 Records connect through edges (connected components). Two kinds of constraint then apply: a
 clerical "not a match" decision, and identifiers one person has only one of (two different
-valid PNC IDs are two people: the model spec's `never_link`). A component that breaks one is
+valid PNC IDs are two people: the model spec's `never_link`, unless another such identifier, the
+same on both sides, vouches for them: `groups_conflict`). A component that breaks one is
 rebuilt greedily from its strongest edge down, skipping any edge that would break it.
 
 Person ids: each new cluster inherits the id its records had last run when that id's records
@@ -66,6 +67,18 @@ def keying_error(a: str, b: str) -> bool:
 def _conflict(xs: set, ys: set) -> bool:
     """Whether two sets of one identifier's values hold two that cannot be one person's."""
     return any(x != y and not keying_error(str(x), str(y)) for x in xs for y in ys)
+
+
+def groups_conflict(va: list[set], vb: list[set]) -> bool:
+    """Whether two groups of records, holding the values `va` and `vb` of each `never_link`
+    identifier, cannot be one person: they hold two values of one identifier that are not one
+    keying error apart, and no other identifier vouches for them. An identifier vouches when each
+    group holds exactly one value of it, the same: a CRO number keyed against the wrong person
+    on a record whose PNC ID is the group's own is a wrong CRO number, not a second person."""
+    clash = [i for i, (x, y) in enumerate(zip(va, vb)) if x and y and _conflict(x, y)]
+    if not clash:
+        return False
+    return not any(len(x) == 1 and x == y for i, (x, y) in enumerate(zip(va, vb)) if i not in clash)
 
 
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
@@ -152,7 +165,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             if a == b:
                 continue
             va, vb = values[a], values[b]
-            if any(x and y and _conflict(x, y) for x, y in zip(va, vb)):
+            if groups_conflict(va, vb):
                 continue
             # A cannot-link keeps two groups apart unless they share a valid identifier one person
             # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and
