@@ -163,7 +163,7 @@ def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: 
         return True
     va = [{key[n] for n in ma.tolist()} - {None} for key in key_lists]
     vb = [{key[n] for n in mb.tolist()} - {None} for key in key_lists]
-    return clustering.groups_conflict(va, vb)
+    return clustering.groups_conflict(va, vb, vouch=False)
 
 
 def _arrays(edges: dict[str, list]) -> dict[str, np.ndarray]:
