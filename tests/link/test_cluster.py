@@ -61,6 +61,32 @@ def test_identifiers_one_keying_error_apart_may_share_a_cluster():
     assert not keying_error(X, Y) and not keying_error(typo, "2014/0124356")
 
 
+def test_another_identifier_the_same_on_both_sides_vouches_for_two_values():
+    # 0 and 1 share PNC X; 1's CRO is another person's (keyed against the wrong person): the PNC
+    # vouches, so they are one person. 2 and 3 are that other person (CRO B, PNC Y): two PNC IDs
+    # and two CROs apart from the first person, nothing vouches, they stay apart.
+    a, b = "123456/10A", "654321/15Z"
+    left, right, weight = _edges((0, 1, 30.0), (1, 2, 12.0), (2, 3, 40.0))
+    pnc = np.array([X, X, Y, Y], dtype=object)
+    cro = np.array([a, b, b, None], dtype=object)
+    labels = cluster(4, left, right, weight, NONE, NONE, [pnc, cro], vouch_above=10.0)
+    assert _groups(labels) == {frozenset({0, 1}), frozenset({2, 3})}
+    # Only along an edge above `vouch_above` (a model link, names alike), and not by default.
+    for above in (30.0, None):
+        labels = cluster(4, left, right, weight, NONE, NONE, [pnc, cro], vouch_above=above)
+        assert _groups(labels) == {frozenset({0}), frozenset({1}), frozenset({2, 3})}
+    # Without the shared PNC the two CROs part 0 from 1.
+    pnc_apart = np.array([X, None, Y, Y], dtype=object)
+    labels = cluster(4, left, right, weight, NONE, NONE, [pnc_apart, cro], vouch_above=10.0)
+    assert _groups(labels) == {frozenset({0}), frozenset({1, 2, 3})}
+    # A group holding two PNC IDs vouches for nothing: 3 (PNC X, CRO B) joins neither.
+    left, right, weight = _edges((0, 1, 30.0), (1, 2, 25.0), (2, 3, 19.0))
+    pnc = np.array([X, Y, None, X], dtype=object)
+    cro = np.array([a, a, None, b], dtype=object)
+    labels = cluster(4, left, right, weight, NONE, NONE, [pnc, cro], vouch_above=10.0)
+    assert _groups(labels) == {frozenset({0, 1, 2}), frozenset({3})}
+
+
 def test_forced_edges_go_first():
     # A system alias (inf) between 1 and 2 wins over a stronger-looking model edge 0-1 that
     # would join conflicting identifiers.

@@ -110,10 +110,21 @@ def _frame(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
     from justice.link.persons import constraints, hard_negative_sql
 
     rules = constraints(spec)
-    # Two values one keying error apart are one id mistyped, not two people (cluster.keying_error).
-    conflicts = [f"coalesce(damerau_levenshtein(l.{r['column']}, r.{r['column']}) > 1"
-                 + (f" and l.{r['valid']} and r.{r['valid']}" if r.get("valid") else "") + ", false)"
-                 for r in rules["never_link"]]
+    # Two values one keying error apart are one id mistyped, not two people (cluster.keying_error);
+    # two values of one identifier with another the same on both records are one person's, one
+    # of the two keyed against the wrong person (cluster.groups_conflict).
+    def valid(r: dict) -> str:
+        return f" and l.{r['valid']} and r.{r['valid']}" if r.get("valid") else ""
+
+    def differ(r: dict) -> str:
+        return f"coalesce(damerau_levenshtein(l.{r['column']}, r.{r['column']}) > 1{valid(r)}, false)"
+
+    def agree(r: dict) -> str:
+        return f"coalesce(l.{r['column']} = r.{r['column']}{valid(r)}, false)"
+
+    never = rules["never_link"]
+    conflicts = [f"({differ(r)} and not ({' or '.join(agree(o) for o in never if o is not r) or 'false'}))"
+                 for r in never]
     con.execute(f"""
         create or replace temp table _frame as
         with settled as (

@@ -4,7 +4,8 @@ Edges come from three places: the model's pairs at or above the match threshold,
 systems themselves assert (a NOMIS alias row and its root), and clerical decisions ("match").
 Records connect through edges (connected components). Two kinds of constraint then apply: a
 clerical "not a match" decision, and identifiers one person has only one of (two different
-valid PNC IDs are two people: the model spec's `never_link`). A component that breaks one is
+valid PNC IDs are two people: the model spec's `never_link`, unless another such identifier, the
+same on both sides, vouches for them: `groups_conflict`). A component that breaks one is
 rebuilt greedily from its strongest edge down, skipping any edge that would break it.
 
 Person ids: each new cluster inherits the id its records had last run when that id's records
@@ -68,14 +69,33 @@ def _conflict(xs: set, ys: set) -> bool:
     return any(x != y and not keying_error(str(x), str(y)) for x in xs for y in ys)
 
 
+def groups_conflict(va: list[set], vb: list[set], vouch: bool = True) -> bool:
+    """Whether two groups of records, holding the values `va` and `vb` of each `never_link`
+    identifier, cannot be one person: they hold two values of one identifier that are not one
+    keying error apart, and (with `vouch`) no other identifier vouches for them. An identifier
+    vouches when each group holds exactly one value of it, the same: a CRO number keyed against
+    the wrong person on a record whose PNC ID and names are the group's own is a wrong CRO
+    number, not a second person. The caller says when vouching may count (`cluster`: only along
+    an edge the model scored above the threshold, so names agree too: a record with another
+    person's PNC ID shares that ID with them, but not their names)."""
+    clash = [i for i, (x, y) in enumerate(zip(va, vb)) if x and y and _conflict(x, y)]
+    if not clash:
+        return False
+    return not (vouch and any(len(x) == 1 and x == y
+                              for i, (x, y) in enumerate(zip(va, vb)) if i not in clash))
+
+
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             cannot_left: np.ndarray, cannot_right: np.ndarray,
-            keys: list[np.ndarray] | None = None, soft: np.ndarray | None = None) -> np.ndarray:
+            keys: list[np.ndarray] | None = None, soft: np.ndarray | None = None,
+            vouch_above: float | None = None) -> np.ndarray:
     """Cluster label of each node: connected components of the edges, split where needed so that
     no cluster holds a cannot-link pair (cannot_left[i], cannot_right[i]) or two different
     values of any of `keys` (per-node arrays, None where a node has no value: e.g. valid PNC
     IDs, since one person has one PNC ID). Two values one keying error apart (`keying_error`)
-    are not different: one of them is a typo.
+    are not different: one of them is a typo. Along an edge weighing more than `vouch_above`
+    (None: along none), two values of one key are allowed when another key vouches for them
+    (`groups_conflict`).
 
     A component that breaks a constraint is rebuilt greedily: its edges are added strongest
     first (forced edges, weight inf, before all others), and an edge that would break a
@@ -147,12 +167,12 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
         values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
                                         for i, v in enumerate(nodes.tolist())}
-        for a_node, b_node in zip(left[order].tolist(), right[order].tolist()):
+        for a_node, b_node, w in zip(left[order].tolist(), right[order].tolist(), weight[order].tolist()):
             a, b = uf.find(local[a_node]), uf.find(local[b_node])
             if a == b:
                 continue
             va, vb = values[a], values[b]
-            if any(x and y and _conflict(x, y) for x, y in zip(va, vb)):
+            if groups_conflict(va, vb, vouch=vouch_above is not None and w > vouch_above):
                 continue
             # A cannot-link keeps two groups apart unless they share a valid identifier one person
             # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and

@@ -156,16 +156,14 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
 def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: np.ndarray,
                         partners: dict[int, list[int]], key_lists: list[list]) -> bool:
     """Whether putting clusters a and b (members `ma`, `mb`) together would break a constraint:
-    a cannot-link pair across them, or two different values of a `never_link` identifier."""
+    a cannot-link pair across them, or two different values of a `never_link` identifier that no
+    other vouches for (cluster.groups_conflict)."""
     small, other = (ma, b) if len(ma) <= len(mb) else (mb, a)
     if any(labels[p] == other for node in small.tolist() for p in partners.get(node, ())):
         return True
-    for key in key_lists:
-        xs = {key[n] for n in ma.tolist()} - {None}
-        ys = {key[n] for n in mb.tolist()} - {None}
-        if xs and ys and clustering._conflict(xs, ys):
-            return True
-    return False
+    va = [{key[n] for n in ma.tolist()} - {None} for key in key_lists]
+    vb = [{key[n] for n in mb.tolist()} - {None} for key in key_lists]
+    return clustering.groups_conflict(va, vb, vouch=False)
 
 
 def _arrays(edges: dict[str, list]) -> dict[str, np.ndarray]:
