@@ -48,30 +48,53 @@ def prior_weight(con: duckdb.DuckDBPyConnection, comparisons: list[str]) -> floa
     return None if row[0] is None else float(row[0])
 
 
-def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray,
-                   comparisons: list[str], prior: float, identifiers: list[dict] = ()) -> dict[str, np.ndarray]:
-    """For every two clusters with a scored pair between them: the best-of-history score (prior
-    plus, per comparison, the best weight over the pairs between them), whether a scored pair
-    between them holds the same valid value of one of `identifiers` (`identifier_links` rules),
-    and their strongest pair's nodes. Arrays c1 < c2, score, shared_id, node_l, node_r."""
+def _pair_nodes(con: duckdb.DuckDBPyConnection, uid: np.ndarray, comparisons: list[str], identifiers: list[dict],
+                into: str) -> None:
+    """Temp table `into`: every scored pair (linkage.pairs), its match weight and the weights of
+    `comparisons`, with its two records' nodes (their positions in `uid`) and whether they hold
+    the same valid value of one of `identifiers`: what the rounds of cluster_scores read, found
+    once (joins on the unique ids, which no round changes)."""
     shared = " or ".join(f"(l.{r['column']} = r.{r['column']} and l.{r['valid']} and r.{r['valid']})"
                          for r in identifiers) or "false"
     records = ("" if not identifiers else
                """join linkage.records l on l.unique_id = p.unique_id_l
                   join linkage.records r on r.unique_id = p.unique_id_r""")
-    con.register("_hist_nodes", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()),
-                                          "node": pa.array(np.arange(len(uid))),
-                                          "cluster": pa.array(labels)}))
+    con.register("_hist_uid", pa.table({"unique_id": pa.array(uid.tolist(), pa.string()),
+                                        "node": pa.array(np.arange(len(uid)))}))
+    try:
+        con.execute(f"""
+            create or replace temp table {into} as
+            select a.node as node_l, b.node as node_r, coalesce({shared}, false) as shared_id,
+                   p.match_weight{"".join(f", p.{c}" for c in comparisons)}
+            from linkage.pairs p
+            join _hist_uid a on a.unique_id = p.unique_id_l
+            join _hist_uid b on b.unique_id = p.unique_id_r
+            {records}""")
+    finally:
+        con.unregister("_hist_uid")
+
+
+def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray,
+                   comparisons: list[str], prior: float, identifiers: list[dict] = (),
+                   pairs: str | None = None) -> dict[str, np.ndarray]:
+    """For every two clusters with a scored pair between them: the best-of-history score (prior
+    plus, per comparison, the best weight over the pairs between them), whether a scored pair
+    between them holds the same valid value of one of `identifiers` (`identifier_links` rules),
+    and their strongest pair's nodes. Arrays c1 < c2, score, shared_id, node_l, node_r.
+    `pairs` names a table `_pair_nodes` made for these `uid` and `identifiers` (else one is made
+    here)."""
+    if pairs is None:
+        _pair_nodes(con, uid, comparisons, list(identifiers), "_hist_pairs_once")
+    con.register("_hist_labels", pa.table({"node": pa.array(np.arange(len(uid))),
+                                           "cluster": pa.array(np.asarray(labels, dtype=np.int64))}))
     best = " + ".join(f"coalesce(max({c}), 0)" for c in comparisons) or "0"
     try:
         return con.sql(f"""
             with p as (
-                select least(a.cluster, b.cluster) as c1, greatest(a.cluster, b.cluster) as c2,
-                       a.node as node_l, b.node as node_r, coalesce({shared}, false) as shared_id, p.*
-                from linkage.pairs p
-                join _hist_nodes a on a.unique_id = p.unique_id_l
-                join _hist_nodes b on b.unique_id = p.unique_id_r
-                {records}
+                select least(a.cluster, b.cluster) as c1, greatest(a.cluster, b.cluster) as c2, p.*
+                from {pairs or "_hist_pairs_once"} p
+                join _hist_labels a on a.node = p.node_l
+                join _hist_labels b on b.node = p.node_r
                 where a.cluster <> b.cluster)
             , g as (
                 -- The strongest pair between the two clusters, both ends from that one pair; a
@@ -83,7 +106,9 @@ def cluster_scores(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.n
             select c1, c2, score, shared_id, edge.l as node_l, edge.r as node_r from g
         """).fetchnumpy()
     finally:
-        con.unregister("_hist_nodes")
+        con.unregister("_hist_labels")
+        if pairs is None:
+            con.execute("drop table if exists _hist_pairs_once")
 
 
 def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray,
@@ -108,9 +133,21 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
         partners.setdefault(int(a), []).append(int(b))
         partners.setdefault(int(b), []).append(int(a))
     key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
+    _pair_nodes(con, uid, comparisons, list(identifiers) if identifier_threshold is not None else [], "_hist_pairs")
+    try:
+        return _merge_rounds(con, uid, labels, threshold, partners, key_lists, edges, comparisons, prior,
+                             margin=margin, rounds=rounds, identifier_threshold=identifier_threshold)
+    finally:
+        con.execute("drop table if exists _hist_pairs")
+
+
+def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, threshold: float,
+                  partners: dict[int, list[int]], key_lists: list[list], edges: dict[str, list],
+                  comparisons: list[str], prior: float, *, margin: float, rounds: int,
+                  identifier_threshold: float | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """merge_histories' rounds, over the scored pairs' nodes in the temp table `_hist_pairs`."""
     for _ in range(rounds):
-        scores = cluster_scores(con, uid, labels, comparisons, prior,
-                                identifiers if identifier_threshold is not None else [])
+        scores = cluster_scores(con, uid, labels, comparisons, prior, pairs="_hist_pairs")
         score = np.asarray(scores["score"], dtype=np.float64)
         ok = score >= threshold + margin
         if identifier_threshold is not None:

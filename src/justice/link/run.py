@@ -143,8 +143,10 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
             progress("the model spec changed: retraining")
             loaded = None
         t = time.perf_counter()
+        tf_done = False
         if loaded is None:
             mdl.compute_tf_tables(con, "linkage.records", mdl.tf_columns(spec))
+            tf_done = True
             model = mdl.train(con, spec, "wh.linkage.records", progress=progress)
             model["justice"]["neutral_levels"] = _untrained_to_neutral(model)
             model_path = mdl.save_model(settings.home, model)
@@ -160,7 +162,8 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
         incremental = (not full and table_exists(con, "linkage", "index_records")
                        and table_exists(con, "linkage", "pairs")
                        and all(table_exists(con, "linkage", f"tf_{c}") for c in tf_cols))
-        if not incremental:
+        if not incremental and not (tf_done and tf_cols == mdl.tf_columns(spec)):
+            # (Not again when training has just computed them from these records.)
             mdl.compute_tf_tables(con, "linkage.records", tf_cols)
         con.execute("""create or replace table memory.main.link_changed_ids as
                        select unique_id from linkage.records""" + ("" if not incremental else """

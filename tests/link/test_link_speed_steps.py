@@ -1,0 +1,69 @@
+"""Speed changes to a full link that must leave its results as they were (issue 13 part 5,
+third pass): the hard-negative query's plan, and the term-frequency tables computed once."""
+
+from __future__ import annotations
+
+from homes import copy_home
+
+from justice.link import model as mdl
+from justice.link import run as link_run
+from justice.link.persons import constraints, hard_negative_sql
+from justice.link.store import open_warehouse
+
+
+def _one_where(rules: list[dict]) -> str:
+    """Each hard-negative rule as one WHERE over the scored pairs and their records, the third
+    record's `not exists` beside the rule's own conditions: what hard_negative_sql means."""
+    parts = []
+    for r in rules:
+        unless = "" if not r.get("unless_bridged") else f"""
+            and not exists (select 1 from linkage.records m where m.unique_id <> l.unique_id
+                            and m.unique_id <> r.unique_id and ({r["unless_bridged"]}))"""
+        parts.append(f"""select p.unique_id_l, p.unique_id_r, '{r["name"]}' as rule
+                         from linkage.pairs p join linkage.records l on l.unique_id = p.unique_id_l
+                         join linkage.records r on r.unique_id = p.unique_id_r where ({r["sql"]}) {unless}""")
+    return " union all ".join(parts)
+
+
+def test_hard_negatives_are_the_rules_read_as_one_where(linked_home):
+    rules = constraints(mdl.load_model_spec())["hard_negatives"]
+    assert any(r.get("unless_bridged") for r in rules)
+    con = open_warehouse(linked_home, read_only=True)
+    try:
+        mine, ref = hard_negative_sql(rules), _one_where(rules)
+        n, extra, missing = con.execute(f"""select (select count(*) from ({mine})),
+            (select count(*) from (({mine}) except all ({ref}))),
+            (select count(*) from (({ref}) except all ({mine})))""").fetchall()[0]
+        # Some pairs of the world are spared by a third record, so the bridge is exercised.
+        spared = con.execute(f"""select count(*) from (
+            ({_one_where([{k: v for k, v in r.items() if k != "unless_bridged"} for r in rules])})
+            except all ({ref}))""").fetchall()[0][0]
+    finally:
+        con.close()
+    assert n > 0 and extra == 0 and missing == 0
+    assert spared > 0
+
+
+def test_a_full_run_with_a_new_model_computes_the_term_frequencies_once(linked_home, tmp_path, monkeypatch):
+    settings = copy_home(linked_home, tmp_path / "home")
+    calls = []
+    real = mdl.compute_tf_tables
+
+    def spy(con, table, columns):
+        calls.append(list(columns))
+        return real(con, table, columns)
+
+    monkeypatch.setattr(link_run.mdl, "compute_tf_tables", spy)
+    link_run.link(settings, retrain=True, full=True)
+    assert calls == [mdl.tf_columns(mdl.load_model_spec())]
+    con = open_warehouse(settings, read_only=True)
+    try:
+        for col in calls[0]:
+            # Each table is every value's share of the records now in the warehouse.
+            assert con.execute(f"""
+                select count(*) from (
+                    (select {col}, count(*)::double / sum(count(*)) over () as tf_{col}
+                     from linkage.records where {col} is not null group by {col})
+                    except all (select * from linkage.tf_{col}))""").fetchall()[0][0] == 0
+    finally:
+        con.close()
