@@ -17,6 +17,7 @@ from postgres_server import postgres_url  # noqa: F401  (a throwaway PostgreSQL 
 # every test that uses one, directly or through another fixture, is `slow` (`make test-fast`
 # skips them) without each file having to remember the mark.
 WHOLE_HOME_FIXTURES = frozenset({"linked_home", "built_home"})
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def pytest_collection_modifyitems(items):
@@ -75,3 +76,19 @@ def built_home(linked_home, tmp_path_factory):
     settings = copy_home(linked_home, tmp_path_factory.mktemp("built"))
     build(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Debian chromium for the session (no sandbox: CI runs as root); a test opens
+    its own context. One per process: Playwright's sync API cannot be started twice in a thread,
+    so a test file that launched its own while another file's was open failed on the xdist
+    worker that ran both. Skips, saying why, when /usr/bin/chromium is absent."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield browser
+        browser.close()

@@ -13,10 +13,9 @@ give, all once per test session:
     That store served by a real uvicorn server on 127.0.0.1 (a free port the server binds
     itself), in a thread of this process, so a test can write to the prison database, sync, and
     read the audit log through the same engine the pages use. Stopped cleanly at the end.
-``chromium``
-    One headless chromium (``/usr/bin/chromium``, no sandbox: CI runs as root). A test opens its
-    own context (cookies, JavaScript on or off) with `new_context`. Every test that asks for it
-    is skipped, saying why, when /usr/bin/chromium is absent.
+``new_context``
+    A fresh context (cookies, JavaScript on or off) of tests/conftest.py's ``chromium`` on the
+    live service.
 """
 
 from __future__ import annotations
@@ -26,14 +25,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from homes import copy_home
 
-CHROMIUM = Path("/usr/bin/chromium")
 SERVER_START_TIMEOUT = 30.0  # seconds
 PAGE_TIMEOUT_MS = 10_000  # a page that takes longer than this on loopback is a failure
 
@@ -148,20 +145,6 @@ def live_service(served_world) -> LiveService:
     thread.join(timeout=15)
     sock.close()
     assert not thread.is_alive(), "the live service did not shut down within 15 s"
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    """One headless Debian chromium for the session (skips when it is not installed)."""
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                             args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
