@@ -225,3 +225,22 @@ def test_more_prisons_than_court_towns_get_names_of_their_own():
     assert len(est["name"]) == len(est["establishment_code"]) == len(est["function"]) == 33
     assert len(set(est["name"])) == 33 and len(set(est["establishment_code"])) == 33
     assert est["name"][30].startswith(("HMP Town4 ", "HMYOI Town4 "))
+
+
+def test_label_columns_share_one_string_object_per_label(small_world):
+    """Columns of a few labels hold one string object per label (a reference a row, not a new
+    string: about a gigabyte at 1,000,000 people); ids and names keep their own strings, and
+    every value, None included, is as it was."""
+    from justice.sim.world import _shared_labels
+
+    proof = small_world.tables["offences"]["method_of_proof"]
+    assert len({id(v) for v in proof.tolist()}) == len(set(proof.tolist())) <= 3
+    labels = np.array(["charged", None, "cautioned"] * 700, dtype=object)
+    labels[:] = [None if v is None else "".join(v) for v in labels.tolist()]  # a new object each
+    shared = _shared_labels(labels)
+    assert shared.tolist() == labels.tolist()
+    assert len({id(v) for v in shared.tolist() if v is not None}) == 2
+    ids = np.array([f"P{i:08d}" for i in range(5_000)], dtype=object)
+    assert _shared_labels(ids) is ids
+    mixed = np.array([1.5, "a"] * 1_000, dtype=object)
+    assert _shared_labels(mixed) is mixed

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from faker import Faker
 
 from justice import identifiers
@@ -100,10 +101,12 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
         kept += len(pe["sex"])
         salt += 1
         factor = 1.6
-    people, episodes, offences = _combine(parts, params.persons)
+    # Handed on in a list each step empties, so no frame keeps a stage's arrays alive past it
+    # (at 1,000,000 people the candidates and the burn-in's episodes are gigabytes).
+    combined = list(_combine(parts, params.persons))
     progress("custody")
     rng = _streams(params.seed)
-    tables = _build_tables(rng, params, w, people, episodes, offences, start, end)
+    tables = _build_tables(rng, params, w, combined, start, end)
     return World(params=params, tables=tables)
 
 
@@ -131,9 +134,9 @@ def _keep_people(pe: Columns, ep: Columns, of: Columns, keep: np.ndarray) -> tup
     return pe, ep, of
 
 
-def _combine(parts, n_persons: int) -> tuple[Columns, Columns, Columns]:
+def _combine(parts: list, n_persons: int) -> tuple[Columns, Columns, Columns]:
     """Concatenate candidate batches (of people active in the window), keep the first n_persons,
-    and renumber people 0..n-1 and episodes 0..m-1 in a stable order."""
+    and renumber people 0..n-1 and episodes 0..m-1 in a stable order. Empties `parts`."""
     people_cols = parts[0][0].keys()
     offset = 0
     ep_offset = 0
@@ -158,6 +161,8 @@ def _combine(parts, n_persons: int) -> tuple[Columns, Columns, Columns]:
     people = {c: np.concatenate([p[c] for p in all_people]) for c in people_cols}
     eps = {c: np.concatenate([e[c] for e in all_eps]) for c in all_eps[0]}
     offs = {c: np.concatenate([o[c] for o in all_offs]) for c in all_offs[0]}
+    for batches in (parts, all_people, all_eps, all_offs):
+        batches.clear()
     # Every batch holds only people active in the window (`_active_only`): the first n_persons.
     people, eps, offs = _keep_people(people, eps, offs, np.arange(len(people["sex"])) < n_persons)
     # Episodes renumbered densely, in (person, offence day) order.
@@ -172,8 +177,13 @@ def _combine(parts, n_persons: int) -> tuple[Columns, Columns, Columns]:
     return people, eps, offs
 
 
-def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Columns]:
-    """Turn episodes into the truth tables (identifiers, courts, custody, probation, ...)."""
+def _build_tables(rng, params, w, combined: list, start, end) -> dict[str, Columns]:
+    """Turn episodes into the truth tables (identifiers, courts, custody, probation, ...).
+
+    `combined` is `[people, episodes, offences]`, emptied here: the burn-in's episodes and
+    offences are let go once the window's are taken out."""
+    people, eps, offs = combined
+    combined.clear()
     off_ref = ref.offences()
     n = len(people["sex"])
     # Records from the burn-in that closed before the window are history: they count as
@@ -200,6 +210,7 @@ def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Co
     cro[has_pnc & convicted_rec] = identifiers.make_cro_numbers(rng["identifiers"], cro_years)
     people["pnc_id"] = pnc
     people["cro_number"] = cro
+    del rec, charge, has_rec, conv
 
     # Courts and regions.
     regions = np.array(w["population"]["regions"], dtype=object)
@@ -234,6 +245,7 @@ def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Co
     keep_off = new_pos[offs["episode"]] >= 0
     o = {c: v[keep_off] for c, v in offs.items()}
     o["episode"] = new_pos[o["episode"]]
+    del eps, offs, in_window_ep, new_pos, keep_off
     tables["_episodes"] = e
     tables["_offences"] = o
     tables["_people"] = people
@@ -241,7 +253,29 @@ def _build_tables(rng, params, w, people, eps, offs, start, end) -> dict[str, Co
     from justice.sim import truth_tables
 
     truth_tables.build(rng, params, w, tables, start, end)
+    for table in tables.values():
+        for column, values in table.items():
+            table[column] = _shared_labels(values)
     return tables
+
+
+def _shared_labels(values: np.ndarray) -> np.ndarray:
+    """A column of a few labels (an outcome, a movement, a finding) with one string object per
+    label. Labels made by `np.where(...).astype(object)` are a new string object on every row:
+    about 50 bytes a row where a reference is 8, a gigabyte at 1,000,000 people. The values are
+    the same; a column of many distinct values (ids, names) is returned as it is."""
+    if values.dtype != object or len(values) < 1_000:
+        return values
+    sample = values[:: max(1, len(values) // 2_000)]
+    if len({v for v in sample.tolist() if v is not None}) > 200 or not all(
+            v is None or isinstance(v, str) for v in sample.tolist()):
+        return values
+    codes, labels = pd.factorize(values, use_na_sentinel=True)
+    if len(labels) > 1_000:
+        return values
+    shared = np.empty(len(labels) + 1, dtype=object)
+    shared[:-1] = labels  # index -1 (a missing value) reads the None at the end
+    return shared[codes]
 
 
 def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda _: None, *,
