@@ -244,3 +244,7 @@ def test_label_columns_share_one_string_object_per_label(small_world):
     assert _shared_labels(ids) is ids
     mixed = np.array([1.5, "a"] * 1_000, dtype=object)
     assert _shared_labels(mixed) is mixed
+    # A float NaN among the labels, past any sample, stays a NaN (not made None).
+    nan = np.array(["a", "b"] * 5_000, dtype=object)
+    nan[1] = float("nan")  # a sample takes every fifth row
+    assert _shared_labels(nan) is nan

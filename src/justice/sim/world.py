@@ -266,12 +266,13 @@ def _shared_labels(values: np.ndarray) -> np.ndarray:
     the same; a column of many distinct values (ids, names) is returned as it is."""
     if values.dtype != object or len(values) < 1_000:
         return values
-    sample = values[:: max(1, len(values) // 2_000)]
-    if len({v for v in sample.tolist() if v is not None}) > 200 or not all(
-            v is None or isinstance(v, str) for v in sample.tolist()):
+    # A sample first, so that a column of ids or names is not hashed whole for nothing.
+    if len(set(values[:: max(1, len(values) // 2_000)].tolist())) > 200:
         return values
-    codes, labels = pd.factorize(values, use_na_sentinel=True)
-    if len(labels) > 1_000:
+    codes, labels = pd.factorize(values)
+    # Only strings and None: factorize would read a float NaN as missing too, and make it None.
+    if (len(labels) > 1_000 or not all(isinstance(v, str) for v in labels.tolist())
+            or int((codes < 0).sum()) != int(np.equal(values, None).sum())):
         return values
     shared = np.empty(len(labels) + 1, dtype=object)
     shared[:-1] = labels  # index -1 (a missing value) reads the None at the end
