@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from justice.errors import ConfigError
+from justice.link.store import table_exists
 
 
 def _f1(p: float, r: float) -> float:
@@ -249,9 +250,7 @@ def recall_ceiling(con: duckdb.DuckDBPyConnection) -> dict | None:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    has = con.execute("select count(*) from information_schema.tables "
-                      "where table_schema = 'linkage' and table_name = 'records'").fetchall()[0][0]
-    if not has:
+    if not table_exists(con, "linkage", "records"):
         return None
     con.execute("""
         create or replace temp table _reach as

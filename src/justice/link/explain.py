@@ -35,7 +35,7 @@ from justice.errors import ConfigError
 from justice.link import model as mdl
 from justice.link.blocking import key_expressions, key_sql, rule_texts
 from justice.link.standardise import SOURCE_COLUMNS, standardise_raw
-from justice.link.store import open_warehouse, require_links
+from justice.link.store import open_warehouse, require_links, table_exists
 from justice.settings import Settings
 
 RAW_FIELDS = tuple(c for c in SOURCE_COLUMNS if c not in ("record_id", "same_as"))
@@ -380,8 +380,7 @@ class Scorer:
         self.candidates_sql, self.sql, self.names = compile_scoring_sql(
             self.model, "wh.linkage.records", "memory.main.link_probe")
         self.params = sorted(set(re.findall(r"\$(r_[a-z0-9_]+)", self.candidates_sql)))
-        if not self.con.execute("select count(*) from information_schema.tables where table_catalog = 'wh' "
-                                "and table_schema = 'linkage' and table_name = 'block_keys'").fetchall()[0][0]:
+        if not table_exists(self.con, "linkage", "block_keys"):
             raise ConfigError("the person index has no blocking keys: run `justice link` again")
         self.levels = {c["output_column_name"]: c["comparison_levels"] for c in self.model["comparisons"]}
         self.batch_candidates_sql, self.batch_sql = compile_batch_scoring_sql(

@@ -27,8 +27,9 @@ def open_warehouse(settings: Settings, read_only: bool = False) -> duckdb.DuckDB
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    """Whether the attached warehouse holds `schema`.`table`."""
-    return con.execute("select count(*) from information_schema.tables where table_catalog = 'wh' "
+    """Whether the database in use (the warehouse, `wh`, on `open_warehouse`'s connections) holds
+    `schema`.`table`."""
+    return con.execute("select count(*) from information_schema.tables where table_catalog = current_database() "
                        "and table_schema = ? and table_name = ?", [schema, table]).fetchall()[0][0] > 0
 
 
