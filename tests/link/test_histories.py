@@ -85,6 +85,21 @@ def test_two_identifiers_still_keep_people_apart():
     assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYR")}
 
 
+def test_an_identifier_link_never_vouches_whatever_the_thresholds_last_digits():
+    # X and R share a PNC ID (an identifier link, weighed at the threshold) but hold two CRO
+    # numbers, and their one scored pair is far below the threshold: the PNC ID may not vouch
+    # for the CROs along that link, so they stay apart. The edges' weights are compared rounded
+    # to 1e-9, and a threshold such as a label-free +6.63... rounds up as often as down.
+    rules = _rules(enabled=False, identifier_links=[{"column": "pnc_core", "valid": "pnc_valid"}],
+                   never_link=[{"column": "pnc_core", "valid": "pnc_valid"},
+                               {"column": "cro_core", "valid": "cro_valid"}])
+    for threshold in (THRESHOLD, THRESHOLD + 6e-10, THRESHOLD + 4e-10):
+        con = _world([("court:R", "court:X", 0.0, 0.0, 0.0)], pnc={"court:X": X, "court:R": X})
+        con.execute("update linkage.records set cro_valid = true, cro_core = case unique_id "
+                    "when 'court:X' then '123456/10' else '654321/15' end")
+        assert _people(cluster_labels(con, threshold, rules)) == {frozenset("X"), frozenset("R")}, threshold
+
+
 def test_a_hard_negative_or_a_clerical_non_match_still_keeps_people_apart():
     rules = _rules(hard_negatives=[{"name": "sexes differ", "sql": "l.sex <> r.sex"}])
     con = _world(SPREAD, sex={"court:R": "F"})

@@ -176,13 +176,15 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     ranked = np.round(weight, 9)
     order = np.lexsort((right, left, -ranked))
     left, right, weight, basis, ranked = left[order], right[order], weight[order], basis[order], ranked[order]
-    # Hard negatives are soft: a shared valid PNC or CRO lifts them. Along a model link above the
-    # threshold (names alike, not an identifier link alone), another identifier the same on both
-    # sides vouches for two values of one (a CRO number keyed against the wrong person): on the
+    # Hard negatives are soft: a shared valid PNC or CRO lifts them. Along an edge above the
+    # threshold (a model link, names alike, or a link the system or a clerk asserts), another
+    # identifier the same on both sides vouches for two values of one (a CRO number keyed against
+    # the wrong person); not along an identifier link, which weighs the threshold itself: on the
     # tuning worlds (seeds 31-32, 10,000 people) recall +0.0009 to +0.0025 at no precision cost,
     # where vouching along identifier links too cost up to 0.0010 (docs/linkage.md, section 4).
+    # The threshold is rounded as the edges are, or an identifier link could weigh more than it.
     labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys,
-                                soft=cann[2].astype(bool), vouch_above=float(threshold))
+                                soft=cann[2].astype(bool), vouch_above=float(np.round(threshold, 9)))
     hist = rules.get("histories") or {}
     if hist.get("enabled"):
         # The second pass: people matched against people by their histories (histories.py).
