@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 # The progress message that starts each phase of `link` (run.py), for CPU seconds per phase.
-PHASE_STARTS = (("standardising", "standardise"), ("estimating the prior", "train"),
+PHASE_STARTS = (("standardising", "standardise"), ("comparing random pairs", "train"), ("estimating the prior", "train"),
                 ("scoring candidate pairs", "predict"), ("clustering", "cluster+write"))
 
 
@@ -97,7 +97,7 @@ def main() -> None:
           f"{result.persons:,} people (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
     print(f"  wall: standardise {s['standardise']:.1f}s  train {s['train']:.1f}s  predict {s['predict']:.1f}s  "
           f"cluster+write {s['cluster']:.1f}s  total {wall:.1f}s  peak {peak_rss_gb():.2f} GB", flush=True)
-    print("  CPU:  " + "  ".join(f"{p} {cpu.get(p, 0.0):.1f}s" for _, p in PHASE_STARTS)
+    print("  CPU:  " + "  ".join(f"{p} {cpu.get(p, 0.0):.1f}s" for p in dict.fromkeys(p for _, p in PHASE_STARTS))
           + f"  total {cpu_total:.1f}s", flush=True)
 
     if (settings.truth_dir / "records.parquet").exists():

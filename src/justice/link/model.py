@@ -228,32 +228,43 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
     # Training runs on DuckDB over the served records on every engine: the seeded u sample and
     # refine_u's random pairs are drawn alike, so every engine trains the same model.
     engine = DuckDBEngine(settings=None)  # its Splink API needs only `con`
-    linker, db_api = make_linker(engine, con, table, splink_settings(spec))
+    tr = spec["training"]
+    settings = splink_settings(spec)
+    counts = None
+    if tr.get("u_without_matches", False):
+        # Every level of every comparison counted once on random record pairs: their plain shares
+        # are EM's starting u (Splink's own random sample would only be thrown away), and the same
+        # counts, weighted by the trained model, are the final u (refine_u).
+        progress("comparing random pairs for u")
+        counts = random_pair_levels(con, table, settings["comparisons"],
+                                    pairs=int(tr.get("u_refine_pairs", tr["u_max_pairs"])), seed=int(tr["u_seed"]))
+        _set_u(settings["comparisons"], counts, [1.0] * len(counts))
+    linker, db_api = make_linker(engine, con, table, settings)
     register_tf_tables(engine, con, linker, db_api, tf_columns(spec),
                        table.rsplit(".", 1)[0] if "." in table else "main")
-    tr = spec["training"]
     progress("estimating the prior from deterministic rules")
     linker.training.estimate_probability_two_random_records_match(
         tr["deterministic_rules"], recall=float(tr["deterministic_recall"]))
-    progress("estimating u by random sampling")
-    # On every thread count the same u: Splink 5 draws the sample by a hash of each record's
-    # unique id and the seed (not a sampler fed rows in whatever order the threads deliver
-    # them), and a level's u is a count of pairs (whole numbers, which add up the same in any
-    # order) over their total. A full re-run therefore cannot flip a pair at the threshold.
-    linker.training.estimate_u_using_random_sampling(max_pairs=float(tr["u_max_pairs"]),
-                                                     seed=int(tr["u_seed"]))
+    if counts is None:
+        progress("estimating u by random sampling")
+        # On every thread count the same u: Splink 5 draws the sample by a hash of each record's
+        # unique id and the seed (not a sampler fed rows in whatever order the threads deliver
+        # them), and a level's u is a count of pairs (whole numbers, which add up the same in any
+        # order) over their total. A full re-run therefore cannot flip a pair at the threshold.
+        linker.training.estimate_u_using_random_sampling(max_pairs=float(tr["u_max_pairs"]),
+                                                         seed=int(tr["u_seed"]))
     for rule in tr["em_blocking_rules"]:
         progress(f"estimating m by EM, blocked on {rule}")
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            em_sample_rule(con, table, rule, tr.get("em_max_pairs")))
     model = linker.misc.save_model_to_json()
     if (tr.get("m_from_identifier") or {}).get("enabled", False):
         progress("m from the pairs that share a valid identifier")
         m_from_identifier(con, table, model, tr["m_from_identifier"]["rule"],
                           tr["m_from_identifier"]["comparisons"])
-    if tr.get("u_without_matches", False):
+    if counts is not None:
         progress("re-estimating u without the matches among random pairs")
-        refine_u(con, table, model, pairs=int(tr.get("u_refine_pairs", tr["u_max_pairs"])),
-                 seed=int(tr["u_seed"]))
+        refine_u(model, counts)
     thresholds, choice = label_free_thresholds(spec)
     model["justice"] = {
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -270,6 +281,29 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
                         "identifier_links": list(spec.get("identifier_links", []) or [])},
     }
     return model
+
+
+EM_SAMPLE_BUCKETS = 1_000_000
+
+
+def em_sample_rule(con: duckdb.DuckDBPyConnection, table: str, rule: str, max_pairs: int | None) -> str:
+    """`rule` as EM blocks on it, or, when it makes more than `max_pairs` pairs of `table`'s
+    records, a seeded sample of its blocks making about `max_pairs`: the rule and a condition on a
+    hash of the left record's block key, which both records of a pair share. Whole blocks are
+    kept, so the pairs EM sees are a random share of the rule's own. A rule that is not a
+    conjunction of equalities (blocking.key_expressions) is used whole."""
+    from justice.link.blocking import key_expressions, key_sql
+
+    exprs = key_expressions(rule)
+    if not max_pairs or exprs is None:
+        return rule
+    key, present = key_sql(0, exprs, "l")
+    pairs = con.execute(f"select coalesce(sum(c * (c - 1) // 2), 0) from (select count(*) as c from {table} l "
+                        f"where {present} group by {key})").fetchall()[0][0]
+    if pairs <= max_pairs:
+        return rule
+    keep = max(1, int(EM_SAMPLE_BUCKETS * max_pairs / pairs))
+    return f"{rule} and {key} % {EM_SAMPLE_BUCKETS} < {keep}"
 
 
 def _level_case(comparison: dict) -> str:
@@ -330,53 +364,71 @@ def m_from_identifier(con: duckdb.DuckDBPyConnection, table: str, model: dict, r
     return pairs
 
 
-def refine_u(con: duckdb.DuckDBPyConnection, table: str, model: dict, pairs: int, seed: int,
-             rounds: int = 3) -> None:
-    """Re-estimate each level's u (its share among non-matching pairs) on random record pairs,
-    counting each pair by the model's own probability that it is *not* a match; changes `model`
-    in place.
+def random_pair_levels(con: duckdb.DuckDBPyConnection, table: str, comparisons: list[dict], pairs: int,
+                       seed: int) -> list[tuple]:
+    """Each combination of levels (one per comparison, -1 for the null level) among `pairs` random
+    record pairs of `table`, with its count: rows (level, ..., count) in a fixed order.
 
-    Random sampling (Splink's u) takes every sampled pair for a non-match. In a register of tens of
-    thousands of records about 1 random pair in 6,000 is one person, about as often as two records
-    of different people share a date of birth, and far more often than they share a PNC ID: u then
-    measures the matches, and an agreeing identifier is worth 8 bits too little. Weighting each
-    pair by 1 - P(match) under the trained m (an E-step over the random pairs, repeated as u
-    changes) leaves the non-matches' own agreement rates. A count of zero is smoothed to half a
-    pair, so no u falls below what the sample can resolve. At a million records the correction is
-    small, as matches are a far smaller share of random pairs. No labels are used."""
+    The pairs are drawn by a seeded hash of the draw's number, so every thread count and engine
+    draws the same ones; the rows are ordered, so sums over them add up in the same order every
+    run (floating-point sums in another order can differ in the last bit and flip a pair at the
+    threshold)."""
     n = con.execute(f"select count(*) from {table}").fetchall()[0][0]
-    comps = model["comparisons"]
-    _pair_levels(con, table, comps, "_u_pairs",
+    _pair_levels(con, table, comparisons, "_u_pairs",
                  f"with s as (select (hash(i, {seed}) % {n})::bigint + 1 as a, "
                  f"(hash(i, {seed}, 'r') % {n})::bigint + 1 as b from range({pairs}) t(i)), "
                  f"p as (select {{columns}} from s join {table} l on l.record_no = s.a "
                  f"join {table} r on r.record_no = s.b where s.a <> s.b)")
-    # Ordered, so the sums below add in the same order every run whatever the thread count
-    # (floating-point sums in another order can differ in the last bit and flip a pair at the
-    # threshold, as the u sample's order did: see train).
-    counts = con.execute("select " + ", ".join(f"g{k}" for k in range(len(comps)))
-                         + ", count(*) from _u_pairs group by all order by all").fetchall()
-    con.execute("drop table if exists _u_pairs")
+    try:
+        return con.execute("select " + ", ".join(f"g{k}" for k in range(len(comparisons)))
+                           + ", count(*) from _u_pairs group by all order by all").fetchall()
+    finally:
+        con.execute("drop table if exists _u_pairs")
+
+
+def _set_u(comparisons: list[dict], counts: list[tuple], weights: list[float]) -> None:
+    """Set every live level's u to its share of the random pairs (row i of `counts` counted
+    `weights[i]` times per pair). A count of zero is smoothed to half a pair, so no u falls below
+    what the sample can resolve."""
+    tallies: list[dict[int, float]] = [{} for _ in comparisons]
+    for row, w in zip(counts, weights):
+        *levels, k = row
+        for t, g in zip(tallies, levels):
+            if g >= 0:
+                t[g] = t.get(g, 0.0) + k * w
+    for c, t in zip(comparisons, tallies):
+        live = [i for i, lv in enumerate(c["comparison_levels"]) if not lv.get("is_null_level")]
+        total = sum(t.get(i, 0.0) + 0.5 for i in live)
+        for i in live:
+            c["comparison_levels"][i]["u_probability"] = (t.get(i, 0.0) + 0.5) / total
+
+
+def refine_u(model: dict, counts: list[tuple], rounds: int = 3) -> None:
+    """Re-estimate each level's u (its share among non-matching pairs) on random record pairs
+    (`counts`, from random_pair_levels), counting each pair by the model's own probability that
+    it is *not* a match; changes `model` in place.
+
+    Random pairs taken as non-matches (Splink's u, and EM's starting u here) count the matches
+    among them too. In a register of tens of thousands of records about 1 random pair in 6,000 is
+    one person, about as often as two records of different people share a date of birth, and far
+    more often than they share a PNC ID: u then measures the matches, and an agreeing identifier
+    is worth 8 bits too little. Weighting each pair by 1 - P(match) under the trained m (an
+    E-step over the random pairs, repeated as u changes) leaves the non-matches' own agreement
+    rates. At a million records the correction is small, as matches are a far smaller share of
+    random pairs. No labels are used."""
+    comps = model["comparisons"]
     prior = float(model["probability_two_random_records_match"])
     prior_bits = math.log2(prior / (1 - prior))
     for _ in range(rounds):
-        tallies: list[dict[int, float]] = [{} for _ in comps]
+        not_match = []
         for row in counts:
-            *levels, k = row
             bits = prior_bits
-            for c, g in zip(comps, levels):
+            for c, g in zip(comps, row[:-1]):
                 lv = c["comparison_levels"][g] if g >= 0 else {}
                 if lv.get("m_probability") and lv.get("u_probability"):
                     bits += math.log2(lv["m_probability"] / lv["u_probability"])
-            not_match = k / (1.0 + 2.0 ** min(bits, 60))
-            for t, g in zip(tallies, levels):
-                if g >= 0:
-                    t[g] = t.get(g, 0.0) + not_match
-        for c, t in zip(comps, tallies):
-            live = [i for i, lv in enumerate(c["comparison_levels"]) if not lv.get("is_null_level")]
-            total = sum(t.get(i, 0.0) + 0.5 for i in live)
-            for i in live:
-                c["comparison_levels"][i]["u_probability"] = (t.get(i, 0.0) + 0.5) / total
+            not_match.append(1.0 / (1.0 + 2.0 ** min(bits, 60)))
+        _set_u(comps, counts, not_match)
 
 
 def models_dir(home: Path) -> Path:
