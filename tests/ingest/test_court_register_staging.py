@@ -52,3 +52,11 @@ def test_nothing_is_quarantined_and_the_load_reconciles(home):
     assert _query(settings, "select count(*) from quarantine.court_register__courts") == [(0,)]
     rec = _query(settings, "select system, rows_read, rows_staged, rows_quarantined from audit.reconciliation")
     assert [(s, read == staged, quarantined) for s, read, staged, quarantined in rec] == [("court_register", True, 0)]
+
+
+def test_checked_rows_are_a_table_and_the_rest_of_staging_views_over_it(home):
+    settings, _ = home
+    kinds = dict(_query(settings, "select table_name, table_type from information_schema.tables "
+                                  "where table_schema = 'staging' and table_name like 'court_register__courts%'"))
+    assert kinds == {"court_register__courts__checked": "BASE TABLE", "court_register__courts": "VIEW",
+                     "court_register__courts__latest": "VIEW"}

@@ -86,12 +86,12 @@ def test_spark_literals_escape_quotes_and_backslashes():
     assert DuckDBSQL().literal("Defendant's \\d") == "'Defendant''s \\d'"
 
 
-def test_checked_models_are_tables_on_spark_and_views_on_duckdb():
-    # Spark re-runs a view's query on every read: the raw rows would be parsed again by each
-    # model, test and copy reading the checked rows.
+def test_checked_models_are_tables_on_both_engines():
+    # A view re-runs its query on every read: the raw rows would be parsed again by each model,
+    # test, copy and linkage query reading the checked rows.
     table = SPEC.tables[0]
     assert "{{ config(materialized='table') }}" in checked_sql(SPEC, table, dialect=SparkSQL())
-    assert "config(" not in checked_sql(SPEC, table, dialect=DuckDBSQL())  # the project's default: a view
+    assert "{{ config(materialized='table') }}" in checked_sql(SPEC, table, dialect=DuckDBSQL())
 
 
 def _render(sql: str, tables: dict[str, str]) -> str:

@@ -25,7 +25,8 @@ class SQLDialect(ABC):
     checked_as_table: bool = False
     """Whether the `__checked` staging models (every raw row typed and checked) are tables rather
     than views: an engine that recomputes a view in each query reading it parses every raw row
-    again for the staged, latest and quarantine views, their tests, the copy and core."""
+    again for the staged, latest and quarantine views, their tests, linkage's records, the copy
+    and core (DuckDB and Spark both say so)."""
 
     @abstractmethod
     def literal(self, text: str) -> str:

@@ -6,8 +6,8 @@ For each raw table `<system>__<table>` these make (justice.transform.dbt_project
 HOME/transform, a working copy of the dbt project in this package):
 
 - `staging.<system>__<table>__checked`: every raw row, fields trimmed and typed, with the list of
-  rules it breaks (`_failures`: rule, field, reason); a view, or a table on an engine whose
-  dialect says so (Spark: `checked_as_table`);
+  rules it breaks (`_failures`: rule, field, reason); a table on an engine whose dialect says so
+  (`checked_as_table`: DuckDB and Spark), else a view;
 - `staging.<system>__<table>`: the rows that break none (every version a source sent);
 - `staging.<system>__<table>__latest`: the current version of each record (by record key; a
   later modify time, load or file supersedes an earlier one);
