@@ -126,3 +126,27 @@ def test_em_samples_whole_blocks_of_a_rule_that_makes_too_many_pairs():
     # The same sample every time; a rule that is not equalities is used whole.
     assert mdl.em_sample_rule(con, "recs", rule, 5_000) == sampled
     assert mdl.em_sample_rule(con, "recs", "levenshtein(l.name, r.name) <= 1", 5) == "levenshtein(l.name, r.name) <= 1"
+
+
+def test_em_trains_on_sampled_blocks(linked_home):
+    from justice.link.store import open_warehouse
+
+    spec = mdl.load_model_spec()
+    sampled = {**spec, "training": {**spec["training"], "em_max_pairs": 500}}
+    con = open_warehouse(linked_home, read_only=True)
+    try:
+        rules = [mdl.em_sample_rule(con, "wh.linkage.records", r, 500) for r in spec["training"]["em_blocking_rules"]]
+        whole = mdl.train(con, spec, "wh.linkage.records")
+        model = mdl.train(con, sampled, "wh.linkage.records")
+    finally:
+        con.close()
+    # Every session of this world makes more than 500 pairs, so Splink's EM ran on sampled rules.
+    assert all(r != orig for r, orig in zip(rules, spec["training"]["em_blocking_rules"]))
+    m = {(c["output_column_name"], lv["label_for_charts"]): lv.get("m_probability")
+         for c in model["comparisons"] for lv in c["comparison_levels"] if not lv.get("is_null_level")}
+    assert all(v is None or 0 < v <= 1 for v in m.values())
+    m_whole = {(c["output_column_name"], lv["label_for_charts"]): lv.get("m_probability")
+               for c in whole["comparisons"] for lv in c["comparison_levels"] if not lv.get("is_null_level")}
+    assert m != m_whole
+    # EM still learns the names' m from a sample (an exact forename is most matches' level).
+    assert m[("forename", "exact")] > 0.5

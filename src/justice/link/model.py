@@ -263,6 +263,11 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         m_from_identifier(con, table, model, tr["m_from_identifier"]["rule"],
                           tr["m_from_identifier"]["comparisons"])
     if counts is not None:
+        # The counts are by level position in the settings; the trained model must have the same
+        # levels in the same order for them to mean the same thing.
+        if _level_labels(model["comparisons"]) != _level_labels(settings["comparisons"]):
+            raise TransformError("linkage: the trained model's comparison levels are not the spec's, "
+                                 "so the random pairs' level counts cannot be applied to it")
         progress("re-estimating u without the matches among random pairs")
         refine_u(model, counts)
     thresholds, choice = label_free_thresholds(spec)
@@ -384,6 +389,11 @@ def random_pair_levels(con: duckdb.DuckDBPyConnection, table: str, comparisons: 
                            + ", count(*) from _u_pairs group by all order by all").fetchall()
     finally:
         con.execute("drop table if exists _u_pairs")
+
+
+def _level_labels(comparisons: list[dict]) -> list[tuple]:
+    return [(c["output_column_name"], tuple((lv.get("label_for_charts"), bool(lv.get("is_null_level")))
+                                            for lv in c["comparison_levels"])) for c in comparisons]
 
 
 def _set_u(comparisons: list[dict], counts: list[tuple], weights: list[float]) -> None:
