@@ -10,7 +10,9 @@ import math
 
 import duckdb
 import pytest
+import yaml
 
+from justice.errors import ConfigError
 from justice.link import model as mdl
 
 
@@ -150,3 +152,16 @@ def test_em_trains_on_sampled_blocks(linked_home):
     assert m != m_whole
     # EM still learns the names' m from a sample (an exact forename is most matches' level).
     assert m[("forename", "exact")] > 0.5
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "300k", True])
+def test_a_bad_em_max_pairs_is_a_clear_error(tmp_path, bad):
+    spec = mdl.load_model_spec()
+    spec["training"]["em_max_pairs"] = bad
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match="em_max_pairs"):
+        mdl.load_model_spec(path)
+    spec["training"].pop("em_max_pairs")
+    path.write_text(yaml.safe_dump(spec))
+    assert "em_max_pairs" not in mdl.load_model_spec(path)["training"]

@@ -65,6 +65,10 @@ def load_model_spec(path: Path | None = None) -> dict:
     else:
         raise ConfigError("link model spec: thresholds need `link_probability` (the label-free rule) "
                           "or a fixed `match_weight`")
+    em_max = spec["training"].get("em_max_pairs")
+    if em_max is not None and (isinstance(em_max, bool) or not isinstance(em_max, int) or em_max < 1):
+        raise ConfigError("link model spec: training.em_max_pairs must be a whole number of pairs, at least 1 "
+                          f"(or left out: EM on every pair), not {em_max!r}")
     for comp in spec["comparisons"]:
         labels = [lv.get("label") for lv in comp["levels"]]
         for lv in comp["levels"]:
