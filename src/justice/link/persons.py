@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from justice.link import cluster as clustering
 from justice.link.store import table_exists
@@ -25,19 +26,25 @@ def constraints(spec: dict) -> dict:
             "histories": dict(spec.get("histories") or {})}
 
 
+# What holds an edge (`basis`), as codes in the queries: the model's links, the systems' own
+# alias links, clerical matches, then one code per `identifier_links` rule, then histories.py's.
+BASES = ("model", "system alias", "clerical")
+
+
 def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
     `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
-    every model link is placed first and an identifier link only where it conflicts with none)."""
+    every model link is placed first and an identifier link only where it conflicts with none);
+    `basis` is the rule's code (len(BASES) + its position)."""
     parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
-                        {float(weight)}::double as weight, 'same {rule["column"]}' as basis,
+                        {float(weight)}::double as weight, {len(BASES) + i} as basis,
                         '{rule["column"]}:' || l.{rule["column"]} as value
                  from linkage.records l join linkage.records r
                  on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
-                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule in rules]
+                 where l.{rule["valid"]} and r.{rule["valid"]}""" for i, rule in enumerate(rules)]
     return " union all ".join(parts) if parts else (
         "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
-        "null::varchar as basis, null::varchar as value where false")
+        "null::integer as basis, null::varchar as value where false")
 
 
 def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray, id_right: np.ndarray,
@@ -117,7 +124,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             with decided as (select * from linkage.clerical_decisions),
             hard as (select * from {hard or "_link_hard"}),
             model as (
-                select unique_id_l, unique_id_r, match_weight as weight, 'model' as basis from linkage.pairs p
+                select unique_id_l, unique_id_r, match_weight as weight, 0 as basis from linkage.pairs p
                 where match_weight >= {float(threshold)}
                   and not exists (select 1 from decided d where d.decision = 'non_match'
                                   and d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)
@@ -125,10 +132,10 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
                                   where h.unique_id_l = p.unique_id_l and h.unique_id_r = p.unique_id_r)),
             alias as (
                 select least(unique_id, same_as) as unique_id_l, greatest(unique_id, same_as) as unique_id_r,
-                       'Infinity'::double as weight, 'system alias' as basis
+                       'Infinity'::double as weight, 1 as basis
                 from linkage.records where same_as is not null),
             clerical as (
-                select unique_id_l, unique_id_r, 'Infinity'::double, 'clerical' from decided where decision = 'match')
+                select unique_id_l, unique_id_r, 'Infinity'::double, 2 from decided where decision = 'match')
             select a.node as l, b.node as r, e.weight, e.basis
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
@@ -149,7 +156,8 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             con.execute("drop table if exists _link_hard")
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
-    basis = np.asarray(edges["basis"], dtype=object)
+    basis = np.asarray(edges["basis"], dtype=np.int64)
+    names = [*BASES, *(f"same {r['column']}" for r in rules.get("identifier_links") or [])]
     if rules.get("identifier_links"):
         con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
         try:
@@ -166,7 +174,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         keep = _supported(n, left, right, il, ir, np.asarray(ident["value"], dtype=object))
         left, right = np.concatenate([left, il[keep]]), np.concatenate([right, ir[keep]])
         weight = np.concatenate([weight, np.asarray(ident["weight"], dtype=np.float64)[keep]])
-        basis = np.concatenate([basis, np.asarray(ident["basis"], dtype=object)[keep]])
+        basis = np.concatenate([basis, np.asarray(ident["basis"], dtype=np.int64)[keep]])
     cann = list(cannot.values())
     keys = []
     for rule in never_link:
@@ -202,9 +210,77 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
                                         identifier_threshold=hist.get("identifier_threshold"))
         left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
         weight = np.concatenate([weight, extra["weight"]])
-        basis = np.concatenate([basis, np.full(len(extra["l"]), BASIS, dtype=object)])
+        basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
+        names.append(BASIS)
+    # `basis` as names for readers; `basis_code` into `basis_names` for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
-            "basis": basis}
+            "basis": np.asarray(names, dtype=object)[basis], "basis_code": basis, "basis_names": names}
+
+
+def _labels_of_sets(mask: np.ndarray, names: list[str], join: str | None) -> pa.Array:
+    """Per row, the names whose bits are set in `mask` (names in the order given, which is
+    sorted): joined by `join` into one string, or as a list when `join` is None; a row with no
+    bit set is null. Each distinct set is made once."""
+    inverse, sets = pd.factorize(mask)
+    made = [[nm for b, nm in enumerate(names) if int(m) >> b & 1] or None for m in sets.tolist()]
+    if join is None:
+        values = pa.array(made, pa.list_(pa.string()))
+    else:
+        values = pa.array([join.join(x) if x else None for x in made], pa.string())
+    return values.take(pa.array(inverse, pa.int64()))
+
+
+def _bits(codes: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Each code's bit (as uint64), numbered so that bit order is the names' sorted order; and
+    the names sorted."""
+    if len(names) > 63:
+        raise ValueError(f"{len(names)} distinct link bases or systems: at most 63 are supported")
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    rank = np.empty(len(names), np.uint64)
+    rank[order] = np.arange(len(names), dtype=np.uint64)
+    return np.left_shift(np.uint64(1), rank[np.asarray(codes, np.int64)]), [names[i] for i in order]
+
+
+def person_links_table(records: pa.Table, unique_id: pa.Array, labels: np.ndarray, person_id: np.ndarray,
+                       left: np.ndarray, right: np.ndarray, weight: np.ndarray, basis: np.ndarray,
+                       basis_names: list[str]) -> pa.Table:
+    """`linkage.person_links`, one row per record in unique-id order: its person, its cluster's
+    size and systems, and the evidence that holds it there. `records` (system, record_id) and
+    `unique_id` are in node order (the records by unique id); `left`, `right`, `weight` and
+    `basis` (codes into `basis_names`) are the edges inside clusters. A record with no such edge is `unlinked`; weights are
+    over the scored links only (a link the systems or a clerk assert weighs infinity)."""
+    n = len(labels)
+    n_clusters = int(labels.max()) + 1 if n else 0
+    ev_node = np.concatenate([left, right]).astype(np.int64)
+    ev_w = np.concatenate([weight, weight]).astype(np.float64)
+    links = np.bincount(ev_node, minlength=n)
+    finite = np.isfinite(ev_w)
+    best = np.full(n, -np.inf)
+    np.maximum.at(best, ev_node[finite], ev_w[finite])
+    weakest = np.full(n_clusters, np.inf)
+    np.minimum.at(weakest, labels[ev_node[finite]], ev_w[finite])
+    basis_bit, basis_names = _bits(basis, basis_names)
+    bases = np.zeros(n, np.uint64)
+    np.bitwise_or.at(bases, ev_node, np.concatenate([basis_bit, basis_bit]))
+    system = pc.dictionary_encode(records.column("system")).combine_chunks()
+    system_bit, system_names = _bits(system.indices.to_numpy(zero_copy_only=False),
+                                     system.dictionary.to_pylist())
+    systems = np.zeros(n_clusters, np.uint64)
+    np.bitwise_or.at(systems, labels, system_bit)
+    weakest = weakest[labels]
+    linked_by = pc.fill_null(_labels_of_sets(bases, basis_names, ", "), "unlinked")
+    return pa.table({
+        "system": records.column("system"),
+        "record_id": records.column("record_id"),
+        "unique_id": unique_id,
+        "person_id": pa.array(person_id.tolist(), pa.string()),
+        "cluster_size": pa.array(np.bincount(labels, minlength=n_clusters)[labels].astype(np.int64)),
+        "cluster_systems": _labels_of_sets(systems[labels], system_names, None),
+        "links": pa.array(links.astype(np.int64)),
+        "best_match_weight": pa.array(best, mask=best == -np.inf),
+        "weakest_link_weight": pa.array(weakest, mask=weakest == np.inf),
+        "linked_by": linked_by,
+    })
 
 
 def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id: str,
@@ -213,7 +289,6 @@ def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
     c = cluster_labels(con, threshold, rules, hard)
     uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
     n = len(uid)
-    edges = {"basis": c["basis"]}
     uid_arrow = pa.array(uid.tolist(), pa.string())
     con.register("_nodes", pa.table({"unique_id": uid_arrow, "node": pa.array(np.arange(n))}))
     previous = np.full(n, None, dtype=object)
@@ -233,44 +308,16 @@ def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
 
     # Evidence per record: the links that hold it in its cluster.
     kept = labels[left] == labels[right]
-    ev_node = np.concatenate([left[kept], right[kept]])
-    ev_w = np.concatenate([weight[kept], weight[kept]])
-    ev_basis = np.concatenate([edges["basis"][kept], edges["basis"][kept]]).astype(object)
-    con.register("_labels", pa.table({"node": pa.array(np.arange(n)), "cluster": pa.array(labels),
-                                      "person_id": pa.array(ids.tolist(), pa.string()), "unique_id": uid_arrow}))
-    con.register("_evidence", pa.table({"node": pa.array(ev_node), "weight": pa.array(ev_w),
-                                        "basis": pa.array(ev_basis.tolist(), pa.string())}))
-    con.execute("""
-        create or replace table linkage.person_links as
-        with base as materialized (
-            -- each record's cluster: the one join with the records, on the unique id
-            select r.system, r.record_id, r.unique_id, l.node, l.cluster, l.person_id
-            from linkage.records r join _labels l using (unique_id)),
-        ev as (
-            select node, count(*) as links,
-                   max(weight) filter (where isfinite(weight)) as best_match_weight,
-                   list(distinct basis order by basis) as bases
-            from _evidence group by node),
-        per_cluster as (
-            select cluster, count(*) as cluster_size,
-                   list(distinct system order by system) as cluster_systems
-            from base group by cluster),
-        weakest as (
-            select l.cluster, min(e.weight) filter (where isfinite(e.weight)) as weakest_link_weight
-            from _evidence e join _labels l using (node) group by l.cluster)
-        select b.system, b.record_id, b.unique_id, b.person_id,
-               c.cluster_size, c.cluster_systems,
-               coalesce(ev.links, 0) as links,
-               ev.best_match_weight, w.weakest_link_weight,
-               case when ev.bases is null then 'unlinked' else array_to_string(ev.bases, ', ') end as linked_by
-        from base b join per_cluster c using (cluster) left join ev using (node) left join weakest w using (cluster)
-        order by b.unique_id
-    """)
+    records = con.sql("select system, record_id from linkage.records order by unique_id").to_arrow_table()
+    table = person_links_table(records, uid_arrow, labels, ids, left[kept], right[kept], weight[kept],
+                               c["basis_code"][kept], c["basis_names"])
+    con.register("_person_links_new", table)
+    con.execute("create or replace table linkage.person_links as select * from _person_links_new")
+    con.unregister("_person_links_new")
     con.execute("""create table if not exists linkage.person_id_changes (
         run_id varchar, old_person_id varchar, new_person_id varchar, reason varchar)""")
     if changes:
         con.executemany("insert into linkage.person_id_changes values (?, ?, ?, ?)",
                         [[run_id, o, nw, r] for o, nw, r in changes])
-    for t in ("_nodes", "_labels", "_evidence"):
-        con.unregister(t)
+    con.unregister("_nodes")
     return int(kept.sum()), len(np.unique(labels))
