@@ -13,6 +13,7 @@ A rule that is not of this form is left out of the table and scanned for directl
 from __future__ import annotations
 
 import re
+import threading
 
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 
@@ -67,8 +68,9 @@ def key_sql(number: int, exprs: list[str], alias: str) -> tuple[str, str]:
             " and ".join(f"({e}) is not null" for e in over))
 
 
-def build_block_keys(con, model: dict, records: str = "linkage.records", table: str = "linkage.block_keys") -> int:
-    """(Re)build `table` from `records` for the model's blocking rules; returns its row count."""
+def block_keys_sql(model: dict, records: str = "linkage.records") -> str | None:
+    """The query giving (key, record_no) of every record of `records` for each keyed blocking rule
+    of `model`, sorted by key; None when no rule has a key."""
     parts = []
     for i, rule in enumerate(rule_texts(model)):
         exprs = key_expressions(rule)
@@ -76,11 +78,63 @@ def build_block_keys(con, model: dict, records: str = "linkage.records", table: 
             continue
         key, present = key_sql(i, exprs, "l")
         parts.append(f"select {key} as key, l.record_no from {records} l where {present}")
-    if not parts:
+    return f"select * from ({' union all '.join(parts)}) order by key" if parts else None
+
+
+def build_block_keys(con, model: dict, records: str = "linkage.records", table: str = "linkage.block_keys") -> int:
+    """(Re)build `table` from `records` for the model's blocking rules; returns its row count."""
+    sql = block_keys_sql(model, records)
+    if sql is None:
         con.execute(f"create or replace table {table} (key ubigint, record_no bigint)")
         return 0
-    con.execute(f"create or replace table {table} as select * from ({' union all '.join(parts)}) order by key")
+    con.execute(f"create or replace table {table} as {sql}")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]
+
+
+class BlockKeysInBackground:
+    """`build_block_keys` begun on a second connection to `con`'s database, in a thread, so the
+    keys are hashed and sorted while the caller's thread works in Python (clustering); `install`
+    then writes them to `table` on `con`, inside the caller's transaction. The keys come back as
+    Arrow (about 250 MB at a million records), not as a table of the second connection: its
+    commit would come after the caller's transaction began, which would not see it. `records`
+    must be named with its catalog (the second connection's default database is the in-memory
+    one) and must not change until `install`."""
+
+    def __init__(self, con, model: dict, records: str = "wh.linkage.records") -> None:
+        self.sql = block_keys_sql(model, records)
+        self.keys = None
+        self.error: BaseException | None = None
+        self.cursor = con.cursor()
+        self.thread = threading.Thread(target=self._build, name="block-keys", daemon=True)
+        self.thread.start()
+
+    def _build(self) -> None:
+        try:
+            if self.sql is not None:
+                self.keys = self.cursor.sql(self.sql).to_arrow_table()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread by install()
+            self.error = exc
+
+    def install(self, con, table: str = "linkage.block_keys") -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        if self.keys is None:
+            con.execute(f"create or replace table {table} (key ubigint, record_no bigint)")
+            return
+        con.register("_link_block_keys_next", self.keys)
+        try:
+            # A scan keeps the rows in their (key) order.
+            con.execute(f"create or replace table {table} as select * from _link_block_keys_next")
+        finally:
+            con.unregister("_link_block_keys_next")
+            self.keys = None
+
+    def close(self) -> None:
+        """Wait for the thread and let its connection and keys go (installed or not)."""
+        self.thread.join()
+        self.keys = None
+        self.cursor.close()
 
 
 def all_rules_keyed(model: dict) -> bool:

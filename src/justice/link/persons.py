@@ -35,16 +35,18 @@ def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
     `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
     every model link is placed first and an identifier link only where it conflicts with none);
-    `basis` is the rule's code (len(BASES) + its position)."""
+    `basis` is the rule's code (len(BASES) + its position); `value` the 64-bit hash of the rule's
+    position and the shared value (two values share a hash once in ~2^64, as block keys do;
+    hashes cost a sort of integers where the values as strings cost a million Python strings)."""
     parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
                         {float(weight)}::double as weight, {len(BASES) + i} as basis,
-                        '{rule["column"]}:' || l.{rule["column"]} as value
+                        hash({i}, l.{rule["column"]}) as value
                  from linkage.records l join linkage.records r
                  on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
                  where l.{rule["valid"]} and r.{rule["valid"]}""" for i, rule in enumerate(rules)]
     return " union all ".join(parts) if parts else (
         "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
-        "null::integer as basis, null::varchar as value where false")
+        "null::integer as basis, null::ubigint as value where false")
 
 
 def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray, id_right: np.ndarray,
@@ -60,7 +62,7 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
     size = np.bincount(comp, minlength=comp.max() + 1 if n else 0)
     # Per (group, value): how many records of the group hold the value among the identifier
     # edges' ends. Values as codes, so (group, value) is one integer.
-    codes, uniques = pd.factorize(np.asarray(id_value, dtype=object))
+    codes, uniques = pd.factorize(np.asarray(id_value))
     ca, cb = comp[id_left], comp[id_right]
     ka, kb = ca * len(uniques) + codes, cb * len(uniques) + codes
     ends = pd.DataFrame({"k": np.concatenate([ka, kb]), "node": np.concatenate([id_left, id_right])})
@@ -112,7 +114,11 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     reviewer decided it is a match. `hard` names a table already holding the hard-negative pairs
     (`hard_negative_sql`), when the caller needs them again (run.py: the review queue)."""
     never_link = rules.get("never_link", [])
-    nodes = con.sql("select unique_id from linkage.records order by unique_id").to_arrow_table()
+    # The nodes and each `never_link` identifier's valid values, in one read sorted once.
+    conds = [f"case when {r['valid']} then {r['column']} end" if r.get("valid") else r["column"]
+             for r in never_link]
+    nodes = con.sql("select unique_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
+                    + " from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
     con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
@@ -171,17 +177,12 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         finally:
             con.unregister("_nodes")
         il, ir = ident["l"].astype(np.int64), ident["r"].astype(np.int64)
-        keep = _supported(n, left, right, il, ir, np.asarray(ident["value"], dtype=object))
+        keep = _supported(n, left, right, il, ir, np.asarray(ident["value"]))
         left, right = np.concatenate([left, il[keep]]), np.concatenate([right, ir[keep]])
         weight = np.concatenate([weight, np.asarray(ident["weight"], dtype=np.float64)[keep]])
         basis = np.concatenate([basis, np.asarray(ident["basis"], dtype=np.int64)[keep]])
     cann = list(cannot.values())
-    keys = []
-    for rule in never_link:
-        col, valid = rule["column"], rule.get("valid")
-        cond = f"case when {valid} then {col} end" if valid else col
-        vals = con.sql(f"select {cond} as v from linkage.records order by unique_id").fetchnumpy()["v"]
-        keys.append(np.array(vals.tolist(), dtype=object))
+    keys = [np.array(nodes.column(f"k{i}").to_pylist(), dtype=object) for i in range(len(conds))]
     # Edges in one order whatever order the engine returned the pairs in: strongest first, ties
     # by record. The weights are compared to 1e-9, since two engines may add a pair's weights in
     # another order and differ in the last bits; otherwise a tie between two edges of a cluster

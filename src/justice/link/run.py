@@ -43,7 +43,7 @@ import duckdb
 
 from justice.engine import Engine, LinkageSQL, engine_for
 from justice.link import model as mdl
-from justice.link.blocking import all_rules_keyed, build_block_keys, build_blocked_pairs
+from justice.link.blocking import BlockKeysInBackground, all_rules_keyed, build_blocked_pairs
 from justice.link.clerical import ensure_decisions_table, write_review_queue
 from justice.link.explain import weight_upper_bound
 from justice.link.ledger import last_run, record_run
@@ -206,6 +206,9 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
 
         t = time.perf_counter()
         progress("clustering")
+        # The one-record index's block keys depend only on the records: hashed and sorted on a
+        # second connection while this one clusters (most of it single-threaded Python).
+        block_keys = BlockKeysInBackground(con, model)
         con.execute("begin transaction")
         try:
             weights = _weight_columns(con, predictions)
@@ -236,7 +239,7 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
             con.execute("drop table _link_hard_pairs")
             con.execute("create or replace table linkage.index_records as "
                         "select unique_id, fingerprint from linkage.records")
-            build_block_keys(con, model)
+            block_keys.install(con)
             # Point lookups for one-record scoring (justice link explain).
             con.execute("create index link_records_record_no on linkage.records (record_no)")
             con.execute("create index link_person_links_unique_id on linkage.person_links (unique_id)")
@@ -248,6 +251,8 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
         except BaseException:
             con.execute("rollback")
             raise
+        finally:
+            block_keys.close()
         con.execute(f"drop table if exists {predictions}")
     finally:
         con.close()
