@@ -66,3 +66,4 @@ def test_person_links_follow_their_rules_on_random_clusterings(seed):
                                                basis.tolist())
     assert table.schema.field("cluster_systems").type == pa.list_(pa.string())
     assert table.schema.field("links").type == pa.int64()
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pytest
 
 from justice.errors import ConfigError, TransformError
@@ -163,3 +164,21 @@ def test_every_builtin_source_names_the_required_columns():
     for system, entry in load_sources().items():
         for col in ("record_id", "forenames", "surname", "dob", "same_as"):
             assert col in entry["records"], (system, col)
+
+
+def test_forenames_cleaned_part_by_part_give_the_words_of_the_whole():
+    """_name_table cleans each space-separated part of a raw forename once; the words must be
+    those of the whole name cleaned at once, for awkward text too (a mis-decoded character whose
+    second byte reads as a no-break space, tabs, stray punctuation, accents)."""
+    from justice.link.standardise import _name_table
+
+    rng = np.random.default_rng(3)
+    alphabet = list("abcJOHN -'.,\t\u00a0") + ["Ã\u00a0", "Ã©", "é", "\ufffd", "O'", "Mc"]
+    raws = ["".join(rng.choice(alphabet, int(rng.integers(1, 12)))) for _ in range(3000)]
+    table = _name_table(sorted(set(raws)), [])[0].to_pylist()
+    assert len(table) == len(set(raws))
+    for row in table:
+        raw = row["raw"]
+        words = (clean_name(raw.replace("-", "")) or "").split()
+        assert (row["forename"], row["middle_names"]) == (
+            (words[0], " ".join(words[1:]) or None) if words else (None, None)), raw

@@ -47,7 +47,7 @@ from justice.link.blocking import BlockKeysInBackground, all_rules_keyed, build_
 from justice.link.clerical import ensure_decisions_table, write_review_queue
 from justice.link.explain import weight_upper_bound
 from justice.link.ledger import last_run, record_run
-from justice.link.persons import constraints, hard_negative_sql, write_person_links
+from justice.link.persons import constraints, hard_negative_sql, scalar_columns, write_person_links
 from justice.link.standardise import standardise
 from justice.link.store import open_warehouse, table_exists
 from justice.settings import Settings
@@ -232,7 +232,7 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
             # queue both read them.
             rules = constraints(spec)
             con.execute("create or replace temp table _link_hard_pairs as "
-                        + hard_negative_sql(rules.get("hard_negatives", [])))
+                        + hard_negative_sql(rules.get("hard_negatives", []), scalar_columns(con)))
             links, persons = write_person_links(con, float(thresholds["match_weight"]), run_id, rules,
                                                 hard="_link_hard_pairs")
             review = write_review_queue(con, thresholds, rules, hard="_link_hard_pairs")

@@ -182,9 +182,19 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     # key are worked out once per distinct first name.
     by_first: dict[str, tuple] = {}
     f_rows: dict[str, tuple] = {}
+    # Each space-separated part is cleaned once (a few tens of thousands of parts make a few
+    # hundred thousand raw forenames): cleaning works within a part, so the words are the same
+    # as the whole's. (Only on the ASCII space: a mis-decoded character can hold another kind.)
+    part_words: dict[str, list[str]] = {}
     for raw in forenames:
         # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
-        words = (clean_name(raw.replace("-", "")) or "").split()
+        words = []
+        for part in raw.replace("-", "").split(" "):
+            if part:
+                done = part_words.get(part)
+                if done is None:
+                    done = part_words[part] = (clean_name(part) or "").split()
+                words += done
         if not words:
             f_rows[raw] = (None, None, None, None, None)
             continue
@@ -195,13 +205,15 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
                                        sound_key(first))
         f_rows[raw] = (first, " ".join(words[1:]) or None, *known)
     s_rows: dict[str, tuple] = {}
+    joined: dict[str, str] = {}  # a surname part cleaned, once per distinct part
     for raw in surnames:
         words = (clean_name(raw) or "").split()
         # Parts where the name is written as parts (a hyphen or a space: Smith-Jones, Smith Jones),
         # so a record holding one part compares with the whole. An apostrophe or Mc/Mac prefix
         # written apart (O Brien, Mc Donald) is one name, not two parts.
         parts = [p for p in re.split(r"[-\s]+", raw.strip()) if p]
-        parts = [p for p in ("".join((clean_name(x) or "").split()) for x in parts) if p]
+        parts = [p for p in (joined.get(x) or joined.setdefault(x, "".join((clean_name(x) or "").split()))
+                             for x in parts) if p]
         if any(p in ("o", "mc", "mac") for p in parts[:-1]):
             parts = []
         whole = "".join(words) or None
