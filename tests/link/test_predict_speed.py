@@ -45,6 +45,18 @@ def test_blocked_pairs_are_splinks_and_the_bound_holds(linked_home):
                                    (select join_key_l, join_key_r from memory.main.bounded)""").fetchall()[0][0] == 0
         above = con.execute(f"select count(*) from memory.main.own where match_weight >= {keep}").fetchall()[0][0]
         assert above <= kept < n_own
+        # Pair by pair: the bound is at least the weight Splink gives, whatever the threshold.
+        expr, cols, tf_cols = bound
+        sides = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in cols)
+        tfs = "".join(f", tl_{c}.tf_{c} as tf_{c}_l, tr_{c}.tf_{c} as tf_{c}_r" for c in tf_cols)
+        tf_joins = "".join(f" left join wh.linkage.tf_{c} tl_{c} on tl_{c}.{c} = l.{c}"
+                           f" left join wh.linkage.tf_{c} tr_{c} on tr_{c}.{c} = r.{c}" for c in tf_cols)
+        below, total = con.execute(f"""
+            with c as (select o.match_weight, {sides}{tfs} from memory.main.own o
+                       join wh.linkage.records l on l.unique_id = o.unique_id_l
+                       join wh.linkage.records r on r.unique_id = o.unique_id_r{tf_joins})
+            select count(*) filter (where {expr} < match_weight - 1e-9), count(*) from c""").fetchall()[0]
+        assert below == 0 and total == n_own
     finally:
         con.close()
 

@@ -170,6 +170,11 @@ def _double(x: float) -> str:
     return f"({float(x)!r})::double"
 
 
+def _plain_weight(level: dict) -> float:
+    """A level's weight without term-frequency adjustment (0 for the null level)."""
+    return 0.0 if level.get("is_null_level") else math.log2(level["m_probability"] / level["u_probability"])
+
+
 def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
     """A cheap upper bound on a pair's match weight under `model` (Splink settings with trained
     m and u), for dropping candidate pairs that cannot reach the keep threshold before Splink
@@ -222,8 +227,18 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
                     rest = levels[i:]
                     if any(r.get("tf_adjustment_column") for r in rest):
                         return None
-                    tail = _double(max(0.0 if r.get("is_null_level") else math.log2(r["m_probability"] / r["u_probability"])
-                                       for r in rest))
+                    # A cheap level that weighs at least every level left is tested, not assumed:
+                    # when it holds, the pair's level is it or a costly one before it, weighing
+                    # no more; when not, the bound is the most of the others left.
+                    while rest:
+                        top = max(rest, key=_plain_weight)
+                        top_cond = top["sql_condition"]
+                        if top.get("is_null_level") or top_cond.strip().upper() == "ELSE" or _COSTLY.search(top_cond):
+                            break
+                        cols.update(m.group(1) for m in _COLUMN_REF.finditer(top_cond))
+                        whens.append(f"when {top_cond} then {_double(_plain_weight(top))}")
+                        rest = [r for r in rest if r is not top]
+                    tail = _double(max((_plain_weight(r) for r in rest), default=0.0))
                     break
                 whens.append(f"when {cond} then {weight(lv)}")
         except ValueError:
