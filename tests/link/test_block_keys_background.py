@@ -69,3 +69,19 @@ def test_no_keyed_rule_gives_an_empty_table(con):
     keys.install(con)
     keys.close()
     assert con.execute("select count(*) from linkage.block_keys").fetchall() == [(0,)]
+
+
+def test_closing_before_install_stops_the_query_and_the_thread(tmp_path):
+    """A run that fails (or is interrupted) before installing the keys closes the builder: its
+    query is interrupted, its thread ends and its connection closes before the run's does."""
+    c = duckdb.connect()
+    c.execute(f"attach '{tmp_path / 'big.duckdb'}' as wh")
+    c.execute("use wh")
+    c.execute("create schema linkage")
+    c.execute("""create table linkage.records as select i + 1 as record_no, (i % 100000)::varchar as surname,
+                 date '1960-01-01' + (i % 9000)::int as dob from range(3000000) t(i)""")
+    keys = BlockKeysInBackground(c, {"blocking_rules_to_generate_predictions": ["l.surname = r.surname and l.dob = r.dob"]})
+    keys.close()
+    assert not keys.thread.is_alive() and keys.keys is None
+    assert keys.error is None or isinstance(keys.error, duckdb.InterruptException)
+    c.close()  # the run's own connection closes cleanly afterwards

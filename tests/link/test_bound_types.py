@@ -57,3 +57,31 @@ def test_bound_without_term_frequencies_is_double_too():
     typ = con.execute(f"""select typeof({expr}) from (values ('smith', 'smith', date '1980-01-01', date '1980-01-01'))
                           t(surname_l, surname_r, dob_l, dob_r)""").fetchall()[0][0]
     assert typ == "DOUBLE"
+
+
+def _bound_of(levels: list[dict], row: str, cols: str) -> float:
+    model = {"probability_two_random_records_match": 0.5,  # a prior of 0 bits
+             "comparisons": [{"output_column_name": "name", "comparison_levels": levels}]}
+    expr, _, _ = weight_upper_bound(model)
+    return duckdb.connect().execute(f"select {expr} from (values {row}) t({cols})").fetchall()[0][0]
+
+
+def test_a_cheap_level_after_the_costly_ones_is_tested_when_it_outweighs_them():
+    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+    costly = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9", "m_probability": 0.8,
+              "u_probability": 0.1}  # 3 bits
+    mac = {"sql_condition": "key_l = key_r", "m_probability": 0.8, "u_probability": 0.0125}  # 6 bits
+    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
+    levels = [null, costly, mac, other]
+    cols = "name_l, name_r, key_l, key_r"
+    # The cheap level holds: the pair's level is it or the costly one before it, at most 6 bits.
+    assert _bound_of(levels, "('macx', 'mcx', 'mcx', 'mcx')", cols) == 6.0
+    # It does not: the most any other level left gives (the costly one's 3 bits), not 6.
+    assert _bound_of(levels, "('ann', 'bob', 'ann', 'bob')", cols) == 3.0
+
+
+def test_with_no_else_level_a_pair_meeting_no_level_is_bounded_by_zero():
+    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+    costly = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9", "m_probability": 0.1,
+              "u_probability": 0.8}  # -3 bits, and no ELSE: a pair meeting no level weighs 0
+    assert _bound_of([null, costly], "('ann', 'bob')", "name_l, name_r") == 0.0

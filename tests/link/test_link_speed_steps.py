@@ -3,6 +3,7 @@ third pass): the hard-negative query's plan, and the term-frequency tables compu
 
 from __future__ import annotations
 
+import duckdb
 from homes import copy_home
 
 from justice.link import model as mdl
@@ -82,3 +83,40 @@ def test_conjuncts_are_the_top_level_and_terms():
                               "l.end = 'a and b'", "f(l.b, lambda v: v and true)"]
     assert conjuncts("l.dob between r.dob and r.dob + 1") is None  # no split inside BETWEEN
     assert conjuncts("l.x = r.x") == ["l.x = r.x"]
+    assert conjuncts("l.a = r.a and l.b = r.b or l.c = r.c") is None  # (a and b) or c
+    assert conjuncts("l.a = r.a and (l.b = r.b or l.c = r.c)") == ["l.a = r.a", "(l.b = r.b or l.c = r.c)"]
+    assert conjuncts("l.a = r.a -- don't") is None
+    assert conjuncts("l.é = r.é and l.a = r.a") == ["l.é = r.é", "l.a = r.a"]
+
+
+def test_narrowed_hard_negatives_equal_the_plain_ones_for_awkward_rules():
+    """Rules the narrowing must not change: a top-level OR, references it cannot read (L.x,
+    l."x"), a list column, a pair column (p.match_weight)."""
+    con = duckdb.connect()
+    con.execute("create schema linkage")
+    con.execute("""create table linkage.records as select * from (values
+        ('u1', 'smith', 1950, ['ann']), ('u2', 'jones', 1960, ['bob']), ('u3', 'smith', 1960, ['ann']))
+        t(unique_id, surname, yob, names)""")
+    con.execute("""create table linkage.pairs as select * from (values ('u1', 'u2', 3.0), ('u1', 'u3', 9.0),
+                   ('u2', 'u3', 1.0)) t(unique_id_l, unique_id_r, match_weight)""")
+    for sql in ("l.surname = r.surname and l.yob = r.yob or l.yob < r.yob",
+                'l.surname <> r.surname and l."names"[1] <> r.surname',
+                "l.surname <> r.surname and L.names[1] <> r.surname",
+                "l.yob <> r.yob and p.match_weight > 2",
+                "l.surname = r.surname and l.names = r.names"):
+        rules = [{"name": "x", "sql": sql}]
+        plain = sorted(con.execute(hard_negative_sql(rules)).fetchall())
+        assert sorted(con.execute(hard_negative_sql(rules, scalar_columns(con))).fetchall()) == plain, sql
+        assert plain, sql  # each rule holds for some pair, so a wrongly narrowed query would show
+
+
+def test_two_identifier_rules_on_one_column_are_one_basis():
+    from justice.link.persons import _identifier_edges_sql, identifier_bases
+
+    rules = [{"column": "pnc_core", "valid": "pnc_valid"}, {"column": "cro_core", "valid": "cro_valid"},
+             {"column": "pnc_core", "valid": "pnc_checked"}]
+    assert identifier_bases(rules) == ["same pnc_core", "same cro_core"]
+    sql = _identifier_edges_sql(rules, 5.0)
+    # Both pnc_core rules give their edges the same basis and hash the column, not the rule.
+    assert sql.count("3 as basis") == 2 and sql.count("4 as basis") == 1
+    assert sql.count("hash('pnc_core', l.pnc_core)") == 2

@@ -131,10 +131,23 @@ class BlockKeysInBackground:
             self.keys = None
 
     def close(self) -> None:
-        """Wait for the thread and let its connection and keys go (installed or not)."""
-        self.thread.join()
+        """Stop the query if it still runs (the run failed or was interrupted before `install`),
+        wait for the thread, and let its connection and keys go."""
+        if self.thread.is_alive():
+            self.cursor.interrupt()
+        again = None
+        while self.thread.is_alive():
+            try:
+                self.thread.join()
+            except KeyboardInterrupt as exc:
+                # Ctrl-C again while waiting: the query is stopped, but the thread must end
+                # before its connection (and the caller's) may close.
+                again = exc
+                self.cursor.interrupt()
         self.keys = None
         self.cursor.close()
+        if again is not None:
+            raise again
 
 
 def all_rules_keyed(model: dict) -> bool:

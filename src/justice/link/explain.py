@@ -216,6 +216,7 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
             return w
 
         whens, tail = [], None
+        has_else = any(lv["sql_condition"].strip().upper() == "ELSE" for lv in levels)
         try:
             for i, lv in enumerate(levels):
                 cond = lv["sql_condition"]
@@ -238,7 +239,8 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
                         cols.update(m.group(1) for m in _COLUMN_REF.finditer(top_cond))
                         whens.append(f"when {top_cond} then {_double(_plain_weight(top))}")
                         rest = [r for r in rest if r is not top]
-                    tail = _double(max((_plain_weight(r) for r in rest), default=0.0))
+                    # (With no ELSE level a pair may meet no level, which weighs 0.)
+                    tail = _double(max([_plain_weight(r) for r in rest] + ([] if has_else else [0.0])))
                     break
                 whens.append(f"when {cond} then {weight(lv)}")
         except ValueError:

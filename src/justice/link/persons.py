@@ -33,19 +33,26 @@ def constraints(spec: dict) -> dict:
 BASES = ("model", "system alias", "clerical")
 
 
+def identifier_bases(rules: list[dict]) -> list[str]:
+    """The bases of the `identifier_links` rules' edges (`same <column>`), once each, in order."""
+    return list(dict.fromkeys(f"same {r['column']}" for r in rules))
+
+
 def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
     `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
     every model link is placed first and an identifier link only where it conflicts with none);
-    `basis` is the rule's code (len(BASES) + its position); `value` the 64-bit hash of the rule's
-    position and the shared value (two values share a hash once in ~2^64, as block keys do;
-    hashes cost a sort of integers where the values as strings cost a million Python strings)."""
+    `basis` is the code of the rule's name (len(BASES) + its place in `identifier_bases`); `value`
+    the 64-bit hash of the column and the shared value, so two rules on one column share values
+    (two values share a hash once in ~2^64, as block keys do; hashes cost a sort of integers where
+    the values as strings cost a million Python strings)."""
+    names = identifier_bases(rules)
     parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
-                        {float(weight)}::double as weight, {len(BASES) + i} as basis,
-                        hash({i}, l.{rule["column"]}) as value
+                        {float(weight)}::double as weight, {len(BASES) + names.index(f"same {rule['column']}")} as basis,
+                        hash('{rule["column"]}', l.{rule["column"]}) as value
                  from linkage.records l join linkage.records r
                  on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
-                 where l.{rule["valid"]} and r.{rule["valid"]}""" for i, rule in enumerate(rules)]
+                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule in rules]
     return " union all ".join(parts) if parts else (
         "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
         "null::integer as basis, null::ubigint as value where false")
@@ -76,11 +83,15 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIR_REF = re.compile(r"\b([lr])\.([A-Za-z_][A-Za-z0-9_]*)")
+_ODD_REF = re.compile(r"\b[LR]\s*\.|\b[lr]\s+\.|\b[lr]\.(?![A-Za-z_])")
 
 
 def conjuncts(sql: str) -> list[str] | None:
     """The top-level AND terms of a SQL condition (not inside parentheses, quotes or CASE ... END);
-    None when it holds a BETWEEN, whose AND is no conjunction."""
+    None when the condition is not one conjunction of them: a top-level OR (`a and b or c` is
+    `(a and b) or c`), a BETWEEN (whose AND is no conjunction) or a comment."""
+    if "--" in sql or "/*" in sql:
+        return None
     parts, depth, start, quote, i = [], 0, 0, None, 0
     while i < len(sql):
         ch = sql[i]
@@ -92,15 +103,15 @@ def conjuncts(sql: str) -> list[str] | None:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch.isalpha() or ch == "_":
-            word = _WORD.match(sql, i)
+        elif word := _WORD.match(sql, i):
             w = word.group(0).lower()
-            if sql[i - 1:i] != ".":  # (l.end is a column)
+            if sql[i - 1:i] != "." and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                # (a keyword, not a column such as l.end, nor the tail of a longer word)
                 if w == "case":
                     depth += 1
                 elif w == "end":
                     depth -= 1
-                elif w == "between":
+                elif w == "between" or (w == "or" and depth == 0):
                     return None
                 elif w == "and" and depth == 0:
                     parts.append(sql[start:i])
@@ -126,6 +137,8 @@ def _hard_candidates_sql(rules: list[dict], scalar: set[str]) -> str | None:
     a rule holds for satisfies all its conjuncts, so it is among these."""
     tests, cols = [], set()
     for r in rules:
+        if _ODD_REF.search(r["sql"]):
+            return None  # a reference the narrowing cannot read (L.x, l."x"): no narrowing
         refs = [(p, {c for _, c in _PAIR_REF.findall(p)}) for p in conjuncts(r["sql"]) or []]
         cheap = [p for p, used in refs if used and used <= scalar]
         if not cheap:
@@ -133,7 +146,7 @@ def _hard_candidates_sql(rules: list[dict], scalar: set[str]) -> str | None:
         tests.append(" and ".join(f"({p})" for p in cheap))
         cols.update(c for p, used in refs if used and used <= scalar for c in used)
     narrow = ", ".join(["unique_id", *sorted(cols - {"unique_id"})])
-    return f"""select p.unique_id_l, p.unique_id_r from linkage.pairs p
+    return f"""select p.* from linkage.pairs p
                join (select {narrow} from linkage.records) l on l.unique_id = p.unique_id_l
                join (select {narrow} from linkage.records) r on r.unique_id = p.unique_id_r
                where {" or ".join(f"({t})" for t in tests)}"""
@@ -239,7 +252,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     left, right = edges["l"].astype(np.int64), edges["r"].astype(np.int64)
     weight = np.asarray(edges["weight"], dtype=np.float64)
     basis = np.asarray(edges["basis"], dtype=np.int64)
-    names = [*BASES, *(f"same {r['column']}" for r in rules.get("identifier_links") or [])]
+    names = [*BASES, *identifier_bases(rules.get("identifier_links") or [])]
     if rules.get("identifier_links"):
         con.register("_nodes", pa.table({"unique_id": nodes.column("unique_id"), "node": pa.array(np.arange(n))}))
         try:
@@ -340,8 +353,9 @@ def person_links_table(records: pa.Table, unique_id: pa.Array, labels: np.ndarra
     bases = np.zeros(n, np.uint64)
     np.bitwise_or.at(bases, ev_node, np.concatenate([basis_bit, basis_bit]))
     system = pc.dictionary_encode(records.column("system")).combine_chunks()
-    system_bit, system_names = _bits(system.indices.to_numpy(zero_copy_only=False),
-                                     system.dictionary.to_pylist())
+    codes = pc.fill_null(system.indices, -1).to_numpy(zero_copy_only=False)
+    system_bit, system_names = _bits(np.maximum(codes, 0), system.dictionary.to_pylist())
+    system_bit[codes < 0] = 0  # a record without a system adds none to its cluster's list
     systems = np.zeros(n_clusters, np.uint64)
     np.bitwise_or.at(systems, labels, system_bit)
     weakest = weakest[labels]

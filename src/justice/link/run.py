@@ -206,11 +206,12 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
 
         t = time.perf_counter()
         progress("clustering")
-        # The one-record index's block keys depend only on the records: hashed and sorted on a
-        # second connection while this one clusters (most of it single-threaded Python).
-        block_keys = BlockKeysInBackground(con, model)
+        block_keys = None
         con.execute("begin transaction")
         try:
+            # The one-record index's block keys depend only on the records: hashed and sorted on
+            # a second connection while this one clusters (most of it single-threaded Python).
+            block_keys = BlockKeysInBackground(con, model)
             weights = _weight_columns(con, predictions)
             cols = "unique_id_l, unique_id_r, match_weight, match_probability, " + ", ".join(weights)
             kept = "unique_id_l, unique_id_r, match_weight, match_probability, " + ", ".join(
@@ -252,7 +253,8 @@ def _link(engine: Engine, settings: Settings, spec: dict, *, retrain: bool, full
             con.execute("rollback")
             raise
         finally:
-            block_keys.close()
+            if block_keys is not None:
+                block_keys.close()
         con.execute(f"drop table if exists {predictions}")
     finally:
         con.close()
