@@ -8,7 +8,8 @@ from homes import copy_home
 
 from justice.link import model as mdl
 from justice.link import run as link_run
-from justice.link.persons import conjuncts, constraints, hard_negative_sql, scalar_columns
+from justice.link.blocking import conjuncts
+from justice.link.persons import constraints, hard_negative_sql, scalar_columns
 from justice.link.store import open_warehouse
 
 

@@ -59,8 +59,9 @@ def test_person_links_follow_their_rules_on_random_clusterings(seed):
     weight[rng.random(k) < 0.2] = np.inf
     basis = rng.integers(0, len(BASES), k)
     table = person_links_table(
-        pa.table({"system": pa.array(systems), "record_id": pa.array([f"r{i}" for i in range(n)])}),
-        pa.array([f"u{i:04d}" for i in range(n)]), labels, ids, np.array(left, np.int64),
+        pa.table({"unique_id": pa.array([f"u{i:04d}" for i in range(n)]), "system": pa.array(systems),
+                  "record_id": pa.array([f"r{i}" for i in range(n)])}),
+        labels, ids, np.array(left, np.int64),
         np.array(right, np.int64), weight, basis, list(BASES))
     assert table.to_pylist() == _by_the_rules(systems, labels, ids, left, right, weight.tolist(),
                                                basis.tolist())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _split_top(expr: str, sep: str) -> list[str]:
@@ -40,11 +40,48 @@ def _split_top(expr: str, sep: str) -> list[str]:
     return parts
 
 
+def conjuncts(sql: str) -> list[str] | None:
+    """The top-level AND terms of a SQL condition (not inside parentheses, quotes or CASE ... END);
+    None when the condition is not one conjunction of them: a top-level OR (`a and b or c` is
+    `(a and b) or c`), a BETWEEN (whose AND is no conjunction) or a comment."""
+    if "--" in sql or "/*" in sql:
+        return None
+    parts, depth, start, quote, i = [], 0, 0, None, 0
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif word := _WORD.match(sql, i):
+            w = word.group(0).lower()
+            if sql[i - 1:i] != "." and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                # (a keyword, not a column such as l.end, nor the tail of a longer word)
+                if w == "case":
+                    depth += 1
+                elif w == "end":
+                    depth -= 1
+                elif w == "between" or (w == "or" and depth == 0):
+                    return None
+                elif w == "and" and depth == 0:
+                    parts.append(sql[start:i])
+                    start = word.end()
+            i = word.end()
+            continue
+        i += 1
+    parts.append(sql[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
 def key_expressions(rule: str) -> list[str] | None:
     """The left-hand expressions (over `l.`) of a rule made of `expr(l) = expr(r)` equalities,
     or None when the rule is not of that form."""
     exprs = []
-    for part in _AND.split(rule.strip()):
+    for part in conjuncts(rule.strip()) or []:
         sides = _split_top(part, "=")
         if len(sides) != 2:
             return None

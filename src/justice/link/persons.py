@@ -14,7 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from justice.errors import ConfigError
 from justice.link import cluster as clustering
+from justice.link.blocking import conjuncts
 from justice.link.store import table_exists
 
 
@@ -81,46 +83,8 @@ def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray,
     return (ca == cb) | (((size[ca] == 1) | (ha >= 2)) & ((size[cb] == 1) | (hb >= 2)))
 
 
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PAIR_REF = re.compile(r"\b([lr])\.([A-Za-z_][A-Za-z0-9_]*)")
 _ODD_REF = re.compile(r"\b[LR]\s*\.|\b[lr]\s+\.|\b[lr]\.(?![A-Za-z_])")
-
-
-def conjuncts(sql: str) -> list[str] | None:
-    """The top-level AND terms of a SQL condition (not inside parentheses, quotes or CASE ... END);
-    None when the condition is not one conjunction of them: a top-level OR (`a and b or c` is
-    `(a and b) or c`), a BETWEEN (whose AND is no conjunction) or a comment."""
-    if "--" in sql or "/*" in sql:
-        return None
-    parts, depth, start, quote, i = [], 0, 0, None, 0
-    while i < len(sql):
-        ch = sql[i]
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif word := _WORD.match(sql, i):
-            w = word.group(0).lower()
-            if sql[i - 1:i] != "." and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-                # (a keyword, not a column such as l.end, nor the tail of a longer word)
-                if w == "case":
-                    depth += 1
-                elif w == "end":
-                    depth -= 1
-                elif w == "between" or (w == "or" and depth == 0):
-                    return None
-                elif w == "and" and depth == 0:
-                    parts.append(sql[start:i])
-                    start = word.end()
-            i = word.end()
-            continue
-        i += 1
-    parts.append(sql[start:])
-    return [p.strip() for p in parts if p.strip()]
 
 
 def scalar_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -202,10 +166,11 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     reviewer decided it is a match. `hard` names a table already holding the hard-negative pairs
     (`hard_negative_sql`), when the caller needs them again (run.py: the review queue)."""
     never_link = rules.get("never_link", [])
-    # The nodes and each `never_link` identifier's valid values, in one read sorted once.
+    # The nodes (with their system and record id, for person_links) and each `never_link`
+    # identifier's valid values, in one read sorted once.
     conds = [f"case when {r['valid']} then {r['column']} end" if r.get("valid") else r["column"]
              for r in never_link]
-    nodes = con.sql("select unique_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
+    nodes = con.sql("select unique_id, system, record_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
                     + " from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
     n = len(uid)
@@ -302,9 +267,11 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         weight = np.concatenate([weight, extra["weight"]])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
         names.append(BASIS)
-    # `basis` as names for readers; `basis_code` into `basis_names` for person_links_table.
+    # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
+    # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
-            "basis": np.asarray(names, dtype=object)[basis], "basis_code": basis, "basis_names": names}
+            "basis": np.asarray(names, dtype=object)[basis], "basis_code": basis, "basis_names": names,
+            "records": nodes.select(["unique_id", "system", "record_id"])}
 
 
 def _labels_of_sets(mask: np.ndarray, names: list[str], join: str | None) -> pa.Array:
@@ -324,19 +291,20 @@ def _bits(codes: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
     """Each code's bit (as uint64), numbered so that bit order is the names' sorted order; and
     the names sorted."""
     if len(names) > 63:
-        raise ValueError(f"{len(names)} distinct link bases or systems: at most 63 are supported")
+        raise ConfigError(f"linkage: {len(names)} distinct link bases or systems in one index; person_links "
+                          "records each record's as a set of at most 63 (link/sources.yaml, identifier_links)")
     order = sorted(range(len(names)), key=lambda i: names[i])
     rank = np.empty(len(names), np.uint64)
     rank[order] = np.arange(len(names), dtype=np.uint64)
     return np.left_shift(np.uint64(1), rank[np.asarray(codes, np.int64)]), [names[i] for i in order]
 
 
-def person_links_table(records: pa.Table, unique_id: pa.Array, labels: np.ndarray, person_id: np.ndarray,
+def person_links_table(records: pa.Table, labels: np.ndarray, person_id: np.ndarray,
                        left: np.ndarray, right: np.ndarray, weight: np.ndarray, basis: np.ndarray,
                        basis_names: list[str]) -> pa.Table:
     """`linkage.person_links`, one row per record in unique-id order: its person, its cluster's
-    size and systems, and the evidence that holds it there. `records` (system, record_id) and
-    `unique_id` are in node order (the records by unique id); `left`, `right`, `weight` and
+    size and systems, and the evidence that holds it there. `records` (unique_id, system,
+    record_id) are in node order (the records by unique id); `left`, `right`, `weight` and
     `basis` (codes into `basis_names`) are the edges inside clusters. A record with no such edge is `unlinked`; weights are
     over the scored links only (a link the systems or a clerk assert weighs infinity)."""
     n = len(labels)
@@ -363,7 +331,7 @@ def person_links_table(records: pa.Table, unique_id: pa.Array, labels: np.ndarra
     return pa.table({
         "system": records.column("system"),
         "record_id": records.column("record_id"),
-        "unique_id": unique_id,
+        "unique_id": records.column("unique_id"),
         "person_id": pa.array(person_id.tolist(), pa.string()),
         "cluster_size": pa.array(np.bincount(labels, minlength=n_clusters)[labels].astype(np.int64)),
         "cluster_systems": _labels_of_sets(systems[labels], system_names, None),
@@ -380,8 +348,8 @@ def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
     c = cluster_labels(con, threshold, rules, hard)
     uid, labels, left, right, weight = c["unique_id"], c["labels"], c["left"], c["right"], c["weight"]
     n = len(uid)
-    uid_arrow = pa.array(uid.tolist(), pa.string())
-    con.register("_nodes", pa.table({"unique_id": uid_arrow, "node": pa.array(np.arange(n))}))
+    records = c["records"]
+    con.register("_nodes", pa.table({"unique_id": records.column("unique_id"), "node": pa.array(np.arange(n))}))
     previous = np.full(n, None, dtype=object)
     next_serial = 1
     if table_exists(con, "linkage", "person_links"):
@@ -399,8 +367,7 @@ def write_person_links(con: duckdb.DuckDBPyConnection, threshold: float, run_id:
 
     # Evidence per record: the links that hold it in its cluster.
     kept = labels[left] == labels[right]
-    records = con.sql("select system, record_id from linkage.records order by unique_id").to_arrow_table()
-    table = person_links_table(records, uid_arrow, labels, ids, left[kept], right[kept], weight[kept],
+    table = person_links_table(records, labels, ids, left[kept], right[kept], weight[kept],
                                c["basis_code"][kept], c["basis_names"])
     con.register("_person_links_new", table)
     con.execute("create or replace table linkage.person_links as select * from _person_links_new")

@@ -175,6 +175,14 @@ def surname_key(surname: str | None) -> str | None:
     return "mc" + surname[3:] if surname.startswith("mac") and len(surname) > 4 else surname
 
 
+class _PartWords(dict):
+    """A part of a name -> its cleaned words (`clean_name`), each part cleaned once."""
+
+    def __missing__(self, part: str) -> list[str]:
+        words = self[part] = (clean_name(part) or "").split()
+        return words
+
+
 def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     groups = nickname_groups()
     aliases = alias_groups()
@@ -182,19 +190,16 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
     # key are worked out once per distinct first name.
     by_first: dict[str, tuple] = {}
     f_rows: dict[str, tuple] = {}
-    # Each space-separated part is cleaned once (a few tens of thousands of parts make a few
-    # hundred thousand raw forenames): cleaning works within a part, so the words are the same
-    # as the whole's. (Only on the ASCII space: a mis-decoded character can hold another kind.)
-    part_words: dict[str, list[str]] = {}
+    # Each part of a name is cleaned once (a few tens of thousands of parts make a few hundred
+    # thousand raw forenames): cleaning works within a part, so a name's words are its parts'.
+    words_of = _PartWords()
     for raw in forenames:
         # A hyphenated forename is one name (Jean-Paul -> jeanpaul); spaces separate names.
-        words = []
+        # (Split on the ASCII space only: a mis-decoded character can hold another kind.)
+        words: list[str] = []
         for part in raw.replace("-", "").split(" "):
             if part:
-                done = part_words.get(part)
-                if done is None:
-                    done = part_words[part] = (clean_name(part) or "").split()
-                words += done
+                words += words_of[part]
         if not words:
             f_rows[raw] = (None, None, None, None, None)
             continue
@@ -205,15 +210,13 @@ def _name_table(forenames: list, surnames: list) -> tuple[pa.Table, pa.Table]:
                                        sound_key(first))
         f_rows[raw] = (first, " ".join(words[1:]) or None, *known)
     s_rows: dict[str, tuple] = {}
-    joined: dict[str, str] = {}  # a surname part cleaned, once per distinct part
     for raw in surnames:
         words = (clean_name(raw) or "").split()
         # Parts where the name is written as parts (a hyphen or a space: Smith-Jones, Smith Jones),
         # so a record holding one part compares with the whole. An apostrophe or Mc/Mac prefix
         # written apart (O Brien, Mc Donald) is one name, not two parts.
         parts = [p for p in re.split(r"[-\s]+", raw.strip()) if p]
-        parts = [p for p in (joined.get(x) or joined.setdefault(x, "".join((clean_name(x) or "").split()))
-                             for x in parts) if p]
+        parts = [p for p in ("".join(words_of[x]) for x in parts) if p]
         if any(p in ("o", "mc", "mac") for p in parts[:-1]):
             parts = []
         whole = "".join(words) or None
