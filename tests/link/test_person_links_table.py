@@ -68,3 +68,12 @@ def test_person_links_follow_their_rules_on_random_clusterings(seed):
     assert table.schema.field("cluster_systems").type == pa.list_(pa.string())
     assert table.schema.field("links").type == pa.int64()
 
+
+
+def test_more_systems_or_bases_than_a_record_can_hold_is_a_clear_error():
+    from justice.errors import ConfigError
+    from justice.link.persons import _bits
+
+    assert _bits(np.array([2, 0]), ["c", "a", "b"])[1] == ["a", "b", "c"]
+    with pytest.raises(ConfigError, match="64 distinct link bases or systems"):
+        _bits(np.zeros(1, np.int64), [f"system {i}" for i in range(64)])
