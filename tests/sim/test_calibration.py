@@ -169,6 +169,49 @@ def test_people_dealt_with_counts_magistrates_receipts_and_cautions_once_per_epi
     assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(3 / 2)
 
 
+def _one_off_cases(receipt, completion, outcome, disposal) -> dict[str, np.ndarray]:
+    """One-off summary cases (sim/one_offs.py) with the columns the measures read."""
+    outcome = np.array(outcome, dtype=object)
+    disposal = np.array(disposal, dtype=object)
+    completion = np.array(completion, dtype=np.int64)
+    return {"receipt_date": np.array(receipt, dtype=np.int64), "completion_date": completion,
+            "outcome": outcome, "disposal_type": disposal,
+            "disposal_date": np.where(np.not_equal(disposal, None), completion, NONE)}
+
+
+def test_one_off_summary_cases_count_as_receipts_people_dealt_with_sentences_and_convictions():
+    t = _two_prisoners_all_year()
+    t["court_cases"] = _arrays(
+        episode_id=[1, 2], court_type=["magistrates", "magistrates"], case_type=["either_way", "either_way"],
+        outcome=["convicted_guilty_plea", "acquitted"], receipt_date=[END - 10, END - 20],
+        completion_date=[END - 5, END - 8])
+    t["offences"] = _arrays(episode_id=[1, 2], method_of_proof=["conviction", None])
+    t["offences"]["proven"] = np.array([True, False])
+    t["disposals"] = _arrays(episode_id=[1], disposal_type=["custody"], disposal_date=[END - 5])
+    # Four one-off cases: fined in the year; withdrawn in the year; fined before the year (received
+    # before it too); received in the year and still open.
+    t["one_off_cases"] = _one_off_cases(
+        receipt=[END - 100, END - 90, END - 500, END - 3],
+        completion=[END - 50, END - 40, END - 420, NONE],
+        outcome=["proved_in_absence", "withdrawn", "guilty_plea", None],
+        disposal=["fine", None, "fine", None])
+    w = calibration.World(t, START, END)
+    # Receipts in the year: 2 careers' cases and 3 one-off cases, over two prisoners.
+    assert calibration.magistrates_receipts_per_prisoner(w) == pytest.approx(5 / 2)
+    assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(5 / 2)
+    # Sentences in the year: one custody, one one-off fine.
+    assert calibration.sentenced_fine_share(w) == pytest.approx(1 / 2)
+    assert calibration.sentenced_custody_share_of_non_fines(w) == pytest.approx(1.0)
+    # Completed in the year: 2 careers' cases (one convicted), 2 one-off cases (one convicted).
+    assert calibration.conviction_ratio(w) == pytest.approx(2 / 4)
+    # A world without the table measures the careers alone.
+    del t["one_off_cases"]
+    w = calibration.World(t, START, END)
+    assert calibration.magistrates_receipts_per_prisoner(w) == pytest.approx(2 / 2)
+    assert calibration.sentenced_fine_share(w) == pytest.approx(0.0)
+    assert calibration.conviction_ratio(w) == pytest.approx(1 / 2)
+
+
 def test_court_figures_a_statistician_checks_next():
     jan = ref.day_number("2023-01-01")
     t = {

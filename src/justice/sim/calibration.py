@@ -17,6 +17,7 @@ from importlib import resources
 import numpy as np
 import yaml
 
+from justice.sim import one_offs
 from justice.sim import reference as ref
 from justice.sim.courts import INDETERMINATE, NONE
 
@@ -328,10 +329,23 @@ def proven_reoffending_adult_custody_or_court_order(w: World) -> float:
     return _rate(c, (c["age"] >= 18) & np.isin(c["disposal"], ["custody", "community_order", "suspended_sentence"]))
 
 
+def _one_offs(w: World) -> dict[str, np.ndarray]:
+    """The one-off summary cases (sim/one_offs.py); none in a world made without them."""
+    empty = {"receipt_date": np.empty(0, np.int64), "completion_date": np.empty(0, np.int64),
+             "disposal_date": np.empty(0, np.int64), "outcome": np.empty(0, object),
+             "disposal_type": np.empty(0, object)}
+    return w.t.get("one_off_cases", empty)
+
+
 def _disposal_share(w: World, kind: str, leave_out: tuple[str, ...] = ("caution",)) -> float:
-    d = w.t["disposals"]
+    """`kind`'s share of the sentences passed in the last year, the one-off summary cases' too."""
+    d, o = w.t["disposals"], _one_offs(w)
     m = _last_year(d["disposal_date"], w.end) & ~np.isin(d["disposal_type"], leave_out)
-    return float(np.mean(d["disposal_type"][m] == kind)) if m.any() else float("nan")
+    mo = _last_year(o["disposal_date"], w.end) & ~np.isin(o["disposal_type"], leave_out)
+    mo &= np.not_equal(o["disposal_type"], None)
+    n = int(m.sum() + mo.sum())
+    hits = int(np.count_nonzero(d["disposal_type"][m] == kind) + np.count_nonzero(o["disposal_type"][mo] == kind))
+    return hits / n if n else float("nan")
 
 
 @measure
@@ -340,10 +354,9 @@ def sentenced_fine_share(w: World) -> float:
     return _disposal_share(w, "fine")
 
 
-# The published mix of all sentences counts the Single Justice Procedure's fines for summary
-# non-imprisonable offences (motoring, TV licence), most to people with no other record, whom
-# the world does not make. That procedure can pass no custodial or community sentence, so the
-# mix of the sentences other than fines is comparable between the two; the fine share is not.
+# The mix of the sentences other than fines, as well as the fine share: the one-off summary
+# cases' fines dominate the published mix of all sentences, so the other sentences are compared
+# among themselves too (the one-off cases add only their few discharges to them).
 NOT_FINES = ("caution", "fine")
 
 
@@ -434,8 +447,8 @@ def people_dealt_with_per_prisoner(w: World) -> float:
     """Individuals formally dealt with in the last year (prosecuted or cautioned) per prisoner.
 
     Each episode brought to the magistrates' court (first listing) or cautioned in the last
-    year counts once, as the CJS statistics count each proceeding; over the average prison
-    population of the same year.
+    year counts once, as the CJS statistics count each proceeding, and each one-off summary
+    case received in it; over the average prison population of the same year.
     """
     t = w.t
     c = t["court_cases"]
@@ -443,7 +456,22 @@ def people_dealt_with_per_prisoner(w: World) -> float:
     d = t["disposals"]
     cautioned = d["episode_id"][(d["disposal_type"] == "caution") & _last_year(d["disposal_date"], w.end)]
     n = len(np.unique(np.concatenate([prosecuted, cautioned])))
+    n += int(np.count_nonzero(_last_year(_one_offs(w)["receipt_date"], w.end)))
     population = _average_prison_population(t, w.end)
+    return n / population if population else float("nan")
+
+
+@measure
+def magistrates_receipts_per_prisoner(w: World) -> float:
+    """Cases received at the magistrates' courts in the last year per prisoner (average population).
+
+    The careers' cases (one per episode brought to court) and the one-off summary cases, as the
+    Criminal Court Statistics count receipts.
+    """
+    c = w.t["court_cases"]
+    n = int(np.count_nonzero((c["court_type"] == "magistrates") & _last_year(c["receipt_date"], w.end)))
+    n += int(np.count_nonzero(_last_year(_one_offs(w)["receipt_date"], w.end)))
+    population = _average_prison_population(w.t, w.end)
     return n / population if population else float("nan")
 
 
@@ -452,7 +480,9 @@ def conviction_ratio(w: World) -> float:
     """Convictions over prosecutions completed in the last year, each case counted once.
 
     A prosecution completes at the magistrates' court, or at the Crown Court for a case sent
-    there for trial; it is a conviction when any offence in it is proven by conviction.
+    there for trial; it is a conviction when any offence in it is proven by conviction. The
+    one-off summary cases completed in the year count too (convicted on a plea, in absence or
+    at trial).
     """
     c, off = w.t["court_cases"], w.t["offences"]
     done = _last_year(c["completion_date"], w.end) & (
@@ -460,7 +490,11 @@ def conviction_ratio(w: World) -> float:
         | ((c["court_type"] == "crown") & np.isin(c["case_type"], ["trial_either_way", "trial_indictable_only"])))
     episodes = np.unique(c["episode_id"][done])
     convicted = np.unique(off["episode_id"][off["proven"] & (off["method_of_proof"] == "conviction")])
-    return float(np.mean(np.isin(episodes, convicted))) if len(episodes) else float("nan")
+    o = _one_offs(w)
+    o_done = _last_year(o["completion_date"], w.end)
+    n = len(episodes) + int(o_done.sum())
+    hits = int(np.isin(episodes, convicted).sum()) + int(np.isin(o["outcome"][o_done], one_offs.CONVICTED).sum())
+    return hits / n if n else float("nan")
 
 
 @measure

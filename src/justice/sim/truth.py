@@ -23,6 +23,8 @@ def to_arrow(columns: dict[str, np.ndarray]) -> pa.Table:
             days = values.astype(np.int64)
             mask = days == NONE
             arrays[name] = pa.array(np.where(mask, 0, days).astype(np.int32), type=pa.date32(), mask=mask)
+        elif values.dtype.kind == "S":  # fixed-width ASCII ids (sim/one_offs.py)
+            arrays[name] = pa.array(values).cast(pa.string())
         elif values.dtype == object:
             arrays[name] = pa.array(values.tolist(), type=pa.string())
         elif values.dtype.kind == "f":

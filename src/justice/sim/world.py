@@ -14,7 +14,7 @@ from faker import Faker
 from justice import identifiers
 from justice.errors import SimulationError
 from justice.policy import load_release_rules
-from justice.sim import careers
+from justice.sim import careers, one_offs
 from justice.sim import people as people_mod
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
@@ -253,6 +253,9 @@ def _build_tables(rng, params, w, combined: list, start, end) -> dict[str, Colum
     from justice.sim import truth_tables
 
     truth_tables.build(rng, params, w, tables, start, end)
+    # Their own stream, apart from STREAMS: the careers' world is the same with or without them.
+    one_off_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 9_311]))
+    tables["one_off_cases"] = one_offs.simulate(one_off_rng, w, params.persons, tables["courts"], start, end)
     for table in tables.values():
         for column, values in table.items():
             table[column] = _shared_labels(values)

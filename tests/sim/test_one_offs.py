@@ -1,0 +1,131 @@
+"""One-off summary defendants (sim/one_offs.py): how many, what they did, what became of them,
+and that they leave the careers' world as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from justice.errors import SimulationError
+from justice.sim import one_offs
+from justice.sim import reference as ref
+from justice.sim.courts import NONE
+from justice.sim.params import SimulationParams
+from justice.sim.world import simulate
+
+START, END = ref.day_number("2014-01-01"), ref.day_number("2025-12-31")
+
+
+def _courts() -> dict[str, np.ndarray]:
+    return {"court_code": np.array(["B01001", "B02002", "401"], dtype=object),
+            "court_type": np.array(["magistrates", "magistrates", "crown"], dtype=object),
+            "region": np.array(["London", "Wales", "London"], dtype=object)}
+
+
+def _cases(seed: int = 3, persons: int = 20_000, **changes) -> dict[str, np.ndarray]:
+    w = ref.world()
+    w["one_off_summary"] = {**w["one_off_summary"], **changes}
+    return one_offs.simulate(np.random.default_rng(seed), w, persons, _courts(), START, END)
+
+
+def test_volume_window_dates_and_outcomes_follow_the_world_file():
+    w = ref.world()["one_off_summary"]
+    c = _cases()
+    n = len(c["case_id"])
+    # Per 1,000 people with careers a year: about 245 * 20 * 12 years, Poisson.
+    years = (END - START + 1) / 365.25
+    expected = w["cases_per_1000_persons_per_year"] * 20 * years
+    assert abs(n - expected) < 5 * np.sqrt(expected) + 0.02 * expected, (n, expected)
+    assert ((c["receipt_date"] >= START) & (c["receipt_date"] <= END)).all()
+    assert (np.diff(c["receipt_date"]) >= 0).all()  # in order of receipt
+    assert (c["offence_date"] < c["receipt_date"]).all()
+    done = c["completion_date"] != NONE
+    assert (c["completion_date"][done] > c["receipt_date"][done]).all()
+    assert (c["completion_date"][done] <= END).all() and not done.all()
+    # No outcome before completion; a disposal exactly when convicted, on the completion day.
+    assert all(v is None for v in c["outcome"][~done])
+    convicted = done & np.isin(c["outcome"], one_offs.CONVICTED)
+    assert (np.not_equal(c["disposal_type"], None) == convicted).all()
+    assert (c["disposal_date"][convicted] == c["completion_date"][convicted]).all()
+    assert (c["disposal_date"][~convicted] == NONE).all()
+    assert set(c["disposal_type"][convicted]) == {"fine"}
+    assert np.mean(convicted[done]) == pytest.approx(0.89, abs=0.01)
+    # Unique ids, text when written; people with no other record.
+    assert len(set(c["case_id"].tolist())) == n and len(set(c["person_id"].tolist())) == n
+    assert c["case_id"][0] == b"OC00000001" and c["person_id"][0] == b"O00000001"
+    # Adults; magistrates' courts only, each with its own region.
+    age = (c["offence_date"] - c["dob"]) / 365.25
+    assert age.min() >= 18 - 1e-9 and 35 < age.mean() < 45
+    assert set(c["court_code"]) == {"B01001", "B02002"}
+    assert set(zip(c["court_code"], c["region"])) == {("B01001", "London"), ("B02002", "Wales")}
+
+
+def test_offences_sex_and_the_single_justice_procedure():
+    c = _cases()
+    w = ref.world()["one_off_summary"]
+    codes, counts = np.unique(c["offence_code"].astype(str), return_counts=True)
+    share = dict(zip(codes.tolist(), (counts / counts.sum()).tolist()))
+    for code, p in w["offences"].items():
+        assert share[code] == pytest.approx(p, abs=0.01), code
+    tv = c["offence_code"] == "SN11002"
+    assert np.mean(c["sex"][tv] == "F") == pytest.approx(1 - w["male_share"]["SN11002"], abs=0.02)
+    speeding = c["offence_code"] == "SM12001"
+    assert np.mean(c["sex"][speeding] == "M") == pytest.approx(w["male_share"]["SM12001"], abs=0.02)
+    motoring = np.char.startswith(c["offence_group"].astype(str), "12 ")
+    assert (c["case_type"][motoring] == "summary_motoring").all()
+    assert (c["case_type"][~motoring] == "summary_non_motoring").all()
+    # The procedure exists from 13 April 2015 and takes most cases from then.
+    sjp_from = ref.day_number("2015-04-13")
+    single = c["procedure"] == "single_justice"
+    assert not single[c["receipt_date"] < sjp_from].any()
+    assert np.mean(single[c["receipt_date"] >= sjp_from]) == pytest.approx(0.90, abs=0.01)
+
+
+def test_the_volume_is_per_person_with_a_career_and_can_be_switched_off():
+    small = len(_cases(persons=5_000)["case_id"])
+    large = len(_cases(persons=20_000)["case_id"])
+    assert large / small == pytest.approx(4, rel=0.05)
+    assert len(_cases(cases_per_1000_persons_per_year=0)["case_id"]) == 0
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"offences": {"VA01005": 1.0}}, "non-recordable"),  # common assault: recordable, imprisonable
+    ({"offences": {"SM12001": 0.5, "XX99999": 0.5}}, "not in offences.csv"),
+    ({"offences": {"SM12001": 0.5}}, "summing to 1"),
+    ({"outcomes": {"guilty_plea": 0.5, "cautioned": 0.5}}, "unknown"),
+    ({"disposals": {"fine": 0.5, "custody": 0.5}}, "fined or discharged"),
+])
+def test_a_world_file_asking_for_what_the_procedure_cannot_do_is_refused(changes, says):
+    with pytest.raises(SimulationError, match=says):
+        _cases(**changes)
+
+
+def test_the_careers_world_is_the_same_with_or_without_the_one_off_cases(tmp_path):
+    params = {"persons": 1_500, "seed": 5, "start": dt.date(2014, 1, 1), "end": dt.date(2025, 12, 31)}
+    with_them = simulate(SimulationParams(**params))
+    world_file = tmp_path / "none.yaml"
+    world_file.write_text(yaml.safe_dump({"one_off_summary": {"cases_per_1000_persons_per_year": 0}}))
+    without = simulate(SimulationParams(**params, world_file=str(world_file)))
+    assert len(with_them.tables["one_off_cases"]["case_id"]) > 4_000
+    assert len(without.tables["one_off_cases"]["case_id"]) == 0
+    for name, table in with_them.tables.items():
+        if name == "one_off_cases":
+            continue
+        for col, values in table.items():
+            assert np.array_equal(values, without.tables[name][col], equal_nan=values.dtype.kind == "f"), (name, col)
+
+
+def test_written_as_text_ids_and_dates(small_truth):
+    out, world = small_truth
+    t = pq.read_table(out / "truth" / "one_off_cases.parquet")
+    assert t.num_rows == len(world.tables["one_off_cases"]["case_id"]) > 0
+    assert str(t.schema.field("case_id").type) == "string"
+    assert str(t.schema.field("receipt_date").type) == "date32[day]"
+    assert t.column("case_id")[0].as_py() == "OC00000001"
+    # An open case has no completion date (null, not a sentinel).
+    assert t.column("completion_date").null_count == int(
+        (world.tables["one_off_cases"]["completion_date"] == NONE).sum())
