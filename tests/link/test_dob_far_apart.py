@@ -19,10 +19,10 @@ def _con(records: dict[str, tuple[dt.date, str | None]]) -> duckdb.DuckDBPyConne
     con.execute("create schema linkage")
     con.execute("""create table linkage.records (unique_id varchar, forename varchar, middle_names varchar,
         forename_names varchar[], forename_aliases varchar[], surname varchar, dob date,
-        pnc_core varchar, cro_core varchar, prison_number varchar)""")
+        pnc_core varchar, cro_core varchar, prison_number varchar, postcode varchar)""")
     for uid, (dob, pnc) in records.items():
         con.execute("insert into linkage.records values (?, 'simon', null, ['simon'], ['simon', 'si'], "
-                    "'francis', ?, ?, null, null)", [uid, dob, pnc])
+                    "'francis', ?, ?, null, null, null)", [uid, dob, pnc])
     con.execute("create table linkage.pairs (unique_id_l varchar, unique_id_r varchar)")
     con.execute("insert into linkage.pairs values ('a', 'b')")
     return con

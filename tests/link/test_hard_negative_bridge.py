@@ -19,9 +19,9 @@ def _con(forenames: dict[str, str], pairs: list[tuple[str, str]]) -> duckdb.Duck
     con.execute("create schema linkage")
     con.execute("""create table linkage.records (unique_id varchar, forename varchar, middle_names varchar,
         forename_names varchar[], forename_aliases varchar[], surname varchar, dob date,
-        pnc_core varchar, cro_core varchar, prison_number varchar)""")
+        pnc_core varchar, cro_core varchar, prison_number varchar, postcode varchar)""")
     for uid, f in forenames.items():
-        con.execute("insert into linkage.records values (?, ?, null, ?, ?, 'walker', ?, null, null, null)",
+        con.execute("insert into linkage.records values (?, ?, null, ?, ?, 'walker', ?, null, null, null, null)",
                     [uid, f, list(nickname_groups().get(f, (f,))), list(alias_groups().get(f, (f,))), DOB])
     con.execute("create table linkage.pairs (unique_id_l varchar, unique_id_r varchar)")
     con.executemany("insert into linkage.pairs values (?, ?)", pairs)

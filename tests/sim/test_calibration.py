@@ -193,7 +193,7 @@ def test_one_off_summary_cases_count_as_receipts_people_dealt_with_sentences_and
     t["one_off_cases"] = _one_off_cases(
         receipt=[END - 100, END - 90, END - 500, END - 3],
         completion=[END - 50, END - 40, END - 420, NONE],
-        outcome=["proved_in_absence", "withdrawn", "guilty_plea", None],
+        outcome=["convicted_in_absence", "withdrawn", "convicted_guilty_plea", None],
         disposal=["fine", None, "fine", None])
     w = calibration.World(t, START, END)
     # Receipts in the year: 2 careers' cases and 3 one-off cases, over two prisoners.

@@ -4,6 +4,7 @@ and that they leave the careers' world as it was."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from justice.errors import SimulationError
-from justice.sim import one_offs
+from justice.sim import one_offs, people
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
 from justice.sim.params import SimulationParams
@@ -26,10 +27,16 @@ def _courts() -> dict[str, np.ndarray]:
             "region": np.array(["London", "Wales", "London"], dtype=object)}
 
 
+@functools.cache
+def _pools():
+    return people.name_pools(), people.postcode_pool(1, 2_000)
+
+
 def _cases(seed: int = 3, persons: int = 20_000, **changes) -> dict[str, np.ndarray]:
     w = ref.world()
     w["one_off_summary"] = {**w["one_off_summary"], **changes}
-    return one_offs.simulate(np.random.default_rng(seed), w, persons, _courts(), START, END)
+    pools, postcodes = _pools()
+    return one_offs.simulate(np.random.default_rng(seed), w, persons, _courts(), START, END, pools, postcodes)
 
 
 def test_volume_window_dates_and_outcomes_follow_the_world_file():
@@ -56,7 +63,7 @@ def test_volume_window_dates_and_outcomes_follow_the_world_file():
     assert np.mean(convicted[done]) == pytest.approx(0.89, abs=0.01)
     # Unique ids, text when written; people with no other record.
     assert len(set(c["case_id"].tolist())) == n and len(set(c["person_id"].tolist())) == n
-    assert c["case_id"][0] == b"OC00000001" and c["person_id"][0] == b"O00000001"
+    assert c["case_id"][0] == b"SC00000001" and c["person_id"][0] == b"PS00000001"
     # Adults; magistrates' courts only, each with its own region.
     age = (c["offence_date"] - c["dob"]) / 365.25
     assert age.min() >= 18 - 1e-9 and 35 < age.mean() < 45
@@ -96,7 +103,7 @@ def test_the_volume_is_per_person_with_a_career_and_can_be_switched_off():
     ({"offences": {"VA01005": 1.0}}, "non-recordable"),  # common assault: recordable, imprisonable
     ({"offences": {"SM12001": 0.5, "XX99999": 0.5}}, "not in offences.csv"),
     ({"offences": {"SM12001": 0.5}}, "summing to 1"),
-    ({"outcomes": {"guilty_plea": 0.5, "cautioned": 0.5}}, "unknown"),
+    ({"outcomes": {"convicted_guilty_plea": 0.5, "cautioned": 0.5}}, "unknown"),
     ({"disposals": {"fine": 0.5, "custody": 0.5}}, "fined or discharged"),
 ])
 def test_a_world_file_asking_for_what_the_procedure_cannot_do_is_refused(changes, says):
@@ -125,7 +132,69 @@ def test_written_as_text_ids_and_dates(small_truth):
     assert t.num_rows == len(world.tables["one_off_cases"]["case_id"]) > 0
     assert str(t.schema.field("case_id").type) == "string"
     assert str(t.schema.field("receipt_date").type) == "date32[day]"
-    assert t.column("case_id")[0].as_py() == "OC00000001"
+    assert t.column("case_id")[0].as_py() == "SC00000001"
     # An open case has no completion date (null, not a sentinel).
     assert t.column("completion_date").null_count == int(
         (world.tables["one_off_cases"]["completion_date"] == NONE).sum())
+    # They are rows of the careers' tables too, after the careers' own, with the same schema.
+    careers = len(world.tables["court_cases"]["case_id"])
+    cases = pq.read_table(out / "truth" / "court_cases.parquet")
+    assert cases.num_rows == careers + t.num_rows
+    assert cases.column("case_id")[careers:].to_pylist() == t.column("case_id").to_pylist()
+    assert cases.column("receipt_date")[careers:].to_pylist() == t.column("receipt_date").to_pylist()
+    assert cases.column("episode_id")[careers:].null_count == t.num_rows
+    persons = pq.read_table(out / "truth" / "persons.parquet")
+    ids = persons.column("person_id").to_pylist()
+    assert ids == sorted(ids)  # careers' P... then one-off PS...: still sorted for lookups
+    assert ids[-t.num_rows:] == t.column("person_id").to_pylist()
+    offences = pq.read_table(out / "truth" / "offences.parquet", columns=["case_id", "recordable"])
+    assert offences.num_rows == len(world.tables["offences"]["offence_id"]) + t.num_rows
+
+
+def test_names_addresses_and_twins_as_the_careers_have_them():
+    c = _cases()
+    n = len(c["case_id"])
+    assert all(isinstance(v, str) and v for v in c["forename"].tolist())
+    assert all(isinstance(v, str) and v for v in c["surname"].tolist())
+    assert 0.55 < np.mean(np.not_equal(c["middle_name"], None)) < 0.70
+    assert set(c["ethnicity"]) <= set(ref.world()["population"]["ethnicity"])
+    twin = c["twin_of"] != b""
+    # 3.2% of people are twins: pairs of people with no other record, the second pointing at the first.
+    assert np.mean(twin) * 2 == pytest.approx(ref.world()["population"]["twin_share"], rel=0.15)
+    pos = {p: i for i, p in enumerate(c["person_id"].tolist())}
+    first = np.array([pos[t] for t in c["twin_of"][twin].tolist()])
+    second = np.flatnonzero(twin)
+    for col in ("surname", "dob", "postcode", "ethnicity"):
+        assert (c[col][second] == c[col][first]).all(), col
+    assert (c["forename"][second] != c["forename"][first]).all()
+    assert not twin[first].any()  # a first twin is nobody's second
+    # Every twin is still an adult at their offence.
+    assert ((c["offence_date"] - c["dob"]) >= 18 * 365.25).all()
+    assert n > 40_000
+
+
+def test_truth_rows_are_the_careers_tables_rows_for_each_case():
+    c = _cases(persons=2_000)
+    n = len(c["case_id"])
+    half = n // 2
+    parts = [one_offs.truth_rows(c, 0, half), one_offs.truth_rows(c, half, n)]
+    rows = {t: {k: np.concatenate([p[t][k] for p in parts]) for k in parts[0][t]} for t in one_offs.TRUTH_TABLES}
+    assert len(rows["persons"]["person_id"]) == len(rows["court_cases"]["case_id"]) == len(rows["offences"]["offence_id"]) == n
+    for table, key in (("persons", "person_id"), ("offences", "offence_id"), ("hearings", "hearing_id"),
+                       ("disposals", "disposal_id")):
+        ids = rows[table][key].tolist()
+        assert len(set(ids)) == len(ids), table  # unique across the two slices
+    assert rows["persons"]["person_id"][0] == "PS00000001" and rows["court_cases"]["case_id"][0] == "SC00000001"
+    convicted = np.isin(c["outcome"], one_offs.CONVICTED) & (c["completion_date"] != NONE)
+    assert len(rows["disposals"]["disposal_id"]) == int(convicted.sum())
+    assert (rows["offences"]["proven"] == convicted).all() and not rows["offences"]["recordable"].any()
+    assert set(rows["court_cases"]["court_type"]) == {"magistrates"}
+    # Each case is listed first on its receipt day, and decided on a later day when it completed later.
+    h = rows["hearings"]
+    firsts = h["hearing_type"] == "first_hearing"
+    assert int(firsts.sum()) == n
+    assert (h["hearing_date"][firsts] == c["receipt_date"][np.searchsorted(
+        rows["court_cases"]["case_id"].astype(str), h["case_id"][firsts].astype(str))]).all()
+    later = (c["completion_date"] != NONE) & (c["completion_date"] > c["receipt_date"])
+    assert int((~firsts).sum()) == int(later.sum())
+    assert set(h["outcome"][firsts]) <= {"guilty_plea", "not_guilty_plea", "no_plea"}

@@ -6,10 +6,11 @@ finds out why: a legacy row that was quarantined (the case then lacks that row's
 is an explained gap; anything else fails.
 
 Measured on the shared 3,000-person world (pytest -s prints them; the world of issue 13's
-calibration): receipts and disposals per court type and year differ by at most 3 cases (3 of
-5,380 cases missing: all quarantined rows); the Crown Court open caseload equals truth in every
-quarter, the magistrates' one is at most 2 cases over (cases kept open by a quarantined offence
-row); the Crown Court custody rate is 1.6 points under truth (0.815 against 0.831; the gap
+calibration, with the one-off summary cases): receipts and disposals per court type and year
+differ by at most 4 cases (2 of 14,072 cases missing: all quarantined rows); the Crown Court open
+caseload equals truth in every quarter, the magistrates' one is at most 8 cases over (9 cases
+kept open by a quarantined completion row, which stay open in every later quarter: the bound is
+the number of such cases, which another test proves are all quarantined); the Crown Court custody rate is 1.6 points under truth (0.815 against 0.831; the gap
 grew from under 1.5 points when committals for sentence became seven times more common, and is
 not yet traced); quarterly timeliness medians agree within a day in most cells, the
 offence-date stages moved by the date mess that staging cannot detect.
@@ -72,6 +73,18 @@ def _rows(con, sql: str) -> list[tuple]:
     return con.execute(sql).fetchall()
 
 
+def _explained(con) -> int:
+    """Cases whose state the pipeline cannot know, each with a quarantined row (the test below
+    proves it): truth cases with no pipeline case, and pipeline cases whose completion differs
+    from truth's (a quarantined completion row keeps a case open in every later quarter). A
+    count or snapshot may be off by as many, and no more."""
+    differ = _rows(con, "select count(*) from matched where case_id is null or completion_date is distinct from truth_completion")
+    missing = _rows(con, """select count(*) from tcase t
+        where t.receipt_date >= (select min(quarter_start) from marts.court_calendar)
+          and not exists (select 1 from matched m where m.case_id = t.case_id)""")
+    return int(differ[0][0]) + int(missing[0][0])
+
+
 def test_receipts_and_disposals_match_truth(con):
     rows = _rows(con, """
         with p as (select court_type, year(quarter_start) as y, sum(receipts) as r, sum(disposals) as d
@@ -89,7 +102,7 @@ def test_receipts_and_disposals_match_truth(con):
     worst = max(max(abs(r[2] - r[3]), abs(r[4] - r[5])) for r in rows)
     total_p, total_t = sum(r[2] for r in rows), sum(r[3] for r in rows)
     print(f"\nreceipts {total_p} vs truth {total_t}; worst court-type-year difference {worst}")
-    assert worst <= 3
+    assert worst <= max(3, _explained(con))
     assert abs(total_p - total_t) <= 0.002 * total_t
 
 
@@ -119,7 +132,7 @@ def test_open_caseload_is_a_snapshot_matching_truth(con):
     quarters = _rows(con, "select count(*) from marts.court_calendar")[0][0]
     assert len(rows) == 2 * quarters and quarters >= 47
     for ct, d in diffs.items():
-        assert max(abs(x) for x in d) <= 2, (ct, d)
+        assert max(abs(x) for x in d) <= max(2, _explained(con)), (ct, d)
     # Not receipts minus disposals: the snapshot of a quarter never counts a case completed by then.
     stale = _rows(con, """
         select count(*) from marts.court_open_caseload o
@@ -149,7 +162,7 @@ def test_open_caseload_age_profile_matches_truth(con):
     for r in rows:
         if r[0] == "magistrates":
             mags[r[2]] = mags.get(r[2], 0) + r[3] - r[4]
-    assert max(abs(d) for d in mags.values()) <= 2
+    assert max(abs(d) for d in mags.values()) <= max(2, _explained(con))
 
 
 def test_every_case_that_differs_from_truth_has_a_quarantined_row(con):
@@ -226,7 +239,7 @@ def test_outcomes_match_truth(con):
              d as (select d.*, c.court_type from read_parquet('disposals.parquet') d join c using (case_id)
                    where d.disposal_type != 'caution')
         select court_type,
-          (select count(*) filter (where outcome in ('convicted_guilty_plea', 'convicted_at_trial', 'committed_for_sentence'))
+          (select count(*) filter (where outcome in ('convicted_guilty_plea', 'convicted_in_absence', 'convicted_at_trial', 'committed_for_sentence'))
                 / count(*) filter (where outcome not in ('sent_to_crown', 'sentenced') and outcome not like 'appeal%')
            from c where c.court_type = d.court_type),
           count(*) filter (where disposal_type = 'custody') / count(*),

@@ -291,7 +291,10 @@ def load_state(conn: sa.Connection, truth: Path) -> PrisonState:
     years = pc.fill_null(pc.year(persons["dob"]), 0).to_numpy()
     adult = (world_end.year - years >= 18) & (world_end.year - years <= 70)
     never = np.fromiter((p not in world_in_prison for p in pid.tolist()), dtype=bool, count=len(pid))
-    world_candidates = pid[adult & never]
+    # People with careers only: the one-off summary defendants (sim/one_offs.py, no risk score)
+    # have no offending that would bring them to prison.
+    career = pc.is_valid(persons["risk_score"]).to_numpy(zero_copy_only=False)
+    world_candidates = pid[adult & never & career]
 
     est = pq.read_table(truth / "establishments.parquet", columns=["establishment_code", "function"])
     establishments = dict(zip(est["establishment_code"].to_pylist(), est["function"].to_pylist()))

@@ -14,8 +14,10 @@ people who go to prison and their summary matters, not this mass (docs/calibrati
 
 The cases are simulated here, apart from the careers, as one compact table of numbers and a few
 shared labels (a million-person world holds about three million of them): `one_off_cases`, one
-row per case, each to a person with no other record in the world. Ids are fixed-width bytes
-(``OC`` and ``O`` and eight digits), written to Parquet as text.
+row per case, each to a person with no other record in the world (3.2% of them twins of another,
+as in the careers). Ids are fixed-width bytes (``SC`` and ``PS`` and eight digits), written to
+Parquet as text; `truth_rows` turns a slice of them into rows of the careers' truth tables
+(persons, court_cases, offences, hearings, disposals), which the truth writer appends.
 
 Not yet in the legacy extracts: the magistrates' extract (Libra) carries the careers' cases only,
 so linkage, ingest and the court statistics built from the extracts do not see these (issue 13).
@@ -31,8 +33,13 @@ from justice.sim.courts import NONE
 
 Columns = dict[str, np.ndarray]
 
-OUTCOMES = ("guilty_plea", "proved_in_absence", "convicted_at_trial", "acquitted", "withdrawn")
-CONVICTED = ("guilty_plea", "proved_in_absence", "convicted_at_trial")
+# The careers' magistrates' outcomes, and one of their own: convicted in the defendant's absence
+# (a notice not answered is proved on the papers).
+OUTCOMES = ("convicted_guilty_plea", "convicted_in_absence", "convicted_at_trial", "acquitted", "withdrawn")
+CONVICTED = ("convicted_guilty_plea", "convicted_in_absence", "convicted_at_trial")
+# A written charge or Single Justice Procedure notice is issued this many days before the case
+# is first listed (A: the defendant has 21 days to answer).
+NOTICE_DAYS = 28
 PROCEDURES = ("single_justice", "open_court")
 # Offence days are drawn from this long before the window, so the cases received in the
 # window's first months are there (offence to receipt is a few months, rarely over a year).
@@ -62,11 +69,12 @@ def _lognormal_days(rng: np.random.Generator, median: float, sigma: float, n: in
 
 
 def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
-             start: int, end: int) -> Columns:
+             start: int, end: int, pools: dict, postcodes: np.ndarray) -> Columns:
     """The one-off summary cases received in the window [start, end] (day numbers).
 
     Their number is `cases_per_1000_persons_per_year` for each 1,000 of the world's people with
-    careers (`persons`), so they keep their proportion to the prisons at any size.
+    careers (`persons`), so they keep their proportion to the prisons at any size. Names come
+    from the careers' pools (`people.name_pools`) and addresses from the world's postcodes.
     """
     spec = w["one_off_summary"]
     codes, code_p = _shares(spec["offences"], "offences")
@@ -107,6 +115,27 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     age_years = age["min"] + rng.gamma(age["gamma_shape"], age["gamma_scale"], n)
     dob = offence_day - np.round(age_years * 365.25).astype(np.int64)
 
+    pop = w["population"]
+    eth_names = list(pop["ethnicity"])
+    eth_p = np.array([float(pop["ethnicity"][k]) for k in eth_names])
+    eth = rng.choice(len(eth_names), size=n, p=eth_p / eth_p.sum())
+    forename = np.empty(n, dtype=object)
+    middle = np.empty(n, dtype=object)
+    surname = np.empty(n, dtype=object)
+    for e, name in enumerate(eth_names):
+        m_eth = eth == e
+        surname[m_eth] = pools[(name, "")].sample(rng, int(m_eth.sum()))
+        for s_ in ("M", "F"):
+            m = m_eth & (sex == s_)
+            k = int(m.sum())
+            forename[m] = pools[(name, s_)].sample(rng, k)
+            mid = pools[(name, s_)].sample(rng, k)
+            mid[(rng.random(k) < 0.35) | (mid == forename[m])] = None  # many have no middle name
+            middle[m] = mid
+    postcode = postcodes[rng.integers(0, len(postcodes), n)]
+    twin_of = _twins(rng, float(pop["twin_share"]), sex, eth, dob, offence_day, surname, postcode,
+                     forename, pools, eth_names)
+
     mags = np.flatnonzero(courts["court_type"] == "magistrates")
     court = mags[rng.integers(0, len(mags), n)]
 
@@ -124,23 +153,139 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
         return pool[np.where(mask, codes_, len(values)) if mask is not None else codes_]
 
     group = off.group[idx][which]
+    person_id = _ids(b"PS", n)
     return {
-        "case_id": _ids(b"OC", n),
-        "person_id": _ids(b"O", n),
+        "case_id": _ids(b"SC", n),
+        "person_id": person_id,
         "procedure": labels(list(PROCEDURES), np.where(single, 0, 1)),
         "court_code": courts["court_code"][court],
         "region": courts["region"][court],
         "sex": labels(["M", "F"], np.where(sex == "M", 0, 1)),
         "dob": dob,
+        "ethnicity": labels(eth_names, eth),
+        "forename": forename,
+        "middle_name": middle,
+        "surname": surname,
+        "postcode": postcode,
+        "twin_of": np.where(twin_of >= 0, person_id[np.maximum(twin_of, 0)], b""),
         "offence_code": labels(codes, which),
         "offence_group": labels(sorted(set(off.group[idx].tolist())),
                                 np.searchsorted(sorted(set(off.group[idx].tolist())), group)),
         "case_type": labels(["summary_motoring", "summary_non_motoring"],
                             np.where(group == "12 Summary motoring", 0, 1)),
         "offence_date": offence_day,
+        "charge_date": np.maximum(offence_day, receipt - NOTICE_DAYS),
         "receipt_date": receipt,
         "completion_date": completion,
         "outcome": labels(outcomes, outcome, completed),
         "disposal_type": labels(disposals, disposal, convicted),
         "disposal_date": np.where(convicted, completion, NONE),
     }
+
+
+def _twins(rng: np.random.Generator, share: float, sex: np.ndarray, eth: np.ndarray, dob: np.ndarray,
+           offence_day: np.ndarray, surname: np.ndarray, postcode: np.ndarray, forename: np.ndarray,
+           pools: dict, eth_names: list[str]) -> np.ndarray:
+    """Pair a `share` of the people as twins, in place: the second of a pair takes the first's
+    surname, date of birth, address and ethnicity and keeps a forename of their own (two thirds
+    the same sex). Returns each person's twin (the first of the pair) or -1. A pair is only made
+    where the second is an adult at their offence with the first's date of birth."""
+    n = len(sex)
+    twin_of = np.full(n, -1, dtype=np.int64)
+    k = int(rng.binomial(n // 2, min(1.0, share))) if n >= 2 else 0
+    if not k:
+        return twin_of
+    people = rng.permutation(n)[: 2 * k]
+    first, second = people[:k], people[k:]
+    ok = offence_day[second] - dob[first] >= 18 * 365.25
+    first, second = first[ok], second[ok]
+    same_sex = rng.random(len(first)) < 0.66
+    sex[second] = np.where(same_sex, sex[first], sex[second])
+    for col in (surname, postcode, dob, eth):
+        col[second] = col[first]
+    for e, name in enumerate(eth_names):
+        for s_ in ("M", "F"):
+            sel = second[(eth[second] == e) & (sex[second] == s_)]
+            draws = pools[(name, s_)].sample(rng, len(sel))
+            clash = draws == forename[twin_of_first(first, second, sel)]
+            draws[clash] = pools[(name, s_)].sample(rng, int(clash.sum()))
+            forename[sel] = draws
+    twin_of[second] = first
+    return twin_of
+
+
+def twin_of_first(first: np.ndarray, second: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """The first twin of each of `sel` (a subset of `second`)."""
+    order = np.argsort(second)
+    return first[order][np.searchsorted(second[order], sel)]
+
+
+# ---- truth rows ---------------------------------------------------------------------------------
+# The careers' tables the one-off cases add rows to, and the plea of each outcome at the first
+# listing (an in-absence conviction has none: the notice was not answered).
+TRUTH_TABLES = ("persons", "court_cases", "offences", "hearings", "disposals")
+_FIRST_LISTING = {"convicted_guilty_plea": "guilty_plea", "convicted_in_absence": "no_plea",
+                  "convicted_at_trial": "not_guilty_plea", "acquitted": "not_guilty_plea",
+                  "withdrawn": "no_plea"}
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    """Fixed-width byte ids as text objects; an empty id is None."""
+    out = np.char.decode(values, "ascii").astype(object)
+    out[values == b""] = None
+    return out
+
+
+def truth_rows(c: Columns, lo: int, hi: int) -> dict[str, Columns]:
+    """Rows of the careers' truth tables for the one-off cases lo..hi-1 (one person, case,
+    offence and, when convicted, disposal each; a first listing and, when completed later, the
+    decision's hearing). Columns the careers have and these cases do not are absent; the writer
+    fills them with nulls."""
+    c = {k: v[lo:hi] for k, v in c.items()}
+    n = hi - lo
+    case_id, person_id = _text(c["case_id"]), _text(c["person_id"])
+    number = np.arange(lo + 1, hi + 1)
+    done = c["completion_date"] != NONE
+    convicted = done & np.isin(c["outcome"], CONVICTED)
+    outcome = c["outcome"]
+    persons = {"person_id": person_id, "forename": c["forename"], "middle_name": c["middle_name"],
+               "surname": c["surname"], "sex": c["sex"], "dob": c["dob"], "ethnicity": c["ethnicity"],
+               "postcode": c["postcode"], "region": c["region"], "twin_of": _text(c["twin_of"])}
+    cases = {"case_id": case_id, "person_id": person_id,
+             "court_type": np.full(n, "magistrates", dtype=object), "case_type": c["case_type"],
+             "court_code": c["court_code"], "region": c["region"], "charge_date": c["charge_date"],
+             "receipt_date": c["receipt_date"], "completion_date": c["completion_date"],
+             "outcome": outcome, "principal_offence_code": c["offence_code"],
+             "offence_group": c["offence_group"], "remanded_in_custody": np.zeros(n, bool)}
+    offences = {"offence_id": _text(np.char.add(b"SO", np.char.zfill(number.astype("S9"), 9))),
+                "person_id": person_id, "case_id": case_id, "offence_code": c["offence_code"],
+                "offence_group": c["offence_group"], "mode_of_trial": np.full(n, "summary", dtype=object),
+                "recordable": np.zeros(n, bool), "offence_date": c["offence_date"],
+                "charge_date": c["charge_date"], "proven": convicted,
+                "proven_date": np.where(convicted, c["completion_date"], NONE),
+                "method_of_proof": np.where(convicted, "conviction", None).astype(object),
+                "disposal": c["disposal_type"], "custody_months": np.full(n, np.nan)}
+    d = np.flatnonzero(convicted)
+    disposals = {"disposal_id": _text(np.char.add(b"SD", np.char.zfill(number[d].astype("S8"), 8))),
+                 "person_id": person_id[d], "case_id": case_id[d], "disposal_type": c["disposal_type"][d],
+                 "disposal_date": c["disposal_date"][d], "custody_months": np.full(len(d), np.nan),
+                 "order_months": np.full(len(d), np.nan), "supervised": np.zeros(len(d), bool),
+                 "previous_offences": np.zeros(len(d), np.int64)}
+    # The first listing; a case completed after it has the decision's hearing on that day.
+    later = done & (c["completion_date"] > c["receipt_date"])
+    first_plea = np.array([_FIRST_LISTING.get(o, "no_plea") if o is not None else "no_plea"
+                           for o in outcome.tolist()] + [None], dtype=object)[:-1]
+    decided = np.where(np.isin(outcome, ["convicted_at_trial", "acquitted"]), "trial",
+                       np.where(outcome == "withdrawn", "mention", "sentence")).astype(object)
+    decided_out = np.where(decided == "trial", "effective",
+                           np.where(decided == "mention", "withdrawn", "sentenced")).astype(object)
+    h_case = np.concatenate([case_id, case_id[later]])
+    h_day = np.concatenate([c["receipt_date"], c["completion_date"][later]])
+    order = np.lexsort((np.r_[np.zeros(n, int), np.ones(int(later.sum()), int)], np.r_[np.arange(n), np.flatnonzero(later)]))
+    h_number = np.arange(2 * lo + 1, 2 * lo + 1 + len(order))  # unique across slices: two per case at most
+    hearings = {"hearing_id": _text(np.char.add(b"SH", np.char.zfill(h_number.astype("S9"), 9))),
+                "case_id": h_case[order], "hearing_date": h_day[order],
+                "hearing_type": np.concatenate([np.full(n, "first_hearing", dtype=object), decided[later]])[order],
+                "outcome": np.concatenate([first_plea, decided_out[later]])[order]}
+    return {"persons": persons, "court_cases": cases, "offences": offences, "hearings": hearings,
+            "disposals": disposals}

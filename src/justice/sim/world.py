@@ -107,6 +107,11 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     progress("custody")
     rng = _streams(params.seed)
     tables = _build_tables(rng, params, w, combined, start, end)
+    # Their own stream, apart from STREAMS: the careers' world is the same with or without them.
+    progress("one-off summary cases")
+    one_off_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 9_311]))
+    tables["one_off_cases"] = one_offs.simulate(one_off_rng, w, params.persons, tables["courts"], start, end,
+                                                pools, postcodes)
     return World(params=params, tables=tables)
 
 
@@ -253,9 +258,6 @@ def _build_tables(rng, params, w, combined: list, start, end) -> dict[str, Colum
     from justice.sim import truth_tables
 
     truth_tables.build(rng, params, w, tables, start, end)
-    # Their own stream, apart from STREAMS: the careers' world is the same with or without them.
-    one_off_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 9_311]))
-    tables["one_off_cases"] = one_offs.simulate(one_off_rng, w, params.persons, tables["courts"], start, end)
     for table in tables.values():
         for column, values in table.items():
             table[column] = _shared_labels(values)

@@ -114,9 +114,12 @@ def test_mags_key_matches_files(mags, small_world):
     seen = {r["Defendant ID"] for _, _, r, _ in mags["rows"]}
     assert seen == set(key_ids)
     assert all(re.fullmatch(r"D\d{9}", i) for i in key_ids)
-    persons = set(small_world.tables["persons"]["person_id"].tolist())
+    persons = set(_people(small_world)["person_id"].tolist())
     assert {r["person_id"] for r in mags["key"]} <= persons
     assert {r["system"] for r in mags["key"]} == {"magistrates"}
+    # Every one-off summary case is a record of its own person.
+    one_off = {r["person_id"] for r in mags["key"] if r["person_id"].startswith("PS")}
+    assert len(one_off) == len(small_world.tables["one_off_cases"]["case_id"])
     # One case (and so one case number) per defendant id.
     case_of = defaultdict(set)
     for _, _, r, _ in mags["rows"]:
@@ -163,6 +166,36 @@ def test_mags_duplicates_and_late_corrections_are_labelled(mags):
     invalid = {r for r, k in labels.items() if "invalid_date" in k}
     assert changed - invalid <= late
     assert len(late & changed) >= 0.95 * len(late)
+
+
+def test_mags_one_off_cases_are_written_after_the_careers_and_leave_them_as_they_were(mags, small_world, tmp_path):
+    # The same extract with no one-off cases: every careers' file is the start of the file with
+    # them (the careers' lines are the same bytes), and the one-off cases add days and lines.
+    tables = dict(small_world.tables)
+    tables["one_off_cases"] = {k: v[:0] for k, v in tables["one_off_cases"].items()}
+    magistrates.emit(tables, np.random.default_rng(3), RATES, tmp_path, small_world.params)
+    careers = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*.csv")}
+    both = {p.relative_to(mags["out"]): p.read_bytes() for p in mags["files"]}
+    assert set(careers) < set(both)
+    assert all(both[f].startswith(data) for f, data in careers.items())
+    assert sum(len(b) for b in both.values()) > 1.5 * sum(len(b) for b in careers.values())
+    # Their lines: a case number in the postal block, one offence, no police identifiers, and a
+    # conviction in absence with no plea.
+    key = {r["record_id"]: r["person_id"] for r in mags["key"]}
+    c = small_world.tables["one_off_cases"]
+    outcome = dict(zip(np.char.decode(c["person_id"]).tolist(), c["outcome"].tolist(), strict=True))
+    absent = 0
+    for _, _, r, _ in mags["rows"]:
+        person = key[r["Defendant ID"]]
+        if not person.startswith("PS"):
+            assert int(r["Case No."][-7:]) < magistrates.POSTAL_SERIAL_FROM
+            continue
+        assert int(r["Case No."][-7:]) >= magistrates.POSTAL_SERIAL_FROM
+        assert r["Off Seq"] == "1" and not r["PNC ID"] and not r["CRO No"]
+        if r["Verdict"] and outcome[person] == "convicted_in_absence":
+            assert r["Plea"] == "" and r["Verdict"] == "GUILTY" and r["Disposal"] and r["Fine Amount"]
+            absent += 1
+    assert absent > 1_000
 
 
 def test_mags_pnc_only_for_recordable_cases(mags):
@@ -256,9 +289,18 @@ def test_crown_links_to_magistrates_only_by_free_text(crown_docs):
 # --------------------------------------------------------------------------------------------
 
 
+def _people(world) -> dict[str, np.ndarray]:
+    """The careers' people and, after them, the one-off summary defendants (ids, forenames, dates
+    of birth), sorted by person id as truth/persons.parquet is."""
+    persons, one_off = world.tables["persons"], world.tables["one_off_cases"]
+    return {"person_id": np.concatenate([persons["person_id"], np.char.decode(one_off["person_id"]).astype(object)]),
+            "forename": np.concatenate([persons["forename"], one_off["forename"]]),
+            "dob": np.concatenate([persons["dob"], one_off["dob"]])}
+
+
 def _eligibility(world, key) -> dict[str, float]:
     """Share of records each identity corruption can apply to (from the truth)."""
-    persons = world.tables["persons"]
+    persons = _people(world)
     pos = np.searchsorted(persons["person_id"], np.array([r["person_id"] for r in key], object))
     lookup = mess.nickname_lookup()
     fore = persons["forename"][pos]

@@ -25,8 +25,17 @@ Keys
 ----
 ``Defendant ID`` (``D`` + 9 digits) is the person-bearing record key: the system keeps one
 defendant record per case, so a person with five cases has five defendant ids. ``Case No.``
-is ``LB`` + court code + a 7-digit serial numbered in order of receipt within the court. Neither
-is the simulator's own case id. ``PNC ID`` is given only for cases with a recordable offence
+is ``LB`` + court code + a 7-digit serial numbered in order of receipt within the court; cases
+brought by a written charge or Single Justice Procedure notice (the one-off summary cases,
+``sim/one_offs.py``) are numbered at each court in a block of their own from 5000001. Neither
+is the simulator's own case id.
+
+The one-off summary cases (speeding, no insurance, TV licence and the like, most of the
+magistrates' records) are written after the careers' cases, a year of receipts at a time, into
+the same daily files: one offence each, no PNC ID or CRO number (not recordable), the charge date
+the day the notice was issued, and a defendant convicted in absence (the notice not answered)
+has an empty plea and the verdict ``GUILTY``. Their people have per-record identity mess only
+(they have one record each: no aliases, borrowed identities or consistent false dates of birth). ``PNC ID`` is given only for cases with a recordable offence
 (and then often missing); ``CRO No`` sometimes.
 
 Columns (header spelled exactly so, quirks included: ``Postcode`` has a trailing space)::
@@ -349,13 +358,16 @@ def _outcome_columns(rng, offs, case_outcome, months):
     verdict[(oc == "convicted_guilty_plea") & proven] = "GUILTY"
     verdict[(oc == "convicted_guilty_plea") & ~proven] = "WITHDRAWN"
     verdict[(oc == "convicted_at_trial") & proven] = "GUILTY"
+    # A notice not answered: proved in the defendant's absence, with no plea (one-off cases).
+    verdict[(oc == "convicted_in_absence") & proven] = "GUILTY"
     verdict[(oc == "convicted_at_trial") & ~proven] = "DISMISSED"
     verdict[oc == "acquitted"] = "DISMISSED"
     verdict[oc == "withdrawn"] = "WITHDRAWN"
     verdict[oc == "sent_to_crown"] = "SENT TO CROWN COURT"
     verdict[(oc == "committed_for_sentence") & proven] = "COMMITTED FOR SENTENCE"
     verdict[(oc == "committed_for_sentence") & ~proven] = "WITHDRAWN"
-    sentenced_here = ((oc == "convicted_guilty_plea") | (oc == "convicted_at_trial")) & proven
+    sentenced_here = ((oc == "convicted_guilty_plea") | (oc == "convicted_at_trial")
+                      | (oc == "convicted_in_absence")) & proven
     disp = np.array([_DISPOSAL_TEXT.get(d, "") if isinstance(d, str) else "" for d in disposal]
                     + [""], dtype=object)[:-1]
     disp[~sentenced_here] = ""
@@ -387,30 +399,104 @@ def cases_in_receipt_order(tables: dict, court_type: str) -> dict[str, np.ndarra
     return {k: v[order] for k, v in cc.items()}
 
 
-def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params) -> pa.Table:
-    """Write the daily Libra CSV files under ``out``; return the answer key (one row per
-    defendant id)."""
-    out = Path(out)
-    start, end = day_number(params.start), day_number(params.end)
-    # Records (defendant-in-case) in order of receipt, then of the truth table.
-    cc = tables["court_cases"]
-    case = cases_in_receipt_order(tables, "magistrates")
-    n = len(case["case_id"])
-    receipt, completion = case["receipt_date"], case["completion_date"]
+# Defendant ids are ``D`` and a number from this range, a scrambled bijection of the records'
+# positions (careers' cases first, then the one-off summary cases), so none repeats.
+DEF_ID_LOW, DEF_ID_HIGH = 100_000_000, 1_000_000_000
+# Cases brought by a written charge or Single Justice Procedure notice (the one-off summary
+# cases) are numbered at each court in a block of their own, from this serial.
+POSTAL_SERIAL_FROM = 5_000_001
 
-    # The system's own keys.
-    court_code = case["court_code"].astype(str)
+
+def _serials(court_code: np.ndarray, first: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's serial within its court, in the given order, and its rank by (court,
+    order). Serials run from 1 or, with `first`, from `first[court]` (POSTAL_SERIAL_FROM for a
+    court not in it yet), and `first` is moved past the ones given."""
+    n = len(court_code)
     by_court = np.lexsort((np.arange(n), court_code))
-    c_starts = np.flatnonzero(np.r_[True, court_code[by_court][1:] != court_code[by_court][:-1]])
+    codes_sorted = court_code[by_court]
+    c_starts = np.flatnonzero(np.r_[True, codes_sorted[1:] != codes_sorted[:-1]]) if n else np.zeros(0, np.int64)
     c_first = np.repeat(c_starts, np.diff(np.r_[c_starts, n]))
     serial = np.empty(n, np.int64)
     serial[by_court] = np.arange(n) - c_first + 1
+    if first is not None:
+        codes, counts = np.unique(court_code, return_counts=True)
+        base = {c: first.get(c, POSTAL_SERIAL_FROM) for c in codes.tolist()}
+        serial += np.array([base[c] for c in court_code.tolist()], dtype=np.int64) - 1
+        for c, k in zip(codes.tolist(), counts.tolist(), strict=True):
+            first[c] = base[c] + k
     rank = np.empty(n, np.int64)
     rank[by_court] = np.arange(n)
+    return serial, rank
+
+
+def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params) -> pa.Table:
+    """Write the daily Libra CSV files under ``out``; return the answer key (one row per
+    defendant id). The careers' cases first, then the one-off summary cases (sim/one_offs.py)
+    a year of receipts at a time, appended to the same daily files."""
+    out = Path(out)
+    start, end = day_number(params.start), day_number(params.end)
+    # Records (defendant-in-case) in order of receipt, then of the truth table.
+    case = cases_in_receipt_order(tables, "magistrates")
+    n = len(case["case_id"])
+    serial, rank = _serials(case["court_code"].astype(str))
+    id_offset = int(rng.integers(0, DEF_ID_HIGH - DEF_ID_LOW))
+    key = _write_cases(tables, case, serial, rank, _def_ids(np.arange(n), id_offset), rng, rates, out,
+                       start, end, append=False)
+    del case, serial, rank
+    one_off = tables.get("one_off_cases")
+    if one_off is None or not len(one_off["case_id"]):
+        return key
+    keys = [key]
+    years = year_of(one_off["receipt_date"])
+    next_serial: dict[str, int] = {}
+    for year in np.unique(years).tolist():
+        lo, hi = (int(x) for x in np.searchsorted(years, [year, year + 1]))  # sorted by receipt
+        sub = _one_off_world(tables, one_off, lo, hi)
+        case = cases_in_receipt_order(sub, "magistrates")
+        serial, rank = _serials(case["court_code"].astype(str), next_serial)
+        def_id = _def_ids(n + np.arange(lo, hi), id_offset)
+        keys.append(_write_cases(sub, case, serial, rank, def_id, rng, rates, out, start, end, append=True))
+    return pa.concat_tables(keys)
+
+
+def _def_ids(positions: np.ndarray, offset: int) -> np.ndarray:
+    """``D`` and nine digits for records at `positions` (distinct positions, distinct ids)."""
+    span = DEF_ID_HIGH - DEF_ID_LOW
+    if len(positions) and int(positions.max()) >= span:
+        raise ValueError(f"cannot make {int(positions.max()) + 1} distinct defendant ids in a span of {span}")
+    numbers = (np.asarray(positions, np.int64) * _ID_MULT + offset) % span + DEF_ID_LOW
+    return np.char.add("D", numbers.astype(str)).astype(object)
+
+
+def _one_off_world(tables: dict, one_off: dict, lo: int, hi: int) -> dict:
+    """The one-off summary cases lo..hi-1 as the truth tables `_write_cases` reads: their
+    people (identity only: no identifiers, no person-level traits, so per-record mess only),
+    cases, offences and hearings, and the courts."""
+    from justice.sim import one_offs
+
+    rows = one_offs.truth_rows(one_off, lo, hi)
+    persons = dict(rows["persons"])
+    k = len(persons["person_id"])
+    for col in ("pnc_id", "cro_number", "prison_number", "crn"):
+        persons[col] = np.full(k, None, dtype=object)
+    cases = dict(rows["court_cases"])
+    cases["related_case_id"] = np.full(len(cases["case_id"]), None, dtype=object)
+    offences = rows["offences"]
+    return {"persons": persons, "court_cases": cases, "offences": offences,
+            "hearings": rows["hearings"], "disposals": rows["disposals"], "courts": tables["courts"]}
+
+
+def _write_cases(tables: dict, case: dict, serial: np.ndarray, rank: np.ndarray, def_id: np.ndarray,
+                 rng: np.random.Generator, rates: dict, out: Path, start: int, end: int, *,
+                 append: bool) -> pa.Table:
+    """Write the Libra lines of `case` (magistrates' truth cases in order of receipt) into the
+    daily files, appending to a day's file when `append` and it exists; return the answer key."""
+    cc = tables["court_cases"]
+    n = len(case["case_id"])
+    receipt, completion = case["receipt_date"], case["completion_date"]
+    court_code = case["court_code"].astype(str)
     case_no = np.char.add(np.char.add("LB", court_code),
                           np.char.zfill(serial.astype(str), 7)).astype(object)
-    def_id = np.char.add("D", scrambled_numbers(rng, n, 100_000_000, 1_000_000_000)
-                         .astype(str)).astype(object)
     courts = tables["courts"]
     court_name = dict(zip(courts["court_code"].tolist(), courts["court_name"].tolist(),
                           strict=True))
@@ -566,9 +652,11 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
             lines[j] = ",".join(quote(np.array(vals, dtype=object)).tolist()) + "\r\n"
         for day, a, b in days:
             folder, stamp = month_folder(out, day)
-            with open(folder / f"libra_{stamp}.csv", "w", encoding="cp1252", errors="replace",
+            path = folder / f"libra_{stamp}.csv"
+            more = append and path.exists()
+            with open(path, "a" if more else "w", encoding="cp1252", errors="replace",
                       newline="") as f:
-                f.write(header_line + "".join(lines[a - s:b - s]))
+                f.write(("" if more else header_line) + "".join(lines[a - s:b - s]))
 
     kept = ev["kept"]
     return answer_key(SYSTEM, def_id[kept], case["person_id"][kept], labels[kept],
