@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from justice.errors import SimulationError
+from justice.sim import people
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
 
@@ -119,19 +120,8 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     eth_names = list(pop["ethnicity"])
     eth_p = np.array([float(pop["ethnicity"][k]) for k in eth_names])
     eth = rng.choice(len(eth_names), size=n, p=eth_p / eth_p.sum())
-    forename = np.empty(n, dtype=object)
-    middle = np.empty(n, dtype=object)
-    surname = np.empty(n, dtype=object)
-    for e, name in enumerate(eth_names):
-        m_eth = eth == e
-        surname[m_eth] = pools[(name, "")].sample(rng, int(m_eth.sum()))
-        for s_ in ("M", "F"):
-            m = m_eth & (sex == s_)
-            k = int(m.sum())
-            forename[m] = pools[(name, s_)].sample(rng, k)
-            mid = pools[(name, s_)].sample(rng, k)
-            mid[(rng.random(k) < 0.35) | (mid == forename[m])] = None  # many have no middle name
-            middle[m] = mid
+    forename, middle, surname = people.draw_names(rng, sex, np.array(eth_names, dtype=object)[eth],
+                                                  eth_names, pools)
     postcode = postcodes[rng.integers(0, len(postcodes), n)]
     twin_of = _twins(rng, float(pop["twin_share"]), sex, eth, dob, offence_day, surname, postcode,
                      forename, pools, eth_names)

@@ -102,6 +102,24 @@ def make_people(rng: np.random.Generator, n: int, entry_day: np.ndarray, w: dict
     risk = np.exp(log_risk)
     prior = rng.poisson(pop["prior_offences_per_risk"] * risk * np.maximum(age - 16.0, 0.0) / 10.0)
 
+    forename, middle, surname = draw_names(rng, sex, ethnicity, eth_names, pools)
+
+    regions = np.array(pop["regions"], dtype=object)
+    # London and the South East hold more people than Wales or the North East.
+    region_p = np.array([0.16, 0.16, 0.10, 0.19, 0.09, 0.20, 0.10])[: len(regions)]
+    region = regions[rng.choice(len(regions), n, p=region_p / region_p.sum())]
+    return {
+        "sex": sex, "ethnicity": ethnicity, "dob": dob, "risk": risk, "prior": prior,
+        "forename": forename, "middle_name": middle, "surname": surname,
+        "postcode": postcodes[rng.integers(0, len(postcodes), n)], "region": region,
+    }
+
+
+def draw_names(rng: np.random.Generator, sex: np.ndarray, ethnicity: np.ndarray, eth_names: list[str],
+               pools: dict[tuple[str, str], NamePool]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forename, middle name (none for about a third) and surname for each person, from the
+    pools of their ethnicity and sex ('M' or 'F')."""
+    n = len(sex)
     forename = np.empty(n, dtype=object)
     middle = np.empty(n, dtype=object)
     surname = np.empty(n, dtype=object)
@@ -116,16 +134,7 @@ def make_people(rng: np.random.Generator, n: int, entry_day: np.ndarray, w: dict
             mid[rng.random(k) < 0.35] = None  # many people have no middle name
             mid[mid == forename[m]] = None
             middle[m] = mid
-
-    regions = np.array(pop["regions"], dtype=object)
-    # London and the South East hold more people than Wales or the North East.
-    region_p = np.array([0.16, 0.16, 0.10, 0.19, 0.09, 0.20, 0.10])[: len(regions)]
-    region = regions[rng.choice(len(regions), n, p=region_p / region_p.sum())]
-    return {
-        "sex": sex, "ethnicity": ethnicity, "dob": dob, "risk": risk, "prior": prior,
-        "forename": forename, "middle_name": middle, "surname": surname,
-        "postcode": postcodes[rng.integers(0, len(postcodes), n)], "region": region,
-    }
+    return forename, middle, surname
 
 
 def add_twins_and_namesakes(rng: np.random.Generator, people: Columns, entry_day: np.ndarray,
