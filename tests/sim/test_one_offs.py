@@ -105,6 +105,12 @@ def test_the_volume_is_per_person_with_a_career_and_can_be_switched_off():
     ({"offences": {"SM12001": 0.5}}, "summing to 1"),
     ({"outcomes": {"convicted_guilty_plea": 0.5, "cautioned": 0.5}}, "unknown"),
     ({"disposals": {"fine": 0.5, "custody": 0.5}}, "fined or discharged"),
+    ({"cases_per_1000_persons_per_year": -1}, "cases_per_1000_persons_per_year must be between"),
+    ({"cases_per_1000_persons_per_year": "many"}, "cases_per_1000_persons_per_year must be a number"),
+    ({"single_justice_share": 1.5}, "single_justice_share must be between"),
+    ({"single_justice_from": "soon"}, "single_justice_from must be a date"),
+    ({"male_share": {"SM12001": 0.7}}, "male_share has no share for"),
+    ({"age": {"min": 18, "gamma_shape": 2.2}}, "one_off_summary.age.gamma_scale is missing"),
 ])
 def test_a_world_file_asking_for_what_the_procedure_cannot_do_is_refused(changes, says):
     with pytest.raises(SimulationError, match=says):

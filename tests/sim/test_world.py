@@ -17,12 +17,12 @@ EXPECTED_TABLES = {
 
 
 def test_truth_files_and_schema(small_truth):
-    out, _world = small_truth
+    out, world = small_truth
     truth = out / "truth"
     assert {p.stem for p in truth.glob("*.parquet")} == EXPECTED_TABLES
     persons = pq.read_table(truth / "persons.parquet")
     # The careers' 3,000 people and, after them, the one-off summary defendants (one a case).
-    one_off = len(_world.tables["one_off_cases"]["case_id"])
+    one_off = len(world.tables["one_off_cases"]["case_id"])
     assert persons.num_rows == 3_000 + one_off
     assert str(persons.schema.field("dob").type) == "date32[day]"
     for name in ("person_id", "forename", "surname", "sex", "dob", "ethnicity", "pnc_id", "cro_number",

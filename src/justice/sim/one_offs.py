@@ -19,8 +19,8 @@ as in the careers). Ids are fixed-width bytes (``SC`` and ``PS`` and eight digit
 Parquet as text; `truth_rows` turns a slice of them into rows of the careers' truth tables
 (persons, court_cases, offences, hearings, disposals), which the truth writer appends.
 
-Not yet in the legacy extracts: the magistrates' extract (Libra) carries the careers' cases only,
-so linkage, ingest and the court statistics built from the extracts do not see these (issue 13).
+The magistrates' extract (`legacy/magistrates.py`) writes them after the careers' cases, so
+ingest, the court statistics and linkage see them.
 """
 
 from __future__ import annotations
@@ -55,6 +55,20 @@ def _shares(spec: dict, what: str) -> tuple[list, np.ndarray]:
         raise SimulationError(f"world file: one_off_summary.{what} must be non-negative shares summing to 1, "
                               f"got {spec}")
     return keys, p / p.sum()
+
+
+def _number(spec: dict, key: str, low: float, high: float = float("inf"), where: str = "one_off_summary") -> float:
+    """`<where>.<key>` of the world file as a number in [low, high], or a clear error naming it."""
+    name = f"world file: {where}.{key}"
+    try:
+        value = float(spec[key])
+    except KeyError:
+        raise SimulationError(f"{name} is missing") from None
+    except (TypeError, ValueError):
+        raise SimulationError(f"{name} must be a number, got {spec[key]!r}") from None
+    if not low <= value <= high:
+        raise SimulationError(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def _ids(prefix: bytes, n: int) -> np.ndarray:
@@ -96,13 +110,30 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
         raise SimulationError("world file: one_off_summary.offences must be summary-only, non-imprisonable and "
                               f"non-recordable: {[c for c, ok in zip(codes, eligible, strict=True) if not ok]}")
 
+    male = spec.get("male_share") or {}
+    if set(codes) - set(male):
+        raise SimulationError(f"world file: one_off_summary.male_share has no share for {sorted(set(codes) - set(male))}")
+    male_share = np.array([_number(male, c, 0.0, 1.0, "one_off_summary.male_share") for c in codes])
+    age = spec.get("age") or {}
+    age_min, age_shape, age_scale = (_number(age, k, low, where="one_off_summary.age")
+                                     for k, low in (("min", 18.0), ("gamma_shape", 1e-9), ("gamma_scale", 1e-9)))
+    rate = _number(spec, "cases_per_1000_persons_per_year", 0.0)
+    to_receipt, to_completion = (_number(spec, "offence_to_receipt_median_days", 1.0),
+                                 _number(spec, "receipt_to_completion_median_days", 1.0))
+    sigma = _number(spec, "days_sigma", 0.0)
+    single_share = _number(spec, "single_justice_share", 0.0, 1.0)
+    try:
+        sjp_from = ref.day_number(str(spec["single_justice_from"]))
+    except (KeyError, ValueError):
+        raise SimulationError("world file: one_off_summary.single_justice_from must be a date (YYYY-MM-DD), "
+                              f"got {spec.get('single_justice_from')!r}") from None
+
     # Offences over the window and a lead before it; the cases received in the window are kept.
     first, last = start - LEAD_DAYS, end
     years = (last - first + 1) / 365.25
-    expected = float(spec["cases_per_1000_persons_per_year"]) * persons / 1000 * years
-    n = int(rng.poisson(expected))
+    n = int(rng.poisson(rate * persons / 1000 * years))
     offence_day = rng.integers(first, last + 1, n)
-    receipt = offence_day + _lognormal_days(rng, spec["offence_to_receipt_median_days"], spec["days_sigma"], n)
+    receipt = offence_day + _lognormal_days(rng, to_receipt, sigma, n)
     keep = (receipt >= start) & (receipt <= end)
     n = int(keep.sum())
     offence_day, receipt = offence_day[keep], receipt[keep]
@@ -110,10 +141,8 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     offence_day, receipt = offence_day[order], receipt[order]
 
     which = rng.choice(len(codes), size=n, p=code_p)
-    male_share = np.array([float(spec["male_share"][c]) for c in codes])
     sex = np.where(rng.random(n) < male_share[which], "M", "F")
-    age = spec["age"]
-    age_years = age["min"] + rng.gamma(age["gamma_shape"], age["gamma_scale"], n)
+    age_years = age_min + rng.gamma(age_shape, age_scale, n)
     dob = offence_day - np.round(age_years * 365.25).astype(np.int64)
 
     pop = w["population"]
@@ -129,10 +158,9 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     mags = np.flatnonzero(courts["court_type"] == "magistrates")
     court = mags[rng.integers(0, len(mags), n)]
 
-    sjp_from = ref.day_number(str(spec["single_justice_from"]))
-    single = (receipt >= sjp_from) & (rng.random(n) < float(spec["single_justice_share"]))
+    single = (receipt >= sjp_from) & (rng.random(n) < single_share)
     outcome = rng.choice(len(outcomes), size=n, p=outcome_p)
-    completion = receipt + _lognormal_days(rng, spec["receipt_to_completion_median_days"], spec["days_sigma"], n)
+    completion = receipt + _lognormal_days(rng, to_completion, sigma, n)
     completed = completion <= end
     completion = np.where(completed, completion, NONE)
     convicted = completed & np.isin(np.array(outcomes, dtype=object)[outcome], CONVICTED)
@@ -143,6 +171,7 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
         return pool[np.where(mask, codes_, len(values)) if mask is not None else codes_]
 
     group = off.group[idx][which]
+    groups = sorted(set(off.group[idx].tolist()))
     person_id = _ids(b"PS", n)
     return {
         "case_id": _ids(b"SC", n),
@@ -159,8 +188,7 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
         "postcode": postcode,
         "twin_of": np.where(twin_of >= 0, person_id[np.maximum(twin_of, 0)], b""),
         "offence_code": labels(codes, which),
-        "offence_group": labels(sorted(set(off.group[idx].tolist())),
-                                np.searchsorted(sorted(set(off.group[idx].tolist())), group)),
+        "offence_group": labels(groups, np.searchsorted(groups, group)),
         "case_type": labels(["summary_motoring", "summary_non_motoring"],
                             np.where(group == "12 Summary motoring", 0, 1)),
         "offence_date": offence_day,
@@ -185,10 +213,11 @@ def _twins(rng: np.random.Generator, share: float, sex: np.ndarray, eth: np.ndar
     k = int(rng.binomial(n // 2, min(1.0, share))) if n >= 2 else 0
     if not k:
         return twin_of
-    people = rng.permutation(n)[: 2 * k]
-    first, second = people[:k], people[k:]
+    paired = rng.permutation(n)[: 2 * k]
+    first, second = paired[:k], paired[k:]
     ok = offence_day[second] - dob[first] >= 18 * 365.25
     first, second = first[ok], second[ok]
+    twin_of[second] = first
     same_sex = rng.random(len(first)) < 0.66
     sex[second] = np.where(same_sex, sex[first], sex[second])
     for col in (surname, postcode, dob, eth):
@@ -197,17 +226,10 @@ def _twins(rng: np.random.Generator, share: float, sex: np.ndarray, eth: np.ndar
         for s_ in ("M", "F"):
             sel = second[(eth[second] == e) & (sex[second] == s_)]
             draws = pools[(name, s_)].sample(rng, len(sel))
-            clash = draws == forename[twin_of_first(first, second, sel)]
+            clash = draws == forename[twin_of[sel]]
             draws[clash] = pools[(name, s_)].sample(rng, int(clash.sum()))
             forename[sel] = draws
-    twin_of[second] = first
     return twin_of
-
-
-def twin_of_first(first: np.ndarray, second: np.ndarray, sel: np.ndarray) -> np.ndarray:
-    """The first twin of each of `sel` (a subset of `second`)."""
-    order = np.argsort(second)
-    return first[order][np.searchsorted(second[order], sel)]
 
 
 # ---- truth rows ---------------------------------------------------------------------------------
@@ -263,8 +285,8 @@ def truth_rows(c: Columns, lo: int, hi: int) -> dict[str, Columns]:
                  "previous_offences": np.zeros(len(d), np.int64)}
     # The first listing; a case completed after it has the decision's hearing on that day.
     later = done & (c["completion_date"] > c["receipt_date"])
-    first_plea = np.array([_FIRST_LISTING.get(o, "no_plea") if o is not None else "no_plea"
-                           for o in outcome.tolist()] + [None], dtype=object)[:-1]
+    first_plea = np.array([_FIRST_LISTING.get(o, "no_plea") for o in outcome.tolist()] + [None],
+                          dtype=object)[:-1]
     decided = np.where(np.isin(outcome, ["convicted_at_trial", "acquitted"]), "trial",
                        np.where(outcome == "withdrawn", "mention", "sentence")).astype(object)
     decided_out = np.where(decided == "trial", "effective",

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from justice.sim import mess
+from justice.sim import mess, one_offs
 from justice.sim import reference as ref
 from justice.sim.arrays import composite, group_starts, sorted_unique
 from justice.sim.courts import NONE
@@ -129,12 +129,16 @@ def dob_days(dob: np.ndarray) -> np.ndarray:
 
 def scrambled_numbers(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
     """``n`` distinct numbers in [low, high) that look random: a bijection of 0..n-1."""
+    return scrambled(np.arange(n, dtype=np.int64), int(rng.integers(0, high - low)), low, high)
+
+
+def scrambled(positions: np.ndarray, offset: int, low: int, high: int) -> np.ndarray:
+    """The numbers in [low, high) of `positions` under one scrambling (`offset`, drawn once):
+    distinct positions below ``high - low`` give distinct numbers."""
     span = high - low
-    if n > span:
-        raise ValueError(f"cannot make {n} distinct numbers in a span of {span}")
-    offset = int(rng.integers(0, span))
-    i = np.arange(n, dtype=np.int64)
-    return (i * _ID_MULT + offset) % span + low
+    if len(positions) and int(np.max(positions)) >= span:
+        raise ValueError(f"cannot make {int(np.max(positions)) + 1} distinct numbers in a span of {span}")
+    return (np.asarray(positions, np.int64) * _ID_MULT + offset) % span + low
 
 
 
@@ -461,19 +465,13 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
 
 def _def_ids(positions: np.ndarray, offset: int) -> np.ndarray:
     """``D`` and nine digits for records at `positions` (distinct positions, distinct ids)."""
-    span = DEF_ID_HIGH - DEF_ID_LOW
-    if len(positions) and int(positions.max()) >= span:
-        raise ValueError(f"cannot make {int(positions.max()) + 1} distinct defendant ids in a span of {span}")
-    numbers = (np.asarray(positions, np.int64) * _ID_MULT + offset) % span + DEF_ID_LOW
-    return np.char.add("D", numbers.astype(str)).astype(object)
+    return np.char.add("D", scrambled(positions, offset, DEF_ID_LOW, DEF_ID_HIGH).astype(str)).astype(object)
 
 
 def _one_off_world(tables: dict, one_off: dict, lo: int, hi: int) -> dict:
     """The one-off summary cases lo..hi-1 as the truth tables `_write_cases` reads: their
     people (identity only: no identifiers, no person-level traits, so per-record mess only),
     cases, offences and hearings, and the courts."""
-    from justice.sim import one_offs
-
     rows = one_offs.truth_rows(one_off, lo, hi)
     persons = dict(rows["persons"])
     k = len(persons["person_id"])
@@ -481,8 +479,7 @@ def _one_off_world(tables: dict, one_off: dict, lo: int, hi: int) -> dict:
         persons[col] = np.full(k, None, dtype=object)
     cases = dict(rows["court_cases"])
     cases["related_case_id"] = np.full(len(cases["case_id"]), None, dtype=object)
-    offences = rows["offences"]
-    return {"persons": persons, "court_cases": cases, "offences": offences,
+    return {"persons": persons, "court_cases": cases, "offences": rows["offences"],
             "hearings": rows["hearings"], "disposals": rows["disposals"], "courts": tables["courts"]}
 
 
