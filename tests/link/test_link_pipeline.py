@@ -56,7 +56,10 @@ def test_accuracy_against_truth(linked_home):
     assert q["pairwise"]["precision"] >= 0.98, q["pairwise"]
     assert q["pairwise_without_borrowed_identities"]["precision"] >= 0.99, q
     assert q["clusters"]["bcubed_f1"] >= 0.95, q["clusters"]
-    for row in q["by_system_pair"]:
+    # Within each pair of systems, the linker's own precision: records given under a borrowed
+    # identity are left out, as for the figure above (in a pair of systems with ~90 true pairs,
+    # two borrowed-identity records put with their lender are already 2 points of precision).
+    for row in q["by_system_pair_without_borrowed_identities"]:
         if row["true_pairs"] >= 50:
             assert row["precision"] >= 0.97, row
     # The false pairs by cause, measured on this world (seed 11, adults entering at 18 + Gamma(1.4,

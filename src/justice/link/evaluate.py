@@ -56,20 +56,22 @@ def pairwise(con: duckdb.DuckDBPyConnection, where: str = "true") -> dict[str, f
             "true_pairs": true, "predicted_pairs": pred, "correct_pairs": tp}
 
 
-def by_system_pair(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """Pairwise precision, recall and F1 for each pair of systems (a <= b)."""
-    rows = con.execute("""
-        with cell as (select pred, truth, system, count(*)::hugeint as n from _eval group by all),
+def by_system_pair(con: duckdb.DuckDBPyConnection, where: str = "true") -> list[dict]:
+    """Pairwise precision, recall and F1 for each pair of systems (a <= b), over `_eval` rows
+    matching `where`."""
+    rows = con.execute(f"""
+        with e as (select * from _eval where {where}),
+        cell as (select pred, truth, system, count(*)::hugeint as n from e group by all),
         -- pairs within one (pred, truth) cell split by the two records' systems
         cp as (select a.system as s1, b.system as s2,
                       sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
                from cell a join cell b on a.pred = b.pred and a.truth = b.truth and a.system <= b.system
                group by all),
-        pc as (select pred, system, count(*)::hugeint as n from _eval group by all),
+        pc as (select pred, system, count(*)::hugeint as n from e group by all),
         pp as (select a.system as s1, b.system as s2,
                       sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
                from pc a join pc b on a.pred = b.pred and a.system <= b.system group by all),
-        tc as (select truth, system, count(*)::hugeint as n from _eval group by all),
+        tc as (select truth, system, count(*)::hugeint as n from e group by all),
         tp as (select a.system as s1, b.system as s2,
                       sum(case when a.system = b.system then a.n * (a.n - 1) / 2 else a.n * b.n end) as k
                from tc a join tc b on a.truth = b.truth and a.system <= b.system group by all)
@@ -292,9 +294,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path, links: str = "link
                         "using (system, record_id)").fetchall()[0][0]
     # Records under a borrowed identity carry another real person's name and date of birth: by
     # every field a linker reads they are that person (docs/linkage.md, "What the goals count").
-    own = pairwise(con, "coalesce(mess, '') not like '%borrowed_identity%'")
-    return {"pairwise": pairwise(con), "pairwise_without_borrowed_identities": own,
+    not_borrowed = "coalesce(mess, '') not like '%borrowed_identity%'"
+    return {"pairwise": pairwise(con), "pairwise_without_borrowed_identities": pairwise(con, not_borrowed),
             "clusters": cluster_metrics(con), "by_system_pair": by_system_pair(con),
+            "by_system_pair_without_borrowed_identities": by_system_pair(con, not_borrowed),
             "people": person_counts(con), "false_pairs": false_pairs_by_cause(con, truth_dir),
             "missed_pairs": missed_pairs_by_mess(con), "recall_ceiling": recall_ceiling(con),
             "records": con.execute("select count(*) from _eval").fetchall()[0][0],

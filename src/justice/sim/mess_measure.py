@@ -30,8 +30,11 @@ from justice.errors import ConfigError
 from justice.sim import mess
 from justice.sim.legacy.identity import NFA_FORMS
 
-# A measured rate passes when within this share of its target, or within Z binomial standard
-# errors of it when the eligible records are few.
+# A measured rate passes when within this share of its target, or within Z standard errors of it
+# when the eligible records are few. Records are not independent draws: a person's mess is
+# correlated across their records (people with chaotic lives are messy in all of them), so the
+# standard error of a share of records is the larger of the binomial one and the person-clustered
+# one (the linearised variance of a ratio over clusters, at the target rate).
 RELATIVE_TOLERANCE = 0.25
 Z = 3.0
 
@@ -45,12 +48,13 @@ class MessFigure:
     target: float
     eligible: int
     among: str
+    clustered_se: float = 0.0  # the person-clustered standard error (0: people, not records)
 
     @property
     def tolerance(self) -> float:
         """Allowed distance from the target: relative, or sampling noise when that is larger."""
         se = math.sqrt(max(self.target * (1 - self.target), 1e-9) / max(self.eligible, 1))
-        return max(RELATIVE_TOLERANCE * self.target, Z * se)
+        return max(RELATIVE_TOLERANCE * self.target, Z * max(se, self.clustered_se))
 
     @property
     def ok(self) -> bool:
@@ -91,6 +95,24 @@ def _upper(s: pd.Series) -> pd.Series:
     return s.fillna("").astype(str).str.strip().str.upper()
 
 
+def _mac_key(s: str) -> str:
+    """A surname with spaces and apostrophes dropped and a leading MAC written MC."""
+    s = s.replace(" ", "").replace("'", "")
+    return "MC" + s[3:] if s.startswith("MAC") else s
+
+
+def _within_one_edit(a: str, b: str) -> bool:
+    """True when a and b are equal or one insertion, deletion or substitution apart."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
 def _one_digit_apart(a: str, b: str) -> bool:
     if len(a) != len(b) or a == b:
         return False
@@ -126,10 +148,15 @@ def measure(home: Path, level: str | None = None) -> list[MessFigure]:
     own = df[~deceit].copy()
     out: list[MessFigure] = []
 
-    def add(kind: str, hit: pd.Series, eligible: pd.Series, target: float, among: str) -> None:
+    def add(kind: str, hit: pd.Series, eligible: pd.Series, target: float, among: str,
+            records: bool = True) -> None:
+        """A share of `eligible` rows; of records (rows of `df`, clustered by person) unless
+        `records` is false (rows are people)."""
         n = int(eligible.sum())
         if n:
-            out.append(MessFigure(kind, float((hit & eligible).sum()) / n, target, n, among))
+            hits = (hit & eligible)[eligible]
+            se = clustered_se(hits, df["person_id"].loc[hits.index], target) if records else 0.0
+            out.append(MessFigure(kind, float(hits.sum()) / n, target, n, among, se))
 
     # ---- dates of birth ---------------------------------------------------------------------
     dob, true_dob = pd.to_datetime(own["dob"]), pd.to_datetime(own["t_dob"])
@@ -174,8 +201,15 @@ def measure(home: Path, level: str | None = None) -> list[MessFigure]:
     sur, true_sur = _upper(own["surname"]), _upper(own["t_surname"])
     compound = true_sur.str.contains(r"[- ]", regex=True)
     parts = true_sur.str.replace("-", " ").str.split(" ")
-    partial = pd.Series([s in p or s == "".join(p) or (s != t and s == " ".join(p))
-                         for s, p, t in zip(sur, parts, true_sur, strict=True)],
+    # A part recorded alone or the parts run together, also when a later kind re-keyed one letter
+    # of it or wrote its Mc as Mac (those records are still recorded in part).
+    def _in_part(s: str, p: list[str], t: str) -> bool:
+        if s == t:
+            return False
+        key = _mac_key(s)
+        return any(_within_one_edit(key, _mac_key(c)) for c in [*p, "".join(p)]) or s == " ".join(p)
+
+    partial = pd.Series([_in_part(s, p, t) for s, p, t in zip(sur, parts, true_sur, strict=True)],
                         index=own.index)
     add("surname_partial", partial & (sur != true_sur), compound, rates["surname_partial"],
         "records of people with a double-barrelled or hyphenated surname")
@@ -225,7 +259,7 @@ def measure(home: Path, level: str | None = None) -> list[MessFigure]:
     with_alias = prison.loc[prison["mess"].fillna("").str.contains("alias"), "person_id"].unique()
     add("alias_person", pd.Series(np.isin(prison_people, with_alias)),
         pd.Series(True, index=range(len(prison_people))), 1 - math.exp(-rates["alias_count"]),
-        "people with a prison record who have an alias row or a record under an alias")
+        "people with a prison record who have an alias row or a record under an alias", records=False)
     dob_all = pd.to_datetime(df["dob"])
     t_all = persons.set_index("person_id")
     borrowed = df["x_borrows_identity_of"].notna()
@@ -237,8 +271,16 @@ def measure(home: Path, level: str | None = None) -> list[MessFigure]:
         "records of people who borrow an identity (share given under it)")
     twin = persons["twin_of"].notna() | persons["person_id"].isin(persons["twin_of"])
     add("twins", twin, pd.Series(True, index=persons.index), 0.032,
-        "people (truth): a twin whose twin is also in the world (ONS ~3.2%)")
+        "people (truth): a twin whose twin is also in the world (ONS ~3.2%)", records=False)
     return out
+
+
+def clustered_se(hits: pd.Series, people: pd.Series, target: float) -> float:
+    """Standard error of the share of `hits` (one row a record) at the `target` rate, with the
+    records clustered by person: sqrt(sum over people of (hits - target * records)^2) / records."""
+    per = pd.DataFrame({"h": hits.astype(float).to_numpy(), "p": people.to_numpy()}).groupby("p")["h"]
+    resid = per.sum() - target * per.count()
+    return float(math.sqrt(float((resid ** 2).sum())) / len(hits)) if len(hits) else 0.0
 
 
 def write(home: Path, figures: list[MessFigure]) -> Path:
