@@ -169,6 +169,23 @@ def test_people_dealt_with_counts_magistrates_receipts_and_cautions_once_per_epi
     assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(3 / 2)
 
 
+def test_one_off_out_of_court_disposals_count_among_people_dealt_with_and_out_of_court_disposals():
+    t = _two_prisoners_all_year()
+    t["court_cases"] = _arrays(episode_id=[1], court_type=["magistrates"], receipt_date=[END - 10])
+    t["disposals"] = _arrays(episode_id=[2, 3], disposal_type=["caution", "fine"], disposal_date=[END - 3, END - 2])
+    # Two one-off disposals in the last year, one before it (sim/out_of_court.py).
+    t["out_of_court_disposals"] = _arrays(disposal_date=[END - 5, END - 300, END - 400])
+    w = calibration.World(t, START, END)
+    # One prosecution, one caution and two one-off disposals in the year, over two prisoners.
+    assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(4 / 2)
+    assert calibration.out_of_court_disposals_per_prisoner(w) == pytest.approx(3 / 2)
+    # A world without the table counts the careers' cautions alone.
+    del t["out_of_court_disposals"]
+    w = calibration.World(t, START, END)
+    assert calibration.out_of_court_disposals_per_prisoner(w) == pytest.approx(1 / 2)
+    assert calibration.people_dealt_with_per_prisoner(w) == pytest.approx(2 / 2)
+
+
 def _one_off_cases(receipt, completion, outcome, disposal) -> dict[str, np.ndarray]:
     """One-off summary cases (sim/one_offs.py) with the columns the measures read."""
     outcome = np.array(outcome, dtype=object)

@@ -13,6 +13,7 @@ EXPECTED_TABLES = {
     "persons", "court_cases", "hearings", "offences", "disposals", "custody_spells", "prison_locations",
     "alerts", "assessments", "non_associations", "incidents", "incident_parties", "adjudications",
     "supervision", "interventions", "courts", "establishments", "records", "one_off_cases",
+    "out_of_court_disposals",
 }
 
 
@@ -39,7 +40,7 @@ def test_every_record_belongs_to_a_person(small_world):
     t = small_world.tables
     ids = set(t["persons"]["person_id"])
     for name, cols in t.items():
-        if "person_id" in cols and name != "one_off_cases":
+        if "person_id" in cols and name not in ("one_off_cases", "out_of_court_disposals"):
             assert set(cols["person_id"]) <= ids, name
     assert len(ids) == 3_000
     # The one-off summary defendants have no other record: none is one of the careers' people.
@@ -216,6 +217,48 @@ def test_offence_mix_is_half_way_at_half_risk_and_steepness_spares_prolific_offe
     assert _non_recordable_share(0.6, gentle) == pytest.approx(_non_recordable_share(0.6, steep), abs=0.01)
     assert _non_recordable_share(2.0, steep) < 0.75 * _non_recordable_share(2.0, gentle)
     assert _non_recordable_share(0.2, steep) > _non_recordable_share(0.2, gentle) > 0.7
+
+
+def test_an_episode_is_as_serious_and_as_indictable_as_its_principal_offence():
+    # The court journey (sending, the Crown Court case type) is decided from the principal, so no
+    # extra offence may be more severe than it, or indictable-only beside an either-way one (a
+    # case with an indictable-only offence is sent as such: Crime and Disorder Act 1998 s.51).
+    from justice.sim import courts
+    from justice.sim import reference as ref
+    from justice.sim.arrays import KeyedRandom
+
+    off = ref.offences()
+    n = 60_000
+    episode, codes = courts.choose_offences(KeyedRandom(np.arange(n, dtype=np.uint64)), np.full(n, 3.0), ref.world())
+    starts = np.r_[0, np.flatnonzero(np.diff(episode)) + 1]
+    principal = np.repeat(codes[starts], np.diff(np.r_[starts, len(codes)]))
+    assert (off.severity[codes] <= off.severity[principal]).all()
+    indictable_only = off.mode_of_trial == "indictable_only"
+    assert not (indictable_only[codes] & ~indictable_only[principal]).any()
+    # Extras of other modes remain: an either-way principal keeps its summary and either-way extras.
+    assert (len(codes) > n) and (off.mode_of_trial[codes] != off.mode_of_trial[principal]).any()
+
+
+def test_the_principal_offence_carries_the_sentence(small_world):
+    # The case's sentence is passed on one proven offence, the principal (or, when the principal
+    # was not proven, the most serious proven one); only other offences take "no separate
+    # penalty". A spree's extra offence may be dated before the principal, or be the one proven.
+    t = small_world.tables
+    o, c, d = t["offences"], t["court_cases"], t["disposals"]
+    careers = np.char.startswith(c["case_id"].astype(str), "MC")
+    principal = dict(zip(c["episode_id"][careers].tolist(), c["principal_offence_code"][careers].tolist()))
+    sentence = dict(zip(d["episode_id"].tolist(), d["disposal_type"].tolist()))
+    carried: dict[int, list] = {}
+    for ep, code, proven, disp in zip(o["episode_id"].tolist(), o["offence_code"].tolist(),
+                                      o["proven"].tolist(), o["disposal"].tolist()):
+        if proven and sentence.get(ep) not in (None, "caution"):
+            carried.setdefault(ep, []).append((code == principal.get(ep), disp))
+    assert len(carried) > 1_000
+    for ep, rows in carried.items():
+        assert sum(disp == sentence[ep] for _, disp in rows) >= 1, (ep, rows, sentence[ep])
+        # The principal offence, when proven, is the one that carries it.
+        assert all(disp == sentence[ep] for is_principal, disp in rows[:1] if is_principal), (ep, rows)
+    assert (o["disposal"] == "no_separate_penalty").any()
 
 
 def test_more_prisons_than_court_towns_get_names_of_their_own():

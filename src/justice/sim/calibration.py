@@ -448,7 +448,9 @@ def people_dealt_with_per_prisoner(w: World) -> float:
 
     Each episode brought to the magistrates' court (first listing) or cautioned in the last
     year counts once, as the CJS statistics count each proceeding, and each one-off summary
-    case received in it; over the average prison population of the same year.
+    case received in it and one-off out-of-court disposal issued in it (the published count is
+    the defendants proceeded against and the out-of-court disposals); over the average prison
+    population of the same year.
     """
     t = w.t
     c = t["court_cases"]
@@ -457,7 +459,27 @@ def people_dealt_with_per_prisoner(w: World) -> float:
     cautioned = d["episode_id"][(d["disposal_type"] == "caution") & _last_year(d["disposal_date"], w.end)]
     n = len(np.unique(np.concatenate([prosecuted, cautioned])))
     n += int(np.count_nonzero(_last_year(_one_offs(w)["receipt_date"], w.end)))
+    n += int(np.count_nonzero(_last_year(_out_of_court(w)["disposal_date"], w.end)))
     population = _average_prison_population(t, w.end)
+    return n / population if population else float("nan")
+
+
+def _out_of_court(w: World) -> dict[str, np.ndarray]:
+    """The one-off out-of-court disposals (sim/out_of_court.py); none in a world made without them."""
+    return w.t.get("out_of_court_disposals", {"disposal_date": np.empty(0, dtype=np.int64)})
+
+
+@measure
+def out_of_court_disposals_per_prisoner(w: World) -> float:
+    """Out-of-court disposals issued in the last year per prisoner (average population).
+
+    The careers' cautions and the one-off community resolutions, cannabis warnings and penalty
+    notices for disorder, as the CJS statistics count out-of-court disposals.
+    """
+    d = w.t["disposals"]
+    n = int(np.count_nonzero((d["disposal_type"] == "caution") & _last_year(d["disposal_date"], w.end)))
+    n += int(np.count_nonzero(_last_year(_out_of_court(w)["disposal_date"], w.end)))
+    population = _average_prison_population(w.t, w.end)
     return n / population if population else float("nan")
 
 

@@ -64,8 +64,15 @@ def choose_offences(rng: KeyedRandom, risk: np.ndarray, w: dict) -> tuple[np.nda
     pick_same = members[offset[g] + np.floor(u_same * size[g]).astype(np.int64)]
     extra_code = redraw.copy()
     extra_code[same_group] = pick_same
-    # Keep the principal the most severe: swap if an extra turned out more severe.
-    extra_code = np.where(off.severity[extra_code] > off.severity[first[ep_of_extra]], first[ep_of_extra], extra_code)
+    # Keep the principal the most severe: swap if an extra turned out more severe. And keep an
+    # episode's mode of trial its principal's: a case holding an indictable-only offence is sent
+    # to the Crown Court as an indictable-only case (Crime and Disorder Act 1998 s.51), which the
+    # court journey decides from the principal alone, so an extra indictable-only offence beside an
+    # either-way or summary principal is the principal's offence again.
+    principal = first[ep_of_extra]
+    demote = (off.severity[extra_code] > off.severity[principal]) | (
+        (off.mode_of_trial[extra_code] == "indictable_only") & (off.mode_of_trial[principal] != "indictable_only"))
+    extra_code = np.where(demote, principal, extra_code)
     episode = np.concatenate([np.arange(n), ep_of_extra])
     code = np.concatenate([first, extra_code])
     order = np.argsort(episode, kind="stable")

@@ -47,17 +47,22 @@ PROCEDURES = ("single_justice", "open_court")
 LEAD_DAYS = 730
 
 
-def _shares(spec: dict, what: str) -> tuple[list, np.ndarray]:
+def world_shares(spec: dict, what: str, where: str = "one_off_summary") -> tuple[list, np.ndarray]:
     """Keys and probabilities of a `{key: weight}` mapping from world.yaml (weights sum to 1)."""
+    name = f"world file: {where}.{what} must be non-negative shares summing to 1, got {spec!r}"
+    if not isinstance(spec, dict) or not spec:
+        raise SimulationError(name)
     keys = list(spec)
-    p = np.array([float(spec[k]) for k in keys])
-    if not keys or (p < 0).any() or abs(p.sum() - 1) > 1e-6:
-        raise SimulationError(f"world file: one_off_summary.{what} must be non-negative shares summing to 1, "
-                              f"got {spec}")
+    try:
+        p = np.array([float(spec[k]) for k in keys])
+    except (TypeError, ValueError):
+        raise SimulationError(name) from None
+    if (p < 0).any() or abs(p.sum() - 1) > 1e-6:
+        raise SimulationError(name)
     return keys, p / p.sum()
 
 
-def _number(spec: dict, key: str, low: float, high: float = float("inf"), where: str = "one_off_summary") -> float:
+def world_number(spec: dict, key: str, low: float, high: float = float("inf"), where: str = "one_off_summary") -> float:
     """`<where>.<key>` of the world file as a number in [low, high], or a clear error naming it."""
     name = f"world file: {where}.{key}"
     try:
@@ -71,7 +76,7 @@ def _number(spec: dict, key: str, low: float, high: float = float("inf"), where:
     return value
 
 
-def _ids(prefix: bytes, n: int) -> np.ndarray:
+def byte_ids(prefix: bytes, n: int) -> np.ndarray:
     """``prefix`` and an eight-digit number, 1..n, as fixed-width bytes (9-10 bytes a row, not a
     50-byte string object: a million-person world holds three million of each)."""
     if n == 0:
@@ -79,7 +84,7 @@ def _ids(prefix: bytes, n: int) -> np.ndarray:
     return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype("S8"), 8))
 
 
-def _lognormal_days(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+def lognormal_days(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
     return np.maximum(1, np.round(median * np.exp(sigma * rng.standard_normal(n)))).astype(np.int64)
 
 
@@ -92,9 +97,9 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     from the careers' pools (`people.name_pools`) and addresses from the world's postcodes.
     """
     spec = w["one_off_summary"]
-    codes, code_p = _shares(spec["offences"], "offences")
-    outcomes, outcome_p = _shares(spec["outcomes"], "outcomes")
-    disposals, disposal_p = _shares(spec["disposals"], "disposals")
+    codes, code_p = world_shares(spec["offences"], "offences")
+    outcomes, outcome_p = world_shares(spec["outcomes"], "outcomes")
+    disposals, disposal_p = world_shares(spec["disposals"], "disposals")
     if set(outcomes) - set(OUTCOMES):
         raise SimulationError(f"world file: one_off_summary.outcomes: unknown {sorted(set(outcomes) - set(OUTCOMES))}")
     if set(disposals) - {"fine", "discharge"}:
@@ -113,15 +118,15 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     male = spec.get("male_share") or {}
     if set(codes) - set(male):
         raise SimulationError(f"world file: one_off_summary.male_share has no share for {sorted(set(codes) - set(male))}")
-    male_share = np.array([_number(male, c, 0.0, 1.0, "one_off_summary.male_share") for c in codes])
+    male_share = np.array([world_number(male, c, 0.0, 1.0, "one_off_summary.male_share") for c in codes])
     age = spec.get("age") or {}
-    age_min, age_shape, age_scale = (_number(age, k, low, where="one_off_summary.age")
+    age_min, age_shape, age_scale = (world_number(age, k, low, where="one_off_summary.age")
                                      for k, low in (("min", 18.0), ("gamma_shape", 1e-9), ("gamma_scale", 1e-9)))
-    rate = _number(spec, "cases_per_1000_persons_per_year", 0.0)
-    to_receipt, to_completion = (_number(spec, "offence_to_receipt_median_days", 1.0),
-                                 _number(spec, "receipt_to_completion_median_days", 1.0))
-    sigma = _number(spec, "days_sigma", 0.0)
-    single_share = _number(spec, "single_justice_share", 0.0, 1.0)
+    rate = world_number(spec, "cases_per_1000_persons_per_year", 0.0)
+    to_receipt, to_completion = (world_number(spec, "offence_to_receipt_median_days", 1.0),
+                                 world_number(spec, "receipt_to_completion_median_days", 1.0))
+    sigma = world_number(spec, "days_sigma", 0.0)
+    single_share = world_number(spec, "single_justice_share", 0.0, 1.0)
     try:
         sjp_from = ref.day_number(str(spec["single_justice_from"]))
     except (KeyError, ValueError):
@@ -133,7 +138,7 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
     years = (last - first + 1) / 365.25
     n = int(rng.poisson(rate * persons / 1000 * years))
     offence_day = rng.integers(first, last + 1, n)
-    receipt = offence_day + _lognormal_days(rng, to_receipt, sigma, n)
+    receipt = offence_day + lognormal_days(rng, to_receipt, sigma, n)
     keep = (receipt >= start) & (receipt <= end)
     n = int(keep.sum())
     offence_day, receipt = offence_day[keep], receipt[keep]
@@ -160,7 +165,7 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
 
     single = (receipt >= sjp_from) & (rng.random(n) < single_share)
     outcome = rng.choice(len(outcomes), size=n, p=outcome_p)
-    completion = receipt + _lognormal_days(rng, to_completion, sigma, n)
+    completion = receipt + lognormal_days(rng, to_completion, sigma, n)
     completed = completion <= end
     completion = np.where(completed, completion, NONE)
     convicted = completed & np.isin(np.array(outcomes, dtype=object)[outcome], CONVICTED)
@@ -172,9 +177,9 @@ def simulate(rng: np.random.Generator, w: dict, persons: int, courts: Columns,
 
     group = off.group[idx][which]
     groups = sorted(set(off.group[idx].tolist()))
-    person_id = _ids(b"PS", n)
+    person_id = byte_ids(b"PS", n)
     return {
-        "case_id": _ids(b"SC", n),
+        "case_id": byte_ids(b"SC", n),
         "person_id": person_id,
         "procedure": labels(list(PROCEDURES), np.where(single, 0, 1)),
         "court_code": courts["court_code"][court],
@@ -226,8 +231,12 @@ def _twins(rng: np.random.Generator, share: float, sex: np.ndarray, eth: np.ndar
         for s_ in ("M", "F"):
             sel = second[(eth[second] == e) & (sex[second] == s_)]
             draws = pools[(name, s_)].sample(rng, len(sel))
+            # A twin's forename is their own: redraw until none is the first twin's (a common
+            # name may come up twice running).
             clash = draws == forename[twin_of[sel]]
-            draws[clash] = pools[(name, s_)].sample(rng, int(clash.sum()))
+            while clash.any() and len(pools[(name, s_)].names) > 1:
+                draws[clash] = pools[(name, s_)].sample(rng, int(clash.sum()))
+                clash = draws == forename[twin_of[sel]]
             forename[sel] = draws
     return twin_of
 

@@ -148,11 +148,14 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     oe = o["episode"]
     proven_day = np.where(e["caution"][oe], e["charge_day"][oe], e["conviction_day"][oe])
     proven = o["proven"] & (proven_day != NONE)
-    first_of_ep = np.r_[True, oe[1:] != oe[:-1]]
     # The principal offence carries the case's disposal; others share it or take a lesser one.
+    # The carrier is the episode's first proven row of its principal offence code (or, when that
+    # offence was not proven, its most serious proven one), not the episode's first row: an extra
+    # offence of a spree may be dated before the principal, or be the one proven.
+    principal_row = _carrier_rows(oe, o["code"], e["principal_code"][oe], proven, off_ref.severity[o["code"]])
     disp = e["disposal"][oe].astype(object)
     # Draws keyed by offence (arrays.KeyedRandom): another person's extra offence shifts nothing.
-    lesser = ~first_of_ep & (KeyedRandom(o["draw_key"], 1).random(len(oe)) < 0.4) & np.isin(disp, ["custody", "suspended_sentence", "community_order"])
+    lesser = ~principal_row & (KeyedRandom(o["draw_key"], 1).random(len(oe)) < 0.4) & np.isin(disp, ["custody", "suspended_sentence", "community_order"])
     disp = np.where(lesser, "no_separate_penalty", disp)
     disp = np.where(proven, disp, None).astype(object)
     offences = {
@@ -176,8 +179,7 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
         # case's principal offence code); other offences in custody get concurrent standard
         # determinate terms.
         "sentence_type": np.where(proven & (disp == "custody"), np.where(
-            _principal_rows(oe, o["code"], e["principal_code"][oe]), e["sentence_type"][oe],
-            "standard_determinate"), None).astype(object),
+            principal_row, e["sentence_type"][oe], "standard_determinate"), None).astype(object),
     }
     tables["offences"] = offences
     d_idx = np.flatnonzero((e["disposal"] != None) & (e["sentence_day"] != NONE))
@@ -447,11 +449,16 @@ def build(rng: dict, params, w: dict, tables: dict, start: int, end: int) -> Non
     }
 
 
-def _principal_rows(episode: np.ndarray, code: np.ndarray, principal_code: np.ndarray) -> np.ndarray:
-    """True on one row per episode: the first (in row order) whose offence is the principal."""
-    is_principal = code == principal_code
-    rows = np.flatnonzero(is_principal)
+def _carrier_rows(episode: np.ndarray, code: np.ndarray, principal_code: np.ndarray, proven: np.ndarray,
+                  severity: np.ndarray) -> np.ndarray:
+    """True on one row per episode with a proven offence: the row that carries the case's
+    sentence. The first proven row of the principal offence code, else the most serious proven
+    row (the first of equals), rows in their order."""
+    rows = np.flatnonzero(proven)
+    order = np.lexsort((rows, -severity[rows], code[rows] != principal_code[rows], episode[rows]))
+    rows = rows[order]
     _, first = np.unique(episode[rows], return_index=True)
     out = np.zeros(len(episode), bool)
     out[rows[first]] = True
     return out
+

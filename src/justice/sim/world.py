@@ -14,7 +14,7 @@ from faker import Faker
 from justice import identifiers
 from justice.errors import SimulationError
 from justice.policy import load_release_rules
-from justice.sim import careers, one_offs
+from justice.sim import careers, one_offs, out_of_court
 from justice.sim import people as people_mod
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
@@ -112,6 +112,10 @@ def simulate(params: SimulationParams, progress: Progress = lambda _: None) -> W
     one_off_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 9_311]))
     tables["one_off_cases"] = one_offs.simulate(one_off_rng, w, params.persons, tables["courts"], start, end,
                                                 pools, postcodes)
+    progress("one-off out-of-court disposals")
+    ooc_rng = np.random.default_rng(np.random.SeedSequence([params.seed, 9_312]))
+    tables["out_of_court_disposals"] = out_of_court.simulate(ooc_rng, w, params.persons, tables["courts"],
+                                                             start, end)
     return World(params=params, tables=tables)
 
 
