@@ -257,12 +257,13 @@ def _text(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def truth_rows(c: Columns, lo: int, hi: int) -> dict[str, Columns]:
+def truth_rows(c: Columns, lo: int, hi: int, first: int = 0) -> dict[str, Columns]:
     """Rows of the careers' truth tables for the one-off cases lo..hi-1 (one person, case,
     offence and, when convicted, disposal each; a first listing and, when completed later, the
-    decision's hearing). Columns the careers have and these cases do not are absent; the writer
-    fills them with nulls."""
-    c = {k: v[lo:hi] for k, v in c.items()}
+    decision's hearing). `c` may be a slice of the cases whose row 0 is case `first` (ids are
+    numbered by the case's place among all of them). Columns the careers have and these cases do
+    not are absent; the writer fills them with nulls."""
+    c = {k: v[lo - first:hi - first] for k, v in c.items()}
     n = hi - lo
     case_id, person_id = _text(c["case_id"]), _text(c["person_id"])
     number = np.arange(lo + 1, hi + 1)
@@ -310,3 +311,41 @@ def truth_rows(c: Columns, lo: int, hi: int) -> dict[str, Columns]:
                 "outcome": np.concatenate([first_plea, decided_out[later]])[order]}
     return {"persons": persons, "court_cases": cases, "offences": offences, "hearings": hearings,
             "disposals": disposals}
+
+
+# ---- read back from truth -----------------------------------------------------------------------
+# The columns `simulate` makes that are fixed-width byte ids, and those that are day numbers.
+BYTE_IDS = ("case_id", "person_id", "twin_of")
+DAYS = ("dob", "offence_date", "charge_date", "receipt_date", "completion_date", "disposal_date")
+
+
+def read_truth(path, lo_day: int | None = None, hi_day: int | None = None) -> Columns:
+    """The one-off cases as `simulate` made them, read back from truth's `one_off_cases.parquet`
+    (all of them, or those received in [lo_day, hi_day)): byte ids, day numbers (a null is
+    NONE) and text columns whose repeated values share one string object each, as made."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [f.name for f in schema if f.name not in BYTE_IDS + DAYS]
+    filters = None
+    if lo_day is not None:
+        day = pc.field("receipt_date")
+        filters = (day >= pa.scalar(int(lo_day), pa.date32())) & (day < pa.scalar(int(hi_day), pa.date32()))
+    t = pq.read_table(path, read_dictionary=text, filters=filters)
+    out: Columns = {}
+    for name in schema.names:
+        col = t.column(name).combine_chunks()
+        if name in BYTE_IDS:
+            width = 10
+            out[name] = np.array(col.fill_null("").to_pylist(), dtype=f"S{width}")
+        elif name in DAYS:
+            days = pc.cast(col, "int32").to_numpy(zero_copy_only=False)
+            out[name] = np.where(col.is_null().to_numpy(zero_copy_only=False), NONE,
+                                 np.nan_to_num(days, nan=0)).astype(np.int64)
+        else:
+            pool = np.array(col.dictionary.to_pylist() + [None], dtype=object)
+            idx = col.indices.fill_null(len(pool) - 1).to_numpy()
+            out[name] = pool[idx]
+    return out

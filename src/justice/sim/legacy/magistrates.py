@@ -63,7 +63,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from justice.errors import SimulationError
 from justice.sim import mess, one_offs
 from justice.sim import reference as ref
 from justice.sim.arrays import composite, group_starts, sorted_unique
@@ -448,14 +450,28 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
                        start, end, append=False)
     del case, serial, rank
     one_off = tables.get("one_off_cases")
-    if one_off is None or not len(one_off["case_id"]):
+    # Held in memory, or (simulate_to, at scale) only in truth's one_off_cases.parquet, read back
+    # a year at a time so that they are not held beside the careers' extract.
+    on_disk = isinstance(one_off, Path)
+    receipts = (pq.read_table(one_off, columns=["receipt_date"]).column(0).cast(pa.int32())
+                .to_numpy().astype(np.int64) if on_disk else None if one_off is None else one_off["receipt_date"])
+    if receipts is None or not len(receipts):
         return key
     keys = [key]
-    years = year_of(one_off["receipt_date"])
+    years = year_of(receipts)
     next_serial: dict[str, int] = {}
     for year in np.unique(years).tolist():
         lo, hi = (int(x) for x in np.searchsorted(years, [year, year + 1]))  # sorted by receipt
-        sub = _one_off_world(tables, one_off, lo, hi)
+        if on_disk:
+            part, first = one_offs.read_truth(one_off, int(receipts[lo]), int(receipts[hi - 1]) + 1), lo
+            if len(part["case_id"]) != hi - lo:
+                raise SimulationError(f"{one_off}: {len(part['case_id'])} one-off cases received in {year}, "
+                                      f"{hi - lo} expected: the file is not in order of receipt, as "
+                                      "the truth writer writes it")
+        else:
+            part, first = one_off, 0
+        sub = _one_off_world(tables, part, lo, hi, first)
+        del part
         case = cases_in_receipt_order(sub, "magistrates")
         serial, rank = _serials(case["court_code"].astype(str), next_serial)
         def_id = _def_ids(n + np.arange(lo, hi), id_offset)
@@ -468,11 +484,11 @@ def _def_ids(positions: np.ndarray, offset: int) -> np.ndarray:
     return np.char.add("D", scrambled(positions, offset, DEF_ID_LOW, DEF_ID_HIGH).astype(str)).astype(object)
 
 
-def _one_off_world(tables: dict, one_off: dict, lo: int, hi: int) -> dict:
-    """The one-off summary cases lo..hi-1 as the truth tables `_write_cases` reads: their
-    people (identity only: no identifiers, no person-level traits, so per-record mess only),
-    cases, offences and hearings, and the courts."""
-    rows = one_offs.truth_rows(one_off, lo, hi)
+def _one_off_world(tables: dict, one_off: dict, lo: int, hi: int, first: int = 0) -> dict:
+    """The one-off summary cases lo..hi-1 (`one_off`'s row 0 being case `first`) as the truth
+    tables `_write_cases` reads: their people (identity only: no identifiers, no person-level
+    traits, so per-record mess only), cases, offences and hearings, and the courts."""
+    rows = one_offs.truth_rows(one_off, lo, hi, first)
     persons = dict(rows["persons"])
     k = len(persons["person_id"])
     for col in ("pnc_id", "cro_number", "prison_number", "crn"):
