@@ -9,13 +9,12 @@ import functools
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from worlds import assert_same_world_without
 
 from justice.errors import SimulationError
 from justice.sim import one_offs, people
 from justice.sim import reference as ref
 from justice.sim.courts import NONE
-from justice.sim.params import SimulationParams
 from justice.sim.world import simulate
 
 START, END = ref.day_number("2014-01-01"), ref.day_number("2025-12-31")
@@ -118,18 +117,9 @@ def test_a_world_file_asking_for_what_the_procedure_cannot_do_is_refused(changes
 
 
 def test_the_careers_world_is_the_same_with_or_without_the_one_off_cases(tmp_path):
-    params = {"persons": 1_500, "seed": 5, "start": dt.date(2014, 1, 1), "end": dt.date(2025, 12, 31)}
-    with_them = simulate(SimulationParams(**params))
-    world_file = tmp_path / "none.yaml"
-    world_file.write_text(yaml.safe_dump({"one_off_summary": {"cases_per_1000_persons_per_year": 0}}))
-    without = simulate(SimulationParams(**params, world_file=str(world_file)))
-    assert len(with_them.tables["one_off_cases"]["case_id"]) > 4_000
-    assert len(without.tables["one_off_cases"]["case_id"]) == 0
-    for name, table in with_them.tables.items():
-        if name == "one_off_cases":
-            continue
-        for col, values in table.items():
-            assert np.array_equal(values, without.tables[name][col], equal_nan=values.dtype.kind == "f"), (name, col)
+    assert_same_world_without(tmp_path, {"one_off_summary": {"cases_per_1000_persons_per_year": 0}},
+                              "one_off_cases", "case_id", 4_000)
+
 
 
 def test_written_as_text_ids_and_dates(small_truth):

@@ -3,18 +3,14 @@ the world file is checked, and that they leave the rest of the world as it was."
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from worlds import assert_same_world_without
 
 from justice.errors import SimulationError
 from justice.sim import out_of_court
 from justice.sim import reference as ref
-from justice.sim.params import SimulationParams
-from justice.sim.world import simulate
 
 START, END = ref.day_number("2014-01-01"), ref.day_number("2025-12-31")
 COURTS = {"court_code": np.array(["B01001", "B02002", "401"], dtype=object),
@@ -97,18 +93,9 @@ def test_a_world_file_without_them_is_refused_with_the_key_named():
 
 
 def test_the_rest_of_the_world_is_the_same_with_or_without_them(tmp_path):
-    params = {"persons": 1_500, "seed": 5, "start": dt.date(2014, 1, 1), "end": dt.date(2025, 12, 31)}
-    with_them = simulate(SimulationParams(**params))
-    world_file = tmp_path / "none.yaml"
-    world_file.write_text(yaml.safe_dump({out_of_court.WHERE: {"disposals_per_1000_persons_per_year": 0}}))
-    without = simulate(SimulationParams(**params, world_file=str(world_file)))
-    assert len(with_them.tables["out_of_court_disposals"]["disposal_id"]) > 500
-    assert len(without.tables["out_of_court_disposals"]["disposal_id"]) == 0
-    for name, table in with_them.tables.items():
-        if name == "out_of_court_disposals":
-            continue
-        for col, values in table.items():
-            assert np.array_equal(values, without.tables[name][col], equal_nan=values.dtype.kind == "f"), (name, col)
+    assert_same_world_without(tmp_path, {out_of_court.WHERE: {"disposals_per_1000_persons_per_year": 0}},
+                              "out_of_court_disposals", "disposal_id", 500)
+
 
 
 def test_written_to_truth_as_their_own_table(small_truth):
