@@ -121,7 +121,6 @@ def test_the_careers_world_is_the_same_with_or_without_the_one_off_cases(tmp_pat
                               "one_off_cases", "case_id", 4_000)
 
 
-
 def test_written_as_text_ids_and_dates(small_truth):
     out, world = small_truth
     t = pq.read_table(out / "truth" / "one_off_cases.parquet")

@@ -97,7 +97,6 @@ def test_the_rest_of_the_world_is_the_same_with_or_without_them(tmp_path):
                               "out_of_court_disposals", "disposal_id", 500)
 
 
-
 def test_written_to_truth_as_their_own_table(small_truth):
     out, world = small_truth
     t = pq.read_table(out / "truth" / "out_of_court_disposals.parquet")
