@@ -15,9 +15,11 @@ custody rate equals truth (0.730 on the world of the fourth calibration round). 
 points under truth on earlier worlds: the simulator passed a case's sentence on the episode's
 first offence row rather than its principal offence, so when a spree's extra offence was dated
 first (or was the one proven), the principal took "no separate penalty" and the pipeline's
-principal-offence rule read the case as "other" (fixed in sim/truth_tables.py). The Crown
-Court average custodial sentence length is 4% under truth (30.5 against 31.8 months), within
-the 5% asserted; quarterly timeliness medians agree within a day in most cells, the
+principal-offence rule read the case as "other" (fixed in sim/truth_tables.py). The average
+custodial sentence length is within 1% of truth's over determinate sentences, as published
+(30.5 against 30.7 months at the Crown Court; every matched case's length is equal). Truth's
+over every custodial sentence ran 4% above it (31.8 months): two life sentences' minimum terms,
+which the pipeline rightly leaves out, as the published figure does; quarterly timeliness medians agree within a day in most cells, the
 offence-date stages moved by the date mess that staging cannot detect.
 """
 
@@ -248,10 +250,13 @@ def test_outcomes_match_truth(con):
                 / count(*) filter (where outcome not in ('sent_to_crown', 'sentenced') and outcome not like 'appeal%')
            from c where c.court_type = d.court_type),
           count(*) filter (where disposal_type = 'custody') / count(*),
-          avg(custody_months) filter (where disposal_type = 'custody')
+          -- Determinate sentences only, as published (and as the pipeline can measure: a life
+          -- sentence has a minimum term, not a length)
+          avg(custody_months) filter (where disposal_type = 'custody'
+                                      and coalesce(sentence_type, '') not in ('life', 'ipp'))
         from d group by 1""")}
     print(f"\noutcomes (conviction rate, custody rate, ACSL months): pipeline {got}, truth {truth}")
     for ct in ("magistrates", "crown"):
         assert abs(got[ct][0] - truth[ct][0]) <= 0.015, ct
         assert abs(got[ct][1] - truth[ct][1]) <= 0.02, ct
-        assert abs(got[ct][2] - truth[ct][2]) <= 0.05 * truth[ct][2], ct
+        assert abs(got[ct][2] - truth[ct][2]) <= 0.01 * truth[ct][2], ct
