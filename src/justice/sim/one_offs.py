@@ -314,21 +314,21 @@ def truth_rows(c: Columns, lo: int, hi: int, first: int = 0) -> dict[str, Column
 
 
 # ---- read back from truth -----------------------------------------------------------------------
-# The columns `simulate` makes that are fixed-width byte ids, and those that are day numbers.
+# The text columns `simulate` makes as fixed-width byte ids (`byte_ids`: two letters, eight digits).
 BYTE_IDS = ("case_id", "person_id", "twin_of")
-DAYS = ("dob", "offence_date", "charge_date", "receipt_date", "completion_date", "disposal_date")
 
 
 def read_truth(path, lo_day: int | None = None, hi_day: int | None = None) -> Columns:
     """The one-off cases as `simulate` made them, read back from truth's `one_off_cases.parquet`
-    (all of them, or those received in [lo_day, hi_day)): byte ids, day numbers (a null is
+    (all of them, or those received in [lo_day, hi_day)): byte ids, day numbers (a null date is
     NONE) and text columns whose repeated values share one string object each, as made."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(path)
-    text = [f.name for f in schema if f.name not in BYTE_IDS + DAYS]
+    dates = {f.name for f in schema if pa.types.is_date32(f.type)}
+    text = [n for n in schema.names if n not in dates and n not in BYTE_IDS]
     filters = None
     if lo_day is not None:
         day = pc.field("receipt_date")
@@ -338,14 +338,11 @@ def read_truth(path, lo_day: int | None = None, hi_day: int | None = None) -> Co
     for name in schema.names:
         col = t.column(name).combine_chunks()
         if name in BYTE_IDS:
-            width = 10
-            out[name] = np.array(col.fill_null("").to_pylist(), dtype=f"S{width}")
-        elif name in DAYS:
-            days = pc.cast(col, "int32").to_numpy(zero_copy_only=False)
-            out[name] = np.where(col.is_null().to_numpy(zero_copy_only=False), NONE,
-                                 np.nan_to_num(days, nan=0)).astype(np.int64)
+            out[name] = np.array(col.fill_null("").to_pylist(), dtype="S10")
+        elif name in dates:
+            days = pc.cast(col, pa.int32()).fill_null(0).to_numpy().astype(np.int64)
+            out[name] = np.where(col.is_null().to_numpy(zero_copy_only=False), NONE, days)
         else:
             pool = np.array(col.dictionary.to_pylist() + [None], dtype=object)
-            idx = col.indices.fill_null(len(pool) - 1).to_numpy()
-            out[name] = pool[idx]
+            out[name] = pool[col.indices.fill_null(len(pool) - 1).to_numpy()]
     return out

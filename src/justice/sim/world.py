@@ -324,12 +324,11 @@ def simulate_to(params: SimulationParams, out: Path, progress: Progress = lambda
         # year at a time rather than holding all of them beside the careers' extract (about
         # 0.6 GB at 1,000,000 people), and the world gets them back, the same values, after.
         one_off_file = staging / "truth" / "one_off_cases.parquet"
-        held = world.tables.get("one_off_cases")
-        if held is not None and one_off_file.exists():
+        read_back = "one_off_cases" in world.tables and one_off_file.exists()
+        if read_back:
             world.tables["one_off_cases"] = one_off_file
-        del held
         emit_legacy(world.tables, params, staging, prison_db=prison_db, progress=progress)
-        if isinstance(world.tables.get("one_off_cases"), Path):
+        if read_back:
             world.tables["one_off_cases"] = one_offs.read_truth(one_off_file)
     # Legacy extracts of an earlier world would contradict this truth: replace or remove both.
     for part in ("truth", "legacy"):

@@ -453,9 +453,11 @@ def emit(tables: dict, rng: np.random.Generator, rates: dict, out: Path, params)
     # Held in memory, or (simulate_to, at scale) only in truth's one_off_cases.parquet, read back
     # a year at a time so that they are not held beside the careers' extract.
     on_disk = isinstance(one_off, Path)
-    receipts = (pq.read_table(one_off, columns=["receipt_date"]).column(0).cast(pa.int32())
-                .to_numpy().astype(np.int64) if on_disk else None if one_off is None else one_off["receipt_date"])
-    if receipts is None or not len(receipts):
+    if on_disk:
+        receipts = pq.read_table(one_off, columns=["receipt_date"]).column(0).cast(pa.int32()).to_numpy()
+    elif one_off is not None:
+        receipts = one_off["receipt_date"]
+    if one_off is None or not len(receipts):
         return key
     keys = [key]
     years = year_of(receipts)
