@@ -195,6 +195,105 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
     return labels
 
 
+def rejoin_holders(labels: np.ndarray, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
+                   ids: list[np.ndarray], keys: list[np.ndarray], reviewed_left: np.ndarray,
+                   reviewed_right: np.ndarray, min_holders: int = 2,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Move a record to the person who holds its identifier, when the names put it with someone
+    who does not: a PNC ID is taken from fingerprints, so a value one person holds on
+    `min_holders` records or more outweighs a name on one record.
+
+    `labels` are the clusters after `cluster`; `left`, `right`, `weight` its edges; `ids` the
+    per-node valid values of each `identifier_links` column (None where a node has none), `keys`
+    those of each `never_link` column; `reviewed_*` the node pairs a reviewer said are not a
+    match. A record `h` moves from its cluster G to the cluster C when:
+
+    * G has other records and `h` is the only one of them holding its value v of an identifier,
+      G holding no other value of it (a borrower's own PNC ID on a record given in the lender's
+      name and date of birth; or an alias record whose invented name another alias record
+      shares);
+    * exactly one other cluster, C, holds v, on `min_holders` records or more;
+    * nothing else ties `h` to G: no other identifier value `h` shares with G's records, and no
+      link the systems or a clerk assert (a forced edge);
+    * the move breaks no constraint in C: no `never_link` value of `h`'s that conflicts with C's
+      (a keying error apart is no conflict), no reviewer's "not a match" between `h` and C.
+
+    A record whose own PNC ID was keyed on another person's record is the cost: the names put it
+    with its person and the rule moves it away (measured in docs/linkage.md, section 9). After
+    the moves, every cluster is the connected components of the edges inside it plus one edge
+    from each moved record to a holder in C: a G that `h` alone held together falls apart, as
+    nothing else joins it. Returns the labels and the added edges: moved nodes, holder nodes and
+    the index into `ids` of the identifier each moved by."""
+    if int(min_holders) < 2:
+        # Two clusters each holding a value once would swap their holders.
+        raise ValueError(f"min_holders must be 2 or more (a value held on one record is no one's), not {min_holders}")
+    labels = np.asarray(labels, dtype=np.int64).copy()
+    n = len(labels)
+    none = (labels.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if n == 0 or not ids:
+        return none
+    size = np.bincount(labels, minlength=int(labels.max()) + 1)
+    frames = []
+    for i, col in enumerate(ids):
+        col = np.asarray(col, dtype=object)
+        has = np.flatnonzero(col != None)  # elementwise
+        if len(has):
+            frames.append(pd.DataFrame({"kind": i, "node": has, "label": labels[has], "value": col[has]}))
+    if not frames:
+        return none
+    held = pd.concat(frames, ignore_index=True)
+    held["value"] = held["value"].astype(str)
+    per_value = held.groupby(["kind", "label", "value"])["node"].transform("size")
+    per_kind = held.groupby(["kind", "label"])["value"].transform("nunique")
+    lone = held[(per_value == 1) & (per_kind == 1) & (size[held["label"].to_numpy()] >= 2)]
+    if lone.empty:
+        return none
+    # The clusters holding each value on `min_holders` records or more.
+    counts = held.groupby(["kind", "value", "label"]).agg(holders=("node", "size"), holder=("node", "min")).reset_index()
+    strong = counts[counts["holders"] >= int(min_holders)]
+    cand = lone.merge(strong.rename(columns={"label": "target"}), on=["kind", "value"])
+    cand = cand[cand["target"] != cand["label"]]
+    # Exactly one such cluster, and one target per record over all its identifiers.
+    cand = cand[cand.groupby(["kind", "node"])["target"].transform("size") == 1]
+    cand = cand[cand.groupby("node")["target"].transform("nunique") == 1].drop_duplicates("node")
+    if cand.empty:
+        return none
+    # Another identifier value the record shares with its own cluster ties it there.
+    tied = set(held.loc[per_value >= 2, "node"].tolist())
+    forced = np.isinf(weight) & (labels[left] == labels[right])
+    tied |= set(left[forced].tolist()) | set(right[forced].tolist())
+    cand = cand[~cand["node"].isin(tied)]
+    reviewed: dict[int, set[int]] = {}
+    for a, b in zip(np.asarray(reviewed_left).tolist(), np.asarray(reviewed_right).tolist()):
+        reviewed.setdefault(a, set()).add(b)
+        reviewed.setdefault(b, set()).add(a)
+    targets = set(cand["target"].tolist())
+    in_target = np.flatnonzero(np.isin(labels, np.fromiter(targets, np.int64, len(targets)))) if targets else []
+    members: dict[int, list[int]] = {}
+    for v in np.asarray(in_target).tolist():
+        members.setdefault(int(labels[v]), []).append(v)
+    key_arrays = [np.asarray(k, dtype=object) for k in keys]
+    moved, holders, kinds = [], [], []
+    for h, target, holder, kind in zip(cand["node"].tolist(), cand["target"].tolist(), cand["holder"].tolist(),
+                                       cand["kind"].tolist()):
+        group = members.get(int(target), [])
+        if reviewed.get(h, set()) & set(group):
+            continue
+        if any(k[h] is not None and _conflict({k[h]}, {k[m] for m in group} - {None}) for k in key_arrays):
+            continue
+        moved.append(h)
+        holders.append(holder)
+        kinds.append(kind)
+    if not moved:
+        return none
+    moved_a, holders_a = np.asarray(moved, np.int64), np.asarray(holders, np.int64)
+    after = labels.copy()
+    after[moved_a] = labels[holders_a]
+    inside = after[left] == after[right]
+    relabelled = components(n, np.concatenate([left[inside], moved_a]), np.concatenate([right[inside], holders_a]))
+    return relabelled, moved_a, holders_a, np.asarray(kinds, np.int64)
+
+
 def stable_ids(labels: np.ndarray, previous: np.ndarray, next_serial: int) -> tuple[np.ndarray, list[tuple[str, str, str]], int]:
     """Person id per node from cluster `labels` and each node's `previous` id (None if new).
 

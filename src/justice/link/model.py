@@ -287,7 +287,8 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "threshold_choice": choice,
         "constraints": {"never_link": list(spec.get("never_link", []) or []),
                         "hard_negatives": list(spec.get("hard_negatives", []) or []),
-                        "identifier_links": list(spec.get("identifier_links", []) or [])},
+                        "identifier_links": list(spec.get("identifier_links", []) or []),
+                        "identifier_holders": dict(spec.get("identifier_holders") or {})},
     }
     return model
 

@@ -27,6 +27,7 @@ def constraints(spec: dict) -> dict:
     return {"never_link": list(spec.get("never_link", []) or []),
             "hard_negatives": list(spec.get("hard_negatives", []) or []),
             "identifier_links": list(spec.get("identifier_links", []) or []),
+            "identifier_holders": dict(spec.get("identifier_holders") or {}),
             "histories": dict(spec.get("histories") or {})}
 
 
@@ -58,6 +59,23 @@ def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     return " union all ".join(parts) if parts else (
         "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
         "null::integer as basis, null::ubigint as value where false")
+
+
+def _identifier_values(con: duckdb.DuckDBPyConnection, uid: np.ndarray, rules: list[dict], never_link: list[dict],
+                       keys: list[np.ndarray]) -> list[np.ndarray]:
+    """Each `identifier_links` column's valid value per node (None where none), in `uid` order:
+    a `never_link` key's values where the rule is the same column and validity (they usually
+    are), else read from linkage.records."""
+    out = []
+    for rule in rules:
+        same = [i for i, r in enumerate(never_link) if r["column"] == rule["column"] and r.get("valid") == rule["valid"]]
+        if same:
+            out.append(np.asarray(keys[same[0]], dtype=object))
+            continue
+        rows = con.execute(f"select case when {rule['valid']} then {rule['column']} end from linkage.records "
+                           "order by unique_id").fetchall()
+        out.append(np.array([r[0] for r in rows], dtype=object))
+    return out
 
 
 def _supported(n: int, left: np.ndarray, right: np.ndarray, id_left: np.ndarray, id_right: np.ndarray,
@@ -267,6 +285,24 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         weight = np.concatenate([weight, extra["weight"]])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
         names.append(BASIS)
+    holders_rule = rules.get("identifier_holders") or {}
+    if holders_rule.get("enabled") and rules.get("identifier_links"):
+        # A record goes to the person who holds its identifier on several records, when only
+        # names put it elsewhere (cluster.rejoin_holders).
+        least = holders_rule.get("min_holders", 2)
+        if isinstance(least, bool) or not isinstance(least, int) or least < 2:
+            raise ConfigError(f"linkage model: identifier_holders.min_holders must be a whole number of 2 or "
+                              f"more, not {least!r} (link/model.yaml)")
+        ids = _identifier_values(con, uid, rules["identifier_links"], never_link, keys)
+        reviewed = ~cann[2].astype(bool)
+        labels, moved, holder, kind = clustering.rejoin_holders(
+            labels, left, right, weight, ids, keys, cann[0].astype(np.int64)[reviewed],
+            cann[1].astype(np.int64)[reviewed], min_holders=least)
+        codes = [len(BASES) + identifier_bases(rules["identifier_links"]).index(f"same {r['column']}")
+                 for r in rules["identifier_links"]]
+        left, right = np.concatenate([left, moved]), np.concatenate([right, holder])
+        weight = np.concatenate([weight, np.full(len(moved), float(threshold))])
+        basis = np.concatenate([basis, np.asarray(codes, np.int64)[kind] if len(kind) else np.zeros(0, np.int64)])
     # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
     # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
