@@ -1,6 +1,6 @@
 """Benchmark: where linkage loses recall and precision, by mess kind and by system pair.
 
-Run: .venv/bin/python benchmarks/link_diagnose.py HOME [HOME ...]
+Run: .venv/bin/python benchmarks/link_diagnose.py [--keys] HOME [HOME ...]
 
 HOME is a linked home with its answer key (e.g. one kept by `benchmarks/link_quality.py --keep`).
 It reads truth/records.parquet and truth/identity/record_mess.parquet to measure only; nothing
@@ -14,6 +14,11 @@ here feeds back into the pipeline. For each home it prints:
   blocked but scored below `keep_weight` (not stored), or never a candidate; and whether the two
   person ids it was split over have any scored pair between them (so a person-level second pass
   could see them) or none (only better blocking would).
+
+With `--keys`, also: for each candidate blocking key in `CANDIDATE_KEYS` (none of them a rule in
+link/model.yaml), how many of the missed pairs that no scored pair between their two person ids
+reaches it would make candidates, and how many candidate pairs it would make over the whole
+index: what a new blocking rule could buy, and at what cost.
 """
 
 from __future__ import annotations
@@ -135,12 +140,77 @@ def misses_by_stage(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
     return out
 
 
+# Blocking keys tried on the missed pairs (SQL over linkage.records, `mid1` the first middle
+# name): each a record's value; two records with the same value would be a candidate pair.
+CANDIDATE_KEYS = {
+    "surname sound + birth year": "surname_sound || '|' || birth_year",
+    "date of birth + sex + postcode district": "dob || '|' || sex || '|' || postcode_district",
+    "surname + postcode district": "surname || '|' || postcode_district",
+    "date of birth + forename initial": "dob || '|' || left(forename, 1)",
+    "date of birth + surname initial": "dob || '|' || left(surname, 1)",
+    "postcode alone": "postcode",
+    "middle names + birth year": "middle_names || '|' || birth_year",
+    "birth year, day and month either way, surname sound":
+        "birth_year || '|' || least(month(dob), day(dob)) || '|' || greatest(month(dob), day(dob)) || '|' || surname_sound",
+    "forename + surname sound": "forename || '|' || surname_sound",
+    "surname + forename sound": "surname || '|' || forename_sound",
+    "forename, first middle name and surname in any order": "list_sort([forename, mid1, surname])::varchar",
+    "surname (Mc/Mac one way) + forename initial + birth year":
+        "surname_key || '|' || left(forename, 1) || '|' || birth_year",
+    "date of birth + postcode district": "dob || '|' || postcode_district",
+    "forename + day and month of birth": "forename || '|' || strftime(dob, '%m%d')",
+    "surname + day and month of birth": "surname || '|' || strftime(dob, '%m%d')",
+}
+
+
+def unreached_by_keys(home: Path) -> str:
+    """Per candidate key: the missed pairs between person ids with no scored pair between them
+    that it would make candidates, and the candidate pairs it would make in all."""
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    con.execute(f"""
+        create temp table ev as
+        select l.person_id as pred, t.person_id as truth, r.*, split_part(r.middle_names, ' ', 1) as mid1
+        from wh.linkage.person_links l join read_parquet('{home / 'truth' / 'records.parquet'}') t
+        using (system, record_id) join wh.linkage.records r using (unique_id)
+    """)
+    con.execute("""
+        create temp table compared as
+        select distinct least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
+        from wh.linkage.pairs x join ev a on a.unique_id = x.unique_id_l join ev b on b.unique_id = x.unique_id_r
+        where a.pred <> b.pred;
+        create temp table unreached as
+        select a.unique_id as ua, b.unique_id as ub, least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
+        from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id and a.pred <> b.pred
+        anti join compared on compared.p1 = least(a.pred, b.pred) and compared.p2 = greatest(a.pred, b.pred)
+    """)
+    n, splits = con.execute("select count(*), count(distinct (p1, p2)) from unreached").fetchone()
+    records = con.execute("select count(*) from ev").fetchone()[0]
+    out = [(f"== {home}: {n:,} missed pairs between {splits:,} pairs of person ids that no scored pair "
+            f"reaches ({records:,} records)"),
+           f"{'candidate key':58} {'reaches':>8} {'of splits':>9} {'pairs it makes':>15}"]
+    for name, expr in CANDIDATE_KEYS.items():
+        con.execute(f"create or replace temp table k as select unique_id, {expr} as k from ev where ({expr}) is not null")
+        cost = con.execute("select coalesce(sum(c * (c - 1) / 2), 0) from (select count(*) as c from k group by k)").fetchone()[0]
+        hit, hit_splits = con.execute("""
+            select count(*), count(distinct (p1, p2)) from unreached u
+            join k a on a.unique_id = u.ua join k b on b.unique_id = u.ub where a.k = b.k""").fetchone()
+        out.append(f"{name:58} {hit:>8,} {hit_splits:>9,} {int(cost):>15,}")
+    con.close()
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", action="store_true", help="also try the candidate blocking keys on the missed pairs")
     parser.add_argument("homes", type=Path, nargs="+")
-    for home in parser.parse_args().homes:
+    args = parser.parse_args()
+    for home in args.homes:
         print(diagnose(home))
         print()
+        if args.keys:
+            print(unreached_by_keys(home))
+            print()
 
 
 if __name__ == "__main__":
