@@ -29,17 +29,20 @@ from pathlib import Path
 import duckdb
 
 
-def diagnose(home: Path) -> str:
-    """The two tables for one home, as text."""
+def diagnose(home: Path, keys: bool = False) -> str:
+    """The tables for one home, as text (with `keys`, the candidate keys' table too)."""
     con = duckdb.connect()
     con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
     truth = home / "truth"
+    # Each record's person in the index and in truth, its mess, and its standardised fields (for
+    # the candidate keys).
     con.execute(f"""
         create temp table ev as
         select l.unique_id, l.system, l.person_id as pred, t.person_id as truth,
-               coalesce(t.mess, '') as mess
+               coalesce(t.mess, '') as mess, r.* exclude (unique_id, system, record_id),
+               split_part(r.middle_names, ' ', 1) as mid1
         from wh.linkage.person_links l join read_parquet('{truth / 'records.parquet'}') t
-        using (system, record_id)
+        using (system, record_id) join wh.linkage.records r using (unique_id)
     """)
     con.execute("""
         create temp table tp as
@@ -92,6 +95,8 @@ def diagnose(home: Path) -> str:
         out.append(f"{s1 + '-' + s2:28} {n:>10,} {missed:>8,} {1 - missed / n if n else 1:>7.4f} {false:>7,}")
     out.append("")
     out += misses_by_stage(con, home)
+    if keys:
+        out += ["", *unreached_by_keys(con, home)]
     con.close()
     return "\n".join(out)
 
@@ -163,26 +168,14 @@ CANDIDATE_KEYS = {
 }
 
 
-def unreached_by_keys(home: Path) -> str:
+def unreached_by_keys(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
     """Per candidate key: the missed pairs between person ids with no scored pair between them
-    that it would make candidates, and the candidate pairs it would make in all."""
-    con = duckdb.connect()
-    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
-    con.execute(f"""
-        create temp table ev as
-        select l.person_id as pred, t.person_id as truth, r.*, split_part(r.middle_names, ' ', 1) as mid1
-        from wh.linkage.person_links l join read_parquet('{home / 'truth' / 'records.parquet'}') t
-        using (system, record_id) join wh.linkage.records r using (unique_id)
-    """)
+    that it would make candidates, and the candidate pairs it would make in all (needs the
+    `missed` and `person_pairs` tables of `misses_by_stage`)."""
     con.execute("""
-        create temp table compared as
-        select distinct least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
-        from wh.linkage.pairs x join ev a on a.unique_id = x.unique_id_l join ev b on b.unique_id = x.unique_id_r
-        where a.pred <> b.pred;
         create temp table unreached as
-        select a.unique_id as ua, b.unique_id as ub, least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
-        from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id and a.pred <> b.pred
-        anti join compared on compared.p1 = least(a.pred, b.pred) and compared.p2 = greatest(a.pred, b.pred)
+        select ua, ub, least(pa, pb) as p1, greatest(pa, pb) as p2 from missed
+        anti join person_pairs pp on pp.p1 = least(pa, pb) and pp.p2 = greatest(pa, pb)
     """)
     n, splits = con.execute("select count(*), count(distinct (p1, p2)) from unreached").fetchone()
     records = con.execute("select count(*) from ev").fetchone()[0]
@@ -196,8 +189,7 @@ def unreached_by_keys(home: Path) -> str:
             select count(*), count(distinct (p1, p2)) from unreached u
             join k a on a.unique_id = u.ua join k b on b.unique_id = u.ub where a.k = b.k""").fetchone()
         out.append(f"{name:58} {hit:>8,} {hit_splits:>9,} {int(cost):>15,}")
-    con.close()
-    return "\n".join(out)
+    return out
 
 
 def main() -> None:
@@ -206,11 +198,8 @@ def main() -> None:
     parser.add_argument("homes", type=Path, nargs="+")
     args = parser.parse_args()
     for home in args.homes:
-        print(diagnose(home))
+        print(diagnose(home, keys=args.keys))
         print()
-        if args.keys:
-            print(unreached_by_keys(home))
-            print()
 
 
 if __name__ == "__main__":

@@ -227,7 +227,7 @@ def rejoin_holders(labels: np.ndarray, left: np.ndarray, right: np.ndarray, weig
     if int(min_holders) < 2:
         # Two clusters each holding a value once would swap their holders.
         raise ValueError(f"min_holders must be 2 or more (a value held on one record is no one's), not {min_holders}")
-    labels = np.asarray(labels, dtype=np.int64).copy()
+    labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     none = (labels.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
     if n == 0 or not ids:

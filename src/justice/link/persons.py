@@ -41,6 +41,12 @@ def identifier_bases(rules: list[dict]) -> list[str]:
     return list(dict.fromkeys(f"same {r['column']}" for r in rules))
 
 
+def identifier_codes(rules: list[dict]) -> list[int]:
+    """Each `identifier_links` rule's basis code: len(BASES) + its place in `identifier_bases`."""
+    names = identifier_bases(rules)
+    return [len(BASES) + names.index(f"same {rule['column']}") for rule in rules]
+
+
 def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     """Pairs of records holding the same valid value of an `identifier_links` column, as edges of
     `weight` (the link threshold: the weakest edge, so in a component that breaks a constraint
@@ -49,21 +55,21 @@ def _identifier_edges_sql(rules: list[dict], weight: float) -> str:
     the 64-bit hash of the column and the shared value, so two rules on one column share values
     (two values share a hash once in ~2^64, as block keys do; hashes cost a sort of integers where
     the values as strings cost a million Python strings)."""
-    names = identifier_bases(rules)
+    codes = identifier_codes(rules)
     parts = [f"""select l.unique_id as unique_id_l, r.unique_id as unique_id_r,
-                        {float(weight)}::double as weight, {len(BASES) + names.index(f"same {rule['column']}")} as basis,
+                        {float(weight)}::double as weight, {code} as basis,
                         hash('{rule["column"]}', l.{rule["column"]}) as value
                  from linkage.records l join linkage.records r
                  on l.{rule["column"]} = r.{rule["column"]} and l.unique_id < r.unique_id
-                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule in rules]
+                 where l.{rule["valid"]} and r.{rule["valid"]}""" for rule, code in zip(rules, codes)]
     return " union all ".join(parts) if parts else (
         "select null::varchar as unique_id_l, null::varchar as unique_id_r, null::double as weight, "
         "null::integer as basis, null::ubigint as value where false")
 
 
-def _identifier_values(con: duckdb.DuckDBPyConnection, uid: np.ndarray, rules: list[dict], never_link: list[dict],
+def _identifier_values(con: duckdb.DuckDBPyConnection, rules: list[dict], never_link: list[dict],
                        keys: list[np.ndarray]) -> list[np.ndarray]:
-    """Each `identifier_links` column's valid value per node (None where none), in `uid` order:
+    """Each `identifier_links` column's valid value per node (None where none), in unique_id order:
     a `never_link` key's values where the rule is the same column and validity (they usually
     are), else read from linkage.records."""
     out = []
@@ -293,16 +299,14 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         if isinstance(least, bool) or not isinstance(least, int) or least < 2:
             raise ConfigError(f"linkage model: identifier_holders.min_holders must be a whole number of 2 or "
                               f"more, not {least!r} (link/model.yaml)")
-        ids = _identifier_values(con, uid, rules["identifier_links"], never_link, keys)
+        ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
         reviewed = ~cann[2].astype(bool)
         labels, moved, holder, kind = clustering.rejoin_holders(
             labels, left, right, weight, ids, keys, cann[0].astype(np.int64)[reviewed],
             cann[1].astype(np.int64)[reviewed], min_holders=least)
-        codes = [len(BASES) + identifier_bases(rules["identifier_links"]).index(f"same {r['column']}")
-                 for r in rules["identifier_links"]]
         left, right = np.concatenate([left, moved]), np.concatenate([right, holder])
         weight = np.concatenate([weight, np.full(len(moved), float(threshold))])
-        basis = np.concatenate([basis, np.asarray(codes, np.int64)[kind] if len(kind) else np.zeros(0, np.int64)])
+        basis = np.concatenate([basis, np.asarray(identifier_codes(rules["identifier_links"]), np.int64)[kind]])
     # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
     # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
