@@ -441,6 +441,22 @@ def test_cli_feed_prints_a_summary_and_fails_clearly(home):
     assert bad.exit_code == 2 and "--speed -1" in bad.output
 
 
+def test_a_slow_start_does_not_eat_a_real_time_runs_duration(home, monkeypatch):
+    """--duration counts wall seconds of feeding, from when the prison has been read: reading it
+    slowly (a loaded machine) must not leave a one-second run with no tick."""
+    import justice.sim.feed as feed_mod
+
+    class SlowToRead(LivePrison):
+        def __init__(self, *args, **kwargs):
+            time.sleep(1.5)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(feed_mod, "LivePrison", SlowToRead)
+    folder, url = home
+    summary = run_feed(url, folder / "truth", FeedOptions(speed=60, tick=0.3, duration=1.0))
+    assert 1 <= summary.ticks <= 4 and summary.seconds >= 1.5 + 0.3
+
+
 def test_real_time_runs_stop_after_their_duration_or_at_ctrl_c(home):
     folder, url = home
     began = time.monotonic()

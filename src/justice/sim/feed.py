@@ -343,17 +343,20 @@ def run_feed(db_url: str, truth: Path, options: FeedOptions, *, rates: dict | No
             with conn.begin():
                 live = LivePrison(conn, truth, options, rates)
             started = live.state.clock
+            # The ticks and --duration count from here, once the prison is read: on a loaded
+            # machine reading it can take longer than a short run's whole duration.
+            t_feed = time.monotonic()
             done = 0
             per_tick = options.tick * options.speed
             while not stop.is_set():
                 if options.steps is not None and done >= options.steps:
                     break
-                if options.duration is not None and time.monotonic() - t0 >= options.duration:
+                if options.duration is not None and time.monotonic() - t_feed >= options.duration:
                     break
                 if options.steps is None:
-                    wait = t0 + (done + 1) * options.tick - time.monotonic()
+                    wait = t_feed + (done + 1) * options.tick - time.monotonic()
                     if options.duration is not None:
-                        wait = min(wait, t0 + options.duration - time.monotonic())
+                        wait = min(wait, t_feed + options.duration - time.monotonic())
                     if wait > 0 and stop.wait(wait):
                         break
                 length = round((done + 1) * per_tick) - round(done * per_tick)
