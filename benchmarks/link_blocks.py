@@ -11,20 +11,7 @@ would put one executor's work on a cluster out of proportion (docs/engines.md).
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
-
-
-def key_expressions(rule: str) -> list[str] | None:
-    """The key expressions of an equi-join blocking rule (`l.a = r.a and f(l.b) = f(r.b)`), or
-    None when the rule is not a conjunction of such equalities."""
-    keys = []
-    for part in re.split(r"\s+and\s+", rule.strip(), flags=re.IGNORECASE):
-        left, sep, right = part.partition("=")
-        if not sep or left.replace("l.", "r.").strip() != right.strip():
-            return None
-        keys.append(left.strip().replace("l.", ""))
-    return keys
 
 
 def main() -> None:
@@ -35,24 +22,33 @@ def main() -> None:
 
     import duckdb
 
+    from justice.link.blocking import rule_key
     from justice.link.model import load_model_spec
 
-    rules = [(r, key_expressions(r)) for r in load_model_spec()["blocking_rules"]]
-    rules += [(f"(not used) {r}", [c.strip() for c in r.split(",")]) for r in args.rule]
+    def keyed(rule: str) -> tuple[list[str], str | None] | None:
+        rk = rule_key(rule)
+        return None if rk is None else ([e.replace("l.", "") for e in rk[0]], rk[1])
+
+    rules = [(r, keyed(r)) for r in load_model_spec()["blocking_rules"]]
+    rules += [(f"(not used) {r}", ([c.strip() for c in r.split(",")], None)) for r in args.rule]
     con = duckdb.connect(str(args.home / "warehouse.duckdb"), read_only=True)
     records = con.execute("select count(*) from linkage.records").fetchall()[0][0]
     print(f"{records:,} records in {args.home}")
     print(f"{'rule':70s} {'largest':>8s} {'pairs':>15s} {'top 0.1%':>9s}")
-    for rule, keys in rules:
-        if keys is None:
+    for rule, rk in rules:
+        if rk is None:
             print(f"{rule[:70]:70s} (not an equi-join: skipped)")
             continue
+        keys, side = rk
         known = " and ".join(f"({k}) is not null" for k in keys)
+        # A side rule (`and (l.x is null or r.x is null)`, justice.link.blocking) pairs a block's
+        # records lacking x with every other record of the block, not every two records.
+        lacking = "count(*)" if side is None else f"count(*) filter (where {side} is null)"
         try:
             largest, pairs, top = con.execute(f"""
-                with blocks as (select count(*) as k from linkage.records where {known}
+                with blocks as (select count(*) as k, {lacking} as k0 from linkage.records where {known}
                                 group by {', '.join(keys)}),
-                     sized as (select k, k * (k - 1) / 2 as p from blocks),
+                     sized as (select k, k0 * (k - k0) + k0 * (k0 - 1) / 2 as p from blocks),
                      ranked as (select p, row_number() over (order by p desc) as n from sized)
                 select max(k), sum(p),
                        (select sum(p) from ranked where n <= greatest(1, (select count(*) from sized) // 1000))

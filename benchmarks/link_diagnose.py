@@ -103,21 +103,24 @@ def diagnose(home: Path, keys: bool = False) -> str:
 
 def misses_by_stage(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
     """Missed true pairs by where they were lost (needs the `ev` table of `diagnose`)."""
+    from justice.link.blocking import rule_texts
     from justice.link.model import load_model
 
-    threshold = float(load_model(home)[0]["justice"]["thresholds"]["match_weight"])
+    model = load_model(home)[0]
+    threshold = float(model["justice"]["thresholds"]["match_weight"])
+    # A missed pair was a candidate when a blocking rule's SQL holds for it (equal block keys
+    # are not the test: a side rule's records with a date of birth share a key, see blocking.py).
+    any_rule = " or ".join(f"coalesce(({r}), false)" for r in rule_texts(model))
     con.execute("""
         create temp table missed as
         select a.unique_id as ua, b.unique_id as ub, a.pred as pa, b.pred as pb
         from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id and a.pred <> b.pred
     """)
-    con.execute("""
-        create temp table recno as select unique_id, record_no from wh.linkage.records;
+    con.execute(f"""
         create temp table blocked as
-        select distinct m.ua, m.ub from missed m
-        join recno ra on ra.unique_id = m.ua join recno rb on rb.unique_id = m.ub
-        join wh.linkage.block_keys ka on ka.record_no = ra.record_no
-        join wh.linkage.block_keys kb on kb.record_no = rb.record_no and kb.key = ka.key;
+        select m.ua, m.ub from missed m
+        join wh.linkage.records l on l.unique_id = m.ua join wh.linkage.records r on r.unique_id = m.ub
+        where {any_rule};
         create temp table person_pairs as
         select distinct least(a.pred, b.pred) as p1, greatest(a.pred, b.pred) as p2
         from wh.linkage.pairs p join ev a on a.unique_id = p.unique_id_l join ev b on b.unique_id = p.unique_id_r

@@ -7,7 +7,14 @@ its *key* for that rule (no key when a value is null, as null never equals anyth
 satisfy the rule exactly when their keys are equal (bar a 1-in-2^64 hash collision, which only
 adds a candidate: every candidate is then scored in full). `linkage.block_keys` holds
 (key, record_no) sorted by key, so a probe's dozen keys are found by zonemap-pruned scans.
-A rule that is not of this form is left out of the table and scanned for directly.
+
+A rule may also hold one *side* condition, ``(l.X is null or r.X is null)``: the pairs that
+agree on the equalities and where at least one record lacks X (names that sound alike, one
+date of birth missing). Such a rule is keyed too, in two halves: a record lacking X is filed
+under the key tagged 0, any other under the key tagged 1; a probe lacking X looks up both tags,
+any other only tag 0. So in `linkage.block_keys` equal keys are candidates only for rules
+without a side (two records filed under tag 1 are not); `rule_sql` is the exact test.
+A rule of neither form is left out of the table and scanned for directly.
 """
 
 from __future__ import annotations
@@ -94,27 +101,78 @@ def key_expressions(rule: str) -> list[str] | None:
     return exprs or None
 
 
+_SIDE = re.compile(r"^\(\s*l\.([A-Za-z_][A-Za-z0-9_]*)\s+is\s+null\s+or\s+"
+                   r"r\.([A-Za-z_][A-Za-z0-9_]*)\s+is\s+null\s*\)$", re.IGNORECASE)
+
+
+def rule_key(rule: str) -> tuple[list[str], str | None] | None:
+    """A keyed rule's left-hand expressions (over `l.`) and its side column (None when it has
+    no side condition): equalities `expr(l) = expr(r)`, at least one, and at most one
+    ``(l.X is null or r.X is null)``. None when the rule is not of that form."""
+    exprs, side = [], None
+    for part in conjuncts(rule.strip()) or []:
+        m = _SIDE.match(part.strip())
+        if m:
+            if side is not None or m.group(1) != m.group(2):
+                return None
+            side = m.group(1)
+            continue
+        one = key_expressions(part)
+        if one is None:
+            return None
+        exprs += one
+    return (exprs, side) if exprs else None
+
+
 def rule_texts(model: dict) -> list[str]:
     return [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
 
 
-def key_sql(number: int, exprs: list[str], alias: str) -> tuple[str, str]:
-    """(hash expression, all-present condition) for rule `number` over table alias `alias`."""
+def key_sql(number: int, exprs: list[str], alias: str, tag: int | None = None) -> tuple[str, str]:
+    """(hash expression, all-present condition) for rule `number` over table alias `alias`; a
+    side rule's half is hashed with its `tag`."""
     over = [re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
-    return (f"hash({number}, {', '.join(over)})",
+    return (f"hash({number}, {', '.join(over + ([] if tag is None else [str(tag)]))})",
             " and ".join(f"({e}) is not null" for e in over))
+
+
+def probe_lookups(model: dict, alias: str = "r") -> tuple[list[tuple[str, str]], list[str]]:
+    """A probe's candidate search: (key, condition) SQL over the probe `alias` for each key it
+    looks up in `linkage.block_keys` (a side rule's tag 0 always, its tag 1 when the probe lacks
+    the side column), and the rules that have no key (to scan for)."""
+    keyed, unkeyed = [], []
+    for i, rule in enumerate(rule_texts(model)):
+        rk = rule_key(rule)
+        if rk is None:
+            unkeyed.append(rule)
+            continue
+        exprs, side = rk
+        key, present = key_sql(i, exprs, alias, None if side is None else 0)
+        keyed.append((key, present))
+        if side is not None:
+            key1, _ = key_sql(i, exprs, alias, 1)
+            keyed.append((key1, f"{present} and {alias}.{side} is null"))
+    return keyed, unkeyed
 
 
 def block_keys_sql(model: dict, records: str = "linkage.records") -> str | None:
     """The query giving (key, record_no) of every record of `records` for each keyed blocking rule
-    of `model`, sorted by key; None when no rule has a key."""
+    of `model`, sorted by key; None when no rule has a key. A side rule files a record lacking the
+    side column under its tag 0 and any other under its tag 1 (see the module docstring)."""
     parts = []
     for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        if exprs is None:
+        rk = rule_key(rule)
+        if rk is None:
             continue
-        key, present = key_sql(i, exprs, "l")
-        parts.append(f"select {key} as key, l.record_no from {records} l where {present}")
+        exprs, side = rk
+        if side is None:
+            key, present = key_sql(i, exprs, "l")
+            parts.append(f"select {key} as key, l.record_no from {records} l where {present}")
+            continue
+        key0, present = key_sql(i, exprs, "l", 0)
+        key1, _ = key_sql(i, exprs, "l", 1)
+        parts.append(f"select case when l.{side} is null then {key0} else {key1} end as key, l.record_no "
+                     f"from {records} l where {present}")
     return f"select * from ({' union all '.join(parts)}) order by key" if parts else None
 
 
@@ -188,8 +246,9 @@ class BlockKeysInBackground:
 
 
 def all_rules_keyed(model: dict) -> bool:
-    """Whether every blocking rule of `model` has a key (is a conjunction of equalities)."""
-    return all(key_expressions(rule) is not None for rule in rule_texts(model))
+    """Whether every blocking rule of `model` has a key (is a conjunction of equalities, with at
+    most one side condition)."""
+    return all(rule_key(rule) is not None for rule in rule_texts(model))
 
 
 def build_blocked_pairs(con, model: dict, records: str, table: str,
@@ -211,14 +270,34 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
     bound is below `keep` is left out: Splink's threshold would drop it anyway (its weight is at
     most the bound), and at a million records it is most candidate pairs (people who share a
     name and nothing else), whose full comparison was most of predict's work."""
-    parts = []
+    parts, sided = [], []
     for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        if exprs is None:
+        rk = rule_key(rule)
+        if rk is None:
             raise ValueError(f"blocking rule {rule!r} has no key; score it with Splink's own blocking")
+        exprs, side = rk
         key, present = key_sql(i, exprs, "l")
-        parts.append(f"select {i}::utinyint as rule, {key} as key, l.record_no from {records} l where {present}")
-    con.execute(f"create or replace temp table _link_rule_keys as {' union all '.join(parts)}")
+        if side is None:
+            parts.append(f"select {i}::utinyint as rule, {key} as key, l.record_no from {records} l where {present}")
+        else:
+            sided.append(f"select {i}::utinyint as rule, {key} as key, l.record_no, l.{side} is null as side "
+                         f"from {records} l where {present}")
+    con.execute("create or replace temp table _link_rule_keys as " + (" union all ".join(parts) if parts else
+                "select null::utinyint as rule, null::ubigint as key, null::bigint as record_no where false"))
+    # A side rule's pairs: each record lacking the side column with every other of its key, once
+    # (two such records from the lower record number only).
+    con.execute("create or replace temp table _link_side_keys as " + (" union all ".join(sided) if sided else
+                "select null::utinyint as rule, null::ubigint as key, null::bigint as record_no, "
+                "null::boolean as side where false"))
+    key_pairs = """
+                select a.record_no as l, b.record_no as r, a.rule
+                from _link_rule_keys a join _link_rule_keys b
+                  on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no
+                union all
+                select least(a.record_no, b.record_no), greatest(a.record_no, b.record_no), a.rule
+                from _link_side_keys a join _link_side_keys b
+                  on a.key = b.key and a.rule = b.rule and a.record_no <> b.record_no
+                where a.side and (not b.side or a.record_no < b.record_no)"""
     if bound is not None:
         # The bound's columns once per record, term frequencies joined on (not once per pair):
         # only the columns the bound reads (not a costly level's lists of names, say).
@@ -234,20 +313,12 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
         # l.unique_id < r.unique_id.
         con.execute(f"""
             create or replace table {table} as
-            with p as (
-                select a.record_no as l, b.record_no as r, min(a.rule) as rule
-                from _link_rule_keys a join _link_rule_keys b
-                  on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no
-                group by all)
+            with p as (select l, r, min(rule) as rule from ({key_pairs}) group by all)
             select p.rule::varchar as match_key, l.unique_id as join_key_l, r.unique_id as join_key_r
             from p join {records} l on l.record_no = p.l join {records} r on r.record_no = p.r
         """ if bound is None else f"""
             create or replace table {table} as
-            with p as (
-                select a.record_no as l, b.record_no as r, min(a.rule) as rule
-                from _link_rule_keys a join _link_rule_keys b
-                  on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no
-                group by all),
+            with p as (select l, r, min(rule) as rule from ({key_pairs}) group by all),
             c as (
                 select p.l, p.r, p.rule,
                        {", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in bound_cols)}
@@ -259,5 +330,6 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
         """)
     finally:
         con.execute("drop table if exists _link_rule_keys")
+        con.execute("drop table if exists _link_side_keys")
         con.execute("drop table if exists _link_bound_records")
     return con.execute(f"select count(*) from {table}").fetchall()[0][0]

@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from justice.errors import ConfigError
 from justice.link import model as mdl
-from justice.link.blocking import key_expressions, key_sql, rule_texts
+from justice.link.blocking import probe_lookups
 from justice.link.standardise import SOURCE_COLUMNS, standardise_raw
 from justice.link.store import open_warehouse, require_links, table_exists
 from justice.settings import Settings
@@ -259,14 +259,6 @@ def prior_weight(model: dict) -> float:
     return math.log2(prior / (1 - prior))
 
 
-def _blocking_rules(model: dict):
-    """Each blocking rule with its key SQL over a probe `r` ((key, present), see blocking.py),
-    or None for a rule with no key, which is scanned for instead."""
-    for i, rule in enumerate(rule_texts(model)):
-        exprs = key_expressions(rule)
-        yield rule, (None if exprs is None else key_sql(i, exprs, "r"))
-
-
 def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, list[str]]:
     """The queries that find a probe's candidates and score them.
 
@@ -305,15 +297,9 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
 
 
 def _rule_parts(model: dict) -> tuple[list[tuple[str, str]], list[str]]:
-    """The blocking rules split for a candidate search: (key, present) SQL for each rule that
-    has a block key (looked up in linkage.block_keys), and the rules that have none (scanned)."""
-    keyed, unkeyed = [], []
-    for rule, key in _blocking_rules(model):
-        if key is None:
-            unkeyed.append(rule)
-        else:
-            keyed.append(key)
-    return keyed, unkeyed
+    """The blocking rules split for a candidate search: (key, condition) SQL for each key a probe
+    looks up in linkage.block_keys, and the rules that have no key (scanned): blocking.probe_lookups."""
+    return probe_lookups(model, "r")
 
 
 def _probe_scans(unkeyed: list[str], index: str) -> list[str]:
