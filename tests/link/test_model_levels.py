@@ -94,3 +94,13 @@ def test_a_level_must_say_what_it_is(tmp_path):
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ConfigError, match="comparison 'sex', level 'exact': give one of"):
         mdl.load_model_spec(path)
+
+
+@pytest.mark.parametrize("rules", [[], None, ["l.dob = r.dob", ""], ["l.dob = r.dob", 3]])
+def test_blocking_rules_must_be_conditions(tmp_path, rules):
+    bad = dict(mdl.load_model_spec())
+    bad["blocking_rules"] = rules
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ConfigError, match="`blocking_rules` must be a list of SQL conditions"):
+        mdl.load_model_spec(path)

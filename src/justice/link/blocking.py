@@ -13,7 +13,7 @@ agree on the equalities and where at least one record lacks X (names that sound 
 date of birth missing). Such a rule is keyed too, in two halves: a record lacking X is filed
 under the key tagged 0, any other under the key tagged 1; a probe lacking X looks up both tags,
 any other only tag 0. So in `linkage.block_keys` equal keys are candidates only for rules
-without a side (two records filed under tag 1 are not); `rule_sql` is the exact test.
+without a side (two records filed under tag 1 are not); the rule's SQL is the exact test.
 A rule of neither form is left out of the table and scanned for directly.
 """
 
@@ -282,22 +282,25 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
         else:
             sided.append(f"select {i}::utinyint as rule, {key} as key, l.record_no, l.{side} is null as side "
                          f"from {records} l where {present}")
-    con.execute("create or replace temp table _link_rule_keys as " + (" union all ".join(parts) if parts else
-                "select null::utinyint as rule, null::ubigint as key, null::bigint as record_no where false"))
-    # A side rule's pairs: each record lacking the side column with every other of its key, once
-    # (two such records from the lower record number only).
-    con.execute("create or replace temp table _link_side_keys as " + (" union all ".join(sided) if sided else
-                "select null::utinyint as rule, null::ubigint as key, null::bigint as record_no, "
-                "null::boolean as side where false"))
-    key_pairs = """
+    # A plain rule's pairs: equal keys. A side rule's: each record lacking the side column with
+    # every other of its key, once (two such records from the lower record number only).
+    key_pairs = []
+    if parts:
+        con.execute(f"create or replace temp table _link_rule_keys as {' union all '.join(parts)}")
+        key_pairs.append("""
                 select a.record_no as l, b.record_no as r, a.rule
                 from _link_rule_keys a join _link_rule_keys b
-                  on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no
-                union all
-                select least(a.record_no, b.record_no), greatest(a.record_no, b.record_no), a.rule
+                  on a.key = b.key and a.rule = b.rule and a.record_no < b.record_no""")
+    if sided:
+        con.execute(f"create or replace temp table _link_side_keys as {' union all '.join(sided)}")
+        key_pairs.append("""
+                select least(a.record_no, b.record_no) as l, greatest(a.record_no, b.record_no) as r, a.rule
                 from _link_side_keys a join _link_side_keys b
                   on a.key = b.key and a.rule = b.rule and a.record_no <> b.record_no
-                where a.side and (not b.side or a.record_no < b.record_no)"""
+                where a.side and (not b.side or a.record_no < b.record_no)""")
+    if not key_pairs:
+        raise ValueError("the model has no blocking rules")
+    key_pairs = " union all ".join(key_pairs)
     if bound is not None:
         # The bound's columns once per record, term frequencies joined on (not once per pair):
         # only the columns the bound reads (not a costly level's lists of names, say).

@@ -273,7 +273,7 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     prior_w = prior_weight(model)
     # Candidates: the probe's keys looked up in linkage.block_keys (see blocking.py); a rule
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
-    keyed, unkeyed = _rule_parts(model)
+    keyed, unkeyed = probe_lookups(model, "r")
     scans = _probe_scans(unkeyed, index)
     lookups = [f"select case when {present} then {key} end as key from {probe} r"
                for key, present in keyed]
@@ -296,12 +296,6 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     return candidates_sql, sql, names
 
 
-def _rule_parts(model: dict) -> tuple[list[tuple[str, str]], list[str]]:
-    """The blocking rules split for a candidate search: (key, condition) SQL for each key a probe
-    looks up in linkage.block_keys, and the rules that have no key (scanned): blocking.probe_lookups."""
-    return probe_lookups(model, "r")
-
-
 def _probe_scans(unkeyed: list[str], index: str) -> list[str]:
     """A scan of `index` for each rule without a block key, the probe's values bound as
     $r_<column>."""
@@ -314,7 +308,7 @@ def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | N
     query giving the probe's blocking keys as one row (a column a rule, null where the probe
     has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
     no key (None when every rule has one; the probe's values bound as $r_<column>)."""
-    keyed, unkeyed = _rule_parts(model)
+    keyed, unkeyed = probe_lookups(model, "r")
     scans = _probe_scans(unkeyed, "wh.linkage.records")
     keys = [f"case when {present} then {key} end" for key, present in keyed]
     keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
@@ -329,7 +323,7 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
     (probe_no, record_no), with the candidates' records in memory.main.link_batch_candidates,
     by the same arithmetic, and keeps each probe's best $top."""
     prior_w = prior_weight(model)
-    keyed, unkeyed = _rule_parts(model)
+    keyed, unkeyed = probe_lookups(model, "r")
     scans = [f"select r.record_no as probe_no, l.record_no from {index} l join {probes} r on {rule}"
              for rule in unkeyed]
     lookups = [f"select r.record_no as probe_no, {key} as key from {probes} r where {present}"
