@@ -307,8 +307,12 @@ def test_an_event_followed_by_a_referral_at_a_later_sentence_stays_in_the_pool(b
 
 def test_a_person_on_the_programme_at_two_sentences_is_two_participants(built_home):
     events = dict(_mark_events(built_home))
+    # Every start below falls in a published cohort: the last is 20 days after the second event,
+    # and no later than the last index event of any cohort.
+    last = max(d for dates in events.values() for d in dates)
     person, (first, second) = next((p, dates[:2]) for p, dates in sorted(events.items())
-                                   if len(dates) >= 2 and (dates[1] - dates[0]).days > 200)
+                                   if len(dates) >= 2 and (dates[1] - dates[0]).days > 200
+                                   and dates[1] + dt.timedelta(days=20) <= last)
     people = [(person, first + dt.timedelta(days=10)), (person, second + dt.timedelta(days=5)),
               # A second start at the same sentence is the same participation.
               (person, second + dt.timedelta(days=20))]

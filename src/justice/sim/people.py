@@ -6,6 +6,7 @@ one Faker call per person, so a million people take seconds.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from dataclasses import dataclass
 
@@ -27,11 +28,31 @@ class NamePool:
         return self.names[rng.choice(len(self.names), size=n, p=self.p)]
 
 
+# The Faker name tuples whose order is (roughly) frequency order, checked by eye: en_GB's
+# forenames run David, Paul, Christopher, Thomas, John, Mark. The others' order says nothing of
+# frequency: en_IE's surnames and forenames, yo_NG's and en_IN's names are in alphabetical order
+# (yo_NG's 98 surnames twice over), en_PK's surnames in none (Lajlaj first, no Khan).
+FREQUENCY_ORDERED = frozenset({("en_GB", "first_names_male"), ("en_GB", "first_names_female")})
+
+
+def frequency_order(locale: str, attr: str, names: list[str]) -> list[str]:
+    """The order a Faker tuple's Zipf ranks follow, each name once: its own for a list in
+    `FREQUENCY_ORDERED`, else a fixed order from a hash of each name (the same on every machine,
+    and unrelated to spelling, so no initial and no family of like-spelt names comes first)."""
+    names = list(dict.fromkeys(names))  # a name listed twice is not twice as common
+    if (locale, attr) in FREQUENCY_ORDERED:
+        return names
+    return sorted(names, key=lambda k: hashlib.blake2b(k.encode(), digest_size=8).digest())
+
+
 def _pool(*sources: tuple[str, str, float]) -> NamePool:
     """Merge Faker name lists (locale, attribute, share) into one weighted pool.
 
-    Faker's tuples are roughly in frequency order, so a Zipf-like weight by rank stands in for
-    the real frequencies it does not ship; its OrderedDicts carry weights, which are used.
+    Faker's OrderedDicts carry weights, which are used. Its tuples carry none, so a Zipf-like
+    weight by rank stands in for the real frequencies (real names are that skewed: a few common,
+    most rare), the ranks in `frequency_order`. Ranked by their own order, the alphabetical lists
+    made Achison the eighth commonest surname of the world, and Adebisi, Adegbite and Adegoke,
+    names a typo apart, the three commonest of Black people's.
     """
     weights: dict[str, float] = {}
     for locale, attr, share in sources:
@@ -39,7 +60,8 @@ def _pool(*sources: tuple[str, str, float]) -> NamePool:
         if isinstance(data, dict):
             items = [(k, float(v)) for k, v in data.items()]
         else:
-            items = [(k, 1.0 / (rank + 1) ** 0.7) for rank, k in enumerate(data)]
+            items = [(k, 1.0 / (rank + 1) ** 0.7)
+                     for rank, k in enumerate(frequency_order(locale, attr, list(data)))]
         total = sum(w for _, w in items)
         for name, w in items:
             if name.isascii() and name.replace("-", "").replace("'", "").isalpha():

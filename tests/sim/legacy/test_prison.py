@@ -480,8 +480,8 @@ def test_person_chaos_keeps_the_prison_records_rate(world, rates, tmp_path):
     """Prisoners lead messier lives than most people with a record, so their chaos multipliers
     average above 1; each system's records still carry mess_levels.yaml's rate for that system
     (the multiplier is rescaled over the system's own records), the messiest people the most.
-    Eight draws of the extract (~4,000 records) tell the target 0.26 from the ~0.31 an unscaled
-    multiplier gives."""
+    Eight draws of the extract (~4,800 records) tell the target 0.26 from the 0.28-0.29 an
+    unscaled multiplier gives (prisoners' chaos averaging 1.10-1.13 on the worlds measured)."""
     from justice.sim import reference as ref
     from justice.sim.legacy import traits as traits_mod
 
@@ -503,9 +503,13 @@ def test_person_chaos_keeps_the_prison_records_rate(world, rates, tmp_path):
                 chaos.append(traits.chaos[at[p]])
                 missing.append("pnc_missing" in kinds)
     chaos, missing = np.array(chaos), np.array(missing)
-    assert chaos.mean() > 1.1  # the premise: prisoners are messier than the average record
     n, target = len(missing), rates["pnc_missing"]
-    assert abs(missing.mean() - target) < 3 * np.sqrt(target * (1 - target) / n), (missing.mean(), n)
+    band = 3 * np.sqrt(target * (1 - target) / n)
+    # The premise: prisoners are messier than the average record, by enough that a multiplier
+    # left unscaled would put the rate outside the band.
+    unscaled = float(np.mean(np.minimum(target * chaos, traits_mod.MAX_RECORD_RATE)))
+    assert chaos.mean() > 1.05 and unscaled - target > band, (chaos.mean(), unscaled, band)
+    assert abs(missing.mean() - target) < band, (missing.mean(), n)
     # Within the system, the messier half of the records still has more of it.
     messy = chaos > np.median(chaos)
     assert missing[messy].mean() > missing[~messy].mean()
