@@ -96,7 +96,7 @@ def test_a_level_must_say_what_it_is(tmp_path):
         mdl.load_model_spec(path)
 
 
-@pytest.mark.parametrize("rules", [[], None, ["l.dob = r.dob", ""], ["l.dob = r.dob", 3]])
+@pytest.mark.parametrize("rules", [[], None, ["l.dob = r.dob", ""], ["l.dob = r.dob", 3], "l.dob=r.dob"])
 def test_blocking_rules_must_be_conditions(tmp_path, rules):
     bad = dict(mdl.load_model_spec())
     bad["blocking_rules"] = rules

@@ -50,7 +50,9 @@ def load_model_spec(path: Path | None = None) -> dict:
     for key in ("comparisons", "blocking_rules", "training", "thresholds"):
         if key not in spec:
             raise ConfigError(f"link model spec: missing `{key}`")
-    if not spec["blocking_rules"] or not all(isinstance(r, str) and r.strip() for r in spec["blocking_rules"]):
+    rules = spec["blocking_rules"]
+    # A bare string is not a list of rules (iterating it would take each letter for a rule).
+    if not isinstance(rules, list) or not rules or not all(isinstance(r, str) and r.strip() for r in rules):
         raise ConfigError("link model spec: `blocking_rules` must be a list of SQL conditions, at least one "
                           "(no pair would be a candidate without one)")
     t = spec["thresholds"]
