@@ -183,3 +183,20 @@ def test_the_strongest_pair_between_two_clusters_is_one_pair_and_ties_go_to_the_
         s = cluster_scores(con, uid, np.array([0, 0, 1, 1]), _comparisons(con), PRIOR)
         assert (s["node_l"].tolist(), s["node_r"].tolist()) == ([0], [2])  # A-C, not B-D or A-D
         assert s["score"].tolist() == [PRIOR + 6.0 + 8.0 + 1.0]
+
+
+@pytest.mark.parametrize("lifted", [True, False])
+def test_a_hard_negative_resting_on_forenames_is_lifted_by_the_history_holding_both(lifted):
+    # P's record Y has its forename mistyped ("kod"); R ("chris") and Y look like twins by their
+    # forenames. P's history holds "chris" on X, so, for a rule resting on the forenames being
+    # two names, R is P's; for any other rule (or without the flag) the pair keeps them apart.
+    con = _world(SPREAD)
+    con.execute("alter table linkage.records add column forename varchar")
+    con.execute("alter table linkage.records add column forename_aliases varchar[]")
+    con.execute("update linkage.records set forename = case record_id when 'Y' then 'kod' else 'chris' end")
+    con.execute("update linkage.records set forename_aliases = [forename]")
+    # (The rule is kept to pairs with R: X and Y are one person's, as their pair's weight says.)
+    rules = _rules(hard_negatives=[{"name": "forenames differ", "lifted_by_forename": lifted,
+                                    "sql": "'R' in (l.record_id, r.record_id) and l.forename <> r.forename"}])
+    people = _people(cluster_labels(con, THRESHOLD, rules))
+    assert people == ({frozenset("XYR")} if lifted else {frozenset("XY"), frozenset("R")})

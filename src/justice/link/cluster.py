@@ -6,7 +6,10 @@ Records connect through edges (connected components). Two kinds of constraint th
 clerical "not a match" decision, and identifiers one person has only one of (two different
 valid PNC IDs are two people: the model spec's `never_link`, unless another such identifier, the
 same on both sides, vouches for them: `groups_conflict`). A component that breaks one is
-rebuilt greedily from its strongest edge down, skipping any edge that would break it.
+rebuilt greedily from its strongest edge down, skipping any edge that would break it. A hard
+negative (a guess from names and dates) is soft: a shared identifier lifts it, and one resting on
+two forenames being two names is lifted when a group already holds the other's forename
+(`NodeNames`).
 
 Person ids: each new cluster inherits the id its records had last run when that id's records
 went (mostly) to it; a cluster holding records of several old ids keeps the id with most records
@@ -15,6 +18,8 @@ new one. So a person whose records did not change keeps their id.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -85,10 +90,99 @@ def groups_conflict(va: list[set], vb: list[set], vouch: bool = True) -> bool:
                               for i, (x, y) in enumerate(zip(va, vb)) if i not in clash))
 
 
+class NodeNames:
+    """Per node: the forename (None if none), the forenames that count as the same name (the
+    forename, its nicknames and formal names and spelling variants: standardise's
+    forename_aliases) and the sex (None if not recorded), read only for the nodes asked about.
+
+    `load(nodes)` gives (node, forename, aliases, sex) for each of `nodes` (node numbers, an int64
+    array); what it gave is kept. At a million records the aliases of every record took 10 s to
+    read into Python, and only the few thousand records of components that break a constraint
+    are ever asked about."""
+
+    def __init__(self, load: Callable[[np.ndarray], Iterable[tuple]]) -> None:
+        self._load = load
+        self._names: dict[int, tuple[str | None, frozenset, str | None]] = {}
+
+    @classmethod
+    def from_arrays(cls, forename: list, aliases: list, sex: list) -> NodeNames:
+        """Names held in memory, node i's at position i."""
+        rows = list(zip(range(len(forename)), forename, aliases, sex))
+        return cls(lambda nodes: [rows[int(i)] for i in nodes])
+
+    def ensure(self, nodes: Iterable[int]) -> None:
+        """Read the names of those of `nodes` not read yet, in one call of `load`."""
+        # (Each node looked up: a set less the dict's keys view walks every key held.)
+        missing = np.array(sorted({int(n) for n in nodes if int(n) not in self._names}), dtype=np.int64)
+        if len(missing):
+            for node, forename, aliases, sex in self._load(missing):
+                self._names[int(node)] = (forename, frozenset(aliases or ()), sex)
+
+    def bears_forename(self, group: set[int], y: int) -> bool:
+        """Whether a node of `group` has `y`'s forename or one that counts as the same, and no
+        other sex. Initials count as no forename."""
+        self.ensure([*group, y])
+        fy, ay, sy = self._names[y]
+        if fy is None or len(fy) < 2:
+            return False
+        for z in group:
+            fz, az, sz = self._names[z]
+            if fz is None or len(fz) < 2 or (sy is not None and sz is not None and sz != sy):
+                continue
+            if alike_forenames(fz, az, fy, ay):
+                return True
+        return False
+
+
+def alike_forenames(a: str, a_aliases: frozenset, b: str, b_aliases: frozenset) -> bool:
+    """Whether two forenames may be one person's name as written by two clerks: the same, one a
+    nickname, formal name or variant of the other (`forename_aliases`), within Jaro-Winkler 0.85
+    of the other or of one of its aliases, or one letter apart in names of three letters or more
+    ("paup" for Paul). The twins rule's own bridge (`unless_bridged` in model.yaml) takes a third
+    record's name as one of both forenames' by the same tests."""
+    from jellyfish import levenshtein_distance
+
+    from justice.engine.spark import jaro_winkler
+
+    if a == b or a in b_aliases or b in a_aliases:
+        return True
+    if min(len(a), len(b)) >= 3 and levenshtein_distance(a, b) <= 1:
+        return True
+    return (jaro_winkler(a, b) >= 0.85 or any(jaro_winkler(x, a) >= 0.85 for x in b_aliases)
+            or any(jaro_winkler(x, b) >= 0.85 for x in a_aliases))
+
+
+def _kept_apart(ma: set[int], mb: set[int], partners: dict[int, set[int]], reviewed: dict[int, set[int]],
+                share_identifier: bool, names: NodeNames | None, by_forename: set[tuple[int, int]],
+                nodes: np.ndarray) -> bool:
+    """Whether the cannot-link pairs between groups `ma` and `mb` (local node numbers) keep them
+    apart. A reviewer's "not a match" always does. A soft pair (a hard negative) does not when
+    the groups share a valid identifier one person has only one of; nor, when it is one of
+    `by_forename` (a rule whose premise is that the two forenames are different names) and
+    `names` are given, when the group of one of its two records holds the other's forename on
+    another record (`NodeNames.bears_forename`)."""
+    blocking = [(x, y) for x in ma for y in partners.get(x, set()) & mb]
+    if not blocking:
+        return False
+    if any(y in reviewed.get(x, set()) for x, y in blocking):
+        return True
+    if share_identifier:
+        return False
+    for x, y in blocking:
+        if names is None or (min(x, y), max(x, y)) not in by_forename:
+            return True
+        gx, gy = int(nodes[x]), int(nodes[y])
+        if not (names.bears_forename({int(nodes[z]) for z in ma if z != x}, gy)
+                or names.bears_forename({int(nodes[z]) for z in mb if z != y}, gx)):
+            return True
+    return False
+
+
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             cannot_left: np.ndarray, cannot_right: np.ndarray,
             keys: list[np.ndarray] | None = None, soft: np.ndarray | None = None,
-            vouch_above: float | None = None) -> np.ndarray:
+            vouch_above: float | None = None, names: NodeNames | None = None,
+            by_forename: np.ndarray | None = None) -> np.ndarray:
     """Cluster label of each node: connected components of the edges, split where needed so that
     no cluster holds a cannot-link pair (cannot_left[i], cannot_right[i]) or two different
     values of any of `keys` (per-node arrays, None where a node has no value: e.g. valid PNC
@@ -104,6 +198,13 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
     `soft` marks the cannot-link pairs that are guesses (hard negatives: twins by their names and
     dates) rather than decisions: two groups that share a value of one of `keys` (one person's
     PNC ID) join despite a soft pair between them, as twins do not share a PNC ID.
+
+    `by_forename` marks the soft pairs whose rule rests on the two forenames being different
+    names (twins, siblings). With `names` (each node's forename, the forenames that count as the
+    same, and sex), such a pair (x, y) does not keep two groups apart when the group of one
+    already holds the other's forename on another record (`NodeNames.bears_forename`): "kod
+    woods" (a mistyped Kit) in a group of Chris Woods's records and "chris woods" are not twins,
+    since Chris is a name of the group "kod" is in; twins' records carry their own forenames.
     """
     keys = keys or []
     labels = components(n, left, right)
@@ -145,21 +246,32 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
     edge_comp = labels[left[order_all]]
     edge_lo = np.searchsorted(edge_comp, bad, side="left")
     edge_hi = np.searchsorted(edge_comp, bad, side="right")
-    cannot_by_comp: dict[int, list[tuple[int, int, bool]]] = {}
+    cannot_by_comp: dict[int, list[tuple[int, int, bool, bool]]] = {}
     soft = np.zeros(len(cannot_left), bool) if soft is None else np.asarray(soft, bool)
+    by_forename = (np.zeros(len(cannot_left), bool) if by_forename is None
+                   else np.asarray(by_forename, bool) & soft)
     if len(cannot_left):
         inside = np.flatnonzero((labels[cannot_left] == labels[cannot_right]) & in_bad[cannot_left])
-        for a, b, f in zip(cannot_left[inside].tolist(), cannot_right[inside].tolist(), soft[inside].tolist()):
-            cannot_by_comp.setdefault(int(labels[a]), []).append((a, b, f))
+        for a, b, f, g in zip(cannot_left[inside].tolist(), cannot_right[inside].tolist(), soft[inside].tolist(),
+                              by_forename[inside].tolist()):
+            cannot_by_comp.setdefault(int(labels[a]), []).append((a, b, f, g))
+    if names is not None:
+        # The names of every record of the components a forename may lift a pair in, read at once.
+        named = [j for j, comp in enumerate(bad.tolist()) if any(g for *_, g in cannot_by_comp.get(comp, []))]
+        if named:
+            names.ensure(np.concatenate([bad_nodes[node_lo[j]:node_hi[j]] for j in named]).tolist())
     for j, comp in enumerate(bad.tolist()):
         nodes = bad_nodes[node_lo[j]:node_hi[j]]
         local = {int(v): i for i, v in enumerate(nodes.tolist())}
         order = order_all[edge_lo[j]:edge_hi[j]]
         partners: dict[int, set[int]] = {}
         reviewed: dict[int, set[int]] = {}  # the cannot-links a shared identifier does not lift
-        for a, b, is_soft in cannot_by_comp.get(comp, []):
+        liftable: set[tuple[int, int]] = set()  # soft pairs a group holding both forenames lifts
+        for a, b, is_soft, named in cannot_by_comp.get(comp, []):
             partners.setdefault(local[a], set()).add(local[b])
             partners.setdefault(local[b], set()).add(local[a])
+            if named:
+                liftable.add((min(local[a], local[b]), max(local[a], local[b])))
             if not is_soft:
                 reviewed.setdefault(local[a], set()).add(local[b])
                 reviewed.setdefault(local[b], set()).add(local[a])
@@ -178,9 +290,8 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and
             # dates, and twins do not share a PNC ID. A reviewer's "not a match" is among the
             # partners too, and a shared identifier does not override it (`reviewed`).
-            if partners and any(partners.get(x, set()) & members[b] for x in members[a]) and not (
-                    any(x & y for x, y in zip(va, vb))
-                    and not any(reviewed.get(x, set()) & members[b] for x in members[a])):
+            if partners and _kept_apart(members[a], members[b], partners, reviewed,
+                                        any(x & y for x, y in zip(va, vb)), names, liftable, nodes):
                 continue
             uf.union(a, b)
             root = uf.find(a)

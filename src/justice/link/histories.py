@@ -14,7 +14,9 @@ where every pair disagrees on a comparison the best is still a disagreement.
 
 Two clusters merge when that score reaches the link threshold plus `margin` and the constraints
 still hold for the merged cluster: no two different valid identifiers of a `never_link` column
-(keying errors aside, as in clustering), no hard-negative or clerical "not a match" pair inside it.
+(keying errors aside, as in clustering), no hard-negative or clerical "not a match" pair inside it
+(a hard negative resting on the forenames is lifted as in clustering, when one of the two
+clusters holds the other record's forename: cluster.NodeNames).
 Merges are made in rounds, strongest first, each cluster in at most one merge a round, and the
 profiles are re-scored after each round, so a merge is always decided on the histories as they
 now stand and one round cannot chain a cluster through several others. Precision comes first:
@@ -115,11 +117,14 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
                     threshold: float, cannot_left: np.ndarray, cannot_right: np.ndarray,
                     keys: list[np.ndarray], *, margin: float = 0.0, rounds: int = 3,
                     identifiers: list[dict] = (), identifier_threshold: float | None = None,
+                    names: clustering.NodeNames | None = None, by_forename: np.ndarray | None = None,
                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Merge clusters whose histories match (module docstring). `uid` and `labels` are the first
     pass's nodes (sorted unique ids) and cluster labels; `cannot_*` the node pairs that may not
     share a cluster; `keys` the per-node values of the `never_link` identifiers (None where a
-    node has none). Returns the new labels and the edges that made each merge (l, r, weight:
+    node has none); `by_forename` marks the cannot-link pairs that, with the records' `names`,
+    a group holding both forenames lifts, as in the first pass (cluster.NodeNames). Returns the
+    new labels and the edges that made each merge (l, r, weight:
     the strongest pair between the two clusters, weighed by their history score, or at the
     threshold when a shared identifier made a merge below it)."""
     labels = np.asarray(labels, dtype=np.int64).copy()
@@ -128,25 +133,36 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
     prior = prior_weight(con, comparisons) if comparisons else None
     if prior is None or len(uid) == 0:
         return labels, _arrays(edges)
-    partners: dict[int, list[int]] = {}
-    for a, b in zip(np.asarray(cannot_left).tolist(), np.asarray(cannot_right).tolist()):
-        partners.setdefault(int(a), []).append(int(b))
-        partners.setdefault(int(b), []).append(int(a))
+    # Each node's cannot-link partners, each with whether a group holding both forenames lifts it.
+    partners: dict[int, list[tuple[int, bool]]] = {}
+    liftable = (np.zeros(len(cannot_left), bool) if by_forename is None or names is None
+                else np.asarray(by_forename, bool))
+    for a, b, f in zip(np.asarray(cannot_left).tolist(), np.asarray(cannot_right).tolist(), liftable.tolist()):
+        partners.setdefault(int(a), []).append((int(b), f))
+        partners.setdefault(int(b), []).append((int(a), f))
     key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
     _pair_nodes(con, uid, comparisons, list(identifiers) if identifier_threshold is not None else [], "_hist_pairs")
     try:
+        lifted = np.unique(np.concatenate([np.asarray(cannot_left)[liftable], np.asarray(cannot_right)[liftable]]))
         return _merge_rounds(con, uid, labels, threshold, partners, key_lists, edges, comparisons, prior,
-                             margin=margin, rounds=rounds, identifier_threshold=identifier_threshold)
+                             margin=margin, rounds=rounds, identifier_threshold=identifier_threshold,
+                             names=names if len(lifted) else None, lifted=lifted.astype(np.int64))
     finally:
         con.execute("drop table if exists _hist_pairs")
 
 
 def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, threshold: float,
-                  partners: dict[int, list[int]], key_lists: list[list], edges: dict[str, list],
+                  partners: dict[int, list[tuple[int, bool]]], key_lists: list[list], edges: dict[str, list],
                   comparisons: list[str], prior: float, *, margin: float, rounds: int,
-                  identifier_threshold: float | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """merge_histories' rounds, over the scored pairs' nodes in the temp table `_hist_pairs`."""
+                  identifier_threshold: float | None, names: clustering.NodeNames | None = None,
+                  lifted: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """merge_histories' rounds, over the scored pairs' nodes in the temp table `_hist_pairs`.
+    `lifted` are the nodes of the cannot-link pairs that `names` may lift."""
     for _ in range(rounds):
+        if names is not None and lifted is not None and len(lifted):
+            # The names of every record of a cluster holding one of them, read at once a round (a
+            # merge may bring in a cluster that held none).
+            names.ensure(np.flatnonzero(np.isin(labels, np.unique(labels[lifted]))).tolist())
         scores = cluster_scores(con, uid, labels, comparisons, prior, pairs="_hist_pairs")
         score = np.asarray(scores["score"], dtype=np.float64)
         ok = score >= threshold + margin
@@ -171,7 +187,7 @@ def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nd
             if a in merged_now or b in merged_now:
                 continue
             ma, mb = members[a], members[b]
-            if _breaks_constraints(a, b, ma, mb, labels, partners, key_lists):
+            if _breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names):
                 continue
             labels[mb] = a
             merged_now.update((a, b))
@@ -191,13 +207,22 @@ def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nd
 
 
 def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: np.ndarray,
-                        partners: dict[int, list[int]], key_lists: list[list]) -> bool:
+                        partners: dict[int, list[tuple[int, bool]]], key_lists: list[list],
+                        names: clustering.NodeNames | None = None) -> bool:
     """Whether putting clusters a and b (members `ma`, `mb`) together would break a constraint:
-    a cannot-link pair across them, or two different values of a `never_link` identifier that no
-    other vouches for (cluster.groups_conflict)."""
+    a cannot-link pair across them (unless it is one that a group holding both forenames lifts,
+    and one of the two groups holds the other record's forename on another record:
+    cluster.NodeNames), or two different values of a `never_link` identifier that no other
+    vouches for (cluster.groups_conflict)."""
     small, other = (ma, b) if len(ma) <= len(mb) else (mb, a)
-    if any(labels[p] == other for node in small.tolist() for p in partners.get(node, ())):
-        return True
+    across = [(node, p, f) for node in small.tolist() for p, f in partners.get(node, ()) if labels[p] == other]
+    if across:
+        if names is None or not all(f for _, _, f in across):
+            return True
+        own, theirs = set(small.tolist()), set((mb if other == b else ma).tolist())
+        for x, y, _ in across:
+            if not (names.bears_forename(own - {x}, y) or names.bears_forename(theirs - {y}, x)):
+                return True
     va = [{key[n] for n in ma.tolist()} - {None} for key in key_lists]
     vb = [{key[n] for n in mb.tolist()} - {None} for key in key_lists]
     return clustering.groups_conflict(va, vb, vouch=False)

@@ -74,6 +74,12 @@ def load_model_spec(path: Path | None = None) -> dict:
     if em_max is not None and (isinstance(em_max, bool) or not isinstance(em_max, int) or em_max < 1):
         raise ConfigError("link model spec: training.em_max_pairs must be a whole number of pairs, at least 1 "
                           f"(or left out: EM on every pair), not {em_max!r}")
+    for rule in spec.get("hard_negatives") or []:
+        if not isinstance(rule, dict) or not rule.get("name") or not rule.get("sql"):
+            raise ConfigError("link model spec: each of `hard_negatives` needs a `name` and an `sql` condition")
+        if not isinstance(rule.get("lifted_by_forename", False), bool):
+            raise ConfigError(f"link model spec: hard negative {rule['name']!r}: lifted_by_forename must be "
+                              f"true or false, not {rule['lifted_by_forename']!r}")
     for comp in spec["comparisons"]:
         labels = [lv.get("label") for lv in comp["levels"]]
         for lv in comp["levels"]:

@@ -181,6 +181,17 @@ def hard_negative_sql(rules: list[dict], scalar: set[str] | None = None) -> str:
             + "\nunion all\n".join(part(i, r) for i, r in enumerate(rules)))
 
 
+def _names_of(con: duckdb.DuckDBPyConnection, uid: np.ndarray, nodes: np.ndarray) -> list[tuple]:
+    """(node, forename, forename_aliases, sex) of the records numbered `nodes` (positions in `uid`)."""
+    con.register("_names_wanted", pa.table({"node": pa.array(nodes, pa.int64()),
+                                            "unique_id": pa.array(uid[nodes].tolist(), pa.string())}))
+    try:
+        return con.execute("select w.node, r.forename, r.forename_aliases, r.sex from _names_wanted w "
+                           "join linkage.records r using (unique_id)").fetchall()
+    finally:
+        con.unregister("_names_wanted")
+
+
 def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict, hard: str | None = None) -> dict:
     """Cluster linkage.records by linkage.pairs at `threshold` (plus system aliases and clerical
     decisions), under the constraints of `rules` (see `constraints`), without writing anything.
@@ -194,6 +205,10 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     # identifier's valid values, in one read sorted once.
     conds = [f"case when {r['valid']} then {r['column']} end" if r.get("valid") else r["column"]
              for r in never_link]
+    # The forenames and sex too, for the hard negatives a group holding both forenames lifts
+    # (cluster.NodeNames), when the records have them.
+    cols = {r[0] for r in con.execute("describe linkage.records").fetchall()}
+    has_names = {"forename", "forename_aliases", "sex"} <= cols
     nodes = con.sql("select unique_id, system, record_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
                     + " from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
@@ -224,15 +239,21 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             from (select * from model union all select * from alias union all select * from clerical) e
             join _nodes a on a.unique_id = e.unique_id_l join _nodes b on b.unique_id = e.unique_id_r
         """).fetchnumpy()
+        # A hard-negative pair is `by_forename` when every rule that holds for it rests on the two
+        # forenames being different names (`lifted_by_forename` in the spec: cluster.cluster).
+        lifted = ["'" + r["name"].replace("'", "''") + "'" for r in rules.get("hard_negatives", [])
+                  if r.get("lifted_by_forename")]
+        named_sql = f"rule in ({', '.join(lifted)})" if lifted else "false"
         cannot = con.sql(f"""
             with pairs as (
-                select unique_id_l, unique_id_r, false as soft from linkage.clerical_decisions
-                where decision = 'non_match'
+                select unique_id_l, unique_id_r, false as soft, false as by_forename
+                from linkage.clerical_decisions where decision = 'non_match'
                 union
-                select unique_id_l, unique_id_r, true from {hard or "_link_hard"} h
+                select unique_id_l, unique_id_r, true, bool_and({named_sql}) from {hard or "_link_hard"} h
                 where not exists (select 1 from linkage.clerical_decisions d where d.decision = 'match'
-                                  and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r))
-            select a.node, b.node, d.soft from pairs d
+                                  and d.unique_id_l = h.unique_id_l and d.unique_id_r = h.unique_id_r)
+                group by all)
+            select a.node, b.node, d.soft, d.by_forename from pairs d
             join _nodes a on a.unique_id = d.unique_id_l join _nodes b on b.unique_id = d.unique_id_r""").fetchnumpy()
     finally:
         con.unregister("_nodes")
@@ -275,8 +296,12 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     # tuning worlds (seeds 31-32, 10,000 people) recall +0.0009 to +0.0025 at no precision cost,
     # where vouching along identifier links too cost up to 0.0010 (docs/linkage.md, section 4).
     # The threshold is rounded as the edges are, or an identifier link could weigh more than it.
+    # A hard negative (twins by their names and dates) is lifted when the group of one of its
+    # records holds the other's forename on another record (cluster.NodeNames).
+    forenames = clustering.NodeNames(lambda wanted: _names_of(con, uid, wanted)) if has_names else None
     labels = clustering.cluster(n, left, right, ranked, cann[0].astype(np.int64), cann[1].astype(np.int64), keys,
-                                soft=cann[2].astype(bool), vouch_above=float(np.round(threshold, 9)))
+                                soft=cann[2].astype(bool), vouch_above=float(np.round(threshold, 9)), names=forenames,
+                                by_forename=cann[3].astype(bool))
     hist = rules.get("histories") or {}
     if hist.get("enabled"):
         # The second pass: people matched against people by their histories (histories.py).
@@ -286,7 +311,8 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
                                         cann[1].astype(np.int64), keys, margin=float(hist.get("margin", 0.0)),
                                         rounds=int(hist.get("rounds", 3)),
                                         identifiers=rules.get("identifier_links", []),
-                                        identifier_threshold=hist.get("identifier_threshold"))
+                                        identifier_threshold=hist.get("identifier_threshold"),
+                                        names=forenames, by_forename=cann[3].astype(bool) & cann[2].astype(bool))
         left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
         weight = np.concatenate([weight, extra["weight"]])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
