@@ -17,19 +17,20 @@ from justice.link.persons import cluster_labels, constraints
 from justice.link.standardise import alias_groups
 
 
-def _names(forenames: list[str | None], sexes: list[str | None] | None = None) -> NodeNames:
+def _names(forenames: list[str | None], sexes: list[str | None] | None = None,
+           middles: list[str | None] | None = None) -> NodeNames:
     aliases = alias_groups()
     return NodeNames.from_arrays(forenames, [aliases.get(f, (f,)) if f else () for f in forenames],
-                                 sexes or ["M"] * len(forenames))
+                                 sexes or ["M"] * len(forenames), middles)
 
 
-def _three(forenames, sexes=None, soft=True, by_forename=True) -> np.ndarray:
+def _three(forenames, sexes=None, soft=True, by_forename=True, middles=None) -> np.ndarray:
     # 0 - 1 (weight 30), 1 - 2 (weight 20); records 0 and 2 a hard-negative pair. Record 0 joins
     # record 1 first; then record 2 comes to join the group {0, 1}.
     left, right, weight = np.array([0, 1]), np.array([1, 2]), np.array([30.0, 20.0])
     pnc = np.array([None, None, None], dtype=object)
     return cluster(3, left, right, weight, np.array([0]), np.array([2]), [pnc], soft=np.array([soft]),
-                   names=_names(forenames, sexes), by_forename=np.array([by_forename]))
+                   names=_names(forenames, sexes, middles), by_forename=np.array([by_forename]))
 
 
 def test_a_group_holding_the_other_forename_lifts_the_pair():
@@ -47,6 +48,15 @@ def test_a_forename_written_another_way_counts_as_held():
     assert len(set(_three(["jeffrey", "paul", "paup"]).tolist())) == 1
     # "garri" and "garry": Jaro-Winkler 0.92.
     assert len(set(_three(["jason", "garry", "garri"]).tolist())) == 1
+
+
+def test_a_middle_name_counts_as_held():
+    # "jason hammond" (his middle name as his forename) comes to Garry's group: apart while the
+    # group holds only "garry", one man once it holds "garry jason hammond".
+    assert len(set(_three(["garry", "garry", "jason"]).tolist())) == 2
+    assert len(set(_three(["garry", "garry", "jason"], middles=[None, "jason", None]).tolist())) == 1
+    # A twin's middle name that is no name of the other's keeps them apart.
+    assert len(set(_three(["gary", "gary", "graham"], middles=[None, "john", None]).tolist())) == 2
 
 
 def test_twins_stay_apart():

@@ -193,6 +193,7 @@ def test_a_hard_negative_resting_on_forenames_is_lifted_by_the_history_holding_b
     con = _world(SPREAD)
     con.execute("alter table linkage.records add column forename varchar")
     con.execute("alter table linkage.records add column forename_aliases varchar[]")
+    con.execute("alter table linkage.records add column middle_names varchar")
     con.execute("update linkage.records set forename = case record_id when 'Y' then 'kod' else 'chris' end")
     con.execute("update linkage.records set forename_aliases = [forename]")
     # (The rule is kept to pairs with R: X and Y are one person's, as their pair's weight says.)

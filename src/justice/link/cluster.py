@@ -93,21 +93,22 @@ def groups_conflict(va: list[set], vb: list[set], vouch: bool = True) -> bool:
 class NodeNames:
     """Per node: the forename (None if none), the forenames that count as the same name (the
     forename, its nicknames and formal names and spelling variants: standardise's
-    forename_aliases) and the sex (None if not recorded), read only for the nodes asked about.
+    forename_aliases), the sex (None if not recorded) and the first middle name (None if none),
+    read only for the nodes asked about.
 
-    `load(nodes)` gives (node, forename, aliases, sex) for each of `nodes` (node numbers, an int64
-    array); what it gave is kept. At a million records the aliases of every record took 10 s to
+    `load(nodes)` gives (node, forename, aliases, sex, middle name) for each of `nodes` (node
+    numbers, an int64 array); what it gave is kept. At a million records the aliases of every record took 10 s to
     read into Python, and only the few thousand records of components that break a constraint
     are ever asked about."""
 
     def __init__(self, load: Callable[[np.ndarray], Iterable[tuple]]) -> None:
         self._load = load
-        self._names: dict[int, tuple[str | None, frozenset, str | None]] = {}
+        self._names: dict[int, tuple[str | None, frozenset, str | None, str | None]] = {}
 
     @classmethod
-    def from_arrays(cls, forename: list, aliases: list, sex: list) -> NodeNames:
+    def from_arrays(cls, forename: list, aliases: list, sex: list, middle: list | None = None) -> NodeNames:
         """Names held in memory, node i's at position i."""
-        rows = list(zip(range(len(forename)), forename, aliases, sex))
+        rows = list(zip(range(len(forename)), forename, aliases, sex, middle or [None] * len(forename)))
         return cls(lambda nodes: [rows[int(i)] for i in nodes])
 
     def ensure(self, nodes: Iterable[int]) -> None:
@@ -115,21 +116,24 @@ class NodeNames:
         # (Each node looked up: a set less the dict's keys view walks every key held.)
         missing = np.array(sorted({int(n) for n in nodes if int(n) not in self._names}), dtype=np.int64)
         if len(missing):
-            for node, forename, aliases, sex in self._load(missing):
-                self._names[int(node)] = (forename, frozenset(aliases or ()), sex)
+            for node, forename, aliases, sex, middle in self._load(missing):
+                self._names[int(node)] = (forename, frozenset(aliases or ()), sex, middle)
 
     def bears_forename(self, group: set[int], y: int) -> bool:
-        """Whether a node of `group` has `y`'s forename or one that counts as the same, and no
-        other sex. Initials count as no forename."""
+        """Whether a node of `group`, of no other sex, has `y`'s forename or a way of writing it
+        (`alike_forenames`) as its forename or its first middle name ("garry jason hammond" bears
+        Jason). Initials count as no name."""
         self.ensure([*group, y])
-        fy, ay, sy = self._names[y]
+        fy, ay, sy, _ = self._names[y]
         if fy is None or len(fy) < 2:
             return False
         for z in group:
-            fz, az, sz = self._names[z]
-            if fz is None or len(fz) < 2 or (sy is not None and sz is not None and sz != sy):
+            fz, az, sz, mz = self._names[z]
+            if sy is not None and sz is not None and sz != sy:
                 continue
-            if alike_forenames(fz, az, fy, ay):
+            if fz is not None and len(fz) >= 2 and alike_forenames(fz, az, fy, ay):
+                return True
+            if mz is not None and len(mz) >= 2 and alike_forenames(mz, frozenset(), fy, ay):
                 return True
         return False
 

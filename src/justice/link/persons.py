@@ -182,11 +182,13 @@ def hard_negative_sql(rules: list[dict], scalar: set[str] | None = None) -> str:
 
 
 def _names_of(con: duckdb.DuckDBPyConnection, uid: np.ndarray, nodes: np.ndarray) -> list[tuple]:
-    """(node, forename, forename_aliases, sex) of the records numbered `nodes` (positions in `uid`)."""
+    """(node, forename, forename_aliases, sex, first middle name) of the records numbered `nodes`
+    (positions in `uid`)."""
     con.register("_names_wanted", pa.table({"node": pa.array(nodes, pa.int64()),
                                             "unique_id": pa.array(uid[nodes].tolist(), pa.string())}))
     try:
-        return con.execute("select w.node, r.forename, r.forename_aliases, r.sex from _names_wanted w "
+        return con.execute("select w.node, r.forename, r.forename_aliases, r.sex, "
+                           "nullif(split_part(r.middle_names, ' ', 1), '') from _names_wanted w "
                            "join linkage.records r using (unique_id)").fetchall()
     finally:
         con.unregister("_names_wanted")
@@ -208,7 +210,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     # The forenames and sex too, for the hard negatives a group holding both forenames lifts
     # (cluster.NodeNames), when the records have them.
     cols = {r[0] for r in con.execute("describe linkage.records").fetchall()}
-    has_names = {"forename", "forename_aliases", "sex"} <= cols
+    has_names = {"forename", "forename_aliases", "sex", "middle_names"} <= cols
     nodes = con.sql("select unique_id, system, record_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
                     + " from linkage.records order by unique_id").to_arrow_table()
     uid = nodes.column("unique_id").to_numpy(zero_copy_only=False).astype(object)
