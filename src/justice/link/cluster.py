@@ -19,6 +19,7 @@ new one. So a person whose records did not change keeps their id.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -156,6 +157,27 @@ def alike_forenames(a: str, a_aliases: frozenset, b: str, b_aliases: frozenset) 
             or any(jaro_winkler(x, b) >= 0.85 for x in a_aliases))
 
 
+def _majority_within(va: list[set], vb: list[set], ca: list[Counter], cb: list[Counter]) -> bool:
+    """Whether, for every identifier on which two groups (values `va`, `vb`; each value's number
+    of records `ca`, `cb`) conflict, one group holds a single value and the other holds it on more
+    of its records than any other value. A person's CRO number on four records and another man's,
+    keyed against him once, on a fifth are no conflict with a group holding the four's: the
+    merged group holds nothing new. A group holding the fifth's alone still conflicts."""
+    for x, y, cx, cy in zip(va, vb, ca, cb):
+        if not x or not y or not _conflict(x, y):
+            continue
+        ok = False
+        for small, big, cbig in ((y, x, cx), (x, y, cy)):
+            if small <= big and len(small) == 1:
+                v = next(iter(small))
+                top = cbig[v]
+                if all(n < top for u, n in cbig.items() if u != v):
+                    ok = True
+        if not ok:
+            return False
+    return True
+
+
 def _kept_apart(ma: set[int], mb: set[int], partners: dict[int, set[int]], reviewed: dict[int, set[int]],
                 share_identifier: bool, names: NodeNames | None, by_forename: set[tuple[int, int]],
                 nodes: np.ndarray) -> bool:
@@ -283,12 +305,16 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
         values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
                                         for i, v in enumerate(nodes.tolist())}
+        counts: dict[int, list[Counter]] = {i: [Counter(x) for x in values[i]] for i in values}
         for a_node, b_node, w in zip(left[order].tolist(), right[order].tolist(), weight[order].tolist()):
             a, b = uf.find(local[a_node]), uf.find(local[b_node])
             if a == b:
                 continue
             va, vb = values[a], values[b]
-            if groups_conflict(va, vb, vouch=vouch_above is not None and w > vouch_above):
+            # Two values of one identifier are two people's, unless another identifier vouches
+            # for them or one group holds only the other's commonest value (`_majority_within`).
+            if groups_conflict(va, vb, vouch=vouch_above is not None and w > vouch_above) and not _majority_within(
+                    va, vb, counts[a], counts[b]):
                 continue
             # A cannot-link keeps two groups apart unless they share a valid identifier one person
             # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and
@@ -302,7 +328,9 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             other = b if root == a else a
             members[root] |= members.pop(other)
             values[root] = [x | y for x, y in zip(va, vb)]
+            counts[root] = [x + y for x, y in zip(counts[a], counts[b])]
             values.pop(other, None)
+            counts.pop(other, None)
         roots = np.array([uf.find(i) for i in range(len(nodes))])
         _, sub = np.unique(roots, return_inverse=True)
         labels[nodes] = np.where(sub == 0, comp, next_label + sub - 1)
