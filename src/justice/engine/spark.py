@@ -26,6 +26,7 @@ from justice.engine.base import Engine, LinkageSQL, Progress, SQLDialect
 from justice.engine.dbt import run_dbt_here
 from justice.errors import ConfigError, TransformError
 from justice.settings import Settings
+from justice.similarity import jaro_winkler
 
 # One Spark application per process: the settings it was made for, and the session.
 _running: dict[str, object] = {}
@@ -244,39 +245,6 @@ class SparkSQL(SQLDialect):
 
     def reasons(self, failures: str) -> str:
         return f"array_join(transform({failures}, x -> x.reason), '; ')"
-
-
-def jaro_winkler(a: str | None, b: str | None) -> float | None:
-    """Jaro-Winkler similarity as DuckDB's `jaro_winkler_similarity` computes it, to the last bit
-    (null when either is null).
-
-    The Jaro part is jellyfish's (the same arithmetic as DuckDB's); the Winkler step, j + p·0.1·(1
-    − j) for a common prefix of p ≤ 4 characters when j > 0.7, DuckDB computes as one fused
-    multiply-add (rounded once), so it is computed here exactly, in integers, and rounded once:
-    jellyfish's own rounds twice and is one unit in the last place off DuckDB on about 1 pair in
-    200 (`mcdonald`/`macdonald`: 0.9666666666666666 against DuckDB's 0.9666666666666667), which
-    changes a level where a pair's score is exactly a level's threshold."""
-    from jellyfish import jaro_similarity
-
-    if a is None or b is None:
-        return None
-    if a == b:
-        return 1.0 if a else 0.0
-    j = jaro_similarity(a, b)
-    if j <= 0.7:
-        return j
-    prefix = 0
-    for x, y in zip(a[:4], b[:4], strict=False):
-        if x != y:
-            break
-        prefix += 1
-    if prefix == 0:
-        return j
-    # j + t·c with t = prefix·0.1 and c = 1 − j (exact, as j > 0.5), as fractions with
-    # power-of-two denominators; Python's integer division rounds the quotient correctly.
-    (nj, dj), (nt, dt), (nc, dc) = (j.as_integer_ratio(), (prefix * 0.1).as_integer_ratio(),
-                                    (1.0 - j).as_integer_ratio())
-    return (nj * dt * dc + nt * nc * dj) / (dj * dt * dc)
 
 
 def jaro_winkler_best(values: list[str | None] | None, b: str | None) -> float | None:

@@ -25,8 +25,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from jellyfish import levenshtein_distance
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+
+from justice.similarity import jaro_winkler
 
 PERSON_PREFIX = "MPI"
 FORCED = float("inf")
@@ -98,9 +101,9 @@ class NodeNames:
     read only for the nodes asked about.
 
     `load(nodes)` gives (node, forename, aliases, sex, middle name) for each of `nodes` (node
-    numbers, an int64 array); what it gave is kept. At a million records the aliases of every record took 10 s to
-    read into Python, and only the few thousand records of components that break a constraint
-    are ever asked about."""
+    numbers, an int64 array); what it gave is kept. At a million records the aliases of every
+    record took 10 s to read into Python; the records that could lift a pair are 43,052 of
+    1,056,605, read in four calls."""
 
     def __init__(self, load: Callable[[np.ndarray], Iterable[tuple]]) -> None:
         self._load = load
@@ -138,17 +141,19 @@ class NodeNames:
                 return True
         return False
 
+    def lifts(self, x: int, y: int, group_x: Iterable[int], group_y: Iterable[int]) -> bool:
+        """Whether the hard-negative pair (x, y), x in `group_x` and y in `group_y` (the nodes of
+        the two groups), is lifted: the group of one holds the other's forename on another record."""
+        return (self.bears_forename({z for z in group_x if z != x}, y)
+                or self.bears_forename({z for z in group_y if z != y}, x))
+
 
 def alike_forenames(a: str, a_aliases: frozenset, b: str, b_aliases: frozenset) -> bool:
     """Whether two forenames may be one person's name as written by two clerks: the same, one a
     nickname, formal name or variant of the other (`forename_aliases`), within Jaro-Winkler 0.85
     of the other or of one of its aliases, or one letter apart in names of three letters or more
-    ("paup" for Paul). The twins rule's own bridge (`unless_bridged` in model.yaml) takes a third
-    record's name as one of both forenames' by the same tests."""
-    from jellyfish import levenshtein_distance
-
-    from justice.engine.spark import jaro_winkler
-
+    ("paup" for Paul): the tests the twins rule's own bridge (`unless_bridged` in model.yaml)
+    makes of a third record's name, with the aliases in place of its nickname groups."""
     if a == b or a in b_aliases or b in a_aliases:
         return True
     if min(len(a), len(b)) >= 3 and levenshtein_distance(a, b) <= 1:
@@ -163,19 +168,15 @@ def _majority_within(va: list[set], vb: list[set], ca: list[Counter], cb: list[C
     of its records than any other value. A person's CRO number on four records and another man's,
     keyed against him once, on a fifth are no conflict with a group holding the four's: the
     merged group holds nothing new. A group holding the fifth's alone still conflicts."""
-    for x, y, cx, cy in zip(va, vb, ca, cb):
-        if not x or not y or not _conflict(x, y):
-            continue
-        ok = False
-        for small, big, cbig in ((y, x, cx), (x, y, cy)):
-            if small <= big and len(small) == 1:
-                v = next(iter(small))
-                top = cbig[v]
-                if all(n < top for u, n in cbig.items() if u != v):
-                    ok = True
-        if not ok:
+    def commonest(value: set, counts: Counter) -> bool:
+        """`value` is one value, held on more records than any other of `counts`'."""
+        if len(value) != 1:
             return False
-    return True
+        (v,) = value
+        return all(n < counts[v] for u, n in counts.items() if u != v)
+
+    return all(not x or not y or not _conflict(x, y) or commonest(y, cx) or commonest(x, cy)
+               for x, y, cx, cy in zip(va, vb, ca, cb))
 
 
 def _kept_apart(ma: set[int], mb: set[int], partners: dict[int, set[int]], reviewed: dict[int, set[int]],
@@ -194,14 +195,11 @@ def _kept_apart(ma: set[int], mb: set[int], partners: dict[int, set[int]], revie
         return True
     if share_identifier:
         return False
-    for x, y in blocking:
-        if names is None or (min(x, y), max(x, y)) not in by_forename:
-            return True
-        gx, gy = int(nodes[x]), int(nodes[y])
-        if not (names.bears_forename({int(nodes[z]) for z in ma if z != x}, gy)
-                or names.bears_forename({int(nodes[z]) for z in mb if z != y}, gx)):
-            return True
-    return False
+    if names is None:
+        return True
+    ga, gb = nodes[list(ma)].tolist(), nodes[list(mb)].tolist()
+    return not all((min(x, y), max(x, y)) in by_forename and names.lifts(int(nodes[x]), int(nodes[y]), ga, gb)
+                   for x, y in blocking)
 
 
 def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
@@ -227,7 +225,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
 
     `by_forename` marks the soft pairs whose rule rests on the two forenames being different
     names (twins, siblings). With `names` (each node's forename, the forenames that count as the
-    same, and sex), such a pair (x, y) does not keep two groups apart when the group of one
+    same, sex and first middle name), such a pair (x, y) does not keep two groups apart when the group of one
     already holds the other's forename on another record (`NodeNames.bears_forename`): "kod
     woods" (a mistyped Kit) in a group of Chris Woods's records and "chris woods" are not twins,
     since Chris is a name of the group "kod" is in; twins' records carry their own forenames.

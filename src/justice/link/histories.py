@@ -219,10 +219,9 @@ def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: 
     if across:
         if names is None or not all(f for _, _, f in across):
             return True
-        own, theirs = set(small.tolist()), set((mb if other == b else ma).tolist())
-        for x, y, _ in across:
-            if not (names.bears_forename(own - {x}, y) or names.bears_forename(theirs - {y}, x)):
-                return True
+        theirs = (mb if other == b else ma).tolist()
+        if not all(names.lifts(x, y, small.tolist(), theirs) for x, y, _ in across):
+            return True
     va = [{key[n] for n in ma.tolist()} - {None} for key in key_lists]
     vb = [{key[n] for n in mb.tolist()} - {None} for key in key_lists]
     return clustering.groups_conflict(va, vb, vouch=False)

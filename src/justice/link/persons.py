@@ -207,8 +207,8 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     # identifier's valid values, in one read sorted once.
     conds = [f"case when {r['valid']} then {r['column']} end" if r.get("valid") else r["column"]
              for r in never_link]
-    # The forenames and sex too, for the hard negatives a group holding both forenames lifts
-    # (cluster.NodeNames), when the records have them.
+    # Whether the records hold the names that lift a hard negative resting on the forenames
+    # (cluster.NodeNames reads them, for the few records that need them).
     cols = {r[0] for r in con.execute("describe linkage.records").fetchall()}
     has_names = {"forename", "forename_aliases", "sex", "middle_names"} <= cols
     nodes = con.sql("select unique_id, system, record_id" + "".join(f", {c} as k{i}" for i, c in enumerate(conds))
@@ -314,7 +314,7 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
                                         rounds=int(hist.get("rounds", 3)),
                                         identifiers=rules.get("identifier_links", []),
                                         identifier_threshold=hist.get("identifier_threshold"),
-                                        names=forenames, by_forename=cann[3].astype(bool) & cann[2].astype(bool))
+                                        names=forenames, by_forename=cann[3].astype(bool))
         left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
         weight = np.concatenate([weight, extra["weight"]])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
