@@ -168,7 +168,8 @@ def test_spark_trains_the_same_model(built_home, spark_home):
 def test_spark_scores_the_same_pairs_with_the_same_weights(built_home, spark_home):
     con = _both(built_home, spark_home)
     weights = [r[0] for r in con.execute("describe d.linkage.pairs").fetchall() if r[0].startswith("mw_")]
-    assert len(weights) == 9
+    # A weight per comparison, the event days' among them (the list columns went to Spark).
+    assert len(weights) == 10 and "mw_event_dates" in weights
     diff = ", ".join(f"max(abs(d.{w} - s.{w}))" for w in ["match_weight", *weights])
     both, only_d, only_s, *worst = con.execute(f"""
         select count(d.unique_id_l) filter (where s.unique_id_l is not null),

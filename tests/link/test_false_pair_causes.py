@@ -60,28 +60,31 @@ def test_a_lenders_namesake_and_a_borrowers_own_records_have_causes_of_their_own
 
 def test_the_recall_ceiling_counts_only_pairs_some_evidence_reaches():
     """`recall_ceiling`: a person's records within reach of each other through a chain of
-    evidence (an identifier, a name and date of birth alike, an address and birth year); an
-    alias record with an invented name and date of birth and no identifier is out of reach."""
+    evidence (an identifier, a name and date of birth alike, an address and birth year, an event
+    of two systems on one day); an alias record with an invented name and date of birth, no
+    identifier and no such event is out of reach."""
     con = duckdb.connect()
     con.execute("create schema linkage")
     con.execute("""create table linkage.records as select * from (values
         ('m:1', 'm', '1', 'smith', 's530', 'john', 'j500', ['john'], ['john', 'jack'], ['smith'],
-         date '1990-01-01', 1990, 'A1 1AA', 'P1', null, null, null, null),
+         date '1990-01-01', 1990, 'A1 1AA', 'P1', null, null, null, null,
+         [date '2020-01-01', date '2020-02-02']),
         -- the same person, another address, no identifier: name and date of birth alike
         ('m:2', 'm', '2', 'smyth', 's530', 'jack', 'j200', ['jack'], ['jack', 'john'], ['smyth'],
-         date '1990-01-01', 1990, 'B2 2BB', null, null, null, null, null),
+         date '1990-01-01', 1990, 'B2 2BB', null, null, null, null, null, null),
         -- an alias, but with the person's PNC ID: within reach
         ('m:3', 'm', '3', 'brown', 'b650', 'tom', 't500', ['tom'], ['tom'], ['brown'],
-         date '1985-06-06', 1985, null, 'P1', null, null, null, null),
-        -- an alias with nothing of the person's: out of reach
+         date '1985-06-06', 1985, null, 'P1', null, null, null, null, null),
+        -- an alias with nothing of the person's: out of reach (a day of its own system's
+        -- records in common is no evidence: two cases of one court list)
         ('m:4', 'm', '4', 'green', 'g650', 'alan', 'a450', ['alan'], ['alan'], ['green'],
-         date '1970-03-03', 1970, 'C3 3CC', null, null, null, null, null),
+         date '1970-03-03', 1970, 'C3 3CC', null, null, null, null, null, [date '2020-01-01']),
         -- a second person alone
         ('m:5', 'm', '5', 'jones', 'j520', 'ann', 'a500', ['ann'], ['ann'], ['jones'],
-         date '1980-02-02', 1980, 'D4 4DD', null, null, null, null, null)
+         date '1980-02-02', 1980, 'D4 4DD', null, null, null, null, null, null)
         ) t(unique_id, system, record_id, surname, surname_sound, forename, forename_sound,
             forename_names, forename_aliases, surname_parts, dob, birth_year, postcode, pnc_core,
-            cro_core, prison_number, crn, same_as)""")
+            cro_core, prison_number, crn, same_as, event_dates)""")
     con.execute("""create table _eval as select * from (values
         ('m', '1', 'x', 'A', ''), ('m', '2', 'y', 'A', ''), ('m', '3', 'x', 'A', 'alias'),
         ('m', '4', 'z', 'A', 'alias'), ('m', '5', 'w', 'B', '')
@@ -94,3 +97,12 @@ def test_the_recall_ceiling_counts_only_pairs_some_evidence_reaches():
     con.execute("update _eval set mess = 'borrowed_identity' where record_id = '3'")
     assert recall_ceiling(con)["without_borrowed_identities"] == {
         "true_pairs": 3, "reachable_pairs": 1, "recall_ceiling": 1 / 3}
+    # Another system's record under another alias, with nothing of the person's but a day's
+    # event in common with record 1 (received into prison the day the court sentenced him):
+    # within reach. Person A: 5 records, 10 true pairs; records 1-3 and 6 reach each other.
+    con.execute("update _eval set mess = 'alias' where record_id = '3'")
+    con.execute("""insert into linkage.records by name select 'p:6' as unique_id, 'p' as system, '6' as record_id,
+                   'white' as surname, 'w300' as surname_sound, 'ed' as forename, 'e300' as forename_sound,
+                   date '1960-05-05' as dob, 1960 as birth_year, [date '2020-02-02'] as event_dates""")
+    con.execute("insert into _eval values ('p', '6', 'v', 'A', 'alias')")
+    assert recall_ceiling(con)["all"] == {"true_pairs": 10, "reachable_pairs": 6, "recall_ceiling": 0.6}

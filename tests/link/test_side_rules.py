@@ -83,7 +83,7 @@ def test_a_probes_candidates_by_block_keys_are_the_rules_candidates(with_dob):
     con.execute(f"create table block_keys as {block_keys_sql(MODEL, 'recs')}")
     keyed, unkeyed = probe_lookups(MODEL, "r")
     assert not unkeyed and len(keyed) == len(RULES) + 1  # the side rule looks up two keys
-    lookups = " union all ".join(f"select case when {present} then {key} end as key from recs r "
+    lookups = " union all ".join(f"select unnest(case when {present} then {key} end) as key from recs r "
                                  f"where r.unique_id = $u" for key, present in keyed)
     probes = con.execute(f"select unique_id from recs where (dob is null) = {not with_dob} "
                          "order by unique_id").fetchall()

@@ -14,6 +14,10 @@ date of birth missing). Such a rule is keyed too, in two halves: a record lackin
 under the key tagged 0, any other under the key tagged 1; a probe lacking X looks up both tags,
 any other only tag 0. So in `linkage.block_keys` equal keys are candidates only for rules
 without a side (two records filed under tag 1 are not); the rule's SQL is the exact test.
+A rule may also hold one *list* condition, ``list_has_any(l.X, r.X)`` (the two records share an
+element of the list X: an event on the same day). A record is then filed under one key per
+element of X, the element hashed in the condition's place, and a probe looks up one key per
+element of its own X. A list rule has no side condition.
 A rule of neither form is left out of the table and scanned for directly.
 """
 
@@ -103,13 +107,19 @@ def key_expressions(rule: str) -> list[str] | None:
 
 _SIDE = re.compile(r"^\(\s*l\.([A-Za-z_][A-Za-z0-9_]*)\s+is\s+null\s+or\s+"
                    r"r\.([A-Za-z_][A-Za-z0-9_]*)\s+is\s+null\s*\)$", re.IGNORECASE)
+_LIST = re.compile(r"^list_has_any\(\s*l\.([A-Za-z_][A-Za-z0-9_]*)\s*,\s*r\.([A-Za-z_][A-Za-z0-9_]*)\s*\)$",
+                   re.IGNORECASE)
+# In a list rule's expressions, the place of the list's element.
+ELEMENT = "$element"
 
 
 def rule_key(rule: str) -> tuple[list[str], str | None] | None:
     """A keyed rule's left-hand expressions (over `l.`) and its side column (None when it has
     no side condition): equalities `expr(l) = expr(r)`, at least one, and at most one
-    ``(l.X is null or r.X is null)``. None when the rule is not of that form."""
-    exprs, side = [], None
+    ``(l.X is null or r.X is null)``; or, in a list rule, at most one ``list_has_any(l.X, r.X)``,
+    whose place among the expressions is ELEMENT (see `list_column`). None when the rule is not
+    of that form."""
+    exprs, side, listed = [], None, False
     for part in conjuncts(rule.strip()) or []:
         m = _SIDE.match(part.strip())
         if m:
@@ -117,29 +127,57 @@ def rule_key(rule: str) -> tuple[list[str], str | None] | None:
                 return None
             side = m.group(1)
             continue
+        m = _LIST.match(part.strip())
+        if m:
+            if listed or m.group(1) != m.group(2):
+                return None
+            listed = True
+            exprs.append(ELEMENT)
+            continue
         one = key_expressions(part)
         if one is None:
             return None
         exprs += one
-    return (exprs, side) if exprs else None
+    if listed and side is not None:
+        return None
+    return (exprs, side) if exprs and exprs != [ELEMENT] else None
+
+
+def list_column(rule: str) -> str | None:
+    """The list column X of a keyed rule's ``list_has_any(l.X, r.X)``, or None."""
+    for part in conjuncts(rule.strip()) or []:
+        m = _LIST.match(part.strip())
+        if m:
+            return m.group(1)
+    return None
 
 
 def rule_texts(model: dict) -> list[str]:
     return [r["blocking_rule"] if isinstance(r, dict) else r for r in model["blocking_rules_to_generate_predictions"]]
 
 
-def key_sql(number: int, exprs: list[str], alias: str, tag: int | None = None) -> tuple[str, str]:
+def key_sql(number: int, exprs: list[str], alias: str, tag: int | None = None,
+            listed: str | None = None, as_list: bool = False) -> tuple[str, str]:
     """(hash expression, all-present condition) for rule `number` over table alias `alias`; a
-    side rule's half is hashed with its `tag`."""
-    over = [re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
-    return (f"hash({number}, {', '.join(over + ([] if tag is None else [str(tag)]))})",
-            " and ".join(f"({e}) is not null" for e in over))
+    side rule's half is hashed with its `tag`. In a list rule (`listed`, its list column) the
+    expression is ``unnest``: a row per element. With `as_list` it is a list of keys (one, or
+    one per element of a list rule's list)."""
+    over = [re.sub(r"\bl\.", f"{alias}.", e) for e in exprs if e != ELEMENT]
+    present = " and ".join([f"({e}) is not null" for e in over] + ([f"{alias}.{listed} is not null"] if listed else []))
+    if listed is None:
+        key = f"hash({number}, {', '.join(over + ([] if tag is None else [str(tag)]))})"
+        return (f"[{key}]" if as_list else key), present
+    element = "_element" if as_list else f"unnest({alias}.{listed})"
+    args = [element if e == ELEMENT else re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
+    key = f"hash({number}, {', '.join(args)})"
+    return (f"list_transform({alias}.{listed}, lambda _element: {key})" if as_list else key), present
 
 
 def probe_lookups(model: dict, alias: str = "r") -> tuple[list[tuple[str, str]], list[str]]:
     """A probe's candidate search: (key, condition) SQL over the probe `alias` for each key it
     looks up in `linkage.block_keys` (a side rule's tag 0 always, its tag 1 when the probe lacks
-    the side column), and the rules that have no key (to scan for)."""
+    the side column), each a list of keys (one, or a list rule's one per element), and the rules
+    that have no key (to scan for)."""
     keyed, unkeyed = [], []
     for i, rule in enumerate(rule_texts(model)):
         rk = rule_key(rule)
@@ -147,10 +185,11 @@ def probe_lookups(model: dict, alias: str = "r") -> tuple[list[tuple[str, str]],
             unkeyed.append(rule)
             continue
         exprs, side = rk
-        key, present = key_sql(i, exprs, alias, None if side is None else 0)
+        listed = list_column(rule)
+        key, present = key_sql(i, exprs, alias, None if side is None else 0, listed, as_list=True)
         keyed.append((key, present))
         if side is not None:
-            key1, _ = key_sql(i, exprs, alias, 1)
+            key1, _ = key_sql(i, exprs, alias, 1, as_list=True)
             keyed.append((key1, f"{present} and {alias}.{side} is null"))
     return keyed, unkeyed
 
@@ -166,7 +205,7 @@ def block_keys_sql(model: dict, records: str = "linkage.records") -> str | None:
             continue
         exprs, side = rk
         if side is None:
-            key, present = key_sql(i, exprs, "l")
+            key, present = key_sql(i, exprs, "l", listed=list_column(rule))
             parts.append(f"select {key} as key, l.record_no from {records} l where {present}")
             continue
         key0, present = key_sql(i, exprs, "l", 0)
@@ -276,7 +315,7 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
         if rk is None:
             raise ValueError(f"blocking rule {rule!r} has no key; score it with Splink's own blocking")
         exprs, side = rk
-        key, present = key_sql(i, exprs, "l")
+        key, present = key_sql(i, exprs, "l", listed=list_column(rule))
         if side is None:
             parts.append(f"select {i}::utinyint as rule, {key} as key, l.record_no from {records} l where {present}")
         else:

@@ -237,6 +237,8 @@ _REACH_EDGE = """
     -- the same address and a birth year alike
     or (a.postcode = b.postcode and (a.birth_year is null or b.birth_year is null
                                      or abs(a.birth_year - b.birth_year) <= 1))
+    -- two systems' records of an event on the same day (a sentence and the reception into prison)
+    or (a.system <> b.system and list_has_any(a.event_dates, b.event_dates))
 """
 
 
@@ -244,8 +246,9 @@ def recall_ceiling(con: duckdb.DuckDBPyConnection) -> dict | None:
     """The most recall any linker reading the records' fields could reach: two records of one
     person are within reach when a chain of that person's records joins them, each step holding
     some evidence (`_REACH_EDGE`: an identifier or asserted link, a name and a date of birth
-    alike, or an address and birth year). A record under an invented alias or another person's
-    identity with no identifier is out of reach of its person's other records. Over every
+    alike, an address and birth year, or two systems' records of an event on one day). A record
+    under an invented alias or another person's identity with no identifier and no event shared
+    with another system is out of reach of its person's other records. Over every
     record and without borrowed-identity records (their pairs, not their bridges). Reads `_eval`
     and `linkage.records`; for measuring only. None if the index has no records table."""
     import numpy as np

@@ -275,7 +275,7 @@ def compile_scoring_sql(model: dict, index: str, probe: str) -> tuple[str, str, 
     # that has no key is scanned for, with the probe's values bound as $r_<column>.
     keyed, unkeyed = probe_lookups(model, "r")
     scans = _probe_scans(unkeyed, index)
-    lookups = [f"select case when {present} then {key} end as key from {probe} r"
+    lookups = [f"select unnest(case when {present} then {key} end) as key from {probe} r"
                for key, present in keyed]
     keys_sql = " union all ".join(lookups) if lookups else "select null::ubigint as key where false"
     candidates_sql = (f"select record_no from wh.linkage.block_keys where key in "
@@ -305,12 +305,12 @@ def _probe_scans(unkeyed: list[str], index: str) -> list[str]:
 
 def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
     """compile_scoring_sql's candidate search in two parts, for an index held in memory: a
-    query giving the probe's blocking keys as one row (a column a rule, null where the probe
-    has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
+    query giving the probe's blocking keys as one row (a column a rule, each a list of keys, null
+    where the probe has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
     no key (None when every rule has one; the probe's values bound as $r_<column>)."""
     keyed, unkeyed = probe_lookups(model, "r")
     scans = _probe_scans(unkeyed, "wh.linkage.records")
-    keys = [f"case when {present} then {key} end" for key, present in keyed]
+    keys = [f"case when {present} then {key} end" for key, present in keyed]  # each a list
     keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
     return keys_sql, (" union ".join(scans) if scans else None)
 
@@ -326,7 +326,7 @@ def compile_batch_scoring_sql(model: dict, index: str, probes: str, pairs: str) 
     keyed, unkeyed = probe_lookups(model, "r")
     scans = [f"select r.record_no as probe_no, l.record_no from {index} l join {probes} r on {rule}"
              for rule in unkeyed]
-    lookups = [f"select r.record_no as probe_no, {key} as key from {probes} r where {present}"
+    lookups = [f"select r.record_no as probe_no, unnest({key}) as key from {probes} r where {present}"
                for key, present in keyed]
     keys_sql = (" union all ".join(lookups) if lookups
                 else "select null::bigint as probe_no, null::ubigint as key where false")
@@ -435,8 +435,8 @@ class Scorer:
             return sorted({r[0] for r in self.con.execute(self.candidates_sql, params).fetchall()})
         found = []
         if self.keys_sql is not None:
-            keys = np.array([k for k in self.con.execute(self.keys_sql).fetchall()[0] if k is not None],
-                            dtype=np.uint64)
+            keys = np.array([k for ks in self.con.execute(self.keys_sql).fetchall()[0] if ks is not None
+                             for k in ks], dtype=np.uint64)
             lo = np.searchsorted(self.bk_keys, keys, side="left")
             hi = np.searchsorted(self.bk_keys, keys, side="right")
             found = [self.bk_records[a:b] for a, b in zip(lo, hi) if b > a]

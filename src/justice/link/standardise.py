@@ -22,7 +22,13 @@ into comparable ones:
   its check character, so an id whose only error is the check letter still blocks and compares;
   a PNC ID whose year is implausible (a typo in the century, which the check letter misses) is
   invalid too;
-* prison numbers and CRNs upper case, flagged when malformed.
+* prison numbers and CRNs upper case, flagged when malformed;
+* the dates of the record's events that another system records too (``event_dates``: a court's
+  hearings and sentence, a prison's receptions, sentences and releases, a probation order's start
+  and end), from a source's optional ``events`` query, as a sorted list; null when it has none.
+  A man sentenced to custody at the Crown Court is received into prison that day, and his
+  licence starts the day he is released: two systems' records sharing such a date are likelier
+  one person's than two (docs/linkage.md, section 4).
 
 Standardisation of names runs in Python over the distinct values only (a few hundred thousand at
 most), then joins back in DuckDB; everything else is SQL.
@@ -49,7 +55,8 @@ SOURCE_COLUMNS = ("record_id", "forenames", "surname", "dob", "sex", "postcode",
 # The columns the model reads; their hash is a record's fingerprint (a change re-links it).
 MODEL_COLUMNS = ("forename", "middle_names", "surname", "surname_parts", "forename_names", "forename_aliases", "dob",
                  "sex", "postcode", "pnc", "pnc_core", "pnc_valid", "cro", "cro_core", "cro_valid",
-                 "prison_number", "crn", "same_as", "surname_key", "forename_sound", "surname_sound")
+                 "prison_number", "crn", "same_as", "surname_key", "forename_sound", "surname_sound",
+                 "event_dates")
 
 # The check letter covers only the last two digits of a PNC ID's year, so a typo in the century
 # ("2920/...") keeps it valid; a year outside the PNC's life (first records from the 1960s) or in
@@ -258,14 +265,28 @@ def extra_columns(sources: dict[str, dict]) -> list[str]:
 
 def raw_records_sql(sources: dict[str, dict]) -> str:
     """One query over every system's records, with a `system` column. A source without one of
-    the other sources' extra columns gets it as null."""
+    the other sources' extra columns gets it as null; one without an `events` query gets null
+    `event_dates`, and one with it the distinct dates its query gives each record, in order."""
     extras = extra_columns(sources)
     parts = []
     for system, entry in sources.items():
         cols = [f"{c}::varchar as {c}" if c != "dob" else "dob::date as dob" for c in SOURCE_COLUMNS]
         own = entry.get("extra_columns", []) or []
         cols += [f"{c}::varchar as {c}" if c in own else f"null::varchar as {c}" for c in extras]
-        parts.append(f"select '{system}' as system, {', '.join(cols)} from (\n{entry['records']}\n) as s_{system}")
+        sql = f"select '{system}' as system, {', '.join(cols)}"
+        if not isinstance(entry.get("events") or "", str):
+            raise ConfigError(f"link source {system!r}: `events` must be a query returning record_id and "
+                              "event_date (see link/sources.yaml)")
+        if entry.get("events"):
+            parts.append(f"""{sql}, event_dates from (
+                select s_{system}.*, e_{system}.event_dates from (\n{entry['records']}\n) as s_{system}
+                left join (select record_id::varchar as record_id,
+                                  list(distinct event_date::date order by event_date::date) as event_dates
+                           from (\n{entry['events']}\n) where record_id is not null and event_date is not null
+                           group by all) as e_{system}
+                on e_{system}.record_id = s_{system}.record_id::varchar) as r_{system}""")
+        else:
+            parts.append(f"{sql}, null::date[] as event_dates from (\n{entry['records']}\n) as s_{system}")
     return "\nunion all\n".join(parts)
 
 
@@ -292,15 +313,16 @@ def standardise(con: duckdb.DuckDBPyConnection, sources: dict[str, dict] | None 
     fore = [r[0] for r in con.execute("select distinct forenames from _link_raw where forenames is not null").fetchall()]
     sur = [r[0] for r in con.execute("select distinct surname from _link_raw where surname is not null").fetchall()]
     try:
-        return standardise_raw(con, "_link_raw", table, fore, sur, extra_columns(sources))
+        return standardise_raw(con, "_link_raw", table, fore, sur, extra_columns(sources), events=True)
     finally:
         con.execute("drop table if exists _link_raw")
 
 
 def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forenames: list, surnames: list,
-                    extras: list[str] = ()) -> int:
-    """Standardise the rows of `raw` (a table or view with `system` and SOURCE_COLUMNS) into
-    `table`, given the distinct raw forenames and surnames in it; returns the row count."""
+                    extras: list[str] = (), events: bool = False) -> int:
+    """Standardise the rows of `raw` (a table or view with `system` and SOURCE_COLUMNS, and
+    `event_dates` when `events`) into `table`, given the distinct raw forenames and surnames in
+    it; returns the row count."""
     ftab, stab = _name_table(forenames, surnames)
     con.register("_link_fore", ftab)
     con.register("_link_sur", stab)
@@ -359,6 +381,7 @@ def standardise_raw(con: duckdb.DuckDBPyConnection, raw: str, table: str, forena
                    then regexp_full_match(upper(trim(prison_number)), '[A-Z][0-9]{{4}}[A-Z]{{2}}') end as prison_number_valid,
               nullif(upper(trim(crn)), '') as crn,
               case when same_as is not null then system || ':' || same_as end as same_as,
+              {"case when len(event_dates) > 0 then event_dates end" if events else "null::date[]"} as event_dates,
               _record_no
             from (select parsed.*, parsed.pnc as r_pnc, parsed.cro as r_cro from parsed) r
             left join _link_fore f on f.raw = r.forenames
