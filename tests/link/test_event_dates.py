@@ -9,6 +9,7 @@ import random
 
 import duckdb
 import pytest
+from blocking_pairs import check_probe_candidates, expected_pairs
 
 from justice.errors import ConfigError
 from justice.link.blocking import (
@@ -60,17 +61,9 @@ def _records(n: int = 300, seed: int = 5) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _expected(con) -> dict[tuple[str, str], str]:
-    """Every pair (l < r by unique id) and the first rule its SQL satisfies, by brute force."""
-    checks = ", ".join(f"coalesce(({r}), false)" for r in RULES)
-    found = con.execute(f"""select l.unique_id, r.unique_id, [{checks}] from recs l join recs r
-                            on l.unique_id < r.unique_id""").fetchall()
-    return {(a, b): str(hits.index(True)) for a, b, hits in found if any(hits)}
-
-
 def test_the_full_runs_pairs_are_the_list_rules_pairs():
     con = _records()
-    expected = _expected(con)
+    expected = expected_pairs(con, RULES)
     # Pairs only a list rule finds are there, some sharing two days or more (found once).
     assert sum(1 for k in expected.values() if k in ("1", "2")) > 100
     several = con.execute("""select count(*) from recs l join recs r on l.unique_id < r.unique_id
@@ -84,7 +77,7 @@ def test_the_full_runs_pairs_are_the_list_rules_pairs():
 
 def test_a_probes_candidates_by_its_days_are_the_list_rules_candidates():
     con = _records()
-    expected = _expected(con)
+    expected = expected_pairs(con, RULES)
     con.execute(f"create table block_keys as {block_keys_sql(MODEL, 'recs')}")
     # A record with three days is filed under three keys for each list rule.
     u = con.execute("select record_no from recs where len(days) = 3 and sound is not null and sex is not null "
@@ -95,17 +88,8 @@ def test_a_probes_candidates_by_its_days_are_the_list_rules_candidates():
     assert own == 3 + 3 + int(has_first)
     keyed, unkeyed = probe_lookups(MODEL, "r")
     assert not unkeyed and len(keyed) == len(RULES)
-    lookups = " union all ".join(f"select unnest(case when {present} then {key} end) as key from recs r "
-                                 f"where r.unique_id = $u" for key, present in keyed)
-    checked = 0
-    for (u,) in con.execute("select unique_id from recs order by unique_id").fetchall()[:80]:
-        got = {r[0] for r in con.execute(
-            f"""select distinct x.unique_id from block_keys b join recs x using (record_no)
-                where b.key in (select key from ({lookups}) where key is not null) and x.unique_id <> $u""",
-            {"u": u}).fetchall()}
-        want = {b if a == u else a for a, b in expected if u in (a, b)}
-        assert got == want, u
-        checked += bool(want)
+    probes = con.execute("select unique_id from recs order by unique_id").fetchall()
+    checked = check_probe_candidates(con, keyed, expected, [u for (u,) in probes[:80]])
     assert checked > 40
 
 

@@ -8,6 +8,7 @@ import random
 
 import duckdb
 import pytest
+from blocking_pairs import check_probe_candidates, expected_pairs
 
 from justice.link.blocking import (
     all_rules_keyed,
@@ -54,17 +55,9 @@ def _records(n: int = 400, seed: int = 7) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _expected(con) -> dict[tuple[str, str], str]:
-    """Every pair (l < r by unique id) and the first rule its SQL satisfies, by brute force."""
-    checks = ", ".join(f"coalesce(({r}), false)" for r in RULES)
-    found = con.execute(f"""select l.unique_id, r.unique_id, [{checks}] from recs l join recs r
-                            on l.unique_id < r.unique_id""").fetchall()
-    return {(a, b): str(hits.index(True)) for a, b, hits in found if any(hits)}
-
-
 def test_the_full_runs_pairs_are_the_rules_pairs_under_their_first_rule():
     con = _records()
-    expected = _expected(con)
+    expected = expected_pairs(con, RULES)
     # Pairs only the side rule finds are there (one date of birth missing, birth years apart).
     assert sum(1 for k in expected.values() if k == "1") > 50
     n = build_blocked_pairs(con, MODEL, "recs", "mine")
@@ -79,23 +72,13 @@ def test_the_full_runs_pairs_are_the_rules_pairs_under_their_first_rule():
 @pytest.mark.parametrize("with_dob", [True, False])
 def test_a_probes_candidates_by_block_keys_are_the_rules_candidates(with_dob):
     con = _records()
-    expected = _expected(con)
+    expected = expected_pairs(con, RULES)
     con.execute(f"create table block_keys as {block_keys_sql(MODEL, 'recs')}")
     keyed, unkeyed = probe_lookups(MODEL, "r")
     assert not unkeyed and len(keyed) == len(RULES) + 1  # the side rule looks up two keys
-    lookups = " union all ".join(f"select unnest(case when {present} then {key} end) as key from recs r "
-                                 f"where r.unique_id = $u" for key, present in keyed)
     probes = con.execute(f"select unique_id from recs where (dob is null) = {not with_dob} "
                          "order by unique_id").fetchall()
-    checked = 0
-    for (u,) in probes[:60]:
-        got = {r[0] for r in con.execute(
-            f"""select distinct x.unique_id from block_keys b join recs x using (record_no)
-                where b.key in (select key from ({lookups}) where key is not null) and x.unique_id <> $u""",
-            {"u": u}).fetchall()}
-        want = {b if a == u else a for a, b in expected if u in (a, b)}
-        assert got == want, u
-        checked += bool(want)
+    checked = check_probe_candidates(con, keyed, expected, [u for (u,) in probes[:60]])
     assert checked > 30
 
 
