@@ -460,12 +460,13 @@ def link_review(
         print(json.dumps({"pending": total, "pairs": rows}, indent=2, default=str))
         return
     table = Table(title=f"Clerical review: {total:,} pairs pending (showing {len(rows)})")
-    for col in ("record", "other record", "weight", "names", "dob", "ids"):
+    for col in ("record", "other record", "weight", "names", "dob", "ids", "days in common"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["unique_id_l"], r["unique_id_r"], f"{r['match_weight']:+.1f}",
                       f"{r['forename_l']} {r['surname_l']} / {r['forename_r']} {r['surname_r']}",
-                      f"{r['dob_l']} / {r['dob_r']}", f"{r['pnc_l'] or '-'} / {r['pnc_r'] or '-'}")
+                      f"{r['dob_l']} / {r['dob_r']}", f"{r['pnc_l'] or '-'} / {r['pnc_r'] or '-'}",
+                      " ".join(str(d) for d in r.get("shared_event_days") or []) or "-")
     console.print(table)
     console.print("decide with: justice link decide RECORD OTHER --match|--not-match --reviewer NAME")
 

@@ -96,6 +96,15 @@ def test_the_clerical_sample_is_stratified_reproducible_and_only_undecided_pairs
     with result.sample_file.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == result.sample_pairs and {"forename_l", "forename_r", "decision"} <= set(rows[0])
+    # The clerk sees the days of events the two systems' records share (a sentence and the
+    # reception into prison), none for two records of one system.
+    shared = {(a, b): d for a, b, d in _q(settings, """
+        select s.unique_id_l, s.unique_id_r, array_to_string(list_intersect(l.event_dates, r.event_dates), ' ')
+        from linkage.clerical_sample s join linkage.records l on l.unique_id = s.unique_id_l
+        join linkage.records r on r.unique_id = s.unique_id_r where l.system <> r.system""")}
+    assert sum(1 for d in shared.values() if d) >= 10
+    for row in rows:
+        assert row["shared_event_days"] == (shared.get((row["unique_id_l"], row["unique_id_r"])) or ""), row
     bands = _q(settings, "select band_low, count(*), any_value(band_pairs), any_value(band_sampled) "
                          "from linkage.clerical_sample group by band_low order by band_low")
     assert len(bands) >= 10

@@ -262,6 +262,17 @@ def test_the_review_queue_holds_the_uncertainty_band_and_kept_apart_pairs(linked
         join linkage.person_links a on a.unique_id = c.unique_id_l join linkage.person_links b on b.unique_id = c.unique_id_r
         where c.current_outcome = 'kept apart' and a.person_id = b.person_id""")[0][0]
     assert split == 0
+    # A reviewer sees the days of events two systems' records share; one system's never.
+    days = _q(linked_home, """select count(*) filter (where c.shared_event_days is not null),
+        count(*) filter (where c.shared_event_days is distinct from case when l.system <> r.system
+                         then nullif(list_intersect(l.event_dates, r.event_dates), []) end)
+        from linkage.clerical_review c join linkage.records l on l.unique_id = c.unique_id_l
+        join linkage.records r on r.unique_id = c.unique_id_r""")[0]
+    assert days[0] > 0 and days[1] == 0
+    # A pair two rules keep apart (twins and siblings) is queued once, with both reasons.
+    once = _q(linked_home, """select count(*) - count(distinct (unique_id_l, unique_id_r)),
+        count(*) filter (where reason like '%; %') from linkage.clerical_review""")[0]
+    assert once[0] == 0 and once[1] > 0
 
 
 def test_models_are_versioned_and_complete(linked_home, tmp_path):

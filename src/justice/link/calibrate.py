@@ -42,6 +42,7 @@ import duckdb
 from justice.errors import ConfigError, TransformError
 from justice.link import model as mdl
 from justice.link.evaluate import CLERICAL_SAMPLE_LIMIT
+from justice.link.store import shared_days_sql
 
 SAMPLE = "linkage.clerical_sample"
 LABELS = ("match", "non_match")
@@ -177,12 +178,13 @@ SIDE_BY_SIDE = ("forename", "middle_names", "surname", "dob", "sex", "postcode",
 
 
 def export_sample(con: duckdb.DuckDBPyConnection, path: Path) -> int:
-    """Write the sample for clerks: each pair's two records side by side and a `decision` column
-    (match / non_match) to fill in. Returns the rows written."""
+    """Write the sample for clerks: each pair's two records side by side, the days of events
+    the two systems' records share, and a `decision` column (match / non_match) to fill in.
+    Returns the rows written."""
     cols = ", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in SIDE_BY_SIDE)
     cur = con.execute(f"""
         select s.unique_id_l, s.unique_id_r, round(s.match_weight, 2) as match_weight, {cols},
-               s.label as decision
+               array_to_string({shared_days_sql(con)}, ' ') as shared_event_days, s.label as decision
         from {SAMPLE} s join linkage.records l on l.unique_id = s.unique_id_l
         join linkage.records r on r.unique_id = s.unique_id_r order by s.band_low, s.unique_id_l, s.unique_id_r
     """)

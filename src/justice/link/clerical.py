@@ -10,7 +10,7 @@ import duckdb
 
 from justice.errors import ConfigError
 from justice.link.persons import hard_negative_sql
-from justice.link.store import open_warehouse, table_exists
+from justice.link.store import open_warehouse, shared_days_sql, table_exists
 from justice.settings import Settings
 
 DECISIONS = ("match", "non_match")
@@ -65,7 +65,8 @@ def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: 
     source = hard or f"({hard_negative_sql(rules.get('hard_negatives', []))})"
     con.execute(f"""
         create or replace table linkage.clerical_review as
-        with hard as (select * from {source} h {apart})
+        with hard as (select unique_id_l, unique_id_r, string_agg(distinct rule, '; ' order by rule) as rule
+                      from {source} h {apart} group by all)
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
                coalesce(hard.rule, 'match weight in the review band') as reason,
                case when hard.rule is not null then 'kept apart'
@@ -76,7 +77,7 @@ def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: 
                l.dob as dob_l, r.dob as dob_r, l.sex as sex_l, r.sex as sex_r,
                l.postcode as postcode_l, r.postcode as postcode_r, l.pnc as pnc_l, r.pnc as pnc_r,
                l.cro as cro_l, r.cro as cro_r, l.prison_number as prison_number_l,
-               r.prison_number as prison_number_r
+               r.prison_number as prison_number_r, {shared_days_sql(con)} as shared_event_days
         from linkage.pairs p
         join linkage.records l on l.unique_id = p.unique_id_l
         join linkage.records r on r.unique_id = p.unique_id_r

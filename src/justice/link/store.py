@@ -33,6 +33,19 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
                        "and table_schema = ? and table_name = ?", [schema, table]).fetchall()[0][0] > 0
 
 
+def shared_days_sql(con: duckdb.DuckDBPyConnection, left: str = "l", right: str = "r") -> str:
+    """SQL for the days of events two records of different systems share (their `event_dates`
+    in common, a DATE[]), for a clerk to see beside the names; null for one system's records,
+    and always null for an index standardised before records carried event days."""
+    held = con.execute("select count(*) from information_schema.columns where table_catalog = current_database() "
+                       "and table_schema = 'linkage' and table_name = 'records' and column_name = 'event_dates'"
+                       ).fetchall()[0][0]
+    if not held:
+        return "null::date[]"
+    return (f"case when {left}.system <> {right}.system "
+            f"then nullif(list_intersect({left}.event_dates, {right}.event_dates), []) end")
+
+
 def require_links(con: duckdb.DuckDBPyConnection) -> None:
     """Raise a clear error when the warehouse holds no linkage yet."""
     if not table_exists(con, "linkage", "person_links"):
