@@ -48,6 +48,12 @@ def test_a_forename_written_another_way_counts_as_held():
     assert len(set(_three(["jeffrey", "paul", "paup"]).tolist())) == 1
     # "garri" and "garry": Jaro-Winkler 0.92.
     assert len(set(_three(["jason", "garry", "garri"]).tolist())) == 1
+    # "tinoghy" (two keying errors; Jaro-Winkler 0.847 to "timothy") among Timothy Graham
+    # Farmer's records, and "graham farmer": one man, as the model's "two letters different"
+    # level has it in names of five letters or more.
+    assert len(set(_three(["graham", "timothy", "tinoghy"]).tolist())) == 1
+    # Two letters apart in shorter names are other names ("anna" and "alma").
+    assert len(set(_three(["rose", "anna", "alma"]).tolist())) == 2
 
 
 def test_a_middle_name_counts_as_held():

@@ -153,10 +153,13 @@ def alike_forenames(a: str, a_aliases: frozenset, b: str, b_aliases: frozenset) 
     nickname, formal name or variant of the other (`forename_aliases`), within Jaro-Winkler 0.85
     of the other or of one of its aliases, or one letter apart in names of three letters or more
     ("paup" for Paul): the tests the twins rule's own bridge (`unless_bridged` in model.yaml)
-    makes of a third record's name, with the aliases in place of its nickname groups."""
+    makes of a third record's name, with the aliases in place of its nickname groups. And, as
+    the model's forename level "two letters different" has it, two letters apart in names of
+    five letters or more ("tinoghy" for Timothy, two keying errors at the high mess level)."""
     if a == b or a in b_aliases or b in a_aliases:
         return True
-    if min(len(a), len(b)) >= 3 and levenshtein_distance(a, b) <= 1:
+    distance = levenshtein_distance(a, b)
+    if (min(len(a), len(b)) >= 3 and distance <= 1) or (min(len(a), len(b)) >= 5 and distance <= 2):
         return True
     return (jaro_winkler(a, b) >= 0.85 or any(jaro_winkler(x, a) >= 0.85 for x in b_aliases)
             or any(jaro_winkler(x, b) >= 0.85 for x in a_aliases))
