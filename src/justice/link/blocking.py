@@ -162,15 +162,15 @@ def key_sql(number: int, exprs: list[str], alias: str, tag: int | None = None,
     side rule's half is hashed with its `tag`. In a list rule (`listed`, its list column) the
     expression is ``unnest``: a row per element. With `as_list` it is a list of keys (one, or
     one per element of a list rule's list)."""
-    over = [re.sub(r"\bl\.", f"{alias}.", e) for e in exprs if e != ELEMENT]
-    present = " and ".join([f"({e}) is not null" for e in over] + ([f"{alias}.{listed} is not null"] if listed else []))
-    if listed is None:
-        key = f"hash({number}, {', '.join(over + ([] if tag is None else [str(tag)]))})"
-        return (f"[{key}]" if as_list else key), present
+    over = [e if e == ELEMENT else re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
+    present = " and ".join([f"({e}) is not null" for e in over if e != ELEMENT]
+                           + ([f"{alias}.{listed} is not null"] if listed else []))
     element = "_element" if as_list else f"unnest({alias}.{listed})"
-    args = [element if e == ELEMENT else re.sub(r"\bl\.", f"{alias}.", e) for e in exprs]
+    args = [element if e == ELEMENT else e for e in over] + ([] if tag is None else [str(tag)])
     key = f"hash({number}, {', '.join(args)})"
-    return (f"list_transform({alias}.{listed}, lambda _element: {key})" if as_list else key), present
+    if not as_list:
+        return key, present
+    return (f"list_transform({alias}.{listed}, lambda _element: {key})" if listed else f"[{key}]"), present
 
 
 def probe_lookups(model: dict, alias: str = "r") -> tuple[list[tuple[str, str]], list[str]]:

@@ -165,21 +165,21 @@ def alike_forenames(a: str, a_aliases: frozenset, b: str, b_aliases: frozenset) 
             or any(jaro_winkler(x, b) >= 0.85 for x in a_aliases))
 
 
-def _majority_within(va: list[set], vb: list[set], ca: list[Counter], cb: list[Counter]) -> bool:
-    """Whether, for every identifier on which two groups (values `va`, `vb`; each value's number
-    of records `ca`, `cb`) conflict, one group holds a single value and the other holds it on more
-    of its records than any other value. A person's CRO number on four records and another man's,
-    keyed against him once, on a fifth are no conflict with a group holding the four's: the
-    merged group holds nothing new. A group holding the fifth's alone still conflicts."""
-    def commonest(value: set, counts: Counter) -> bool:
-        """`value` is one value, held on more records than any other of `counts`'."""
-        if len(value) != 1:
+def _majority_within(ca: list[Counter], cb: list[Counter]) -> bool:
+    """Whether, for every identifier on which two groups (each value's number of records `ca`,
+    `cb`) conflict, one group holds a single value and the other holds it on more of its records
+    than any other value. A person's CRO number on four records and another man's, keyed against
+    him once, on a fifth are no conflict with a group holding the four's: the merged group holds
+    nothing new. A group holding the fifth's alone still conflicts."""
+    def commonest(one: Counter, counts: Counter) -> bool:
+        """`one` holds one value, held in `counts` on more records than any other."""
+        if len(one) != 1:
             return False
-        (v,) = value
+        (v,) = one
         return all(n < counts[v] for u, n in counts.items() if u != v)
 
-    return all(not x or not y or not _conflict(x, y) or commonest(y, cx) or commonest(x, cy)
-               for x, y, cx, cy in zip(va, vb, ca, cb))
+    return all(not x or not y or not _conflict(x.keys(), y.keys()) or commonest(y, x) or commonest(x, y)
+               for x, y in zip(ca, cb))
 
 
 def _kept_apart(ma: set[int], mb: set[int], partners: dict[int, set[int]], reviewed: dict[int, set[int]],
@@ -304,18 +304,18 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
                 reviewed.setdefault(local[b], set()).add(local[a])
         uf = _UnionFind(len(nodes))
         members: dict[int, set[int]] = {i: {i} for i in range(len(nodes))}
-        values: dict[int, list[set]] = {i: [{key[v]} - {None} for key in keys]
-                                        for i, v in enumerate(nodes.tolist())}
-        counts: dict[int, list[Counter]] = {i: [Counter(x) for x in values[i]] for i in values}
+        # Per group and `never_link` identifier: each value held and on how many records.
+        counts: dict[int, list[Counter]] = {i: [Counter({key[v]} - {None}) for key in keys]
+                                            for i, v in enumerate(nodes.tolist())}
         for a_node, b_node, w in zip(left[order].tolist(), right[order].tolist(), weight[order].tolist()):
             a, b = uf.find(local[a_node]), uf.find(local[b_node])
             if a == b:
                 continue
-            va, vb = values[a], values[b]
+            va, vb = [c.keys() for c in counts[a]], [c.keys() for c in counts[b]]
             # Two values of one identifier are two people's, unless another identifier vouches
             # for them or one group holds only the other's commonest value (`_majority_within`).
             if groups_conflict(va, vb, vouch=vouch_above is not None and w > vouch_above) and not _majority_within(
-                    va, vb, counts[a], counts[b]):
+                    counts[a], counts[b]):
                 continue
             # A cannot-link keeps two groups apart unless they share a valid identifier one person
             # has only one of (a `never_link` key): a hard negative (twins) is a guess from names and
@@ -328,9 +328,7 @@ def cluster(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray,
             root = uf.find(a)
             other = b if root == a else a
             members[root] |= members.pop(other)
-            values[root] = [x | y for x, y in zip(va, vb)]
             counts[root] = [x + y for x, y in zip(counts[a], counts[b])]
-            values.pop(other, None)
             counts.pop(other, None)
         roots = np.array([uf.find(i) for i in range(len(nodes))])
         _, sub = np.unique(roots, return_inverse=True)

@@ -306,11 +306,12 @@ def _probe_scans(unkeyed: list[str], index: str) -> list[str]:
 def compile_probe_keys_sql(model: dict, probe: str) -> tuple[str | None, str | None]:
     """compile_scoring_sql's candidate search in two parts, for an index held in memory: a
     query giving the probe's blocking keys as one row (a column a rule, each a list of keys, null
-    where the probe has no key for it), and the scan of the index (wh.linkage.records) for the rules that have
-    no key (None when every rule has one; the probe's values bound as $r_<column>)."""
+    where the probe has no key for it), and the scan of the index (wh.linkage.records) for the
+    rules that have no key (None when every rule has one; the probe's values bound as
+    $r_<column>)."""
     keyed, unkeyed = probe_lookups(model, "r")
     scans = _probe_scans(unkeyed, "wh.linkage.records")
-    keys = [f"case when {present} then {key} end" for key, present in keyed]  # each a list
+    keys = [f"case when {present} then {key} end" for key, present in keyed]
     keys_sql = f"select {', '.join(keys)} from {probe} r" if keys else None
     return keys_sql, (" union ".join(scans) if scans else None)
 
