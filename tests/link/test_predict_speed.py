@@ -8,7 +8,7 @@ import pytest
 from justice.engine.duckdb import DuckDBEngine
 from justice.link import model as mdl
 from justice.link.blocking import all_rules_keyed, build_blocked_pairs
-from justice.link.explain import weight_upper_bound
+from justice.link.explain import weight_bound_tightening, weight_upper_bound
 from justice.link.store import open_warehouse
 
 
@@ -57,6 +57,25 @@ def test_blocked_pairs_are_splinks_and_the_bound_holds(linked_home):
                        join wh.linkage.records r on r.unique_id = o.unique_id_r{tf_joins})
             select count(*) filter (where {expr} < match_weight - 1e-9), count(*) from c""").fetchall()[0]
         assert below == 0 and total == n_own
+        # The tightening tests the name similarities the bound assumed: still never below
+        # Splink's weight, pair by pair, and it drops more pairs, none that reach `keep`.
+        tightening = weight_bound_tightening(settings)
+        assert tightening is not None and "jaro_winkler_similarity" in tightening
+        below, lower, total = con.execute(f"""
+            with c as (select o.match_weight, {sides}{tfs} from memory.main.own o
+                       join wh.linkage.records l on l.unique_id = o.unique_id_l
+                       join wh.linkage.records r on r.unique_id = o.unique_id_r{tf_joins})
+            select count(*) filter (where {expr} + {tightening} < match_weight - 1e-9),
+                   count(*) filter (where {tightening} < -1e-9), count(*) from c""").fetchall()[0]
+        assert below == 0 and total == n_own and lower > 0
+        tighter = build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.tighter", bound=bound,
+                                      keep=keep, tightening=tightening)
+        assert above <= tighter < kept
+        assert con.execute(f"""select count(*) from memory.main.own o where o.match_weight >= {keep}
+                               and (o.unique_id_l, o.unique_id_r) not in
+                                   (select join_key_l, join_key_r from memory.main.tighter)""").fetchall()[0][0] == 0
+        assert con.execute("""select count(*) from memory.main.tighter t join memory.main.bounded b
+                              using (join_key_l, join_key_r, match_key)""").fetchall()[0][0] == tighter
     finally:
         con.close()
 

@@ -189,6 +189,39 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
     every later one. The bound is therefore never below the weight Splink gives the pair: a pair
     it drops would have been dropped by Splink's own threshold. A comparison whose costly tail
     holds a term-frequency level has no bound (None)."""
+    found = _bound_terms(model)
+    if found is None:
+        return None
+    terms, cols, tf_cols = found
+    prior = model["probability_two_random_records_match"]
+    return f"{_double(math.log2(prior / (1 - prior)))} + " + " + ".join(terms), cols, tf_cols
+
+
+def weight_bound_tightening(model: dict) -> str | None:
+    """What a tighter bound takes off weight_upper_bound's, as SQL over the same columns (never
+    positive): for the pairs the first bound keeps, `bound + tightening` is still an upper bound
+    on the pair's weight. In a costly tail the heaviest level is tested (costly or not) as long as
+    it weighs more than every other level left and reads only columns the first bound reads, and
+    only then is the rest's largest weight taken: a name that differs from the other record's is
+    bounded by the similarity it really has, not by the best similarity level's weight (a swapped,
+    misspelt forename and surname weigh 12 bits; most pairs that differ in forename reach no
+    similarity level). Only the comparisons the tests change are in it, so the pairs kept are
+    tested without every comparison evaluated twice. None when there is no bound, or nothing to
+    test."""
+    loose = _bound_terms(model)
+    if loose is None:
+        return None
+    terms, cols, _ = loose
+    readable = {c for c in cols if any(re.search(rf"\b{c}_[lr]\b", t) for t in terms)}
+    tight = _bound_terms(model, readable)
+    changed = [f"(({t}) - ({lt}))" for t, lt in zip(tight[0], terms) if t != lt]
+    return " + ".join(changed) if changed else None
+
+
+def _bound_terms(model: dict, readable: set[str] | None = None) -> tuple[list[str], list[str], list[str]] | None:
+    """weight_upper_bound's terms, one per comparison, the columns and term-frequency columns
+    they read; with `readable`, the costly levels reading only those columns are tested
+    (weight_bound_tightening)."""
     terms, cols, tf_cols = [], set(), []
     for comp in model["comparisons"]:
         levels = comp["comparison_levels"]
@@ -234,7 +267,12 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
                     while rest:
                         top = max(rest, key=_plain_weight)
                         top_cond = top["sql_condition"]
-                        if top.get("is_null_level") or top_cond.strip().upper() == "ELSE" or _COSTLY.search(top_cond):
+                        if top.get("is_null_level") or top_cond.strip().upper() == "ELSE":
+                            break
+                        if _COSTLY.search(top_cond) and not (
+                                readable is not None and len(rest) > 1
+                                and _plain_weight(top) > max(_plain_weight(r) for r in rest if r is not top)
+                                and {m.group(1) for m in _COLUMN_REF.finditer(top_cond)} <= readable):
                             break
                         cols.update(m.group(1) for m in _COLUMN_REF.finditer(top_cond))
                         whens.append(f"when {top_cond} then {_double(_plain_weight(top))}")
@@ -248,9 +286,7 @@ def weight_upper_bound(model: dict) -> tuple[str, list[str], list[str]] | None:
         if tail is None:  # no ELSE level: Splink's CASE gives no level, weight 0
             tail = _double(0.0)
         terms.append(f"case {' '.join(whens)} else {tail} end" if whens else tail)
-    prior = model["probability_two_random_records_match"]
-    expr = f"{_double(math.log2(prior / (1 - prior)))} + " + " + ".join(terms)
-    return expr, sorted(cols), tf_cols
+    return terms, sorted(cols), tf_cols
 
 
 def prior_weight(model: dict) -> float:

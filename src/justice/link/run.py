@@ -46,7 +46,7 @@ from justice.engine import Engine, LinkageSQL, engine_for
 from justice.link import model as mdl
 from justice.link.blocking import BlockKeysInBackground, all_rules_keyed, build_blocked_pairs
 from justice.link.clerical import ensure_decisions_table, write_review_queue
-from justice.link.explain import weight_upper_bound
+from justice.link.explain import weight_bound_tightening, weight_upper_bound
 from justice.link.ledger import last_run, record_run
 from justice.link.persons import constraints, hard_negative_sql, scalar_columns, write_person_links
 from justice.link.standardise import standardise
@@ -283,9 +283,10 @@ def _predict(engine: Engine, con: duckdb.DuckDBPyConnection, model: dict, increm
             # The bound runs here, on DuckDB: from the model's DuckDB conditions, whatever the
             # engine (its own dialect's would not parse here, and the Spark-dialect model gave no
             # bound at all).
-            bound = weight_upper_bound(mdl.splink_part(model, LinkageSQL()))
+            duck_model = mdl.splink_part(model, LinkageSQL())
             handed = build_blocked_pairs(con, model, "wh.linkage.records", "memory.main.link_blocked_pairs",
-                                         bound=bound, keep=keep)
+                                         bound=weight_upper_bound(duck_model), keep=keep,
+                                         tightening=weight_bound_tightening(duck_model))
             progress(f"Splink scores {handed:,} candidate pairs whose weight bound reaches {keep}")
             pairs = engine.splink_input(db_api, con, "link_blocked_pairs",
                                         "select * from memory.main.link_blocked_pairs")
