@@ -6,7 +6,7 @@ import math
 
 import duckdb
 
-from justice.link.explain import weight_upper_bound
+from justice.link.explain import weight_bound_tightening, weight_upper_bound
 
 
 def _model() -> dict:
@@ -85,3 +85,62 @@ def test_with_no_else_level_a_pair_meeting_no_level_is_bounded_by_zero():
     costly = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9", "m_probability": 0.1,
               "u_probability": 0.8}  # -3 bits, and no ELSE: a pair meeting no level weighs 0
     assert _bound_of([null, costly], "('ann', 'bob')", "name_l, name_r") == 0.0
+
+
+def _tightened(levels: list[dict], rows: str, cols: str) -> list[tuple[float, float]]:
+    """(bound, bound + tightening) for each of `rows`."""
+    model = {"probability_two_random_records_match": 0.5,
+             "comparisons": [{"output_column_name": "name", "comparison_levels": levels}]}
+    expr, _, _ = weight_upper_bound(model)
+    tightening = weight_bound_tightening(model)
+    assert tightening is not None
+    return duckdb.connect().execute(f"select {expr}, {expr} + {tightening} from (values {rows}) t({cols})").fetchall()
+
+
+def test_the_tightening_stops_at_a_level_reading_what_the_bound_does_not():
+    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
+    swapped = {"sql_condition": "jaro_winkler_similarity(name_l, other_r) >= 0.9",
+               "m_probability": 0.8, "u_probability": 0.003125}  # 8 bits
+    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
+             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
+    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
+    model = {"probability_two_random_records_match": 0.5,
+             "comparisons": [{"output_column_name": "name", "comparison_levels": [null, exact, swapped, close, other]}]}
+    expr, _, _ = weight_upper_bound(model)
+    # The heaviest level of the tail reads other_r, which the first bound does not read (its
+    # records' table would have to carry it): it is not tested, so neither is any lighter one.
+    assert "other_r" not in expr
+    assert weight_bound_tightening(model) is None
+
+
+def test_the_tightening_is_never_above_the_bound_nor_below_the_pairs_level():
+    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
+    swapped = {"sql_condition": "name_l <> name_r and jaro_winkler_similarity(name_l, surname_r) >= 0.9",
+               "m_probability": 0.8, "u_probability": 0.003125}  # 8 bits
+    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
+             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
+    listed = {"sql_condition": "list_has_any(names_l, names_r)", "m_probability": 0.8, "u_probability": 0.1}  # 3 bits
+    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
+    # The exact level reads surname too (a swap of two columns), so the swap level is readable.
+    exact = {**exact, "sql_condition": "name_l = name_r and (surname_l = surname_r or surname_l is null)"}
+    levels = [null, exact, swapped, close, listed, other]
+    cols = "name_l, name_r, surname_l, surname_r"
+    rows = _tightened(levels, "('ann', 'ann', 'x', 'x'), ('ann', 'bob', 'x', 'ann'), ('martha', 'marhta', 'x', 'y'), "
+                              "('ann', 'bob', 'x', 'y')", cols)
+    assert rows[0] == (7.0, 7.0)
+    # A swap the tightening tests and finds: still its 8 bits.
+    assert rows[1] == (8.0, 8.0)
+    # No swap, but the names are close: the close level's 5 bits, tested too (it outweighs the
+    # list level, whose column the first bound does not read).
+    assert rows[2] == (8.0, 5.0)
+    # Neither: the most of the levels left untested (the list level's 3 bits), not 8.
+    assert rows[3] == (8.0, 3.0)
+
+
+def test_no_tightening_without_a_costly_level_to_test():
+    assert weight_bound_tightening(_model()) is not None  # the surname's Jaro-Winkler is testable
+    model = _model()
+    model["comparisons"] = model["comparisons"][1:]  # dates of birth only: nothing costly
+    assert weight_bound_tightening(model) is None
