@@ -144,3 +144,17 @@ def test_no_tightening_without_a_costly_level_to_test():
     model = _model()
     model["comparisons"] = model["comparisons"][1:]  # dates of birth only: nothing costly
     assert weight_bound_tightening(model) is None
+
+
+def test_the_tightening_reads_no_column_the_bound_does_not_even_at_a_cheap_level():
+    # The demo's model: after the costly level it tests, the heaviest level left is cheap (the
+    # sounds agree) but reads a column the first bound never reached, so the records' table for
+    # the bound does not carry it. The tightening stops there instead of reading it.
+    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
+    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
+             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
+    sound = {"sql_condition": "sound_l = sound_r", "m_probability": 0.8, "u_probability": 0.05}  # 4 bits
+    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
+    rows = _tightened([null, exact, close, sound, other], "('ann', 'anne'), ('ann', 'bob')", "name_l, name_r")
+    assert rows == [(5.0, 5.0), (5.0, 4.0)]

@@ -269,12 +269,16 @@ def _bound_terms(model: dict, readable: set[str] | None = None) -> tuple[list[st
                         top_cond = top["sql_condition"]
                         if top.get("is_null_level") or top_cond.strip().upper() == "ELSE":
                             break
+                        reads = {m.group(1) for m in _COLUMN_REF.finditer(top_cond)}
                         if _COSTLY.search(top_cond) and not (
                                 readable is not None and len(rest) > 1
-                                and _plain_weight(top) > max(_plain_weight(r) for r in rest if r is not top)
-                                and {m.group(1) for m in _COLUMN_REF.finditer(top_cond)} <= readable):
+                                and _plain_weight(top) > max(_plain_weight(r) for r in rest if r is not top)):
                             break
-                        cols.update(m.group(1) for m in _COLUMN_REF.finditer(top_cond))
+                        if readable is not None and not reads <= readable:
+                            # (The tightening reads no column the first bound does not: a cheap
+                            # level the first bound did not reach may read one.)
+                            break
+                        cols.update(reads)
                         whens.append(f"when {top_cond} then {_double(_plain_weight(top))}")
                         rest = [r for r in rest if r is not top]
                     # (With no ELSE level a pair may meet no level, which weighs 0.)
