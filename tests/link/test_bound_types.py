@@ -87,26 +87,36 @@ def test_with_no_else_level_a_pair_meeting_no_level_is_bounded_by_zero():
     assert _bound_of([null, costly], "('ann', 'bob')", "name_l, name_r") == 0.0
 
 
+def _level(sql: str, bits: float) -> dict:
+    """A level weighing `bits` (the larger of its m and u 0.8)."""
+    return {"sql_condition": sql, "m_probability": 0.8 * min(1.0, 2.0 ** bits),
+            "u_probability": 0.8 * min(1.0, 2.0 ** -bits)}
+
+
+# One comparison's levels for the tightening's tests: missing, exact (7 bits), two names close
+# (costly, 5 bits), anything else (-3 bits).
+_NULL = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
+_EXACT = _level("name_l = name_r", 7)
+_CLOSE = _level("jaro_winkler_similarity(name_l, name_r) >= 0.9", 5)
+_ELSE = _level("ELSE", -3)
+
+
+def _one(levels: list[dict]) -> dict:
+    return {"probability_two_random_records_match": 0.5,
+            "comparisons": [{"output_column_name": "name", "comparison_levels": levels}]}
+
+
 def _tightened(levels: list[dict], rows: str, cols: str) -> list[tuple[float, float]]:
     """(bound, bound + tightening) for each of `rows`."""
-    model = {"probability_two_random_records_match": 0.5,
-             "comparisons": [{"output_column_name": "name", "comparison_levels": levels}]}
-    expr, _, _ = weight_upper_bound(model)
-    tightening = weight_bound_tightening(model)
+    expr, _, _ = weight_upper_bound(_one(levels))
+    tightening = weight_bound_tightening(_one(levels))
     assert tightening is not None
     return duckdb.connect().execute(f"select {expr}, {expr} + {tightening} from (values {rows}) t({cols})").fetchall()
 
 
 def test_the_tightening_stops_at_a_level_reading_what_the_bound_does_not():
-    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
-    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
-    swapped = {"sql_condition": "jaro_winkler_similarity(name_l, other_r) >= 0.9",
-               "m_probability": 0.8, "u_probability": 0.003125}  # 8 bits
-    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
-             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
-    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
-    model = {"probability_two_random_records_match": 0.5,
-             "comparisons": [{"output_column_name": "name", "comparison_levels": [null, exact, swapped, close, other]}]}
+    swapped = _level("jaro_winkler_similarity(name_l, other_r) >= 0.9", 8)
+    model = _one([_NULL, _EXACT, swapped, _CLOSE, _ELSE])
     expr, _, _ = weight_upper_bound(model)
     # The heaviest level of the tail reads other_r, which the first bound does not read (its
     # records' table would have to carry it): it is not tested, so neither is any lighter one.
@@ -115,20 +125,13 @@ def test_the_tightening_stops_at_a_level_reading_what_the_bound_does_not():
 
 
 def test_the_tightening_is_never_above_the_bound_nor_below_the_pairs_level():
-    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
-    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
-    swapped = {"sql_condition": "name_l <> name_r and jaro_winkler_similarity(name_l, surname_r) >= 0.9",
-               "m_probability": 0.8, "u_probability": 0.003125}  # 8 bits
-    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
-             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
-    listed = {"sql_condition": "list_has_any(names_l, names_r)", "m_probability": 0.8, "u_probability": 0.1}  # 3 bits
-    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
+    swapped = _level("name_l <> name_r and jaro_winkler_similarity(name_l, surname_r) >= 0.9", 8)
+    listed = _level("list_has_any(names_l, names_r)", 3)
     # The exact level reads surname too (a swap of two columns), so the swap level is readable.
-    exact = {**exact, "sql_condition": "name_l = name_r and (surname_l = surname_r or surname_l is null)"}
-    levels = [null, exact, swapped, close, listed, other]
-    cols = "name_l, name_r, surname_l, surname_r"
-    rows = _tightened(levels, "('ann', 'ann', 'x', 'x'), ('ann', 'bob', 'x', 'ann'), ('martha', 'marhta', 'x', 'y'), "
-                              "('ann', 'bob', 'x', 'y')", cols)
+    exact = _level("name_l = name_r and (surname_l = surname_r or surname_l is null)", 7)
+    rows = _tightened([_NULL, exact, swapped, _CLOSE, listed, _ELSE],
+                      "('ann', 'ann', 'x', 'x'), ('ann', 'bob', 'x', 'ann'), ('martha', 'marhta', 'x', 'y'), "
+                      "('ann', 'bob', 'x', 'y')", "name_l, name_r, surname_l, surname_r")
     assert rows[0] == (7.0, 7.0)
     # A swap the tightening tests and finds: still its 8 bits.
     assert rows[1] == (8.0, 8.0)
@@ -150,11 +153,6 @@ def test_the_tightening_reads_no_column_the_bound_does_not_even_at_a_cheap_level
     # The demo's model: after the costly level it tests, the heaviest level left is cheap (the
     # sounds agree) but reads a column the first bound never reached, so the records' table for
     # the bound does not carry it. The tightening stops there instead of reading it.
-    null = {"sql_condition": "name_l IS NULL OR name_r IS NULL", "is_null_level": True}
-    exact = {"sql_condition": "name_l = name_r", "m_probability": 0.8, "u_probability": 0.00625}  # 7 bits
-    close = {"sql_condition": "jaro_winkler_similarity(name_l, name_r) >= 0.9",
-             "m_probability": 0.8, "u_probability": 0.025}  # 5 bits
-    sound = {"sql_condition": "sound_l = sound_r", "m_probability": 0.8, "u_probability": 0.05}  # 4 bits
-    other = {"sql_condition": "ELSE", "m_probability": 0.1, "u_probability": 0.8}  # -3 bits
-    rows = _tightened([null, exact, close, sound, other], "('ann', 'anne'), ('ann', 'bob')", "name_l, name_r")
+    sound = _level("sound_l = sound_r", 4)
+    rows = _tightened([_NULL, _EXACT, _CLOSE, sound, _ELSE], "('ann', 'anne'), ('ann', 'bob')", "name_l, name_r")
     assert rows == [(5.0, 5.0), (5.0, 4.0)]
