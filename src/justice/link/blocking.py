@@ -370,11 +370,8 @@ def build_blocked_pairs(con, model: dict, records: str, table: str,
                        {", ".join(f"l.{c} as {c}_l, r.{c} as {c}_r" for c in bound_cols)}
                 from p join _link_bound_records l on l.record_no = p.l
                 join _link_bound_records r on r.record_no = p.r),
-            b as (select l, r, rule, {bound[0]} as bound{
-                "" if tightening is None else ", " + ", ".join(f"{c}_l, {c}_r" for c in bound_cols)}
-                  from c),
-            kept as (select l, r, rule from b where bound >= {float(keep)!r} - 1e-9{
-                "" if tightening is None else f" and bound + {tightening} >= {float(keep)!r} - 1e-9"})
+            kept as (select l, r, rule from c where {bound[0]} >= {float(keep)!r} - 1e-9{
+                "" if tightening is None else f" and {bound[0]} + {tightening} >= {float(keep)!r} - 1e-9"})
             select kept.rule::varchar as match_key, l.unique_id as join_key_l, r.unique_id as join_key_r
             from kept join {records} l on l.record_no = kept.l join {records} r on r.record_no = kept.r
         """)
