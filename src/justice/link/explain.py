@@ -205,9 +205,9 @@ def weight_bound_tightening(model: dict) -> str | None:
     only then is the rest's largest weight taken: a name that differs from the other record's is
     bounded by the similarity it really has, not by the best similarity level's weight (a swapped,
     misspelt forename and surname weigh 12 bits; most pairs that differ in forename reach no
-    similarity level). Only the comparisons the tests change are in it, so the pairs kept are
-    tested without every comparison evaluated twice. None when there is no bound, or nothing to
-    test."""
+    similarity level). Only the comparisons the tests change are in it (the costly tests are
+    the new work; DuckDB evaluates the bound itself again on the pairs it keeps). None when there
+    is no bound, or nothing to test."""
     loose = _bound_terms(model)
     if loose is None:
         return None
