@@ -133,22 +133,30 @@ def merge_histories(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.
     prior = prior_weight(con, comparisons) if comparisons else None
     if prior is None or len(uid) == 0:
         return labels, _arrays(edges)
-    # Each node's cannot-link partners, each with whether a group holding both forenames lifts it.
+    partners, lifted = cannot_partners(cannot_left, cannot_right, by_forename, names)
+    key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
+    _pair_nodes(con, uid, comparisons, list(identifiers) if identifier_threshold is not None else [], "_hist_pairs")
+    try:
+        return _merge_rounds(con, uid, labels, threshold, partners, key_lists, edges, comparisons, prior,
+                             margin=margin, rounds=rounds, identifier_threshold=identifier_threshold,
+                             names=names if len(lifted) else None, lifted=lifted.astype(np.int64))
+    finally:
+        con.execute("drop table if exists _hist_pairs")
+
+
+def cannot_partners(cannot_left: np.ndarray, cannot_right: np.ndarray, by_forename: np.ndarray | None,
+                    names: clustering.NodeNames | None) -> tuple[dict[int, list[tuple[int, bool]]], np.ndarray]:
+    """Each node's cannot-link partners, each with whether a group holding both forenames lifts the
+    pair (`by_forename`, when there are `names` to lift it by); and the nodes of the liftable
+    pairs (int64, sorted)."""
     partners: dict[int, list[tuple[int, bool]]] = {}
     liftable = (np.zeros(len(cannot_left), bool) if by_forename is None or names is None
                 else np.asarray(by_forename, bool))
     for a, b, f in zip(np.asarray(cannot_left).tolist(), np.asarray(cannot_right).tolist(), liftable.tolist()):
         partners.setdefault(int(a), []).append((int(b), f))
         partners.setdefault(int(b), []).append((int(a), f))
-    key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
-    _pair_nodes(con, uid, comparisons, list(identifiers) if identifier_threshold is not None else [], "_hist_pairs")
-    try:
-        lifted = np.unique(np.concatenate([np.asarray(cannot_left)[liftable], np.asarray(cannot_right)[liftable]]))
-        return _merge_rounds(con, uid, labels, threshold, partners, key_lists, edges, comparisons, prior,
-                             margin=margin, rounds=rounds, identifier_threshold=identifier_threshold,
-                             names=names if len(lifted) else None, lifted=lifted.astype(np.int64))
-    finally:
-        con.execute("drop table if exists _hist_pairs")
+    lifted = np.unique(np.concatenate([np.asarray(cannot_left)[liftable], np.asarray(cannot_right)[liftable]]))
+    return partners, lifted.astype(np.int64)
 
 
 def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, threshold: float,
@@ -187,7 +195,7 @@ def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nd
             if a in merged_now or b in merged_now:
                 continue
             ma, mb = members[a], members[b]
-            if _breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names):
+            if breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names):
                 continue
             labels[mb] = a
             merged_now.update((a, b))
@@ -206,7 +214,7 @@ def _merge_rounds(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nd
     return rank[inverse], _arrays(edges)
 
 
-def _breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: np.ndarray,
+def breaks_constraints(a: int, b: int, ma: np.ndarray, mb: np.ndarray, labels: np.ndarray,
                         partners: dict[int, list[tuple[int, bool]]], key_lists: list[list],
                         names: clustering.NodeNames | None = None) -> bool:
     """Whether putting clusters a and b (members `ma`, `mb`) together would break a constraint:

@@ -22,13 +22,14 @@ from justice.link.store import table_exists
 
 def constraints(spec: dict) -> dict:
     """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`,
-    `identifier_links` (identifiers whose valid exact agreement is an edge of its own) and
-    `histories` (the second pass, histories.py)."""
+    `identifier_links` (identifiers whose valid exact agreement is an edge of its own),
+    `histories` (the second pass, histories.py) and `identifier_corroboration` (corroborate.py)."""
     return {"never_link": list(spec.get("never_link", []) or []),
             "hard_negatives": list(spec.get("hard_negatives", []) or []),
             "identifier_links": list(spec.get("identifier_links", []) or []),
             "identifier_holders": dict(spec.get("identifier_holders") or {}),
-            "histories": dict(spec.get("histories") or {})}
+            "histories": dict(spec.get("histories") or {}),
+            "identifier_corroboration": dict(spec.get("identifier_corroboration") or {})}
 
 
 # What holds an edge (`basis`), as codes in the queries: the model's links, the systems' own
@@ -319,6 +320,30 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         weight = np.concatenate([weight, extra["weight"]])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
         names.append(BASIS)
+    ids = None  # each `identifier_links` column's valid value per node, read once when needed
+    corr = rules.get("identifier_corroboration") or {}
+    if corr.get("enabled") and rules.get("identifier_links"):
+        # People sharing an identifier, where every record of the smaller one meets the other at
+        # an address or on a day (corroborate.py): an alias group and its person.
+        from justice.link.corroborate import BASIS as CORROBORATED
+        from justice.link.corroborate import merge_corroborated
+
+        evidence = corr.get("evidence") or []
+        if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+            raise ConfigError("linkage model: identifier_corroboration.evidence must be a list of SQL conditions "
+                              f"on l and r, not {evidence!r} (link/model.yaml)")
+        rounds = corr.get("rounds", 3)
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ConfigError(f"linkage model: identifier_corroboration.rounds must be a whole number of 1 or more, "
+                              f"not {rounds!r} (link/model.yaml)")
+        ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
+        labels, extra = merge_corroborated(con, uid, labels, ids, keys, cann[0].astype(np.int64),
+                                           cann[1].astype(np.int64), evidence, rounds=rounds,
+                                           names=forenames, by_forename=cann[3].astype(bool))
+        left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
+        weight = np.concatenate([weight, np.full(len(extra["l"]), float(threshold))])
+        basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
+        names.append(CORROBORATED)
     holders_rule = rules.get("identifier_holders") or {}
     if holders_rule.get("enabled") and rules.get("identifier_links"):
         # A record goes to the person who holds its identifier on several records, when only
@@ -327,7 +352,8 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         if isinstance(least, bool) or not isinstance(least, int) or least < 2:
             raise ConfigError(f"linkage model: identifier_holders.min_holders must be a whole number of 2 or "
                               f"more, not {least!r} (link/model.yaml)")
-        ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
+        if ids is None:
+            ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
         reviewed = ~cann[2].astype(bool)
         labels, moved, holder, kind = clustering.rejoin_holders(
             labels, left, right, weight, ids, keys, cann[0].astype(np.int64)[reviewed],
