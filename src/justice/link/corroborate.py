@@ -156,14 +156,15 @@ def merge_corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: 
         if names is not None and len(lifted):
             names.ensure(np.flatnonzero(np.isin(labels, np.unique(labels[lifted]))).tolist())
         sort = np.argsort(labels, kind="stable")
+        ordered = labels[sort]
         merged_now: set[int] = set()
         remap = np.arange(int(labels.max()) + 1, dtype=np.int64)
         for a, b, nl, nr, rule in pairs[["c1", "c2", "node_l", "node_r", "rule"]].itertuples(index=False):
             a, b = int(a), int(b)
             if a in merged_now or b in merged_now:
                 continue
-            ma = sort[np.searchsorted(labels[sort], a):np.searchsorted(labels[sort], a, side="right")]
-            mb = sort[np.searchsorted(labels[sort], b):np.searchsorted(labels[sort], b, side="right")]
+            ma = sort[np.searchsorted(ordered, a):np.searchsorted(ordered, a, side="right")]
+            mb = sort[np.searchsorted(ordered, b):np.searchsorted(ordered, b, side="right")]
             if breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names if len(lifted) else None):
                 continue
             merged_now.update((a, b))
