@@ -163,6 +163,22 @@ def test_a_person_joins_one_other_a_round_and_the_merged_person_corroborates_the
     assert len(_people(cluster_labels(con, THRESHOLD, one))) == 2
 
 
+def test_a_person_takes_the_better_corroborated_partner_first():
+    # P (W, X, Y, Z at N1 1AA; W holds P's PNC ID and CRO number) and two groups that each share
+    # one of them: G1 (A, B: two records met) and G2 (C, D, E: three met). G1's cluster comes
+    # first in label order; G2 is met by more records, so P takes G2 in the first round.
+    at = {"postcode": "N1 1AA"}
+    records = {"court:W": {"pnc": P, "cro": "123456/10", **at}, "court:X": at, "court:Y": at, "court:Z": at,
+               "court:A": {"pnc": P, **at}, "court:B": at,
+               "court:C": {"cro": "123456/10", **at}, "court:D": at, "court:E": at}
+    links = [("court:W", "court:X"), ("court:X", "court:Y"), ("court:Y", "court:Z"), ("court:A", "court:B"),
+             ("court:C", "court:D"), ("court:D", "court:E")]
+    one = _rules()
+    one["identifier_corroboration"]["rounds"] = 1
+    assert _people(cluster_labels(_world(records, links), THRESHOLD, one)) == {frozenset("WXYZCDE"), frozenset("AB")}
+    assert _people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {frozenset("WXYZCDEAB")}
+
+
 def test_the_merge_is_written_with_its_basis():
     con = _world(_alias_records(), ALIAS_LINKS)
     _links, persons = write_person_links(con, THRESHOLD, "run-1", _rules())
@@ -178,6 +194,9 @@ def test_evidence_or_rounds_written_wrong_is_a_clear_error():
         cluster_labels(con, THRESHOLD, _rules(evidence="l.postcode = r.postcode"))
     with pytest.raises(ConfigError, match="identifier_corroboration.evidence"):
         cluster_labels(con, THRESHOLD, _rules(evidence=[""]))
+    # A condition on a column the records do not have names the rule and the column.
+    with pytest.raises(ConfigError, match="identifier_corroboration.evidence does not run.*postcode_area"):
+        cluster_labels(con, THRESHOLD, _rules(evidence=["l.postcode_area = r.postcode_area"]))
     bad = _rules()
     bad["identifier_corroboration"]["rounds"] = "three"
     with pytest.raises(ConfigError, match="identifier_corroboration.rounds"):

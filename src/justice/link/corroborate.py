@@ -22,9 +22,11 @@ identifier (keying errors aside), no hard-negative or clerical "not a match" pai
 A borrowed record carries the borrower's own id, address and days, so it meets the borrower's
 records; but names have joined it to the lender's, which meet the borrower only by chance. So the
 record of the other person that meets one must not be the other's only holder of the shared
-value: where one record alone holds it, the rest of its cluster must corroborate. Merges go in rounds, each person in
-at most one merge a round, and the evidence is read again after each round, so a merged person
-must corroborate the next merge as a whole.
+value: where one record alone holds it, the rest of its cluster must corroborate.
+
+Merges go in rounds, each person in at most one merge a round, the best corroborated first (the
+most records met), and the evidence is read again after each round, so a merged person must
+corroborate the next merge as a whole.
 
 Everything here reads linkage.records and the clusters; nothing reads the answer key.
 """
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from justice.errors import ConfigError
 from justice.link import cluster as clustering
 from justice.link.histories import breaks_constraints, cannot_partners
 
@@ -79,16 +82,15 @@ def candidate_pairs(labels: np.ndarray, ids: list[np.ndarray]) -> pd.DataFrame:
 
 def corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, pairs: pd.DataFrame,
                  evidence: list[str]) -> np.ndarray:
-    """Per row of `pairs` (clusters c1 and c2, from `candidate_pairs`): whether every record of
-    the cluster with fewer records (either, when they have as many) meets a record of the other
+    """Per row of `pairs` (clusters c1 and c2, from `candidate_pairs`): how many records
+    corroborate the pair (0 when it is not corroborated): every record of the cluster with fewer
+    records (either, when they have as many) must meet a record of the other
     by one of `evidence` (SQL conditions on `l`, a record of one cluster, and `r`, one of the
     other, over linkage.records). The other's record must not be its only holder of the shared
     value: that record alone may be a borrowed identity's, and the rest of its cluster the
     lender's."""
-    if pairs.empty:
-        return np.zeros(0, bool)
-    if not evidence:
-        return np.zeros(len(pairs), bool)
+    if pairs.empty or not evidence:
+        return np.zeros(len(pairs), np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     wanted = np.unique(np.concatenate([pairs["c1"].to_numpy(), pairs["c2"].to_numpy()]))
     members = np.flatnonzero(np.isin(labels, wanted))
@@ -117,16 +119,19 @@ def corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nda
                 group by all)
             select pair, side, count(*) as n, count(*) filter (where met) as met
             from met group by all""").fetchnumpy()
+    except duckdb.Error as exc:
+        raise ConfigError(f"linkage model: identifier_corroboration.evidence does not run on linkage.records "
+                          f"({' or '.join(evidence)}): {str(exc).splitlines()[0]} (link/model.yaml)") from exc
     finally:
         con.unregister("_corr_members")
         con.unregister("_corr_pairs")
     n = {(int(p), int(s)): (int(a), int(b)) for p, s, a, b in
          zip(rows["pair"].tolist(), rows["side"].tolist(), rows["n"].tolist(), rows["met"].tolist())}
-    out = np.zeros(len(pairs), bool)
+    out = np.zeros(len(pairs), np.int64)
     for i, (c1, c2) in enumerate(zip(pairs["c1"].tolist(), pairs["c2"].tolist())):
         n1, m1 = n[(i, c1)]
         n2, m2 = n[(i, c2)]
-        out[i] = (n1 <= n2 and m1 == n1) or (n2 <= n1 and m2 == n2)
+        out[i] = max(m1 if n1 <= n2 and m1 == n1 else 0, m2 if n2 <= n1 and m2 == n2 else 0)
     return out
 
 
@@ -149,8 +154,11 @@ def merge_corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: 
         pairs = candidate_pairs(labels, ids)
         if pairs.empty:
             break
-        ok = corroborated(con, uid, labels, pairs, evidence)
-        pairs = pairs[ok]
+        support = corroborated(con, uid, labels, pairs, evidence)
+        # The best corroborated first (more records met), so a person with two candidates takes
+        # the better; then by cluster, for the same result every run.
+        pairs = pairs.assign(support=support)[support > 0].sort_values(["support", "c1", "c2"],
+                                                                       ascending=[False, True, True])
         if pairs.empty:
             break
         if names is not None and len(lifted):
