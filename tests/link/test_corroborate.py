@@ -10,7 +10,7 @@ import pytest
 
 from justice.errors import ConfigError
 from justice.link.clerical import ensure_decisions_table
-from justice.link.corroborate import candidate_pairs
+from justice.link.corroborate import candidate_pairs, value_codes
 from justice.link.persons import cluster_labels, write_person_links
 
 THRESHOLD = 5.0
@@ -179,6 +179,26 @@ def test_a_person_takes_the_better_corroborated_partner_first():
     assert _people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {frozenset("WXYZCDEAB")}
 
 
+def test_what_is_left_of_an_alias_group_after_its_pnc_record_goes_to_the_person_corroborates_again():
+    # P: X and Y hold P's PNC ID at N1 1AA; Z holds P's CRO number elsewhere. P's alias group: A1
+    # (P's PNC ID, no address, in court on 3 May), A2 (P's CRO number, at N1 1AA) and A3 (received
+    # into prison on 3 May). A1 meets none of P's records, so the group does not corroborate; then
+    # A1 goes to P, who holds its PNC ID twice (identifier_holders), and the rest of the group
+    # meets P on every record: A2 at N1 1AA, A3 on A1's day.
+    records = {"court:X": {"pnc": P, "postcode": "N1 1AA"}, "court:Y": {"pnc": P, "postcode": "N1 1AA"},
+               "court:Z": {"cro": "123456/10", "postcode": "S9 9ZZ"},
+               "court:A1": {"pnc": P, "days": ["2020-05-03"]}, "court:A2": {"cro": "123456/10", "postcode": "N1 1AA"},
+               "prison:A3": {"days": ["2020-05-03"]}}
+    links = [("court:X", "court:Y"), ("court:Y", "court:Z"), ("court:A1", "court:A2"), ("court:A2", "prison:A3")]
+    holders = {"identifier_holders": {"enabled": True, "min_holders": 2}}
+    c = cluster_labels(_world(records, links), THRESHOLD, _rules(**holders))
+    assert _people(c) == {frozenset(["X", "Y", "Z", "A1", "A2", "A3"])}
+    assert (c["basis"] == "identifier corroborated").sum() == 1
+    # Without the holders' move, the group stays apart.
+    assert _people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {
+        frozenset("XYZ"), frozenset(["A1", "A2", "A3"])}
+
+
 def test_the_merge_is_written_with_its_basis():
     con = _world(_alias_records(), ALIAS_LINKS)
     _links, persons = write_person_links(con, THRESHOLD, "run-1", _rules())
@@ -207,8 +227,12 @@ def test_candidate_pairs_name_each_pair_of_people_once_with_their_holders():
     labels = np.array([0, 0, 1, 1, 2])
     pnc = np.array([P, P, P, None, Q], dtype=object)
     cro = np.array([None, "1/10", None, "1/10", None], dtype=object)
-    pairs = candidate_pairs(labels, [pnc, cro])
+    pairs = candidate_pairs(labels, value_codes([pnc, cro]))
     assert pairs[["c1", "c2", "node_l", "node_r", "rule"]].values.tolist() == [[0, 1, 0, 2, 0]]
     # Cluster 0 holds P on two records, cluster 1 on one.
     assert pairs[["single_l", "single_r"]].values.tolist() == [[False, True]]
-    assert candidate_pairs(labels, [np.array([None] * 5, dtype=object)]).empty
+    assert candidate_pairs(labels, value_codes([np.array([None] * 5, dtype=object)])).empty
+    # Three clusters holding one value make three pairs; labels in any order.
+    three = candidate_pairs(np.array([2, 0, 1, 1]), value_codes([np.array([Q, Q, Q, Q], dtype=object)]))
+    assert three[["c1", "c2", "node_l", "node_r"]].values.tolist() == [[0, 1, 1, 2], [0, 2, 1, 0], [1, 2, 2, 0]]
+    assert three[["single_l", "single_r"]].values.tolist() == [[True, False], [True, True], [False, True]]

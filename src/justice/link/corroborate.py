@@ -45,28 +45,39 @@ from justice.link.histories import breaks_constraints, cannot_partners
 BASIS = "identifier corroborated"
 
 
-def candidate_pairs(labels: np.ndarray, ids: list[np.ndarray]) -> pd.DataFrame:
+def value_codes(ids: list[np.ndarray]) -> list[np.ndarray]:
+    """Per identifier of `ids` (each node's valid value or None), each node's value as an integer
+    code (-1 where none): what `candidate_pairs` reads, made once (a million strings cost a
+    tenth of a second to code)."""
+    return [pd.factorize(np.asarray(values, dtype=object))[0].astype(np.int64) for values in ids]
+
+
+def candidate_pairs(labels: np.ndarray, codes: list[np.ndarray]) -> pd.DataFrame:
     """Pairs of clusters (c1 < c2) holding one valid value of an identifier between them, with a
     holder of it in each (node_l in c1, node_r in c2, the lowest such nodes), whether that is the
-    cluster's only holder of the value (single_l, single_r) and the identifier's place in `ids`
-    (per identifier, each node's valid value or None). One row per cluster pair: the first
-    identifier they share, its lowest holders."""
+    cluster's only holder of the value (single_l, single_r) and the identifier's place in `codes`
+    (per identifier, each node's value code, -1 where none: `value_codes`). One row per cluster
+    pair: the first identifier they share, its lowest holders."""
+    labels = np.asarray(labels, dtype=np.int64)
     frames = []
-    for k, values in enumerate(ids):
-        values = np.asarray(values, dtype=object)
-        has = np.flatnonzero(pd.notna(values))
-        if not len(has):
+    for k, code in enumerate(codes):
+        node = np.flatnonzero(np.asarray(code) >= 0)
+        if not len(node):
             continue
-        code, _ = pd.factorize(values[has])
-        df = pd.DataFrame({"value": code, "cluster": np.asarray(labels)[has], "node": has})
+        value, cluster = np.asarray(code)[node], labels[node]
+        order = np.lexsort((node, cluster, value))
+        value, cluster, node = value[order], cluster[order], node[order]
         # One holder per (value, cluster): its lowest node, and whether it is the only one.
-        df = df.sort_values(["value", "cluster", "node"])
-        df["single"] = df.groupby(["value", "cluster"])["node"].transform("size") == 1
-        df = df.drop_duplicates(["value", "cluster"])
-        many = df.groupby("value")["cluster"].transform("size") > 1
-        df = df[many]
-        if df.empty:
+        start = np.flatnonzero(np.r_[True, (value[1:] != value[:-1]) | (cluster[1:] != cluster[:-1])])
+        single = np.diff(np.r_[start, len(value)]) == 1
+        value, cluster, node = value[start], cluster[start], node[start]
+        # Values held in two clusters or more.
+        vstart = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
+        counts = np.diff(np.r_[vstart, len(value)])
+        many = np.repeat(counts > 1, counts)
+        if not many.any():
             continue
+        df = pd.DataFrame({"value": value[many], "cluster": cluster[many], "node": node[many], "single": single[many]})
         pairs = df.merge(df, on="value", suffixes=("_l", "_r"))
         pairs = pairs[pairs["cluster_l"] < pairs["cluster_r"]]
         frames.append(pd.DataFrame({"c1": pairs["cluster_l"].to_numpy(), "c2": pairs["cluster_r"].to_numpy(),
@@ -135,56 +146,69 @@ def corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nda
     return out
 
 
-def merge_corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, ids: list[np.ndarray],
-                       keys: list[np.ndarray], cannot_left: np.ndarray, cannot_right: np.ndarray,
-                       evidence: list[str], *, rounds: int = 3, names: clustering.NodeNames | None = None,
-                       by_forename: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Merge clusters that share a valid identifier where the smaller one's records corroborate it
-    (module docstring). `uid` and `labels` are the nodes (sorted unique ids) and their clusters;
-    `ids` per `identifier_links` rule each node's valid value (None where none); `keys` the
-    `never_link` identifiers' values; `cannot_*` the node pairs that may not share a cluster, and
-    `by_forename` those of them a group holding both forenames lifts (cluster.NodeNames).
-    Returns the new labels (0..k-1 in order of first node) and each merge's edge (l, r: the two
-    holders of the shared value; rule: its place in `ids`)."""
-    labels = np.asarray(labels, dtype=np.int64).copy()
-    edges: dict[str, list] = {"l": [], "r": [], "rule": []}
-    partners, lifted = cannot_partners(cannot_left, cannot_right, by_forename, names)
-    key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
-    for _ in range(rounds):
-        pairs = candidate_pairs(labels, ids)
-        if pairs.empty:
-            break
-        support = corroborated(con, uid, labels, pairs, evidence)
-        # The best corroborated first (more records met), so a person with two candidates takes
-        # the better; then by cluster, for the same result every run.
-        pairs = pairs.assign(support=support)[support > 0].sort_values(["support", "c1", "c2"],
-                                                                       ascending=[False, True, True])
-        if pairs.empty:
-            break
-        if names is not None and len(lifted):
-            names.ensure(np.flatnonzero(np.isin(labels, np.unique(labels[lifted]))).tolist())
-        sort = np.argsort(labels, kind="stable")
-        ordered = labels[sort]
-        merged_now: set[int] = set()
-        remap = np.arange(int(labels.max()) + 1, dtype=np.int64)
-        for a, b, nl, nr, rule in pairs[["c1", "c2", "node_l", "node_r", "rule"]].itertuples(index=False):
-            a, b = int(a), int(b)
-            if a in merged_now or b in merged_now:
-                continue
-            ma = sort[np.searchsorted(ordered, a):np.searchsorted(ordered, a, side="right")]
-            mb = sort[np.searchsorted(ordered, b):np.searchsorted(ordered, b, side="right")]
-            if breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names if len(lifted) else None):
-                continue
-            merged_now.update((a, b))
-            remap[b] = a
-            edges["l"].append(int(nl))
-            edges["r"].append(int(nr))
-            edges["rule"].append(int(rule))
-        if not merged_now:
-            break
-        # The round's merges together: each cluster was in one at most, so one step of the map.
-        labels = remap[labels]
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse], {k: np.asarray(v, dtype=np.int64) for k, v in edges.items()}
+class Corroborator:
+    """Merges clusters that share a valid identifier where the smaller one's records corroborate
+    it (module docstring), over one index: what every call reads is made once (the cannot-link
+    partners, the `never_link` values, the identifier values' codes), so the merges can be run
+    again on new labels (persons.cluster_labels runs them before and after records go to their
+    identifiers' holders).
+
+    `uid` are the nodes (sorted unique ids); `ids` per `identifier_links` rule each node's valid
+    value (None where none); `keys` the `never_link` identifiers' values; `cannot_*` the node
+    pairs that may not share a cluster, and `by_forename` those of them a group holding both
+    forenames lifts (cluster.NodeNames); `evidence` the SQL conditions; `rounds` how many rounds."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.ndarray], keys: list[np.ndarray],
+                 cannot_left: np.ndarray, cannot_right: np.ndarray, evidence: list[str], *, rounds: int = 3,
+                 names: clustering.NodeNames | None = None, by_forename: np.ndarray | None = None) -> None:
+        self.con, self.uid, self.evidence, self.rounds, self.names = con, uid, evidence, rounds, names
+        self.partners, self.lifted = cannot_partners(cannot_left, cannot_right, by_forename, names)
+        self.key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]
+        self.codes = value_codes(ids)
+
+    def merge(self, labels: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The new labels (0..k-1 in order of first node) and each merge's edge (l, r: the two
+        holders of the shared value; rule: its place in `ids`)."""
+        con, uid, evidence, rounds, names = self.con, self.uid, self.evidence, self.rounds, self.names
+        partners, lifted, key_lists, codes = self.partners, self.lifted, self.key_lists, self.codes
+        labels = np.asarray(labels, dtype=np.int64).copy()
+        edges: dict[str, list] = {"l": [], "r": [], "rule": []}
+        for _ in range(rounds):
+            pairs = candidate_pairs(labels, codes)
+            if pairs.empty:
+                break
+            support = corroborated(con, uid, labels, pairs, evidence)
+            # The best corroborated first (more records met), so a person with two candidates takes
+            # the better; then by cluster, for the same result every run.
+            pairs = pairs.assign(support=support)[support > 0].sort_values(["support", "c1", "c2"],
+                                                                           ascending=[False, True, True])
+            if pairs.empty:
+                break
+            if names is not None and len(lifted):
+                names.ensure(np.flatnonzero(np.isin(labels, np.unique(labels[lifted]))).tolist())
+            sort = np.argsort(labels, kind="stable")
+            ordered = labels[sort]
+            merged_now: set[int] = set()
+            remap = np.arange(int(labels.max()) + 1, dtype=np.int64)
+            for a, b, nl, nr, rule in pairs[["c1", "c2", "node_l", "node_r", "rule"]].itertuples(index=False):
+                a, b = int(a), int(b)
+                if a in merged_now or b in merged_now:
+                    continue
+                ma = sort[np.searchsorted(ordered, a):np.searchsorted(ordered, a, side="right")]
+                mb = sort[np.searchsorted(ordered, b):np.searchsorted(ordered, b, side="right")]
+                if breaks_constraints(a, b, ma, mb, labels, partners, key_lists, names if len(lifted) else None):
+                    continue
+                merged_now.update((a, b))
+                remap[b] = a
+                edges["l"].append(int(nl))
+                edges["r"].append(int(nr))
+                edges["rule"].append(int(rule))
+            if not merged_now:
+                break
+            # The round's merges together: each cluster was in one at most, so one step of the map.
+            labels = remap[labels]
+        _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        return rank[inverse], {k: np.asarray(v, dtype=np.int64) for k, v in edges.items()}
+

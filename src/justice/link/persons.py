@@ -7,6 +7,7 @@ The graph work itself (components, constrained clustering, stable ids) is in clu
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -18,6 +19,9 @@ from justice.errors import ConfigError
 from justice.link import cluster as clustering
 from justice.link.blocking import conjuncts
 from justice.link.store import table_exists
+
+if TYPE_CHECKING:
+    from justice.link.corroborate import Corroborator
 
 
 def constraints(spec: dict) -> dict:
@@ -322,24 +326,15 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         names.append(BASIS)
     ids = None  # each `identifier_links` column's valid value per node, read once when needed
     corr = rules.get("identifier_corroboration") or {}
-    if corr.get("enabled") and rules.get("identifier_links"):
+    corroborate = bool(corr.get("enabled") and rules.get("identifier_links"))
+    if corroborate:
         # People sharing an identifier, where every record of the smaller one meets the other at
         # an address or on a day (corroborate.py): an alias group and its person.
         from justice.link.corroborate import BASIS as CORROBORATED
-        from justice.link.corroborate import merge_corroborated
 
-        evidence = corr.get("evidence") or []
-        if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
-            raise ConfigError("linkage model: identifier_corroboration.evidence must be a list of SQL conditions "
-                              f"on l and r, not {evidence!r} (link/model.yaml)")
-        rounds = corr.get("rounds", 3)
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-            raise ConfigError(f"linkage model: identifier_corroboration.rounds must be a whole number of 1 or more, "
-                              f"not {rounds!r} (link/model.yaml)")
         ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
-        labels, extra = merge_corroborated(con, uid, labels, ids, keys, cann[0].astype(np.int64),
-                                           cann[1].astype(np.int64), evidence, rounds=rounds,
-                                           names=forenames, by_forename=cann[3].astype(bool))
+        corroborator = _corroborator(con, uid, ids, keys, cann, corr, forenames)
+        labels, extra = corroborator.merge(labels)
         left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
         weight = np.concatenate([weight, np.full(len(extra["l"]), float(threshold))])
         basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
@@ -361,11 +356,36 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
         left, right = np.concatenate([left, moved]), np.concatenate([right, holder])
         weight = np.concatenate([weight, np.full(len(moved), float(threshold))])
         basis = np.concatenate([basis, np.asarray(identifier_codes(rules["identifier_links"]), np.int64)[kind]])
+        if corroborate:
+            # Again, now that records have gone to their identifiers' holders: an alias group
+            # whose PNC ID record went to the person may now meet him on every record left.
+            labels, extra = corroborator.merge(labels)
+            left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
+            weight = np.concatenate([weight, np.full(len(extra["l"]), float(threshold))])
+            basis = np.concatenate([basis, np.full(len(extra["l"]), names.index(CORROBORATED), dtype=np.int64)])
     # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
     # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
             "basis": np.asarray(names, dtype=object)[basis], "basis_code": basis, "basis_names": names,
             "records": nodes.select(["unique_id", "system", "record_id"])}
+
+
+def _corroborator(con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.ndarray], keys: list[np.ndarray],
+                  cann: list[np.ndarray], corr: dict, names: clustering.NodeNames | None) -> Corroborator:
+    """A corroborate.Corroborator under `identifier_corroboration` (`corr`, checked here); `cann`
+    the cannot-link node pairs (left, right, soft, by_forename)."""
+    from justice.link.corroborate import Corroborator
+
+    evidence = corr.get("evidence") or []
+    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+        raise ConfigError("linkage model: identifier_corroboration.evidence must be a list of SQL conditions "
+                          f"on l and r, not {evidence!r} (link/model.yaml)")
+    rounds = corr.get("rounds", 3)
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"linkage model: identifier_corroboration.rounds must be a whole number of 1 or more, "
+                          f"not {rounds!r} (link/model.yaml)")
+    return Corroborator(con, uid, ids, keys, cann[0].astype(np.int64), cann[1].astype(np.int64), evidence,
+                        rounds=rounds, names=names, by_forename=cann[3].astype(bool))
 
 
 def _labels_of_sets(mask: np.ndarray, names: list[str], join: str | None) -> pa.Array:

@@ -27,7 +27,8 @@ the engine.
 This module runs the steps; the pieces it calls are: standardise.py (records), model.py (train,
 load, score), persons.py (clustering under constraints, then histories.py: people matched by their
 histories, then corroborate.py: people sharing an identifier that their records corroborate, then
-cluster.rejoin_holders: a record to the person who holds its identifier; stable person ids),
+cluster.rejoin_holders: a record to the person who holds its identifier, then corroborate.py
+again; stable person ids),
 clerical.py
 (decisions and the review queue), blocking.py (block keys), ledger.py (`runs`) and
 store.py (opening the warehouse for linkage).
