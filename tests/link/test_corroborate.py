@@ -214,9 +214,15 @@ def test_evidence_or_rounds_written_wrong_is_a_clear_error():
         cluster_labels(con, THRESHOLD, _rules(evidence="l.postcode = r.postcode"))
     with pytest.raises(ConfigError, match="identifier_corroboration.evidence"):
         cluster_labels(con, THRESHOLD, _rules(evidence=[""]))
-    # A condition on a column the records do not have names the rule and the column.
+    with pytest.raises(ConfigError, match="identifier_corroboration.evidence"):
+        cluster_labels(con, THRESHOLD, _rules(evidence=[]))
+    # A condition on a column the records do not have names the rule and the column, even where
+    # no two people share an identifier.
     with pytest.raises(ConfigError, match="identifier_corroboration.evidence does not run.*postcode_area"):
         cluster_labels(con, THRESHOLD, _rules(evidence=["l.postcode_area = r.postcode_area"]))
+    alone = _world({"court:X": {"pnc": P}, "court:Y": {"pnc": Q}}, [("court:X", "court:Y")])
+    with pytest.raises(ConfigError, match="identifier_corroboration.evidence does not run.*postcode_area"):
+        cluster_labels(alone, THRESHOLD, _rules(evidence=["l.postcode_area = r.postcode_area"]))
     bad = _rules()
     bad["identifier_corroboration"]["rounds"] = "three"
     with pytest.raises(ConfigError, match="identifier_corroboration.rounds"):

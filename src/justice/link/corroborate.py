@@ -100,8 +100,8 @@ def corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nda
     other, over linkage.records). The other's record must not be its only holder of the shared
     value: that record alone may be a borrowed identity's, and the rest of its cluster the
     lender's."""
-    if pairs.empty or not evidence:
-        return np.zeros(len(pairs), np.int64)
+    if pairs.empty:
+        return np.zeros(0, np.int64)
     labels = np.asarray(labels, dtype=np.int64)
     wanted = np.unique(np.concatenate([pairs["c1"].to_numpy(), pairs["c2"].to_numpy()]))
     members = np.flatnonzero(np.isin(labels, wanted))
@@ -130,9 +130,6 @@ def corroborated(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.nda
                 group by all)
             select pair, side, count(*) as n, count(*) filter (where met) as met
             from met group by all""").fetchnumpy()
-    except duckdb.Error as exc:
-        raise ConfigError(f"linkage model: identifier_corroboration.evidence does not run on linkage.records "
-                          f"({' or '.join(evidence)}): {str(exc).splitlines()[0]} (link/model.yaml)") from exc
     finally:
         con.unregister("_corr_members")
         con.unregister("_corr_pairs")
@@ -161,6 +158,14 @@ class Corroborator:
     def __init__(self, con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.ndarray], keys: list[np.ndarray],
                  cannot_left: np.ndarray, cannot_right: np.ndarray, evidence: list[str], *, rounds: int = 3,
                  names: clustering.NodeNames | None = None, by_forename: np.ndarray | None = None) -> None:
+        # The conditions are bound once here, so one that does not run (a column the records do
+        # not have) is a clear error whether or not any people share an identifier.
+        try:
+            con.execute(f"select {' or '.join(f'({e})' for e in evidence)} "
+                        "from linkage.records l, linkage.records r limit 0")
+        except duckdb.Error as exc:
+            raise ConfigError(f"linkage model: identifier_corroboration.evidence does not run on linkage.records "
+                              f"({' or '.join(evidence)}): {str(exc).splitlines()[0]} (link/model.yaml)") from exc
         self.con, self.uid, self.evidence, self.rounds, self.names = con, uid, evidence, rounds, names
         self.partners, self.lifted = cannot_partners(cannot_left, cannot_right, by_forename, names)
         self.key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]

@@ -334,11 +334,10 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
 
         ids = _identifier_values(con, rules["identifier_links"], never_link, keys)
         corroborator = _corroborator(con, uid, ids, keys, cann, corr, forenames)
-        labels, extra = corroborator.merge(labels)
-        left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
-        weight = np.concatenate([weight, np.full(len(extra["l"]), float(threshold))])
-        basis = np.concatenate([basis, np.full(len(extra["l"]), len(names), dtype=np.int64)])
+        corroborated_code = len(names)
         names.append(CORROBORATED)
+        labels, extra = corroborator.merge(labels)
+        left, right, weight, basis = _with_edges(left, right, weight, basis, extra, threshold, corroborated_code)
     holders_rule = rules.get("identifier_holders") or {}
     if holders_rule.get("enabled") and rules.get("identifier_links"):
         # A record goes to the person who holds its identifier on several records, when only
@@ -360,14 +359,21 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             # Again, now that records have gone to their identifiers' holders: an alias group
             # whose PNC ID record went to the person may now meet him on every record left.
             labels, extra = corroborator.merge(labels)
-            left, right = np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]])
-            weight = np.concatenate([weight, np.full(len(extra["l"]), float(threshold))])
-            basis = np.concatenate([basis, np.full(len(extra["l"]), names.index(CORROBORATED), dtype=np.int64)])
+            left, right, weight, basis = _with_edges(left, right, weight, basis, extra, threshold, corroborated_code)
     # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
     # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
             "basis": np.asarray(names, dtype=object)[basis], "basis_code": basis, "basis_names": names,
             "records": nodes.select(["unique_id", "system", "record_id"])}
+
+
+def _with_edges(left: np.ndarray, right: np.ndarray, weight: np.ndarray, basis: np.ndarray,
+                extra: dict[str, np.ndarray], threshold: float, code: int) -> tuple[np.ndarray, ...]:
+    """The edges with `extra`'s (l, r) added, each weighed at the threshold with basis `code`."""
+    n = len(extra["l"])
+    return (np.concatenate([left, extra["l"]]), np.concatenate([right, extra["r"]]),
+            np.concatenate([weight, np.full(n, float(threshold))]),
+            np.concatenate([basis, np.full(n, code, dtype=np.int64)]))
 
 
 def _corroborator(con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.ndarray], keys: list[np.ndarray],
@@ -376,10 +382,10 @@ def _corroborator(con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.
     the cannot-link node pairs (left, right, soft, by_forename)."""
     from justice.link.corroborate import Corroborator
 
-    evidence = corr.get("evidence") or []
-    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+    evidence = corr.get("evidence")
+    if not isinstance(evidence, list) or not evidence or not all(isinstance(e, str) and e.strip() for e in evidence):
         raise ConfigError("linkage model: identifier_corroboration.evidence must be a list of SQL conditions "
-                          f"on l and r, not {evidence!r} (link/model.yaml)")
+                          f"on l and r, at least one, not {evidence!r} (link/model.yaml)")
     rounds = corr.get("rounds", 3)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"linkage model: identifier_corroboration.rounds must be a whole number of 1 or more, "
