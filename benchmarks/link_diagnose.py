@@ -1,6 +1,6 @@
 """Benchmark: where linkage loses recall and precision, by mess kind and by system pair.
 
-Run: .venv/bin/python benchmarks/link_diagnose.py [--keys] HOME [HOME ...]
+Run: .venv/bin/python benchmarks/link_diagnose.py [--keys] [--bounds] HOME [HOME ...]
 
 HOME is a linked home with its answer key (e.g. one kept by `benchmarks/link_quality.py --keep`).
 It reads truth/records.parquet and truth/identity/record_mess.parquet to measure only; nothing
@@ -15,6 +15,23 @@ here feeds back into the pipeline. For each home it prints:
   person ids it was split over have any scored pair between them (so a person-level second pass
   could see them) or none (only better blocking would).
 
+With `--bounds`, also what the records allow (`bounds`):
+
+* precision and recall of the answer key itself with each borrowed-identity record moved to its
+  lender: all of them (what a linker that follows names and dates of birth does at best), all
+  but those carrying an identifier of their own, and all but those with any evidence of their
+  own (an identifier, a postcode another of the borrower's records holds and none of the
+  lender's, or a day another system's record of the borrower shares);
+* the kept pairs (`linkage.pairs`) at or above each weight, joined as connected components, beside
+  the index (what clustering's constraints and the person-level passes add); the recall the true
+  pairs among them reach when joined (the steps after scoring join records that kept pairs
+  connect, an identifier, system alias or clerical link aside), and that of every true pair a
+  blocking rule makes, at any weight; and, when other
+  homes of the same mess level are given, the same pairs ranked instead by their comparison
+  pattern's true match rate in those other homes (each comparison's weight rounded: a classifier
+  fitted on the answer key of other worlds, to see whether the model's fit or the evidence
+  itself is what limits it).
+
 With `--keys`, also: for each candidate blocking key in `CANDIDATE_KEYS` (none of them a rule in
 link/model.yaml), how many of the missed pairs that no scored pair between their two person ids
 reaches it would make candidates, and how many candidate pairs it would make over the whole
@@ -24,13 +41,17 @@ index: what a new blocking rule could buy, and at what cost.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 
-def diagnose(home: Path, keys: bool = False) -> str:
-    """The tables for one home, as text (with `keys`, the candidate keys' table too)."""
+def diagnose(home: Path, keys: bool = False, bounds_from: list[Path] | None = None) -> str:
+    """The tables for one home, as text (with `keys`, the candidate keys' table too; with
+    `bounds_from`, a list of other homes, possibly empty, the bounds' tables)."""
     con = duckdb.connect()
     con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
     truth = home / "truth"
@@ -95,6 +116,8 @@ def diagnose(home: Path, keys: bool = False) -> str:
         out.append(f"{s1 + '-' + s2:28} {n:>10,} {missed:>8,} {1 - missed / n if n else 1:>7.4f} {false:>7,}")
     out.append("")
     out += misses_by_stage(con, home)
+    if bounds_from is not None:
+        out += ["", *bounds(con, home, bounds_from)]
     if keys:
         out += ["", *unreached_by_keys(con, home)]
     con.close()
@@ -195,13 +218,148 @@ def unreached_by_keys(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
     return out
 
 
+def pairwise(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Pairwise precision and recall of a labelling of records against the true person ids."""
+    t = np.unique(truth, return_inverse=True)[1].astype(np.int64)
+    lab = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+    def pairs(keys: np.ndarray) -> int:
+        counts = np.unique(keys, return_counts=True)[1]
+        return int((counts * (counts - 1) // 2).sum())
+
+    both = pairs(lab * (t.max() + 1) + t)
+    predicted, true = pairs(lab), pairs(t)
+    return (both / predicted if predicted else 1.0), (both / true if true else 1.0)
+
+
+def _mess_level(home: Path) -> str | None:
+    params = home / "truth" / "params.json"
+    return json.loads(params.read_text()).get("mess") if params.exists() else None
+
+
+def _kept_pairs(home: Path) -> tuple[list[str], pd.DataFrame]:
+    """The comparison columns of `home`'s kept pairs, and the pairs with their match weight, true
+    match (0 or 1) and comparison pattern (each comparison's weight rounded to a whole number)."""
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    cols = sorted(c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_catalog = 'wh' "
+        "and table_schema = 'linkage' and table_name = 'pairs' and starts_with(column_name, 'mw_')"
+    ).fetchall())
+    pattern = " || '|' || ".join(f"coalesce(round({c})::varchar, '')" for c in cols) or "''"
+    df = con.execute(f"""
+        select p.unique_id_l, p.unique_id_r, p.match_weight as w, {pattern} as pattern,
+               (a.person_id = b.person_id)::int as match
+        from wh.linkage.pairs p
+        join (select system || ':' || record_id as uid, person_id
+              from read_parquet('{home / 'truth' / 'records.parquet'}')) a on a.uid = p.unique_id_l
+        join (select system || ':' || record_id as uid, person_id
+              from read_parquet('{home / 'truth' / 'records.parquet'}')) b on b.uid = p.unique_id_r
+    """).df()
+    con.close()
+    return cols, df
+
+
+def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> list[str]:
+    """What the records allow (needs the `ev` table of `diagnose`): see the module's docstring."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    mess = home / "truth" / "identity" / "record_mess.parquet"
+    recs = con.execute(f"""
+        with lent as (select distinct system || ':' || record_id as unique_id, other_person_id as lender
+                      from read_parquet('{mess}') where kind = 'borrowed_identity')
+        select e.unique_id, e.pred, e.truth, lent.lender,
+               e.pnc_core is not null or e.cro_core is not null or e.prison_number is not null as own_id,
+               lent.lender is not null and (
+                 exists (select 1 from ev o where o.truth = e.truth and o.unique_id <> e.unique_id
+                         and o.postcode = e.postcode)
+                 and not exists (select 1 from ev o where o.truth = lent.lender and o.postcode = e.postcode)
+                 or exists (select 1 from ev o where o.truth = e.truth and o.system <> e.system
+                            and list_has_any(o.event_dates, e.event_dates))) as own_evidence
+        from ev e left join lent using (unique_id) order by e.unique_id
+    """).df()
+    truth = recs["truth"].to_numpy()
+    lent = recs["lender"].notna().to_numpy()
+    lender = recs["lender"].fillna("").to_numpy()
+    own_id, own_evidence = recs["own_id"].to_numpy(), recs["own_evidence"].to_numpy(dtype=bool)
+    out = [(f"== what the records allow: {int(lent.sum()):,} borrowed-identity records, "
+            f"{int((lent & own_id).sum()):,} of them carrying an identifier"),
+           f"{'labelling':72} {'precision':>9} {'recall':>7}"]
+    rows = [("the index", recs["pred"].to_numpy()),
+            ("the answer key, every borrowed-identity record with its lender", np.where(lent, lender, truth)),
+            ("  ... but those carrying an identifier of their own", np.where(lent & ~own_id, lender, truth)),
+            ("  ... but those with any evidence of their own",
+             np.where(lent & ~own_id & ~own_evidence, lender, truth))]
+    for name, labels in rows:
+        p, r = pairwise(labels, truth)
+        out.append(f"{name:72} {p:>9.4f} {r:>7.4f}")
+
+    index = {u: i for i, u in enumerate(recs["unique_id"])}
+    cols, kept = _kept_pairs(home)
+    left = kept["unique_id_l"].map(index).to_numpy()
+    right = kept["unique_id_r"].map(index).to_numpy()
+    n = len(recs)
+
+    def components(selected: np.ndarray) -> tuple[float, float]:
+        graph = coo_matrix((np.ones(int(selected.sum())), (left[selected], right[selected])), shape=(n, n))
+        return pairwise(connected_components(graph, directed=False)[1], truth)
+
+    out += ["", (f"kept pairs ({len(kept):,}, {int(kept['match'].sum()):,} of them true) joined as connected "
+                 "components"), f"{'pairs':72} {'precision':>9} {'recall':>7}"]
+    for w in (-2.0, 0.0, 3.0, 6.63, 9.0, 12.0, 16.0):
+        p, r = components(kept["w"].to_numpy() >= w)
+        out.append(f"{f'match weight >= {w:+.2f}':72} {p:>9.4f} {r:>7.4f}")
+    # About the most recall the steps after scoring could reach: the true pairs among the kept
+    # pairs, joined (those steps join records that kept pairs connect, an identifier, system alias
+    # or clerical link aside); and what perfect scoring of every candidate pair (the blocking
+    # rules, any weight) would reach.
+    p, r = components(kept["match"].to_numpy() == 1)
+    out.append(f"{'the true pairs among them, joined (their reach)':72} {p:>9.4f} {r:>7.4f}")
+    from justice.link.blocking import rule_texts
+    from justice.link.model import load_model
+
+    any_rule = " or ".join(f"coalesce(({r}), false)" for r in rule_texts(load_model(home)[0]))
+    blocked = con.execute(f"""
+        select a.unique_id as ul, b.unique_id as ur from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id
+        join wh.linkage.records l on l.unique_id = a.unique_id join wh.linkage.records r on r.unique_id = b.unique_id
+        where {any_rule}""").df()
+    graph = coo_matrix((np.ones(len(blocked)), (blocked["ul"].map(index).to_numpy(), blocked["ur"].map(index).to_numpy())),
+                       shape=(n, n))
+    p, r = pairwise(connected_components(graph, directed=False)[1], truth)
+    out.append(f"{'true pairs a blocking rule makes, any weight, joined (their reach)':72} {p:>9.4f} {r:>7.4f}")
+    level = _mess_level(home)
+    train = [h for h in others if h != home and _mess_level(h) == level]
+    if train:
+        fitted = []
+        for other in train:
+            other_cols, df = _kept_pairs(other)
+            if other_cols == cols:
+                fitted.append(df)
+        fit = pd.concat(fitted)
+        band = np.floor(fit["w"].clip(-5, 30))
+        band_rate = fit.groupby(band)["match"].mean()
+        stats = fit.groupby("pattern")["match"].agg(["sum", "count"])
+        prior = np.floor(kept["w"].clip(-5, 30)).map(band_rate).fillna(0.5)
+        rate = ((kept["pattern"].map(stats["sum"]).fillna(0) + 5 * prior)
+                / (kept["pattern"].map(stats["count"]).fillna(0) + 5)).to_numpy()
+        out.append(f"ranked by the pattern's true match rate in {len(fitted)} other home(s) of level {level} "
+                   f"({len(stats):,} patterns)")
+        for q in (0.9, 0.95, 0.97, 0.98, 0.99):
+            p, r = components(rate >= q)
+            out.append(f"{f'pattern match rate >= {q:.2f}':72} {p:>9.4f} {r:>7.4f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", action="store_true", help="also try the candidate blocking keys on the missed pairs")
+    parser.add_argument("--bounds", action="store_true",
+                        help="also what the records allow (borrowed identities; kept pairs as components)")
     parser.add_argument("homes", type=Path, nargs="+")
     args = parser.parse_args()
     for home in args.homes:
-        print(diagnose(home, keys=args.keys))
+        print(diagnose(home, keys=args.keys, bounds_from=args.homes if args.bounds else None))
         print()
 
 

@@ -49,3 +49,99 @@ def test_the_keys_table_counts_what_a_plain_count_does(link_diagnose, linked_hom
     sizes = recs["postcode"].dropna().value_counts()
     assert cost == int((sizes * (sizes - 1) // 2).sum())
     assert len([x for x in text.splitlines()[2:] if x.strip()]) == len(link_diagnose.CANDIDATE_KEYS)
+
+
+def _pairs_pr(labels: dict, truth: dict) -> tuple[float, float]:
+    """Pairwise precision and recall by counting every pair of records, in plain Python."""
+    ids = sorted(truth)
+    both = predicted = true = 0
+    for a, b in itertools.combinations(ids, 2):
+        same_l, same_t = labels[a] == labels[b], truth[a] == truth[b]
+        predicted += same_l
+        true += same_t
+        both += same_l and same_t
+    return both / predicted, both / true
+
+
+def _row(text: str, name: str) -> tuple[float, float]:
+    line = next(x for x in text.splitlines() if x.startswith(name))
+    return tuple(float(v) for v in line.split()[-2:])
+
+
+def test_the_bounds_count_what_a_plain_count_does(link_diagnose, linked_home):
+    home = linked_home.home
+    text = link_diagnose.diagnose(home, bounds_from=[])
+    text = text[text.index("== what the records allow"):]
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    recs = con.execute(f"""
+        select r.unique_id, l.person_id as pred, t.person_id as truth,
+               r.pnc_core is not null or r.cro_core is not null or r.prison_number is not null as own_id
+        from wh.linkage.person_links l join read_parquet('{home / 'truth' / 'records.parquet'}') t
+        using (system, record_id) join wh.linkage.records r using (unique_id)""").df()
+    lent = dict(con.execute(f"""
+        select distinct system || ':' || record_id, other_person_id
+        from read_parquet('{home / 'truth' / 'identity' / 'record_mess.parquet'}')
+        where kind = 'borrowed_identity'""").fetchall())
+    kept = con.execute("select unique_id_l, unique_id_r, match_weight from wh.linkage.pairs").fetchall()
+    con.close()
+    assert lent, "the test world has borrowed identities"
+    truth = dict(zip(recs["unique_id"], recs["truth"]))
+    pred = dict(zip(recs["unique_id"], recs["pred"]))
+    own_id = dict(zip(recs["unique_id"], recs["own_id"]))
+    assert _row(text, "the index") == pytest.approx(_pairs_pr(pred, truth), abs=5e-5)
+    moved = {u: lent.get(u, t) for u, t in truth.items()}
+    assert _row(text, "the answer key, every borrowed") == pytest.approx(_pairs_pr(moved, truth), abs=5e-5)
+    kept_id = {u: (t if own_id[u] else lent.get(u, t)) for u, t in truth.items()}
+    assert _row(text, "  ... but those carrying") == pytest.approx(_pairs_pr(kept_id, truth), abs=5e-5)
+
+    # Kept pairs at or above +3 joined by a plain union-find.
+    parent = {u: u for u in truth}
+
+    def find(u):
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    for a, b, w in kept:
+        if w >= 3.0:
+            parent[find(a)] = find(b)
+    joined = {u: find(u) for u in truth}
+    assert _row(text, "match weight >= +3.00") == pytest.approx(_pairs_pr(joined, truth), abs=5e-5)
+    # The true kept pairs alone, joined the same way: their reach.
+    parent = {u: u for u in truth}
+    for a, b, _ in kept:
+        if truth[a] == truth[b]:
+            parent[find(a)] = find(b)
+    reach = _pairs_pr({u: find(u) for u in truth}, truth)
+    assert reach[0] == 1.0
+    assert _row(text, "the true pairs among them") == pytest.approx(reach, abs=5e-5)
+    every = _row(text, "true pairs a blocking rule makes")
+    assert every[0] == 1.0 and reach[1] <= every[1] <= 1.0
+    assert "pattern match rate" not in text  # no other home of its level was given
+
+
+def test_the_pattern_ranking_reads_the_other_homes_of_the_level(link_diagnose, linked_home, tmp_path):
+    from homes import copy_home
+
+    home = linked_home.home
+    twin = copy_home(linked_home, tmp_path / "twin").home
+    text = link_diagnose.diagnose(home, bounds_from=[home, twin])
+    header = re.search(r"ranked by the pattern's true match rate in 1 other home\(s\) of level (\w+) \(([\d,]+) patterns\)",
+                       text)
+    assert header, text
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    cols = sorted(c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_catalog = 'wh' and table_schema = 'linkage' "
+        "and table_name = 'pairs' and starts_with(column_name, 'mw_')").fetchall())
+    patterns = con.execute(f"select count(distinct ({', '.join(f'round({c})' for c in cols)})) from wh.linkage.pairs").fetchall()
+    con.close()
+    assert int(header[2].replace(",", "")) == patterns[0][0]
+    rows = [_row(text, f"pattern match rate >= {q:.2f}") for q in (0.9, 0.95, 0.97, 0.98, 0.99)]
+    # Stricter rates keep fewer pairs: recall never rises.
+    assert all(a[1] >= b[1] for a, b in zip(rows, rows[1:]))
+    # A home of another mess level is not read.
+    (tmp_path / "twin" / "truth" / "params.json").write_text('{"mess": "low"}')
+    assert "pattern match rate" not in link_diagnose.diagnose(home, bounds_from=[home, twin])

@@ -135,7 +135,7 @@ LIBRARY_LEVELS = {
     "jaro_winkler": lambda lv: cll.JaroWinklerLevel(lv["jaro_winkler"], float(lv["at"])),
     "levenshtein": lambda lv: cll.LevenshteinLevel(lv["levenshtein"], int(lv["at"])),
     "columns_reversed": lambda lv: cll.ColumnsReversedLevel(*lv["columns_reversed"], symmetrical=True),
-    "array_intersect": lambda lv: cll.ArrayIntersectLevel(lv["array_intersect"], 1),
+    "array_intersect": lambda lv: cll.ArrayIntersectLevel(lv["array_intersect"], int(lv.get("at", 1))),
     "date_difference": lambda lv: cll.AbsoluteDateDifferenceLevel(
         lv["date_difference"], input_is_string=False, threshold=int(lv["days"]), metric="day"),
 }
