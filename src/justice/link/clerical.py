@@ -54,23 +54,38 @@ def record_decision(settings: Settings, a: str, b: str, decision: str, reviewer:
 
 
 def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: dict, hard: str | None = None) -> int:
-    """Write `linkage.clerical_review`: undecided pairs in the review band, and pairs a hard-negative rule keeps apart that the model would link; returns their count."""
+    """Write `linkage.clerical_review`: undecided pairs in the review band, pairs a hard-negative
+    rule keeps apart that the model would link, and (once `linkage.person_links` is written) any
+    other pair with a linking weight that the clustering rules or a later step put in two people
+    (a conflicting identifier, a record moved to its identifier's holders, a record only its name
+    held: strangers.py); returns their count. Each pair's outcome is read from the people when
+    they are written: linked (one person), kept apart (two, at a linking weight) or not linked."""
     lo, hi = float(thresholds["review_low"]), float(thresholds["review_high"])
+    link_at = float(thresholds["match_weight"])
+    people = table_exists(con, "linkage", "person_links")
     # A hard negative is soft (a shared valid identifier lifts it, cluster.cluster): only the
     # pairs it really kept apart are queued as such.
-    apart = ("" if not table_exists(con, "linkage", "person_links") else
+    apart = ("" if not people else
              """where not exists (select 1 from linkage.person_links a join linkage.person_links b
                                   on a.person_id = b.person_id
                                   where a.unique_id = h.unique_id_l and b.unique_id = h.unique_id_r)""")
     source = hard or f"({hard_negative_sql(rules.get('hard_negatives', []))})"
+    if people:
+        together = "pl.person_id = pr.person_id"
+        joins = ("left join linkage.person_links pl on pl.unique_id = p.unique_id_l "
+                 "left join linkage.person_links pr on pr.unique_id = p.unique_id_r")
+    else:
+        together, joins = f"p.match_weight >= {link_at}", ""
     con.execute(f"""
         create or replace table linkage.clerical_review as
         with hard as (select unique_id_l, unique_id_r, string_agg(distinct rule, '; ' order by rule) as rule
                       from {source} h {apart} group by all)
         select p.unique_id_l, p.unique_id_r, p.match_weight, p.match_probability,
-               coalesce(hard.rule, 'match weight in the review band') as reason,
+               coalesce(hard.rule, case when p.match_weight >= {hi} then 'put in two people by the clustering rules'
+                                        else 'match weight in the review band' end) as reason,
                case when hard.rule is not null then 'kept apart'
-                    when p.match_weight >= {float(thresholds['match_weight'])} then 'linked'
+                    when {together} then 'linked'
+                    when p.match_weight >= {link_at} then 'kept apart'
                     else 'not linked' end as current_outcome,
                l.forename as forename_l, r.forename as forename_r, l.middle_names as middle_names_l,
                r.middle_names as middle_names_r, l.surname as surname_l, r.surname as surname_r,
@@ -82,10 +97,12 @@ def write_review_queue(con: duckdb.DuckDBPyConnection, thresholds: dict, rules: 
         join linkage.records l on l.unique_id = p.unique_id_l
         join linkage.records r on r.unique_id = p.unique_id_r
         left join hard on hard.unique_id_l = p.unique_id_l and hard.unique_id_r = p.unique_id_r
+        {joins}
         where ((p.match_weight >= {lo} and p.match_weight < {hi})
-               or (hard.rule is not null and p.match_weight >= {float(thresholds['match_weight'])}))
+               or (hard.rule is not null and p.match_weight >= {link_at})
+               or (p.match_weight >= {hi} and not coalesce({together}, false)))
           and not exists (select 1 from linkage.clerical_decisions d
                           where d.unique_id_l = p.unique_id_l and d.unique_id_r = p.unique_id_r)
-        order by hard.rule is null, abs(p.match_weight - {float(thresholds['match_weight'])})
+        order by hard.rule is null, abs(p.match_weight - {link_at})
     """)
     return con.execute("select count(*) from linkage.clerical_review").fetchall()[0][0]
