@@ -27,6 +27,7 @@ from justice.engine import linkage_sql_by_engine
 from justice.engine.base import Engine, LinkageSQL
 from justice.engine.duckdb import DuckDBEngine
 from justice.errors import ConfigError, TransformError
+from justice.link.persons import constraints
 
 
 def tf_columns(spec_or_model: dict) -> list[str]:
@@ -296,10 +297,9 @@ def train(con: duckdb.DuckDBPyConnection, spec: dict, table: str = "linkage.reco
         "sql": {name: dialect_sql(spec, sql) for name, sql in linkage_sql_by_engine().items()},
         "thresholds": thresholds,
         "threshold_choice": choice,
-        "constraints": {"never_link": list(spec.get("never_link", []) or []),
-                        "hard_negatives": list(spec.get("hard_negatives", []) or []),
-                        "identifier_links": list(spec.get("identifier_links", []) or []),
-                        "identifier_holders": dict(spec.get("identifier_holders") or {})},
+        # Every clustering rule and pass (persons.constraints), so the report's threshold sweep
+        # clusters as the run does.
+        "constraints": constraints(spec),
     }
     return model
 

@@ -27,13 +27,15 @@ if TYPE_CHECKING:
 def constraints(spec: dict) -> dict:
     """The model spec's clustering rules: `never_link` identifiers, `hard_negatives`,
     `identifier_links` (identifiers whose valid exact agreement is an edge of its own),
-    `histories` (the second pass, histories.py) and `identifier_corroboration` (corroborate.py)."""
+    `histories` (the second pass, histories.py), `identifier_corroboration` (corroborate.py) and
+    `strangers` (strangers.py)."""
     return {"never_link": list(spec.get("never_link", []) or []),
             "hard_negatives": list(spec.get("hard_negatives", []) or []),
             "identifier_links": list(spec.get("identifier_links", []) or []),
             "identifier_holders": dict(spec.get("identifier_holders") or {}),
             "histories": dict(spec.get("histories") or {}),
-            "identifier_corroboration": dict(spec.get("identifier_corroboration") or {})}
+            "identifier_corroboration": dict(spec.get("identifier_corroboration") or {}),
+            "strangers": dict(spec.get("strangers") or {})}
 
 
 # What holds an edge (`basis`), as codes in the queries: the model's links, the systems' own
@@ -360,6 +362,23 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
             # whose PNC ID record went to the person may now meet him on every record left.
             labels, extra = corroborator.merge(labels)
             left, right, weight, basis = _with_edges(left, right, weight, basis, extra, threshold, corroborated_code)
+    apart = rules.get("strangers") or {}
+    if apart.get("enabled"):
+        # A record only its name and date of birth hold in a person whose identifiers give another
+        # date of birth goes out on its own (strangers.py): a lender's record among a borrower's.
+        from justice.link import strangers as stray
+
+        stray.check(con, apart)
+        tied = np.zeros(n, dtype=bool)
+        asserted = np.isin(basis, (BASES.index("system alias"), BASES.index("clerical")))
+        inside = labels[left] == labels[right]
+        tied[left[asserted & inside]] = True
+        tied[right[asserted & inside]] = True
+        out = stray.strangers(con, uid, labels, apart, tied)
+        if len(out):
+            # Its edges stay in the list, now between two people (as those a constraint refused).
+            labels = labels.copy()
+            labels[out] = labels.max() + 1 + np.arange(len(out))
     # `basis` as names for readers; `basis_code` into `basis_names` and the nodes' `records`
     # (unique_id, system, record_id as Arrow) for person_links_table.
     return {"unique_id": uid, "labels": labels, "left": left, "right": right, "weight": weight,
