@@ -141,7 +141,7 @@ def test_the_pattern_ranking_reads_the_other_homes_of_the_level(link_diagnose, l
     assert int(header[2].replace(",", "")) == patterns[0][0]
     rows = [_row(text, f"pattern match rate >= {q:.2f}") for q in (0.9, 0.95, 0.97, 0.98, 0.99)]
     # Stricter rates keep fewer pairs: recall never rises.
-    assert all(a[1] >= b[1] for a, b in zip(rows, rows[1:]))
+    assert all(a[1] >= b[1] for a, b in itertools.pairwise(rows))
     # A home of another mess level is not read.
     (tmp_path / "twin" / "truth" / "params.json").write_text('{"mess": "low"}')
     assert "pattern match rate" not in link_diagnose.diagnose(home, bounds_from=[home, twin])
