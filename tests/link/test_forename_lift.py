@@ -155,7 +155,7 @@ def _warehouse():
 @pytest.mark.parametrize("lifted", [True, False])
 def test_clustering_reads_the_flag_from_the_spec(lifted):
     rules = constraints(mdl.load_model_spec())
-    rules.update(identifier_links=[], histories={}, identifier_holders={})
+    rules.update(identifier_links=[], histories={}, identifier_holders={}, strangers={})
     for r in rules["hard_negatives"]:
         r["lifted_by_forename"] = lifted and r["name"] == "possible twins"
     con = _warehouse()
