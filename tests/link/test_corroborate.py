@@ -7,6 +7,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pytest
+from small_people import changed, people
 
 from justice.errors import ConfigError
 from justice.link.clerical import ensure_decisions_table
@@ -47,13 +48,6 @@ def _rules(enabled: bool = True, evidence: list[str] | None = None, **extra) -> 
                                          "evidence": EVIDENCE if evidence is None else evidence}, **extra}
 
 
-def _people(c: dict) -> set[frozenset[str]]:
-    out: dict[int, set[str]] = {}
-    for u, lab in zip(c["unique_id"].tolist(), c["labels"].tolist()):
-        out.setdefault(lab, set()).add(u.split(":")[1])
-    return {frozenset(v) for v in out.values()}
-
-
 # Person P: court records X (P's PNC ID, at N1 1AA) and Y (no id, at N1 1AA, sentenced on 3 May),
 # joined by the model. P's alias group: A (the alias at P's address, P's PNC ID) and B (the alias,
 # received into prison on 3 May); the model joins A and B by the alias name.
@@ -63,12 +57,7 @@ def _alias_records(**change: dict | None) -> dict[str, dict]:
                "court:Y": {"postcode": "N1 1AA", "days": ["2020-05-03"]},
                "court:A": {"pnc": P, "postcode": "N1 1AA"},
                "prison:B": {"days": ["2020-05-03"]}}
-    for k, v in change.items():
-        if v is None:
-            del records[k.replace("_", ":", 1)]
-        else:
-            records[k.replace("_", ":", 1)] = v
-    return records
+    return changed(records, change)
 
 
 ALIAS_LINKS = [("court:X", "court:Y"), ("court:A", "prison:B")]
@@ -78,9 +67,9 @@ def test_an_alias_group_joins_its_person_when_its_records_are_made_where_and_whe
     con = _world(_alias_records(), ALIAS_LINKS)
     # Each group holds P's PNC ID on one record of two, so the first pass's identifier link is
     # declined (a PNC ID keyed once against the wrong person looks the same).
-    assert _people(cluster_labels(con, THRESHOLD, _rules(enabled=False))) == {frozenset("XY"), frozenset("AB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules(enabled=False))) == {frozenset("XY"), frozenset("AB")}
     c = cluster_labels(con, THRESHOLD, _rules())
-    assert _people(c) == {frozenset("XYAB")}
+    assert people(c) == {frozenset("XYAB")}
     # The merge is an edge of its own, between the two holders, at the threshold.
     corr = c["basis"] == "identifier corroborated"
     assert corr.sum() == 1
@@ -92,11 +81,11 @@ def test_an_alias_group_joins_its_person_when_its_records_are_made_where_and_whe
 def test_every_record_of_the_smaller_person_must_meet_the_other():
     # B was received into prison on another day: nothing of P's says B is his.
     con = _world(_alias_records(prison_B={"days": ["2021-01-09"]}), ALIAS_LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
     # Two records of one system on one day are not evidence (a court lists many people a day).
     con = _world(_alias_records(prison_B=None, court_B={"days": ["2020-05-03"]}), [("court:X", "court:Y"),
                                                                                 ("court:A", "court:B")])
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
 
 
 def test_the_larger_person_need_not_meet_the_smaller_everywhere():
@@ -104,7 +93,7 @@ def test_the_larger_person_need_not_meet_the_smaller_everywhere():
     # corroborates on every one of its own records.
     records = _alias_records(court_Z={"postcode": "S9 9ZZ", "days": ["2015-01-01"]})
     con = _world(records, ALIAS_LINKS + [("court:X", "court:Z")])
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYZAB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYZAB")}
 
 
 def test_a_lenders_records_do_not_follow_a_borrowed_record_to_the_borrower():
@@ -116,12 +105,12 @@ def test_a_lenders_records_do_not_follow_a_borrowed_record_to_the_borrower():
                "prison:L": {"pnc": Q, "postcode": "E2 2BB", "days": ["2020-05-03"]},
                "court:N": {"postcode": "W3 3CC", "days": ["2019-02-02"]}}
     con = _world(records, [("prison:L", "court:N")])
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("X"), frozenset("LN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("X"), frozenset("LN")}
     # Were N made at Q's address, the lender's group would corroborate (a relative at one
     # address): what the records say, the rule follows.
     records["court:N"]["postcode"] = "E2 2BB"
     con = _world(records, [("prison:L", "court:N")])
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XLN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XLN")}
 
 
 def test_a_pnc_id_keyed_against_the_wrong_person_joins_nobody():
@@ -129,7 +118,7 @@ def test_a_pnc_id_keyed_against_the_wrong_person_joins_nobody():
     records = {"court:X": {"pnc": P, "postcode": "N1 1AA"}, "court:Y": {"pnc": P, "postcode": "N1 1AA"},
                "court:W": {"pnc": P, "postcode": "B5 5EE"}, "court:V": {"postcode": "B5 5EE"}}
     con = _world(records, [("court:X", "court:Y"), ("court:W", "court:V")])
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("WV")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("WV")}
 
 
 def test_two_valid_identifiers_keep_people_apart_however_well_they_corroborate():
@@ -137,12 +126,12 @@ def test_two_valid_identifiers_keep_people_apart_however_well_they_corroborate()
     records["court:Y"]["cro"] = "123456/10"
     records["prison:B"]["cro"] = "654321/15"
     con = _world(records, ALIAS_LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
     # A clerk's "not a match" between them keeps them apart too.
     con = _world(_alias_records(), ALIAS_LINKS)
     con.execute("insert into linkage.clerical_decisions values ('court:Y', 'prison:B', 'non_match', 'a clerk', "
                 "now(), null)")
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XY"), frozenset("AB")}
 
 
 def test_a_person_joins_one_other_a_round_and_the_merged_person_corroborates_the_next():
@@ -155,12 +144,12 @@ def test_a_person_joins_one_other_a_round_and_the_merged_person_corroborates_the
     records["court:D"] = {"postcode": "N1 1AA"}
     con = _world(records, ALIAS_LINKS + [("court:C", "court:D")])
     c = cluster_labels(con, THRESHOLD, _rules())
-    assert _people(c) == {frozenset("XYABCD")}
+    assert people(c) == {frozenset("XYABCD")}
     assert (c["basis"] == "identifier corroborated").sum() == 2
     # One round: the first merge only (X's person takes one partner a round).
     one = _rules()
     one["identifier_corroboration"]["rounds"] = 1
-    assert len(_people(cluster_labels(con, THRESHOLD, one))) == 2
+    assert len(people(cluster_labels(con, THRESHOLD, one))) == 2
 
 
 def test_a_person_takes_the_better_corroborated_partner_first():
@@ -175,8 +164,8 @@ def test_a_person_takes_the_better_corroborated_partner_first():
              ("court:C", "court:D"), ("court:D", "court:E")]
     one = _rules()
     one["identifier_corroboration"]["rounds"] = 1
-    assert _people(cluster_labels(_world(records, links), THRESHOLD, one)) == {frozenset("WXYZCDE"), frozenset("AB")}
-    assert _people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {frozenset("WXYZCDEAB")}
+    assert people(cluster_labels(_world(records, links), THRESHOLD, one)) == {frozenset("WXYZCDE"), frozenset("AB")}
+    assert people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {frozenset("WXYZCDEAB")}
 
 
 def test_what_is_left_of_an_alias_group_after_its_pnc_record_goes_to_the_person_corroborates_again():
@@ -192,10 +181,10 @@ def test_what_is_left_of_an_alias_group_after_its_pnc_record_goes_to_the_person_
     links = [("court:X", "court:Y"), ("court:Y", "court:Z"), ("court:A1", "court:A2"), ("court:A2", "prison:A3")]
     holders = {"identifier_holders": {"enabled": True, "min_holders": 2}}
     c = cluster_labels(_world(records, links), THRESHOLD, _rules(**holders))
-    assert _people(c) == {frozenset(["X", "Y", "Z", "A1", "A2", "A3"])}
+    assert people(c) == {frozenset(["X", "Y", "Z", "A1", "A2", "A3"])}
     assert (c["basis"] == "identifier corroborated").sum() == 1
     # Without the holders' move, the group stays apart.
-    assert _people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {
+    assert people(cluster_labels(_world(records, links), THRESHOLD, _rules())) == {
         frozenset("XYZ"), frozenset(["A1", "A2", "A3"])}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from small_people import changed, people
 
 from justice.errors import ConfigError
 from justice.link.clerical import ensure_decisions_table
@@ -55,13 +56,6 @@ def _rules(**change) -> dict:
             "identifier_links": [], "strangers": _spec(**change)}
 
 
-def _people(c: dict) -> set[frozenset[str]]:
-    out: dict[int, set[str]] = {}
-    for u, lab in zip(c["unique_id"].tolist(), c["labels"].tolist()):
-        out.setdefault(lab, set()).add(u.split(":")[1])
-    return {frozenset(v) for v in out.values()}
-
-
 # Borrower Q (born 1990): records X and Y hold his PNC ID, X at E2 2BB. Records A and B were
 # given under lender M's name and date of birth (1958): A holds Q's PNC ID and address, and the
 # model joins it to X by the PNC ID; B, with neither, is joined to A by the names. N is M's own
@@ -72,12 +66,7 @@ def _borrowed(**change: dict | None) -> dict[str, dict]:
                "court:A": {"dob": LENDER, "pnc": Q, "postcode": "E2 2BB"},
                "court:B": {"dob": LENDER},
                "court:N": {"dob": LENDER, "postcode": "L1 2QF"}}
-    for k, v in change.items():
-        if v is None:
-            del records[k.replace("_", ":", 1)]
-        else:
-            records[k.replace("_", ":", 1)] = v
-    return records
+    return changed(records, change)
 
 
 LINKS = [("court:X", "prison:Y"), ("court:A", "court:X"), ("court:A", "court:B"), ("court:A", "court:N")]
@@ -85,9 +74,9 @@ LINKS = [("court:X", "prison:Y"), ("court:A", "court:X"), ("court:A", "court:B")
 
 def test_a_lenders_record_among_the_borrowers_goes_out_on_its_own():
     con = _world(_borrowed(), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules(enabled=False))) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules(enabled=False))) == {frozenset("XYABN")}
     c = cluster_labels(con, THRESHOLD, _rules())
-    assert _people(c) == {frozenset("XYAB"), frozenset("N")}
+    assert people(c) == {frozenset("XYAB"), frozenset("N")}
     # Its links stay in the edge list, now between two people, and person_links leaves them out.
     write_person_links(con, THRESHOLD, "run-1", _rules())
     row = con.execute("select cluster_size, links, linked_by from linkage.person_links "
@@ -98,11 +87,11 @@ def test_a_lenders_record_among_the_borrowers_goes_out_on_its_own():
 def test_the_persons_own_record_at_a_new_address_stays():
     # N is given under Q's own date of birth: his identifiers vouch for it, whatever the address.
     con = _world(_borrowed(court_N={"dob": BORROWER, "postcode": "L1 2QF"}), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
     # Born a year from Q's (not far), or one digit from it: his still.
     for dob in ("1991-04-16", "1998-04-16"):
         con = _world(_borrowed(court_N={"dob": dob, "postcode": "L1 2QF"}), LINKS)
-        assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, dob
+        assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, dob
 
 
 def test_a_record_that_meets_the_person_or_holds_an_identifier_stays():
@@ -115,35 +104,35 @@ def test_a_record_that_meets_the_person_or_holds_an_identifier_stays():
         records = _borrowed(court_N=change)
         records["prison:Y"] = {**records["prison:Y"], "days": ["2020-05-03"]}
         con = _world(records, LINKS)
-        assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, change
+        assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, change
     # No address or no date of birth: too little to say it is another's (`needs`).
     for change in ({"dob": LENDER}, {"postcode": "L1 2QF"}):
         con = _world(_borrowed(court_N=change), LINKS)
-        assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, change
+        assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}, change
 
 
 def test_it_goes_only_where_most_of_the_identifiers_give_another_date_of_birth():
     # The identifier holders are X and Y (1990) and A (1958): two of three are far from N's.
     con = _world(_borrowed(), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYAB"), frozenset("N")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYAB"), frozenset("N")}
     # B holds Q's PNC ID too: two of four, half and not most, so N stays.
     con = _world(_borrowed(court_B={"dob": LENDER, "pnc": Q}), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
     # With `share` 0.4, two of four are enough.
-    assert _people(cluster_labels(con, THRESHOLD, _rules(share=0.4))) == {frozenset("XYAB"), frozenset("N")}
+    assert people(cluster_labels(con, THRESHOLD, _rules(share=0.4))) == {frozenset("XYAB"), frozenset("N")}
     # Only the lender's date of birth among the holders: N's date of birth is theirs.
     con = _world(_borrowed(court_X={"dob": LENDER, "pnc": Q, "postcode": "E2 2BB"},
                            prison_Y={"dob": LENDER, "pnc": Q}), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
 
 
 def test_a_system_alias_or_a_clerks_match_holds_it():
     con = _world(_borrowed(court_N={"dob": LENDER, "postcode": "L1 2QF", "same_as": "court:A"}), LINKS)
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
     con = _world(_borrowed(), LINKS)
     con.execute("insert into linkage.clerical_decisions values ('court:A', 'court:N', 'match', 'a clerk', "
                 "now(), null)")
-    assert _people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
+    assert people(cluster_labels(con, THRESHOLD, _rules())) == {frozenset("XYABN")}
 
 
 @pytest.mark.parametrize("change, message", [
