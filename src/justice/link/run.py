@@ -8,7 +8,9 @@ previous run's tables whole):
   weight in the score (mw_<comparison>, term-frequency adjustment included);
 * `person_links`: one row per record: `system`, `record_id` (the keys of truth/records.parquet),
   `person_id`, and the cluster's evidence;
-* `clerical_review`: pairs in the uncertainty band with no decision yet, side by side;
+* `clerical_review`: pairs with no decision yet, side by side: those in the uncertainty band, and
+  those with a linking weight that a hard negative, the clustering rules or a later step put in
+  two people;
 * `clerical_decisions`: reviewers' decisions (never rebuilt; honoured on every run);
 * `person_id_changes`: ids merged into or split from others, per run;
 * `runs`: one row per run (mode, model version, counts, seconds);
