@@ -219,17 +219,15 @@ def unreached_by_keys(con: duckdb.DuckDBPyConnection, home: Path) -> list[str]:
 
 
 def pairwise(labels: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Pairwise precision and recall of a labelling of records against the true person ids."""
-    t = np.unique(truth, return_inverse=True)[1].astype(np.int64)
-    lab = np.unique(labels, return_inverse=True)[1].astype(np.int64)
+    """Pairwise precision and recall of a labelling of records (any labels) against the true
+    person ids (report.pairwise_from_labels, on the two as integer codes)."""
+    from justice.link.report import pairwise_from_labels
 
-    def pairs(keys: np.ndarray) -> int:
-        counts = np.unique(keys, return_counts=True)[1]
-        return int((counts * (counts - 1) // 2).sum())
+    def codes(values: np.ndarray) -> np.ndarray:
+        return np.unique(values, return_inverse=True)[1].astype(np.int64)
 
-    both = pairs(lab * (t.max() + 1) + t)
-    predicted, true = pairs(lab), pairs(t)
-    return (both / predicted if predicted else 1.0), (both / true if true else 1.0)
+    out = pairwise_from_labels(codes(labels), codes(truth))
+    return out["precision"], out["recall"]
 
 
 def _mess_level(home: Path) -> str | None:
@@ -248,13 +246,11 @@ def _kept_pairs(home: Path) -> tuple[list[str], pd.DataFrame]:
     ).fetchall())
     pattern = " || '|' || ".join(f"coalesce(round({c})::varchar, '')" for c in cols) or "''"
     df = con.execute(f"""
+        with t as (select system || ':' || record_id as uid, person_id
+                   from read_parquet('{home / 'truth' / 'records.parquet'}'))
         select p.unique_id_l, p.unique_id_r, p.match_weight as w, {pattern} as pattern,
                (a.person_id = b.person_id)::int as match
-        from wh.linkage.pairs p
-        join (select system || ':' || record_id as uid, person_id
-              from read_parquet('{home / 'truth' / 'records.parquet'}')) a on a.uid = p.unique_id_l
-        join (select system || ':' || record_id as uid, person_id
-              from read_parquet('{home / 'truth' / 'records.parquet'}')) b on b.uid = p.unique_id_r
+        from wh.linkage.pairs p join t a on a.uid = p.unique_id_l join t b on b.uid = p.unique_id_r
     """).df()
     con.close()
     return cols, df
@@ -272,9 +268,9 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         select e.unique_id, e.pred, e.truth, lent.lender,
                e.pnc_core is not null or e.cro_core is not null or e.prison_number is not null as own_id,
                lent.lender is not null and (
-                 exists (select 1 from ev o where o.truth = e.truth and o.unique_id <> e.unique_id
-                         and o.postcode = e.postcode)
-                 and not exists (select 1 from ev o where o.truth = lent.lender and o.postcode = e.postcode)
+                 (exists (select 1 from ev o where o.truth = e.truth and o.unique_id <> e.unique_id
+                          and o.postcode = e.postcode)
+                  and not exists (select 1 from ev o where o.truth = lent.lender and o.postcode = e.postcode))
                  or exists (select 1 from ev o where o.truth = e.truth and o.system <> e.system
                             and list_has_any(o.event_dates, e.event_dates))) as own_evidence
         from ev e left join lent using (unique_id) order by e.unique_id
@@ -301,9 +297,13 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
     right = kept["unique_id_r"].map(index).to_numpy()
     n = len(recs)
 
-    def components(selected: np.ndarray) -> tuple[float, float]:
-        graph = coo_matrix((np.ones(int(selected.sum())), (left[selected], right[selected])), shape=(n, n))
+    def joined(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        """Precision and recall of the connected components of the edges (a, b)."""
+        graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
         return pairwise(connected_components(graph, directed=False)[1], truth)
+
+    def components(selected: np.ndarray) -> tuple[float, float]:
+        return joined(left[selected], right[selected])
 
     out += ["", (f"kept pairs ({len(kept):,}, {int(kept['match'].sum()):,} of them true) joined as connected "
                  "components"), f"{'pairs':72} {'precision':>9} {'recall':>7}"]
@@ -324,18 +324,14 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         select a.unique_id as ul, b.unique_id as ur from ev a join ev b on a.truth = b.truth and a.unique_id < b.unique_id
         join wh.linkage.records l on l.unique_id = a.unique_id join wh.linkage.records r on r.unique_id = b.unique_id
         where {any_rule}""").df()
-    graph = coo_matrix((np.ones(len(blocked)), (blocked["ul"].map(index).to_numpy(), blocked["ur"].map(index).to_numpy())),
-                       shape=(n, n))
-    p, r = pairwise(connected_components(graph, directed=False)[1], truth)
+    p, r = joined(blocked["ul"].map(index).to_numpy(), blocked["ur"].map(index).to_numpy())
     out.append(f"{'true pairs a blocking rule makes, any weight, joined (their reach)':72} {p:>9.4f} {r:>7.4f}")
     level = _mess_level(home)
     train = [h for h in others if h != home and _mess_level(h) == level]
-    if train:
-        fitted = []
-        for other in train:
-            other_cols, df = _kept_pairs(other)
-            if other_cols == cols:
-                fitted.append(df)
+    fitted = [df for other_cols, df in map(_kept_pairs, train) if other_cols == cols]
+    if train and not fitted:
+        out.append(f"(no other home of level {level} scored the same comparisons: no pattern ranking)")
+    if fitted:
         fit = pd.concat(fitted)
         band = np.floor(fit["w"].clip(-5, 30))
         band_rate = fit.groupby(band)["match"].mean()

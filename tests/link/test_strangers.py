@@ -140,8 +140,8 @@ def test_a_system_alias_or_a_clerks_match_holds_it():
     ({"identifiers": "pnc_core"}, "strangers.identifiers must be a list"),
     ({"needs": ["dob", "address"]}, "does not have: \\['address'\\]"),
     ({"far": ""}, "strangers.far must be an SQL condition"),
-    ({"far": "l.date_of_birth <> r.dob"}, "strangers.far condition .* does not run"),
-    ({"evidence": ["l.postcode = r.post_code"]}, "strangers.evidence condition .* does not run"),
+    ({"far": "l.date_of_birth <> r.dob"}, "strangers.far does not run .*date_of_birth"),
+    ({"evidence": ["l.postcode = r.post_code"]}, "strangers.evidence does not run .*post_code"),
     ({"share": 1}, "strangers.share must be a number"),
     ({"share": True}, "strangers.share must be a number"),
 ])

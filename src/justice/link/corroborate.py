@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from justice.errors import ConfigError
 from justice.link import cluster as clustering
 from justice.link.histories import breaks_constraints, cannot_partners
+from justice.link.persons import bind_pair_conditions
 
 BASIS = "identifier corroborated"
 
@@ -160,12 +160,7 @@ class Corroborator:
                  names: clustering.NodeNames | None = None, by_forename: np.ndarray | None = None) -> None:
         # The conditions are bound once here, so one that does not run (a column the records do
         # not have) is a clear error whether or not any people share an identifier.
-        try:
-            con.execute(f"select {' or '.join(f'({e})' for e in evidence)} "
-                        "from linkage.records l, linkage.records r limit 0")
-        except duckdb.Error as exc:
-            raise ConfigError(f"linkage model: identifier_corroboration.evidence does not run on linkage.records "
-                              f"({' or '.join(evidence)}): {str(exc).splitlines()[0]} (link/model.yaml)") from exc
+        bind_pair_conditions(con, evidence, "identifier_corroboration.evidence")
         self.con, self.uid, self.evidence, self.rounds, self.names = con, uid, evidence, rounds, names
         self.partners, self.lifted = cannot_partners(cannot_left, cannot_right, by_forename, names)
         self.key_lists = [np.asarray(k, dtype=object).tolist() for k in keys]

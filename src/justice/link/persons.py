@@ -38,6 +38,27 @@ def constraints(spec: dict) -> dict:
             "strangers": dict(spec.get("strangers") or {})}
 
 
+def strings_setting(value: object, name: str, what: str) -> list[str]:
+    """`value` as a list of at least one non-empty string (`what` they are, for the message), or a
+    ConfigError naming the setting `name` of link/model.yaml."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"linkage model: {name} must be a list of {what}, at least one, not {value!r} "
+                          "(link/model.yaml)")
+    return value
+
+
+def bind_pair_conditions(con: duckdb.DuckDBPyConnection, conditions: list[str], name: str) -> None:
+    """A ConfigError naming the setting `name` and the condition, unless each of `conditions` (SQL
+    on two records, `l` and `r`) binds on linkage.records: checked once, before any record is
+    read, so a wrong column is a clear error whether or not a record would meet it."""
+    for cond in conditions:
+        try:
+            con.execute(f"select 1 from linkage.records l, linkage.records r where ({cond}) limit 0").fetchall()
+        except duckdb.Error as exc:
+            raise ConfigError(f"linkage model: {name} does not run on linkage.records: {cond!r}: "
+                              f"{str(exc).splitlines()[0]} (link/model.yaml)") from exc
+
+
 # What holds an edge (`basis`), as codes in the queries: the model's links, the systems' own
 # alias links, clerical matches, then one code per `identifier_links` rule, then histories.py's.
 BASES = ("model", "system alias", "clerical")
@@ -366,15 +387,14 @@ def cluster_labels(con: duckdb.DuckDBPyConnection, threshold: float, rules: dict
     if apart.get("enabled"):
         # A record only its name and date of birth hold in a person whose identifiers give another
         # date of birth goes out on its own (strangers.py): a lender's record among a borrower's.
-        from justice.link import strangers as stray
+        from justice.link.strangers import strangers
 
-        stray.check(con, apart)
         tied = np.zeros(n, dtype=bool)
         asserted = np.isin(basis, (BASES.index("system alias"), BASES.index("clerical")))
         inside = labels[left] == labels[right]
         tied[left[asserted & inside]] = True
         tied[right[asserted & inside]] = True
-        out = stray.strangers(con, uid, labels, apart, tied)
+        out = strangers(con, uid, labels, apart, tied)
         if len(out):
             # Its edges stay in the list, now between two people (as those a constraint refused).
             labels = labels.copy()
@@ -401,10 +421,7 @@ def _corroborator(con: duckdb.DuckDBPyConnection, uid: np.ndarray, ids: list[np.
     the cannot-link node pairs (left, right, soft, by_forename)."""
     from justice.link.corroborate import Corroborator
 
-    evidence = corr.get("evidence")
-    if not isinstance(evidence, list) or not evidence or not all(isinstance(e, str) and e.strip() for e in evidence):
-        raise ConfigError("linkage model: identifier_corroboration.evidence must be a list of SQL conditions "
-                          f"on l and r, at least one, not {evidence!r} (link/model.yaml)")
+    evidence = strings_setting(corr.get("evidence"), "identifier_corroboration.evidence", "SQL conditions on l and r")
     rounds = corr.get("rounds", 3)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ConfigError(f"linkage model: identifier_corroboration.rounds must be a whole number of 1 or more, "

@@ -30,7 +30,8 @@ This module runs the steps; the pieces it calls are: standardise.py (records), m
 load, score), persons.py (clustering under constraints, then histories.py: people matched by their
 histories, then corroborate.py: people sharing an identifier that their records corroborate, then
 cluster.rejoin_holders: a record to the person who holds its identifier, then corroborate.py
-again; stable person ids), clerical.py (decisions and the review queue), blocking.py (block keys),
+again, then strangers.py: a record only its name holds among another's identifiers; stable person
+ids), clerical.py (decisions and the review queue), blocking.py (block keys),
 ledger.py (`runs`) and store.py (opening the warehouse for linkage).
 """
 

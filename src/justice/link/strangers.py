@@ -35,18 +35,15 @@ import numpy as np
 import pyarrow as pa
 
 from justice.errors import ConfigError
+from justice.link.persons import bind_pair_conditions, strings_setting
 
 
-def _conditions(spec: dict) -> tuple[list[str], list[str], str, list[str], float]:
-    """The step's settings from `spec` (model.yaml's `strangers`), checked."""
-    def strings(key: str) -> list[str]:
-        value = spec.get(key)
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-            raise ConfigError(f"linkage model: strangers.{key} must be a list of at least one string, "
-                              f"not {value!r} (link/model.yaml)")
-        return value
-
-    identifiers, needs, evidence = strings("identifiers"), strings("needs"), strings("evidence")
+def _settings(con: duckdb.DuckDBPyConnection, spec: dict) -> tuple[list[str], list[str], str, list[str], float]:
+    """The step's settings from `spec` (model.yaml's `strangers`), checked against linkage.records:
+    a ConfigError if one is wrong or its SQL does not run, whether or not any record qualifies."""
+    identifiers = strings_setting(spec.get("identifiers"), "strangers.identifiers", "column names")
+    needs = strings_setting(spec.get("needs"), "strangers.needs", "column names")
+    evidence = strings_setting(spec.get("evidence"), "strangers.evidence", "SQL conditions on l and r")
     far = spec.get("far")
     if not isinstance(far, str) or not far.strip():
         raise ConfigError(f"linkage model: strangers.far must be an SQL condition on l and r, not {far!r} "
@@ -55,32 +52,23 @@ def _conditions(spec: dict) -> tuple[list[str], list[str], str, list[str], float
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
         raise ConfigError(f"linkage model: strangers.share must be a number from 0 up to (not including) 1, "
                           f"not {share!r} (link/model.yaml)")
-    return identifiers, needs, far, evidence, float(share)
-
-
-def check(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
-    """A ConfigError now if `spec`'s settings are wrong or its SQL does not run on
-    linkage.records, whether or not any person has such a record."""
-    identifiers, needs, far, evidence, _ = _conditions(spec)
     cols = {r[0] for r in con.execute("describe linkage.records").fetchall()}
     missing = [c for c in identifiers + needs if c not in cols]
     if missing:
         raise ConfigError(f"linkage model: strangers names columns linkage.records does not have: {missing} "
                           "(link/model.yaml)")
-    for name, cond in [("far", far)] + [("evidence", e) for e in evidence]:
-        try:
-            con.execute(f"select 1 from linkage.records l, linkage.records r where ({cond}) limit 0").fetchall()
-        except duckdb.Error as exc:
-            raise ConfigError(f"linkage model: strangers.{name} condition {cond!r} does not run on "
-                              f"linkage.records: {exc} (link/model.yaml)") from exc
+    bind_pair_conditions(con, [far], "strangers.far")
+    bind_pair_conditions(con, evidence, "strangers.evidence")
+    return identifiers, needs, far, evidence, float(share)
 
 
 def strangers(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarray, spec: dict,
               tied: np.ndarray) -> np.ndarray:
     """The nodes (positions in `uid`, the records in unique-id order) that go out on their own
     under `spec` (see the module's docstring), given each node's cluster `labels` and `tied`, a
-    boolean per node: a system alias link or clerical match holds it in its cluster."""
-    identifiers, needs, far, evidence, share = _conditions(spec)
+    boolean per node: a system alias link or clerical match holds it in its cluster. The settings
+    are checked first, whether or not any record qualifies."""
+    identifiers, needs, far, evidence, share = _settings(con, spec)
     labels = np.asarray(labels, dtype=np.int64)
     sizes = np.bincount(labels)
     candidates = sizes[labels] > 1
