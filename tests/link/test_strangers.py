@@ -10,7 +10,7 @@ import pytest
 from small_people import changed, people
 
 from justice.errors import ConfigError
-from justice.link.clerical import ensure_decisions_table
+from justice.link.clerical import ensure_decisions_table, write_review_queue
 from justice.link.persons import cluster_labels, write_person_links
 
 THRESHOLD = 5.0
@@ -82,6 +82,23 @@ def test_a_lenders_record_among_the_borrowers_goes_out_on_its_own():
     row = con.execute("select cluster_size, links, linked_by from linkage.person_links "
                       "where unique_id = 'court:N'").fetchall()
     assert row == [(1, 0, "unlinked")]
+    # Its pair with the borrowed record it was joined by waits in the review queue, kept apart.
+    con.execute("alter table linkage.records add column forename varchar; alter table linkage.records "
+                "add column middle_names varchar; alter table linkage.records add column surname varchar; "
+                "alter table linkage.records add column sex varchar; alter table linkage.records "
+                "add column pnc varchar; alter table linkage.records add column cro varchar")
+    thresholds = {"match_weight": THRESHOLD, "review_low": THRESHOLD - 4, "review_high": THRESHOLD + 4}
+    assert write_review_queue(con, thresholds, _rules()) == 1
+    assert con.execute("select unique_id_l, unique_id_r, reason, current_outcome from linkage.clerical_review"
+                       ).fetchall() == [("court:A", "court:N", "put in two people by the clustering rules",
+                                         "kept apart")]
+    # A clerk's "match" puts it back, and the queue is empty.
+    con.execute("insert into linkage.clerical_decisions values ('court:A', 'court:N', 'match', 'a clerk', "
+                "now(), null)")
+    write_person_links(con, THRESHOLD, "run-2", _rules())
+    assert write_review_queue(con, thresholds, _rules()) == 0
+    assert con.execute("select cluster_size from linkage.person_links where unique_id = 'court:N'"
+                       ).fetchall() == [(5,)]
 
 
 def test_the_persons_own_record_at_a_new_address_stays():

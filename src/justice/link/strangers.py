@@ -85,15 +85,17 @@ def strangers(con: duckdb.DuckDBPyConnection, uid: np.ndarray, labels: np.ndarra
         rows = con.execute(f"""
             with n as (select r.*, s.node, s.label, s.open from linkage.records r
                        join _stranger_nodes s using (unique_id)),
-            x as (select * from n l where l.open and {no_id} and {has})
-            select l.node
-            from x l join n r on r.label = l.label and r.node <> l.node
-            group by l.node
-            having not bool_or({met})
-               and count(*) filter (where ({other_id}) and r.dob is not null) > 0
-               and count(*) filter (where ({other_id}) and r.dob is not null and coalesce(({far}), false))
-                   > {share} * count(*) filter (where ({other_id}) and r.dob is not null)
-            order by l.node
+            x as (select * from n l where l.open and {no_id} and {has}),
+            -- Each candidate against every other record of its person: whether they meet, whether
+            -- the other holds an identifier and a date of birth to compare, and whether it is far.
+            other as (select l.node, coalesce(({met}), false) as met,
+                             coalesce(({other_id}) and ({far}) is not null, false) as holder,
+                             coalesce(({far}), false) as far
+                      from x l join n r on r.label = l.label and r.node <> l.node)
+            select node from other group by node
+            having not bool_or(met) and count(*) filter (where holder) > 0
+               and count(*) filter (where holder and far) > {share} * count(*) filter (where holder)
+            order by node
         """).fetchnumpy()
     finally:
         con.unregister("_stranger_nodes")
