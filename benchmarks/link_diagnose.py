@@ -30,7 +30,10 @@ With `--bounds`, also what the records allow (`bounds`):
   homes of the same mess level are given, the same pairs ranked instead by their comparison
   pattern's true match rate in those other homes (each comparison's weight rounded: a classifier
   fitted on the answer key of other worlds, to see whether the model's fit or the evidence
-  itself is what limits it).
+  itself is what limits it);
+* every candidate pair scored by the home's model (`below_keep`), by match weight: how many are
+  true below `keep_weight`, where the recall the index lacks mostly lies, and how many false
+  pairs stand beside each true one there.
 
 With `--keys`, also: for each candidate blocking key in `CANDIDATE_KEYS` (none of them a rule in
 link/model.yaml), how many of the missed pairs that no scored pair between their two person ids
@@ -41,6 +44,7 @@ index: what a new blocking rule could buy, and at what cost.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
@@ -344,6 +348,59 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         for q in (0.9, 0.95, 0.97, 0.98, 0.99):
             p, r = components(rate >= q)
             out.append(f"{f'pattern match rate >= {q:.2f}':72} {p:>9.4f} {r:>7.4f}")
+    return out + ["", *below_keep(home)]
+
+
+# The weight bands below `keep_weight` in which `below_keep` counts every candidate pair.
+BELOW_BANDS = (-1000.0, -10.0, -6.0, -4.0)
+
+
+def below_keep(home: Path) -> list[str]:
+    """Every candidate pair (the blocking rules' pairs, at any weight) scored by the home's model
+    with the run's own scoring (run._predict, on a read-only warehouse), and counted against the
+    answer key: how many pairs, and how many of them true, in bands of match weight below the
+    model's `keep_weight` and at or above it. The recall the index lacks lies mostly in pairs
+    scored below `keep_weight` or never a candidate; this says how rare the true pairs are there
+    (how many false pairs a linker would have to pass over for each true one)."""
+    from justice.engine import engine_for
+    from justice.link import run
+    from justice.link.model import load_model
+    from justice.link.store import open_warehouse
+    from justice.settings import Settings
+
+    model = load_model(home)[0]
+    keep = float(model["justice"]["thresholds"]["keep_weight"])
+    settings = Settings(home=home)
+    with engine_for(settings) as engine:
+        con = open_warehouse(settings, read_only=True)
+        con.execute("set enable_progress_bar = false")
+        try:
+            table = run._predict(engine, con, model, False, keep=BELOW_BANDS[0], progress=lambda _: None)
+            edges = [*BELOW_BANDS, keep]
+            band = " ".join(f"when p.match_weight < {hi} then {i}" for i, hi in enumerate(edges[1:]))
+            rows = con.execute(f"""
+                with t as (select system || ':' || record_id as uid, person_id
+                           from read_parquet('{home / 'truth' / 'records.parquet'}'))
+                select case {band} else {len(edges) - 1} end as band, count(*),
+                       count(*) filter (where a.person_id = b.person_id)
+                from {table} p join t a on a.uid = p.unique_id_l join t b on b.uid = p.unique_id_r
+                group by 1 order by 1""").fetchall()
+        finally:
+            con.close()
+    counts = {b: (n, t) for b, n, t in rows}
+    names = [f"below {edges[1]:+.0f}", *(f"{lo:+.0f} to {hi:+.0f}" for lo, hi in itertools.pairwise(edges[1:])),
+             f"at or above keep_weight {keep:+.0f}"]
+    total = sum(n for n, _ in counts.values())
+    out = [f"every candidate pair scored ({total:,}), by match weight",
+           f"{'weight':40} {'pairs':>9} {'true':>8} {'true share':>10} {'false per true':>14}"]
+    for i, name in enumerate(names):
+        n, t = counts.get(i, (0, 0))
+        out.append(f"{name:40} {n:>9,} {t:>8,} {t / n if n else 0:>10.4f} "
+                   f"{(n - t) / t if t else float('nan'):>14.1f}")
+    n = sum(counts.get(i, (0, 0))[0] for i in range(len(names) - 1))
+    t = sum(counts.get(i, (0, 0))[1] for i in range(len(names) - 1))
+    out.append(f"{'below keep_weight, all':40} {n:>9,} {t:>8,} {t / n if n else 0:>10.4f} "
+               f"{(n - t) / t if t else float('nan'):>14.1f}")
     return out
 
 

@@ -121,6 +121,34 @@ def test_the_bounds_count_what_a_plain_count_does(link_diagnose, linked_home):
     assert every[0] == 1.0 and reach[1] <= every[1] <= 1.0
     assert "pattern match rate" not in text  # no other home of its level was given
 
+    # Every candidate pair scored: the band at or above keep_weight is the kept pairs; the true
+    # pairs of all bands are the true pairs a blocking rule's SQL holds for (the rules' own
+    # conditions, not the block keys the scoring used).
+    block = text[text.index("every candidate pair scored"):].splitlines()
+    bands = {line[:40].strip(): [float(v.replace(",", "")) for v in line[40:].split()]
+             for line in block[2:] if line.strip()}
+    at_keep = next(v for k, v in bands.items() if k.startswith("at or above keep_weight"))
+    assert at_keep[:2] == [len(kept), sum(truth[a] == truth[b] for a, b, _ in kept)]
+    below = bands.pop("below keep_weight, all")
+    assert below[:2] == [sum(v[0] for k, v in bands.items() if v is not at_keep),
+                         sum(v[1] for k, v in bands.items() if v is not at_keep)]
+    assert int(block[0].split("(")[1].split(")")[0].replace(",", "")) == sum(v[0] for v in bands.values())
+    from justice.link.blocking import rule_texts
+    from justice.link.model import load_model
+
+    any_rule = " or ".join(f"coalesce(({r}), false)" for r in rule_texts(load_model(home)[0]))
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    true_candidates = con.execute(f"""
+        with t as (select system || ':' || record_id as uid, person_id
+                   from read_parquet('{home / 'truth' / 'records.parquet'}'))
+        select count(*) from t a join t b on a.person_id = b.person_id and a.uid < b.uid
+        join wh.linkage.records l on l.unique_id = a.uid join wh.linkage.records r on r.unique_id = b.uid
+        where {any_rule}""").fetchall()[0][0]
+    con.close()
+    assert sum(v[1] for v in bands.values()) == true_candidates
+    assert below[1] > 0 and below[1] / below[0] < at_keep[1] / at_keep[0]
+
 
 def test_the_pattern_ranking_reads_the_other_homes_of_the_level(link_diagnose, linked_home, tmp_path):
     from homes import copy_home
