@@ -31,6 +31,8 @@ With `--bounds`, also what the records allow (`bounds`):
   pattern's true match rate in those other homes (each comparison's weight rounded: a classifier
   fitted on the answer key of other worlds, to see whether the model's fit or the evidence
   itself is what limits it);
+* the index clustered again at link thresholds from +0 to +20 (`sweep`: every pass after scoring,
+  as `justice link report` draws it), its own trade-off of precision against recall;
 * every candidate pair scored by the home's model (`below_keep`), by match weight: how many are
   true below `keep_weight`, where the recall the index lacks mostly lies, and how many false
   pairs stand beside each true one there.
@@ -348,7 +350,32 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         for q in (0.9, 0.95, 0.97, 0.98, 0.99):
             p, r = components(rate >= q)
             out.append(f"{f'pattern match rate >= {q:.2f}':72} {p:>9.4f} {r:>7.4f}")
-    return out + ["", *below_keep(home)]
+    return out + ["", *sweep(home), "", *below_keep(home)]
+
+
+# The link thresholds at which `sweep` clusters the index again.
+SWEEP = (0.0, 4.0, 8.0, 12.0, 16.0, 20.0)
+
+
+def sweep(home: Path) -> list[str]:
+    """The index's own trade-off: the kept pairs clustered again at each of `SWEEP`, by every pass
+    after scoring and the model's constraints (report.threshold_sweep, as `justice link report`
+    draws it), precision and recall against the answer key."""
+    from justice.link import report
+    from justice.link.model import load_model
+    from justice.link.store import open_warehouse
+    from justice.settings import Settings
+
+    model = load_model(home)[0]
+    con = open_warehouse(Settings(home=home), read_only=True)
+    try:
+        rows = report.threshold_sweep(con, home / "truth", report.model_constraints(model), thresholds=SWEEP)
+    finally:
+        con.close()
+    out = ["the index clustered again at each link threshold (every pass after scoring)",
+           f"{'link threshold':72} {'precision':>9} {'recall':>7}"]
+    out += [f"{r['threshold']:<+72.2f} {r['precision']:>9.4f} {r['recall']:>7.4f}" for r in rows]
+    return out
 
 
 # The weight bands below `keep_weight` in which `below_keep` counts every candidate pair.

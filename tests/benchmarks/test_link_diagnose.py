@@ -173,3 +173,27 @@ def test_the_pattern_ranking_reads_the_other_homes_of_the_level(link_diagnose, l
     # A home of another mess level is not read.
     (tmp_path / "twin" / "truth" / "params.json").write_text('{"mess": "low"}')
     assert "pattern match rate" not in link_diagnose.diagnose(home, bounds_from=[home, twin])
+
+
+def test_the_sweep_at_the_models_threshold_is_the_index(link_diagnose, linked_home, monkeypatch):
+    """Clustered again at the model's own link threshold, the kept pairs give the index's own
+    precision and recall (every pass after scoring is run again); a higher threshold never gives
+    more recall."""
+    from justice.link.model import load_model
+
+    home = linked_home.home
+    threshold = float(load_model(home)[0]["justice"]["thresholds"]["match_weight"])
+    monkeypatch.setattr(link_diagnose, "SWEEP", (threshold, threshold + 10.0))
+    lines = link_diagnose.sweep(home)
+    rows = [tuple(float(v) for v in line.split()) for line in lines[2:]]
+    assert [r[0] for r in rows] == pytest.approx([threshold, threshold + 10.0], abs=0.005)
+    con = duckdb.connect()
+    con.execute(f"attach '{home / 'warehouse.duckdb'}' as wh (read_only)")
+    recs = con.execute(f"""
+        select r.unique_id, l.person_id as pred, t.person_id as truth
+        from wh.linkage.person_links l join read_parquet('{home / 'truth' / 'records.parquet'}') t
+        using (system, record_id) join wh.linkage.records r using (unique_id)""").df()
+    con.close()
+    index = _pairs_pr(dict(zip(recs["unique_id"], recs["pred"])), dict(zip(recs["unique_id"], recs["truth"])))
+    assert rows[0][1:] == pytest.approx(index, abs=5e-5)
+    assert rows[1][2] <= rows[0][2]

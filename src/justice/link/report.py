@@ -279,7 +279,7 @@ def write_report(settings: Settings) -> Path:
             quality = ev.evaluate(con, truth_dir)
             figures["quality"] = quality
             figures["mess"] = mess_recall(con)
-            sweep = threshold_sweep(con, truth_dir, _constraints(model))
+            sweep = threshold_sweep(con, truth_dir, model_constraints(model))
             figures["threshold_sweep"] = sweep
         else:
             weights = np.asarray(con.execute("select match_weight from linkage.pairs").fetchnumpy()["match_weight"],
@@ -346,5 +346,7 @@ def write_report(settings: Settings) -> Path:
     return path
 
 
-def _constraints(model: dict) -> dict:
+def model_constraints(model: dict) -> dict:
+    """The clustering rules a trained model keeps (`persons.constraints` of its spec), or, for a
+    model saved before it kept them, those of link/model.yaml."""
     return model["justice"].get("constraints") or constraints(mdl.load_model_spec())
