@@ -334,7 +334,9 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
     out.append(f"{'true pairs a blocking rule makes, any weight, joined (their reach)':72} {p:>9.4f} {r:>7.4f}")
     level = _mess_level(home)
     train = [h for h in others if h != home and _mess_level(h) == level]
-    fitted = [df for other_cols, df in map(_kept_pairs, train) if other_cols == cols]
+    loaded = [(h, *_kept_pairs(h)) for h in train]
+    fitted = [df for _, other_cols, df in loaded if other_cols == cols]
+    alike = [h for h, other_cols, _ in loaded if other_cols == cols]
     if train and not fitted:
         out.append(f"(no other home of level {level} scored the same comparisons: no pattern ranking)")
     if fitted:
@@ -350,7 +352,7 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         for q in (0.9, 0.95, 0.97, 0.98, 0.99):
             p, r = components(rate >= q)
             out.append(f"{f'pattern match rate >= {q:.2f}':72} {p:>9.4f} {r:>7.4f}")
-    return out + ["", *sweep(home), "", *below_keep(home)]
+    return out + ["", *sweep(home), "", *below_keep(home, alike)]
 
 
 # The link thresholds at which `sweep` clusters the index again.
@@ -382,13 +384,12 @@ def sweep(home: Path) -> list[str]:
 BELOW_BANDS = (-1000.0, -10.0, -6.0, -4.0)
 
 
-def below_keep(home: Path) -> list[str]:
-    """Every candidate pair (the blocking rules' pairs, at any weight) scored by the home's model
-    with the run's own scoring (run._predict, on a read-only warehouse), and counted against the
-    answer key: how many pairs, and how many of them true, in bands of match weight below the
-    model's `keep_weight` and at or above it. The recall the index lacks lies mostly in pairs
-    scored below `keep_weight` or never a candidate; this says how rare the true pairs are there
-    (how many false pairs a linker would have to pass over for each true one)."""
+def _scored_below(home: Path) -> tuple[float, list[tuple], pd.DataFrame]:
+    """Every candidate pair of `home` scored by its model (run._predict, the weight floor at
+    BELOW_BANDS[0], on a read-only warehouse): its `keep_weight`; (band, pairs, true pairs) per
+    band of BELOW_BANDS and keep_weight; and the pairs below keep_weight counted by comparison
+    pattern (each comparison's weight rounded), whether the two records are one true person's
+    (`match`) and whether the index holds them as two people (`apart`)."""
     from justice.engine import engine_for
     from justice.link import run
     from justice.link.model import load_model
@@ -405,15 +406,40 @@ def below_keep(home: Path) -> list[str]:
             table = run._predict(engine, con, model, False, keep=BELOW_BANDS[0], progress=lambda _: None)
             edges = [*BELOW_BANDS, keep]
             band = " ".join(f"when p.match_weight < {hi} then {i}" for i, hi in enumerate(edges[1:]))
-            rows = con.execute(f"""
+            cols = sorted(c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()
+                          if c.startswith("mw_") and not c.startswith("mw_tf_adj_"))
+            pattern = " || '|' || ".join(f"coalesce(round(p.{c})::varchar, '')" for c in cols) or "''"
+            con.execute(f"""
+                create temp table _below as
                 with t as (select system || ':' || record_id as uid, person_id
                            from read_parquet('{home / 'truth' / 'records.parquet'}'))
-                select case {band} else {len(edges) - 1} end as band, count(*),
-                       count(*) filter (where a.person_id = b.person_id)
+                select case {band} else {len(edges) - 1} end as band, p.match_weight < {keep} as below,
+                       {pattern} as pattern, a.person_id = b.person_id as match,
+                       la.person_id <> lb.person_id as apart
                 from {table} p join t a on a.uid = p.unique_id_l join t b on b.uid = p.unique_id_r
-                group by 1 order by 1""").fetchall()
+                join linkage.person_links la on la.system || ':' || la.record_id = p.unique_id_l
+                join linkage.person_links lb on lb.system || ':' || lb.record_id = p.unique_id_r""")
+            rows = con.execute("select band, count(*), count(*) filter (where match) from _below "
+                               "group by 1 order by 1").fetchall()
+            patterns = con.execute("select pattern, match, apart, count(*) as n from _below where below "
+                                   "group by all").df()
         finally:
             con.close()
+    return keep, rows, patterns
+
+
+def below_keep(home: Path, train: list[Path] = ()) -> list[str]:
+    """Every candidate pair (the blocking rules' pairs, at any weight) scored by the home's model
+    with the run's own scoring, and counted against the answer key: how many pairs, and how many
+    of them true, in bands of match weight below the model's `keep_weight` and at or above it. The
+    recall the index lacks lies in pairs scored below `keep_weight` or never a candidate; this
+    says how rare the true pairs are there (how many false pairs a linker would have to pass over
+    for each true one). With `train` (other homes of the same mess level), the pairs below
+    `keep_weight` that the index holds as two people, ranked by their comparison pattern's true
+    match rate in those homes (a classifier fitted on the answer key of other worlds): how many
+    true and false pairs each rate would pick out."""
+    keep, rows, patterns = _scored_below(home)
+    edges = [*BELOW_BANDS, keep]
     counts = {b: (n, t) for b, n, t in rows}
     names = [f"below {edges[1]:+.0f}", *(f"{lo:+.0f} to {hi:+.0f}" for lo, hi in itertools.pairwise(edges[1:])),
              f"at or above keep_weight {keep:+.0f}"]
@@ -428,6 +454,23 @@ def below_keep(home: Path) -> list[str]:
     t = sum(counts.get(i, (0, 0))[1] for i in range(len(names) - 1))
     out.append(f"{'below keep_weight, all':40} {n:>9,} {t:>8,} {t / n if n else 0:>10.4f} "
                f"{(n - t) / t if t else float('nan'):>14.1f}")
+    if not train:
+        return out
+    fit = pd.concat([_scored_below(h)[2] for h in train])
+    fit = fit.assign(t=fit["n"] * fit["match"]).groupby("pattern")[["t", "n"]].sum()
+    prior = float(fit["t"].sum() / fit["n"].sum()) if fit["n"].sum() else 0.0
+    apart = patterns[patterns["apart"]]
+    rate = ((apart["pattern"].map(fit["t"]).fillna(0) + 5 * prior)
+            / (apart["pattern"].map(fit["n"]).fillna(0) + 5))
+    true_apart = int(apart.loc[apart["match"], "n"].sum())
+    out += ["", (f"below keep_weight and held as two people by the index: {true_apart:,} true pairs, "
+                 f"{int(apart.loc[~apart['match'], 'n'].sum()):,} false; ranked by the pattern's true "
+                 f"match rate below keep_weight in {len(train)} other home(s) of the level"),
+            f"{'pattern match rate':40} {'true':>9} {'false':>8}"]
+    for q in (0.5, 0.7, 0.9):
+        picked = apart[(rate >= q).to_numpy()]
+        out.append(f"{f'>= {q:.1f}':40} {int(picked.loc[picked['match'], 'n'].sum()):>9,} "
+                   f"{int(picked.loc[~picked['match'], 'n'].sum()):>8,}")
     return out
 
 

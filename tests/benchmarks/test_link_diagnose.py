@@ -170,9 +170,23 @@ def test_the_pattern_ranking_reads_the_other_homes_of_the_level(link_diagnose, l
     rows = [_row(text, f"pattern match rate >= {q:.2f}") for q in (0.9, 0.95, 0.97, 0.98, 0.99)]
     # Stricter rates keep fewer pairs: recall never rises.
     assert all(a[1] >= b[1] for a, b in itertools.pairwise(rows))
+    # Below keep_weight: the true pairs the index holds as two people are the missed pairs the
+    # stages' table finds blocked but scored below keep_weight (its own count, from the blocking
+    # rules' SQL and the stored pairs); each stricter rate picks out no more pairs.
+    header = re.search(r"below keep_weight and held as two people by the index: ([\d,]+) true pairs, ([\d,]+) false; "
+                       r"ranked by the pattern's true match rate below keep_weight in 1 other home", text)
+    assert header, text
+    stage = next(x for x in text.splitlines() if x.startswith("blocked, scored below keep_weight"))
+    assert int(header[1].replace(",", "")) == int(stage.split()[-3].replace(",", ""))
+    picked = [tuple(int(v.replace(",", "")) for v in x.split()[-2:])
+              for x in text.splitlines() if re.match(r">= 0\.[579] ", x)]
+    assert len(picked) == 3
+    assert all(a[0] >= b[0] and a[1] >= b[1] for a, b in itertools.pairwise(picked))
+    assert picked[0][0] <= int(header[1].replace(",", "")) and picked[0][1] <= int(header[2].replace(",", ""))
     # A home of another mess level is not read.
     (tmp_path / "twin" / "truth" / "params.json").write_text('{"mess": "low"}')
-    assert "pattern match rate" not in link_diagnose.diagnose(home, bounds_from=[home, twin])
+    text = link_diagnose.diagnose(home, bounds_from=[home, twin])
+    assert "pattern match rate" not in text and "held as two people" not in text
 
 
 def test_the_sweep_at_the_models_threshold_is_the_index(link_diagnose, linked_home, monkeypatch):
