@@ -61,7 +61,8 @@ def _simulate_candidates(params: SimulationParams, w: dict, n: int, salt: int,
     entry = rng["people"].integers(start, end + 1, n)
     people = people_mod.make_people(rng["people"], n, entry, w, pools, postcodes)
     entry = people_mod.add_twins_and_namesakes(rng["people"], people, entry,
-                                               w["population"]["twin_share"], 0.003, pools)
+                                               w["population"]["twin_share"],
+                                               w["population"]["namesake_share"], pools)
     episodes, offences = careers.simulate_careers(rng["careers"], people, entry, w, end,
                                                   ref.day_number(params.start))
     return people, episodes, offences
