@@ -46,6 +46,7 @@ index: what a new blocking rule could buy, and at what cost.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 from pathlib import Path
@@ -241,6 +242,26 @@ def _mess_level(home: Path) -> str | None:
     return json.loads(params.read_text()).get("mess") if params.exists() else None
 
 
+def _truth_ids_sql(home: Path) -> str:
+    """SQL for each record of `home`'s answer key: its unique id (`uid`) and true `person_id`."""
+    return (f"select system || ':' || record_id as uid, person_id "
+            f"from read_parquet('{home / 'truth' / 'records.parquet'}')")
+
+
+def _pattern_sql(cols: list[str], alias: str = "") -> str:
+    """SQL for a pair's comparison pattern: each of `cols` (comparison weights) rounded to a whole
+    number, joined by '|'."""
+    return " || '|' || ".join(f"coalesce(round({alias}{c})::varchar, '')" for c in cols) or "''"
+
+
+def _pattern_rate(patterns: pd.Series, hits: pd.Series, counts: pd.Series, prior) -> pd.Series:
+    """Each of `patterns`' true match rate in other homes (`hits` true of `counts` pairs, indexed
+    by pattern), pulled toward `prior` as if by five more pairs (a pattern unseen there gets the
+    prior)."""
+    return (patterns.map(hits).fillna(0) + 5 * prior) / (patterns.map(counts).fillna(0) + 5)
+
+
+@functools.cache
 def _kept_pairs(home: Path) -> tuple[list[str], pd.DataFrame]:
     """The comparison columns of `home`'s kept pairs, and the pairs with their match weight, true
     match (0 or 1) and comparison pattern (each comparison's weight rounded to a whole number)."""
@@ -250,11 +271,9 @@ def _kept_pairs(home: Path) -> tuple[list[str], pd.DataFrame]:
         "select column_name from information_schema.columns where table_catalog = 'wh' "
         "and table_schema = 'linkage' and table_name = 'pairs' and starts_with(column_name, 'mw_')"
     ).fetchall())
-    pattern = " || '|' || ".join(f"coalesce(round({c})::varchar, '')" for c in cols) or "''"
     df = con.execute(f"""
-        with t as (select system || ':' || record_id as uid, person_id
-                   from read_parquet('{home / 'truth' / 'records.parquet'}'))
-        select p.unique_id_l, p.unique_id_r, p.match_weight as w, {pattern} as pattern,
+        with t as ({_truth_ids_sql(home)})
+        select p.unique_id_l, p.unique_id_r, p.match_weight as w, {_pattern_sql(cols, "p.")} as pattern,
                (a.person_id = b.person_id)::int as match
         from wh.linkage.pairs p join t a on a.uid = p.unique_id_l join t b on b.uid = p.unique_id_r
     """).df()
@@ -345,8 +364,7 @@ def bounds(con: duckdb.DuckDBPyConnection, home: Path, others: list[Path]) -> li
         band_rate = fit.groupby(band)["match"].mean()
         stats = fit.groupby("pattern")["match"].agg(["sum", "count"])
         prior = np.floor(kept["w"].clip(-5, 30)).map(band_rate).fillna(0.5)
-        rate = ((kept["pattern"].map(stats["sum"]).fillna(0) + 5 * prior)
-                / (kept["pattern"].map(stats["count"]).fillna(0) + 5)).to_numpy()
+        rate = _pattern_rate(kept["pattern"], stats["sum"], stats["count"], prior).to_numpy()
         out.append(f"ranked by the pattern's true match rate in {len(fitted)} other home(s) of level {level} "
                    f"({len(stats):,} patterns)")
         for q in (0.9, 0.95, 0.97, 0.98, 0.99):
@@ -384,6 +402,7 @@ def sweep(home: Path) -> list[str]:
 BELOW_BANDS = (-1000.0, -10.0, -6.0, -4.0)
 
 
+@functools.cache
 def _scored_below(home: Path) -> tuple[float, list[tuple], pd.DataFrame]:
     """Every candidate pair of `home` scored by its model (run._predict, the weight floor at
     BELOW_BANDS[0], on a read-only warehouse): its `keep_weight`; (band, pairs, true pairs) per
@@ -408,13 +427,11 @@ def _scored_below(home: Path) -> tuple[float, list[tuple], pd.DataFrame]:
             band = " ".join(f"when p.match_weight < {hi} then {i}" for i, hi in enumerate(edges[1:]))
             cols = sorted(c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()
                           if c.startswith("mw_") and not c.startswith("mw_tf_adj_"))
-            pattern = " || '|' || ".join(f"coalesce(round(p.{c})::varchar, '')" for c in cols) or "''"
             con.execute(f"""
                 create temp table _below as
-                with t as (select system || ':' || record_id as uid, person_id
-                           from read_parquet('{home / 'truth' / 'records.parquet'}'))
+                with t as ({_truth_ids_sql(home)})
                 select case {band} else {len(edges) - 1} end as band, p.match_weight < {keep} as below,
-                       {pattern} as pattern, a.person_id = b.person_id as match,
+                       {_pattern_sql(cols, "p.")} as pattern, a.person_id = b.person_id as match,
                        la.person_id <> lb.person_id as apart
                 from {table} p join t a on a.uid = p.unique_id_l join t b on b.uid = p.unique_id_r
                 join linkage.person_links la on la.system || ':' || la.record_id = p.unique_id_l
@@ -460,8 +477,7 @@ def below_keep(home: Path, train: list[Path] = ()) -> list[str]:
     fit = fit.assign(t=fit["n"] * fit["match"]).groupby("pattern")[["t", "n"]].sum()
     prior = float(fit["t"].sum() / fit["n"].sum()) if fit["n"].sum() else 0.0
     apart = patterns[patterns["apart"]]
-    rate = ((apart["pattern"].map(fit["t"]).fillna(0) + 5 * prior)
-            / (apart["pattern"].map(fit["n"]).fillna(0) + 5))
+    rate = _pattern_rate(apart["pattern"], fit["t"], fit["n"], prior)
     true_apart = int(apart.loc[apart["match"], "n"].sum())
     out += ["", (f"below keep_weight and held as two people by the index: {true_apart:,} true pairs, "
                  f"{int(apart.loc[~apart['match'], 'n'].sum()):,} false; ranked by the pattern's true "
