@@ -296,3 +296,16 @@ def test_label_columns_share_one_string_object_per_label(small_world):
     nan = np.array(["a", "b"] * 5_000, dtype=object)
     nan[1] = float("nan")  # a sample takes every fifth row
     assert _shared_labels(nan) is nan
+
+
+@pytest.mark.parametrize("share, says", [(0.6, "population.namesake_share must be between 0.0 and 0.5"),
+                                         ("many", "population.namesake_share must be a number")])
+def test_a_namesake_share_no_world_can_hold_is_refused_with_the_key_named(tmp_path, share, says):
+    from justice.errors import SimulationError
+    from justice.sim.params import SimulationParams
+    from justice.sim.world import simulate
+
+    world_file = tmp_path / "world.yaml"
+    world_file.write_text(f"population:\n  namesake_share: {share}\n", encoding="utf-8")
+    with pytest.raises(SimulationError, match=says):
+        simulate(SimulationParams(persons=200, seed=1, world_file=str(world_file)))

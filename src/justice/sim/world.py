@@ -62,7 +62,9 @@ def _simulate_candidates(params: SimulationParams, w: dict, n: int, salt: int,
     people = people_mod.make_people(rng["people"], n, entry, w, pools, postcodes)
     entry = people_mod.add_twins_and_namesakes(rng["people"], people, entry,
                                                w["population"]["twin_share"],
-                                               w["population"]["namesake_share"], pools)
+                                               # Half the free people at most copy the other half.
+                                               one_offs.world_number(w["population"], "namesake_share",
+                                                                     0.0, 0.5, "population"), pools)
     episodes, offences = careers.simulate_careers(rng["careers"], people, entry, w, end,
                                                   ref.day_number(params.start))
     return people, episodes, offences
