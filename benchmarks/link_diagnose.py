@@ -498,6 +498,14 @@ def main() -> None:
     parser.add_argument("homes", type=Path, nargs="+")
     args = parser.parse_args()
     for home in args.homes:
+        # A linked home with its answer key: say which home lacks what, before any table is read.
+        from justice.link.model import load_model
+
+        if not (home / "warehouse.duckdb").exists() or load_model(home) is None:
+            parser.error(f"{home}: not a linked home (no warehouse or linkage model): run `justice link` there first")
+        if not (home / "truth" / "records.parquet").exists():
+            parser.error(f"{home}: no answer key (truth/records.parquet): only a simulated world can be diagnosed")
+    for home in args.homes:
         print(diagnose(home, keys=args.keys, bounds_from=args.homes if args.bounds else None))
         print()
 

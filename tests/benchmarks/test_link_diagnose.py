@@ -211,3 +211,22 @@ def test_the_sweep_at_the_models_threshold_is_the_index(link_diagnose, linked_ho
     index = _pairs_pr(dict(zip(recs["unique_id"], recs["pred"])), dict(zip(recs["unique_id"], recs["truth"])))
     assert rows[0][1:] == pytest.approx(index, abs=5e-5)
     assert rows[1][2] <= rows[0][2]
+
+
+def test_a_home_it_cannot_diagnose_is_refused_with_the_home_named(link_diagnose, linked_home, tmp_path,
+                                                                   monkeypatch, capsys):
+    import sys
+
+    from homes import copy_home
+
+    def refused(home) -> str:
+        monkeypatch.setattr(sys, "argv", ["link_diagnose.py", str(home)])
+        with pytest.raises(SystemExit) as exit_:
+            link_diagnose.main()
+        assert exit_.value.code == 2
+        return capsys.readouterr().err
+
+    assert f"{tmp_path / 'empty'}: not a linked home" in refused(tmp_path / "empty")
+    real = copy_home(linked_home, tmp_path / "real").home
+    (real / "truth" / "records.parquet").unlink()
+    assert f"{real}: no answer key" in refused(real)
